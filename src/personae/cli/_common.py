@@ -1,0 +1,111 @@
+"""Options and helpers shared by the commands. Only the CLI prints."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any, TextIO
+
+__all__ = ["Progress", "add_data_options", "add_model_options", "build_lm", "load_data", "prepare_environment"]
+
+
+def add_model_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("model")
+    group.add_argument("--model", default="local",
+                       help="'local' (embedded SmolLM2-135M, offline) or a LiteLLM model string "
+                            "such as openai/gpt-4o-mini (default: local)")
+    group.add_argument("--api-base", help="base URL of an OpenAI-compatible server, e.g. http://127.0.0.1:8000/v1")
+    group.add_argument("--api-key", help="API key (default: the provider's usual environment variable)")
+    group.add_argument("--temperature", type=float, default=0.0, help="sampling temperature (default 0)")
+    group.add_argument("--max-tokens", type=int, default=None, help="completion token cap per call")
+    group.add_argument("--concurrency", type=int, default=None,
+                       help="parallel LM calls (default 1 for the local model, 8 otherwise)")
+    group.add_argument("--max-attempts", type=int, default=3,
+                       help="tries per item before it is recorded as failed (default 3)")
+    group.add_argument("--lm-retries", type=int, default=3,
+                       help="retries of transient LM errors (rate limits, timeouts, 5xx) with backoff (default 3)")
+    group.add_argument("--cache-dir", default=None,
+                       help="DSPy request cache folder (default: $DSPY_CACHEDIR or ~/.cache/personae/dspy)")
+    group.add_argument("--no-cache", action="store_true", help="do not read or write the request cache")
+
+
+def add_data_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("data", help="preference data: .jsonl(.gz), .json, .csv, .parquet, a datasets folder or hub id")
+    parser.add_argument("--columns", default=None,
+                        help="column mapping, e.g. prompt=question,chosen=good,rejected=bad")
+    parser.add_argument("--split", default=None, help="split of a datasets source to read")
+    parser.add_argument("--limit", type=int, default=None, help="use only the first N valid records")
+    parser.add_argument("--skip-invalid", action="store_true",
+                        help="skip malformed records (reported with their reasons) instead of stopping")
+
+
+def prepare_environment(args: argparse.Namespace) -> None:
+    """Settings that must be in place before DSPy or LiteLLM are imported."""
+    os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+    cache_dir = getattr(args, "cache_dir", None)
+    if cache_dir:
+        os.environ["DSPY_CACHEDIR"] = str(Path(cache_dir).expanduser())
+    else:
+        os.environ.setdefault("DSPY_CACHEDIR", str(Path("~/.cache/personae/dspy").expanduser()))
+
+
+def parse_columns(spec: str | None) -> dict[str, str] | None:
+    from personae.errors import ConfigError
+
+    if not spec:
+        return None
+    mapping = {}
+    for part in spec.split(","):
+        key, sep, value = part.partition("=")
+        if not sep or not key.strip() or not value.strip():
+            raise ConfigError(f"--columns expects name=column pairs separated by commas, got {part!r}")
+        mapping[key.strip()] = value.strip()
+    return mapping
+
+
+def load_data(args: argparse.Namespace, err: TextIO = sys.stderr) -> Any:
+    from personae.data import load_preferences
+
+    data = load_preferences(args.data, columns=parse_columns(args.columns), split=args.split,
+                            skip_invalid=args.skip_invalid, limit=args.limit)
+    if data.skipped:
+        print(f"personae: {data.skipped_summary()}", file=err)
+    return data
+
+
+def build_lm(args: argparse.Namespace) -> Any:
+    from personae.lm import get_lm, is_local
+
+    if args.concurrency is None:
+        args.concurrency = 1 if is_local(args.model) else 8
+    return get_lm(args.model, api_base=args.api_base, api_key=args.api_key, temperature=args.temperature,
+                  max_tokens=args.max_tokens, cache=not args.no_cache, num_retries=args.lm_retries)
+
+
+class Progress:
+    """A one-line progress counter on stderr (redrawn on a terminal, sparse lines otherwise)."""
+
+    def __init__(self, label: str, stream: TextIO = sys.stderr, *, quiet: bool = False) -> None:
+        self.label = label
+        self.stream = stream
+        self.quiet = quiet
+        self.tty = stream.isatty()
+        self.start = time.perf_counter()
+        self._last = -1.0
+
+    def __call__(self, done: int, total: int) -> None:
+        if self.quiet:
+            return
+        now = time.perf_counter()
+        if not self.tty and done < total and now - self._last < 10:
+            return
+        self._last = now
+        line = f"{self.label}: {done}/{total} ({now - self.start:.0f} s)"
+        if self.tty:
+            self.stream.write("\r" + line + ("\n" if done >= total else ""))
+        else:
+            self.stream.write(line + "\n")
+        self.stream.flush()

@@ -1,0 +1,80 @@
+"""``personae demo``: the whole method on a small packaged data set, offline by default."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import textwrap
+import time
+from typing import Any
+
+from personae.cli._common import add_model_options, build_lm
+
+
+def register(sub: Any) -> None:
+    parser = sub.add_parser(
+        "demo",
+        help="infer and test personas for the users of a small packaged data set",
+        description="For each user: infer personas of earlier pairs, synthesize the user's persona from "
+                    "verified reasoning on the earlier pairs, and judge the later pairs with and without it.",
+    )
+    parser.add_argument("--data", default=None, help="another preference file to run the demo on")
+    parser.add_argument("--users", type=int, default=None, help="only the first N users")
+    parser.add_argument("--train-fraction", type=float, default=0.5,
+                        help="share of each user's prompts (in order) used to build the persona (default 0.5)")
+    add_model_options(parser)
+    parser.set_defaults(run=run, max_attempts=2)
+
+
+def _pct(report: Any) -> str:
+    return f"{report.accuracy:.0%} ({report.correct}/{report.total})"
+
+
+def run(args: argparse.Namespace) -> int:
+    from personae.data import load_preferences
+    from personae.lm import is_local
+    from personae.pipelines import run_demo
+
+    data = load_preferences(args.data) if args.data else None
+    lm = build_lm(args)
+    if is_local(args.model):
+        print("Running on the embedded SmolLM2-135M model (offline). A model this small judges at about "
+              "chance level:\nthe run shows the pipeline working, not what personas are worth. "
+              "Use --model with a real LLM for that.\n")
+    start = time.perf_counter()
+
+    def show(user: Any) -> None:
+        print(f"[{user.user_id}] persona from {user.verified}/{user.n_train} verified traces, "
+              f"tested on {user.n_test} later pairs ({user.cost.seconds:.0f} s)", file=sys.stderr)
+
+    users = run_demo(data, lm=lm, users=args.users, train_fraction=args.train_fraction,
+                     max_attempts=args.max_attempts, on_user=show)
+    width = 48
+    header = f"{'user':<8} {'persona':<{width}} {'no persona':>13} {'with persona':>13} {'calls':>6} {'tokens':>8} {'seconds':>8}"
+    print(header)
+    print("-" * len(header))
+    for user in users:
+        lines = textwrap.wrap(user.persona or "(none: no verified traces)", width) or [""]
+        if len(lines) > 3:
+            lines = lines[:3]
+            lines[-1] = lines[-1][: width - 3] + "..."
+        print(f"{user.user_id:<8} {lines[0]:<{width}} {_pct(user.without_persona):>13} {_pct(user.with_persona):>13} "
+              f"{user.cost.lm_calls:>6} {user.cost.total_tokens:>8} {user.cost.seconds:>8.1f}")
+        for line in lines[1:]:
+            print(f"{'':<8} {line}")
+    plain = sum(u.without_persona.correct for u in users), sum(u.without_persona.total for u in users)
+    guided = sum(u.with_persona.correct for u in users), sum(u.with_persona.total for u in users)
+    calls = sum(u.cost.lm_calls for u in users)
+    tokens = sum(u.cost.total_tokens for u in users)
+    print("-" * len(header))
+    print(f"{'all':<8} {'':<{width}} {plain[0] / max(plain[1], 1):>13.0%} {guided[0] / max(guided[1], 1):>13.0%} "
+          f"{calls:>6} {tokens:>8} {time.perf_counter() - start:>8.1f}")
+    unscored = sum(u.without_persona.unscored + u.with_persona.unscored for u in users)
+    print(f"\nEach later pair is judged twice (both orders); {unscored} judgments were unscored and count as wrong.")
+    examples = [(u.user_id, e) for u in users for e in u.inferred if "chosen_persona" in e]
+    if examples:
+        print("\nPersona inference on one earlier pair per user (who would choose each side):")
+        for user_id, e in examples:
+            print(f"  {user_id}  chosen:   {e['chosen_persona']}")
+            print(f"  {'':<{len(user_id)}}  rejected: {e['rejected_persona']}")
+    return 0

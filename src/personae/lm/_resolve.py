@@ -1,0 +1,105 @@
+"""Turning a model string into a ``dspy.LM``.
+
+``"local"`` (the default) is the embedded SmolLM2 model, run in-process and offline. Any
+other string is a LiteLLM model name (``"openai/gpt-4o-mini"``, ``"ollama_chat/llama3.1"``,
+``"openai/<name>"`` with ``api_base`` for an OpenAI-compatible server such as vLLM or
+llama.cpp) and goes to ``dspy.LM`` through LiteLLM. LiteLLM is imported on the first call,
+never when personae is imported.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from typing import Any
+
+import dspy
+
+from personae.errors import ConfigError
+from personae.lm._local import LOCAL_MODEL_NAME, LlamaCppEngine
+
+__all__ = ["DEFAULT_MODEL", "default_adapter", "get_lm", "is_local"]
+
+DEFAULT_MODEL = "local"
+_LOCAL_ALIASES = {"local", "smollm2", LOCAL_MODEL_NAME}
+_local_engines: dict[tuple[str | None, int], LlamaCppEngine] = {}
+_local_lock = threading.Lock()
+
+
+def is_local(model: str) -> bool:
+    return model in _LOCAL_ALIASES or model.startswith("local:")
+
+
+def _local_engine(path: str | None, n_ctx: int) -> LlamaCppEngine:
+    # One loaded model per process and file: every LM built for "local" shares it.
+    with _local_lock:
+        key = (path, n_ctx)
+        if key not in _local_engines:
+            _local_engines[key] = LlamaCppEngine(path, n_ctx=n_ctx)
+        return _local_engines[key]
+
+
+def get_lm(
+    model: str = DEFAULT_MODEL,
+    *,
+    api_base: str | None = None,
+    api_key: str | None = None,
+    temperature: float = 0.0,
+    max_tokens: int | None = None,
+    cache: bool = True,
+    num_retries: int = 3,
+    timeout: float | None = None,
+    **kwargs: Any,
+) -> dspy.LM:
+    """Build the LM for ``model``.
+
+    Args:
+        model: ``"local"`` for the embedded model, ``"local:/path/model.gguf"`` for another
+            GGUF file run the same way, or any LiteLLM model string.
+        api_base: Base URL of an OpenAI-compatible server (e.g. ``http://127.0.0.1:8000/v1``).
+        api_key: Key for that server or provider; otherwise LiteLLM reads the provider's
+            usual environment variable.
+        temperature: Sampling temperature; 0 by default so runs repeat. Retries draw fresh
+            samples with ``lm.copy(rollout_id=..., temperature=...)``, never by changing this.
+        max_tokens: Completion cap (default 512 for the local model, 1024 otherwise).
+        cache: Use DSPy's request cache (set ``DSPY_CACHEDIR`` to choose its folder).
+        num_retries: Retries of transient failures (rate limits, timeouts, 5xx) inside DSPy.
+        timeout: Seconds before a remote call is abandoned.
+    """
+    if not isinstance(model, str) or not model.strip():
+        raise ConfigError("model must be a non-empty string such as 'local' or 'openai/gpt-4o-mini'")
+    model = model.strip()
+    if is_local(model):
+        if api_base or api_key:
+            raise ConfigError("api_base and api_key apply to remote models, not to the embedded 'local' model")
+        path = model.split(":", 1)[1] if model.startswith("local:") else None
+        if path is not None and not os.path.exists(path):
+            raise ConfigError(f"no GGUF file at {path}")
+        engine = _local_engine(path, int(kwargs.pop("n_ctx", 8192)))
+        name = LOCAL_MODEL_NAME if path is None else f"local/{os.path.basename(path)}"
+        return dspy.LM(name, engine=engine, temperature=temperature, max_tokens=max_tokens or 512,
+                       cache=cache, num_retries=num_retries, **kwargs)
+    if "/" not in model:
+        raise ConfigError(
+            f"model {model!r}: use 'local' or a LiteLLM name with its provider, e.g. 'openai/{model}'"
+        )
+    client: dict[str, Any] = {}
+    if api_base:
+        client["api_base"] = api_base
+    if api_key:
+        client["api_key"] = api_key
+    if timeout is not None:
+        client["timeout"] = timeout
+    if api_base and not api_key and model.startswith("openai/"):
+        client["api_key"] = os.environ.get("OPENAI_API_KEY", "not-needed")  # local servers ignore it
+    return dspy.LM(model, engine="litellm", temperature=temperature, max_tokens=max_tokens or 1024,
+                   cache=cache, num_retries=num_retries, **client, **kwargs)
+
+
+def default_adapter() -> dspy.Adapter:
+    """The adapter personae uses unless the caller configured one: JSON output.
+
+    With a model that accepts a response schema (the embedded engine turns it into a
+    llama.cpp grammar) every typed field parses; other models get JSON mode.
+    """
+    return dspy.JSONAdapter()

@@ -1,0 +1,109 @@
+"""The demo: personas from each user's earlier choices, tested on their later ones.
+
+For every user of a small data set: infer the personas behind a few of the user's earlier
+pairs (persona inference), explain the earlier pairs with verified reasoning and condense
+the kept traces into the user's persona (persona synthesis), then judge the user's later
+pairs in both orders with the default judge and with the persona-guided judge, on the same
+pairs in the same run.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import dspy
+
+from personae.data import PreferenceData, UserHistory, load_preferences, split_user
+from personae.lm import Cost, CostMeter, default_adapter
+from personae.pipelines.judge import JudgeReport, judge_records
+from personae.programs import DefaultJudge, PersonaInference, PersonaJudge, PersonaSynthesis, VerifiedReasoning
+
+__all__ = ["DemoUser", "demo_data_path", "run_demo"]
+
+logger = logging.getLogger(__name__)
+
+
+def demo_data_path() -> Path:
+    """The demo's preference file, shipped inside the package."""
+    return Path(str(resources.files("personae") / "resources" / "demo_preferences.jsonl"))
+
+
+@dataclass
+class DemoUser:
+    user_id: str
+    persona: str
+    n_train: int
+    n_test: int
+    verified: int
+    without_persona: JudgeReport
+    with_persona: JudgeReport
+    inferred: list[dict[str, Any]] = field(default_factory=list)
+    taste: str | None = None
+    cost: Cost = Cost()
+
+
+def _demo_user(user: UserHistory, *, lm: dspy.BaseLM, train_fraction: float, pi_examples: int,
+               max_attempts: int, seed: int) -> DemoUser:
+    split = split_user(user.records, (train_fraction, 0.0, 1.0 - train_fraction))
+    train, test = split.train, split.test
+    meter = CostMeter()
+    with meter.track(), dspy.context(lm=lm, adapter=dspy.settings.adapter or default_adapter()):
+        infer = PersonaInference()
+        inferred = []
+        for record in train[:pi_examples]:
+            try:
+                pred = infer.for_record(record)
+                inferred.append({"record_id": record.record_id, "chosen_persona": pred.chosen_persona,
+                                 "rejected_persona": pred.rejected_persona})
+            except Exception as exc:  # shown, not fatal: the demo goes on
+                inferred.append({"record_id": record.record_id, "error": f"{type(exc).__name__}: {exc}"})
+        verifier = VerifiedReasoning(max_attempts=max_attempts, seed=seed)
+        traces = []
+        for record in train:
+            try:
+                pred = verifier(record)
+            except Exception as exc:
+                logger.warning("verified reasoning failed for %s: %s", record.record_id, exc)
+                continue
+            if pred.verified:
+                traces.append(pred.trace)
+        try:
+            persona = PersonaSynthesis()(traces).persona
+        except Exception as exc:
+            logger.warning("persona synthesis failed for %s: %s", user.user_id, exc)
+            persona = ""
+        plain = judge_records(test, lambda r: DefaultJudge(), lm=lm, max_attempts=max_attempts)
+        guided_judge = PersonaJudge(persona)
+        guided = judge_records(test, lambda r: guided_judge, lm=lm, max_attempts=max_attempts)
+    taste = next((r.metadata.get("taste") for r in user.records if r.metadata.get("taste")), None)
+    return DemoUser(user.user_id, persona, len(train), len(test), len(traces), plain, guided,
+                    inferred, taste, meter.cost)
+
+
+def run_demo(
+    data: PreferenceData | None = None,
+    *,
+    lm: dspy.BaseLM,
+    users: int | None = None,
+    train_fraction: float = 0.5,
+    pi_examples: int = 1,
+    max_attempts: int = 2,
+    seed: int = 0,
+    on_user: Callable[[DemoUser], None] | None = None,
+) -> list[DemoUser]:
+    """Run the demo on ``data`` (the packaged demo set by default); one :class:`DemoUser` each."""
+    data = data if data is not None else load_preferences(demo_data_path())
+    histories = list(data.by_user().values())[: users or None]
+    results = []
+    for user in histories:
+        result = _demo_user(user, lm=lm, train_fraction=train_fraction, pi_examples=pi_examples,
+                            max_attempts=max_attempts, seed=seed)
+        results.append(result)
+        if on_user:
+            on_user(result)
+    return results

@@ -1,0 +1,114 @@
+"""Pairwise judges: default, persona-guided, profile (demographics) and memory (raw history).
+
+Each judge is a chain-of-thought ``dspy.Module`` answering ``First`` or ``Second`` with its
+reasoning. :func:`judge_pair` shows a preference record in a given order and scores the
+answer against the user's real choice.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import dspy
+
+from personae.data import PreferenceRecord
+from personae.signatures import (
+    JudgeWithHistory,
+    JudgeWithPersona,
+    JudgeWithProfile,
+    PairwiseJudge,
+    render_history,
+)
+
+__all__ = ["DefaultJudge", "Judge", "Judgment", "MemoryJudge", "PersonaJudge", "ProfileJudge", "judge_pair"]
+
+
+class Judge(dspy.Module):
+    """Base of the pairwise judges. Subclasses name their signature and what they know."""
+
+    signature: type[dspy.Signature] = PairwiseJudge
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.predict = dspy.ChainOfThought(self.signature)
+
+    def user_inputs(self) -> dict[str, str]:
+        """What this judge knows about the user, as signature inputs."""
+        return {}
+
+    def forward(self, context: str, first_response: str, second_response: str, **user: str) -> dspy.Prediction:
+        inputs = {**self.user_inputs(), **user}
+        pred = self.predict(context=context, first_response=first_response, second_response=second_response, **inputs)
+        return dspy.Prediction(preferred=pred.preferred, reasoning=pred.reasoning)
+
+
+class DefaultJudge(Judge):
+    """Judges with no knowledge of the user: the non-personalized baseline."""
+
+    signature = PairwiseJudge
+
+
+class PersonaJudge(Judge):
+    """Judges for the user described by ``persona``."""
+
+    signature = JudgeWithPersona
+
+    def __init__(self, persona: str = "") -> None:
+        super().__init__()
+        self.persona = persona
+
+    def user_inputs(self) -> dict[str, str]:
+        return {"persona": self.persona} if self.persona else {}
+
+
+class ProfileJudge(Judge):
+    """Judges for a user known by self-reported demographics."""
+
+    signature = JudgeWithProfile
+
+    def __init__(self, profile: str = "") -> None:
+        super().__init__()
+        self.profile = profile
+
+    def user_inputs(self) -> dict[str, str]:
+        return {"profile": self.profile} if self.profile else {}
+
+
+class MemoryJudge(Judge):
+    """Judges with the user's earlier choices in the prompt, verbatim (clipped to fit)."""
+
+    signature = JudgeWithHistory
+
+    def __init__(self, history: Sequence[PreferenceRecord] = (), *, budget: int = 8000) -> None:
+        super().__init__()
+        self.history_text = render_history(history, budget=budget) if history else ""
+
+    def user_inputs(self) -> dict[str, str]:
+        return {"history": self.history_text} if self.history_text else {}
+
+
+@dataclass(frozen=True)
+class Judgment:
+    """One judgment of one record in one order."""
+
+    record_id: str
+    chosen_first: bool
+    preferred: str            # "First" | "Second"
+    reasoning: str
+
+    @property
+    def correct(self) -> bool:
+        return (self.preferred == "First") == self.chosen_first
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"record_id": self.record_id, "chosen_first": self.chosen_first, "preferred": self.preferred,
+                "correct": self.correct, "reasoning": self.reasoning}
+
+
+def judge_pair(judge: Judge, record: PreferenceRecord, *, chosen_first: bool, **user: str) -> Judgment:
+    """Show ``record``'s two responses in the given order and return the scored judgment."""
+    first, second = (record.chosen, record.rejected) if chosen_first else (record.rejected, record.chosen)
+    pred = judge(context=record.prompt, first_response=first, second_response=second, **user)
+    return Judgment(record.record_id, chosen_first, str(pred.preferred), str(pred.reasoning))

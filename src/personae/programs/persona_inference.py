@@ -1,0 +1,45 @@
+"""Persona inference: who would choose each side of a preference pair.
+
+Abductive reasoning over one pair. The chosen-side persona explains why someone would
+prefer ``chosen``; running the same predictor with the two responses swapped gives the
+rejected-side persona, the person who would have preferred ``rejected``.
+"""
+
+from __future__ import annotations
+
+import dspy
+
+from personae.data import PreferenceRecord
+from personae.signatures import InferPersona
+
+__all__ = ["PersonaInference"]
+
+
+class PersonaInference(dspy.Module):
+    """``(context, chosen, rejected) -> Prediction(chosen_persona, rejected_persona)``.
+
+    ``sides`` limits the work to ``("chosen",)`` or ``("rejected",)`` when only one is needed.
+    """
+
+    def __init__(self, sides: tuple[str, ...] = ("chosen", "rejected")) -> None:
+        super().__init__()
+        unknown = set(sides) - {"chosen", "rejected"}
+        if unknown or not sides:
+            raise ValueError(f"sides must be drawn from 'chosen' and 'rejected', got {sides!r}")
+        self.sides = tuple(sides)
+        self.infer = dspy.Predict(InferPersona)
+
+    def forward(self, context: str, chosen: str, rejected: str) -> dspy.Prediction:
+        out: dict[str, str | None] = {"chosen_persona": None, "rejected_persona": None}
+        if "chosen" in self.sides:
+            out["chosen_persona"] = self.infer(
+                context=context, preferred_response=chosen, other_response=rejected
+            ).persona
+        if "rejected" in self.sides:
+            out["rejected_persona"] = self.infer(
+                context=context, preferred_response=rejected, other_response=chosen
+            ).persona
+        return dspy.Prediction(**out)
+
+    def for_record(self, record: PreferenceRecord) -> dspy.Prediction:
+        return self(context=record.prompt, chosen=record.chosen, rejected=record.rejected)

@@ -1,0 +1,40 @@
+"""Persona synthesis: one user's verified traces condensed into that user's persona."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import dspy
+
+from personae.programs.verified_reasoning import Trace
+from personae.signatures import SynthesizePersona, render_trace, render_traces
+
+__all__ = ["PersonaSynthesis"]
+
+
+class PersonaSynthesis(dspy.Module):
+    """``forward(traces) -> Prediction(persona)``.
+
+    ``budget`` bounds the rendered history in characters (the newest traces are kept), so
+    the prompt fits the model's context whatever the history's length.
+    """
+
+    def __init__(self, *, budget: int = 12000, max_chars: int = 600) -> None:
+        super().__init__()
+        self.budget = budget
+        self.max_chars = max_chars
+        self.synthesize = dspy.ChainOfThought(SynthesizePersona)
+
+    def render(self, traces: Sequence[Trace]) -> str:
+        blocks = [
+            render_trace(i, t.context, t.first_response, t.second_response, t.chosen, t.reasoning,
+                         max_chars=self.max_chars)
+            for i, t in enumerate(traces, 1)
+        ]
+        return render_traces(blocks, budget=self.budget)
+
+    def forward(self, traces: Sequence[Trace]) -> dspy.Prediction:
+        if not traces:
+            return dspy.Prediction(persona="", reasoning="no verified traces")
+        pred = self.synthesize(preference_history=self.render(traces))
+        return dspy.Prediction(persona=str(pred.persona), reasoning=str(pred.reasoning))

@@ -1,0 +1,25 @@
+"""Every DSPy signature of personae. All prompt text of the package lives in this folder."""
+
+from personae.signatures.judge import (
+    Choice,
+    JudgeWithHistory,
+    JudgeWithPersona,
+    JudgeWithProfile,
+    PairwiseJudge,
+)
+from personae.signatures.persona import InferPersona, SynthesizePersona
+from personae.signatures.render import clip, render_history, render_trace, render_traces
+
+__all__ = [
+    "Choice",
+    "InferPersona",
+    "JudgeWithHistory",
+    "JudgeWithPersona",
+    "JudgeWithProfile",
+    "PairwiseJudge",
+    "SynthesizePersona",
+    "clip",
+    "render_history",
+    "render_trace",
+    "render_traces",
+]

@@ -1,0 +1,63 @@
+"""Pairwise judges: which of two responses does this user prefer?
+
+Every judge answers ``First`` or ``Second``; programs add a reasoning field in front of the
+answer (chain of thought). The variants differ only in what they know about the user.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import dspy
+
+__all__ = ["Choice", "JudgeWithHistory", "JudgeWithPersona", "JudgeWithProfile", "PairwiseJudge"]
+
+Choice = Literal["First", "Second"]
+
+_ANSWER = "First if the user prefers the first response, Second if they prefer the second"
+
+
+class PairwiseJudge(dspy.Signature):
+    """Two assistant responses answer the same request. Decide which one the user who wrote
+    the request would prefer."""
+
+    context: str = dspy.InputField(desc="the user's request or conversation so far")
+    first_response: str = dspy.InputField(desc="candidate response one")
+    second_response: str = dspy.InputField(desc="candidate response two")
+    preferred: Choice = dspy.OutputField(desc=_ANSWER)
+
+
+class JudgeWithPersona(dspy.Signature):
+    """Two assistant responses answer the same request. The user who wrote it is described
+    below. Decide which response this particular user would prefer, judging by their
+    described tastes rather than by what most people would like."""
+
+    persona: str = dspy.InputField(desc="a description of this user's preferences")
+    context: str = dspy.InputField(desc="the user's request or conversation so far")
+    first_response: str = dspy.InputField(desc="candidate response one")
+    second_response: str = dspy.InputField(desc="candidate response two")
+    preferred: Choice = dspy.OutputField(desc=_ANSWER)
+
+
+class JudgeWithProfile(dspy.Signature):
+    """Two assistant responses answer the same request. The user's self-reported background
+    is given below. Decide which response this user would prefer, taking their background
+    into account where it matters."""
+
+    profile: str = dspy.InputField(desc="the user's demographics and background, as they reported them")
+    context: str = dspy.InputField(desc="the user's request or conversation so far")
+    first_response: str = dspy.InputField(desc="candidate response one")
+    second_response: str = dspy.InputField(desc="candidate response two")
+    preferred: Choice = dspy.OutputField(desc=_ANSWER)
+
+
+class JudgeWithHistory(dspy.Signature):
+    """Two assistant responses answer the same request. Some earlier choices of the same user
+    are listed below. Decide which response this user would prefer, by what their earlier
+    choices show about their taste."""
+
+    history: str = dspy.InputField(desc="the user's earlier choices: request, chosen and passed-over responses")
+    context: str = dspy.InputField(desc="the user's request or conversation so far")
+    first_response: str = dspy.InputField(desc="candidate response one")
+    second_response: str = dspy.InputField(desc="candidate response two")
+    preferred: Choice = dspy.OutputField(desc=_ANSWER)

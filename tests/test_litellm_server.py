@@ -1,0 +1,91 @@
+"""The LiteLLM path, end to end over HTTP against an OpenAI-compatible server on 127.0.0.1."""
+
+from __future__ import annotations
+
+import json
+
+import dspy
+import pytest
+
+from openai_stub import output_fields, stub_server
+from personae.cli.main import main
+from personae.lm import CostMeter, get_lm
+from personae.programs import PersonaInference
+
+
+def _answer(body):
+    fields = output_fields(body)
+    values = {"reasoning": "it is clearer", "preferred": "First", "persona": "The user values clarity."}
+    return 200, json.dumps({name: values.get(name, "x") for name in fields})
+
+
+def test_programs_run_through_litellm_and_count_usage() -> None:
+    with stub_server(_answer) as stub:
+        lm = get_lm("openai/stub-model", api_base=stub.api_base, api_key="secret-key", cache=False)
+        meter = CostMeter()
+        with meter.track(), dspy.context(lm=lm, adapter=dspy.JSONAdapter()):
+            pred = PersonaInference()(context="How do I boil an egg?", chosen="Nine minutes.", rejected="Eggs.")
+    assert pred.chosen_persona == "The user values clarity."
+    assert pred.rejected_persona == "The user values clarity."
+    assert len(stub.requests) == 2
+    assert stub.requests[0]["model"] == "stub-model"
+    assert stub.headers[0]["authorization"] == "Bearer secret-key"
+    cost = meter.cost
+    assert cost.lm_calls == 2
+    expected_prompt = sum(len(str(m["content"]).split()) for r in stub.requests for m in r["messages"])
+    assert cost.prompt_tokens == expected_prompt
+    assert cost.completion_tokens > 0
+
+
+def test_cli_infer_personas_over_http(tmp_path, capsys, shared_data) -> None:
+    out = tmp_path / "x.jsonl"
+    with stub_server(_answer) as stub:
+        code = main(["infer-personas", str(shared_data / "persona_inference" / "BeaverTails__train.jsonl"),
+                     "--limit", "20", "--out", str(out), "--model", "openai/stub-model",
+                     "--api-base", stub.api_base, "--no-cache", "--concurrency", "4"])
+    assert code == 0
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert len(rows) == 20
+    assert all(r["chosen_persona"] and r["rejected_persona"] for r in rows)
+    assert {"prompt", "chosen", "rejected"} <= set(rows[0])
+    printed = capsys.readouterr().out
+    assert "40 LM calls" in printed and "prompt" in printed and "completion tokens" in printed
+
+
+def test_server_errors_are_retried_then_recorded(tmp_path, capsys, shared_data) -> None:
+    def flaky(body):
+        if "boil" in json.dumps(body):
+            return 500, "the server fell over"
+        return _answer(body)
+
+    data = tmp_path / "in.jsonl"
+    data.write_text(
+        json.dumps({"prompt": "How long to boil an egg?", "chosen": "Nine minutes.", "rejected": "Eggs."}) + "\n"
+        + json.dumps({"prompt": "Best tea?", "chosen": "Green.", "rejected": "None."}) + "\n"
+    )
+    out = tmp_path / "out.jsonl"
+    with stub_server(flaky) as stub:
+        code = main(["infer-personas", str(data), "--out", str(out), "--model", "openai/stub-model",
+                     "--api-base", stub.api_base, "--no-cache", "--max-attempts", "2", "--lm-retries", "0"])
+    assert code == 1  # the run finished, but says that a record failed
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert len(rows) == 2
+    assert rows[0]["chosen_persona"] is None and "persona_error" in rows[0]
+    assert rows[1]["chosen_persona"] == "The user values clarity."
+    assert "1 failed" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("status", [429, 503])
+def test_transient_statuses_are_retried_by_the_lm(status: int) -> None:
+    calls = {"n": 0}
+
+    def once_then_ok(body):
+        calls["n"] += 1
+        return (status, "try again") if calls["n"] == 1 else _answer(body)
+
+    with stub_server(once_then_ok) as stub:
+        lm = get_lm("openai/stub-model", api_base=stub.api_base, cache=False, num_retries=2)
+        with dspy.context(lm=lm, adapter=dspy.JSONAdapter()):
+            pred = dspy.Predict("context -> persona")(context="hello")
+    assert pred.persona == "The user values clarity."
+    assert calls["n"] == 2

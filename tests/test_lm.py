@@ -1,0 +1,155 @@
+from __future__ import annotations
+
+import threading
+
+import dspy
+import pytest
+
+from personae.errors import ConfigError
+from personae.lm import CostMeter, LlamaCppEngine, ScriptedLM, get_lm
+from personae.programs import rollouts, run_batch
+from personae.signatures import PairwiseJudge
+
+
+def test_scripted_lm_answers_parse_and_are_metered() -> None:
+    lm = ScriptedLM(lambda call: {"reasoning": f"saw {call.field('first_response')}", "preferred": "Second"})
+    meter = CostMeter()
+    with meter.track(), dspy.context(lm=lm, adapter=dspy.JSONAdapter()):
+        pred = dspy.ChainOfThought(PairwiseJudge)(context="q", first_response="alpha", second_response="beta")
+    assert pred.preferred == "Second"
+    assert pred.reasoning == "saw alpha"
+    cost = meter.cost
+    assert cost.lm_calls == 1
+    assert cost.prompt_tokens == len(lm.calls[0].text.split())
+    assert cost.completion_tokens > 0
+
+
+def test_scripted_lm_list_script_runs_in_order_then_fails() -> None:
+    lm = ScriptedLM([{"persona": "a"}, {"persona": "b"}])
+    sig = dspy.Signature("context -> persona")
+    with dspy.context(lm=lm, adapter=dspy.JSONAdapter()):
+        assert dspy.Predict(sig)(context="x").persona == "a"
+        assert dspy.Predict(sig)(context="y").persona == "b"
+        with pytest.raises(Exception, match="no more answers"):
+            dspy.Predict(sig)(context="z")
+
+
+def test_rollouts_copy_the_lm_and_leave_it_unchanged() -> None:
+    lm = ScriptedLM(lambda call: {"persona": "x"}, temperature=0.0)
+    lms = list(rollouts(lm, 3))
+    assert lms[0] is lm
+    assert [m.kwargs.get("rollout_id") for m in lms[1:]] == [1, 2]
+    assert all(m.kwargs["temperature"] == 1.0 for m in lms[1:])
+    assert lm.kwargs["temperature"] == 0.0 and "rollout_id" not in lm.kwargs
+
+
+def test_run_batch_retries_with_fresh_rollouts_and_records_failures() -> None:
+    seen_temperatures: list[float | None] = []
+
+    def answer(call):  # item "bad" never parses; item "flaky" parses on the second try
+        seen_temperatures.append(call.config.temperature)
+        text = call.field("context")
+        if text == "bad" or (text == "flaky" and call.config.temperature == 0.0):
+            return "this is not JSON"
+        return {"persona": f"p-{text}"}
+
+    lm = ScriptedLM(answer, temperature=0.0)
+    sig = dspy.Signature("context -> persona")
+    meter = CostMeter()
+    with meter.track(), dspy.context(adapter=dspy.JSONAdapter()):
+        outcomes = run_batch(lambda item: dspy.Predict(sig)(context=item).persona,
+                             ["ok", "bad", "flaky"], lm=lm, max_attempts=3)
+    assert [o.value for o in outcomes] == ["p-ok", None, "p-flaky"]
+    assert [o.attempts for o in outcomes] == [1, 3, 2]
+    assert outcomes[1].error is not None and "Parse" in outcomes[1].error
+    assert meter.cost.lm_calls == 6
+    assert lm.kwargs["temperature"] == 0.0  # the caller's LM was never changed
+    assert 1.0 in seen_temperatures
+
+
+def test_run_batch_threads_keep_order_and_settings() -> None:
+    threads: set[str] = set()
+
+    def answer(call):
+        threads.add(threading.current_thread().name)
+        return {"persona": call.field("context")}
+
+    lm = ScriptedLM(answer)
+    sig = dspy.Signature("context -> persona")
+    meter = CostMeter()
+    items = [str(i) for i in range(12)]
+    with meter.track(), dspy.context(adapter=dspy.JSONAdapter()):
+        outcomes = run_batch(lambda item: dspy.Predict(sig)(context=item).persona, items, lm=lm, concurrency=4)
+    assert [o.value for o in outcomes] == items
+    assert meter.cost.lm_calls == 12  # the usage tracker reached the worker threads
+    assert any(name.startswith("personae") for name in threads)
+
+
+def test_run_batch_rejects_bad_options() -> None:
+    lm = ScriptedLM(lambda call: {})
+    with pytest.raises(ConfigError):
+        run_batch(lambda x: x, [1], lm=lm, concurrency=0)
+    with pytest.raises(ConfigError):
+        run_batch(lambda x: x, [1], lm=lm, max_attempts=0)
+
+
+@pytest.mark.parametrize("model", ["", "gpt-4o", "local:/no/such/model.gguf"])
+def test_get_lm_rejects_unusable_model_strings(model: str) -> None:
+    with pytest.raises(ConfigError):
+        get_lm(model)
+
+
+def test_get_lm_local_refuses_server_options() -> None:
+    with pytest.raises(ConfigError, match="api_base"):
+        get_lm("local", api_base="http://127.0.0.1:1/v1")
+
+
+def test_get_lm_remote_uses_litellm_with_client_settings() -> None:
+    lm = get_lm("openai/some-model", api_base="http://127.0.0.1:9/v1", api_key="k", temperature=0.3)
+    assert lm.model == "openai/some-model"
+    assert lm.engine == "litellm"
+    assert lm.kwargs["api_base"] == "http://127.0.0.1:9/v1" and lm.kwargs["api_key"] == "k"
+    assert lm.kwargs["temperature"] == 0.3
+
+
+def test_local_engine_turns_the_output_schema_into_a_capped_grammar() -> None:
+    from dspy.lm15 import Config, Message, Request
+
+    schema = {"type": "object", "properties": {"reasoning": {"type": "string"},
+                                                "preferred": {"type": "string", "enum": ["First", "Second"]}}}
+    request = Request(model="local", messages=(Message.user("hi"),), system="sys",
+                      config=Config(max_tokens=7, temperature=0.0,
+                                    response_format={"type": "json_schema", "schema": schema}))
+    engine = LlamaCppEngine("/unused.gguf", max_string_chars=99)  # nothing loads until a call
+    body = engine.build_body(request)
+    assert body["messages"] == [{"role": "system", "content": "sys"}, {"role": "user", "content": "hi"}]
+    assert body["max_tokens"] == 7 and body["temperature"] == 0.0
+    props = body["response_format"]["json_schema"]["schema"]["properties"]
+    assert props["reasoning"]["maxLength"] == 99
+    assert "maxLength" not in props["preferred"]
+    assert "maxLength" not in schema["properties"]["reasoning"]  # the request's schema is not mutated
+
+
+def test_cost_meters_nest() -> None:
+    lm = ScriptedLM(lambda call: {"persona": "x"})
+    sig = dspy.Signature("context -> persona")
+    outer, inner = CostMeter(), CostMeter()
+    with outer.track(), dspy.context(lm=lm, adapter=dspy.JSONAdapter()):
+        dspy.Predict(sig)(context="a")
+        with inner.track():
+            dspy.Predict(sig)(context="b")
+            dspy.Predict(sig)(context="c")
+    assert inner.cost.lm_calls == 2
+    assert outer.cost.lm_calls == 3
+    assert outer.cost.prompt_tokens == sum(len(c.text.split()) for c in lm.calls)
+
+
+def test_cache_hits_are_not_counted_as_calls(tmp_path) -> None:
+    lm = ScriptedLM(lambda call: {"persona": "x"}, cache=True)
+    sig = dspy.Signature("context -> persona")
+    meter = CostMeter()
+    with meter.track(), dspy.context(lm=lm, adapter=dspy.JSONAdapter()):
+        dspy.Predict(sig)(context=f"same question {tmp_path}")
+        dspy.Predict(sig)(context=f"same question {tmp_path}")
+    assert len(lm.calls) == 1
+    assert meter.cost.lm_calls == 1

@@ -1,0 +1,37 @@
+"""Smoke tests of the embedded model (SmolLM2-135M via llama.cpp): it loads, runs, parses."""
+
+from __future__ import annotations
+
+import dspy
+import pytest
+
+from personae.lm import CostMeter, find_local_model, get_lm
+from personae.programs import DefaultJudge, PersonaInference, judge_pair
+from helpers import record
+
+pytestmark = pytest.mark.model
+
+
+@pytest.fixture(scope="module")
+def local_lm():
+    try:
+        find_local_model()
+    except Exception as exc:  # pragma: no cover - depends on the install
+        pytest.skip(f"embedded model not installed: {exc}")
+    return get_lm("local", cache=False, max_tokens=96)
+
+
+def test_embedded_model_judges_and_infers(local_lm) -> None:
+    meter = CostMeter()
+    with meter.track(), dspy.context(lm=local_lm, adapter=dspy.JSONAdapter()):
+        judgment = judge_pair(DefaultJudge(), record(1, prompt="How long to boil an egg?",
+                                                      chosen="About nine minutes.", rejected="Eggs are food."),
+                              chosen_first=True)
+        personas = PersonaInference()(context="How long to boil an egg?", chosen="About nine minutes.",
+                                      rejected="Eggs are food.")
+    assert judgment.preferred in ("First", "Second")  # the grammar makes the Literal parse
+    assert isinstance(personas.chosen_persona, str) and personas.chosen_persona.strip()
+    assert isinstance(personas.rejected_persona, str) and personas.rejected_persona.strip()
+    cost = meter.cost
+    assert cost.lm_calls == 3
+    assert cost.prompt_tokens > 100 and cost.completion_tokens > 0

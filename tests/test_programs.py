@@ -1,0 +1,146 @@
+from __future__ import annotations
+
+import dspy
+import pytest
+
+from helpers import record
+from personae.lm import ScriptedLM
+from personae.programs import (
+    DefaultJudge,
+    MemoryJudge,
+    PersonaInference,
+    PersonaJudge,
+    PersonaSynthesis,
+    ProfileJudge,
+    Trace,
+    VerifiedReasoning,
+    judge_pair,
+)
+
+
+@pytest.fixture(autouse=True)
+def _json_adapter():
+    with dspy.context(adapter=dspy.JSONAdapter()):
+        yield
+
+
+def test_persona_inference_returns_both_sides_from_swapped_calls() -> None:
+    lm = ScriptedLM(lambda call: {"persona": f"likes {call.field('preferred_response')}, "
+                                             f"not {call.field('other_response')}"})
+    with dspy.context(lm=lm):
+        pred = PersonaInference()(context="q", chosen="short", rejected="long")
+    assert pred.chosen_persona == "likes short, not long"
+    assert pred.rejected_persona == "likes long, not short"
+    assert len(lm.calls) == 2
+
+
+def test_persona_inference_one_side_only() -> None:
+    lm = ScriptedLM(lambda call: {"persona": "p"})
+    with dspy.context(lm=lm):
+        pred = PersonaInference(sides=("rejected",))(context="q", chosen="a", rejected="b")
+    assert pred.chosen_persona is None and pred.rejected_persona == "p"
+    assert len(lm.calls) == 1
+    with pytest.raises(ValueError):
+        PersonaInference(sides=("both",))
+
+
+def _always(answer: str):
+    return lambda call: {"reasoning": f"I pick {answer}", "preferred": answer}
+
+
+def test_verified_reasoning_keeps_only_matching_predictions() -> None:
+    # A judge that always says "First" is right exactly when the chosen response was shown first.
+    lm = ScriptedLM(_always("First"))
+    verifier = VerifiedReasoning(max_attempts=1, seed=0)
+    kept, dropped = [], []
+    with dspy.context(lm=lm):
+        for i in range(16):
+            rec = record(i)
+            pred = verifier(rec)
+            (kept if pred.verified else dropped).append(pred)
+    assert kept and dropped  # the seeded order puts the chosen response on both sides
+    for pred in kept:
+        trace = pred.trace
+        assert trace.chosen == "First" and trace.first_response.startswith("good answer")
+        assert trace.reasoning == "I pick First"
+    assert all(p.trace is None for p in dropped)
+
+
+def test_verified_reasoning_order_is_seeded() -> None:
+    lm = ScriptedLM(_always("First"))
+    with dspy.context(lm=lm):
+        a = [VerifiedReasoning(max_attempts=1, seed=1)(record(i)).verified for i in range(12)]
+        b = [VerifiedReasoning(max_attempts=1, seed=1)(record(i)).verified for i in range(12)]
+        c = [VerifiedReasoning(max_attempts=1, seed=2)(record(i)).verified for i in range(12)]
+    assert a == b
+    assert a != c
+
+
+def test_verified_reasoning_retries_on_fresh_rollouts() -> None:
+    def answer(call):
+        # wrong at temperature 0, right once a fresh rollout samples at temperature 1
+        good_first = call.field("first_response").startswith("good")
+        right = "First" if good_first else "Second"
+        wrong = "Second" if good_first else "First"
+        return {"reasoning": "r", "preferred": right if call.config.temperature == 1.0 else wrong}
+
+    lm = ScriptedLM(answer, temperature=0.0)
+    with dspy.context(lm=lm):
+        pred = VerifiedReasoning(max_attempts=3)(record(1))
+    assert pred.verified and pred.attempts == 2
+    assert lm.kwargs["temperature"] == 0.0
+
+
+def test_verified_reasoning_reports_parse_failures_without_raising() -> None:
+    lm = ScriptedLM(lambda call: "no json here")
+    with dspy.context(lm=lm):
+        pred = VerifiedReasoning(max_attempts=3)(record(1))
+    assert not pred.verified and pred.attempts == 3
+    assert len(pred.errors) == 3 and all("Parse" in e for e in pred.errors)
+
+
+def test_persona_synthesis_reads_every_trace_and_skips_when_empty() -> None:
+    lm = ScriptedLM(lambda call: {"reasoning": "r", "persona": "The user likes brevity."})
+    traces = [Trace(f"r{i}", f"question {i}", "A text", "B text", "First", f"because {i}") for i in range(3)]
+    with dspy.context(lm=lm):
+        assert PersonaSynthesis()(traces).persona == "The user likes brevity."
+        history = lm.calls[0].field("preference_history")
+        assert all(f"because {i}" in history for i in range(3))
+        assert PersonaSynthesis()([]).persona == ""
+    assert len(lm.calls) == 1
+
+
+def test_persona_synthesis_fits_its_budget() -> None:
+    lm = ScriptedLM(lambda call: {"reasoning": "r", "persona": "p"})
+    traces = [Trace(f"r{i}", "q " * 400, "a " * 400, "b " * 400, "Second", f"why {i}") for i in range(30)]
+    with dspy.context(lm=lm):
+        PersonaSynthesis(budget=5000)(traces)
+    history = lm.calls[0].field("preference_history")
+    assert len(history) <= 5000 + 2000  # one block may overflow the budget, never the whole history
+    assert "why 29" in history and "why 0" not in history  # newest evidence kept
+
+
+@pytest.mark.parametrize(
+    ("judge", "needle"),
+    [
+        (PersonaJudge("The user loves haiku."), "The user loves haiku."),
+        (ProfileJudge("The person is 40 years old."), "The person is 40 years old."),
+        (MemoryJudge([record(7, chosen="earlier chosen text")]), "earlier chosen text"),
+    ],
+)
+def test_judges_put_what_they_know_in_the_prompt(judge, needle: str) -> None:
+    lm = ScriptedLM(_always("Second"))
+    with dspy.context(lm=lm):
+        judgment = judge_pair(judge, record(1), chosen_first=False)
+    assert judgment.preferred == "Second" and judgment.correct
+    assert needle in lm.calls[0].user
+
+
+def test_judge_pair_scores_both_orders() -> None:
+    lm = ScriptedLM(_always("First"))
+    with dspy.context(lm=lm):
+        first = judge_pair(DefaultJudge(), record(1), chosen_first=True)
+        second = judge_pair(DefaultJudge(), record(1), chosen_first=False)
+    assert first.correct and not second.correct
+    assert lm.calls[0].field("first_response") == "good answer 1"
+    assert lm.calls[1].field("first_response") == "bad answer 1"
