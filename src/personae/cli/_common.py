@@ -66,13 +66,13 @@ def parse_columns(spec: str | None) -> dict[str, str] | None:
     return mapping
 
 
-def load_data(args: argparse.Namespace, err: TextIO = sys.stderr) -> Any:
+def load_data(args: argparse.Namespace, err: TextIO | None = None) -> Any:
     from personae.data import load_preferences
 
     data = load_preferences(args.data, columns=parse_columns(args.columns), split=args.split,
                             skip_invalid=args.skip_invalid, limit=args.limit)
     if data.skipped:
-        print(f"personae: {data.skipped_summary()}", file=err)
+        print(f"personae: {data.skipped_summary()}", file=err or sys.stderr)
     return data
 
 
@@ -88,11 +88,11 @@ def build_lm(args: argparse.Namespace) -> Any:
 class Progress:
     """A one-line progress counter on stderr (redrawn on a terminal, sparse lines otherwise)."""
 
-    def __init__(self, label: str, stream: TextIO = sys.stderr, *, quiet: bool = False) -> None:
+    def __init__(self, label: str, stream: TextIO | None = None, *, quiet: bool = False) -> None:
         self.label = label
-        self.stream = stream
+        self.stream = stream or sys.stderr
         self.quiet = quiet
-        self.tty = stream.isatty()
+        self.tty = self.stream.isatty()
         self.start = time.perf_counter()
         self._last = -1.0
 

@@ -61,8 +61,10 @@ class LlamaCppEngine:
     """A DSPy engine that runs a GGUF chat model in-process with llama.cpp.
 
     One model instance serves one request at a time (a lock guards it); on two cores
-    parallel decoding buys nothing. The model loads on the first request, so building an
-    engine (and importing personae) costs nothing.
+    parallel decoding buys nothing. ``max_string_chars`` caps every free-text output field, so
+    a model caught in a loop still closes its JSON quickly; ``repeat_penalty`` (llama.cpp's,
+    off by default) discourages such loops at some cost to fluency. The model loads on the
+    first request, so building an engine (and importing personae) costs nothing.
     """
 
     supports_response_schema = True
@@ -74,12 +76,14 @@ class LlamaCppEngine:
         *,
         n_ctx: int = 8192,
         n_threads: int | None = None,
-        max_string_chars: int = 1200,
+        max_string_chars: int = 600,
+        repeat_penalty: float | None = None,
     ) -> None:
         self.model_path = Path(model_path) if model_path is not None else None
         self.n_ctx = n_ctx
         self.n_threads = n_threads or max(1, min(os.cpu_count() or 1, 8))
         self.max_string_chars = max_string_chars
+        self.repeat_penalty = repeat_penalty
         self._server: Any = None
         self._lock = threading.Lock()
 
@@ -116,6 +120,8 @@ class LlamaCppEngine:
             messages.append({"role": "system", "content": system})
         messages.extend({"role": m.role, "content": m.text or ""} for m in request.messages)
         body: dict[str, Any] = {"messages": messages}
+        if self.repeat_penalty is not None:
+            body["repeat_penalty"] = self.repeat_penalty
         config = request.config
         if config.max_tokens is not None:
             body["max_tokens"] = config.max_tokens

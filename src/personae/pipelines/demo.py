@@ -90,7 +90,7 @@ def run_demo(
     *,
     lm: dspy.BaseLM,
     users: int | None = None,
-    train_fraction: float = 0.5,
+    train_fraction: float = 2 / 3,
     pi_examples: int = 1,
     max_attempts: int = 2,
     seed: int = 0,

@@ -1,0 +1,89 @@
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from openai_stub import output_fields, stub_server
+from personae.cli.main import main
+
+
+def _answer(body):
+    fields = output_fields(body)
+    values = {"reasoning": "it fits", "preferred": "First", "persona": "The user wants short answers."}
+    return 200, json.dumps({name: values.get(name, "x") for name in fields})
+
+
+def _remote(stub) -> list[str]:
+    return ["--model", "openai/stub-model", "--api-base", stub.api_base, "--no-cache", "--lm-retries", "0"]
+
+
+def test_malformed_record_gives_a_one_line_error_naming_line_and_field(tmp_path, capsys) -> None:
+    data = tmp_path / "bad.jsonl"
+    data.write_text(
+        json.dumps({"prompt": "q1", "chosen": "a", "rejected": "b"}) + "\n"
+        + json.dumps({"prompt": "q2", "chosen": None, "rejected": "b"}) + "\n"
+    )
+    code = main(["infer-personas", str(data), "--out", str(tmp_path / "out.jsonl")])
+    err = capsys.readouterr().err.strip()
+    assert code == 2
+    assert len(err.splitlines()) == 1
+    assert "bad.jsonl" in err and "record 2" in err and "'chosen'" in err
+    assert not (tmp_path / "out.jsonl").exists()
+
+
+def test_skip_invalid_reports_what_was_skipped(tmp_path, capsys) -> None:
+    data = tmp_path / "mixed.jsonl"
+    data.write_text(
+        json.dumps({"prompt": "q1", "chosen": "a", "rejected": "b"}) + "\n"
+        + "{not json\n"
+        + json.dumps({"prompt": "q3", "chosen": "c", "rejected": "d"}) + "\n"
+    )
+    with stub_server(_answer) as stub:
+        code = main(["judge", str(data), "--skip-invalid", *_remote(stub)])
+    captured = capsys.readouterr()
+    assert code == 0
+    assert "skipped 1" in captured.err
+    assert "judged 2 pairs, 4 judgments" in captured.out
+
+
+def test_judge_with_a_persona_column_reports_accuracy_and_cost(tmp_path, capsys, shared_data) -> None:
+    out = tmp_path / "judgments.jsonl"
+    with stub_server(_answer) as stub:
+        code = main(["judge", str(shared_data / "persona_tailoring" / "BeaverTails__test.jsonl"), "--limit", "3",
+                     "--persona-column", "chosen_persona_gold", "--out", str(out), *_remote(stub)])
+        sent = [m["content"] for body in stub.requests for m in body["messages"] if m["role"] == "user"]
+    assert code == 0
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert len(rows) == 6 and {r["chosen_first"] for r in rows} == {True, False}
+    assert sum(r["correct"] for r in rows) == 3  # the stub always answers First
+    printed = capsys.readouterr().out
+    assert "accuracy 50.0%" in printed and "6 LM calls" in printed
+    assert "morally aware" in sent[0]  # the first record's gold persona reached the judge
+
+
+def test_judge_profile_needs_a_profile(tmp_path, capsys) -> None:
+    data = tmp_path / "noprofile.jsonl"
+    data.write_text(json.dumps({"prompt": "q", "chosen": "a", "rejected": "b"}) + "\n")
+    with stub_server(_answer) as stub:
+        code = main(["judge", str(data), "--profile", *_remote(stub)])
+    assert code == 2
+    assert "profile" in capsys.readouterr().err
+
+
+def test_demo_prints_its_table(capsys) -> None:
+    with stub_server(_answer) as stub:
+        code = main(["demo", "--users", "2", *_remote(stub)])
+    out = capsys.readouterr().out
+    assert code == 0
+    assert "with persona" in out and "calls" in out and "tokens" in out
+    lines = [line for line in out.splitlines() if line.startswith(("ana ", "ben "))]
+    assert len(lines) == 2 and all("The user wants short answers." in line for line in lines)
+
+
+@pytest.mark.parametrize("argv", [["--version"], ["infer-personas", "--help"], ["judge", "--help"], ["demo", "--help"]])
+def test_help_and_version(argv, capsys) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    assert exit_info.value.code == 0
+    assert capsys.readouterr().out
