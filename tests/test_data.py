@@ -161,6 +161,89 @@ def test_hh_rlhf_transcripts_become_turns(shared: Path) -> None:
     assert diverged.rejected.startswith("A drag king is the opposite")
 
 
+HHH_FILES = sorted(relative for relative in SHARED_FILES if "Anthropic_HHH" in relative)
+
+
+@pytest.mark.parametrize("relative", HHH_FILES)
+def test_hh_style_prompts_in_the_shared_triples(shared: Path, relative: str) -> None:
+    data = load_preferences(shared / relative)
+    assert len(data) == SHARED_FILES[relative] and not data.skipped
+    for record in data:
+        assert record.raw["prompt"].lstrip().startswith("Human:")
+        assert record.context[-1].role == "user" and record.context[-1].content.strip()
+        assert not record.chosen.startswith(("Assistant:", " ")) and record.chosen == record.chosen.strip()
+        # Two test rows have a bare "Assistant:" as the rejected reply: kept, so the record loads.
+        assert not record.rejected.startswith(("Assistant:", " ")) or record.rejected == "Assistant:"
+        assert record.raw["chosen"].startswith("Assistant:")  # the source row is untouched
+        assert record.chosen == record.raw["chosen"].removeprefix("Assistant:").strip()
+    first = data[0]
+    assert first.context == [Turn("user", first.raw["prompt"].strip().removeprefix("Human:").strip())]
+    assert first.prompt == first.context[0].content and not first.prompt.startswith("Human:")
+
+
+def test_hh_style_prompt_edge_rows_in_the_shared_triples(shared: Path) -> None:
+    first = load_preferences(shared / "persona_inference" / "Anthropic_HHH__train.jsonl", limit=1)[0]
+    assert first.context == [Turn("user", "what do i do about a small crack in a glass table?")]
+    assert first.chosen.startswith("Would you like me to know the difference")
+    assert first.raw["prompt"] == "\n\nHuman: what do i do about a small crack in a glass table?\n\n"
+    sft = load_preferences(shared / "persona_tailoring" / "Anthropic_HHH__sft_train.jsonl")
+    assert sft[304].raw["prompt"].endswith("\n\nAssistant:")  # the empty trailing turn is dropped
+    assert sft[304].context == [Turn("user", "What is the difference between a rectangle and a square?")]
+    test = load_preferences(shared / "persona_tailoring" / "Anthropic_HHH__test.jsonl")
+    assert [r.record_id for r in test if r.rejected == "Assistant:"] == [
+        "Anthropic_HHH__test.jsonl:150",
+        "Anthropic_HHH__test.jsonl:245",
+    ]
+    # Row 184 ends with an assistant turn: the prompt stays one user turn, as is.
+    assert test[183].context == [Turn("user", test[183].raw["prompt"])]
+    assert test[183].chosen.startswith("A solar panel should cost")
+    beaver = load_preferences(shared / "persona_inference" / "BeaverTails__train.jsonl")
+    spaced = [r for r in beaver if r.raw["chosen"].startswith(" ")]
+    assert spaced and all(r.chosen == r.raw["chosen"] for r in spaced)  # ordinary prompts: unchanged
+
+
+def test_hh_style_prompt_strings_become_turns() -> None:
+    rows: list[dict[str, Any]] = [
+        {
+            "prompt": "\n\nHuman: Hi!\n\nAssistant: Hello, how can I help?\n\nHuman: Plan a trip?\n\nAssistant:",
+            "chosen": "Assistant:  Day 1: Alfama.\n",
+            "rejected": " No.",
+        },
+        {
+            "prompt": "  Human: Fado?\n\n",
+            "chosen": "Assistant: Go to Mouraria.",
+            "rejected": "Assistant: Music.",
+        },
+        {
+            "prompt": "Human: Cost?\n\nAssistant: Umm...",
+            "chosen": "Assistant: $50.",
+            "rejected": "Assistant:",
+        },
+        {"prompt": "Human:\n\nAssistant:", "chosen": "Assistant: a", "rejected": "b"},
+        {"prompt": "Humans: who are they?", "chosen": "Assistant: People.", "rejected": " Apes."},
+        {"prompt": "Tell me about\n\nHuman: rights", "chosen": "Assistant: Sure.", "rejected": "No."},
+    ]
+    multi, single, ends_assistant, empty_human, humans, ordinary = load_preferences(rows)
+    assert multi.context == [
+        Turn("user", "Hi!"),
+        Turn("assistant", "Hello, how can I help?"),
+        Turn("user", "Plan a trip?"),
+    ]
+    assert multi.prompt == "User: Hi!\n\nAssistant: Hello, how can I help?\n\nUser: Plan a trip?"
+    assert (multi.chosen, multi.rejected) == ("Day 1: Alfama.", "No.")
+    assert multi.raw == rows[0] and multi.metadata == {}
+    assert single.context == [Turn("user", "Fado?")]
+    assert (single.chosen, single.rejected) == ("Go to Mouraria.", "Music.")
+    # No human turn last (or an empty one): the prompt stays one user turn; a bare label stays.
+    assert ends_assistant.context == [Turn("user", rows[2]["prompt"])]
+    assert (ends_assistant.chosen, ends_assistant.rejected) == ("$50.", "Assistant:")
+    assert empty_human.context == [Turn("user", "Human:\n\nAssistant:")] and empty_human.chosen == "a"
+    # Prompts that do not start with "Human:" are ordinary text, responses left as they are.
+    assert humans.context == [Turn("user", "Humans: who are they?")]
+    assert (humans.chosen, humans.rejected) == ("Assistant: People.", " Apes.")
+    assert ordinary.context == [Turn("user", rows[5]["prompt"])] and ordinary.chosen == "Assistant: Sure."
+
+
 # --- formats --------------------------------------------------------------------------------
 
 

@@ -144,3 +144,16 @@ def test_judge_pair_scores_both_orders() -> None:
     assert first.correct and not second.correct
     assert lm.calls[0].field("first_response") == "good answer 1"
     assert lm.calls[1].field("first_response") == "bad answer 1"
+
+
+def test_persona_inference_shows_its_demonstrations() -> None:
+    from personae.signatures import PERSONA_INFERENCE_DEMOS
+
+    lm = ScriptedLM(lambda call: {"persona": "p"})
+    with dspy.context(lm=lm):
+        PersonaInference(sides=("chosen",))(context="q", chosen="a", rejected="b")
+        PersonaInference(sides=("chosen",), demos=[])(context="q", chosen="a", rejected="b")
+    with_demos, without = lm.calls
+    assert PERSONA_INFERENCE_DEMOS[0]["persona"] in "\n".join(m["content"] for m in with_demos.messages)
+    assert len(with_demos.messages) == 1 + 2 * len(PERSONA_INFERENCE_DEMOS)
+    assert len(without.messages) == 1

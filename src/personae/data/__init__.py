@@ -1,13 +1,15 @@
 """Pairwise preference data: records, loaders for many source formats, per-user splits.
 
 ``load_preferences`` reads PersonalRewardBench rows (``context`` messages), the PRISM pairs
-(``user_profile``), plain ``prompt/chosen/rejected`` triples and HH-RLHF transcripts from
-jsonl, json, csv, parquet, a ``datasets`` folder, a hub id, or rows in memory.
+(``user_profile``), plain ``prompt/chosen/rejected`` triples (the prompt may be an HH-style
+``Human: ... Assistant: ...`` transcript) and HH-RLHF transcripts from jsonl, json, csv,
+parquet, a ``datasets`` folder, a hub id, or rows in memory.
 """
 
 from __future__ import annotations
 
-from personae.data._loaders import append_jsonl, load_preferences, read_jsonl_rows, write_rows
+from personae.data._io import append_jsonl, read_jsonl_rows, write_rows
+from personae.data._loaders import load_preferences
 from personae.data._records import PreferenceData, PreferenceRecord, SkippedRecord, Turn, UserHistory
 from personae.data._splits import UserSplit, split_by_prompt, split_user
 

@@ -1,40 +1,29 @@
-"""Loading preference data from files, folders, hub data sets or rows; writing result rows."""
+"""Loading preference data from files, folders, hub data sets or rows in memory."""
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import os
 import re
-import threading
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import asdict, dataclass, is_dataclass
+from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any, cast
+from typing import Any
 
-from personae.data._records import (
-    FIELD_COLUMNS,
-    PreferenceData,
-    PreferenceRecord,
-    SkippedRecord,
-    normalise_split,
-    record_from_row,
-)
+from personae.data._io import SUFFIXES, parse_line
+from personae.data._records import PreferenceData, PreferenceRecord, SkippedRecord
+from personae.data._rows import FIELD_COLUMNS, normalise_split, record_from_row
 from personae.errors import ConfigError, DataError
 
-__all__ = ["FORMATS", "append_jsonl", "load_preferences", "read_jsonl_rows", "write_rows"]
+__all__ = ["FORMATS", "load_preferences"]
 
 logger = logging.getLogger(__name__)
 
 FORMATS = ("jsonl", "json", "csv", "parquet", "datasets")
-_SUFFIXES = (
-    (".jsonl.gz", "jsonl"), (".jsonl", "jsonl"), (".json", "json"), (".csv", "csv"), (".parquet", "parquet"),
-)
 _DATASETS_MARKERS = ("dataset_dict.json", "dataset_info.json", "state.json")
 _HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*(/[\w.-]+)?")
 _WARN_EACH = 10  # skipped records logged one by one; the rest only in the summary
-_append_lock = threading.Lock()
 
 Rows = Iterator[tuple[int, Any]]  # (1-based record number, row or the DataError reading it)
 
@@ -140,14 +129,14 @@ def _open(source: Any, fmt: str | None, split: str | None) -> tuple[str, list[_P
     if path.exists():
         raise DataError("cannot tell the format from the file name; pass format= "
                         f"({', '.join(FORMATS)})", source=text)
-    if not _HUB_ID.fullmatch(text) or text.endswith(tuple(s for s, _ in _SUFFIXES)):
+    if not _HUB_ID.fullmatch(text) or text.endswith(tuple(s for s, _ in SUFFIXES)):
         raise DataError("no such file or folder", source=text)
     return text, _open_hub(text, split)
 
 
 def _format_of(path: Path) -> str | None:
     name = path.name.lower()
-    for suffix, fmt in _SUFFIXES:
+    for suffix, fmt in SUFFIXES:
         if name.endswith(suffix):
             return fmt
     if path.is_dir() and any((path / marker).is_file() for marker in _DATASETS_MARKERS):
@@ -213,19 +202,9 @@ def _read_jsonl(path: Path, source: str) -> Rows:
         with opener(path, "rt", encoding="utf-8") as fh:
             for number, line in enumerate(fh, 1):
                 if line.strip():
-                    yield number, _parse_line(line, source, number)
+                    yield number, parse_line(line, source, number)
     except (OSError, UnicodeDecodeError, EOFError) as exc:
         raise DataError(f"cannot read: {exc}", source=source) from exc
-
-
-def _parse_line(line: str, source: str, number: int) -> dict[str, Any] | DataError:
-    try:
-        row = json.loads(line)
-    except json.JSONDecodeError as exc:
-        return DataError(f"not valid JSON: {exc}", source=source, record=number)
-    if not isinstance(row, dict):
-        return DataError(f"not a JSON object (got {type(row).__name__})", source=source, record=number)
-    return row
 
 
 def _read_json(path: Path, source: str) -> Rows:
@@ -273,157 +252,3 @@ def _read_parquet(path: Path, source: str) -> Rows:
                     yield number, row
     except (OSError, pa.ArrowException) as exc:
         raise DataError(f"not a readable parquet file: {exc}", source=source) from exc
-
-
-# --- writing ------------------------------------------------------------------------------
-
-
-def write_rows(rows: Iterable[Mapping[str, Any]], path: str | os.PathLike[str]) -> Path:
-    """Write rows by suffix (.jsonl, .jsonl.gz, .json, .csv, .parquet), atomically; return the path.
-
-    jsonl holds one JSON object a line (``ensure_ascii=False``), json a list; csv cells hold
-    lists and dicts as JSON text and None as empty. Parent folders are created.
-    """
-    import gzip
-    import uuid
-
-    path = Path(path)
-    fmt = next((fmt for suffix, fmt in _SUFFIXES if path.name.lower().endswith(suffix)), None)
-    if fmt is None:
-        raise ConfigError(f"cannot write {path}: use a .jsonl, .jsonl.gz, .json, .csv or .parquet file")
-    table = [dict(row) for row in rows]
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
-    try:
-        with open(tmp, "xb") as fh:
-            if path.name.lower().endswith(".gz"):
-                with gzip.GzipFile(filename=path.name[:-3], mode="wb", fileobj=fh) as gz:
-                    _write(fmt, table, cast("IO[bytes]", gz), path)
-            else:
-                _write(fmt, table, fh, path)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-        raise
-    logger.debug("wrote %d rows to %s", len(table), path)
-    return path
-
-
-def _json_default(value: Any) -> Any:
-    if hasattr(value, "tolist"):  # numpy scalars and arrays
-        return value.tolist()
-    if is_dataclass(value) and not isinstance(value, type):
-        return asdict(value)
-    if isinstance(value, (set, frozenset, tuple)):
-        return list(value)
-    return str(value)
-
-
-def _dumps(value: Any, **kwargs: Any) -> str:
-    return json.dumps(value, ensure_ascii=False, default=_json_default, **kwargs)
-
-
-def _write(fmt: str, rows: list[dict[str, Any]], fh: IO[bytes], path: Path) -> None:
-    if fmt == "jsonl":
-        for row in rows:
-            fh.write((_dumps(row) + "\n").encode("utf-8"))
-    elif fmt == "json":
-        fh.write((_dumps(rows, indent=2) + "\n").encode("utf-8"))
-    elif fmt == "csv":
-        import csv
-        import io
-
-        text = io.TextIOWrapper(fh, encoding="utf-8", newline="")
-        writer = csv.DictWriter(text, fieldnames=list(dict.fromkeys(key for row in rows for key in row)))
-        writer.writeheader()
-        for row in rows:
-            writer.writerow({k: "" if v is None else _dumps(v) if isinstance(v, (dict, list, tuple)) else v
-                             for k, v in row.items()})
-        text.flush()
-        text.detach()
-    else:
-        import pyarrow as pa
-        import pyarrow.parquet as pq
-
-        columns = {}
-        for key in dict.fromkeys(key for row in rows for key in row):
-            try:
-                columns[key] = pa.array([row.get(key) for row in rows])
-            except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
-                raise DataError(f"parquet cannot store this column (mixed types?): {exc}",
-                                source=str(path), field=key) from exc
-        pq.write_table(pa.table(columns), fh)
-
-
-def append_jsonl(row: Mapping[str, Any], path: str | os.PathLike[str]) -> None:
-    """Append one row as a JSON line, flushed and fsync'd (for results written as they come).
-
-    A truncated last line left by a crash is dropped first, so the new row starts a line.
-    Safe to call from several threads of one process.
-    """
-    path = Path(path)
-    line = (_dumps(dict(row)) + "\n").encode("utf-8")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with _append_lock, open(path, "a+b") as fh:
-        _repair_tail(fh, path)
-        fh.write(line)
-        fh.flush()
-        os.fsync(fh.fileno())
-
-
-def _repair_tail(fh: IO[bytes], path: Path) -> None:
-    """End the file with a newline: drop a broken last line, or finish a complete one."""
-    end = fh.seek(0, os.SEEK_END)
-    if end == 0:
-        return
-    fh.seek(end - 1)
-    if fh.read(1) == b"\n":
-        return
-    start = end
-    while start > 0:  # find the start of the last line
-        step = min(start, 65536)
-        fh.seek(start - step)
-        found = fh.read(step).rfind(b"\n")
-        if found >= 0:
-            start = start - step + found + 1
-            break
-        start -= step
-    fh.seek(start)
-    tail = fh.read()
-    try:
-        json.loads(tail)
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        logger.warning("%s: dropping a truncated last line (%d bytes)", path, len(tail))
-        fh.truncate(start)
-    else:
-        fh.write(b"\n")
-
-
-def read_jsonl_rows(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
-    """Read a jsonl file of results, ignoring a truncated last line; a missing file has no rows.
-
-    A malformed line elsewhere raises :class:`DataError`.
-    """
-    path = Path(path)
-    if not path.exists():
-        return []
-    lines = path.read_bytes().split(b"\n")
-    last = max((i for i, line in enumerate(lines) if line.strip()), default=-1)
-    rows = []
-    for index, raw in enumerate(lines):
-        if not raw.strip():
-            continue
-        try:
-            row = _parse_line(raw.decode("utf-8"), str(path), index + 1)
-        except UnicodeDecodeError as exc:
-            row = DataError(f"not valid UTF-8: {exc}", source=str(path), record=index + 1)
-        if isinstance(row, DataError):
-            if index == last:
-                logger.warning("%s: ignoring a truncated last line (line %d)", path, index + 1)
-                break
-            raise row
-        rows.append(row)
-    return rows

@@ -7,10 +7,12 @@ rejected-side persona, the person who would have preferred ``rejected``.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+
 import dspy
 
 from personae.data import PreferenceRecord
-from personae.signatures import InferPersona
+from personae.signatures import PERSONA_INFERENCE_DEMOS, InferPersona
 
 __all__ = ["PersonaInference"]
 
@@ -19,15 +21,20 @@ class PersonaInference(dspy.Module):
     """``(context, chosen, rejected) -> Prediction(chosen_persona, rejected_persona)``.
 
     ``sides`` limits the work to ``("chosen",)`` or ``("rejected",)`` when only one is needed.
+    ``demos`` are few-shot examples (dicts of :class:`InferPersona` fields); by default the
+    project's general-purpose ones, ``[]`` for none.
     """
 
-    def __init__(self, sides: tuple[str, ...] = ("chosen", "rejected")) -> None:
+    def __init__(self, sides: tuple[str, ...] = ("chosen", "rejected"),
+                 demos: Sequence[Mapping[str, str]] | None = None) -> None:
         super().__init__()
         unknown = set(sides) - {"chosen", "rejected"}
         if unknown or not sides:
             raise ValueError(f"sides must be drawn from 'chosen' and 'rejected', got {sides!r}")
         self.sides = tuple(sides)
         self.infer = dspy.Predict(InferPersona)
+        examples = PERSONA_INFERENCE_DEMOS if demos is None else demos
+        self.infer.demos = [dspy.Example(**dict(d)) for d in examples]
 
     def forward(self, context: str, chosen: str, rejected: str) -> dspy.Prediction:
         out: dict[str, str | None] = {"chosen_persona": None, "rejected_persona": None}

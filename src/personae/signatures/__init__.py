@@ -7,10 +7,12 @@ from personae.signatures.judge import (
     JudgeWithProfile,
     PairwiseJudge,
 )
+from personae.signatures.demos import PERSONA_INFERENCE_DEMOS
 from personae.signatures.persona import InferPersona, SynthesizePersona
 from personae.signatures.render import clip, render_history, render_trace, render_traces
 
 __all__ = [
+    "PERSONA_INFERENCE_DEMOS",
     "Choice",
     "InferPersona",
     "JudgeWithHistory",
