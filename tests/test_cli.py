@@ -59,7 +59,7 @@ def test_judge_with_a_persona_column_reports_accuracy_and_cost(tmp_path, capsys,
     assert sum(r["correct"] for r in rows) == 3  # the stub always answers First
     printed = capsys.readouterr().out
     assert "accuracy 50.0%" in printed and "6 LM calls" in printed
-    assert "morally aware" in sent[0]  # the first record's gold persona reached the judge
+    assert any("morally aware" in text for text in sent)  # the first record's gold persona reached the judge
 
 
 def test_judge_profile_needs_a_profile(tmp_path, capsys) -> None:

@@ -5,9 +5,9 @@ from __future__ import annotations
 import dspy
 import pytest
 
+from helpers import record
 from personae.lm import CostMeter, find_local_model, get_lm
 from personae.programs import DefaultJudge, PersonaInference, judge_pair
-from helpers import record
 
 pytestmark = pytest.mark.model
 

@@ -18,7 +18,8 @@ def test_import_is_light() -> None:
         print(elapsed, heavy)
         """
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split(maxsplit=1)
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    out = result.stdout.split(maxsplit=1)
     assert out[1].strip() == "[]"
     assert float(out[0]) < 2.0
 
@@ -45,7 +46,7 @@ def test_prompt_text_lives_in_signatures() -> None:
     # Programs compose signatures; they carry no instructions of their own.
     import inspect
 
-    import personae.programs as programs
+    from personae import programs
     from personae.programs import judges, persona_inference, synthesis, verified_reasoning
 
     for module in (judges, persona_inference, synthesis, verified_reasoning):

@@ -50,7 +50,8 @@ def run(args: argparse.Namespace) -> int:
     users = run_demo(data, lm=lm, users=args.users, train_fraction=args.train_fraction,
                      max_attempts=args.max_attempts, on_user=show)
     width = 48
-    header = f"{'user':<8} {'persona':<{width}} {'no persona':>13} {'with persona':>13} {'calls':>6} {'tokens':>8} {'seconds':>8}"
+    header = (f"{'user':<8} {'persona':<{width}} {'no persona':>13} {'with persona':>13} "
+              f"{'calls':>6} {'tokens':>8} {'seconds':>8}")
     print(header)
     print("-" * len(header))
     for user in users:

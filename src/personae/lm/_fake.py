@@ -30,11 +30,11 @@ import dspy
 
 __all__ = ["ScriptedCall", "ScriptedEngine", "ScriptedLM"]
 
-Answer = Union[Mapping[str, Any], str, BaseException]
-Script = Union[Callable[["ScriptedCall"], Answer], Iterable[Answer]]
+Answer = Union[Mapping[str, Any], str, BaseException]  # noqa: UP007 (a runtime alias on Python 3.10)
+Script = Union[Callable[["ScriptedCall"], Answer], Iterable[Answer]]  # noqa: UP007
 
 # DSPy renders each input as "[[ ## name ## ]]\nvalue"; after the last one come its output instructions.
-_FIELD = re.compile(r"\[\[ ## (\w+) ## \]\]\n(.*?)(?=\n\n\[\[ ## \w+ ## \]\]|\n\nRespond with |\Z)", re.S)
+_FIELD = re.compile(r"\[\[ ## (\w+) ## \]\]\n(.*?)(?=\n\n\[\[ ## \w+ ## \]\]|\n\nRespond with |\Z)", re.DOTALL)
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,13 @@ import dspy
 from personae.data import PreferenceData, UserHistory, load_preferences, split_user
 from personae.lm import Cost, CostMeter, default_adapter
 from personae.pipelines.judge import JudgeReport, judge_records
-from personae.programs import DefaultJudge, PersonaInference, PersonaJudge, PersonaSynthesis, VerifiedReasoning
+from personae.programs import (
+    DefaultJudge,
+    PersonaInference,
+    PersonaJudge,
+    PersonaSynthesis,
+    VerifiedReasoning,
+)
 
 __all__ = ["DemoUser", "demo_data_path", "run_demo"]
 

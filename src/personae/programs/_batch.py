@@ -26,7 +26,7 @@ __all__ = ["Outcome", "rollouts", "run_batch"]
 logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
-I = TypeVar("I")  # noqa: E741
+I = TypeVar("I")
 
 RETRY_TEMPERATURE = 1.0
 _NOT_RETRIED = (ConfigError, DataError, TypeError, NameError, AttributeError)

@@ -1,5 +1,6 @@
 """Every DSPy signature of personae. All prompt text of the package lives in this folder."""
 
+from personae.signatures.demos import PERSONA_INFERENCE_DEMOS
 from personae.signatures.judge import (
     Choice,
     JudgeWithHistory,
@@ -7,7 +8,6 @@ from personae.signatures.judge import (
     JudgeWithProfile,
     PairwiseJudge,
 )
-from personae.signatures.demos import PERSONA_INFERENCE_DEMOS
 from personae.signatures.persona import InferPersona, SynthesizePersona
 from personae.signatures.render import clip, render_history, render_trace, render_traces
 
