@@ -87,3 +87,22 @@ def test_help_and_version(argv, capsys) -> None:
         main(argv)
     assert exit_info.value.code == 0
     assert capsys.readouterr().out
+
+
+def test_fit_writes_one_judge_per_user_and_resumes(tmp_path, capsys) -> None:
+    from personae.optimizers import PersonalizedJudge, judge_path
+    from personae.pipelines import demo_data_path
+
+    out = tmp_path / "judges"
+    with stub_server(_answer) as stub:
+        code = main(["fit", str(demo_data_path()), "--out", str(out), "--users", "2", *_remote(stub)])
+        first_calls = len(stub.requests)
+        again = main(["fit", str(demo_data_path()), "--out", str(out), "--users", "2", *_remote(stub)])
+        assert len(stub.requests) == first_calls  # the second run fitted nobody again
+    assert code == 0 and again == 0
+    judges = sorted(out.glob("*.json"))
+    assert len(judges) == 2
+    judge = PersonalizedJudge.load(judge_path(out, "ana"))
+    assert judge.persona == "The user wants short answers." and judge.cost["lm_calls"] > 0
+    printed = capsys.readouterr().out
+    assert "2 fitted, 0 already done" in printed and "0 fitted, 2 already done" in printed

@@ -1,6 +1,6 @@
 """DSPy programs: persona inference, verified reasoning, persona synthesis and judges."""
 
-from personae.programs._batch import Outcome, rollouts, run_batch
+from personae.programs._batch import Outcome, carry_context, describe_error, rollouts, run_batch, stable_coin
 from personae.programs.judges import (
     DefaultJudge,
     Judge,
@@ -26,7 +26,10 @@ __all__ = [
     "ProfileJudge",
     "Trace",
     "VerifiedReasoning",
+    "carry_context",
+    "describe_error",
     "judge_pair",
     "rollouts",
     "run_batch",
+    "stable_coin",
 ]

@@ -21,7 +21,7 @@ from dspy.dsp.utils.settings import thread_local_overrides
 
 from personae.errors import ConfigError, DataError
 
-__all__ = ["Outcome", "rollouts", "run_batch"]
+__all__ = ["Outcome", "carry_context", "rollouts", "run_batch"]
 
 logger = logging.getLogger(__name__)
 
@@ -54,6 +54,20 @@ def rollouts(lm: dspy.BaseLM, max_attempts: int, *, temperature: float = RETRY_T
             yield lm
         else:
             yield lm.copy(rollout_id=attempt, temperature=max(base_temperature, temperature))
+
+
+def carry_context() -> Callable[[Callable[[], T]], T]:
+    """Capture this thread's DSPy settings; the returned runner applies them in a worker thread."""
+    parent = thread_local_overrides.get().copy()
+
+    def run(fn: Callable[[], T]) -> T:
+        token = thread_local_overrides.set(parent.copy())
+        try:
+            return fn()
+        finally:
+            thread_local_overrides.reset(token)
+
+    return run
 
 
 def describe_error(exc: BaseException) -> str:

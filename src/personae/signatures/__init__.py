@@ -9,6 +9,7 @@ from personae.signatures.judge import (
     PairwiseJudge,
 )
 from personae.signatures.persona import InferPersona, SynthesizePersona
+from personae.signatures.personalized import generation_system_prompt, personalized_instructions
 from personae.signatures.render import clip, render_history, render_trace, render_traces
 
 __all__ = [
@@ -21,6 +22,8 @@ __all__ = [
     "PairwiseJudge",
     "SynthesizePersona",
     "clip",
+    "generation_system_prompt",
+    "personalized_instructions",
     "render_history",
     "render_trace",
     "render_traces",

@@ -1,0 +1,60 @@
+"""``personae fit``: a SynthesizeMe judge for every user of a preference file."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+from personae.cli._common import add_data_options, add_model_options, build_lm, load_data
+
+
+def register(sub: Any) -> None:
+    parser = sub.add_parser(
+        "fit",
+        help="fit a personalized judge (persona + demonstrations) for every user",
+        description="Fit SynthesizeMe judges, one JSON file per user in --out. Finished users are "
+                    "written as they complete; running the same command again skips them. A user whose "
+                    "fit fails is recorded in failures.jsonl and the others go on.",
+    )
+    add_data_options(parser)
+    parser.add_argument("--out", required=True, help="folder for the fitted judges")
+    parser.add_argument("--preset", default="default", choices=["default", "paper"],
+                        help="default (cheap) or paper (the reference settings)")
+    parser.add_argument("--users", type=int, default=None, help="only the N users with the most pairs")
+    parser.add_argument("--min-pairs", type=int, default=4, help="skip users with fewer pairs (default 4)")
+    parser.add_argument("--user-concurrency", type=int, default=1, help="users fitted at once (default 1)")
+    parser.add_argument("--max-lm-calls", type=int, default=None, help="LM call budget per user")
+    parser.add_argument("--seed", type=int, default=0, help="seed for orders and demo candidates")
+    add_model_options(parser)
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from personae.optimizers import SynthesizeMe
+    from personae.pipelines import fit_users, select_users
+
+    data = load_data(args)
+    users = select_users(list(data.by_user().values()), top=args.users, min_pairs=args.min_pairs)
+    lm = build_lm(args)
+    fitter = SynthesizeMe(args.preset, seed=args.seed, num_threads=args.concurrency,
+                          max_lm_calls=args.max_lm_calls)
+    done = {"n": 0}
+
+    def show(user_id: str, status: str, judge: Any) -> None:
+        done["n"] += 1
+        detail = ""
+        if judge is not None:
+            acc = "n/a" if judge.val_accuracy is None else f"{judge.val_accuracy:.0%}"
+            detail = (f" val {acc}, {len(judge.demos)} demos, {judge.cost['lm_calls']} calls, "
+                      f"{judge.cost['seconds']:.0f} s")
+        print(f"[{done['n']}/{len(users)}] {user_id}: {status}{detail}", file=sys.stderr, flush=True)
+
+    report = fit_users(users, args.out, lm=lm, fitter=fitter, user_concurrency=args.user_concurrency,
+                       on_done=show)
+    print(f"{len(report.fitted)} fitted, {len(report.skipped)} already done, {len(report.failed)} failed "
+          f"-> {args.out}")
+    for user_id, reason in report.failed:
+        print(f"  failed {user_id}: {reason}")
+    print(f"cost: {report.cost.summary()}")
+    return 1 if report.failed else 0

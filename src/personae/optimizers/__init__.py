@@ -1,0 +1,19 @@
+"""Compilers: SynthesizeMe per-user fitting, demo-set search, and the fitted judge artifact."""
+
+from personae.optimizers._artifact import ARTIFACT_VERSION, PersonalizedJudge, Verdict, judge_path
+from personae.optimizers._demo_search import Candidate, DemoSearch, PredictionMemo, SearchResult
+from personae.optimizers._synthesizeme import PRESETS, Preset, SynthesizeMe
+
+__all__ = [
+    "ARTIFACT_VERSION",
+    "PRESETS",
+    "Candidate",
+    "DemoSearch",
+    "PersonalizedJudge",
+    "PredictionMemo",
+    "Preset",
+    "SearchResult",
+    "SynthesizeMe",
+    "Verdict",
+    "judge_path",
+]

@@ -1,0 +1,243 @@
+"""Demo-set search: pick the few-shot demonstrations that make a judge best on validation.
+
+:class:`DemoSearch` is a DSPy ``Teleprompter``. It builds candidate demo sets from a pool
+(verified reasoning traces, optionally a few labelled pairs without reasoning), scores each
+candidate by the judge's accuracy on the validation pairs, and returns the judge with the best
+set. Unlike a plain random search it
+
+- evaluates candidates in parallel on a bounded number of threads, each re-entering the
+  caller's DSPy context (no global setting is changed from a thread);
+- is seeded: the same seed, pool and validation set give the same candidates;
+- stops early: once a candidate reaches ``target``, no further candidate starts and the
+  running ones stop at their next call;
+- honours a budget of LM calls (``max_lm_calls``);
+- never asks the LM twice for the same (instructions, demos, pair, order): predictions are
+  kept in a :class:`PredictionMemo` that several searches may share.
+
+Each validation pair is shown once, in an order fixed by a seeded coin, so a judge that
+always answers "First" scores about 50% rather than 100%.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import random
+import threading
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+import dspy
+from dspy.teleprompt.teleprompt import Teleprompter
+
+from personae.data import PreferenceRecord
+from personae.lm import Cost, CostMeter
+from personae.programs import Judge, carry_context, describe_error, rollouts, stable_coin
+
+__all__ = ["Candidate", "DemoSearch", "PredictionMemo", "SearchResult"]
+
+logger = logging.getLogger(__name__)
+
+
+def _demo_key(demo: dict[str, Any]) -> str:
+    text = "\x1f".join(f"{k}={demo.get(k, '')}" for k in sorted(demo))
+    return hashlib.sha1(text.encode("utf-8")).hexdigest()[:12]
+
+
+class PredictionMemo:
+    """Thread-safe store of judgments already made, keyed by prompt-defining inputs."""
+
+    def __init__(self) -> None:
+        self._store: dict[tuple[str, ...], tuple[bool, str | None]] = {}
+        self._lock = threading.Lock()
+        self.hits = 0
+
+    def get(self, key: tuple[str, ...]) -> tuple[bool, str | None] | None:
+        with self._lock:
+            found = self._store.get(key)
+            if found is not None:
+                self.hits += 1
+            return found
+
+    def put(self, key: tuple[str, ...], value: tuple[bool, str | None]) -> None:
+        with self._lock:
+            self._store[key] = value
+
+
+@dataclass(frozen=True)
+class Candidate:
+    index: int
+    label: str
+    demos: tuple[dict[str, str], ...]
+
+
+@dataclass
+class SearchResult:
+    """What a search found and what it cost."""
+
+    demos: list[dict[str, str]]
+    score: float | None
+    scores: list[dict[str, Any]] = field(default_factory=list)
+    candidates_tried: int = 0
+    stopped: str = "exhausted"          # "exhausted" | "target" | "budget"
+    reused_predictions: int = 0
+    cost: Cost = field(default_factory=Cost)
+
+
+def _instructions(student: Judge) -> str:
+    return str(student.predict.predict.signature.instructions)
+
+
+class DemoSearch(Teleprompter):
+    """Search demo sets for a pairwise judge (see the module docstring)."""
+
+    def __init__(
+        self,
+        *,
+        num_candidates: int = 4,
+        max_demos: int = 3,
+        max_labeled: int = 0,
+        target: float | None = None,
+        max_lm_calls: int | None = None,
+        num_threads: int = 2,
+        max_attempts: int = 2,
+        seed: int = 0,
+        memo: PredictionMemo | None = None,
+    ) -> None:
+        super().__init__()
+        if num_candidates < 1 or max_demos < 0 or num_threads < 1 or max_attempts < 1:
+            raise ValueError("num_candidates, num_threads and max_attempts must be >= 1, max_demos >= 0")
+        self.num_candidates = num_candidates
+        self.max_demos = max_demos
+        self.max_labeled = max_labeled
+        self.target = target
+        self.max_lm_calls = max_lm_calls
+        self.num_threads = num_threads
+        self.max_attempts = max_attempts
+        self.seed = seed
+        self.memo = memo
+
+    # -- candidates -----------------------------------------------------------------
+    def candidates(self, pool: Sequence[dict[str, str]], labeled: Sequence[dict[str, str]]) -> list[Candidate]:
+        """Zero-shot, labelled-only, the pool's first demos, then seeded random subsets."""
+        rng = random.Random(self.seed)
+        out: list[Candidate] = []
+        seen: set[tuple[str, ...]] = set()
+
+        def add(label: str, demos: Sequence[dict[str, str]]) -> None:
+            key = tuple(_demo_key(d) for d in demos)
+            if key not in seen and len(out) < self.num_candidates:
+                seen.add(key)
+                out.append(Candidate(len(out), label, tuple(demos)))
+
+        labeled = list(labeled)[: self.max_labeled]
+        k = min(self.max_demos, len(pool))
+        if k:
+            add("first", list(pool)[:k])
+        add("zero-shot", [])
+        if labeled:
+            add("labeled", labeled)
+        attempts = 0
+        while len(out) < self.num_candidates and k and attempts < 20 * self.num_candidates:
+            attempts += 1
+            size = rng.randint(1, k)
+            add("random", rng.sample(list(pool), size) + labeled)
+        return out
+
+    # -- evaluation -----------------------------------------------------------------
+    def _judge_once(self, student: Judge, demos: Sequence[dict[str, str]], record: PreferenceRecord,
+                    memo: PredictionMemo) -> tuple[bool, str | None]:
+        chosen_first = stable_coin(self.seed, "val", record.record_id, record.prompt)
+        key = (_instructions(student), *sorted(_demo_key(d) for d in demos), record.record_id, str(chosen_first))
+        found = memo.get(key)
+        if found is not None:
+            return found
+        first, second = (record.chosen, record.rejected) if chosen_first else (record.rejected, record.chosen)
+        result: tuple[bool, str | None] = (False, "no attempt")
+        for attempt_lm in rollouts(dspy.settings.lm, self.max_attempts):
+            try:
+                with dspy.context(lm=attempt_lm):
+                    pred = student(context=record.prompt, first_response=first, second_response=second)
+                result = ((pred.preferred == "First") == chosen_first, None)
+                break
+            except Exception as exc:  # an LM or parse failure: counted wrong, with its reason
+                result = (False, describe_error(exc))
+        memo.put(key, result)
+        return result
+
+    def search(self, student: Judge, valset: Sequence[PreferenceRecord], *,
+               pool: Sequence[dict[str, str]] = (), labeled: Sequence[dict[str, str]] = ()) -> SearchResult:
+        """Score every candidate demo set on ``valset`` and return the best one."""
+        memo = self.memo or PredictionMemo()
+        hits_before = memo.hits
+        candidates = self.candidates(pool, labeled)
+        meter = CostMeter()
+        stop = threading.Event()
+        reason = {"value": "exhausted"}
+        scores: dict[int, float] = {}
+        lock = threading.Lock()
+
+        def over_budget() -> bool:
+            return self.max_lm_calls is not None and meter.cost.lm_calls >= self.max_lm_calls
+
+        def evaluate(candidate: Candidate) -> None:
+            if stop.is_set():
+                return
+            judge = student.deepcopy()
+            judge.predict.predict.demos = [dspy.Example(**d) for d in candidate.demos]
+            correct = 0
+            for record in valset:
+                if stop.is_set():
+                    return  # abandoned: another candidate reached the target, or the budget ran out
+                if over_budget():
+                    with lock:
+                        reason["value"] = "budget"
+                    stop.set()
+                    return
+                ok, _ = self._judge_once(judge, candidate.demos, record, memo)
+                correct += ok
+            score = correct / len(valset) if valset else 0.0
+            with lock:
+                scores[candidate.index] = score
+                if self.target is not None and score >= self.target and not stop.is_set():
+                    reason["value"] = "target"
+                    stop.set()
+
+        with meter.track():
+            runner = carry_context()  # inside track(): worker threads count their calls on this meter
+            if self.num_threads == 1:
+                for c in candidates:
+                    evaluate(c)
+            else:
+                with ThreadPoolExecutor(max_workers=self.num_threads, thread_name_prefix="demo-search") as pool_:
+                    for future in [pool_.submit(runner, lambda c=c: evaluate(c)) for c in candidates]:
+                        future.result()
+        if not scores:
+            best: Candidate | None = None
+        else:  # best score; ties go to fewer demos, then to the earlier candidate
+            best = max((c for c in candidates if c.index in scores),
+                       key=lambda c: (scores[c.index], -len(c.demos), -c.index))
+        table = [{"candidate": c.index, "label": c.label, "demos": len(c.demos), "score": scores.get(c.index)}
+                 for c in candidates]
+        logger.info("demo search: %d/%d candidates scored, stopped: %s, best %s", len(scores), len(candidates),
+                    reason["value"], None if best is None else scores[best.index])
+        return SearchResult(
+            demos=[dict(d) for d in best.demos] if best else [],
+            score=scores[best.index] if best else None,
+            scores=table,
+            candidates_tried=len(scores),
+            stopped=reason["value"],
+            reused_predictions=memo.hits - hits_before,
+            cost=meter.cost,
+        )
+
+    def compile(self, student: Judge, *, trainset: Sequence[Any] = (), valset: Sequence[PreferenceRecord] = (),
+                pool: Sequence[dict[str, str]] = (), labeled: Sequence[dict[str, str]] = (),
+                **kwargs: Any) -> Judge:
+        """The Teleprompter entry point: ``student`` with the best demo set found."""
+        result = self.search(student, valset, pool=pool, labeled=labeled)
+        program = student.deepcopy()
+        program.predict.predict.demos = [dspy.Example(**d) for d in result.demos]
+        return program

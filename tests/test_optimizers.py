@@ -1,0 +1,167 @@
+from __future__ import annotations
+
+import json
+
+import dspy
+import pytest
+
+from helpers import record
+from personae.data import UserHistory
+from personae.errors import ConfigError, DataError
+from personae.lm import ScriptedLM
+from personae.optimizers import DemoSearch, PersonalizedJudge, PredictionMemo, SynthesizeMe, judge_path
+from personae.pipelines import fit_users, select_users
+from personae.programs import DefaultJudge
+
+
+@pytest.fixture(autouse=True)
+def _json_adapter():
+    with dspy.context(adapter=dspy.JSONAdapter()):
+        yield
+
+
+def _shorter_wins(call):
+    """A judge that prefers the shorter response, and writes a fixed persona."""
+    if call.field("preference_history") is not None:
+        return {"reasoning": "r", "persona": "The user wants short answers."}
+    first, second = call.field("first_response"), call.field("second_response")
+    return {"reasoning": "shorter wins", "preferred": "First" if len(first) <= len(second) else "Second"}
+
+
+def _user(n: int = 10, uid: str = "u1") -> UserHistory:
+    return UserHistory(uid, [record(i, chosen=f"ok {i}", rejected=f"a much longer answer number {i}", user=uid)
+                             for i in range(n)])
+
+
+def _pool(n: int) -> list[dict[str, str]]:
+    return [{"context": f"c{i}", "first_response": "a", "second_response": "b", "reasoning": f"why {i}",
+             "preferred": "First"} for i in range(n)]
+
+
+def test_candidates_are_seeded_and_distinct() -> None:
+    a = DemoSearch(num_candidates=6, max_demos=3, seed=1).candidates(_pool(8), [])
+    b = DemoSearch(num_candidates=6, max_demos=3, seed=1).candidates(_pool(8), [])
+    c = DemoSearch(num_candidates=6, max_demos=3, seed=2).candidates(_pool(8), [])
+    assert a == b and a != c
+    assert len(a) == 6 and len({tuple(d["reasoning"] for d in x.demos) for x in a}) == 6
+    assert any(len(x.demos) == 0 for x in a)  # zero-shot is always a candidate
+    assert all(len(x.demos) <= 3 for x in a)
+
+
+def test_search_stops_at_target_and_reuses_predictions() -> None:
+    lm = ScriptedLM(_shorter_wins)
+    valset = [record(i, chosen="ok", rejected="a long answer") for i in range(4)]
+    memo = PredictionMemo()
+    with dspy.context(lm=lm):
+        result = DemoSearch(num_candidates=5, max_demos=2, target=0.75, num_threads=1, memo=memo).search(
+            DefaultJudge(), valset, pool=_pool(4))
+        assert result.stopped == "target" and result.candidates_tried == 1 and result.score == 1.0
+        assert len(lm.calls) == 4
+        again = DemoSearch(num_candidates=1, max_demos=2, target=0.75, num_threads=1, memo=memo).search(
+            DefaultJudge(), valset, pool=_pool(4))
+    assert len(lm.calls) == 4  # every prediction came from the memo
+    assert again.reused_predictions == 4 and again.cost.lm_calls == 0
+
+
+def test_search_respects_the_call_budget_and_runs_threads() -> None:
+    lm = ScriptedLM(lambda call: {"reasoning": "r", "preferred": "Second"})
+    valset = [record(i) for i in range(6)]
+    with dspy.context(lm=lm):
+        result = DemoSearch(num_candidates=6, max_demos=2, max_lm_calls=8, num_threads=3).search(
+            DefaultJudge(), valset, pool=_pool(5))
+    assert result.stopped == "budget"
+    assert len(lm.calls) <= 8 + 3  # at most one call in flight per thread past the budget
+
+
+def test_failed_judgments_count_wrong_in_search() -> None:
+    lm = ScriptedLM(lambda call: "not json")
+    with dspy.context(lm=lm):
+        result = DemoSearch(num_candidates=1, max_demos=0, num_threads=1, max_attempts=2).search(
+            DefaultJudge(), [record(1), record(2)])
+    assert result.score == 0.0 and len(lm.calls) == 4
+
+
+def test_synthesizeme_fits_a_judge_and_it_round_trips(tmp_path) -> None:
+    lm = ScriptedLM(_shorter_wins)
+    judge = SynthesizeMe("default").fit(_user(10), lm=lm)
+    assert judge.persona == "The user wants short answers."
+    assert "The user wants short answers." in judge.instructions
+    assert judge.val_accuracy == 1.0 and judge.n_train == 7 and judge.n_val == 3
+    assert judge.cost["lm_calls"] == len(lm.calls) and judge.cost["verified_traces"] == 7
+    assert all(d["preferred"] in ("First", "Second") and d["reasoning"] for d in judge.demos)
+    path = judge.save(tmp_path / "j.json")
+    assert PersonalizedJudge.load(path) == judge
+    messages = judge.judge_messages("q", "a", "b")
+    assert messages[0]["role"] == "system" and "short answers" in messages[0]["content"]
+    assert len(messages) == 2 + 2 * len(judge.demos)
+    assert "short answers" in judge.generation_messages()[0]["content"]
+
+
+def test_verification_keeps_only_traces_that_match_the_choice() -> None:
+    lm = ScriptedLM(lambda call: {"reasoning": "first is best", "preferred": "First"}
+                    if call.field("preference_history") is None else {"reasoning": "r", "persona": "p"})
+    judge = SynthesizeMe("default", verify_attempts=1).fit(_user(10), lm=lm)
+    assert 0 < judge.cost["verified_traces"] < 7  # only pairs shown chosen-first survive
+    assert all(d["preferred"] == "First" for d in judge.demos)
+
+
+def test_saved_judge_gives_the_same_predictions_on_cached_calls(tmp_path) -> None:
+    fit_lm = ScriptedLM(_shorter_wins)
+    path = SynthesizeMe("default").fit(_user(8), lm=fit_lm).save(tmp_path / "j.json")
+    lm = ScriptedLM(_shorter_wins, cache=True)
+    pairs = [("how to nap?", "Short.", "A very long winded answer."), ("tea?", "Long long long text.", "Yes.")]
+    before = [PersonalizedJudge.load(path).compare(*p, lm=lm) for p in pairs]
+    calls = len(lm.calls)
+    after = [PersonalizedJudge.load(path).compare(*p, lm=lm) for p in pairs]
+    assert after == before and [v.preferred for v in before] == ["A", "B"]
+    assert len(lm.calls) == calls  # the reloaded judge built the same prompts: all cache hits
+
+
+def test_paper_preset_costs_more_than_default() -> None:
+    lm_default, lm_paper = ScriptedLM(_shorter_wins), ScriptedLM(_shorter_wins)
+    SynthesizeMe("default").fit(_user(12), lm=lm_default)
+    SynthesizeMe("paper").fit(_user(12), lm=lm_paper)
+    assert len(lm_paper.calls) > 2 * len(lm_default.calls)
+
+
+def test_bad_artifacts_and_presets_are_reported(tmp_path) -> None:
+    with pytest.raises(ConfigError):
+        SynthesizeMe("fastest")
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"version": 99, "user_id": "u", "persona": "p"}))
+    with pytest.raises(DataError, match="version"):
+        PersonalizedJudge.load(bad)
+    with pytest.raises(ConfigError):
+        SynthesizeMe().fit(_user(1), lm=ScriptedLM(_shorter_wins))
+
+
+def test_fit_users_resumes_and_survives_a_failing_user(tmp_path) -> None:
+    def answer(call):
+        if "user-b" in call.text:
+            raise TimeoutError("the model timed out")
+        return _shorter_wins(call)
+
+    users = [_user(8, "user-a"), _user(8, "user-b"), _user(8, "user-c")]
+    for u in users:  # make user ids visible in the prompts so the script can fail one user
+        for r in u.records:
+            r.context[0] = type(r.context[0])("user", f"{u.user_id}: {r.context[0].content}")
+    done = PersonalizedJudge("user-a", "already fitted")
+    done.save(judge_path(tmp_path, "user-a"))
+    lm = ScriptedLM(answer)
+    report = fit_users(users, tmp_path, lm=lm, user_concurrency=2)
+    assert report.skipped == ["user-a"]
+    assert [j.user_id for j in report.fitted] == ["user-c"]
+    assert report.failed and report.failed[0][0] == "user-b"
+    assert not any("user-a" in c.text for c in lm.calls)
+    failures = [json.loads(line) for line in (tmp_path / "failures.jsonl").read_text().splitlines()]
+    assert failures[0]["user_id"] == "user-b"
+    assert PersonalizedJudge.load(judge_path(tmp_path, "user-a")).persona == "already fitted"
+    assert judge_path(tmp_path, "user-c").exists() and not judge_path(tmp_path, "user-b").exists()
+
+
+def test_select_users_and_judge_paths(tmp_path) -> None:
+    users = [_user(3, "a"), _user(9, "b"), _user(5, "c"), _user(9, "d")]
+    assert [u.user_id for u in select_users(users, top=2)] == ["b", "d"]
+    assert [u.user_id for u in select_users(users, min_pairs=5)] == ["b", "c", "d"]
+    assert judge_path(tmp_path, "a/b") != judge_path(tmp_path, "a_b")
+    assert judge_path(tmp_path, "prism_43cb").name == "prism_43cb.json"
