@@ -76,6 +76,6 @@ def run(args: argparse.Namespace) -> int:
     if examples:
         print("\nPersona inference on one earlier pair per user (who would choose each side):")
         for user_id, e in examples:
-            print(f"  {user_id}  chosen:   {e['chosen_persona']}")
-            print(f"  {'':<{len(user_id)}}  rejected: {e['rejected_persona']}")
+            print(f"  {user_id}  chosen:   {textwrap.shorten(e['chosen_persona'] or '', 160)}")
+            print(f"  {'':<{len(user_id)}}  rejected: {textwrap.shorten(e['rejected_persona'] or '', 160)}")
     return 0

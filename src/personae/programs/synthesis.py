@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import dspy
 
 from personae.programs.verified_reasoning import Trace
-from personae.signatures import SynthesizePersona, render_trace, render_traces
+from personae.signatures import PERSONA_SYNTHESIS_DEMOS, SynthesizePersona, render_trace, render_traces
 
 __all__ = ["PersonaSynthesis"]
 
@@ -16,14 +16,19 @@ class PersonaSynthesis(dspy.Module):
     """``forward(traces) -> Prediction(persona)``.
 
     ``budget`` bounds the rendered history in characters (the newest traces are kept), so
-    the prompt fits the model's context whatever the history's length.
+    the prompt fits the model's context whatever the history's length. ``demos`` are worked
+    examples (dicts of the signature's fields plus ``reasoning``); by default the project's
+    one short example, ``[]`` for none.
     """
 
-    def __init__(self, *, budget: int = 12000, max_chars: int = 600) -> None:
+    def __init__(self, *, budget: int = 12000, max_chars: int = 600,
+                 demos: Sequence[Mapping[str, str]] | None = None) -> None:
         super().__init__()
         self.budget = budget
         self.max_chars = max_chars
         self.synthesize = dspy.ChainOfThought(SynthesizePersona)
+        examples = PERSONA_SYNTHESIS_DEMOS if demos is None else demos
+        self.synthesize.predict.demos = [dspy.Example(**dict(d)) for d in examples]
 
     def render(self, traces: Sequence[Trace]) -> str:
         blocks = [

@@ -1,6 +1,6 @@
 """Every DSPy signature of personae. All prompt text of the package lives in this folder."""
 
-from personae.signatures.demos import PERSONA_INFERENCE_DEMOS
+from personae.signatures.demos import PERSONA_INFERENCE_DEMOS, PERSONA_SYNTHESIS_DEMOS
 from personae.signatures.judge import (
     Choice,
     JudgeWithHistory,
@@ -14,6 +14,7 @@ from personae.signatures.render import clip, render_history, render_trace, rende
 
 __all__ = [
     "PERSONA_INFERENCE_DEMOS",
+    "PERSONA_SYNTHESIS_DEMOS",
     "Choice",
     "InferPersona",
     "JudgeWithHistory",

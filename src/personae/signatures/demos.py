@@ -6,7 +6,7 @@ fields; programs wrap them in ``dspy.Example`` and optimizers may replace them.
 
 from __future__ import annotations
 
-__all__ = ["PERSONA_INFERENCE_DEMOS"]
+__all__ = ["PERSONA_INFERENCE_DEMOS", "PERSONA_SYNTHESIS_DEMOS"]
 
 PERSONA_INFERENCE_DEMOS: list[dict[str, str]] = [
     {
@@ -32,5 +32,28 @@ PERSONA_INFERENCE_DEMOS: list[dict[str, str]] = [
         "other_response": "Common goldfish names include Goldie, Nemo and Finn.",
         "persona": "The user is light-hearted and enjoys playful, witty answers with personality "
                    "more than plain lists.",
+    },
+]
+
+PERSONA_SYNTHESIS_DEMOS: list[dict[str, str]] = [
+    {
+        "preference_history": (
+            "Choice 1\nRequest: What should I cook for a dinner party of six?\n"
+            "Response A: A beef Wellington with truffle mash and a good Bordeaux makes an impression.\n"
+            "Response B: A big pot of chilli with rice and toppings: cheap, easy to scale, and everyone "
+            "builds their own bowl.\n"
+            "Preferred: Response B\nWhy: B keeps costs and effort low; A assumes an expensive menu.\n\n"
+            "Choice 2\nRequest: I need a laptop for university.\n"
+            "Response A: A refurbished business laptop with 16 GB of memory does everything a student "
+            "needs for a fraction of the price of a new one.\n"
+            "Response B: Get the latest flagship model; it will last longer and feels premium.\n"
+            "Preferred: Response A\nWhy: A finds a capable option that saves money."
+        ),
+        "reasoning": "Both times the user chose the answer that respects a tight budget over the lavish one.",
+        "persona": (
+            "The user is budget-conscious: they favour answers that suggest affordable, practical options "
+            "and explain how to save money, and they are put off by recommendations that assume money is "
+            "no object."
+        ),
     },
 ]

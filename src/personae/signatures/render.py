@@ -39,7 +39,7 @@ def render_trace(index: int, context: str, first: str, second: str, chosen: str,
         f"Request: {clip(context, max_chars)}\n"
         f"Response A: {clip(first, max_chars)}\n"
         f"Response B: {clip(second, max_chars)}\n"
-        f"The user chose: Response {'A' if chosen == 'First' else 'B'}\n"
+        f"Preferred: Response {'A' if chosen == 'First' else 'B'}\n"
         f"Why: {clip(reasoning, max_chars)}"
     )
 
