@@ -86,8 +86,10 @@ def test_synthesizeme_fits_a_judge_and_it_round_trips(tmp_path) -> None:
     judge = SynthesizeMe("default").fit(_user(10), lm=lm)
     assert judge.persona == "The user wants short answers."
     assert "The user wants short answers." in judge.instructions
-    assert judge.val_accuracy == 1.0 and judge.n_train == 7 and judge.n_val == 3
-    assert judge.cost["lm_calls"] == len(lm.calls) and judge.cost["verified_traces"] == 7
+    assert judge.val_accuracy == 1.0 and judge.n_train == 5 and judge.n_val == 2
+    assert judge.cost["lm_calls"] == len(lm.calls) and judge.cost["verified_traces"] == 5
+    test_prompts = {r.prompt for r in _user(10).records[7:]}
+    assert not any(p in call.text for call in lm.calls for p in test_prompts)  # test pairs never seen
     assert all(d["preferred"] in ("First", "Second") and d["reasoning"] for d in judge.demos)
     path = judge.save(tmp_path / "j.json")
     assert PersonalizedJudge.load(path) == judge
@@ -101,7 +103,7 @@ def test_verification_keeps_only_traces_that_match_the_choice() -> None:
     lm = ScriptedLM(lambda call: {"reasoning": "first is best", "preferred": "First"}
                     if call.field("preference_history") is None else {"reasoning": "r", "persona": "p"})
     judge = SynthesizeMe("default", verify_attempts=1).fit(_user(10), lm=lm)
-    assert 0 < judge.cost["verified_traces"] < 7  # only pairs shown chosen-first survive
+    assert 0 < judge.cost["verified_traces"] < 5  # only pairs shown chosen-first survive
     assert all(d["preferred"] == "First" for d in judge.demos)
 
 

@@ -1,7 +1,9 @@
 """SynthesizeMe: fit one user's personalized judge from their preference history.
 
-1. Split the user's pairs in order, by prompt (every pair of one prompt on one side), into
-   train and validation (about 70/30); a ``split`` column is honoured when present.
+1. Split the user's pairs in order, by prompt (every pair of one prompt on one side), with the
+   evaluation protocol's fractions (50% train, 20% validation, 30% test by default; a
+   ``split`` column is honoured when present). Fitting reads train and validation only: the
+   test pairs stay unseen, so ``personae evaluate`` can score the judge on them.
 2. Verified reasoning on the train pairs: explanations kept only when they predict the choice.
 3. (``paper`` preset) search demo sets for the judge without a persona.
 4. Persona synthesis from the verified traces.
@@ -38,7 +40,7 @@ class Preset:
     """Settings of one SynthesizeMe fit. ``None`` for a demo cap means "up to the pool size"."""
 
     name: str
-    train_fraction: float = 0.7
+    fractions: tuple[float, float, float] = (0.5, 0.2, 0.3)
     verify_attempts: int = 2
     max_verified: int | None = None          # verify at most this many train pairs (in order)
     first_candidates: int = 0                # step 3; 0 skips it
@@ -91,8 +93,8 @@ class SynthesizeMe:
         if not records:
             raise ConfigError(f"user {uid!r} has no preference pairs to fit")
         p = self.preset
-        split = split_user(records, (p.train_fraction, 1.0 - p.train_fraction, 0.0))
-        train, val = split.train, split.val or split.test
+        split = split_user(records, p.fractions)
+        train, val = split.train, split.val
         if not train or not val:
             raise ConfigError(f"user {uid!r}: {len(records)} pairs are too few for a train and a validation side")
         meter = CostMeter()
