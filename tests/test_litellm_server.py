@@ -89,3 +89,16 @@ def test_transient_statuses_are_retried_by_the_lm(status: int) -> None:
             pred = dspy.Predict("context -> persona")(context="hello")
     assert pred.persona == "The user values clarity."
     assert calls["n"] == 2
+
+
+def test_structured_output_sends_the_schema() -> None:
+    with stub_server(_answer) as stub:
+        plain = get_lm("openai/plain-model", api_base=stub.api_base, cache=False)
+        typed = get_lm("openai/typed-model", api_base=stub.api_base, cache=False, structured_output=True)
+        for lm in (plain, typed):
+            with dspy.context(lm=lm, adapter=dspy.JSONAdapter()):
+                dspy.ChainOfThought("context -> persona")(context="hi")
+    plain_format, typed_format = (r.get("response_format") for r in stub.requests)
+    assert plain_format == {"type": "json_object"}
+    assert typed_format["type"] == "json_schema"
+    assert set(typed_format["json_schema"]["schema"]["properties"]) == {"reasoning", "persona"}

@@ -35,3 +35,23 @@ def test_embedded_model_judges_and_infers(local_lm) -> None:
     cost = meter.cost
     assert cost.lm_calls == 3
     assert cost.prompt_tokens > 100 and cost.completion_tokens > 0
+
+
+def test_embedded_model_over_http_through_litellm() -> None:
+    """The same model served by llama.cpp on 127.0.0.1, reached by LiteLLM over real HTTP."""
+    from personae.lm import LlamaCppEngine
+
+    try:
+        find_local_model()
+    except Exception as exc:  # pragma: no cover - depends on the install
+        pytest.skip(f"embedded model not installed: {exc}")
+    engine = LlamaCppEngine(n_ctx=2048)
+    try:
+        lm = get_lm("openai/smollm2", api_base=engine.url, cache=False, max_tokens=48)
+        meter = CostMeter()
+        with meter.track(), dspy.context(lm=lm, adapter=dspy.JSONAdapter()):
+            pred = dspy.Predict("question -> answer")(question="Name a colour.")
+    finally:
+        engine.close()
+    assert isinstance(pred.answer, str)
+    assert meter.cost.lm_calls == 1 and meter.cost.prompt_tokens > 0

@@ -19,6 +19,8 @@ def add_model_options(parser: argparse.ArgumentParser) -> None:
                             "such as openai/gpt-4o-mini (default: local)")
     group.add_argument("--api-base", help="base URL of an OpenAI-compatible server, e.g. http://127.0.0.1:8000/v1")
     group.add_argument("--api-key", help="API key (default: the provider's usual environment variable)")
+    group.add_argument("--structured-output", action="store_true",
+                       help="the server honours JSON-schema response formats (vLLM, llama.cpp, ...)")
     group.add_argument("--temperature", type=float, default=0.0, help="sampling temperature (default 0)")
     group.add_argument("--max-tokens", type=int, default=None, help="completion token cap per call")
     group.add_argument("--concurrency", type=int, default=None,
@@ -82,7 +84,8 @@ def build_lm(args: argparse.Namespace) -> Any:
     if args.concurrency is None:
         args.concurrency = 1 if is_local(args.model) else 8
     return get_lm(args.model, api_base=args.api_base, api_key=args.api_key, temperature=args.temperature,
-                  max_tokens=args.max_tokens, cache=not args.no_cache, num_retries=args.lm_retries)
+                  max_tokens=args.max_tokens, cache=not args.no_cache, num_retries=args.lm_retries,
+                  **({"structured_output": True} if args.structured_output else {}))
 
 
 class Progress:

@@ -83,6 +83,7 @@ class LlamaCppEngine:
         max_string_chars: int = 600,
         repeat_penalty: float | None = None,
         sampling: dict[str, Any] | None = None,
+        port: int = 0,
     ) -> None:
         self.model_path = Path(model_path) if model_path is not None else None
         self.n_ctx = n_ctx
@@ -90,6 +91,7 @@ class LlamaCppEngine:
         self.max_string_chars = max_string_chars
         self.repeat_penalty = repeat_penalty
         self.sampling = dict(DEFAULT_SAMPLING if sampling is None else sampling)
+        self.port = port
         self._server: Any = None
         self._lock = threading.Lock()
 
@@ -107,9 +109,20 @@ class LlamaCppEngine:
             params.cpuparams_batch.n_threads = self.n_threads
             params.verbosity = -1
             params.warmup = False
+            if self.port:
+                params.port = self.port
             logger.info("loading %s (%d threads, %d context)", path.name, self.n_threads, self.n_ctx)
             self._server = xllamacpp.Server(params)
         return self._server
+
+    @property
+    def url(self) -> str:
+        """Base URL of the OpenAI-compatible HTTP endpoint llama.cpp serves on 127.0.0.1.
+
+        The same loaded model answers there, so LiteLLM (``model="openai/<any name>"`` with
+        ``api_base=engine.url``) reaches it over real HTTP; loads the model if needed.
+        """
+        return str(self._ensure_server().listening_address).rstrip("/") + "/v1"
 
     def close(self) -> None:
         with self._lock:

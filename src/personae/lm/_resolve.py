@@ -49,6 +49,7 @@ def get_lm(
     cache: bool = True,
     num_retries: int = 3,
     timeout: float | None = None,
+    structured_output: bool = False,
     **kwargs: Any,
 ) -> dspy.LM:
     """Build the LM for ``model``.
@@ -65,6 +66,9 @@ def get_lm(
         cache: Use DSPy's request cache (set ``DSPY_CACHEDIR`` to choose its folder).
         num_retries: Retries of transient failures (rate limits, timeouts, 5xx) inside DSPy.
         timeout: Seconds before a remote call is abandoned.
+        structured_output: The remote server honours JSON-schema response formats (vLLM,
+            llama.cpp and recent hosted models do): typed outputs are then sent as a schema,
+            not as free JSON. Tells LiteLLM so for this model name.
     """
     if not isinstance(model, str) or not model.strip():
         raise ConfigError("model must be a non-empty string such as 'local' or 'openai/gpt-4o-mini'")
@@ -90,10 +94,28 @@ def get_lm(
         client["api_key"] = api_key
     if timeout is not None:
         client["timeout"] = timeout
+    if structured_output:
+        _declare_response_schema(model)
     if api_base and not api_key and model.startswith("openai/"):
         client["api_key"] = os.environ.get("OPENAI_API_KEY", "not-needed")  # local servers ignore it
     return dspy.LM(model, engine="litellm", temperature=temperature, max_tokens=max_tokens or 1024,
                    cache=cache, num_retries=num_retries, **client, **kwargs)
+
+
+def _declare_response_schema(model: str) -> None:
+    import logging
+
+    from dspy.clients._litellm import get_litellm
+
+    litellm = get_litellm(feature="personae structured output")
+    provider = model.split("/", 1)[0]
+    previous = logging.getLogger("LiteLLM").level
+    logging.getLogger("LiteLLM").setLevel(logging.ERROR)  # it warns about pricing we do not track
+    try:
+        litellm.register_model({model: {"litellm_provider": provider, "mode": "chat", "supports_response_schema": True,
+                                        "input_cost_per_token": 0.0, "output_cost_per_token": 0.0}})
+    finally:
+        logging.getLogger("LiteLLM").setLevel(previous)
 
 
 def default_adapter() -> dspy.Adapter:

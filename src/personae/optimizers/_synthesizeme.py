@@ -28,7 +28,7 @@ from personae.lm import CostMeter, default_adapter
 from personae.optimizers._artifact import PersonalizedJudge
 from personae.optimizers._demo_search import DemoSearch, PredictionMemo
 from personae.programs import DefaultJudge, PersonaSynthesis, Trace, VerifiedReasoning
-from personae.signatures import PairwiseJudge, personalized_instructions
+from personae.signatures import PairwiseJudge, clip, personalized_instructions
 
 __all__ = ["PRESETS", "Preset", "SynthesizeMe"]
 
@@ -61,9 +61,14 @@ PRESETS: dict[str, Preset] = {
 }
 
 
+DEMO_MAX_CHARS = 800  # per text in a demonstration, so a few demos fit a small context window
+
+
 def _as_demo(trace: Trace) -> dict[str, str]:
-    return {"context": trace.context, "first_response": trace.first_response,
-            "second_response": trace.second_response, "reasoning": trace.reasoning, "preferred": trace.chosen}
+    return {"context": clip(trace.context, DEMO_MAX_CHARS),
+            "first_response": clip(trace.first_response, DEMO_MAX_CHARS),
+            "second_response": clip(trace.second_response, DEMO_MAX_CHARS),
+            "reasoning": clip(trace.reasoning, DEMO_MAX_CHARS), "preferred": trace.chosen}
 
 
 def _labeled(record: PreferenceRecord) -> dict[str, str]:

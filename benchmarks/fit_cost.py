@@ -1,0 +1,92 @@
+"""What fitting a SynthesizeMe judge costs: the default preset against the paper preset.
+
+The embedded SmolLM2-135M model is served by llama.cpp's OpenAI-compatible HTTP server on
+127.0.0.1, and every call goes to it through LiteLLM (``openai/smollm2`` with ``api_base``),
+as a call to a real model server would. For the first N users of the PRISM pairs with at
+least 10 pairs, each preset fits a judge (train and validation sides of the evaluation split;
+test pairs unseen) and the script prints, per preset: LM calls, prompt and completion tokens
+and seconds per user fit, and mean validation accuracy. Results are appended to
+``--out/results.jsonl`` as they come and a re-run skips (preset, user) pairs already done.
+
+    python benchmarks/fit_cost.py --users 3
+
+Target: the default preset uses at most a fifth of the paper preset's LM calls and time per
+user, at equal or better validation accuracy. (With a 135M model both accuracies are near
+chance; the cost figures are the point.)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+from pathlib import Path
+
+os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", default=str(ROOT.parent / "shared" / "data" / "prism" / "pairs.jsonl"))
+    parser.add_argument("--users", type=int, default=3, help="users to fit (default 3)")
+    parser.add_argument("--min-pairs", type=int, default=10)
+    parser.add_argument("--presets", default="default,paper")
+    parser.add_argument("--max-tokens", type=int, default=256)
+    parser.add_argument("--out", default=str(ROOT / "runs" / "fit_cost"))
+    args = parser.parse_args(argv)
+    os.environ.setdefault("DSPY_CACHEDIR", str(Path(args.out) / "dspy_cache"))
+
+    from personae.data import append_jsonl, load_preferences, read_jsonl_rows
+    from personae.lm import LlamaCppEngine, get_lm
+    from personae.optimizers import SynthesizeMe
+    from personae.pipelines import select_users
+
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    results_path = out / "results.jsonl"
+    done = {(r["preset"], r["user_id"]): r for r in read_jsonl_rows(results_path)}
+    users = select_users(list(load_preferences(args.data).by_user().values()), min_pairs=args.min_pairs)
+    users = users[: args.users]
+    engine = LlamaCppEngine(n_ctx=8192)
+    lm = get_lm("openai/smollm2", api_base=engine.url, cache=False, structured_output=True,
+                max_tokens=args.max_tokens)
+    print(f"serving the embedded model at {engine.url}; {len(users)} users", file=sys.stderr)
+    for preset in args.presets.split(","):
+        for user in users:
+            if (preset, user.user_id) in done:
+                continue
+            judge = SynthesizeMe(preset, num_threads=1).fit(user, lm=lm)
+            row = {"preset": preset, "user_id": user.user_id, "pairs": len(user.records),
+                   "val_accuracy": judge.val_accuracy, "candidates": judge.candidates_tried, **judge.cost}
+            append_jsonl(row, results_path)
+            done[(preset, user.user_id)] = row
+            print(f"{preset:<8} {user.user_id}: {row['lm_calls']} calls, {row['seconds']:.0f} s, "
+                  f"val {row['val_accuracy']}", file=sys.stderr, flush=True)
+
+    print(f"{'preset':<8} {'users':>5} {'calls/user':>10} {'prompt tok/user':>15} {'compl tok/user':>14} "
+          f"{'s/user':>8} {'val acc':>8}")
+    summary = {}
+    for preset in args.presets.split(","):
+        rows = [done[(preset, u.user_id)] for u in users if (preset, u.user_id) in done]
+        if not rows:
+            continue
+        s = {k: statistics.mean(r[k] for r in rows) for k in ("lm_calls", "prompt_tokens", "completion_tokens",
+                                                                "seconds")}
+        s["val"] = statistics.mean(r["val_accuracy"] or 0.0 for r in rows)
+        summary[preset] = s
+        print(f"{preset:<8} {len(rows):>5} {s['lm_calls']:>10.1f} {s['prompt_tokens']:>15,.0f} "
+              f"{s['completion_tokens']:>14,.0f} {s['seconds']:>8.1f} {s['val']:>8.1%}")
+    if "default" in summary and "paper" in summary:
+        d, p = summary["default"], summary["paper"]
+        print(f"default/paper: {d['lm_calls'] / p['lm_calls']:.2f} of the calls, "
+              f"{d['seconds'] / p['seconds']:.2f} of the time, validation accuracy "
+              f"{d['val']:.1%} vs {p['val']:.1%}")
+    json.dump(summary, open(out / "summary.json", "w"), indent=2)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
