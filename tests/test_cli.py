@@ -106,3 +106,26 @@ def test_fit_writes_one_judge_per_user_and_resumes(tmp_path, capsys) -> None:
     assert judge.persona == "The user wants short answers." and judge.cost["lm_calls"] > 0
     printed = capsys.readouterr().out
     assert "2 fitted, 0 already done" in printed and "0 fitted, 2 already done" in printed
+
+
+def test_fit_uses_a_saved_persona_program(tmp_path) -> None:
+    from personae.pipelines import demo_data_path
+    from personae.programs import PersonaSynthesis
+
+    program = PersonaSynthesis()
+    predictor = program.synthesize.predict
+    predictor.signature = predictor.signature.with_instructions("CUSTOM-PERSONA-INSTRUCTIONS describe the user.")
+    program.save(str(tmp_path / "program.json"))
+    with stub_server(_answer) as stub:
+        code = main(["fit", str(demo_data_path()), "--out", str(tmp_path / "judges"), "--users", "1",
+                     "--persona-program", str(tmp_path / "program.json"), *_remote(stub)])
+        systems = [m["content"] for body in stub.requests for m in body["messages"] if m["role"] == "system"]
+    assert code == 0
+    assert any("CUSTOM-PERSONA-INSTRUCTIONS" in s for s in systems)
+
+
+@pytest.mark.parametrize("command", ["fit", "optimize-persona-prompt", "serve"])
+def test_more_help(command, capsys) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main([command, "--help"])
+    assert exit_info.value.code == 0 and command in capsys.readouterr().out

@@ -167,3 +167,46 @@ def test_select_users_and_judge_paths(tmp_path) -> None:
     assert [u.user_id for u in select_users(users, min_pairs=5)] == ["b", "c", "d"]
     assert judge_path(tmp_path, "a/b") != judge_path(tmp_path, "a_b")
     assert judge_path(tmp_path, "prism_43cb").name == "prism_43cb.json"
+
+
+def _generic(call):
+    """Answers any signature: judges by persona, writes personas, fills optimizer fields."""
+    import re
+
+    section = call.system.split("Your output fields are:", 1)[-1].split("All interactions", 1)[0]
+    fields = re.findall(r"`(\w+)`", section)
+    if "preferred" in fields:
+        persona = call.field("persona") or ""
+        first, second = call.field("first_response"), call.field("second_response")
+        shorter = "First" if len(first) <= len(second) else "Second"
+        return {"reasoning": "r", "preferred": shorter if "short" in persona else "First"}
+    if "persona" in fields:
+        return {"reasoning": "r",
+                "persona": "The user likes short answers." if "BREVITY" in call.system else "The user is kind."}
+    return {f: ("Write the persona. Focus on BREVITY." if "instruction" in f else "x") for f in fields}
+
+
+@pytest.mark.parametrize("optimizer", ["mipro", "gepa"])
+def test_persona_prompt_optimization_improves_the_metric(optimizer, tmp_path) -> None:
+    from personae.optimizers import optimize_persona_program, persona_examples, persona_metric
+    from personae.programs import PersonaSynthesis
+
+    users = [_user(10, f"user{k}") for k in range(4)]
+    for u in users:
+        for r in u.records:
+            r.context[0] = type(r.context[0])("user", f"{u.user_id} {r.context[0].content}")
+    lm = ScriptedLM(_generic)
+    examples = persona_examples(users, lm=lm)
+    assert len(examples) == 4 and all(e.val for e in examples)
+    with dspy.context(lm=lm):
+        baseline = sum(persona_metric(e, PersonaSynthesis()(preference_history=e.preference_history))
+                       for e in examples)
+    program = optimize_persona_program(examples, lm=lm, optimizer=optimizer, max_metric_calls=30)
+    assert "BREVITY" in program.synthesize.predict.signature.instructions
+    with dspy.context(lm=lm):
+        tuned = sum(persona_metric(e, program(preference_history=e.preference_history)) for e in examples)
+    assert tuned > baseline
+    program.save(str(tmp_path / "p.json"))
+    reloaded = PersonaSynthesis()
+    reloaded.load(str(tmp_path / "p.json"))
+    assert "BREVITY" in reloaded.synthesize.predict.signature.instructions

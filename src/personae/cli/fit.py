@@ -26,6 +26,8 @@ def register(sub: Any) -> None:
     parser.add_argument("--user-concurrency", type=int, default=1, help="users fitted at once (default 1)")
     parser.add_argument("--max-lm-calls", type=int, default=None, help="LM call budget per user")
     parser.add_argument("--seed", type=int, default=0, help="seed for orders and demo candidates")
+    parser.add_argument("--persona-program", default=None,
+                        help="a persona-synthesis program saved by optimize-persona-prompt (default: the shipped one)")
     add_model_options(parser)
     parser.set_defaults(run=run)
 
@@ -33,12 +35,17 @@ def register(sub: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     from personae.optimizers import SynthesizeMe
     from personae.pipelines import fit_users, select_users
+    from personae.programs import PersonaSynthesis
 
     data = load_data(args)
     users = select_users(list(data.by_user().values()), top=args.users, min_pairs=args.min_pairs)
     lm = build_lm(args)
+    synthesis = None
+    if args.persona_program:
+        synthesis = PersonaSynthesis()
+        synthesis.load(args.persona_program)
     fitter = SynthesizeMe(args.preset, seed=args.seed, num_threads=args.concurrency,
-                          max_lm_calls=args.max_lm_calls)
+                          max_lm_calls=args.max_lm_calls, synthesis=synthesis)
     done = {"n": 0}
 
     def show(user_id: str, status: str, judge: Any) -> None:

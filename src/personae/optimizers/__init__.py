@@ -2,6 +2,7 @@
 
 from personae.optimizers._artifact import ARTIFACT_VERSION, PersonalizedJudge, Verdict, judge_path
 from personae.optimizers._demo_search import Candidate, DemoSearch, PredictionMemo, SearchResult
+from personae.optimizers._persona_prompt import optimize_persona_program, persona_examples, persona_metric
 from personae.optimizers._synthesizeme import PRESETS, Preset, SynthesizeMe
 
 __all__ = [
@@ -16,4 +17,7 @@ __all__ = [
     "SynthesizeMe",
     "Verdict",
     "judge_path",
+    "optimize_persona_program",
+    "persona_examples",
+    "persona_metric",
 ]

@@ -38,8 +38,10 @@ class PersonaSynthesis(dspy.Module):
         ]
         return render_traces(blocks, budget=self.budget)
 
-    def forward(self, traces: Sequence[Trace]) -> dspy.Prediction:
-        if not traces:
+    def forward(self, traces: Sequence[Trace] = (), preference_history: str | None = None) -> dspy.Prediction:
+        """The persona from ``traces``, or from a history already rendered (optimizers pass text)."""
+        history = preference_history if preference_history is not None else self.render(traces)
+        if not history.strip():
             return dspy.Prediction(persona="", reasoning="no verified traces")
-        pred = self.synthesize(preference_history=self.render(traces))
+        pred = self.synthesize(preference_history=history)
         return dspy.Prediction(persona=str(pred.persona), reasoning=str(pred.reasoning))

@@ -1,0 +1,50 @@
+"""``personae optimize-persona-prompt``: compile persona synthesis across users."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from personae.cli._common import add_data_options, add_model_options, build_lm, load_data
+
+
+def register(sub: Any) -> None:
+    parser = sub.add_parser(
+        "optimize-persona-prompt",
+        help="optimize the persona-synthesis program over many users (MIPROv2 or GEPA)",
+        description="Verified reasoning on each user's train pairs gives the program's inputs; the metric is "
+                    "the validation accuracy of a judge guided by the synthesized persona. The compiled "
+                    "program is saved as JSON; use it with `personae fit --persona-program`.",
+    )
+    add_data_options(parser)
+    parser.add_argument("--out", required=True, help="where to save the compiled program (.json)")
+    parser.add_argument("--optimizer", default="mipro", choices=["mipro", "gepa"])
+    parser.add_argument("--auto", default="light", choices=["light", "medium", "heavy"], help="search budget")
+    parser.add_argument("--users", type=int, default=None, help="only the N users with the most pairs")
+    parser.add_argument("--min-pairs", type=int, default=10, help="skip users with fewer pairs (default 10)")
+    parser.add_argument("--seed", type=int, default=0)
+    add_model_options(parser)
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from personae.lm import CostMeter
+    from personae.optimizers import optimize_persona_program, persona_examples
+    from personae.pipelines import select_users
+
+    data = load_data(args)
+    users = select_users(list(data.by_user().values()), top=args.users, min_pairs=args.min_pairs)
+    lm = build_lm(args)
+    meter = CostMeter()
+    with meter.track():
+        examples = persona_examples(users, lm=lm, seed=args.seed, verify_attempts=args.max_attempts)
+        program = optimize_persona_program(examples, lm=lm, optimizer=args.optimizer, auto=args.auto,
+                                           num_threads=args.concurrency, seed=args.seed)
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    program.save(str(out))
+    print(f"optimized over {len(examples)} users with {args.optimizer}; saved to {out}")
+    print(f"cost: {meter.cost.summary()}")
+    return 0

@@ -1,0 +1,101 @@
+"""Cross-user optimization of the persona-synthesis program (MIPROv2 or GEPA).
+
+Each user becomes one optimization example: the input is the user's verified reasoning
+traces on their train pairs, rendered as the synthesis program reads them; the metric is the
+accuracy of a judge guided by the synthesized persona on that user's validation pairs (each
+shown once, in a seeded order). The compiled program is saved as DSPy JSON state and
+``personae fit --persona-program`` uses it in place of the shipped default.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+import dspy
+
+from personae.data import PreferenceRecord, UserHistory, split_user
+from personae.errors import ConfigError
+from personae.lm import default_adapter
+from personae.programs import PersonaJudge, PersonaSynthesis, VerifiedReasoning, describe_error, stable_coin
+
+__all__ = ["optimize_persona_program", "persona_examples", "persona_metric"]
+
+logger = logging.getLogger(__name__)
+
+
+def persona_examples(users: Sequence[UserHistory], *, lm: dspy.BaseLM, fractions: tuple[float, float, float] =
+                     (0.5, 0.2, 0.3), verify_attempts: int = 2, seed: int = 0) -> list[dspy.Example]:
+    """One example per user with verified traces: input ``preference_history``, plus its validation pairs."""
+    synthesis = PersonaSynthesis()
+    examples = []
+    with dspy.context(lm=lm, adapter=dspy.settings.adapter or default_adapter()):
+        verifier = VerifiedReasoning(max_attempts=verify_attempts, seed=seed)
+        for user in users:
+            split = split_user(user.records, fractions)
+            if not split.val:
+                continue
+            traces = [p.trace for p in (verifier(r) for r in split.train) if p.verified]
+            if not traces:
+                logger.info("user %s has no verified traces; left out of optimization", user.user_id)
+                continue
+            examples.append(dspy.Example(preference_history=synthesis.render(traces), user_id=user.user_id,
+                                         val=[r.to_dict() for r in split.val], seed=seed)
+                            .with_inputs("preference_history"))
+    return examples
+
+
+def _score(persona: str, val: Sequence[dict[str, Any]], seed: int) -> tuple[float, list[str]]:
+    judge = PersonaJudge(persona)
+    correct, notes = 0, []
+    for row in val:
+        record = PreferenceRecord.from_dict(row)
+        chosen_first = stable_coin(seed, "val", record.record_id, record.prompt)
+        first, second = (record.chosen, record.rejected) if chosen_first else (record.rejected, record.chosen)
+        try:
+            pred = judge(context=record.prompt, first_response=first, second_response=second)
+            ok = (pred.preferred == "First") == chosen_first
+        except Exception as exc:  # counted wrong, with its reason
+            ok = False
+            notes.append(describe_error(exc))
+        correct += ok
+        if not ok:
+            notes.append(f"the persona did not predict the choice on: {record.prompt[:120]!r}")
+    return (correct / len(val) if val else 0.0), notes
+
+
+def persona_metric(gold: dspy.Example, pred: dspy.Prediction, trace: Any = None, pred_name: str | None = None,
+                   pred_trace: Any = None) -> Any:
+    """Validation accuracy of the persona-guided judge; with GEPA's extra arguments, plus feedback."""
+    score, notes = _score(str(pred.persona or ""), gold.val, int(gold.get("seed", 0)))
+    if pred_name is None and pred_trace is None:
+        return score
+    feedback = f"The persona let a judge predict {score:.0%} of this user's held-out choices. " + " ".join(notes[:3])
+    return dspy.Prediction(score=score, feedback=feedback)
+
+
+def optimize_persona_program(examples: Sequence[dspy.Example], *, lm: dspy.BaseLM, optimizer: str = "mipro",
+                             auto: str = "light", num_threads: int = 1, seed: int = 0,
+                             student: PersonaSynthesis | None = None,
+                             max_metric_calls: int | None = None) -> PersonaSynthesis:
+    """Compile the persona-synthesis program over ``examples`` (see :func:`persona_examples`).
+
+    ``auto`` sets the optimizer's budget; for GEPA ``max_metric_calls`` replaces it.
+    """
+    if len(examples) < 2:
+        raise ConfigError("optimizing the persona prompt needs at least two users with verified traces")
+    student = student or PersonaSynthesis()
+    half = max(1, len(examples) // 2)
+    trainset, valset = list(examples[:half]), list(examples[half:])
+    with dspy.context(lm=lm, adapter=dspy.settings.adapter or default_adapter()):
+        if optimizer == "mipro":
+            compiler = dspy.MIPROv2(metric=persona_metric, auto=auto, num_threads=num_threads, seed=seed,  # type: ignore[arg-type]
+                                    max_bootstrapped_demos=1, max_labeled_demos=0, verbose=False)
+            return compiler.compile(student, trainset=trainset, valset=valset)  # type: ignore[no-any-return]
+        if optimizer == "gepa":
+            budget: dict[str, Any] = {"max_metric_calls": max_metric_calls} if max_metric_calls else {"auto": auto}
+            compiler = dspy.GEPA(metric=persona_metric, reflection_lm=lm, num_threads=num_threads,  # type: ignore[arg-type]
+                                 seed=seed, **budget)
+            return compiler.compile(student, trainset=trainset, valset=valset)  # type: ignore[no-any-return]
+    raise ConfigError(f"unknown optimizer {optimizer!r}; choose mipro or gepa")
