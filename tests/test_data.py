@@ -658,6 +658,7 @@ def test_public_names() -> None:
             "append_jsonl",
             "load_preferences",
             "read_jsonl_rows",
+            "select_users",
             "split_by_prompt",
             "split_user",
             "write_rows",

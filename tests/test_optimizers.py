@@ -6,11 +6,11 @@ import dspy
 import pytest
 
 from helpers import record
-from personae.data import UserHistory
+from personae.data import UserHistory, select_users
 from personae.errors import ConfigError, DataError
 from personae.lm import ScriptedLM
 from personae.optimizers import DemoSearch, PersonalizedJudge, PredictionMemo, SynthesizeMe, judge_path
-from personae.pipelines import fit_users, select_users
+from personae.pipelines import fit_users
 from personae.programs import DefaultJudge
 
 

@@ -33,12 +33,13 @@ def register(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from personae.data import select_users
     from personae.optimizers import SynthesizeMe
-    from personae.pipelines import fit_users, select_users
+    from personae.pipelines import fit_users
     from personae.programs import PersonaSynthesis
 
     data = load_data(args)
-    users = select_users(list(data.by_user().values()), top=args.users, min_pairs=args.min_pairs)
+    users = select_users(data, top=args.users, min_pairs=args.min_pairs)
     lm = build_lm(args)
     synthesis = None
     if args.persona_program:

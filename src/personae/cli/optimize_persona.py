@@ -30,12 +30,12 @@ def register(sub: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
+    from personae.data import select_users
     from personae.lm import CostMeter
     from personae.optimizers import optimize_persona_program, persona_examples
-    from personae.pipelines import select_users
 
     data = load_data(args)
-    users = select_users(list(data.by_user().values()), top=args.users, min_pairs=args.min_pairs)
+    users = select_users(data, top=args.users, min_pairs=args.min_pairs)
     lm = build_lm(args)
     meter = CostMeter()
     with meter.track():

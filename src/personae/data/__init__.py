@@ -11,7 +11,7 @@ from __future__ import annotations
 from personae.data._io import append_jsonl, read_jsonl_rows, write_rows
 from personae.data._loaders import load_preferences
 from personae.data._records import PreferenceData, PreferenceRecord, SkippedRecord, Turn, UserHistory
-from personae.data._splits import UserSplit, split_by_prompt, split_user
+from personae.data._splits import UserSplit, select_users, split_by_prompt, split_user
 
 __all__ = [
     "PreferenceData",
@@ -23,6 +23,7 @@ __all__ = [
     "append_jsonl",
     "load_preferences",
     "read_jsonl_rows",
+    "select_users",
     "split_by_prompt",
     "split_user",
     "write_rows",

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from personae.data._records import PreferenceData, PreferenceRecord
+from personae.data._records import PreferenceData, PreferenceRecord, UserHistory
 from personae.errors import ConfigError
 
-__all__ = ["SPLITS", "UserSplit", "split_by_prompt", "split_user"]
+__all__ = ["SPLITS", "UserSplit", "select_users", "split_by_prompt", "split_user"]
 
 logger = logging.getLogger(__name__)
 
@@ -79,3 +79,28 @@ def split_by_prompt(
     if not isinstance(data, PreferenceData):
         data = PreferenceData(data)
     return {user_id: split_user(history.records, fractions) for user_id, history in data.by_user().items()}
+
+
+def select_users(
+    users: Mapping[str, UserHistory] | PreferenceData | Sequence[UserHistory],
+    *,
+    top: int | None = None,
+    min_pairs: int = 0,
+) -> list[UserHistory]:
+    """Users with at least ``min_pairs`` pairs; with ``top``, only the ``top`` with the most pairs.
+
+    Ties are broken by order of first appearance, and the result keeps that order.
+    """
+    if isinstance(users, PreferenceData):
+        histories = list(users.by_user().values())
+    elif isinstance(users, Mapping):
+        histories = list(users.values())
+    else:
+        histories = list(users)
+    kept = [h for h in histories if len(h.records) >= min_pairs]
+    if top is not None:
+        if top < 1:
+            raise ConfigError("the number of users must be at least 1")
+        ranked = sorted(range(len(kept)), key=lambda i: (-len(kept[i].records), i))[:top]
+        kept = [kept[i] for i in sorted(ranked)]
+    return kept

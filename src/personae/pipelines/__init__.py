@@ -1,7 +1,7 @@
 """End-to-end runs built from the programs: file-level persona inference, judging, the demo."""
 
 from personae.pipelines.demo import DemoUser, demo_data_path, run_demo
-from personae.pipelines.fit import FitReport, fit_users, select_users
+from personae.pipelines.fit import FitReport, fit_users
 from personae.pipelines.infer import InferReport, infer_personas, progress_path
 from personae.pipelines.judge import JudgeReport, judge_records
 
@@ -16,5 +16,4 @@ __all__ = [
     "judge_records",
     "progress_path",
     "run_demo",
-    "select_users",
 ]

@@ -25,7 +25,7 @@ from personae.lm import Cost
 from personae.optimizers import PersonalizedJudge, SynthesizeMe, judge_path
 from personae.programs import carry_context, describe_error
 
-__all__ = ["FitReport", "fit_users", "select_users"]
+__all__ = ["FitReport", "fit_users"]
 
 logger = logging.getLogger(__name__)
 
@@ -44,15 +44,6 @@ class FitReport:
             total += Cost(c.get("lm_calls", 0), c.get("prompt_tokens", 0), c.get("completion_tokens", 0),
                           c.get("seconds", 0.0))
         return total
-
-
-def select_users(users: Sequence[UserHistory], *, top: int | None = None, min_pairs: int = 0) -> list[UserHistory]:
-    """Users with at least ``min_pairs`` pairs; with ``top``, the ``top`` users with the most pairs
-    (ties broken by order of first appearance), kept in their original order."""
-    kept = [(i, u) for i, u in enumerate(users) if len(u.records) >= min_pairs]
-    if top is not None:
-        kept = sorted(sorted(kept, key=lambda iu: (-len(iu[1].records), iu[0]))[:top])
-    return [u for _, u in kept]
 
 
 def fit_users(

@@ -1,0 +1,57 @@
+"""Evaluation: the PersonalRewardBench protocol, bootstrap intervals, run logs and reports.
+
+::
+
+    from personae.evaluation import evaluate_methods, write_report, write_run_log
+
+    run = evaluate_methods(data, ["default", "profile", "memory"], lm=lm)
+    print(run.accuracy("default"), run.summary["memory"].ci_low)
+    write_run_log(run, "out/run.json")
+    write_report(run, "out")
+
+Each user's pairs are split by prompt; every method judges the same test pairs, each in both
+orders; unscored judgments count as wrong; pooled accuracy comes with a 95% bootstrap
+interval resampled over pairs.
+"""
+
+from __future__ import annotations
+
+from personae.evaluation.log import (
+    CostLog,
+    JudgmentLog,
+    MethodSummary,
+    RunConfig,
+    RunLog,
+    UserRow,
+    package_versions,
+    read_run_log,
+    write_run_log,
+)
+from personae.evaluation.methods import METHODS, judge_for, judge_path, safe_name
+from personae.evaluation.protocol import EvaluationRun, evaluate_methods
+from personae.evaluation.report import summary_table, user_table, write_report
+from personae.evaluation.stats import MethodStats, bootstrap_ci, method_stats
+
+__all__ = [
+    "METHODS",
+    "CostLog",
+    "EvaluationRun",
+    "JudgmentLog",
+    "MethodStats",
+    "MethodSummary",
+    "RunConfig",
+    "RunLog",
+    "UserRow",
+    "bootstrap_ci",
+    "evaluate_methods",
+    "judge_for",
+    "judge_path",
+    "method_stats",
+    "package_versions",
+    "read_run_log",
+    "safe_name",
+    "summary_table",
+    "user_table",
+    "write_report",
+    "write_run_log",
+]

@@ -1,0 +1,211 @@
+"""The run log: configuration, versions, cost, summary and every judgment of an evaluation.
+
+A :class:`RunLog` is plain data (pydantic), written as JSON by :func:`write_run_log` and read
+back with ``RunLog.model_validate_json(text)`` or :func:`read_run_log`. Each judgment keeps
+the judge's prompt (the chat messages sent) and its raw output, so a run can be audited
+without re-running it.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import math
+import os
+import platform
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from personae.lm import Cost
+
+__all__ = [
+    "CostLog",
+    "JudgmentLog",
+    "MethodSummary",
+    "RunConfig",
+    "RunLog",
+    "UserRow",
+    "package_versions",
+    "read_run_log",
+    "write_run_log",
+]
+
+RUN_LOG_VERSION = 1
+
+
+class CostLog(BaseModel):
+    """What some LM calls cost (see :class:`personae.lm.Cost`)."""
+
+    lm_calls: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    seconds: float = 0.0
+
+    @property
+    def total_tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
+    @classmethod
+    def of(cls, cost: Cost) -> CostLog:
+        return cls(lm_calls=cost.lm_calls, prompt_tokens=cost.prompt_tokens,
+                   completion_tokens=cost.completion_tokens, seconds=cost.seconds)
+
+    def to_cost(self) -> Cost:
+        return Cost(self.lm_calls, self.prompt_tokens, self.completion_tokens, self.seconds)
+
+
+class RunConfig(BaseModel):
+    """The resolved configuration of a run."""
+
+    model: str
+    methods: list[str]
+    fractions: tuple[float, float, float]
+    seed: int
+    concurrency: int
+    max_attempts: int
+    data_source: str = ""
+    judges_dir: str | None = None
+    users: int = 0
+    confidence: float = 0.95
+    resamples: int = 2000
+    extra: dict[str, Any] = Field(default_factory=dict)
+
+
+class JudgmentLog(BaseModel):
+    """One judgment of one test pair by one method, in one order.
+
+    ``correct`` is False for an unscored judgment (``error`` says why): it counts as wrong.
+    ``prompt`` holds the chat messages sent to the model on the last attempt and
+    ``raw_output`` what the model answered; both are None when no call was made (or, for
+    ``raw_output``, when the call failed without an answer).
+    """
+
+    user_id: str
+    record_id: str
+    method: str
+    chosen_first: bool
+    preferred: str | None = None
+    correct: bool = False
+    reasoning: str | None = None
+    error: str | None = None
+    attempts: int = 0
+    prompt: list[dict[str, Any]] | None = None
+    raw_output: str | None = None
+
+    @property
+    def scored(self) -> bool:
+        return self.error is None
+
+    @property
+    def key(self) -> tuple[str, str, str, bool]:
+        """What identifies the judgment within a run: ``(user, record, method, chosen_first)``."""
+        return (self.user_id, self.record_id, self.method, self.chosen_first)
+
+
+class MethodSummary(BaseModel):
+    """One method's results: pooled accuracy with its bootstrap interval, and more."""
+
+    method: str
+    judgments: int
+    correct: int
+    unscored: int
+    accuracy: float | None
+    ci_low: float | None
+    ci_high: float | None
+    mean_user_accuracy: float | None
+    users: int
+    pairs: int
+    pairs_both_scored: int
+    orders_agreed: int
+    unscored_reasons: dict[str, int] = Field(default_factory=dict)
+    cost: CostLog = Field(default_factory=CostLog)
+
+
+class UserRow(BaseModel):
+    """One user's split sizes (in pairs) and accuracy per method (None: nothing judged)."""
+
+    user_id: str
+    n_train: int
+    n_val: int
+    n_test: int
+    accuracy: dict[str, float | None] = Field(default_factory=dict)
+
+
+class RunLog(BaseModel):
+    """Everything about one evaluation run."""
+
+    version: int = RUN_LOG_VERSION
+    config: RunConfig
+    versions: dict[str, str | None] = Field(default_factory=dict)
+    started: datetime
+    finished: datetime
+    cost: CostLog = Field(default_factory=CostLog)
+    summary: list[MethodSummary] = Field(default_factory=list)
+    users: list[UserRow] = Field(default_factory=list)
+    judgments: list[JudgmentLog] = Field(default_factory=list)
+
+    def method(self, name: str) -> MethodSummary:
+        """The summary of method ``name``."""
+        for summary in self.summary:
+            if summary.method == name:
+                return summary
+        raise KeyError(name)
+
+
+def finite(value: float) -> float | None:
+    """``value``, or None when it is NaN (JSON has no NaN)."""
+    return None if math.isnan(value) else value
+
+
+def package_versions() -> dict[str, str | None]:
+    """Versions of Python and of the packages a run depends on (None: not installed)."""
+    versions: dict[str, str | None] = {"python": platform.python_version()}
+    for name in ("personae", "dspy", "litellm", "pydantic"):
+        try:
+            versions[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            versions[name] = None
+    if versions["personae"] is None:
+        from personae import __version__
+
+        versions["personae"] = __version__
+    return versions
+
+
+def write_run_log(run: Any, path: str | os.PathLike[str]) -> Path:
+    """Write a run (an :class:`~personae.evaluation.EvaluationRun` or a :class:`RunLog`) as JSON, atomically."""
+    import tempfile
+
+    log: RunLog = run if isinstance(run, RunLog) else run.log
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(log.model_dump_json(indent=1))
+            fh.write("\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def read_run_log(path: str | os.PathLike[str]) -> RunLog:
+    """Read a run log written by :func:`write_run_log`."""
+    from personae.errors import DataError
+
+    path = Path(path)
+    try:
+        log = RunLog.model_validate_json(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise DataError("no such file", source=str(path)) from None
+    except ValueError as exc:
+        raise DataError(f"not a run log: {exc}", source=str(path)) from None
+    if log.version != RUN_LOG_VERSION:
+        raise DataError(f"unsupported run log version {log.version}", source=str(path), field="version")
+    return log
