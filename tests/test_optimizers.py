@@ -201,7 +201,13 @@ def test_persona_prompt_optimization_improves_the_metric(optimizer, tmp_path) ->
     with dspy.context(lm=lm):
         baseline = sum(persona_metric(e, PersonaSynthesis()(preference_history=e.preference_history))
                        for e in examples)
-    program = optimize_persona_program(examples, lm=lm, optimizer=optimizer, max_metric_calls=30)
+    from personae.lm import CostMeter
+
+    meter = CostMeter()
+    with meter.track():  # as the CLI runs it: DSPy's workers must keep counting on this meter
+        program = optimize_persona_program(examples, lm=lm, optimizer=optimizer, max_metric_calls=30,
+                                           num_threads=2)
+    assert meter.cost.lm_calls > 0
     assert "BREVITY" in program.synthesize.predict.signature.instructions
     with dspy.context(lm=lm):
         tuned = sum(persona_metric(e, program(preference_history=e.preference_history)) for e in examples)

@@ -17,17 +17,49 @@ def register(sub: Any) -> None:
                     "Results are saved as they come; running the same command again resumes.",
     )
     add_data_options(parser)
-    parser.add_argument("--out", required=True, help="output file: .jsonl, .json, .csv or .parquet")
+    parser.add_argument("--out", required=True,
+                        help="output: a .jsonl, .jsonl.gz, .json, .csv or .parquet file, or a name without "
+                             "suffix for a datasets folder (Dataset.save_to_disk)")
+    add_program_options(parser)
     add_model_options(parser)
     parser.set_defaults(run=run)
+
+
+def add_program_options(parser: argparse.ArgumentParser) -> None:
+    """``--program`` and ``--demos``: which persona-inference program to run."""
+    group = parser.add_argument_group("persona inference program")
+    group.add_argument("--program", default=None,
+                       help="a compiled persona-inference program saved as DSPy JSON "
+                            "(personae optimize-persona-inference) instead of the shipped one")
+    group.add_argument("--demos", default=None,
+                       help="jsonl of the domain's own few-shot examples, replacing the program's: rows of "
+                            "context/preferred_response/other_response/persona, or prompt/chosen/rejected/"
+                            "chosen_persona (chosen_persona_gold is read too)")
+
+
+def inference_program(args: argparse.Namespace) -> Any:
+    """The :class:`PersonaInference` that ``--program`` and ``--demos`` ask for (None: the default)."""
+    from personae.pipelines.infer import read_persona_demos
+
+    demos = read_persona_demos(args.demos) if args.demos else None
+    if args.program:
+        from personae.optimizers import load_persona_inference
+
+        return load_persona_inference(args.program, demos=demos)
+    if demos is not None:
+        from personae.programs import PersonaInference
+
+        return PersonaInference(demos=demos)
+    return None
 
 
 def run(args: argparse.Namespace) -> int:
     from personae.pipelines import infer_personas
 
+    program = inference_program(args)
     data = load_data(args)
     lm = build_lm(args)
-    report = infer_personas(data.records, Path(args.out), lm=lm, concurrency=args.concurrency,
+    report = infer_personas(data.records, Path(args.out), lm=lm, program=program, concurrency=args.concurrency,
                             max_attempts=args.max_attempts, on_progress=Progress("infer-personas"))
     print(f"wrote {report.records} records to {report.out} "
           f"({report.inferred} inferred now, {report.resumed} from an earlier run, {report.failed} failed)")

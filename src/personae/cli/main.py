@@ -8,12 +8,23 @@ import sys
 from collections.abc import Sequence
 
 from personae import __version__
-from personae.cli import demo, evaluate, fit, infer_personas, judge, optimize_persona, serve
+from personae.cli import (
+    demo,
+    eval_personas,
+    evaluate,
+    fit,
+    infer_personas,
+    judge,
+    optimize_persona,
+    optimize_persona_inference,
+    serve,
+)
 from personae.cli._common import prepare_environment
 
 __all__ = ["build_parser", "main"]
 
-_COMMANDS = (infer_personas, judge, fit, evaluate, optimize_persona, demo, serve)
+_COMMANDS = (infer_personas, judge, fit, evaluate, eval_personas, optimize_persona, optimize_persona_inference,
+             demo, serve)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -28,30 +28,56 @@ from personae.evaluation.log import (
     write_run_log,
 )
 from personae.evaluation.methods import METHODS, judge_for, judge_path, safe_name
+from personae.evaluation.persona_accuracy import (
+    PERSONA_ACCURACY_VERSION,
+    PersonaAccuracyConfig,
+    PersonaAccuracyLog,
+    PersonaAccuracyRun,
+    PersonaJudgmentLog,
+    PersonaRow,
+    SideSummary,
+    evaluate_persona_accuracy,
+    persona_accuracy_summary,
+    persona_column,
+    read_persona_accuracy_log,
+    write_persona_accuracy_report,
+)
 from personae.evaluation.protocol import EvaluationRun, evaluate_methods
 from personae.evaluation.report import summary_table, user_table, write_report
 from personae.evaluation.stats import MethodStats, bootstrap_ci, method_stats
 
 __all__ = [
     "METHODS",
+    "PERSONA_ACCURACY_VERSION",
     "CostLog",
     "EvaluationRun",
     "JudgmentLog",
     "MethodStats",
     "MethodSummary",
+    "PersonaAccuracyConfig",
+    "PersonaAccuracyLog",
+    "PersonaAccuracyRun",
+    "PersonaJudgmentLog",
+    "PersonaRow",
     "RunConfig",
     "RunLog",
+    "SideSummary",
     "UserRow",
     "bootstrap_ci",
     "evaluate_methods",
+    "evaluate_persona_accuracy",
     "judge_for",
     "judge_path",
     "method_stats",
     "package_versions",
+    "persona_accuracy_summary",
+    "persona_column",
+    "read_persona_accuracy_log",
     "read_run_log",
     "safe_name",
     "summary_table",
     "user_table",
+    "write_persona_accuracy_report",
     "write_report",
     "write_run_log",
 ]

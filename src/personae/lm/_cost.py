@@ -64,6 +64,11 @@ class CostMeter(UsageTracker):
         self._elapsed = 0.0
         self._parent: UsageTracker | None = None
 
+    def __deepcopy__(self, memo: dict[int, Any]) -> CostMeter:
+        # DSPy's parallel executors deep-copy the usage tracker for each worker thread; a
+        # meter is thread-safe and must keep counting in one place, so copies are itself.
+        return self
+
     def add_usage(self, lm: str, usage_entry: dict[str, Any]) -> None:
         with self._lock:
             self._calls += 1

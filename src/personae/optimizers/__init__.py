@@ -2,11 +2,19 @@
 
 from personae.optimizers._artifact import ARTIFACT_VERSION, PersonalizedJudge, Verdict, judge_path
 from personae.optimizers._demo_search import Candidate, DemoSearch, PredictionMemo, SearchResult
+from personae.optimizers._persona_inference import (
+    PERSONA_INFERENCE_OPTIMIZERS,
+    load_persona_inference,
+    optimize_persona_inference,
+    persona_accuracy_metric,
+    persona_inference_examples,
+)
 from personae.optimizers._persona_prompt import optimize_persona_program, persona_examples, persona_metric
 from personae.optimizers._synthesizeme import PRESETS, Preset, SynthesizeMe
 
 __all__ = [
     "ARTIFACT_VERSION",
+    "PERSONA_INFERENCE_OPTIMIZERS",
     "PRESETS",
     "Candidate",
     "DemoSearch",
@@ -17,7 +25,11 @@ __all__ = [
     "SynthesizeMe",
     "Verdict",
     "judge_path",
+    "load_persona_inference",
+    "optimize_persona_inference",
     "optimize_persona_program",
+    "persona_accuracy_metric",
     "persona_examples",
+    "persona_inference_examples",
     "persona_metric",
 ]

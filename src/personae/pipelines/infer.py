@@ -5,13 +5,22 @@ re-run reads it and skips them. When every record has been tried, the output is 
 in input order: each source row as it was read, plus ``chosen_persona`` and
 ``rejected_persona`` (and ``persona_error`` with the reason for a record whose calls kept
 failing, whose personas are then empty). The progress file is removed after that.
+
+``out`` is a file (.jsonl, .jsonl.gz, .json, .csv, .parquet) or, when its name has no
+suffix, a ``datasets`` folder written with ``Dataset.save_to_disk`` (loadable with
+``datasets.load_from_disk`` or ``personae.data.load_preferences``).
+
+:func:`read_persona_demos` reads a domain's own few-shot examples for the inference program
+(``PersonaInference(demos=read_persona_demos(path))``).
 """
 
 from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Callable, Sequence
+import shutil
+import uuid
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,10 +28,17 @@ from typing import Any
 import dspy
 
 from personae.data import PreferenceRecord, append_jsonl, read_jsonl_rows, write_rows
+from personae.data._io import SUFFIXES, parse_line
+from personae.errors import ConfigError, DataError
 from personae.lm import Cost, CostMeter
 from personae.programs import Outcome, PersonaInference, run_batch
 
-__all__ = ["InferReport", "infer_personas", "progress_path"]
+__all__ = ["DEMO_FIELDS", "InferReport", "infer_personas", "progress_path", "read_persona_demos",
+           "write_dataset_folder"]
+
+DEMO_FIELDS = ("context", "preferred_response", "other_response", "persona")
+"""The fields of one persona-inference demo (those of :class:`personae.signatures.InferPersona`)."""
+_DATASETS_MARKERS = ("dataset_info.json", "state.json", "dataset_dict.json")
 
 logger = logging.getLogger(__name__)
 
@@ -49,6 +65,102 @@ def progress_path(out: str | os.PathLike[str]) -> Path:
     return out.with_name(out.name + ".progress.jsonl")
 
 
+def _output_format(out: Path) -> str:
+    """``"file"`` for a table file, ``"datasets"`` for a name without suffix; else ConfigError."""
+    name = out.name.lower()
+    if any(name.endswith(suffix) for suffix, _ in SUFFIXES):
+        return "file"
+    if out.suffix:
+        raise ConfigError(f"cannot write {out}: use a .jsonl, .jsonl.gz, .json, .csv or .parquet file, "
+                          "or a name without suffix for a datasets folder")
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"cannot write a datasets folder at {out}: a file of that name exists")
+    if out.is_dir() and any(out.iterdir()) and not any((out / m).is_file() for m in _DATASETS_MARKERS):
+        raise ConfigError(f"{out} is a folder that does not hold a datasets save; it would be replaced. "
+                          "Choose another --out")
+    return "datasets"
+
+
+def write_dataset_folder(rows: Sequence[Mapping[str, Any]], out: str | os.PathLike[str]) -> Path:
+    """Write ``rows`` as a ``datasets`` folder (``Dataset.save_to_disk``), replacing ``out`` atomically.
+
+    Every row gets every column (None where it had none), so no column is lost to the
+    first row's keys.
+    """
+    import datasets
+
+    out = Path(out)
+    columns = list(dict.fromkeys(key for row in rows for key in row))
+    table = [{key: row.get(key) for key in columns} for row in rows]
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tag = uuid.uuid4().hex[:8]
+    tmp = out.with_name(f".{out.name}.{tag}.tmp")
+    old = out.with_name(f".{out.name}.{tag}.old")
+    try:
+        try:
+            dataset = datasets.Dataset.from_list(table)
+        except (TypeError, ValueError) as exc:  # pyarrow's ArrowInvalid/ArrowTypeError are among these
+            raise DataError(f"a datasets folder cannot store these rows (mixed types in a column?): {exc}",
+                            source=str(out)) from exc
+        dataset.save_to_disk(str(tmp))
+        if out.exists():
+            os.replace(out, old)
+        os.replace(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if old.exists() and not out.exists():
+            os.replace(old, out)
+        raise
+    shutil.rmtree(old, ignore_errors=True)
+    return out
+
+
+def read_persona_demos(path: str | os.PathLike[str]) -> list[dict[str, str]]:
+    """A domain's own few-shot examples for persona inference, read from a jsonl file.
+
+    Each line is either an :class:`~personae.signatures.InferPersona` example (``context``,
+    ``preferred_response``, ``other_response``, ``persona``) or a preference row (``prompt``
+    or ``context``, ``chosen``, ``rejected``) with the chosen side's persona in
+    ``chosen_persona`` (or ``chosen_persona_gold``), read as a record is (an HH-style prompt
+    transcript becomes its turns). Each line gives one demo: who would prefer the chosen
+    response.
+    """
+    from personae.data._rows import record_from_row
+
+    path = Path(path)
+    source = str(path)
+    if not path.is_file():
+        raise DataError("no such file" if not path.exists() else "not a file", source=source)
+    demos: list[dict[str, str]] = []
+    with open(path, encoding="utf-8") as fh:
+        for number, line in enumerate(fh, start=1):
+            if not line.strip():
+                continue
+            row = parse_line(line, source, number)
+            if isinstance(row, DataError):
+                raise row
+            if "preferred_response" in row or "other_response" in row:
+                for key in DEMO_FIELDS:
+                    if not isinstance(row.get(key), str) or not row[key].strip():
+                        raise DataError("missing or not text", source=source, record=number, field=key)
+                demos.append({key: row[key] for key in DEMO_FIELDS})
+                continue
+            persona_key = next((k for k in ("chosen_persona", "chosen_persona_gold") if k in row), None)
+            if persona_key is None:
+                raise DataError("expected context/preferred_response/other_response/persona, or "
+                                "prompt/chosen/rejected/chosen_persona", source=source, record=number,
+                                field="chosen_persona")
+            persona = row[persona_key]
+            if not isinstance(persona, str) or not persona.strip():
+                raise DataError("missing or not text", source=source, record=number, field=persona_key)
+            record = record_from_row(row, source=source, name=path.name, number=number)
+            demos.append({"context": record.prompt, "preferred_response": record.chosen,
+                          "other_response": record.rejected, "persona": persona.strip()})
+    if not demos:
+        raise DataError("no demos in the file", source=source)
+    return demos
+
+
 def infer_personas(
     records: Sequence[PreferenceRecord],
     out: str | os.PathLike[str],
@@ -59,8 +171,14 @@ def infer_personas(
     max_attempts: int = 3,
     on_progress: Callable[[int, int], None] | None = None,
 ) -> InferReport:
-    """Infer both personas for every record and write ``out`` (.jsonl, .json, .csv or .parquet)."""
+    """Infer both personas for every record and write ``out``.
+
+    ``out`` is a .jsonl, .jsonl.gz, .json, .csv or .parquet file, or a ``datasets`` folder when
+    its name has no suffix. ``program`` is the inference program (default
+    :class:`PersonaInference`; e.g. a compiled one, ``PersonaInference().load(path)``).
+    """
     out = Path(out)
+    fmt = _output_format(out)
     program = program or PersonaInference()
     progress = progress_path(out)
     done: dict[str, dict[str, Any]] = {}
@@ -107,7 +225,10 @@ def infer_personas(
             row["persona_error"] = result["error"]
             failures.append((record.record_id, result["error"]))
         rows.append(row)
-    write_rows(rows, out)
+    if fmt == "datasets":
+        write_dataset_folder(rows, out)
+    else:
+        write_rows(rows, out)
     progress.unlink(missing_ok=True)
     return InferReport(out, len(records), len(todo) - len(failures), len(records) - len(todo),
                        len(failures), meter.cost, failures)

@@ -1,0 +1,138 @@
+"""``personae eval-personas``: persona accuracy of each record's chosen-side and rejected-side personas.
+
+Personas come from columns (``--persona-column``, ``--rejected-persona-column``) or are
+inferred with ``--model`` (optionally a compiled ``--program`` and the domain's ``--demos``).
+A judge (``--judge-model``, default ``--model``) picks, in both orders, the response each
+persona prefers. Writes ``OUT/run.json`` (config, versions, every judgment with its prompt and
+raw output, cost) and ``OUT/report.md``; prints both accuracies with their 95% bootstrap
+intervals, the order agreement and the cost.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+from personae.cli._common import Progress, add_data_options, add_model_options, build_lm, load_data
+from personae.cli.infer_personas import add_program_options, inference_program
+
+RUN_FILE = "run.json"
+REPORT_FILE = "report.md"
+
+
+def register(sub: Any) -> None:
+    parser = sub.add_parser(
+        "eval-personas",
+        help="persona accuracy: does a judge given a persona pick the response it was inferred from?",
+        description="For every pair, judge the chosen-side and the rejected-side persona, each in both orders: "
+                    "a chosen-side persona is accurate when the judge picks the chosen response, a rejected-side "
+                    "one when it picks the rejected response. Reports each side's accuracy with a 95 percent "
+                    "bootstrap interval over records, the order agreement and the LM cost. Unscored judgments "
+                    "count as wrong.",
+    )
+    add_data_options(parser)
+    parser.add_argument("--out", required=True, help="output folder for run.json and report.md")
+    parser.add_argument("--persona-column", default=None,
+                        help="column holding the chosen-side persona (e.g. chosen_persona_gold); the rejected "
+                             "side is then read from the same name with 'chosen' replaced by 'rejected' when "
+                             "that column exists. Sides without a column are inferred with --model")
+    parser.add_argument("--rejected-persona-column", default=None,
+                        help="column holding the rejected-side persona")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the bootstrap intervals (default 0)")
+    judge = parser.add_argument_group("judge model (default: the --model options)")
+    judge.add_argument("--judge-model", default=None, help="LiteLLM model string or 'local' for the judge")
+    judge.add_argument("--judge-api-base", default=None, help="base URL of the judge's OpenAI-compatible server")
+    judge.add_argument("--judge-api-key", default=None, help="API key of the judge's server")
+    add_program_options(parser)
+    add_model_options(parser)
+    parser.set_defaults(run=run)
+
+
+def _has_column(records: Any, column: str) -> bool:
+    return any(column in r.metadata or column in r.raw for r in records)
+
+
+def resolve_columns(records: Any, chosen: str | None, rejected: str | None,
+                    source: str) -> tuple[str | None, str | None]:
+    """The persona columns to read: the given ones, the other side by the chosen/rejected naming rule."""
+    from personae.errors import DataError
+
+    for column in (chosen, rejected):
+        if column and records and not _has_column(records, column):
+            raise DataError("no such column in the data", source=source, field=column)
+    if chosen and not rejected and "chosen" in chosen:
+        twin = chosen.replace("chosen", "rejected")
+        rejected = twin if _has_column(records, twin) else None
+    elif rejected and not chosen and "rejected" in rejected:
+        twin = rejected.replace("rejected", "chosen")
+        chosen = twin if _has_column(records, twin) else None
+    return chosen, rejected
+
+
+def judge_lm_from_args(args: argparse.Namespace) -> Any:
+    from personae.errors import ConfigError
+    from personae.lm import get_lm
+
+    if not args.judge_model:
+        if args.judge_api_base or args.judge_api_key:
+            raise ConfigError("--judge-api-base and --judge-api-key need --judge-model")
+        return None
+    return get_lm(args.judge_model, api_base=args.judge_api_base, api_key=args.judge_api_key,
+                  temperature=args.temperature, max_tokens=args.max_tokens, cache=not args.no_cache,
+                  num_retries=args.lm_retries, **({"structured_output": True} if args.structured_output else {}))
+
+
+def run(args: argparse.Namespace) -> int:
+    from personae.evaluation import (
+        evaluate_persona_accuracy,
+        persona_accuracy_summary,
+        write_persona_accuracy_report,
+        write_run_log,
+    )
+    from personae.lm import is_local
+
+    program = inference_program(args)
+    data = load_data(args)
+    chosen, rejected = resolve_columns(data.records, args.persona_column, args.rejected_persona_column, args.data)
+    infers = not (chosen and rejected)
+    if (program is not None) and not infers:
+        print("personae: --program/--demos unused: both personas are read from columns", file=sys.stderr)
+    judge_lm = judge_lm_from_args(args)
+    models = ([args.model] if infers or judge_lm is None else []) + ([args.judge_model] if judge_lm else [])
+    if args.concurrency is None:
+        args.concurrency = 1 if any(is_local(m) for m in models) else 8
+    infer_lm = build_lm(args) if infers or judge_lm is None else None
+    lm = judge_lm or infer_lm
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    extra = {"model": args.model if infers else None, "api_base": args.api_base if infers else None,
+             "judge_model": args.judge_model or args.model, "judge_api_base": args.judge_api_base or args.api_base,
+             "temperature": args.temperature, "max_tokens": args.max_tokens, "data": args.data,
+             "columns": args.columns, "split": args.split, "limit": args.limit, "program": args.program,
+             "demos": args.demos}
+    run = evaluate_persona_accuracy(
+        data.records, lm=lm, chosen_column=chosen, rejected_column=rejected, infer_lm=infer_lm,
+        program=program, concurrency=args.concurrency, max_attempts=args.max_attempts, seed=args.seed,
+        source=args.data, extra=extra, on_progress=Progress("judge personas"),
+        on_infer_progress=Progress("infer personas"),
+    )
+    write_run_log(run, out / RUN_FILE)
+    report = write_persona_accuracy_report(run, out, filename=REPORT_FILE)
+    sources = [f"{side} from column {column}" if column else f"{side} inferred"
+               for side, column in (("chosen", chosen), ("rejected", rejected))]
+    print(f"persona accuracy on {len(data)} records ({', '.join(sources)}), judged in both orders by "
+          f"{run.log.config.judge_model}")
+    print(persona_accuracy_summary(run, markdown=False))
+    agreement = run.log.order_agreement
+    print(f"order agreement: {'n/a' if agreement is None else f'{agreement:.1%}'} "
+          f"({run.log.orders_agreed}/{run.log.records_both_scored})")
+    for summary in run.log.summary:
+        if summary.unscored_reasons:
+            reasons = ", ".join(f"{n} {reason}" for reason, n in summary.unscored_reasons.items())
+            print(f"{summary.side}-side: unscored (counted wrong): {reasons}")
+    print(f"cost: {run.cost.summary()} (inference {run.inference_cost.lm_calls} calls, "
+          f"judging {run.judge_cost.lm_calls} calls)")
+    print(f"wrote {out / RUN_FILE} and {report}")
+    return 0

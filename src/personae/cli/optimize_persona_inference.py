@@ -1,0 +1,74 @@
+"""``personae optimize-persona-inference``: compile persona inference against persona accuracy."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import sys
+from typing import Any
+
+from personae.cli._common import add_data_options, add_model_options, build_lm, load_data
+
+
+def register(sub: Any) -> None:
+    parser = sub.add_parser(
+        "optimize-persona-inference",
+        help="compile the persona-inference program (bootstrapped demos or MIPROv2) for persona accuracy",
+        description="The metric is persona accuracy: a judge given an inferred persona must pick the response "
+                    "it was inferred from (both sides; both orders unless --one-order). The first half of the "
+                    "records trains, the rest validates (or --val-limit). The result is never worse than the "
+                    "starting program on the validation records. Saved as DSPy JSON; use it with "
+                    "`personae infer-personas --program` or `personae eval-personas --program`.",
+    )
+    add_data_options(parser)
+    parser.add_argument("--out", required=True, help="where to save the compiled program (.json)")
+    parser.add_argument("--optimizer", default="bootstrap", choices=["bootstrap", "mipro"],
+                        help="bootstrap: random search over bootstrapped demo sets; mipro: MIPROv2, which also "
+                             "rewrites the instructions (default bootstrap)")
+    parser.add_argument("--max-demos", type=int, default=4, help="most demos in the program (default 4)")
+    parser.add_argument("--candidates", type=int, default=4,
+                        help="random demo sets tried by bootstrap, besides zero-shot and the unshuffled set "
+                             "(default 4)")
+    parser.add_argument("--auto", default="light", choices=["light", "medium", "heavy"], help="MIPROv2 budget")
+    parser.add_argument("--one-order", action="store_true",
+                        help="judge each persona in one seeded order instead of both (half the judge calls)")
+    parser.add_argument("--demos", default=None,
+                        help="jsonl of the domain's own few-shot examples to start from (see infer-personas --demos)")
+    parser.add_argument("--seed", type=int, default=0)
+    judge = parser.add_argument_group("judge model of the metric (default: the --model options)")
+    judge.add_argument("--judge-model", default=None, help="LiteLLM model string or 'local' for the judge")
+    judge.add_argument("--judge-api-base", default=None, help="base URL of the judge's OpenAI-compatible server")
+    judge.add_argument("--judge-api-key", default=None, help="API key of the judge's server")
+    add_model_options(parser)
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from personae.cli.eval_personas import judge_lm_from_args
+    from personae.errors import ConfigError
+    from personae.lm import CostMeter
+    from personae.optimizers import optimize_persona_inference
+    from personae.pipelines.infer import read_persona_demos
+    from personae.programs import PersonaInference
+
+    out = Path(args.out)
+    if out.suffix.lower() != ".json":
+        raise ConfigError(f"--out must be a .json file, got {out}")
+    student = PersonaInference(demos=read_persona_demos(args.demos)) if args.demos else None
+    data = load_data(args)
+    lm = build_lm(args)
+    judge_lm = judge_lm_from_args(args)
+    meter = CostMeter()
+    with meter.track(), contextlib.redirect_stdout(sys.stderr):  # DSPy's optimizers print their progress
+        program = optimize_persona_inference(
+            data.records, lm=lm, judge_lm=judge_lm, optimizer=args.optimizer, student=student,
+            both_orders=not args.one_order, max_demos=args.max_demos, num_candidates=args.candidates,
+            auto=args.auto, num_threads=args.concurrency, seed=args.seed)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    program.save(str(out))
+    print(f"optimized persona inference over {len(data)} records with {args.optimizer} "
+          f"({len(program.infer.demos)} demos); saved to {out}")
+    print(f"cost: {meter.cost.summary()}")
+    return 0
