@@ -47,7 +47,12 @@ def run(args: argparse.Namespace) -> int:
         synthesis.load(args.persona_program)
     fitter = SynthesizeMe(args.preset, seed=args.seed, num_threads=args.concurrency,
                           max_lm_calls=args.max_lm_calls, synthesis=synthesis)
-    done = {"n": 0}
+    from personae.optimizers import judge_path
+
+    already = sum(judge_path(args.out, u.user_id).exists() for u in users)
+    print(f"{len(users)} users; {already} already fitted in {args.out}, {len(users) - already} to fit",
+          file=sys.stderr, flush=True)
+    done = {"n": already}
 
     def show(user_id: str, status: str, judge: Any) -> None:
         done["n"] += 1
