@@ -43,6 +43,9 @@ _EXPORTS: dict[str, str] = {
     "VerifiedReasoning": "personae.programs",
     "judge_pair": "personae.programs",
     "run_batch": "personae.programs",
+    # retrieval
+    "PersonaIndex": "personae.retrieval",
+    "measure_retrieval": "personae.retrieval",
     # errors
     "PersonaeError": "personae.errors",
     "DataError": "personae.errors",

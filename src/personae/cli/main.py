@@ -17,6 +17,8 @@ from personae.cli import (
     judge,
     optimize_persona,
     optimize_persona_inference,
+    retrieve,
+    saliency,
     serve,
 )
 from personae.cli._common import prepare_environment
@@ -24,7 +26,7 @@ from personae.cli._common import prepare_environment
 __all__ = ["build_parser", "main"]
 
 _COMMANDS = (infer_personas, judge, fit, evaluate, eval_personas, optimize_persona, optimize_persona_inference,
-             demo, serve)
+             retrieve, saliency, demo, serve)
 
 
 def build_parser() -> argparse.ArgumentParser:

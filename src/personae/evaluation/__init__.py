@@ -44,9 +44,14 @@ from personae.evaluation.persona_accuracy import (
 )
 from personae.evaluation.protocol import EvaluationRun, evaluate_methods
 from personae.evaluation.report import summary_table, user_table, write_report
+from personae.evaluation.saliency import SalientWord, persona_saliency, saliency_table, write_saliency_report
 from personae.evaluation.stats import MethodStats, bootstrap_ci, method_stats
 
 __all__ = [
+    "SalientWord",
+    "persona_saliency",
+    "saliency_table",
+    "write_saliency_report",
     "METHODS",
     "PERSONA_ACCURACY_VERSION",
     "CostLog",

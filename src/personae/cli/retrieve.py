@@ -1,0 +1,74 @@
+"""``personae retrieve-personas``: personas for new prompts from the most similar training prompts."""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import asdict
+from typing import Any
+
+
+def register(sub: Any) -> None:
+    parser = sub.add_parser(
+        "retrieve-personas",
+        help="give each test prompt the personas of the most similar training prompts",
+        description="Index the prompts of the training file(s) with their personas, find the most similar "
+                    "training prompt for every test record, and write the test records with "
+                    "chosen_persona_retrieved and rejected_persona_retrieved columns. When the test file has "
+                    "reference columns (chosen_persona_retr, rejected_persona_retr) the match rates are printed.",
+    )
+    parser.add_argument("train", nargs="+", metavar="TRAIN",
+                        help="training preference file(s) holding personas; several are indexed together")
+    parser.add_argument("test", metavar="TEST", help="preference file whose prompts get personas")
+    parser.add_argument("--out", required=True, help="output file: .jsonl, .json, .csv or .parquet")
+    parser.add_argument("--k", type=int, default=1,
+                        help="training prompts retrieved per test prompt; the best fills the persona columns, "
+                             "all k go to a 'retrieved' column and the hit-within-k figures (default 1)")
+    parser.add_argument("--embedder", choices=("auto", "minilm", "bm25"), default="auto",
+                        help="minilm: all-MiniLM-L6-v2 embeddings (needs personae[retrieval]); bm25: word "
+                             "matching, no extra; auto: minilm when installed, else bm25 (default)")
+    parser.add_argument("--model-path", default=None,
+                        help="another sentence-transformers model folder (or cached hub id) instead of the "
+                             "packaged all-MiniLM-L6-v2")
+    parser.add_argument("--train-persona-suffix", default=None, metavar="SUFFIX",
+                        help="read the training personas from chosen_persona_SUFFIX/rejected_persona_SUFFIX "
+                             "(e.g. gold) instead of chosen_persona/rejected_persona")
+    parser.add_argument("--reference-suffix", default="retr", metavar="SUFFIX",
+                        help="compare with the test file's chosen_persona_SUFFIX/rejected_persona_SUFFIX "
+                             "columns when present (default retr)")
+    parser.add_argument("--exclude-same-prompt", action="store_true",
+                        help="never retrieve a training record whose prompt is exactly the test prompt")
+    parser.add_argument("--limit", type=int, default=None, help="use only the first N test records")
+    parser.add_argument("--batch-size", type=int, default=64, help="texts encoded per batch (default 64)")
+    parser.set_defaults(run=run)
+
+
+def _columns(suffix: str | None) -> tuple[str, str]:
+    tail = f"_{suffix.strip().lstrip('_')}" if suffix and suffix.strip() else ""
+    return f"chosen_persona{tail}", f"rejected_persona{tail}"
+
+
+def run(args: argparse.Namespace) -> int:
+    from personae.data import load_preferences, write_rows
+    from personae.retrieval import PersonaIndex, measure_retrieval
+
+    train = [record for path in args.train for record in load_preferences(path).records]
+    test = load_preferences(args.test, limit=args.limit).records
+    index = PersonaIndex.build(train, embedder=args.embedder, persona_columns=_columns(args.train_persona_suffix),
+                               model_path=args.model_path, batch_size=args.batch_size)
+    report = measure_retrieval(index, test, k=args.k, reference_columns=_columns(args.reference_suffix),
+                               exclude_same_prompt=args.exclude_same_prompt)
+    rows = []
+    for record, found in zip(test, report.results, strict=True):
+        row: dict[str, Any] = dict(record.raw) if record.raw else record.to_dict()
+        best = found[0] if found else None
+        row["chosen_persona_retrieved"] = best.chosen_persona if best else None
+        row["rejected_persona_retrieved"] = best.rejected_persona if best else None
+        row["retrieval_score"] = best.score if best else None
+        row["retrieved_record_id"] = best.record_id if best else None
+        if args.k > 1:
+            row["retrieved"] = [asdict(hit) for hit in found]
+        rows.append(row)
+    out = write_rows(rows, args.out)
+    print(f"indexed {len(index)} training prompts from {len(args.train)} file(s); wrote {len(rows)} records to {out}")
+    print(report.summary())
+    return 0

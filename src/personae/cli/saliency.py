@@ -1,0 +1,47 @@
+"""``personae persona-saliency``: the words that set chosen-side personas apart from rejected-side ones."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+
+def register(sub: Any) -> None:
+    parser = sub.add_parser(
+        "persona-saliency",
+        help="rank the words that distinguish chosen-side from rejected-side personas",
+        description="Log-odds ratio with an informative Dirichlet prior (Monroe et al. 2008) over the words of "
+                    "the two persona columns; writes saliency.md and saliency.png into --out and prints the table.",
+    )
+    parser.add_argument("data", metavar="FILE",
+                        help="preference file with persona columns (e.g. the output of infer-personas)")
+    parser.add_argument("--chosen-column", default="chosen_persona",
+                        help="column of the chosen-side personas (default chosen_persona)")
+    parser.add_argument("--rejected-column", default="rejected_persona",
+                        help="column of the rejected-side personas (default rejected_persona)")
+    parser.add_argument("--out", required=True, metavar="DIR", help="folder for saliency.md and saliency.png")
+    parser.add_argument("--top", type=int, default=20, help="words shown per side (default 20)")
+    parser.add_argument("--min-count", type=int, default=3,
+                        help="leave out words seen fewer times over both columns (default 3)")
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from personae.data import load_preferences
+    from personae.errors import DataError
+    from personae.evaluation.saliency import persona_saliency, saliency_table, write_saliency_report
+    from personae.retrieval import persona_text
+
+    records = load_preferences(args.data).records
+    chosen = [persona_text(r, args.chosen_column) for r in records]
+    rejected = [persona_text(r, args.rejected_column) for r in records]
+    for column, texts in ((args.chosen_column, chosen), (args.rejected_column, rejected)):
+        if not any(texts):
+            raise DataError("no record has text in this column", source=args.data, field=column)
+    words = persona_saliency(chosen, rejected, top=args.top, min_count=args.min_count)
+    path = write_saliency_report(words, args.out)
+    n_chosen, n_rejected = sum(map(bool, chosen)), sum(map(bool, rejected))
+    print(f"{n_chosen} chosen-side and {n_rejected} rejected-side personas from {len(records)} records")
+    print(saliency_table(words) if words else "no word passed the count threshold")
+    print(f"wrote {path} and {path.with_name('saliency.png')}")
+    return 0
