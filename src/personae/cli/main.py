@@ -10,7 +10,9 @@ from collections.abc import Sequence
 from personae import __version__
 from personae.cli import (
     demo,
+    distill,
     eval_personas,
+    eval_tailoring,
     evaluate,
     fit,
     infer_personas,
@@ -26,7 +28,7 @@ from personae.cli._common import prepare_environment
 __all__ = ["build_parser", "main"]
 
 _COMMANDS = (infer_personas, judge, fit, evaluate, eval_personas, optimize_persona, optimize_persona_inference,
-             retrieve, saliency, demo, serve)
+             retrieve, saliency, distill, eval_tailoring, demo, serve)
 
 
 def build_parser() -> argparse.ArgumentParser:

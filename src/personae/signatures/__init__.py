@@ -11,6 +11,12 @@ from personae.signatures.judge import (
 from personae.signatures.persona import InferPersona, SynthesizePersona
 from personae.signatures.personalized import generation_system_prompt, personalized_instructions
 from personae.signatures.render import clip, render_history, render_trace, render_traces
+from personae.signatures.tailoring import (
+    TAILORED_PROMPT,
+    TailoringPersonalizationJudge,
+    TailoringQualityJudge,
+    tailored_prompt,
+)
 
 __all__ = [
     "PERSONA_INFERENCE_DEMOS",
@@ -22,10 +28,14 @@ __all__ = [
     "JudgeWithProfile",
     "PairwiseJudge",
     "SynthesizePersona",
+    "TAILORED_PROMPT",
+    "TailoringPersonalizationJudge",
+    "TailoringQualityJudge",
     "clip",
     "generation_system_prompt",
     "personalized_instructions",
     "render_history",
     "render_trace",
     "render_traces",
+    "tailored_prompt",
 ]

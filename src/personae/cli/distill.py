@@ -1,0 +1,148 @@
+"""``personae distill``: train small models from preference data.
+
+``personae distill reward-model``  a persona-conditioned reward model (TRL RewardTrainer)
+``personae distill tailor``        a persona-tailored generator (SFT then DPO with LoRA)
+
+The options come from the config dataclasses of :mod:`personae.distill` (their ``help``
+metadata), so each option is documented in one place.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+import types
+import typing
+from typing import Any, TypeVar
+
+from personae.cli._common import add_data_options, load_data
+
+__all__ = ["add_config_options", "config_from_args", "quiet_libraries", "register"]
+
+C = TypeVar("C")
+
+
+def _plain_type(annotation: Any) -> Any:
+    """``int | None`` -> int; ``str`` -> str."""
+    args = typing.get_args(annotation)
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType) and type(None) in args:
+        return next(a for a in args if a is not type(None))
+    return annotation
+
+
+def add_config_options(parser: argparse.ArgumentParser | Any, cls: type, *, skip: tuple[str, ...] = (),
+                       title: str | None = None) -> None:
+    """One ``--option`` per field of the dataclass ``cls``, its help from the field's metadata.
+
+    A bool field becomes ``--name/--no-name``; a field whose metadata says ``required`` must be given.
+    """
+    group = parser.add_argument_group(title) if title else parser
+    hints = typing.get_type_hints(cls)
+    for f in dataclasses.fields(cls):
+        if f.name in skip:
+            continue
+        kind = _plain_type(hints[f.name])
+        flag = "--" + f.name.replace("_", "-")
+        help_text = f.metadata.get("help", "")
+        if kind is bool:
+            group.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction, default=f.default,
+                               help=f"{help_text} (default: {'on' if f.default else 'off'})")
+            continue
+        if f.metadata.get("required"):
+            group.add_argument(flag, dest=f.name, type=kind, required=True, metavar=f.name.upper(), help=help_text)
+            continue
+        shown = "none" if f.default is None else f.default
+        group.add_argument(flag, dest=f.name, type=kind, default=f.default, metavar=f.name.upper(),
+                           help=f"{help_text} (default: {shown})")
+
+
+def config_from_args(cls: type[C], args: argparse.Namespace) -> C:
+    """Build the dataclass ``cls`` from the parsed options (fields absent from ``args`` keep defaults)."""
+    names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    return cls(**{name: getattr(args, name) for name in names if hasattr(args, name)})
+
+
+def quiet_libraries(verbose: int) -> None:
+    """Below -v, hide transformers' and datasets' progress bars and load reports."""
+    if verbose:
+        return
+    try:
+        import datasets
+        import transformers
+    except ImportError:  # the missing extra is reported by the command itself
+        return
+    transformers.utils.logging.set_verbosity_error()
+    transformers.utils.logging.disable_progress_bar()
+    datasets.disable_progress_bars()
+
+
+def register(sub: Any) -> None:
+    from personae.distill._reward import RewardModelConfig, RewardModelScript
+    from personae.distill._tailor import TailorConfig, TailorScript
+
+    parser = sub.add_parser("distill", help="train small models: a persona-conditioned reward model, "
+                                            "a persona-tailored generator (needs personae[distill])",
+                            description="Distil personas into small models (torch, transformers, TRL, peft: "
+                                        "pip install 'personae[distill]'). The GPU is used when there is one.")
+    commands = parser.add_subparsers(dest="distill_command", required=True, metavar="MODEL")
+
+    reward = commands.add_parser(
+        "reward-model", help="a reward model scoring (persona, context, response), Bradley-Terry loss",
+        description="Train a small reward model with TRL's RewardTrainer on pairwise preferences, the persona in "
+                    "its input; save a standard transformers model folder plus personae_reward.json. With "
+                    "--evaluate, hold out each user's test prompts and report accuracy by the judges' protocol.")
+    add_data_options(reward)
+    add_config_options(reward, RewardModelConfig, title="model and training")
+    add_config_options(reward, RewardModelScript, title="run")
+    reward.set_defaults(run=run_reward_model)
+
+    tailor = commands.add_parser(
+        "tailor", help="a generator that writes for a persona: SFT then DPO with LoRA",
+        description="Train a small generator on Prompt / Persona / Response data (e.g. the persona_tailoring "
+                    "sets, gold or retrieved personas) with TRL: SFT on --sft, then DPO on --dpo.")
+    add_config_options(tailor, TailorConfig, title="model and training")
+    add_config_options(tailor, TailorScript, title="data and output")
+    tailor.set_defaults(run=run_tailor)
+
+
+def _print_log(entry: dict[str, Any]) -> None:
+    if "loss" in entry:
+        print(f"  step {entry['step']}: loss {entry['loss']:.4f}", file=sys.stderr, flush=True)
+
+
+def run_reward_model(args: argparse.Namespace) -> int:
+    from personae.distill._extra import require_distill
+
+    require_distill("personae distill reward-model")
+    quiet_libraries(getattr(args, "verbose", 0))
+    from personae.distill._reward import RewardModelConfig, RewardModelScript, main
+    from personae.evaluation import summary_table
+
+    config = config_from_args(RewardModelConfig, args)
+    script = config_from_args(RewardModelScript, args)
+    data = load_data(args)
+    result = main(data, config, script, on_log=_print_log)
+    t = result.training
+    loss = f", final loss {t.losses[-1]:.4f}" if t.losses else ""
+    print(f"trained on {t.pairs} pairs: {t.steps} steps in {t.seconds:.0f} s{loss}; "
+          f"length weight {t.model.length_weight:.3f}; saved to {t.path}")
+    if result.run is not None:
+        print(summary_table(result.run, markdown=False))
+        print(f"run log: {script.out}/run.json, report: {script.out}/report.md")
+    return 0
+
+
+def run_tailor(args: argparse.Namespace) -> int:
+    from personae.distill._extra import require_distill
+
+    require_distill("personae distill tailor", ("torch", "transformers", "trl", "peft"))
+    quiet_libraries(getattr(args, "verbose", 0))
+    from personae.distill._tailor import TailorConfig, TailorScript, main
+
+    result = main(config_from_args(TailorConfig, args), config_from_args(TailorScript, args), on_log=_print_log)
+    for stage in result.stages:
+        losses = f", loss {stage.losses[0]:.4f} -> {stage.losses[-1]:.4f}" if stage.losses else ""
+        print(f"{stage.stage}: {stage.examples} examples, {stage.steps} steps in {stage.seconds:.0f} s{losses}")
+    print(f"saved to {result.path}")
+    return 0

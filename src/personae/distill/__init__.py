@@ -1,0 +1,139 @@
+"""Distillation: a persona-conditioned reward model and a persona-tailored generator.
+
+Training and loading models needs the ``distill`` extra (torch, transformers, TRL, peft)::
+
+    pip install 'personae[distill]'
+
+Importing this package is cheap and never imports torch; a function that needs the extra
+raises :class:`~personae.errors.MissingExtraError` naming that command when it is missing.
+
+Reward model (TRL ``RewardTrainer``, Bradley-Terry; default backbone all-MiniLM-L6-v2)::
+
+    from personae.distill import PersonalizedRewardModel, RewardModelConfig, train_reward_model
+
+    training = train_reward_model(records, RewardModelConfig(persona="judges:out/judges,profile"), out="rm")
+    rm = PersonalizedRewardModel.load("rm")
+    rm.compare(persona, context, response_a, response_b).preferred        # "A", "B" or "tie"
+    rm.score_batch([(persona, context, response), ...])
+
+Tailored generator (TRL ``SFTTrainer`` then ``DPOTrainer`` with LoRA; default SmolLM2-135M)::
+
+    from personae.distill import TailorConfig, TailoredGenerator, tailoring_examples, train_tailored_generator
+
+    train_tailored_generator(tailoring_examples(sft_records), tailoring_examples(dpo_records), out="gen")
+    TailoredGenerator.load("gen").generate(prompt, persona)
+
+Comparing two generators with an LLM judge (no torch needed): :func:`compare_generations`.
+
+Modules: ``_extra`` (the extra check, offline settings, device), ``_personas`` (persona
+sources), ``_encoding`` (the reward model's input template), ``_reward`` (training),
+``_reward_model`` (loading and scoring), ``_protocol`` (evaluation into the judges' run
+log), ``_tailor`` (the generator), ``_tailor_judge`` (win rates and DeltaPQ), ``_tailor_eval``
+(items and sides for ``personae eval-tailoring``).
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # real types for type checkers; at run time names load on first use
+    from personae.distill._encoding import InputTemplate
+    from personae.distill._extra import DEFAULT_REWARD_BACKBONE, require_distill
+    from personae.distill._personas import PersonaResolver
+    from personae.distill._protocol import check_prompt_split, evaluate_scorers, length_scorer
+    from personae.distill._reward import (
+        RewardModelConfig,
+        RewardModelScript,
+        RewardTraining,
+        fit_length_weight,
+        train_reward_model,
+    )
+    from personae.distill._reward_model import PersonalizedRewardModel, RewardVerdict
+    from personae.distill._tailor import (
+        DEFAULT_STUDENT,
+        TailorConfig,
+        TailoredGenerator,
+        TailoringExample,
+        TailorTraining,
+        tailoring_examples,
+        train_tailored_generator,
+    )
+    from personae.distill._tailor_eval import TailoringEvalConfig
+    from personae.distill._tailor_judge import TailoringEvalLog, TailoringItem, compare_generations, delta_pq
+
+_EXPORTS: dict[str, str] = {
+    # reward model
+    "DEFAULT_REWARD_BACKBONE": "personae.distill._extra",
+    "InputTemplate": "personae.distill._encoding",
+    "PersonaResolver": "personae.distill._personas",
+    "PersonalizedRewardModel": "personae.distill._reward_model",
+    "RewardModelConfig": "personae.distill._reward",
+    "RewardModelScript": "personae.distill._reward",
+    "RewardTraining": "personae.distill._reward",
+    "RewardVerdict": "personae.distill._reward_model",
+    "fit_length_weight": "personae.distill._reward",
+    "train_reward_model": "personae.distill._reward",
+    # evaluation of reward models
+    "check_prompt_split": "personae.distill._protocol",
+    "evaluate_scorers": "personae.distill._protocol",
+    "length_scorer": "personae.distill._protocol",
+    # tailored generator
+    "DEFAULT_STUDENT": "personae.distill._tailor",
+    "TailorConfig": "personae.distill._tailor",
+    "TailorTraining": "personae.distill._tailor",
+    "TailoredGenerator": "personae.distill._tailor",
+    "TailoringExample": "personae.distill._tailor",
+    "tailoring_examples": "personae.distill._tailor",
+    "train_tailored_generator": "personae.distill._tailor",
+    # comparing generators
+    "TailoringEvalConfig": "personae.distill._tailor_eval",
+    "TailoringEvalLog": "personae.distill._tailor_judge",
+    "TailoringItem": "personae.distill._tailor_judge",
+    "compare_generations": "personae.distill._tailor_judge",
+    "delta_pq": "personae.distill._tailor_judge",
+    # the extra
+    "require_distill": "personae.distill._extra",
+}
+
+__all__ = [
+    "DEFAULT_REWARD_BACKBONE",
+    "DEFAULT_STUDENT",
+    "InputTemplate",
+    "PersonaResolver",
+    "PersonalizedRewardModel",
+    "RewardModelConfig",
+    "RewardModelScript",
+    "RewardTraining",
+    "RewardVerdict",
+    "TailorConfig",
+    "TailorTraining",
+    "TailoredGenerator",
+    "TailoringEvalConfig",
+    "TailoringEvalLog",
+    "TailoringExample",
+    "TailoringItem",
+    "check_prompt_split",
+    "compare_generations",
+    "delta_pq",
+    "evaluate_scorers",
+    "fit_length_weight",
+    "length_scorer",
+    "require_distill",
+    "tailoring_examples",
+    "train_reward_model",
+    "train_tailored_generator",
+]
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'personae.distill' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_EXPORTS))

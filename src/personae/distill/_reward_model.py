@@ -1,0 +1,222 @@
+"""A trained persona-conditioned reward model: load it, score responses, compare two.
+
+The folder is a standard transformers model (``AutoModelForSequenceClassification`` with one
+output, plus its tokenizer) and ``personae_reward.json``, which holds the input template and
+the length prior. The reward of a response is::
+
+    reward = model(template(persona, context, response)) + length_weight * log(1 + characters)
+
+``length_weight`` is 0 for a model trained without the length prior.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import tempfile
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from personae.data import PreferenceRecord
+from personae.distill._encoding import InputEncoder, InputTemplate, log_length
+from personae.distill._extra import require_distill, resolve_device, set_offline, set_threads
+from personae.errors import DataError
+
+__all__ = ["REWARD_FILE", "PersonalizedRewardModel", "RewardVerdict", "is_tie"]
+
+logger = logging.getLogger(__name__)
+
+REWARD_FILE = "personae_reward.json"
+REWARD_FORMAT_VERSION = 1
+TIE_TOLERANCE = 1e-6
+
+
+def is_tie(reward_a: float, reward_b: float) -> bool:
+    """Equal rewards, up to float noise (rows of one batch may differ in the last bits)."""
+    return math.isclose(reward_a, reward_b, rel_tol=TIE_TOLERANCE, abs_tol=TIE_TOLERANCE)
+
+
+@dataclass(frozen=True)
+class RewardVerdict:
+    """Which response the reward model prefers: ``"A"``, ``"B"`` or ``"tie"`` (equal rewards)."""
+
+    preferred: str
+    reward_a: float
+    reward_b: float
+
+    @property
+    def margin(self) -> float:
+        """``reward_a - reward_b``."""
+        return self.reward_a - self.reward_b
+
+
+@dataclass
+class RewardModelInfo:
+    """What ``personae_reward.json`` holds besides the template."""
+
+    template: InputTemplate
+    length_weight: float = 0.0
+    persona: str = ""
+    base_model: str = ""
+    training: dict[str, Any] = field(default_factory=dict)
+    version: int = REWARD_FORMAT_VERSION
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"version": self.version, "template": self.template.to_dict(), "length_weight": self.length_weight,
+                "persona": self.persona, "base_model": self.base_model, "training": self.training}
+
+    @classmethod
+    def read(cls, folder: Path) -> RewardModelInfo:
+        path = folder / REWARD_FILE
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise DataError(f"not a personae reward model folder (no {REWARD_FILE})", source=str(folder)) from None
+        except json.JSONDecodeError as exc:
+            raise DataError(f"not valid JSON: {exc}", source=str(path)) from None
+        if not isinstance(data, dict) or data.get("version") != REWARD_FORMAT_VERSION:
+            raise DataError(f"unsupported reward model format (expected version {REWARD_FORMAT_VERSION})",
+                            source=str(path), field="version")
+        from personae.errors import ConfigError
+
+        try:
+            template = InputTemplate.from_dict(data["template"])
+        except (KeyError, ConfigError) as exc:
+            raise DataError(f"invalid input template: {exc}", source=str(path), field="template") from None
+        return cls(template, float(data.get("length_weight") or 0.0), str(data.get("persona") or ""),
+                   str(data.get("base_model") or ""), dict(data.get("training") or {}))
+
+    def write(self, folder: Path) -> Path:
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / REWARD_FILE
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=folder)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                json.dump(self.to_dict(), fh, ensure_ascii=False, indent=2)
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        return path
+
+
+class PersonalizedRewardModel:
+    """A reward model that scores a response for a user described by a persona.
+
+    ::
+
+        rm = PersonalizedRewardModel.load("out/reward-model")
+        rm.compare("Prefers short answers.", "How do I boil an egg?", answer_a, answer_b).preferred
+        rm.score_batch([(persona, context, response), ...])
+
+    The model was trained with or without personas (:attr:`uses_persona`); a model trained
+    without ignores the persona it is given.
+    """
+
+    def __init__(self, model: Any, tokenizer: Any, info: RewardModelInfo, *, device: str = "cpu",
+                 batch_size: int = 32) -> None:
+        self.model = model
+        self.tokenizer = tokenizer
+        self.info = info
+        self.device = device
+        self.batch_size = batch_size
+        self.encoder = InputEncoder(tokenizer, info.template)
+
+    # -- loading and saving -----------------------------------------------------------
+    @classmethod
+    def load(cls, path: str | os.PathLike[str], *, device: str = "auto", threads: int | None = None,
+             batch_size: int = 32) -> PersonalizedRewardModel:
+        """Load a folder written by :meth:`save` (or ``personae distill reward-model``)."""
+        require_distill("loading a reward model", ("torch", "transformers"))
+        folder = Path(path)
+        info = RewardModelInfo.read(folder)
+        set_offline()
+        set_threads(threads)
+        from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+        tokenizer = AutoTokenizer.from_pretrained(str(folder))
+        model = AutoModelForSequenceClassification.from_pretrained(str(folder))
+        device = resolve_device(device)
+        model.to(device)
+        model.eval()
+        return cls(model, tokenizer, info, device=device, batch_size=batch_size)
+
+    def save(self, path: str | os.PathLike[str]) -> Path:
+        """Write the model, its tokenizer and ``personae_reward.json`` to ``path``."""
+        folder = Path(path)
+        folder.mkdir(parents=True, exist_ok=True)
+        self.model.save_pretrained(str(folder))
+        self.tokenizer.save_pretrained(str(folder))
+        self.info.write(folder)
+        return folder
+
+    @property
+    def uses_persona(self) -> bool:
+        return self.info.template.uses_persona
+
+    @property
+    def length_weight(self) -> float:
+        return self.info.length_weight
+
+    # -- scoring ------------------------------------------------------------------------
+    def score(self, persona: str, context: str, response: str) -> float:
+        """The reward of one response."""
+        return self.score_batch([(persona, context, response)])[0]
+
+    def score_batch(self, items: Iterable[tuple[str, str, str]], *, batch_size: int | None = None) -> list[float]:
+        """Rewards of many ``(persona, context, response)`` triples, in order.
+
+        Inputs are sorted by length and padded per batch, so mixed lengths cost little.
+        """
+        import torch
+
+        items = list(items)
+        encoded = self.encoder.encode_many(items)
+        size = batch_size or self.batch_size
+        pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
+        order = sorted(range(len(encoded)), key=lambda i: len(encoded[i]))
+        logits = [0.0] * len(encoded)
+        was_training = self.model.training
+        self.model.eval()
+        try:
+            with torch.inference_mode():
+                for start in range(0, len(order), size):
+                    chunk = order[start:start + size]
+                    width = max(len(encoded[i]) for i in chunk)
+                    ids = torch.full((len(chunk), width), pad_id, dtype=torch.long)
+                    mask = torch.zeros((len(chunk), width), dtype=torch.long)
+                    for row, i in enumerate(chunk):
+                        ids[row, : len(encoded[i])] = torch.tensor(encoded[i], dtype=torch.long)
+                        mask[row, : len(encoded[i])] = 1
+                    out = self.model(input_ids=ids.to(self.device), attention_mask=mask.to(self.device))
+                    values = out.logits.float().reshape(len(chunk), -1)[:, 0].cpu().tolist()
+                    for i, value in zip(chunk, values, strict=True):
+                        logits[i] = float(value)
+        finally:
+            self.model.train(was_training)
+        weight = self.info.length_weight
+        return [logit + weight * log_length(item[2]) if weight else logit
+                for logit, item in zip(logits, items, strict=True)]
+
+    def compare(self, persona: str, context: str, a: str, b: str) -> RewardVerdict:
+        """Which of ``a`` and ``b`` the user described by ``persona`` would prefer."""
+        reward_a, reward_b = self.score_batch([(persona, context, a), (persona, context, b)])
+        preferred = "tie" if is_tie(reward_a, reward_b) else "A" if reward_a > reward_b else "B"
+        return RewardVerdict(preferred, reward_a, reward_b)
+
+    def score_records(self, records: Sequence[PreferenceRecord], personas: Callable[[PreferenceRecord], str],
+                      *, batch_size: int | None = None) -> list[tuple[float, float]]:
+        """``(reward of chosen, reward of rejected)`` for each record, its persona from ``personas``."""
+        items: list[tuple[str, str, str]] = []
+        for record in records:
+            persona = personas(record)
+            items += [(persona, record.prompt, record.chosen), (persona, record.prompt, record.rejected)]
+        start = time.perf_counter()
+        rewards = self.score_batch(items, batch_size=batch_size)
+        logger.debug("scored %d pairs in %.1f s", len(records), time.perf_counter() - start)
+        return [(rewards[2 * k], rewards[2 * k + 1]) for k in range(len(records))]

@@ -1,0 +1,413 @@
+"""personae.distill: reward model, tailored generator, their evaluation, and the missing extra.
+
+Models are tiny (2 layers, hidden 32) and built here from configs with a word-level
+tokenizer trained on the test texts, so nothing is downloaded and each training takes a
+second or two on one thread.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from personae.data import PreferenceRecord, Turn, UserSplit
+from personae.errors import ConfigError, DataError, MissingExtraError
+
+# Third-party warnings raised inside dependencies we do not control: peft 0.21 and TRL call
+# transformers 5 APIs that transformers marks deprecated (is_gradient_checkpointing, ...).
+_THIRD_PARTY = [
+    pytest.mark.filterwarnings("ignore:.*is deprecated and will be removed in v6:FutureWarning"),
+    pytest.mark.filterwarnings("ignore::DeprecationWarning:(torch|transformers|trl|peft|datasets).*"),
+]
+
+SHORT = "boil it ten minutes"
+LONG = "first heat the water then add the egg and wait ten minutes before you peel it slowly"
+BRIEF, DETAILED = "likes short answers", "likes detailed answers"
+
+
+def _pair(i: int, user: str, taste: str, **metadata: Any) -> PreferenceRecord:
+    chosen, rejected = (SHORT, LONG) if taste == BRIEF else (LONG, SHORT)
+    return PreferenceRecord([Turn("user", f"how do i boil egg number {i}")], chosen, rejected, user_id=user,
+                            profile=taste, record_id=f"{user}-{i}", metadata=dict(metadata))
+
+
+def _records(n: int = 24) -> list[PreferenceRecord]:
+    """Two users with opposite tastes: only the persona tells which response wins."""
+    return [_pair(i, "brief" if i % 2 else "detailed", BRIEF if i % 2 else DETAILED) for i in range(n)]
+
+
+def _tokenizer(texts: list[str], *, bert: bool) -> Any:
+    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]"] if bert else ["<pad>", "<unk>", "<s>", "</s>"]
+    tok = Tokenizer(models.WordLevel(unk_token=specials[1]))
+    tok.normalizer = normalizers.Lowercase()
+    tok.pre_tokenizer = pre_tokenizers.Whitespace()
+    tok.train_from_iterator(texts, trainers.WordLevelTrainer(special_tokens=specials))
+    tok.decoder = decoders.WordPiece(prefix="##")
+    if bert:
+        tok.post_processor = processors.TemplateProcessing(single="[CLS] $A [SEP]",
+                                                           special_tokens=[("[CLS]", 2), ("[SEP]", 3)])
+        return PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="[UNK]", pad_token="[PAD]",
+                                       cls_token="[CLS]", sep_token="[SEP]")
+    return PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="<unk>", pad_token="<pad>", bos_token="<s>",
+                                   eos_token="</s>")
+
+
+@pytest.fixture(scope="module")
+def torch_one_thread() -> None:
+    torch = pytest.importorskip("torch")
+    pytest.importorskip("trl")
+    torch.set_num_threads(1)
+
+
+@pytest.fixture(scope="module")
+def tiny_bert(tmp_path_factory: pytest.TempPathFactory, torch_one_thread: None) -> Path:
+    import torch
+    from transformers import BertConfig, BertForSequenceClassification
+
+    texts = [t for r in _records() for t in (r.prompt, r.chosen, r.rejected, r.profile or "")]
+    tokenizer = _tokenizer(texts + ["user: request: response: number 99"], bert=True)
+    config = BertConfig(vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                        intermediate_size=64, max_position_embeddings=128, num_labels=1,
+                        initializer_range=0.5)  # a wide init: a tiny model then learns in a few steps
+    torch.manual_seed(0)
+    folder = tmp_path_factory.mktemp("tiny-bert")
+    BertForSequenceClassification(config).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def tiny_llama(tmp_path_factory: pytest.TempPathFactory, torch_one_thread: None) -> Path:
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    from personae.signatures.tailoring import tailored_prompt
+
+    texts = [tailored_prompt(f"how to boil egg {i}", p) + f" {SHORT} {LONG}" for i in range(4) for p in (BRIEF,
+                                                                                                        DETAILED)]
+    tokenizer = _tokenizer(texts, bert=False)
+    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                         num_attention_heads=2, num_key_value_heads=2, max_position_embeddings=256,
+                         pad_token_id=0, bos_token_id=2, eos_token_id=3, tie_word_embeddings=True)
+    torch.manual_seed(0)
+    folder = tmp_path_factory.mktemp("tiny-llama")
+    LlamaForCausalLM(config).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
+# -- the package without the extra ---------------------------------------------------------
+def test_importing_distill_does_not_import_torch() -> None:
+    code = textwrap.dedent("""
+        import sys
+        import personae.distill
+        from personae.distill import RewardModelConfig, TailorConfig, delta_pq
+        print([m for m in ("torch", "transformers", "trl", "peft") if m in sys.modules])
+    """)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
+
+
+def test_export_list() -> None:
+    import personae.distill as distill
+
+    assert sorted(distill.__all__) == sorted(set(distill.__all__)) == sorted(distill._EXPORTS)
+    for name in distill.__all__:
+        assert getattr(distill, name) is not None, name
+
+
+def _parser() -> argparse.ArgumentParser:
+    from personae.cli import distill, eval_tailoring
+
+    parser = argparse.ArgumentParser(prog="personae")
+    sub = parser.add_subparsers(dest="command", required=True)
+    distill.register(sub)
+    eval_tailoring.register(sub)
+    return parser
+
+
+def test_missing_extra_names_the_pip_install(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    from personae.distill import PersonalizedRewardModel, require_distill
+
+    monkeypatch.setitem(sys.modules, "torch", None)  # as if torch were not installed
+    pip = r"pip install 'personae\[distill\]'"
+    with pytest.raises(MissingExtraError, match=pip) as caught:
+        require_distill("training a reward model")
+    assert caught.value.extra == "distill" and "torch" in caught.value.feature
+    with pytest.raises(MissingExtraError, match=pip):
+        PersonalizedRewardModel.load(tmp_path)
+    data = tmp_path / "pairs.jsonl"
+    data.write_text(json.dumps({"prompt": "q", "chosen": "a", "rejected": "b"}) + "\n", encoding="utf-8")
+    for argv in (["distill", "reward-model", str(data), "--out", str(tmp_path / "rm")],
+                 ["distill", "tailor", "--sft", str(data), "--out", str(tmp_path / "gen")],
+                 ["eval-tailoring", str(data), "--a", "model:smollm2", "--b", "column:chosen",
+                  "--out", str(tmp_path / "ev")]):
+        args = _parser().parse_args(argv)
+        with pytest.raises(MissingExtraError, match=pip):
+            args.run(args)
+
+
+def test_cli_options_come_from_the_configs() -> None:
+    args = _parser().parse_args(["distill", "reward-model", "data.jsonl", "--persona", "judges:j,profile",
+                                 "--no-length-prior", "--freeze-layers", "2", "--evaluate", "--out", "o"])
+    from personae.cli.distill import config_from_args
+    from personae.distill import RewardModelConfig, RewardModelScript
+
+    config, script = config_from_args(RewardModelConfig, args), config_from_args(RewardModelScript, args)
+    assert (config.persona, config.length_prior, config.freeze_layers) == ("judges:j,profile", False, 2)
+    assert (script.evaluate, script.out, config.threads) == (True, "o", None)
+    tailor = _parser().parse_args(["distill", "tailor", "--dpo", "d.jsonl", "--persona", "retr", "--beta", "0.2"])
+    assert (tailor.dpo, tailor.sft, tailor.persona, tailor.beta, tailor.lora_r) == ("d.jsonl", None, "retr", 0.2, 16)
+
+
+# -- personas, inputs, the length prior, the protocol (no training) --------------------------
+def test_persona_sources(tmp_path: Path) -> None:
+    from personae.distill import PersonaResolver
+    from personae.optimizers._artifact import PersonalizedJudge, judge_path
+
+    PersonalizedJudge(user_id="brief", persona="Wants it short.").save(judge_path(tmp_path, "brief"))
+    brief = _pair(1, "brief", BRIEF, persona="from the column")
+    detailed = _pair(2, "detailed", DETAILED)
+    chain = PersonaResolver(f"judges:{tmp_path},profile")
+    assert (chain(brief), chain(detailed)) == ("Wants it short.", DETAILED)
+    assert PersonaResolver("column:persona")(brief) == "from the column"
+    assert PersonaResolver("column:persona")(detailed) == ""
+    assert PersonaResolver("profile", personas={"brief": "given"})(brief) == "given"
+    assert not PersonaResolver("none").uses_persona
+    for bad in ("", "column", "profile:x", "none,profile", "memory"):
+        with pytest.raises(ConfigError):
+            PersonaResolver(bad)
+    with pytest.raises(ConfigError, match="no such folder"):
+        PersonaResolver(f"judges:{tmp_path / 'missing'}")
+
+
+def test_length_weight_follows_the_data() -> None:
+    from personae.distill import fit_length_weight
+
+    assert fit_length_weight([1.0, 0.5, 2.0, -0.3]) > 0
+    assert fit_length_weight([-1.0, -0.5, -2.0, 0.3]) < 0
+    assert abs(fit_length_weight([1.0, -1.0])) < 1e-9
+
+
+def test_evaluation_protocol_counts_ties_wrong_in_both_orders() -> None:
+    from personae.distill import evaluate_scorers, length_scorer
+    from personae.evaluation import summary_table
+
+    test = [_pair(i, "u", DETAILED) for i in range(4)]
+    test.append(PreferenceRecord([Turn("user", "q")], "same length", "same length", user_id="u", record_id="tie"))
+    splits = {"u": UserSplit(train=[], val=[], test=test)}
+    run = evaluate_scorers(splits, {"longer response": length_scorer,
+                                    "reversed": lambda rs: [(-a, -b) for a, b in length_scorer(rs)]})
+    longer, reversed_ = run.method("longer response"), run.method("reversed")
+    assert (longer.judgments, longer.correct, longer.unscored) == (10, 8, 2)
+    assert longer.accuracy == pytest.approx(0.8) and reversed_.accuracy == 0.0
+    assert longer.orders_agreed == longer.pairs_both_scored == 4  # a scalar reward: both orders agree
+    assert longer.unscored_reasons == {"tie": 2}
+    assert {j.preferred for j in run.judgments if j.record_id == "tie"} == {None}
+    assert "longer response" in summary_table(run, markdown=False)
+
+
+def test_prompt_split_check_catches_a_leak() -> None:
+    from personae.distill import check_prompt_split
+
+    a, b = _pair(1, "u", BRIEF), _pair(2, "u", BRIEF)
+    assert check_prompt_split({"u": UserSplit([a], [], [b])}) == 1
+    with pytest.raises(DataError, match="share their prompt"):
+        check_prompt_split({"u": UserSplit([a], [], [_pair(1, "u", DETAILED)])})
+
+
+def test_input_template_budgets(tiny_bert: Path) -> None:
+    from transformers import AutoTokenizer
+
+    from personae.distill._encoding import InputEncoder, default_template
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_bert)
+    template = default_template(max_length=24, persona_tokens=4, context_tokens=4)
+    encode = InputEncoder(tokenizer, template)
+    ids = encode(BRIEF + " " + DETAILED, "how do i boil egg number 3", LONG)
+    assert len(ids) == 24 and ids[0] == tokenizer.cls_token_id and ids[-1] == tokenizer.sep_token_id
+    assert ids.count(tokenizer.sep_token_id) == 3  # persona | request | response
+    assert encode("", "q", SHORT).count(tokenizer.sep_token_id) == 2  # no persona: no persona segment
+    with pytest.raises(ConfigError, match="leaves the response"):
+        default_template(max_length=40, persona_tokens=30, context_tokens=8)
+
+
+# -- training ------------------------------------------------------------------------------
+@pytest.mark.parametrize("length_prior", [False, True])
+@_THIRD_PARTY[0]
+@_THIRD_PARTY[1]
+def test_reward_model_learns_the_persona_and_reloads(tiny_bert: Path, tmp_path: Path, length_prior: bool) -> None:
+    from personae.distill import PersonalizedRewardModel, RewardModelConfig, train_reward_model
+
+    config = RewardModelConfig(model=str(tiny_bert), freeze_layers=1 if length_prior else 0, epochs=8,
+                               batch_size=8, learning_rate=3e-3, logging_steps=3, max_length=48, persona_tokens=8,
+                               context_tokens=12, length_prior=length_prior, device="cpu")
+    logs: list[dict[str, Any]] = []
+    training = train_reward_model(_records(), config, out=tmp_path / "rm", on_log=logs.append)
+    assert training.steps == 24 and training.pairs == 24
+    assert training.losses[-1] < 0.8 * training.losses[0]
+    assert any("loss" in entry for entry in logs)
+    files = {p.name for p in (tmp_path / "rm").iterdir()}
+    assert {"config.json", "model.safetensors", "personae_reward.json"} <= files
+    rm = PersonalizedRewardModel.load(tmp_path / "rm", device="cpu")
+    assert rm.uses_persona and rm.info.persona == "profile"
+    assert rm.length_weight == pytest.approx(0.0, abs=1e-6)  # both lengths win equally often here
+    prompt = "how do i boil egg number 99"
+    scores = rm.score_batch([(BRIEF, prompt, SHORT), (BRIEF, prompt, LONG), (DETAILED, prompt, SHORT)])
+    assert rm.score(BRIEF, prompt, SHORT) == pytest.approx(scores[0], abs=1e-4)
+    assert rm.compare(BRIEF, prompt, SHORT, SHORT).preferred == "tie"
+    if not length_prior:  # trained to the end: the persona decides which response wins
+        assert training.losses[-1] < 0.1
+        assert rm.compare(BRIEF, prompt, SHORT, LONG).preferred == "A"
+        assert rm.compare(DETAILED, prompt, SHORT, LONG).preferred == "B"
+        assert scores[0] > scores[1] and scores[2] < scores[0]
+
+
+@_THIRD_PARTY[0]
+@_THIRD_PARTY[1]
+def test_reward_model_command_evaluates_by_the_protocol(tiny_bert: Path, tmp_path: Path,
+                                                        capsys: pytest.CaptureFixture[str]) -> None:
+    rows = []
+    for user, persona in (("brief", BRIEF), ("detailed", DETAILED)):
+        for i in range(10):
+            record = _pair(i, user, persona)
+            rows.append({"user_id": user, "user_profile": persona, "prompt": record.prompt,
+                         "chosen": record.chosen, "rejected": record.rejected})
+    data = tmp_path / "pairs.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    out = tmp_path / "rm"
+    args = _parser().parse_args(["distill", "reward-model", str(data), "--model", str(tiny_bert), "--evaluate",
+                                 "--out", str(out), "--max-steps", "12", "--batch-size", "8", "--learning-rate",
+                                 "3e-3", "--max-length", "48", "--persona-tokens", "8", "--context-tokens", "12",
+                                 "--freeze-layers", "0", "--device", "cpu", "--threads", "1"])
+    args.verbose = 1
+    assert args.run(args) == 0
+    printed = capsys.readouterr().out
+    assert "trained on 14 pairs: 12 steps" in printed and "reward model" in printed
+    from personae.evaluation import read_run_log
+
+    log = read_run_log(out / "run.json")
+    assert log.config.methods == ["longer response", "reward model"]
+    assert log.method("reward model").pairs == 6 and log.method("reward model").judgments == 12
+    assert log.method("reward model").accuracy == 1.0
+    assert (out / "report.md").exists()
+
+
+@_THIRD_PARTY[0]
+@_THIRD_PARTY[1]
+def test_tailored_generator_sft_then_dpo(tiny_llama: Path, tmp_path: Path) -> None:
+    from personae.distill import TailorConfig, TailoredGenerator, TailoringExample, train_tailored_generator
+
+    examples = [TailoringExample(f"how to boil egg {i % 4}", p, a, b) for i in range(8)
+                for p, a, b in ((BRIEF, SHORT, LONG), (DETAILED, LONG, SHORT))]
+    config = TailorConfig(model=str(tiny_llama), sft_epochs=3, dpo_epochs=2, batch_size=8, sft_learning_rate=1e-2,
+                          dpo_learning_rate=5e-3, logging_steps=2, max_length=64, lora_r=8, lora_alpha=16,
+                          device="cpu")
+    training = train_tailored_generator(examples, examples, config, out=tmp_path / "gen")
+    sft, dpo = training.stages
+    assert (sft.stage, sft.steps, dpo.stage, dpo.steps) == ("sft", 6, "dpo", 4)
+    assert sft.losses[-1] < sft.losses[0]
+    assert dpo.losses[0] == pytest.approx(math.log(2), abs=0.05) and dpo.losses[-1] < dpo.losses[0]
+    info = json.loads((tmp_path / "gen" / "personae_tailor.json").read_text(encoding="utf-8"))
+    assert [s["stage"] for s in info["stages"]] == ["sft", "dpo"]
+    generator = TailoredGenerator.load(tmp_path / "gen", device="cpu")
+    outputs = generator.generate_batch([("how to boil egg 1", BRIEF), ("how to boil egg 1", DETAILED)],
+                                       max_new_tokens=6)
+    assert len(outputs) == 2 and all(isinstance(o, str) and o for o in outputs)
+    assert generator.generate("how to boil egg 1", BRIEF, max_new_tokens=6) == outputs[0]
+
+    # eval-tailoring generates side A with the trained model (model:PATH) and judges it against a column
+    from personae.distill._tailor_eval import TailoringEvalConfig, main
+    from personae.lm import ScriptedLM
+
+    data = tmp_path / "test.jsonl"
+    data.write_text("".join(json.dumps({"prompt": f"Human: how to boil egg {k}", "chosen": f"Assistant: {SHORT}",
+                                        "rejected": "Assistant: no", "chosen_persona_gold": BRIEF}) + "\n"
+                            for k in range(2)), encoding="utf-8")
+    config = TailoringEvalConfig(data=str(data), a=f"model:{tmp_path / 'gen'}", b="column:chosen", max_new_tokens=6,
+                                 device="cpu", out=str(tmp_path / "ev"))
+    log = main(config, ScriptedLM(lambda call: {"reasoning": "r", "preferred": "First"}))
+    assert log.criterion("quality").ties == 2 and log.delta_pq == 0.0  # position bias only: all ties
+    generated = [json.loads(line) for line in (tmp_path / "ev" / "generations_a.jsonl").read_text().splitlines()]
+    assert [g["persona"] for g in generated] == [BRIEF, BRIEF] and all(g["response"] for g in generated)
+
+
+def test_tailoring_examples_take_both_sides() -> None:
+    from personae.data import load_preferences
+    from personae.distill import tailoring_examples
+
+    rows = [{"prompt": "Human: hi\n\nAssistant: hello\n\nHuman: boil an egg?", "chosen": "Assistant: short",
+             "rejected": "Assistant: long", "chosen_persona_gold": "brief", "rejected_persona_gold": "thorough",
+             "chosen_persona_retr": "terse", "rejected_persona_retr": ""}]
+    records = load_preferences(rows).records
+    gold = tailoring_examples(records)
+    assert [(e.persona, e.chosen, e.rejected) for e in gold] == [("brief", "short", "long"),
+                                                                 ("thorough", "long", "short")]
+    assert gold[0].prompt.endswith("User: boil an egg?")
+    assert [e.persona for e in tailoring_examples(records, persona="retr")] == ["terse"]
+    assert len(tailoring_examples(records, sides="chosen")) == 1
+    assert [e.persona for e in tailoring_examples(records, persona="{side}_persona_gold")] == ["brief", "thorough"]
+
+
+# -- comparing generators ------------------------------------------------------------------
+def _judge(call: Any) -> Any:
+    first = call.field("first_response") or ""
+    if call.field("persona") is not None:  # personalization: the tailored response always wins
+        return {"reasoning": "fits the persona", "preferred": "First" if "tailored" in first else "Second"}
+    if "broken" in (call.field("prompt") or ""):
+        return "not json"
+    return {"reasoning": "position bias", "preferred": "First"}  # quality: the orders disagree, a tie
+
+
+def test_win_rates_ties_and_delta_pq() -> None:
+    from personae.distill import TailoringItem, compare_generations, delta_pq
+    from personae.lm import ScriptedLM
+
+    items = [TailoringItem(f"i{k}", f"prompt {k}", "likes it short", f"tailored {k}", f"plain {k}") for k in range(3)]
+    items.append(TailoringItem("i3", "broken prompt", "likes it short", "tailored", "plain"))
+    log = compare_generations(items, lm=ScriptedLM(_judge), max_attempts=1)
+    personal, quality = log.criterion("personalization"), log.criterion("quality")
+    assert (personal.wins, personal.ties, personal.losses, personal.win_rate) == (4, 0, 0, 1.0)
+    assert (quality.wins, quality.ties, quality.unscored, quality.losses) == (0, 4, 1, 0)
+    assert quality.win_rate == 0.5
+    assert log.delta_pq == pytest.approx(0.5) == delta_pq(1.0, 0.5)
+    assert log.outcomes["i0"] == {"personalization": "A", "quality": "tie"}
+    assert log.outcomes["i3"]["quality"] == "unscored"
+    assert len(log.judgments) == 16 and {j.a_first for j in log.judgments} == {True, False}
+    failed = next(j for j in log.judgments if not j.scored)
+    assert failed.raw_output == "not json" and failed.prompt and failed.winner is None
+    assert delta_pq(0.5, 0.5) == 0.0 and delta_pq(0.0, 0.0) == -1.0
+
+
+def test_eval_tailoring_from_files(tmp_path: Path) -> None:
+    from personae.distill._tailor_eval import TailoringEvalConfig, main
+    from personae.lm import ScriptedLM
+
+    rows = [{"prompt": f"Human: question {k}", "chosen": f"Assistant: plain {k}", "rejected": "Assistant: no",
+             "chosen_persona_gold": "likes it short", "chosen_persona_retr": "retrieved"} for k in range(3)]
+    data = tmp_path / "test.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    generations = tmp_path / "a.jsonl"
+    generations.write_text("".join(json.dumps({"prompt": f"question {k}", "response": f"tailored {k}"}) + "\n"
+                                   for k in range(3)), encoding="utf-8")
+    config = TailoringEvalConfig(data=str(data), a=str(generations), b="column:chosen", out=str(tmp_path / "ev"))
+    log = main(config, ScriptedLM(_judge))
+    assert log.criterion("personalization").win_rate == 1.0 and log.delta_pq == pytest.approx(0.5)
+    saved = json.loads((tmp_path / "ev" / "tailoring_eval.json").read_text(encoding="utf-8"))
+    assert saved["delta_pq"] == pytest.approx(0.5) and saved["config"]["b"] == "column:chosen"
+    wrong = tmp_path / "wrong.jsonl"
+    wrong.write_text(json.dumps({"prompt": "another", "response": "x"}) + "\n", encoding="utf-8")
+    with pytest.raises(DataError):
+        main(TailoringEvalConfig(data=str(data), a=str(wrong), b="column:chosen", out=str(tmp_path / "e2")),
+             ScriptedLM(_judge))
