@@ -2,7 +2,7 @@
 
 For every user of a small data set: infer the personas behind a few of the user's earlier
 pairs (persona inference), explain the earlier pairs with verified reasoning and condense
-the kept traces into the user's persona (persona synthesis), then judge the user's later
+the kept traces into the user's persona (persona synthesis, zero-shot), then judge the user's later
 pairs in both orders with the default judge and with the persona-guided judge, on the same
 pairs in the same run.
 """
@@ -79,7 +79,9 @@ def _demo_user(user: UserHistory, *, lm: dspy.BaseLM, train_fraction: float, pi_
             if pred.verified:
                 traces.append(pred.trace)
         try:
-            persona = PersonaSynthesis()(traces).persona
+            # zero-shot: a small model tends to copy a worked example, and the demo should show
+            # the model's own writing
+            persona = PersonaSynthesis(demos=[])(traces).persona
         except Exception as exc:
             logger.warning("persona synthesis failed for %s: %s", user.user_id, exc)
             persona = ""
