@@ -43,6 +43,11 @@ _EXPORTS: dict[str, str] = {
     "VerifiedReasoning": "personae.programs",
     "judge_pair": "personae.programs",
     "run_batch": "personae.programs",
+    # fitting and evaluation
+    "PersonalizedJudge": "personae.optimizers",
+    "SynthesizeMe": "personae.optimizers",
+    "DemoSearch": "personae.optimizers",
+    "evaluate_methods": "personae.evaluation",
     # retrieval
     "PersonaIndex": "personae.retrieval",
     "measure_retrieval": "personae.retrieval",
