@@ -22,11 +22,11 @@ from datetime import datetime, timezone
 from typing import Any, Literal
 
 import dspy
-from dspy.utils.callback import BaseCallback
 from pydantic import BaseModel, Field
 
 from personae.errors import ConfigError
 from personae.evaluation.log import CostLog, finite, package_versions
+from personae.lm import CallCapture
 
 __all__ = [
     "CRITERIA",
@@ -156,26 +156,6 @@ def _summarise(criterion: str, outcomes: Sequence[Outcome]) -> CriterionSummary:
                             win_rate=(wins + 0.5 * ties) / n if n else None)
 
 
-class _Capture(BaseCallback):
-    """Keeps the messages sent and the raw output of one judgment's LM call."""
-
-    def __init__(self) -> None:
-        self.messages: list[dict[str, Any]] | None = None
-        self.output: str | None = None
-
-    def on_lm_start(self, call_id: str, instance: Any, inputs: dict[str, Any]) -> None:
-        messages = inputs.get("messages")
-        self.messages = [dict(m) for m in messages] if isinstance(messages, list) else None
-        self.output = None
-
-    def on_lm_end(self, call_id: str, outputs: Any, exception: Exception | None = None) -> None:
-        if isinstance(outputs, list) and outputs:
-            first = outputs[0]
-            if isinstance(first, dict):
-                first = first.get("text", first)
-            self.output = first if isinstance(first, str) else str(first)
-
-
 @dataclass(frozen=True)
 class _Task:
     index: int
@@ -213,12 +193,12 @@ def compare_generations(
     tasks = [_Task(len(criteria) * 2 * k + 2 * c + o, item, criterion, a_first)
              for k, item in enumerate(items) for c, criterion in enumerate(criteria)
              for o, a_first in enumerate((True, False))]
-    captures: dict[int, _Capture] = {}
+    captures: dict[int, CallCapture] = {}
     slots: list[TailoringJudgment | None] = [None] * len(tasks)
     done = 0
 
     def judge_one(task: _Task) -> dspy.Prediction:
-        capture = _Capture()
+        capture = CallCapture()
         captures[task.index] = capture
         probe = dspy.settings.lm.copy()
         probe.callbacks.append(capture)
@@ -234,7 +214,7 @@ def compare_generations(
     def save(outcome: Any) -> None:
         nonlocal done
         task = tasks[outcome.index]
-        capture = captures.pop(task.index, None) or _Capture()
+        capture = captures.pop(task.index, None) or CallCapture()
         pred = outcome.value
         winner = None
         if pred is not None:

@@ -379,16 +379,16 @@ def evaluate_persona_accuracy(
                     slots.append(None)
         personas.append(row)
 
-    from personae.evaluation.protocol import _Capture  # the same prompt/output capture as evaluate
+    from personae.lm import CallCapture
 
-    captures: dict[int, _Capture] = {}
+    captures: dict[int, CallCapture] = {}
     total = len(slots)
     done = total - len(tasks)
     if on_progress:
         on_progress(done, total)
 
     def judge_one(task: _Task) -> Judgment:
-        capture = _Capture()
+        capture = CallCapture()
         captures[task.index] = capture  # one worker per task: no two threads write one key
         probe = dspy.settings.lm.copy()
         probe.callbacks.append(capture)
@@ -401,7 +401,7 @@ def evaluate_persona_accuracy(
     def save(outcome: Outcome[Judgment]) -> None:
         nonlocal done
         task = tasks[outcome.index]
-        capture = captures.pop(task.index, None) or _Capture()
+        capture = captures.pop(task.index, None) or CallCapture()
         value = outcome.value
         picked: Side | None = None
         if value is not None:

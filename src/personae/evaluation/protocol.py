@@ -21,7 +21,6 @@ from datetime import datetime, timezone
 from typing import Any
 
 import dspy
-from dspy.utils.callback import BaseCallback
 
 from personae.data import PreferenceData, PreferenceRecord, UserHistory, UserSplit, split_user
 from personae.errors import ConfigError, DataError
@@ -37,7 +36,7 @@ from personae.evaluation.log import (
 )
 from personae.evaluation.methods import check_methods, judge_for
 from personae.evaluation.stats import method_stats
-from personae.lm import Cost, CostMeter
+from personae.lm import CallCapture, Cost, CostMeter
 from personae.programs import DefaultJudge, Judge, Judgment, Outcome, judge_pair, run_batch
 
 __all__ = ["EvaluationRun", "evaluate_methods"]
@@ -85,27 +84,6 @@ class _Task:
     record: PreferenceRecord
     chosen_first: bool
     judge: Judge
-
-
-class _Capture(BaseCallback):
-    """Keeps the messages sent and the raw output of the LM calls of one judgment attempt."""
-
-    def __init__(self) -> None:
-        self.messages: list[dict[str, Any]] | None = None
-        self.output: str | None = None
-
-    def on_lm_start(self, call_id: str, instance: Any, inputs: dict[str, Any]) -> None:
-        messages = inputs.get("messages")
-        self.messages = [dict(m) for m in messages] if isinstance(messages, list) else None
-        self.output = None
-
-    def on_lm_end(self, call_id: str, outputs: Any, exception: Exception | None = None) -> None:
-        if not isinstance(outputs, list) or not outputs:
-            return
-        first = outputs[0]  # a text, or a dict with "text" when logprobs or tool calls come along
-        if isinstance(first, dict):
-            first = first.get("text", first)
-        self.output = first if isinstance(first, str) else str(first)
 
 
 def _split_users(users: Mapping[str, UserHistory], fractions: tuple[float, float, float]) -> dict[str, UserSplit]:
@@ -202,10 +180,10 @@ def evaluate_methods(
     if on_progress:
         on_progress(done, total)
 
-    captures: dict[int, _Capture] = {}
+    captures: dict[int, CallCapture] = {}
 
     def judge_one(task: _Task) -> Judgment:
-        capture = _Capture()
+        capture = CallCapture()
         captures[task.index] = capture  # one worker per task: no two threads write one key
         probe = dspy.settings.lm.copy()
         probe.callbacks.append(capture)
@@ -218,7 +196,7 @@ def evaluate_methods(
     def save(tasks: list[_Task], outcome: Outcome[Judgment]) -> None:
         nonlocal done
         task = tasks[outcome.index]
-        capture = captures.pop(task.index, None) or _Capture()
+        capture = captures.pop(task.index, None) or CallCapture()
         value = outcome.value
         row = JudgmentLog(
             user_id=task.user_id, record_id=task.record.record_id, method=task.method,

@@ -1,11 +1,13 @@
 """Language models: the embedded offline model, LiteLLM models, a scripted fake, cost metering."""
 
+from personae.lm._capture import CallCapture
 from personae.lm._cost import Cost, CostMeter
 from personae.lm._fake import ScriptedCall, ScriptedEngine, ScriptedLM
 from personae.lm._local import LOCAL_MODEL_NAME, LlamaCppEngine, find_local_model
 from personae.lm._resolve import DEFAULT_MODEL, default_adapter, get_lm, is_local
 
 __all__ = [
+    "CallCapture",
     "DEFAULT_MODEL",
     "LOCAL_MODEL_NAME",
     "Cost",
