@@ -39,14 +39,14 @@ def _judge_factory(args: argparse.Namespace) -> Any:
         def by_column(record: Any) -> Any:
             value = record.metadata.get(column) or record.raw.get(column)
             if not isinstance(value, str) or not value.strip():
-                raise DataError("no persona text in this record", source=args.data, field=column)
+                raise DataError(f"record {record.record_id} has no persona text", source=args.data, field=column)
             return PersonaJudge(value)
 
         return by_column
     if args.profile:
         def by_profile(record: Any) -> Any:
             if not record.profile:
-                raise DataError("no user profile in this record", source=args.data, field="profile")
+                raise DataError(f"record {record.record_id} has no user profile", source=args.data, field="profile")
             return ProfileJudge(record.profile)
 
         return by_profile
