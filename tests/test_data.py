@@ -662,7 +662,18 @@ def test_public_names() -> None:
             "split_by_prompt",
             "split_user",
             "write_rows",
+            "write_text_atomic",
         ]
     )
     for name in personae.data.__all__:
         assert getattr(personae.data, name).__module__.startswith("personae.data")
+
+
+def test_write_text_atomic_replaces_whole_files_and_leaves_no_temporaries(tmp_path: Path) -> None:
+    from personae.data import write_text_atomic
+
+    target = tmp_path / "sub" / "f.json"
+    write_text_atomic(target, "first")
+    write_text_atomic(target, "second")
+    assert target.read_text(encoding="utf-8") == "second"
+    assert [p.name for p in target.parent.iterdir()] == ["f.json"]

@@ -8,7 +8,7 @@ parquet, a ``datasets`` folder, a hub id, or rows in memory.
 
 from __future__ import annotations
 
-from personae.data._io import append_jsonl, read_jsonl_rows, write_rows
+from personae.data._io import append_jsonl, read_jsonl_rows, write_rows, write_text_atomic
 from personae.data._loaders import load_preferences
 from personae.data._records import PreferenceData, PreferenceRecord, SkippedRecord, Turn, UserHistory
 from personae.data._splits import UserSplit, select_users, split_by_prompt, split_user
@@ -27,4 +27,5 @@ __all__ = [
     "split_by_prompt",
     "split_user",
     "write_rows",
+    "write_text_atomic",
 ]

@@ -14,7 +14,7 @@ from typing import IO, Any, cast
 
 from personae.errors import ConfigError, DataError
 
-__all__ = ["SUFFIXES", "append_jsonl", "parse_line", "read_jsonl_rows", "write_rows"]
+__all__ = ["SUFFIXES", "append_jsonl", "parse_line", "read_jsonl_rows", "write_rows", "write_text_atomic"]
 
 logger = logging.getLogger(__name__)
 
@@ -34,6 +34,26 @@ def parse_line(line: str, source: str, number: int) -> dict[str, Any] | DataErro
     if not isinstance(row, dict):
         return DataError(f"not a JSON object (got {type(row).__name__})", source=source, record=number)
     return row
+
+
+def write_text_atomic(path: str | os.PathLike[str], text: str) -> Path:
+    """Write ``text`` to ``path`` through a temporary file and a rename: a crash never leaves half a file."""
+    import uuid
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
+    try:
+        with open(tmp, "x", encoding="utf-8") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise
+    return path
 
 
 def write_rows(rows: Iterable[Mapping[str, Any]], path: str | os.PathLike[str]) -> Path:

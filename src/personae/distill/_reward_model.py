@@ -15,7 +15,6 @@ import json
 import logging
 import math
 import os
-import tempfile
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -92,17 +91,9 @@ class RewardModelInfo:
                    str(data.get("base_model") or ""), dict(data.get("training") or {}))
 
     def write(self, folder: Path) -> Path:
-        folder.mkdir(parents=True, exist_ok=True)
-        path = folder / REWARD_FILE
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=folder)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                json.dump(self.to_dict(), fh, ensure_ascii=False, indent=2)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-        return path
+        from personae.data import write_text_atomic
+
+        return write_text_atomic(folder / REWARD_FILE, json.dumps(self.to_dict(), ensure_ascii=False, indent=2))
 
 
 class PersonalizedRewardModel:

@@ -14,7 +14,7 @@ import os
 import platform
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic import BaseModel, Field
 
@@ -176,36 +176,32 @@ def package_versions() -> dict[str, str | None]:
 
 def write_run_log(run: Any, path: str | os.PathLike[str]) -> Path:
     """Write a run (an :class:`~personae.evaluation.EvaluationRun` or a :class:`RunLog`) as JSON, atomically."""
-    import tempfile
+    from personae.data import write_text_atomic
 
     log: RunLog = run if isinstance(run, RunLog) else run.log
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(log.model_dump_json(indent=1))
-            fh.write("\n")
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return write_text_atomic(path, log.model_dump_json(indent=1) + "\n")
 
 
-def read_run_log(path: str | os.PathLike[str]) -> RunLog:
-    """Read a run log written by :func:`write_run_log`."""
+LogT = TypeVar("LogT", bound=BaseModel)
+
+
+def read_log(path: str | os.PathLike[str], model: type[LogT], *, version: int, what: str = "run log") -> LogT:
+    """Read a versioned JSON log of type ``model``; a missing, invalid or other-version file is a DataError."""
     from personae.errors import DataError
 
     path = Path(path)
     try:
-        log = RunLog.model_validate_json(path.read_text(encoding="utf-8"))
+        log = model.model_validate_json(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise DataError("no such file", source=str(path)) from None
     except ValueError as exc:
-        raise DataError(f"not a run log: {exc}", source=str(path)) from None
-    if log.version != RUN_LOG_VERSION:
-        raise DataError(f"unsupported run log version {log.version}", source=str(path), field="version")
+        raise DataError(f"not a {what}: {exc}", source=str(path)) from None
+    found = getattr(log, "version", None)
+    if found != version:
+        raise DataError(f"unsupported {what} version {found}", source=str(path), field="version")
     return log
+
+
+def read_run_log(path: str | os.PathLike[str]) -> RunLog:
+    """Read a run log written by :func:`write_run_log`."""
+    return read_log(path, RunLog, version=RUN_LOG_VERSION)

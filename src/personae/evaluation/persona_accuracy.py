@@ -44,7 +44,7 @@ from pydantic import BaseModel, Field
 
 from personae.data import PreferenceRecord
 from personae.errors import ConfigError, DataError
-from personae.evaluation.log import CostLog, finite, package_versions
+from personae.evaluation.log import CostLog, finite, package_versions, read_log
 from personae.evaluation.stats import method_stats
 from personae.lm import Cost, CostMeter
 from personae.programs import Judgment, Outcome, PersonaInference, PersonaJudge, judge_pair, run_batch
@@ -465,16 +465,7 @@ def _reason(error: str) -> str:
 
 def read_persona_accuracy_log(path: str | os.PathLike[str]) -> PersonaAccuracyLog:
     """Read a persona-accuracy run log written by ``write_run_log``."""
-    path = Path(path)
-    try:
-        log = PersonaAccuracyLog.model_validate_json(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise DataError("no such file", source=str(path)) from None
-    except ValueError as exc:
-        raise DataError(f"not a persona-accuracy run log: {exc}", source=str(path)) from None
-    if log.version != PERSONA_ACCURACY_VERSION:
-        raise DataError(f"unsupported run log version {log.version}", source=str(path), field="version")
-    return log
+    return read_log(path, PersonaAccuracyLog, version=PERSONA_ACCURACY_VERSION, what="persona-accuracy run log")
 
 
 def _as_log(run: Any) -> PersonaAccuracyLog:
