@@ -13,6 +13,9 @@ and seconds per user fit, and mean validation accuracy. Results are appended to
 PRISM responses run to thousands of characters, and on two CPU cores the embedded model reads
 about 180 tokens a second; ``--clip-chars`` (600 by default, 0 for none) shortens every
 prompt and response the same way for both presets so the paper preset finishes in minutes.
+Free-text output fields carry a ``maxLength`` in the response schema (``--max-field-chars``,
+600 by default, the cap the embedded engine applies in-process), so the small model closes
+its JSON instead of running into the token cap.
 
 Target: the default preset uses at most a fifth of the paper preset's LM calls and time per
 user, at equal or better validation accuracy. (With a 135M model both accuracies are near
@@ -39,6 +42,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--min-pairs", type=int, default=10)
     parser.add_argument("--presets", default="default,paper")
     parser.add_argument("--max-tokens", type=int, default=256)
+    parser.add_argument("--max-field-chars", type=int, default=600,
+                        help="maxLength of free-text fields in the response schema, as the embedded engine's "
+                             "own cap (default 600)")
     parser.add_argument("--clip-chars", type=int, default=600, help="clip each text to this length (0: none)")
     parser.add_argument("--out", default=str(ROOT / "runs" / "fit_cost"))
     args = parser.parse_args(argv)
@@ -67,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
         users = [UserHistory(u.user_id, [shorten(r) for r in u.records], u.profile) for u in users]
     engine = LlamaCppEngine(n_ctx=8192)
     lm = get_lm("openai/smollm2", api_base=engine.url, cache=False, structured_output=True,
-                max_tokens=args.max_tokens)
+                max_tokens=args.max_tokens, max_string_chars=args.max_field_chars or None)
     print(f"serving the embedded model at {engine.url}; {len(users)} users", file=sys.stderr)
     for preset in args.presets.split(","):
         for user in users:

@@ -9,6 +9,7 @@ import pytest
 
 from openai_stub import output_fields, stub_server
 from personae.cli.main import main
+from personae.errors import ConfigError
 from personae.lm import CostMeter, get_lm
 from personae.programs import PersonaInference
 
@@ -102,3 +103,27 @@ def test_structured_output_sends_the_schema() -> None:
     assert plain_format == {"type": "json_object"}
     assert typed_format["type"] == "json_schema"
     assert set(typed_format["json_schema"]["schema"]["properties"]) == {"reasoning", "persona"}
+
+
+def test_string_cap_goes_into_the_schema() -> None:
+    from personae.lm import default_adapter
+    from personae.signatures import PairwiseJudge
+
+    def judge_answer(body):
+        return 200, json.dumps({"reasoning": "shorter is kinder", "preferred": "Second"})
+
+    with stub_server(judge_answer) as stub:
+        capped = get_lm("openai/typed-model", api_base=stub.api_base, cache=False, structured_output=True,
+                        max_string_chars=300)
+        with dspy.context(lm=capped, adapter=default_adapter()):
+            pred = dspy.ChainOfThought(PairwiseJudge)(context="c", first_response="a", second_response="b")
+        uncapped = get_lm("openai/typed-model", api_base=stub.api_base, cache=False, structured_output=True)
+        with dspy.context(lm=uncapped, adapter=default_adapter()):
+            dspy.ChainOfThought(PairwiseJudge)(context="c", first_response="a", second_response="b")
+    assert pred.preferred == "Second"
+    capped_props, plain_props = (r["response_format"]["json_schema"]["schema"]["properties"] for r in stub.requests)
+    assert capped_props["reasoning"]["maxLength"] == 300
+    assert "maxLength" not in capped_props["preferred"]  # a choice, not free text
+    assert "maxLength" not in plain_props["reasoning"]
+    with pytest.raises(ConfigError, match="structured_output"):
+        get_lm("openai/typed-model", api_base="http://127.0.0.1:9/v1", max_string_chars=300)

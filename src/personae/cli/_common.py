@@ -21,6 +21,9 @@ def add_model_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--api-key", help="API key (default: the provider's usual environment variable)")
     group.add_argument("--structured-output", action="store_true",
                        help="the server honours JSON-schema response formats (vLLM, llama.cpp, ...)")
+    group.add_argument("--max-field-chars", type=int, default=None,
+                       help="with --structured-output, cap each free-text output field at this many "
+                            "characters in the JSON schema (keeps a small model's JSON short enough to close)")
     group.add_argument("--temperature", type=float, default=0.0, help="sampling temperature (default 0)")
     group.add_argument("--max-tokens", type=int, default=None, help="completion token cap per call")
     group.add_argument("--concurrency", type=int, default=None,
@@ -85,6 +88,7 @@ def build_lm(args: argparse.Namespace) -> Any:
         args.concurrency = 1 if is_local(args.model) else 8
     return get_lm(args.model, api_base=args.api_base, api_key=args.api_key, temperature=args.temperature,
                   max_tokens=args.max_tokens, cache=not args.no_cache, num_retries=args.lm_retries,
+                  max_string_chars=args.max_field_chars,
                   **({"structured_output": True} if args.structured_output else {}))
 
 

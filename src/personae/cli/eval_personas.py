@@ -81,7 +81,8 @@ def judge_lm_from_args(args: argparse.Namespace) -> Any:
         return None
     return get_lm(args.judge_model, api_base=args.judge_api_base, api_key=args.judge_api_key,
                   temperature=args.temperature, max_tokens=args.max_tokens, cache=not args.no_cache,
-                  num_retries=args.lm_retries, **({"structured_output": True} if args.structured_output else {}))
+                  num_retries=args.lm_retries, max_string_chars=args.max_field_chars,
+                  **({"structured_output": True} if args.structured_output else {}))
 
 
 def run(args: argparse.Namespace) -> int:

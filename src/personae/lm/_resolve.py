@@ -16,6 +16,7 @@ from typing import Any
 import dspy
 
 from personae.errors import ConfigError
+from personae.lm._adapter import MAX_STRING_CHARS_ATTR, JSONAdapter
 from personae.lm._local import LOCAL_MODEL_NAME, LlamaCppEngine
 
 __all__ = ["DEFAULT_MODEL", "default_adapter", "get_lm", "is_local"]
@@ -50,6 +51,7 @@ def get_lm(
     num_retries: int = 3,
     timeout: float | None = None,
     structured_output: bool = False,
+    max_string_chars: int | None = None,
     **kwargs: Any,
 ) -> dspy.LM:
     """Build the LM for ``model``.
@@ -69,6 +71,10 @@ def get_lm(
         structured_output: The remote server honours JSON-schema response formats (vLLM,
             llama.cpp and recent hosted models do): typed outputs are then sent as a schema,
             not as free JSON. Tells LiteLLM so for this model name.
+        max_string_chars: With ``structured_output``, the most characters of any free-text
+            output field, sent as the schema's ``maxLength`` by personae's adapter (a small
+            model then closes its JSON instead of running into ``max_tokens``). The embedded
+            model caps its fields at 600 characters unless this says otherwise.
     """
     if not isinstance(model, str) or not model.strip():
         raise ConfigError("model must be a non-empty string such as 'local' or 'openai/gpt-4o-mini'")
@@ -81,8 +87,13 @@ def get_lm(
             raise ConfigError(f"no GGUF file at {path}")
         engine = _local_engine(path, int(kwargs.pop("n_ctx", 8192)))
         name = LOCAL_MODEL_NAME if path is None else f"local/{os.path.basename(path)}"
-        return dspy.LM(name, engine=engine, temperature=temperature, max_tokens=max_tokens or 512,
-                       cache=cache, num_retries=num_retries, **kwargs)
+        lm = dspy.LM(name, engine=engine, temperature=temperature, max_tokens=max_tokens or 512,
+                     cache=cache, num_retries=num_retries, **kwargs)
+        if max_string_chars is not None:
+            if max_string_chars < 1:
+                raise ConfigError("max_string_chars must be a positive number")
+            setattr(lm, MAX_STRING_CHARS_ATTR, max_string_chars)
+        return lm
     if "/" not in model:
         raise ConfigError(
             f"model {model!r}: use 'local' or a LiteLLM name with its provider, e.g. 'openai/{model}'"
@@ -94,12 +105,17 @@ def get_lm(
         client["api_key"] = api_key
     if timeout is not None:
         client["timeout"] = timeout
+    if max_string_chars is not None and (not structured_output or max_string_chars < 1):
+        raise ConfigError("max_string_chars needs structured_output=True and a positive number")
     if structured_output:
         _declare_response_schema(model)
     if api_base and not api_key and model.startswith("openai/"):
         client["api_key"] = os.environ.get("OPENAI_API_KEY", "not-needed")  # local servers ignore it
-    return dspy.LM(model, engine="litellm", temperature=temperature, max_tokens=max_tokens or 1024,
-                   cache=cache, num_retries=num_retries, **client, **kwargs)
+    lm = dspy.LM(model, engine="litellm", temperature=temperature, max_tokens=max_tokens or 1024,
+                 cache=cache, num_retries=num_retries, **client, **kwargs)
+    if max_string_chars is not None:
+        setattr(lm, MAX_STRING_CHARS_ATTR, max_string_chars)  # read by personae.lm.JSONAdapter
+    return lm
 
 
 def _declare_response_schema(model: str) -> None:
@@ -124,4 +140,4 @@ def default_adapter() -> dspy.Adapter:
     With a model that accepts a response schema (the embedded engine turns it into a
     llama.cpp grammar) every typed field parses; other models get JSON mode.
     """
-    return dspy.JSONAdapter()
+    return JSONAdapter()
