@@ -4,7 +4,7 @@ The embedded SmolLM2-135M model is served by llama.cpp's OpenAI-compatible HTTP 
 127.0.0.1, and every call goes to it through LiteLLM (``openai/smollm2`` with ``api_base``),
 as a call to a real model server would. For the first N users of the PRISM pairs with at
 least 10 pairs, each preset fits a judge (train and validation sides of the evaluation split;
-test pairs unseen) and the script prints, per preset: LM calls, prompt and completion tokens
+test pairs unseen; users with more than ``--max-pairs`` are skipped) and the script prints, per preset: LM calls, prompt and completion tokens
 and seconds per user fit, and mean validation accuracy. Results are appended to
 ``--out/results.jsonl`` as they come and a re-run skips (preset, user) pairs already done.
 
@@ -40,6 +40,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data", default=str(ROOT.parent / "shared" / "data" / "prism" / "pairs.jsonl"))
     parser.add_argument("--users", type=int, default=3, help="users to fit (default 3)")
     parser.add_argument("--min-pairs", type=int, default=10)
+    parser.add_argument("--max-pairs", type=int, default=30,
+                        help="skip users with more pairs (default 30; the paper preset on PRISM's longest "
+                             "history, 72 pairs, takes over an hour on two cores)")
     parser.add_argument("--presets", default="default,paper")
     parser.add_argument("--max-tokens", type=int, default=256)
     parser.add_argument("--max-field-chars", type=int, default=600,
@@ -59,7 +62,7 @@ def main(argv: list[str] | None = None) -> int:
     results_path = out / "results.jsonl"
     done = {(r["preset"], r["user_id"]): r for r in read_jsonl_rows(results_path)}
     users = select_users(load_preferences(args.data), min_pairs=args.min_pairs)
-    users = users[: args.users]
+    users = [u for u in users if not args.max_pairs or len(u.records) <= args.max_pairs][: args.users]
     if args.clip_chars:
         from dataclasses import replace
 
