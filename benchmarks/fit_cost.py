@@ -2,10 +2,10 @@
 
 The embedded SmolLM2-135M model is served by llama.cpp's OpenAI-compatible HTTP server on
 127.0.0.1, and every call goes to it through LiteLLM (``openai/smollm2`` with ``api_base``),
-as a call to a real model server would. For the first N users of the PRISM pairs with at
-least 10 pairs, each preset fits a judge (train and validation sides of the evaluation split;
-test pairs unseen; users with more than ``--max-pairs`` are skipped) and the script prints, per preset: LM calls, prompt and completion tokens
-and seconds per user fit, and mean validation accuracy. Results are appended to
+as a call to a real model server would. For the first N users of the PRISM pairs with 10 to
+30 pairs (``--min-pairs``, ``--max-pairs``), each preset fits a judge (train and validation
+sides of the evaluation split; test pairs unseen) and the script prints, per preset: LM calls,
+prompt and completion tokens and seconds per user fit, and mean validation accuracy. Results are appended to
 ``--out/results.jsonl`` as they come and a re-run skips (preset, user) pairs already done.
 
     python benchmarks/fit_cost.py --users 3
