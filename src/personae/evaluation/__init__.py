@@ -17,33 +17,33 @@ interval resampled over pairs.
 from __future__ import annotations
 
 from personae.evaluation.log import (
+    PERSONA_ACCURACY_VERSION,
     CostLog,
     JudgmentLog,
     MethodSummary,
+    PersonaAccuracyConfig,
+    PersonaAccuracyLog,
+    PersonaJudgmentLog,
+    PersonaRow,
     RunConfig,
     RunLog,
+    SideSummary,
     UserRow,
     package_versions,
+    read_persona_accuracy_log,
     read_run_log,
     write_run_log,
 )
 from personae.evaluation.methods import METHODS, judge_for, judge_path, safe_name
-from personae.evaluation.persona_accuracy import (
-    PERSONA_ACCURACY_VERSION,
-    PersonaAccuracyConfig,
-    PersonaAccuracyLog,
-    PersonaAccuracyRun,
-    PersonaJudgmentLog,
-    PersonaRow,
-    SideSummary,
-    evaluate_persona_accuracy,
-    persona_accuracy_summary,
-    persona_column,
-    read_persona_accuracy_log,
-    write_persona_accuracy_report,
-)
+from personae.evaluation.persona_accuracy import PersonaAccuracyRun, evaluate_persona_accuracy, persona_column
 from personae.evaluation.protocol import EvaluationRun, evaluate_methods
-from personae.evaluation.report import summary_table, user_table, write_report
+from personae.evaluation.report import (
+    persona_accuracy_summary,
+    summary_table,
+    user_table,
+    write_persona_accuracy_report,
+    write_report,
+)
 from personae.evaluation.saliency import SalientWord, persona_saliency, saliency_table, write_saliency_report
 from personae.evaluation.stats import MethodStats, bootstrap_ci, method_stats
 

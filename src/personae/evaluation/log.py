@@ -14,7 +14,7 @@ import os
 import platform
 from datetime import datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, Field
 
@@ -27,7 +27,16 @@ __all__ = [
     "RunConfig",
     "RunLog",
     "UserRow",
+    "PERSONA_ACCURACY_VERSION",
+    "SIDES",
+    "PersonaAccuracyConfig",
+    "PersonaAccuracyLog",
+    "PersonaJudgmentLog",
+    "PersonaRow",
+    "Side",
+    "SideSummary",
     "package_versions",
+    "read_persona_accuracy_log",
     "read_run_log",
     "write_run_log",
 ]
@@ -205,3 +214,126 @@ def read_log(path: str | os.PathLike[str], model: type[LogT], *, version: int, w
 def read_run_log(path: str | os.PathLike[str]) -> RunLog:
     """Read a run log written by :func:`write_run_log`."""
     return read_log(path, RunLog, version=RUN_LOG_VERSION)
+
+
+# -- persona accuracy (personae eval-personas) ------------------------------------------------
+
+PERSONA_ACCURACY_VERSION = 1
+Side = Literal["chosen", "rejected"]
+SIDES: tuple[Side, Side] = ("chosen", "rejected")
+
+
+class PersonaRow(BaseModel):
+    """The two personas of one record and where each came from (``column:<name>`` or ``inferred``).
+
+    ``error`` says why inference failed (the inferred personas are then None).
+    """
+
+    record_id: str
+    chosen_persona: str | None = None
+    rejected_persona: str | None = None
+    chosen_source: str = ""
+    rejected_source: str = ""
+    error: str | None = None
+    attempts: int = 0
+
+
+class PersonaJudgmentLog(BaseModel):
+    """One judgment: one side's persona of one record, in one order.
+
+    ``picked`` is the response the judge chose (``"chosen"`` or ``"rejected"``), ``correct``
+    whether that is the persona's own side. An unscored judgment (``error`` says why) has
+    ``correct`` False: it counts as wrong. ``prompt`` holds the chat messages of the last
+    attempt and ``raw_output`` the model's answer (None when no call was made).
+    """
+
+    record_id: str
+    side: Side
+    persona: str | None = None
+    chosen_first: bool
+    preferred: str | None = None
+    picked: Side | None = None
+    correct: bool = False
+    reasoning: str | None = None
+    error: str | None = None
+    attempts: int = 0
+    prompt: list[dict[str, Any]] | None = None
+    raw_output: str | None = None
+
+    @property
+    def scored(self) -> bool:
+        return self.error is None
+
+
+class SideSummary(BaseModel):
+    """Accuracy of one side's personas, with its bootstrap interval and order agreement."""
+
+    side: Side
+    judgments: int
+    correct: int
+    unscored: int
+    accuracy: float | None
+    ci_low: float | None
+    ci_high: float | None
+    records: int
+    records_both_scored: int
+    orders_agreed: int
+    unscored_reasons: dict[str, int] = Field(default_factory=dict)
+
+    @property
+    def agreement(self) -> float | None:
+        """Of the records scored in both orders, the share where both orders picked the same response."""
+        return self.orders_agreed / self.records_both_scored if self.records_both_scored else None
+
+
+class PersonaAccuracyConfig(BaseModel):
+    """The resolved configuration of a persona-accuracy run."""
+
+    judge_model: str
+    infer_model: str | None = None
+    chosen_column: str | None = None
+    rejected_column: str | None = None
+    inferred_sides: list[Side] = Field(default_factory=list)
+    seed: int = 0
+    concurrency: int = 1
+    max_attempts: int = 3
+    confidence: float = 0.95
+    resamples: int = 2000
+    data_source: str = ""
+    records: int = 0
+    extra: dict[str, Any] = Field(default_factory=dict)
+
+
+class PersonaAccuracyLog(BaseModel):
+    """Everything about one persona-accuracy run (written as JSON with ``write_run_log``)."""
+
+    version: int = PERSONA_ACCURACY_VERSION
+    kind: Literal["persona_accuracy"] = "persona_accuracy"
+    config: PersonaAccuracyConfig
+    versions: dict[str, str | None] = Field(default_factory=dict)
+    started: datetime
+    finished: datetime
+    cost: CostLog = Field(default_factory=CostLog)
+    inference_cost: CostLog = Field(default_factory=CostLog)
+    judge_cost: CostLog = Field(default_factory=CostLog)
+    summary: list[SideSummary] = Field(default_factory=list)
+    orders_agreed: int = 0
+    records_both_scored: int = 0
+    personas: list[PersonaRow] = Field(default_factory=list)
+    judgments: list[PersonaJudgmentLog] = Field(default_factory=list)
+
+    def side(self, name: str) -> SideSummary:
+        for summary in self.summary:
+            if summary.side == name:
+                return summary
+        raise KeyError(name)
+
+    @property
+    def order_agreement(self) -> float | None:
+        """Over both sides, the share of (record, side) pairs scored in both orders whose orders agree."""
+        return self.orders_agreed / self.records_both_scored if self.records_both_scored else None
+
+
+def read_persona_accuracy_log(path: str | os.PathLike[str]) -> PersonaAccuracyLog:
+    """Read a persona-accuracy run log written by ``write_run_log``."""
+    return read_log(path, PersonaAccuracyLog, version=PERSONA_ACCURACY_VERSION, what="persona-accuracy run log")

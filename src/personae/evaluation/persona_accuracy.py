@@ -30,157 +30,37 @@ from __future__ import annotations
 
 import copy
 import logging
-import os
 import random
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import dspy
-from pydantic import BaseModel, Field
 
 from personae.data import PreferenceRecord
 from personae.errors import ConfigError, DataError
-from personae.evaluation.log import CostLog, finite, package_versions, read_log
+from personae.evaluation.log import (
+    SIDES,
+    CostLog,
+    PersonaAccuracyConfig,
+    PersonaAccuracyLog,
+    PersonaJudgmentLog,
+    PersonaRow,
+    Side,
+    SideSummary,
+    finite,
+    package_versions,
+)
 from personae.evaluation.stats import method_stats
 from personae.lm import Cost, CostMeter
 from personae.programs import Judgment, Outcome, PersonaInference, PersonaJudge, judge_pair, run_batch
 
-__all__ = [
-    "PERSONA_ACCURACY_VERSION",
-    "SIDES",
-    "PersonaAccuracyConfig",
-    "PersonaAccuracyLog",
-    "PersonaAccuracyRun",
-    "PersonaJudgmentLog",
-    "PersonaRow",
-    "SideSummary",
-    "evaluate_persona_accuracy",
-    "persona_accuracy_summary",
-    "persona_column",
-    "read_persona_accuracy_log",
-    "write_persona_accuracy_report",
-]
+__all__ = ["PersonaAccuracyRun", "evaluate_persona_accuracy", "persona_column"]
 
 logger = logging.getLogger(__name__)
 
-PERSONA_ACCURACY_VERSION = 1
-Side = Literal["chosen", "rejected"]
-SIDES: tuple[Side, Side] = ("chosen", "rejected")
-
-
-class PersonaRow(BaseModel):
-    """The two personas of one record and where each came from (``column:<name>`` or ``inferred``).
-
-    ``error`` says why inference failed (the inferred personas are then None).
-    """
-
-    record_id: str
-    chosen_persona: str | None = None
-    rejected_persona: str | None = None
-    chosen_source: str = ""
-    rejected_source: str = ""
-    error: str | None = None
-    attempts: int = 0
-
-
-class PersonaJudgmentLog(BaseModel):
-    """One judgment: one side's persona of one record, in one order.
-
-    ``picked`` is the response the judge chose (``"chosen"`` or ``"rejected"``), ``correct``
-    whether that is the persona's own side. An unscored judgment (``error`` says why) has
-    ``correct`` False: it counts as wrong. ``prompt`` holds the chat messages of the last
-    attempt and ``raw_output`` the model's answer (None when no call was made).
-    """
-
-    record_id: str
-    side: Side
-    persona: str | None = None
-    chosen_first: bool
-    preferred: str | None = None
-    picked: Side | None = None
-    correct: bool = False
-    reasoning: str | None = None
-    error: str | None = None
-    attempts: int = 0
-    prompt: list[dict[str, Any]] | None = None
-    raw_output: str | None = None
-
-    @property
-    def scored(self) -> bool:
-        return self.error is None
-
-
-class SideSummary(BaseModel):
-    """Accuracy of one side's personas, with its bootstrap interval and order agreement."""
-
-    side: Side
-    judgments: int
-    correct: int
-    unscored: int
-    accuracy: float | None
-    ci_low: float | None
-    ci_high: float | None
-    records: int
-    records_both_scored: int
-    orders_agreed: int
-    unscored_reasons: dict[str, int] = Field(default_factory=dict)
-
-    @property
-    def agreement(self) -> float | None:
-        """Of the records scored in both orders, the share where both orders picked the same response."""
-        return self.orders_agreed / self.records_both_scored if self.records_both_scored else None
-
-
-class PersonaAccuracyConfig(BaseModel):
-    """The resolved configuration of a persona-accuracy run."""
-
-    judge_model: str
-    infer_model: str | None = None
-    chosen_column: str | None = None
-    rejected_column: str | None = None
-    inferred_sides: list[Side] = Field(default_factory=list)
-    seed: int = 0
-    concurrency: int = 1
-    max_attempts: int = 3
-    confidence: float = 0.95
-    resamples: int = 2000
-    data_source: str = ""
-    records: int = 0
-    extra: dict[str, Any] = Field(default_factory=dict)
-
-
-class PersonaAccuracyLog(BaseModel):
-    """Everything about one persona-accuracy run (written as JSON with ``write_run_log``)."""
-
-    version: int = PERSONA_ACCURACY_VERSION
-    kind: Literal["persona_accuracy"] = "persona_accuracy"
-    config: PersonaAccuracyConfig
-    versions: dict[str, str | None] = Field(default_factory=dict)
-    started: datetime
-    finished: datetime
-    cost: CostLog = Field(default_factory=CostLog)
-    inference_cost: CostLog = Field(default_factory=CostLog)
-    judge_cost: CostLog = Field(default_factory=CostLog)
-    summary: list[SideSummary] = Field(default_factory=list)
-    orders_agreed: int = 0
-    records_both_scored: int = 0
-    personas: list[PersonaRow] = Field(default_factory=list)
-    judgments: list[PersonaJudgmentLog] = Field(default_factory=list)
-
-    def side(self, name: str) -> SideSummary:
-        for summary in self.summary:
-            if summary.side == name:
-                return summary
-        raise KeyError(name)
-
-    @property
-    def order_agreement(self) -> float | None:
-        """Over both sides, the share of (record, side) pairs scored in both orders whose orders agree."""
-        return self.orders_agreed / self.records_both_scored if self.records_both_scored else None
 
 
 @dataclass
@@ -458,100 +338,3 @@ def _reason(error: str) -> str:
     if error.startswith("no persona:"):
         return "no persona: " + error.split(":", 2)[1].strip().split(":", 1)[0]
     return error.split(":", 1)[0]
-
-
-# -- reading back, summary and report ---------------------------------------------------------
-
-
-def read_persona_accuracy_log(path: str | os.PathLike[str]) -> PersonaAccuracyLog:
-    """Read a persona-accuracy run log written by ``write_run_log``."""
-    return read_log(path, PersonaAccuracyLog, version=PERSONA_ACCURACY_VERSION, what="persona-accuracy run log")
-
-
-def _as_log(run: Any) -> PersonaAccuracyLog:
-    return run if isinstance(run, PersonaAccuracyLog) else run.log
-
-
-def _pct(value: float | None) -> str:
-    return "n/a" if value is None else f"{value:.1%}"
-
-
-def _with_ci(s: SideSummary) -> str:
-    if s.accuracy is None:
-        return "n/a"
-    if s.ci_low is None or s.ci_high is None:
-        return _pct(s.accuracy)
-    return f"{s.accuracy:.1%} ({s.ci_low:.1%}-{s.ci_high:.1%})"
-
-
-def persona_accuracy_summary(run: Any, *, markdown: bool = True) -> str:
-    """One row per side: accuracy with its CI, judgments, unscored and order agreement."""
-    from personae.evaluation.report import _table
-
-    log = _as_log(run)
-    header = ["personas", f"accuracy ({log.config.confidence:.0%} CI)", "judgments", "unscored", "orders agree",
-              "source"]
-    rows = []
-    for s in log.summary:
-        column = log.config.chosen_column if s.side == "chosen" else log.config.rejected_column
-        agree = f"{s.orders_agreed}/{s.records_both_scored}" if s.records_both_scored else "-"
-        rows.append([f"{s.side}-side", _with_ci(s), str(s.judgments), str(s.unscored), agree,
-                     f"column {column}" if column else "inferred"])
-    return _table(header, rows, markdown=markdown)
-
-
-def write_persona_accuracy_report(run: Any, out_dir: str | os.PathLike[str], *,
-                                  filename: str = "report.md", max_unscored: int = 50) -> Path:
-    """Write a short markdown report of a persona-accuracy run into ``out_dir``; return its path."""
-    from personae.evaluation.report import _table
-
-    log = _as_log(run)
-    c = log.config
-    versions = ", ".join(f"{name} {version}" for name, version in log.versions.items() if version)
-    sources = []
-    for side, column in (("chosen", c.chosen_column), ("rejected", c.rejected_column)):
-        sources.append(f"{side}-side from column `{column}`" if column else
-                       f"{side}-side inferred by `{c.infer_model}`")
-    lines = [
-        "# Persona accuracy",
-        "",
-        f"- data: `{c.data_source or '(in memory)'}`, {c.records} records",
-        f"- personas: {'; '.join(sources)}",
-        f"- judge: `{c.judge_model}`, every persona judged in both orders",
-        f"- seed {c.seed}, concurrency {c.concurrency}, max attempts {c.max_attempts}",
-        f"- started {log.started.isoformat(timespec='seconds')}, finished {log.finished.isoformat(timespec='seconds')}",
-        f"- versions: {versions}",
-        "",
-        "A judge sees the prompt, both responses and one persona and picks the response that persona "
-        "prefers. A chosen-side persona is accurate when the judge picks the chosen response, a "
-        "rejected-side persona when it picks the rejected one. Unscored judgments (failed calls, "
-        "unparseable answers, missing personas) count as wrong. The interval is a percentile bootstrap "
-        f"({c.resamples} resamples) over records, both orders of a record resampled together.",
-        "",
-        "## Summary",
-        "",
-        persona_accuracy_summary(log),
-        "",
-        f"Order agreement (both sides): {_pct(log.order_agreement)} "
-        f"({log.orders_agreed}/{log.records_both_scored} persona-record pairs scored in both orders picked "
-        "the same response whichever way round it was shown).",
-        "",
-        f"Cost: inference {log.inference_cost.lm_calls} calls, judging {log.judge_cost.lm_calls} calls; total "
-        f"{log.cost.lm_calls} calls, {log.cost.prompt_tokens:,} prompt + {log.cost.completion_tokens:,} completion "
-        f"tokens, {log.cost.seconds:.1f} s.",
-        "",
-    ]
-    unscored = [j for j in log.judgments if not j.scored]
-    if unscored:
-        rows = [[j.record_id, j.side, "chosen first" if j.chosen_first else "rejected first", j.error or ""]
-                for j in unscored[:max_unscored]]
-        lines += ["## Unscored judgments (counted wrong)", "",
-                  _table(["record", "persona", "order", "reason"], rows, markdown=True), ""]
-        if len(unscored) > max_unscored:
-            lines += [f"... and {len(unscored) - max_unscored} more (see the run log).", ""]
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    report = out / filename
-    report.write_text("\n".join(lines), encoding="utf-8")
-    logger.info("wrote %s", report)
-    return report

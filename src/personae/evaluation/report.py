@@ -13,9 +13,18 @@ import os
 from pathlib import Path
 from typing import Any
 
-from personae.evaluation.log import MethodSummary, RunLog
+from personae.data import write_text_atomic
+from personae.evaluation.log import MethodSummary, PersonaAccuracyLog, RunLog, SideSummary
 
-__all__ = ["PLOT_FILES", "REPORT_FILE", "summary_table", "user_table", "write_report"]
+__all__ = [
+    "PLOT_FILES",
+    "REPORT_FILE",
+    "persona_accuracy_summary",
+    "summary_table",
+    "user_table",
+    "write_persona_accuracy_report",
+    "write_report",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -32,7 +41,7 @@ def _pct(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.1%}"
 
 
-def _ci(summary: MethodSummary) -> str:
+def _ci(summary: MethodSummary | SideSummary) -> str:
     if summary.accuracy is None:
         return "n/a"
     if summary.ci_low is None or summary.ci_high is None:
@@ -186,6 +195,82 @@ def write_report(run: Any, out_dir: str | os.PathLike[str]) -> Path:
     _per_user_plot(log, out / PLOT_FILES[0])
     _train_plot(log, out / PLOT_FILES[1])
     report = out / REPORT_FILE
-    report.write_text(_markdown(log), encoding="utf-8")
+    write_text_atomic(report, _markdown(log))
+    logger.info("wrote %s", report)
+    return report
+
+
+# -- persona accuracy (personae eval-personas) ------------------------------------------------
+
+
+def _as_log(run: Any) -> PersonaAccuracyLog:
+    return run if isinstance(run, PersonaAccuracyLog) else run.log
+
+
+def persona_accuracy_summary(run: Any, *, markdown: bool = True) -> str:
+    """One row per side: accuracy with its CI, judgments, unscored and order agreement."""
+    log = _as_log(run)
+    header = ["personas", f"accuracy ({log.config.confidence:.0%} CI)", "judgments", "unscored", "orders agree",
+              "source"]
+    rows = []
+    for s in log.summary:
+        column = log.config.chosen_column if s.side == "chosen" else log.config.rejected_column
+        agree = f"{s.orders_agreed}/{s.records_both_scored}" if s.records_both_scored else "-"
+        rows.append([f"{s.side}-side", _ci(s), str(s.judgments), str(s.unscored), agree,
+                     f"column {column}" if column else "inferred"])
+    return _table(header, rows, markdown=markdown)
+
+
+def write_persona_accuracy_report(run: Any, out_dir: str | os.PathLike[str], *,
+                                  filename: str = "report.md", max_unscored: int = 50) -> Path:
+    """Write a short markdown report of a persona-accuracy run into ``out_dir``; return its path."""
+    log = _as_log(run)
+    c = log.config
+    versions = ", ".join(f"{name} {version}" for name, version in log.versions.items() if version)
+    sources = []
+    for side, column in (("chosen", c.chosen_column), ("rejected", c.rejected_column)):
+        sources.append(f"{side}-side from column `{column}`" if column else
+                       f"{side}-side inferred by `{c.infer_model}`")
+    lines = [
+        "# Persona accuracy",
+        "",
+        f"- data: `{c.data_source or '(in memory)'}`, {c.records} records",
+        f"- personas: {'; '.join(sources)}",
+        f"- judge: `{c.judge_model}`, every persona judged in both orders",
+        f"- seed {c.seed}, concurrency {c.concurrency}, max attempts {c.max_attempts}",
+        f"- started {log.started.isoformat(timespec='seconds')}, finished {log.finished.isoformat(timespec='seconds')}",
+        f"- versions: {versions}",
+        "",
+        "A judge sees the prompt, both responses and one persona and picks the response that persona "
+        "prefers. A chosen-side persona is accurate when the judge picks the chosen response, a "
+        "rejected-side persona when it picks the rejected one. Unscored judgments (failed calls, "
+        "unparseable answers, missing personas) count as wrong. The interval is a percentile bootstrap "
+        f"({c.resamples} resamples) over records, both orders of a record resampled together.",
+        "",
+        "## Summary",
+        "",
+        persona_accuracy_summary(log),
+        "",
+        f"Order agreement (both sides): {_pct(log.order_agreement)} "
+        f"({log.orders_agreed}/{log.records_both_scored} persona-record pairs scored in both orders picked "
+        "the same response whichever way round it was shown).",
+        "",
+        f"Cost: inference {log.inference_cost.lm_calls} calls, judging {log.judge_cost.lm_calls} calls; total "
+        f"{log.cost.lm_calls} calls, {log.cost.prompt_tokens:,} prompt + {log.cost.completion_tokens:,} completion "
+        f"tokens, {log.cost.seconds:.1f} s.",
+        "",
+    ]
+    unscored = [j for j in log.judgments if not j.scored]
+    if unscored:
+        rows = [[j.record_id, j.side, "chosen first" if j.chosen_first else "rejected first", j.error or ""]
+                for j in unscored[:max_unscored]]
+        lines += ["## Unscored judgments (counted wrong)", "",
+                  _table(["record", "persona", "order", "reason"], rows, markdown=True), ""]
+        if len(unscored) > max_unscored:
+            lines += [f"... and {len(unscored) - max_unscored} more (see the run log).", ""]
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    report = out / filename
+    write_text_atomic(report, "\n".join(lines))
     logger.info("wrote %s", report)
     return report
