@@ -127,3 +127,14 @@ def test_string_cap_goes_into_the_schema() -> None:
     assert "maxLength" not in plain_props["reasoning"]
     with pytest.raises(ConfigError, match="structured_output"):
         get_lm("openai/typed-model", api_base="http://127.0.0.1:9/v1", max_string_chars=300)
+
+
+def test_cli_max_field_chars_reaches_the_server(tmp_path, shared_data) -> None:
+    out = tmp_path / "x.jsonl"
+    with stub_server(_answer) as stub:
+        code = main(["infer-personas", str(shared_data / "persona_inference" / "BeaverTails__train.jsonl"),
+                     "--limit", "1", "--out", str(out), "--model", "openai/typed-model", "--api-base",
+                     stub.api_base, "--no-cache", "--structured-output", "--max-field-chars", "200"])
+    assert code == 0
+    schemas = [r["response_format"]["json_schema"]["schema"] for r in stub.requests]
+    assert len(schemas) == 2 and all(s["properties"]["persona"]["maxLength"] == 200 for s in schemas)
