@@ -22,6 +22,7 @@ from personae.lm import Cost
 
 __all__ = [
     "CostLog",
+    "JudgmentBase",
     "JudgmentLog",
     "MethodSummary",
     "RunConfig",
@@ -82,8 +83,8 @@ class RunConfig(BaseModel):
     extra: dict[str, Any] = Field(default_factory=dict)
 
 
-class JudgmentLog(BaseModel):
-    """One judgment of one test pair by one method, in one order.
+class JudgmentBase(BaseModel):
+    """What every logged judgment holds: the pair shown, in which order, and what came back.
 
     ``correct`` is False for an unscored judgment (``error`` says why): it counts as wrong.
     ``prompt`` holds the chat messages sent to the model on the last attempt and
@@ -91,9 +92,7 @@ class JudgmentLog(BaseModel):
     ``raw_output``, when the call failed without an answer).
     """
 
-    user_id: str
     record_id: str
-    method: str
     chosen_first: bool
     preferred: str | None = None
     correct: bool = False
@@ -106,6 +105,13 @@ class JudgmentLog(BaseModel):
     @property
     def scored(self) -> bool:
         return self.error is None
+
+
+class JudgmentLog(JudgmentBase):
+    """One judgment of one test pair by one method, in one order (see :class:`JudgmentBase`)."""
+
+    user_id: str
+    method: str
 
     @property
     def key(self) -> tuple[str, str, str, bool]:
@@ -238,31 +244,16 @@ class PersonaRow(BaseModel):
     attempts: int = 0
 
 
-class PersonaJudgmentLog(BaseModel):
-    """One judgment: one side's persona of one record, in one order.
+class PersonaJudgmentLog(JudgmentBase):
+    """One judgment: one side's persona of one record, in one order (see :class:`JudgmentBase`).
 
     ``picked`` is the response the judge chose (``"chosen"`` or ``"rejected"``), ``correct``
-    whether that is the persona's own side. An unscored judgment (``error`` says why) has
-    ``correct`` False: it counts as wrong. ``prompt`` holds the chat messages of the last
-    attempt and ``raw_output`` the model's answer (None when no call was made).
+    whether that is the persona's own side.
     """
 
-    record_id: str
     side: Side
     persona: str | None = None
-    chosen_first: bool
-    preferred: str | None = None
     picked: Side | None = None
-    correct: bool = False
-    reasoning: str | None = None
-    error: str | None = None
-    attempts: int = 0
-    prompt: list[dict[str, Any]] | None = None
-    raw_output: str | None = None
-
-    @property
-    def scored(self) -> bool:
-        return self.error is None
 
 
 class SideSummary(BaseModel):
