@@ -99,6 +99,19 @@ def test_synthesizeme_fits_a_judge_and_it_round_trips(tmp_path) -> None:
     assert "short answers" in judge.generation_messages()[0]["content"]
 
 
+def test_a_persona_that_echoes_the_example_is_left_out_with_its_reason() -> None:
+    from personae.signatures import PERSONA_SYNTHESIS_DEMOS
+
+    def echo(call):
+        if call.field("preference_history") is not None:
+            return {"reasoning": "r", "persona": PERSONA_SYNTHESIS_DEMOS[0]["persona"]}
+        return _shorter_wins(call)
+
+    judge = SynthesizeMe("default").fit(_user(10), lm=ScriptedLM(echo))
+    assert judge.persona == "" and "repeats a worked example" in judge.cost["persona_error"]
+    assert "budget" not in judge.instructions
+
+
 def test_verification_keeps_only_traces_that_match_the_choice() -> None:
     lm = ScriptedLM(lambda call: {"reasoning": "first is best", "preferred": "First"}
                     if call.field("preference_history") is None else {"reasoning": "r", "persona": "p"})

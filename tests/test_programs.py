@@ -157,3 +157,48 @@ def test_persona_inference_shows_its_demonstrations() -> None:
     assert PERSONA_INFERENCE_DEMOS[0]["persona"] in "\n".join(m["content"] for m in with_demos.messages)
     assert len(with_demos.messages) == 1 + 2 * len(PERSONA_INFERENCE_DEMOS)
     assert len(without.messages) == 1
+
+
+def test_copies_demo_catches_echoes_not_shared_phrases() -> None:
+    from personae.programs import copies_demo
+    from personae.signatures import PERSONA_SYNTHESIS_DEMOS
+
+    demo = PERSONA_SYNTHESIS_DEMOS[0]["persona"]
+    assert copies_demo(demo, [demo])
+    assert copies_demo(demo.upper().replace(":", ";"), [demo])  # case and punctuation do not hide it
+    assert not copies_demo("The user is budget-conscious and wants the cheapest train ticket to Leeds.", [demo])
+    assert not copies_demo("", [demo]) and not copies_demo("anything", [])
+
+
+def test_persona_synthesis_retries_an_echoed_example() -> None:
+    from personae.signatures import PERSONA_SYNTHESIS_DEMOS
+
+    echo = PERSONA_SYNTHESIS_DEMOS[0]["persona"]
+    lm = ScriptedLM([{"reasoning": "r", "persona": echo}, {"reasoning": "r", "persona": "The user likes maps."}])
+    traces = [Trace("r1", "question", "A text", "B text", "First", "because")]
+    with dspy.context(lm=lm):
+        pred = PersonaSynthesis()(traces)
+    assert pred.persona == "The user likes maps." and pred.attempts == 2 and pred.error is None
+    assert lm.calls[1].config.temperature == 1.0  # the retry is a fresh sample, not a cache hit
+
+
+def test_persona_synthesis_gives_up_with_its_reason() -> None:
+    from personae.signatures import PERSONA_SYNTHESIS_DEMOS
+
+    echo = PERSONA_SYNTHESIS_DEMOS[0]["persona"]
+    lm = ScriptedLM(lambda call: {"reasoning": "r", "persona": echo})
+    traces = [Trace("r1", "question", "A text", "B text", "First", "because")]
+    with dspy.context(lm=lm):
+        pred = PersonaSynthesis(max_attempts=2)(traces)
+    assert pred.persona == "" and "repeats a worked example" in pred.error
+    assert len(lm.calls) == 2
+
+
+def test_persona_inference_refuses_an_echoed_example() -> None:
+    from personae.programs import DemoCopyError
+    from personae.signatures import PERSONA_INFERENCE_DEMOS
+
+    echo = PERSONA_INFERENCE_DEMOS[2]["persona"]
+    lm = ScriptedLM(lambda call: {"persona": echo if call.field("preferred_response") == "b" else "likes a"})
+    with dspy.context(lm=lm), pytest.raises(DemoCopyError, match="rejected-side"):
+        PersonaInference()(context="q", chosen="a", rejected="b")

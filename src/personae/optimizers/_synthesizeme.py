@@ -122,7 +122,11 @@ class SynthesizeMe:
                 first_result = first.search(DefaultJudge(), val, pool=pool, labeled=[_labeled(r) for r in train])
                 tried += first_result.candidates_tried
             synthesis = self.synthesis or PersonaSynthesis()
-            persona = synthesis(traces).persona if traces else ""
+            synthesized = synthesis(traces) if traces else None
+            persona = str(synthesized.persona) if synthesized is not None else ""
+            persona_error = None if synthesized is None else synthesized.get("error")
+            if persona_error:
+                logger.warning("user %s: no persona (%s); the judge works without one", uid, persona_error)
             instructions = personalized_instructions(PairwiseJudge.instructions, persona)
             student = PersonalizedJudge(str(uid), persona, instructions=instructions).program()
             search = DemoSearch(num_candidates=p.candidates, max_demos=p.max_demos or len(pool), target=p.target,
@@ -137,7 +141,8 @@ class SynthesizeMe:
             user_id=str(uid), persona=persona, demos=result.demos, instructions=instructions,
             val_accuracy=result.score, n_train=len(train), n_val=len(val), seed=self.seed,
             model=str(getattr(lm, "model", "")), preset=p.name, candidates_tried=tried,
-            cost={**cost.to_dict(), "verified_traces": len(traces), "reused_predictions": memo.hits},
+            cost={**cost.to_dict(), "verified_traces": len(traces), "reused_predictions": memo.hits,
+                  **({"persona_error": persona_error} if persona_error else {})},
         )
 
     def _budget_left(self, meter: CostMeter) -> int | None:

@@ -1,6 +1,7 @@
 """DSPy programs: persona inference, verified reasoning, persona synthesis and judges."""
 
 from personae.programs._batch import Outcome, carry_context, describe_error, rollouts, run_batch, stable_coin
+from personae.programs._copying import DemoCopyError, copies_demo
 from personae.programs.judges import (
     DefaultJudge,
     Judge,
@@ -16,6 +17,7 @@ from personae.programs.verified_reasoning import Trace, VerifiedReasoning
 
 __all__ = [
     "DefaultJudge",
+    "DemoCopyError",
     "Judge",
     "Judgment",
     "MemoryJudge",
@@ -27,6 +29,7 @@ __all__ = [
     "Trace",
     "VerifiedReasoning",
     "carry_context",
+    "copies_demo",
     "describe_error",
     "judge_pair",
     "rollouts",

@@ -12,6 +12,7 @@ from collections.abc import Mapping, Sequence
 import dspy
 
 from personae.data import PreferenceRecord
+from personae.programs._copying import DemoCopyError, copies_demo
 from personae.signatures import PERSONA_INFERENCE_DEMOS, InferPersona
 
 __all__ = ["PersonaInference"]
@@ -22,7 +23,8 @@ class PersonaInference(dspy.Module):
 
     ``sides`` limits the work to ``("chosen",)`` or ``("rejected",)`` when only one is needed.
     ``demos`` are few-shot examples (dicts of :class:`InferPersona` fields); by default the
-    project's general-purpose ones, ``[]`` for none.
+    project's general-purpose ones, ``[]`` for none. A persona that repeats a demonstration's
+    raises :class:`DemoCopyError`, which batch runs retry with a fresh sample like any failure.
     """
 
     def __init__(self, sides: tuple[str, ...] = ("chosen", "rejected"),
@@ -38,14 +40,14 @@ class PersonaInference(dspy.Module):
 
     def forward(self, context: str, chosen: str, rejected: str) -> dspy.Prediction:
         out: dict[str, str | None] = {"chosen_persona": None, "rejected_persona": None}
-        if "chosen" in self.sides:
-            out["chosen_persona"] = self.infer(
-                context=context, preferred_response=chosen, other_response=rejected
-            ).persona
-        if "rejected" in self.sides:
-            out["rejected_persona"] = self.infer(
-                context=context, preferred_response=rejected, other_response=chosen
-            ).persona
+        shown = [str(d.get("persona", "")) for d in self.infer.demos]
+        for side, preferred, other in (("chosen", chosen, rejected), ("rejected", rejected, chosen)):
+            if side not in self.sides:
+                continue
+            persona = str(self.infer(context=context, preferred_response=preferred, other_response=other).persona)
+            if copies_demo(persona, shown):  # an echo of an example, not a reading of this pair
+                raise DemoCopyError(f"the {side}-side persona repeats a worked example: {persona[:80]!r}")
+            out[f"{side}_persona"] = persona
         return dspy.Prediction(**out)
 
     def for_record(self, record: PreferenceRecord) -> dspy.Prediction:

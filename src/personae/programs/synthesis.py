@@ -6,6 +6,8 @@ from collections.abc import Mapping, Sequence
 
 import dspy
 
+from personae.programs._batch import describe_error, rollouts
+from personae.programs._copying import copies_demo
 from personae.programs.verified_reasoning import Trace
 from personae.signatures import PERSONA_SYNTHESIS_DEMOS, SynthesizePersona, render_trace, render_traces
 
@@ -22,9 +24,10 @@ class PersonaSynthesis(dspy.Module):
     """
 
     def __init__(self, *, budget: int = 12000, max_chars: int = 600,
-                 demos: Sequence[Mapping[str, str]] | None = None) -> None:
+                 demos: Sequence[Mapping[str, str]] | None = None, max_attempts: int = 3) -> None:
         super().__init__()
         self.budget = budget
+        self.max_attempts = max_attempts
         self.max_chars = max_chars
         self.synthesize = dspy.ChainOfThought(SynthesizePersona)
         examples = PERSONA_SYNTHESIS_DEMOS if demos is None else demos
@@ -43,5 +46,18 @@ class PersonaSynthesis(dspy.Module):
         history = preference_history if preference_history is not None else self.render(traces)
         if not history.strip():
             return dspy.Prediction(persona="", reasoning="no verified traces")
-        pred = self.synthesize(preference_history=history)
-        return dspy.Prediction(persona=str(pred.persona), reasoning=str(pred.reasoning))
+        shown = [str(d.get("persona", "")) for d in self.synthesize.predict.demos]
+        error = "no attempt"
+        for attempt, lm in enumerate(rollouts(dspy.settings.lm, max(1, self.max_attempts)), 1):
+            try:
+                with dspy.context(lm=lm):
+                    pred = self.synthesize(preference_history=history)
+            except Exception as exc:  # an LM or parse failure: try a fresh sample
+                error = describe_error(exc)
+                continue
+            persona = str(pred.persona).strip()
+            if copies_demo(persona, shown):
+                error = "the persona repeats a worked example"
+                continue
+            return dspy.Prediction(persona=persona, reasoning=str(pred.reasoning), attempts=attempt, error=None)
+        return dspy.Prediction(persona="", reasoning="", attempts=self.max_attempts, error=error)
