@@ -10,6 +10,7 @@ import pytest
 
 from helpers import record
 from personae.data import PreferenceData, PreferenceRecord, UserHistory, split_user
+from personae.errors import ConfigError
 from personae.evaluation import (
     METHODS,
     RunLog,
@@ -292,3 +293,7 @@ def test_evaluate_command_writes_run_log_and_report_and_resumes(tmp_path, capsys
     assert log.config.methods == ["default", "profile", "persona"] and log.method("default").accuracy == 0.5
     assert (out / "report.md").exists() and (out / "accuracy_vs_train.png").stat().st_size > 0
     assert len((out / "judgments.jsonl").read_text().splitlines()) >= 30
+    # new personas: the earlier judgments no longer describe them, so they are not reused
+    personas.write_text(json.dumps({"user_id": "ben", "persona": "likes detail"}) + "\n")
+    with pytest.raises(ConfigError, match="personas_digest"):
+        _cli([*argv, "--api-base", "http://127.0.0.1:9/v1"])

@@ -76,6 +76,20 @@ def _personas(path: str | None) -> dict[str, str] | None:
     return personas
 
 
+def _digest(path: str | None) -> str | None:
+    """A fingerprint of a file or of a folder's JSON files: judgments of other contents are not reused."""
+    import hashlib
+
+    if not path:
+        return None
+    target = Path(path)
+    files = sorted(target.glob("*.json")) if target.is_dir() else [target] if target.exists() else []
+    h = hashlib.sha1()
+    for file in files:
+        h.update(file.name.encode("utf-8") + b"\0" + file.read_bytes() + b"\0")
+    return h.hexdigest()[:16]
+
+
 def _previous(out: Path, state: dict[str, Any], fresh: bool) -> list[dict[str, Any]]:
     """Judgments an earlier run with the same model, data and split left in ``out``."""
     from personae.data import read_jsonl_rows
@@ -91,8 +105,9 @@ def _previous(out: Path, state: dict[str, Any], fresh: bool) -> list[dict[str, A
     except (OSError, ValueError):
         earlier = None
     if earlier != state:
-        raise ConfigError(f"{out} holds judgments of another configuration ({state_file}); "
-                          "use another --out, or --fresh to discard them")
+        changed = sorted(k for k in set(state) | set(earlier or {}) if (earlier or {}).get(k) != state.get(k))
+        raise ConfigError(f"{out} holds judgments of another configuration ({state_file}; differs in "
+                          f"{', '.join(changed)}); use another --out, or --fresh to discard them")
     return read_jsonl_rows(judgments)
 
 
@@ -116,7 +131,8 @@ def run(args: argparse.Namespace) -> int:
     out.mkdir(parents=True, exist_ok=True)
     state = {"model": args.model, "api_base": args.api_base, "temperature": args.temperature,
              "max_tokens": args.max_tokens, "data": args.data, "columns": args.columns, "split": args.split,
-             "fractions": list(fractions), "judges": args.judges, "personas": args.personas}
+             "fractions": list(fractions), "judges": args.judges, "personas": args.personas,
+             "judges_digest": _digest(args.judges), "personas_digest": _digest(args.personas)}
     previous = _previous(out, state, args.fresh)
     progress = Progress("evaluate")
     judgments = out / JUDGMENTS_FILE
