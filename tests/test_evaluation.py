@@ -284,6 +284,13 @@ def test_evaluate_command_writes_run_log_and_report_and_resumes(tmp_path, capsys
         printed = capsys.readouterr().out
         assert _cli([*argv, "--api-base", stub.api_base]) == 0  # everything reused
         assert len(stub.requests) == calls
+        # new personas: only the persona method's judgments are made again
+        personas.write_text(json.dumps({"user_id": "ben", "persona": "likes detail"}) + "\n")
+        assert _cli([*argv, "--api-base", stub.api_base]) == 0
+        again = stub.requests[calls:]
+        assert len(again) == 4  # ben's 2 test pairs, both orders
+        assert all("likes detail" in json.dumps(r["messages"]) for r in again)
+        assert "persona changed" in capsys.readouterr().err
     # ana has 3 test pairs, ben 2 (cy is under --min-pairs): 10 judgments per method, 30 in all, less
     # ben's for profile (no profile) and ana's for persona (no persona)
     assert calls == 30 - 4 - 6
@@ -293,7 +300,6 @@ def test_evaluate_command_writes_run_log_and_report_and_resumes(tmp_path, capsys
     assert log.config.methods == ["default", "profile", "persona"] and log.method("default").accuracy == 0.5
     assert (out / "report.md").exists() and (out / "accuracy_vs_train.png").stat().st_size > 0
     assert len((out / "judgments.jsonl").read_text().splitlines()) >= 30
-    # new personas: the earlier judgments no longer describe them, so they are not reused
-    personas.write_text(json.dumps({"user_id": "ben", "persona": "likes detail"}) + "\n")
-    with pytest.raises(ConfigError, match="personas_digest"):
-        _cli([*argv, "--api-base", "http://127.0.0.1:9/v1"])
+    # another model is another configuration: nothing is reused silently
+    with pytest.raises(ConfigError, match="model"):
+        _cli([*argv[:-5], "--model", "openai/other", "--no-cache", "--api-base", "http://127.0.0.1:9/v1"])

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -90,8 +92,16 @@ def _digest(path: str | None) -> str | None:
     return h.hexdigest()[:16]
 
 
+# What each fingerprint feeds: when only these change, the other methods' judgments still hold.
+_DEPENDENT_METHODS = {"judges_digest": "synthesizeme", "personas_digest": "persona"}
+
+
 def _previous(out: Path, state: dict[str, Any], fresh: bool) -> list[dict[str, Any]]:
-    """Judgments an earlier run with the same model, data and split left in ``out``."""
+    """Judgments an earlier run with the same model, data and split left in ``out``.
+
+    When only the fitted judges or the personas file changed, the judgments of the method that
+    reads them are dropped (and made again) and the others are reused.
+    """
     from personae.data import read_jsonl_rows
     from personae.errors import ConfigError
 
@@ -103,12 +113,22 @@ def _previous(out: Path, state: dict[str, Any], fresh: bool) -> list[dict[str, A
     try:
         earlier = json.loads(state_file.read_text(encoding="utf-8"))
     except (OSError, ValueError):
-        earlier = None
-    if earlier != state:
-        changed = sorted(k for k in set(state) | set(earlier or {}) if (earlier or {}).get(k) != state.get(k))
+        earlier = {}
+    changed = sorted(k for k in set(state) | set(earlier) if earlier.get(k) != state.get(k))
+    if set(changed) - set(_DEPENDENT_METHODS):
         raise ConfigError(f"{out} holds judgments of another configuration ({state_file}; differs in "
                           f"{', '.join(changed)}); use another --out, or --fresh to discard them")
-    return read_jsonl_rows(judgments)
+    rows = read_jsonl_rows(judgments)
+    if changed:
+        stale = {_DEPENDENT_METHODS[k] for k in changed}
+        rows = [row for row in rows if row.get("method") not in stale]
+        print(f"personae: {', '.join(sorted(stale))} changed since the last run: judging it again",
+              file=sys.stderr)
+        tmp = judgments.with_suffix(".tmp")
+        tmp.write_text("".join(json.dumps(row) + "\n" for row in rows), encoding="utf-8")
+        os.replace(tmp, judgments)
+        state_file.write_text(json.dumps(state, indent=1), encoding="utf-8")
+    return rows
 
 
 def run(args: argparse.Namespace) -> int:
