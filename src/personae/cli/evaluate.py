@@ -93,13 +93,14 @@ def _digest(path: str | None) -> str | None:
 
 
 # What each fingerprint feeds: when only these change, the other methods' judgments still hold.
-_DEPENDENT_METHODS = {"judges_digest": "synthesizeme", "personas_digest": "persona"}
+_DEPENDENT_METHODS = {"judges": "synthesizeme", "judges_digest": "synthesizeme", "personas": "persona",
+                      "personas_digest": "persona"}
 
 
 def _previous(out: Path, state: dict[str, Any], fresh: bool) -> list[dict[str, Any]]:
     """Judgments an earlier run with the same model, data and split left in ``out``.
 
-    When only the fitted judges or the personas file changed, the judgments of the method that
+    When only the fitted judges or the personas file (their path or their contents) changed, the judgments of the method that
     reads them are dropped (and made again) and the others are reused.
     """
     from personae.data import read_jsonl_rows
