@@ -100,8 +100,8 @@ _DEPENDENT_METHODS = {"judges": "synthesizeme", "judges_digest": "synthesizeme",
 def _previous(out: Path, state: dict[str, Any], fresh: bool) -> list[dict[str, Any]]:
     """Judgments an earlier run with the same model, data and split left in ``out``.
 
-    When only the fitted judges or the personas file (their path or their contents) changed, the judgments of the method that
-    reads them are dropped (and made again) and the others are reused.
+    When only the fitted judges or the personas file (path or contents) changed, the judgments
+    of the method that reads them are dropped (and made again) and the others are reused.
     """
     from personae.data import read_jsonl_rows
     from personae.errors import ConfigError

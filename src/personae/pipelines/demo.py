@@ -27,6 +27,8 @@ from personae.programs import (
     PersonaJudge,
     PersonaSynthesis,
     VerifiedReasoning,
+    describe_error,
+    rollouts,
 )
 
 __all__ = ["DemoUser", "demo_data_path", "run_demo"]
@@ -62,12 +64,18 @@ def _demo_user(user: UserHistory, *, lm: dspy.BaseLM, train_fraction: float, pi_
         infer = PersonaInference()
         inferred = []
         for record in train[:pi_examples]:
-            try:
-                pred = infer.for_record(record)
-                inferred.append({"record_id": record.record_id, "chosen_persona": pred.chosen_persona,
-                                 "rejected_persona": pred.rejected_persona})
-            except Exception as exc:  # shown, not fatal: the demo goes on
-                inferred.append({"record_id": record.record_id, "error": f"{type(exc).__name__}: {exc}"})
+            entry: dict[str, Any] = {"record_id": record.record_id, "error": "no attempt"}
+            for attempt_lm in rollouts(lm, max_attempts):  # an echoed example or a failure: sample again
+                try:
+                    with dspy.context(lm=attempt_lm):
+                        pred = infer.for_record(record)
+                except Exception as exc:  # shown, not fatal: the demo goes on
+                    entry = {"record_id": record.record_id, "error": describe_error(exc)}
+                    continue
+                entry = {"record_id": record.record_id, "chosen_persona": pred.chosen_persona,
+                         "rejected_persona": pred.rejected_persona}
+                break
+            inferred.append(entry)
         verifier = VerifiedReasoning(max_attempts=max_attempts, seed=seed)
         traces = []
         for record in train:
@@ -78,13 +86,12 @@ def _demo_user(user: UserHistory, *, lm: dspy.BaseLM, train_fraction: float, pi_
                 continue
             if pred.verified:
                 traces.append(pred.trace)
-        try:
-            # zero-shot: a small model tends to copy a worked example, and the demo should show
-            # the model's own writing
-            persona = PersonaSynthesis(demos=[])(traces).persona
-        except Exception as exc:
-            logger.warning("persona synthesis failed for %s: %s", user.user_id, exc)
-            persona = ""
+        # zero-shot: a small model tends to copy a worked example, and the demo should show
+        # the model's own writing
+        synthesized = PersonaSynthesis(demos=[], max_attempts=max_attempts)(traces)
+        persona = str(synthesized.persona)
+        if synthesized.get("error"):
+            logger.warning("persona synthesis failed for %s: %s", user.user_id, synthesized.error)
         plain = judge_records(test, lambda r: DefaultJudge(), lm=lm, max_attempts=max_attempts)
         guided_judge = PersonaJudge(persona)
         guided = judge_records(test, lambda r: guided_judge, lm=lm, max_attempts=max_attempts)
