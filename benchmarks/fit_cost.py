@@ -2,10 +2,17 @@
 
 The embedded SmolLM2-135M model is served by llama.cpp's OpenAI-compatible HTTP server on
 127.0.0.1, and every call goes to it through LiteLLM (``openai/smollm2`` with ``api_base``),
-as a call to a real model server would. For the first N users of the PRISM pairs with 10 to
-30 pairs (``--min-pairs``, ``--max-pairs``), each preset fits a judge (train and validation
-sides of the evaluation split; test pairs unseen) and the script prints, per preset: LM calls,
-prompt and completion tokens and seconds per user fit, and mean validation accuracy. Results are appended to
+as a call to a real model server would. For N users of the PRISM pairs with 10 to 50 pairs
+(``--min-pairs``, ``--max-pairs``), each preset fits a judge (train and validation sides of the
+evaluation split; test pairs unseen) and the script prints, per preset: LM calls, prompt and
+completion tokens and seconds per user fit, and mean validation accuracy, then each user's
+default/paper ratios.
+
+``--pick longest`` (the default) takes the users with the longest histories, the ones a
+personalized judge is fitted for; ``--pick first`` the first users in the file. The paper
+preset's cost grows with the history (every train pair verified, 13 candidate demo sets over
+every validation pair) while the default's is bounded, so the ratio falls as histories grow:
+on PRISM's shortest histories (10 pairs, one validation pair) it is near a third. Results are appended to
 ``--out/results.jsonl`` as they come and a re-run skips (preset, user) pairs already done.
 
     python benchmarks/fit_cost.py --users 3
@@ -40,9 +47,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data", default=str(ROOT.parent / "shared" / "data" / "prism" / "pairs.jsonl"))
     parser.add_argument("--users", type=int, default=3, help="users to fit (default 3)")
     parser.add_argument("--min-pairs", type=int, default=10)
-    parser.add_argument("--max-pairs", type=int, default=30,
-                        help="skip users with more pairs (default 30; the paper preset on PRISM's longest "
-                             "history, 72 pairs, takes over an hour on two cores)")
+    parser.add_argument("--max-pairs", type=int, default=50,
+                        help="skip users with more pairs (default 50; the paper preset on PRISM's longest "
+                             "history, 72 pairs, takes most of an hour on two cores)")
+    parser.add_argument("--pick", choices=("longest", "first"), default="longest",
+                        help="the users with the most pairs (default) or the first ones in the file")
     parser.add_argument("--presets", default="default,paper")
     parser.add_argument("--max-tokens", type=int, default=256)
     parser.add_argument("--max-field-chars", type=int, default=600,
@@ -62,7 +71,8 @@ def main(argv: list[str] | None = None) -> int:
     results_path = out / "results.jsonl"
     done = {(r["preset"], r["user_id"]): r for r in read_jsonl_rows(results_path)}
     users = select_users(load_preferences(args.data), min_pairs=args.min_pairs)
-    users = [u for u in users if not args.max_pairs or len(u.records) <= args.max_pairs][: args.users]
+    users = [u for u in users if not args.max_pairs or len(u.records) <= args.max_pairs]
+    users = select_users(users, top=args.users) if args.pick == "longest" else users[: args.users]
     if args.clip_chars:
         from dataclasses import replace
 
@@ -103,6 +113,11 @@ def main(argv: list[str] | None = None) -> int:
         summary[preset] = s
         print(f"{preset:<8} {len(rows):>5} {s['lm_calls']:>10.1f} {s['prompt_tokens']:>15,.0f} "
               f"{s['completion_tokens']:>14,.0f} {s['seconds']:>8.1f} {s['val']:>8.1%}")
+    pairs = [(u, done.get(("default", u.user_id)), done.get(("paper", u.user_id))) for u in users]
+    for u, d, p in pairs:
+        if d and p and p["lm_calls"] and p["seconds"]:
+            print(f"  {u.user_id} ({len(u.records)} pairs): default/paper {d['lm_calls'] / p['lm_calls']:.2f} "
+                  f"of the calls, {d['seconds'] / p['seconds']:.2f} of the time")
     if "default" in summary and "paper" in summary:
         d, p = summary["default"], summary["paper"]
         print(f"default/paper: {d['lm_calls'] / p['lm_calls']:.2f} of the calls, "

@@ -10,10 +10,12 @@
 5. Search demo sets again with the persona in the judge's instructions.
 
 The ``paper`` preset follows the reference settings. The ``default`` preset is built to cost
-at most a fifth of it: it skips step 3 (its result feeds nothing the final judge keeps),
-verifies at most the first six train pairs with one attempt each, and searches three
-candidate demo sets (the first verified traces, none, a seeded random subset) with early
-stopping at 80% and shared predictions.
+a fraction of it: it skips step 3 (its result feeds nothing the final judge keeps), verifies
+at most the first six train pairs with one attempt each, and scores two demo sets (the first
+verified traces, and none) with early stopping at 80% and shared predictions. Validation
+sides hold a handful of pairs, so further random candidates mostly fit noise; its cost is
+bounded by six verifications, one synthesis and two passes over validation, while the paper
+preset's grows with every train pair and 13 passes over validation.
 """
 
 from __future__ import annotations
@@ -49,7 +51,7 @@ class Preset:
     first_max_demos: int | None = None
     first_labeled: int = 0
     first_target: float | None = None
-    candidates: int = 3                      # step 5
+    candidates: int = 2                      # step 5
     max_demos: int | None = 3
     target: float | None = 0.8
 
