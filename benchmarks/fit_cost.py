@@ -42,6 +42,27 @@ os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def _test_accuracy(judge, user, lm) -> dict:  # type: ignore[no-untyped-def]
+    """The fitted judge on the user's unseen test pairs, both orders; a failed call counts wrong.
+
+    Validation accuracy is where each preset picked its demo set, so it flatters the preset
+    that tried more candidates; test accuracy compares the two on equal terms.
+    """
+    from personae.data import split_user
+
+    correct = judgments = 0
+    for record in split_user(user.records, (0.5, 0.2, 0.3)).test:
+        for chosen_first in (True, False):
+            a, b = (record.chosen, record.rejected) if chosen_first else (record.rejected, record.chosen)
+            judgments += 1
+            try:
+                verdict = judge.compare(record.prompt, a, b, lm=lm)
+            except Exception:
+                continue
+            correct += (verdict.preferred == "A") == chosen_first
+    return {"test_correct": correct, "test_judgments": judgments}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", default=str(ROOT.parent / "shared" / "data" / "prism" / "pairs.jsonl"))
@@ -57,6 +78,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-field-chars", type=int, default=600,
                         help="maxLength of free-text fields in the response schema, as the embedded engine's "
                              "own cap (default 600)")
+    parser.add_argument("--no-test", dest="test", action="store_false",
+                        help="skip judging each fitted judge on the user's test pairs")
     parser.add_argument("--clip-chars", type=int, default=600, help="clip each text to this length (0: none)")
     parser.add_argument("--out", default=str(ROOT / "runs" / "fit_cost"))
     args = parser.parse_args(argv)
@@ -93,15 +116,18 @@ def main(argv: list[str] | None = None) -> int:
             if (preset, user.user_id) in done:
                 continue
             judge = SynthesizeMe(preset, num_threads=1).fit(user, lm=lm)
+            judge.save(out / "judges" / preset / f"{user.user_id}.json")
             row = {"preset": preset, "user_id": user.user_id, "pairs": len(user.records),
                    "val_accuracy": judge.val_accuracy, "candidates": judge.candidates_tried, **judge.cost}
+            if args.test:
+                row.update(_test_accuracy(judge, user, lm))
             append_jsonl(row, results_path)
             done[(preset, user.user_id)] = row
             print(f"{preset:<8} {user.user_id}: {row['lm_calls']} calls, {row['seconds']:.0f} s, "
                   f"val {row['val_accuracy']}", file=sys.stderr, flush=True)
 
     print(f"{'preset':<8} {'users':>5} {'calls/user':>10} {'prompt tok/user':>15} {'compl tok/user':>14} "
-          f"{'s/user':>8} {'val acc':>8}")
+          f"{'s/user':>8} {'val acc':>8} {'test acc (both orders)':>22}")
     summary = {}
     for preset in args.presets.split(","):
         rows = [done[(preset, u.user_id)] for u in users if (preset, u.user_id) in done]
@@ -110,9 +136,13 @@ def main(argv: list[str] | None = None) -> int:
         s = {k: statistics.mean(r[k] for r in rows) for k in ("lm_calls", "prompt_tokens", "completion_tokens",
                                                                 "seconds")}
         s["val"] = statistics.mean(r["val_accuracy"] or 0.0 for r in rows)
+        tested = [r for r in rows if r.get("test_judgments")]
+        n_test = sum(r["test_judgments"] for r in tested)
+        s["test"] = sum(r["test_correct"] for r in tested) / n_test if n_test else float("nan")
         summary[preset] = s
+        test = f"{s['test']:.1%} of {n_test}" if n_test else "-"
         print(f"{preset:<8} {len(rows):>5} {s['lm_calls']:>10.1f} {s['prompt_tokens']:>15,.0f} "
-              f"{s['completion_tokens']:>14,.0f} {s['seconds']:>8.1f} {s['val']:>8.1%}")
+              f"{s['completion_tokens']:>14,.0f} {s['seconds']:>8.1f} {s['val']:>8.1%} {test:>22}")
     pairs = [(u, done.get(("default", u.user_id)), done.get(("paper", u.user_id))) for u in users]
     for u, d, p in pairs:
         if d and p and p["lm_calls"] and p["seconds"]:
