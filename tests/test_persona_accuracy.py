@@ -188,6 +188,29 @@ def test_eval_personas_with_a_persona_column_infers_nothing(cli, tmp_path, capsy
     assert (out / "report.md").exists()
 
 
+def test_eval_personas_resumes_and_grows_with_the_limit(cli, tmp_path, capsys, shared_data) -> None:
+    data = str(shared_data / "persona_tailoring" / "BeaverTails__test.jsonl")
+    out = tmp_path / "acc"
+    with stub_server(_stub_answer) as stub:
+        argv = ["eval-personas", data, "--persona-column", "chosen_persona_gold", "--out", str(out), *_remote(stub),
+                "--no-cache", "--lm-retries", "0"]
+        assert cli([*argv, "--limit", "2"]) == 0
+        assert len(stub.requests) == 8
+        lines = (out / "judgments.jsonl").read_text().splitlines()
+        assert len(lines) == 8
+        # an interrupted run: the last three judgments were never written
+        (out / "judgments.jsonl").write_text("\n".join(lines[:5]) + "\n")
+        assert cli([*argv, "--limit", "3"]) == 0  # 3 lost judgments + record 3's four
+        assert len(stub.requests) == 8 + 3 + 4
+        assert cli([*argv, "--limit", "3"]) == 0  # nothing left to do
+        assert len(stub.requests) == 15
+        assert cli([*argv, "--limit", "3", "--fresh"]) == 0
+        assert len(stub.requests) == 15 + 12
+    log = read_persona_accuracy_log(out / "run.json")
+    assert len(log.judgments) == 12 and log.config.records == 3
+    capsys.readouterr()
+
+
 def test_eval_personas_infers_with_one_model_and_judges_with_another(cli, tmp_path, capsys) -> None:
     data = tmp_path / "pairs.jsonl"
     data.write_text("".join(json.dumps({"prompt": f"q{i}", "chosen": f"a{i}", "rejected": f"b{i}"}) + "\n"

@@ -9,7 +9,11 @@ import time
 from pathlib import Path
 from typing import Any, TextIO
 
-__all__ = ["Progress", "add_data_options", "add_model_options", "build_lm", "load_data", "prepare_environment"]
+__all__ = ["JUDGMENTS_FILE", "STATE_FILE", "Progress", "add_data_options", "add_model_options", "build_lm", "digest",
+           "load_data", "prepare_environment", "previous_judgments"]
+
+JUDGMENTS_FILE = "judgments.jsonl"     # judgments appended as they are made
+STATE_FILE = "judgments.config.json"   # the configuration they were made with
 
 
 def add_model_options(parser: argparse.ArgumentParser) -> None:
@@ -90,6 +94,61 @@ def build_lm(args: argparse.Namespace) -> Any:
                   max_tokens=args.max_tokens, cache=not args.no_cache, num_retries=args.lm_retries,
                   max_string_chars=args.max_field_chars,
                   **({"structured_output": True} if args.structured_output else {}))
+
+
+def digest(path: str | None) -> str | None:
+    """A fingerprint of a file or of a folder's JSON files: judgments of other contents are not reused."""
+    import hashlib
+
+    if not path:
+        return None
+    target = Path(path)
+    files = sorted(target.glob("*.json")) if target.is_dir() else [target] if target.exists() else []
+    h = hashlib.sha1()
+    for file in files:
+        h.update(file.name.encode("utf-8") + b"\0" + file.read_bytes() + b"\0")
+    return h.hexdigest()[:16]
+
+
+def previous_judgments(out: Path, state: dict[str, Any], *, fresh: bool,
+                       dependent: dict[str, str] | None = None, label: str = "method") -> list[dict[str, Any]]:
+    """Judgments an earlier run with the same configuration left in ``out`` (for resuming).
+
+    ``state`` is this run's configuration; it is compared with the one saved beside the
+    judgments. Any difference stops the run (use another folder, or ``fresh``), except the keys
+    of ``dependent``, each naming the value of ``label`` in the rows it affects: when only those
+    changed, those rows are dropped (and judged again) and the others are reused.
+    """
+    import json
+
+    from personae.data import read_jsonl_rows
+    from personae.errors import ConfigError
+
+    dependent = dependent or {}
+    judgments, state_file = out / JUDGMENTS_FILE, out / STATE_FILE
+    if fresh or not judgments.exists():
+        judgments.unlink(missing_ok=True)
+        state_file.write_text(json.dumps(state, indent=1), encoding="utf-8")
+        return []
+    try:
+        earlier = json.loads(state_file.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        earlier = {}
+    changed = sorted(k for k in set(state) | set(earlier) if earlier.get(k) != state.get(k))
+    if set(changed) - set(dependent):
+        raise ConfigError(f"{out} holds judgments of another configuration ({state_file}; differs in "
+                          f"{', '.join(changed)}); use another --out, or --fresh to discard them")
+    rows = read_jsonl_rows(judgments)
+    if changed:
+        stale = {dependent[k] for k in changed}
+        rows = [row for row in rows if row.get(label) not in stale]
+        print(f"personae: {', '.join(sorted(stale))} changed since the last run: judging it again",
+              file=sys.stderr)
+        tmp = judgments.with_suffix(".tmp")
+        tmp.write_text("".join(json.dumps(row) + "\n" for row in rows), encoding="utf-8")
+        os.replace(tmp, judgments)
+        state_file.write_text(json.dumps(state, indent=1), encoding="utf-8")
+    return rows
 
 
 class Progress:

@@ -5,7 +5,10 @@ inferred with ``--model`` (optionally a compiled ``--program`` and the domain's 
 A judge (``--judge-model``, default ``--model``) picks, in both orders, the response each
 persona prefers. Writes ``OUT/run.json`` (config, versions, every judgment with its prompt and
 raw output, cost) and ``OUT/report.md``; prints both accuracies with their 95% bootstrap
-intervals, the order agreement and the cost.
+intervals, the order agreement and the cost. Judgments are appended to
+``OUT/judgments.jsonl`` as they are made; the same command again (also with a larger
+``--limit``) reuses every scored judgment of the same record, side, order and persona and
+makes only the missing ones (``--fresh`` starts over).
 """
 
 from __future__ import annotations
@@ -15,7 +18,16 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from personae.cli._common import Progress, add_data_options, add_model_options, build_lm, load_data
+from personae.cli._common import (
+    JUDGMENTS_FILE,
+    Progress,
+    add_data_options,
+    add_model_options,
+    build_lm,
+    digest,
+    load_data,
+    previous_judgments,
+)
 from personae.cli.infer_personas import add_program_options, inference_program
 
 RUN_FILE = "run.json"
@@ -41,6 +53,8 @@ def register(sub: Any) -> None:
     parser.add_argument("--rejected-persona-column", default=None,
                         help="column holding the rejected-side persona")
     parser.add_argument("--seed", type=int, default=0, help="seed of the bootstrap intervals (default 0)")
+    parser.add_argument("--fresh", action="store_true",
+                        help="ignore judgments left in OUT by an earlier run instead of reusing them")
     judge = parser.add_argument_group("judge model (default: the --model options)")
     judge.add_argument("--judge-model", default=None, help="LiteLLM model string or 'local' for the judge")
     judge.add_argument("--judge-api-base", default=None, help="base URL of the judge's OpenAI-compatible server")
@@ -86,6 +100,7 @@ def judge_lm_from_args(args: argparse.Namespace) -> Any:
 
 
 def run(args: argparse.Namespace) -> int:
+    from personae.data import append_jsonl
     from personae.evaluation import (
         evaluate_persona_accuracy,
         persona_accuracy_summary,
@@ -113,11 +128,19 @@ def run(args: argparse.Namespace) -> int:
              "temperature": args.temperature, "max_tokens": args.max_tokens, "data": args.data,
              "columns": args.columns, "split": args.split, "limit": args.limit, "program": args.program,
              "demos": args.demos}
+    state = {**{k: v for k, v in extra.items() if k != "limit"}, "chosen_column": chosen,
+             "rejected_column": rejected, "program_digest": digest(args.program), "demos_digest": digest(args.demos)}
+    previous = previous_judgments(out, state, fresh=args.fresh)
+    if previous:
+        print(f"personae: {len(previous)} judgments of an earlier run in {out}; reusing the scored ones",
+              file=sys.stderr)
+    judgments = out / JUDGMENTS_FILE
     run = evaluate_persona_accuracy(
         data.records, lm=lm, chosen_column=chosen, rejected_column=rejected, infer_lm=infer_lm,
         program=program, concurrency=args.concurrency, max_attempts=args.max_attempts, seed=args.seed,
         source=args.data, extra=extra, on_progress=Progress("judge personas"),
-        on_infer_progress=Progress("infer personas"),
+        on_infer_progress=Progress("infer personas"), previous=previous,
+        on_judgment=lambda row: append_jsonl(row.model_dump(mode="json"), judgments),
     )
     write_run_log(run, out / RUN_FILE)
     report = write_persona_accuracy_report(run, out, filename=REPORT_FILE)

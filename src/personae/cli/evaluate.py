@@ -9,16 +9,23 @@ ones and judges only what is missing (``--fresh`` starts over).
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import sys
 from pathlib import Path
 from typing import Any
 
-from personae.cli._common import Progress, add_data_options, add_model_options, build_lm, load_data
+from personae.cli._common import (
+    JUDGMENTS_FILE,
+    Progress,
+    add_data_options,
+    add_model_options,
+    build_lm,
+    digest,
+    load_data,
+    previous_judgments,
+)
 
-JUDGMENTS_FILE = "judgments.jsonl"
-STATE_FILE = "judgments.config.json"
+# What each fingerprint feeds: when only these change, the other methods' judgments still hold.
+_DEPENDENT_METHODS = {"judges": "synthesizeme", "judges_digest": "synthesizeme", "personas": "persona",
+                      "personas_digest": "persona"}
 RUN_FILE = "run.json"
 
 
@@ -78,60 +85,6 @@ def _personas(path: str | None) -> dict[str, str] | None:
     return personas
 
 
-def _digest(path: str | None) -> str | None:
-    """A fingerprint of a file or of a folder's JSON files: judgments of other contents are not reused."""
-    import hashlib
-
-    if not path:
-        return None
-    target = Path(path)
-    files = sorted(target.glob("*.json")) if target.is_dir() else [target] if target.exists() else []
-    h = hashlib.sha1()
-    for file in files:
-        h.update(file.name.encode("utf-8") + b"\0" + file.read_bytes() + b"\0")
-    return h.hexdigest()[:16]
-
-
-# What each fingerprint feeds: when only these change, the other methods' judgments still hold.
-_DEPENDENT_METHODS = {"judges": "synthesizeme", "judges_digest": "synthesizeme", "personas": "persona",
-                      "personas_digest": "persona"}
-
-
-def _previous(out: Path, state: dict[str, Any], fresh: bool) -> list[dict[str, Any]]:
-    """Judgments an earlier run with the same model, data and split left in ``out``.
-
-    When only the fitted judges or the personas file (path or contents) changed, the judgments
-    of the method that reads them are dropped (and made again) and the others are reused.
-    """
-    from personae.data import read_jsonl_rows
-    from personae.errors import ConfigError
-
-    judgments, state_file = out / JUDGMENTS_FILE, out / STATE_FILE
-    if fresh or not judgments.exists():
-        judgments.unlink(missing_ok=True)
-        state_file.write_text(json.dumps(state, indent=1), encoding="utf-8")
-        return []
-    try:
-        earlier = json.loads(state_file.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        earlier = {}
-    changed = sorted(k for k in set(state) | set(earlier) if earlier.get(k) != state.get(k))
-    if set(changed) - set(_DEPENDENT_METHODS):
-        raise ConfigError(f"{out} holds judgments of another configuration ({state_file}; differs in "
-                          f"{', '.join(changed)}); use another --out, or --fresh to discard them")
-    rows = read_jsonl_rows(judgments)
-    if changed:
-        stale = {_DEPENDENT_METHODS[k] for k in changed}
-        rows = [row for row in rows if row.get("method") not in stale]
-        print(f"personae: {', '.join(sorted(stale))} changed since the last run: judging it again",
-              file=sys.stderr)
-        tmp = judgments.with_suffix(".tmp")
-        tmp.write_text("".join(json.dumps(row) + "\n" for row in rows), encoding="utf-8")
-        os.replace(tmp, judgments)
-        state_file.write_text(json.dumps(state, indent=1), encoding="utf-8")
-    return rows
-
-
 def run(args: argparse.Namespace) -> int:
     from personae.data import append_jsonl, select_users
     from personae.evaluation import (
@@ -153,8 +106,8 @@ def run(args: argparse.Namespace) -> int:
     state = {"model": args.model, "api_base": args.api_base, "temperature": args.temperature,
              "max_tokens": args.max_tokens, "data": args.data, "columns": args.columns, "split": args.split,
              "fractions": list(fractions), "judges": args.judges, "personas": args.personas,
-             "judges_digest": _digest(args.judges), "personas_digest": _digest(args.personas)}
-    previous = _previous(out, state, args.fresh)
+             "judges_digest": digest(args.judges), "personas_digest": digest(args.personas)}
+    previous = previous_judgments(out, state, fresh=args.fresh, dependent=_DEPENDENT_METHODS, label="method")
     progress = Progress("evaluate")
     judgments = out / JUDGMENTS_FILE
 

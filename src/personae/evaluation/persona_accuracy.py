@@ -32,7 +32,7 @@ import copy
 import logging
 import random
 from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
@@ -190,6 +190,8 @@ def evaluate_persona_accuracy(
     extra: Mapping[str, Any] | None = None,
     on_progress: Callable[[int, int], None] | None = None,
     on_infer_progress: Callable[[int, int], None] | None = None,
+    previous: Iterable[PersonaJudgmentLog | Mapping[str, Any]] = (),
+    on_judgment: Callable[[PersonaJudgmentLog], None] | None = None,
 ) -> PersonaAccuracyRun:
     """Judge each record's chosen-side and rejected-side persona in both orders and summarise.
 
@@ -206,6 +208,10 @@ def evaluate_persona_accuracy(
         source: The data source named in the log; ``extra``: more configuration to keep there.
         on_progress: Called with ``(judgments done, total)``; ``on_infer_progress`` with
             ``(records inferred, total)``.
+        previous: Judgments of an earlier run (logs or their JSON rows): a scored one whose
+            record, side, order and persona text match a judgment of this run is reused, not
+            made again, so an interrupted run resumes where it stopped.
+        on_judgment: Called with each new judgment as it is made (to write it out at once).
     """
     if concurrency < 1 or max_attempts < 1:
         raise ConfigError("concurrency and max_attempts must be at least 1")
@@ -225,6 +231,12 @@ def evaluate_persona_accuracy(
             with infer_meter.track():
                 inferred = _infer(records, to_infer, program, infer_lm, concurrency=concurrency,
                                   max_attempts=max_attempts, on_progress=on_infer_progress)
+
+    reused: dict[tuple[str, str, bool, str | None], PersonaJudgmentLog] = {}
+    for item in previous:
+        old = item if isinstance(item, PersonaJudgmentLog) else PersonaJudgmentLog.model_validate(item)
+        if old.scored:
+            reused[(old.record_id, old.side, old.chosen_first, old.persona)] = old
 
     personas: list[PersonaRow] = []
     slots: list[PersonaJudgmentLog | None] = []
@@ -254,6 +266,8 @@ def evaluate_persona_accuracy(
                 if persona is None:
                     slots.append(PersonaJudgmentLog(record_id=record.record_id, side=side,
                                                     chosen_first=chosen_first, error=reasons[side]))
+                elif (record.record_id, side, chosen_first, persona) in reused:
+                    slots.append(reused[(record.record_id, side, chosen_first, persona)])
                 else:
                     tasks.append(_Task(len(slots), record, side, persona, chosen_first))
                     slots.append(None)
@@ -286,12 +300,14 @@ def evaluate_persona_accuracy(
         picked: Side | None = None
         if value is not None:
             picked = "chosen" if value.correct else "rejected"  # Judgment.correct: it picked the chosen response
-        slots[task.index] = PersonaJudgmentLog(
+        judgment = slots[task.index] = PersonaJudgmentLog(
             record_id=task.record.record_id, side=task.side, persona=task.persona, chosen_first=task.chosen_first,
             preferred=value.preferred if value else None, picked=picked, correct=picked == task.side,
             reasoning=value.reasoning if value else None, error=None if value else (outcome.error or "failed"),
             attempts=outcome.attempts, prompt=capture.messages, raw_output=capture.output,
         )
+        if on_judgment:
+            on_judgment(judgment)
         done += 1
         if on_progress:
             on_progress(done, total)
