@@ -113,3 +113,18 @@ def test_run_demo_on_a_scripted_model() -> None:
     assert user.with_persona.total == user.without_persona.total == 2 * user.n_test
     assert user.with_persona.accuracy > user.without_persona.accuracy
     assert user.cost.lm_calls > 0
+
+
+def test_run_demo_samples_again_when_inference_echoes_an_example() -> None:
+    from personae.signatures import PERSONA_INFERENCE_DEMOS
+
+    def answer(call):
+        if call.field("preferred_response") is not None:  # the worked example at temperature 0, then its own
+            echo = call.config.temperature == 0.0
+            return {"persona": PERSONA_INFERENCE_DEMOS[0]["persona"] if echo else "The user likes lists."}
+        if call.field("preference_history") is not None:
+            return {"reasoning": "r", "persona": "The user wants short answers."}
+        return {"reasoning": "r", "preferred": "First"}
+
+    user = run_demo(lm=ScriptedLM(answer), users=1)[0]
+    assert user.inferred and all(e.get("chosen_persona") == "The user likes lists." for e in user.inferred)

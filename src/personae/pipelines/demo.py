@@ -27,8 +27,7 @@ from personae.programs import (
     PersonaJudge,
     PersonaSynthesis,
     VerifiedReasoning,
-    describe_error,
-    rollouts,
+    run_batch,
 )
 
 __all__ = ["DemoUser", "demo_data_path", "run_demo"]
@@ -62,20 +61,17 @@ def _demo_user(user: UserHistory, *, lm: dspy.BaseLM, train_fraction: float, pi_
     meter = CostMeter()
     with meter.track(), dspy.context(lm=lm, adapter=dspy.settings.adapter or default_adapter()):
         infer = PersonaInference()
-        inferred = []
-        for record in train[:pi_examples]:
-            entry: dict[str, Any] = {"record_id": record.record_id, "error": "no attempt"}
-            for attempt_lm in rollouts(lm, max_attempts):  # an echoed example or a failure: sample again
-                try:
-                    with dspy.context(lm=attempt_lm):
-                        pred = infer.for_record(record)
-                except Exception as exc:  # shown, not fatal: the demo goes on
-                    entry = {"record_id": record.record_id, "error": describe_error(exc)}
-                    continue
-                entry = {"record_id": record.record_id, "chosen_persona": pred.chosen_persona,
-                         "rejected_persona": pred.rejected_persona}
-                break
-            inferred.append(entry)
+        examples = train[:pi_examples]
+
+        def infer_one(record: Any) -> dict[str, Any]:
+            pred = infer.for_record(record)
+            return {"chosen_persona": pred.chosen_persona, "rejected_persona": pred.rejected_persona}
+
+        # failures and echoed examples are retried on fresh samples, then shown with their reason
+        outcomes = run_batch(infer_one, examples, lm=lm, max_attempts=max_attempts)
+        inferred = [{"record_id": examples[o.index].record_id,
+                     **(o.value if o.value is not None else {"error": o.error})}
+                    for o in sorted(outcomes, key=lambda o: o.index)]
         verifier = VerifiedReasoning(max_attempts=max_attempts, seed=seed)
         traces = []
         for record in train:
