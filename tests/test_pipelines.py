@@ -118,9 +118,13 @@ def test_run_demo_on_a_scripted_model() -> None:
 def test_run_demo_samples_again_when_inference_echoes_an_example() -> None:
     from personae.signatures import PERSONA_INFERENCE_DEMOS
 
+    seen: set[str] = set()
+
     def answer(call):
-        if call.field("preferred_response") is not None:  # the worked example at temperature 0, then its own
-            echo = call.config.temperature == 0.0
+        if call.field("preferred_response") is not None:  # the worked example first, then its own words
+            key = str(call.field("context"))  # echo on the record's first call only
+            echo = key not in seen
+            seen.add(key)
             return {"persona": PERSONA_INFERENCE_DEMOS[0]["persona"] if echo else "The user likes lists."}
         if call.field("preference_history") is not None:
             return {"reasoning": "r", "persona": "The user wants short answers."}
@@ -128,3 +132,4 @@ def test_run_demo_samples_again_when_inference_echoes_an_example() -> None:
 
     user = run_demo(lm=ScriptedLM(answer), users=1)[0]
     assert user.inferred and all(e.get("chosen_persona") == "The user likes lists." for e in user.inferred)
+    assert len(seen) == len(user.inferred)
