@@ -105,6 +105,24 @@ def test_an_always_first_judge_scores_half_and_never_agrees_across_orders() -> N
     assert run.chosen.ci_low == run.chosen.ci_high == 0.5  # every record is exactly half right: clustered by record
 
 
+def test_one_records_two_personas_are_judged_back_to_back_and_share_the_prompt_up_to_the_persona() -> None:
+    lm = ScriptedLM(_picks_chosen)
+    run = evaluate_persona_accuracy(_records(3), lm=lm, chosen_column="chosen_persona_gold",
+                                    rejected_column="rejected_persona_gold")
+    assert run.accuracy("chosen") == 1.0
+    calls = lm.calls
+    assert len(calls) == 12
+    for start in range(0, 12, 2):  # chosen-side, then rejected-side persona, same record and order
+        a, b = calls[start], calls[start + 1]
+        assert a.field("persona").startswith("likes good") and b.field("persona").startswith("likes bad")
+        assert a.field("first_response") == b.field("first_response")
+        persona_at = a.user.index(a.field("persona"))
+        assert a.user.index(a.field("second_response")) < persona_at
+        assert a.system == b.system and b.user[:persona_at] == a.user[:persona_at]
+    firsts = [c.field("first_response") for c in calls[::2]]
+    assert firsts == ["good answer 0", "bad answer 0", "good answer 1", "bad answer 1", "good answer 2", "bad answer 2"]
+
+
 def test_unscored_judgments_count_wrong_and_are_listed_with_reasons(tmp_path) -> None:
     records = _records(4)
     del records[3].metadata["rejected_persona_gold"]

@@ -2,7 +2,7 @@
 
 For every record there are two personas: the chosen-side persona (someone who would prefer
 ``chosen``) and the rejected-side persona (someone who would prefer ``rejected``). A judge
-(:class:`~personae.programs.PersonaJudge`, on any LM, not necessarily the one that inferred
+(:class:`~personae.programs.PersonaAccuracyJudge`, on any LM, not necessarily the one that inferred
 the personas) sees the prompt, both responses and one persona, and says which response that
 persona prefers; each (record, side) is judged in both orders. The chosen-side persona is
 accurate in a judgment when the judge picks the chosen response, the rejected-side persona
@@ -55,7 +55,7 @@ from personae.evaluation.log import (
 )
 from personae.evaluation.stats import method_stats
 from personae.lm import Cost, CostMeter
-from personae.programs import Judgment, Outcome, PersonaInference, PersonaJudge, judge_pair, run_batch
+from personae.programs import Judgment, Outcome, PersonaAccuracyJudge, PersonaInference, judge_pair, run_batch
 
 __all__ = ["PersonaAccuracyRun", "evaluate_persona_accuracy", "persona_column"]
 
@@ -126,7 +126,8 @@ def persona_column(record: PreferenceRecord, column: str) -> str | None:
 
 @dataclass(frozen=True)
 class _Task:
-    index: int
+    index: int            # slot of the judgment
+    position: int         # the record's place in the data
     record: PreferenceRecord
     side: Side
     persona: str
@@ -241,7 +242,7 @@ def evaluate_persona_accuracy(
     personas: list[PersonaRow] = []
     slots: list[PersonaJudgmentLog | None] = []
     tasks: list[_Task] = []
-    for record in records:
+    for position, record in enumerate(records):
         row = PersonaRow(record_id=record.record_id)
         outcome = inferred.get(record.record_id)
         if outcome is not None:
@@ -269,9 +270,13 @@ def evaluate_persona_accuracy(
                 elif (record.record_id, side, chosen_first, persona) in reused:
                     slots.append(reused[(record.record_id, side, chosen_first, persona)])
                 else:
-                    tasks.append(_Task(len(slots), record, side, persona, chosen_first))
+                    tasks.append(_Task(len(slots), position, record, side, persona, chosen_first))
                     slots.append(None)
         personas.append(row)
+
+    # Judge one record's two personas back to back in each order: their prompts differ only
+    # from the persona on, so a server's prompt cache reads the record once per order.
+    tasks.sort(key=lambda task: (task.position, not task.chosen_first, task.side != "chosen"))
 
     from personae.lm import CallCapture
 
@@ -287,7 +292,7 @@ def evaluate_persona_accuracy(
         probe = dspy.settings.lm.copy()
         probe.callbacks.append(capture)
         with dspy.context(lm=probe):
-            judgment = judge_pair(PersonaJudge(task.persona), task.record, chosen_first=task.chosen_first)
+            judgment = judge_pair(PersonaAccuracyJudge(task.persona), task.record, chosen_first=task.chosen_first)
         if judgment.preferred not in ("First", "Second"):
             raise ValueError(f"the judge answered {judgment.preferred!r}, not First or Second")
         return judgment

@@ -15,6 +15,7 @@ import dspy
 
 from personae.data import PreferenceRecord
 from personae.signatures import (
+    JudgeForPersona,
     JudgeWithHistory,
     JudgeWithPersona,
     JudgeWithProfile,
@@ -22,7 +23,10 @@ from personae.signatures import (
     render_history,
 )
 
-__all__ = ["DefaultJudge", "Judge", "Judgment", "MemoryJudge", "PersonaJudge", "ProfileJudge", "judge_pair"]
+__all__ = [
+    "DefaultJudge", "Judge", "Judgment", "MemoryJudge", "PersonaAccuracyJudge", "PersonaJudge", "ProfileJudge",
+    "judge_pair",
+]
 
 
 class Judge(dspy.Module):
@@ -61,6 +65,14 @@ class PersonaJudge(Judge):
 
     def user_inputs(self) -> dict[str, str]:
         return {"persona": self.persona} if self.persona else {}
+
+
+class PersonaAccuracyJudge(PersonaJudge):
+    """The persona-accuracy judge: a :class:`PersonaJudge` that reads the persona after the
+    responses, so one record's chosen-side and rejected-side judgments in one order share
+    their prompt up to the persona (a server with a prompt cache reads it once)."""
+
+    signature = JudgeForPersona
 
 
 class ProfileJudge(Judge):

@@ -3,6 +3,7 @@
 from personae.signatures.demos import PERSONA_INFERENCE_DEMOS, PERSONA_SYNTHESIS_DEMOS
 from personae.signatures.judge import (
     Choice,
+    JudgeForPersona,
     JudgeWithHistory,
     JudgeWithPersona,
     JudgeWithProfile,
@@ -24,6 +25,7 @@ __all__ = [
     "Choice",
     "InferPersona",
     "JudgeWithHistory",
+    "JudgeForPersona",
     "JudgeWithPersona",
     "JudgeWithProfile",
     "PairwiseJudge",

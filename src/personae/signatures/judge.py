@@ -10,7 +10,9 @@ from typing import Literal
 
 import dspy
 
-__all__ = ["Choice", "JudgeWithHistory", "JudgeWithPersona", "JudgeWithProfile", "PairwiseJudge"]
+__all__ = [
+    "Choice", "JudgeForPersona", "JudgeWithHistory", "JudgeWithPersona", "JudgeWithProfile", "PairwiseJudge",
+]
 
 Choice = Literal["First", "Second"]
 
@@ -36,6 +38,20 @@ class JudgeWithPersona(dspy.Signature):
     context: str = dspy.InputField(desc="the user's request or conversation so far")
     first_response: str = dspy.InputField(desc="candidate response one")
     second_response: str = dspy.InputField(desc="candidate response two")
+    preferred: Choice = dspy.OutputField(desc=_ANSWER)
+
+
+class JudgeForPersona(dspy.Signature):
+    """Two assistant responses answer the same request, and a persona describes one user.
+    Decide which response this particular user would prefer, judging by the described tastes
+    rather than by what most people would like."""
+
+    # The persona comes last: the judgments of one record's two personas then share the
+    # prompt up to it, which a server's prompt cache computes once.
+    context: str = dspy.InputField(desc="the user's request or conversation so far")
+    first_response: str = dspy.InputField(desc="candidate response one")
+    second_response: str = dspy.InputField(desc="candidate response two")
+    persona: str = dspy.InputField(desc="a description of this user's preferences")
     preferred: Choice = dspy.OutputField(desc=_ANSWER)
 
 
