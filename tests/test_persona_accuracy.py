@@ -7,7 +7,7 @@ import pytest
 
 from helpers import record
 from openai_stub import output_fields, stub_server
-from personae.errors import DataError
+from personae.errors import ConfigError, DataError
 from personae.evaluation import (
     PERSONA_ACCURACY_VERSION,
     evaluate_persona_accuracy,
@@ -293,15 +293,49 @@ def test_datasets_folder_output_resumes_with_every_record_once(tmp_path) -> None
 
     with pytest.raises(KeyboardInterrupt):
         infer_personas(records, out, lm=ScriptedLM(interrupted))
-    assert not out.exists() and len(progress_path(out).read_text().splitlines()) == 3
+    assert not out.exists() and len(progress_path(out).read_text().splitlines()) == 1 + 3  # header, 3 records
     lm = ScriptedLM(lambda call: {"persona": "who likes " + (call.field("preferred_response") or "")})
     report = infer_personas(records, out, lm=lm)
     assert report.resumed == 3 and report.inferred == 3 and len(lm.calls) == 6
     rows = datasets.load_from_disk(str(out)).to_list()
     assert [r["record_id"] for r in rows] == [f"r{i}" for i in range(6)]  # every record exactly once, in order
-    assert rows[4]["rejected_persona"] == "who likes bad answer 4" and not progress_path(out).exists()
+    assert rows[4]["rejected_persona"] == "who likes bad answer 4"
     again = infer_personas(records, out, lm=lm)  # a finished folder is replaced atomically
-    assert again.records == 6 and datasets.load_from_disk(str(out)).num_rows == 6
+    assert again.records == 6 and again.resumed == 6 and datasets.load_from_disk(str(out)).num_rows == 6
+    assert len(lm.calls) == 6  # the ledger stays, so nothing was inferred again
+
+
+def test_a_later_run_over_more_records_builds_on_the_ledger(tmp_path) -> None:
+    out = tmp_path / "personas.jsonl"
+
+    def likes(call):
+        preferred = call.field("preferred_response") or ""
+        if preferred == "good answer 1" and call.config.temperature in (None, 0.0):  # fails until sampled afresh
+            raise ValueError("unparseable")
+        return {"persona": "who likes " + preferred}
+
+    lm = ScriptedLM(likes)
+    first = infer_personas([record(i) for i in range(3)], out, lm=lm, max_attempts=1)
+    assert (first.inferred, first.failed) == (2, 1) and len(lm.calls) == 2 + 1 + 2  # r1 fails on its first side
+    bigger = [record(i) for i in range(5)]
+    bigger[2] = record(2, chosen="a changed answer")  # same id, other text: inferred again
+    report = infer_personas(bigger, out, lm=lm, max_attempts=1)
+    assert (report.resumed, report.inferred, report.failed) == (1, 4, 0)
+    asked = [c.field("preferred_response") for c in lm.calls[5:]]
+    assert sorted(asked) == sorted(["good answer 1", "bad answer 1", "a changed answer", "bad answer 2",
+                                    "good answer 3", "bad answer 3", "good answer 4", "bad answer 4"])
+    retry = [c for c in lm.calls[5:] if c.field("preferred_response") == "good answer 1"]
+    assert retry[0].config.temperature == 1.0  # the failed record is sampled afresh, not replayed
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [r["record_id"] for r in rows] == [f"r{i}" for i in range(5)]
+    assert rows[1]["chosen_persona"] == "who likes good answer 1"
+    assert rows[2]["chosen_persona"] == "who likes a changed answer"
+
+    other = ScriptedLM(likes, model="scripted/other")
+    with pytest.raises(ConfigError, match="another model"):
+        infer_personas(bigger, out, lm=other)
+    fresh = infer_personas(bigger[:2], out, lm=other, fresh=True, max_attempts=2)
+    assert fresh.resumed == 0 and fresh.inferred == 2 and len(other.calls) == 5  # r1's first call fails once
 
 
 def test_optimizer_beats_the_default_and_round_trips(cli, tmp_path, capsys) -> None:

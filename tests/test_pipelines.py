@@ -36,19 +36,25 @@ def test_infer_personas_writes_every_record_with_both_personas(tmp_path) -> None
     assert rows[2]["chosen_persona"] == "who likes good answer 2"
     assert rows[2]["rejected_persona"] == "who likes bad answer 2"
     assert report.inferred == 5 and report.failed == 0 and report.cost.lm_calls == 10
-    assert not progress_path(out).exists()
+    ledger = [json.loads(line) for line in progress_path(out).read_text().splitlines()]
+    assert ledger[0]["model"] == "scripted/fake" and [r["record_id"] for r in ledger[1:]] == [f"r{i}" for i in range(5)]
 
 
 def test_infer_personas_resumes_without_redoing_finished_records(tmp_path) -> None:
     records = [record(i) for i in range(6)]
     out = tmp_path / "out.parquet"
     # a first run that stopped after three records (one of which had failed)
-    progress = progress_path(out)
-    lines = [{"record_id": f"r{i}", "chosen_persona": f"old {i}", "rejected_persona": f"old-r {i}", "error": None}
-             for i in range(2)]
-    lines.append({"record_id": "r2", "chosen_persona": None, "rejected_persona": None, "error": "Timeout"})
-    progress.write_text("".join(json.dumps(x) + "\n" for x in lines) + '{"record_id": "r3", "chos')
+    from personae.pipelines.infer import _ledger_state, _record_digest
+    from personae.programs import PersonaInference
+
     lm = _persona_lm()
+    progress = progress_path(out)
+    lines: list[dict] = [{"personae_ledger": 1, **_ledger_state(lm, PersonaInference())}]
+    lines += [{"record_id": f"r{i}", "digest": _record_digest(records[i]), "chosen_persona": f"old {i}",
+               "rejected_persona": f"old-r {i}", "error": None} for i in range(2)]
+    lines.append({"record_id": "r2", "digest": _record_digest(records[2]), "chosen_persona": None,
+                  "rejected_persona": None, "error": "Timeout", "attempts": 3})
+    progress.write_text("".join(json.dumps(x) + "\n" for x in lines) + '{"record_id": "r3", "chos')
     report = infer_personas(records, out, lm=lm)
     asked = {call.field("preferred_response") for call in lm.calls}
     assert asked == {f"{kind} answer {i}" for i in (2, 3, 4, 5) for kind in ("good", "bad")}

@@ -19,7 +19,10 @@ def register(sub: Any) -> None:
     add_data_options(parser)
     parser.add_argument("--out", required=True,
                         help="output: a .jsonl, .jsonl.gz, .json, .csv or .parquet file, or a name without "
-                             "suffix for a datasets folder (Dataset.save_to_disk)")
+                             "suffix for a datasets folder (Dataset.save_to_disk); per-record results are kept "
+                             "in OUT.progress.jsonl, which later runs (also over more records) build on")
+    parser.add_argument("--fresh", action="store_true",
+                        help="discard the results an earlier run left in OUT.progress.jsonl and infer every record")
     add_program_options(parser)
     add_model_options(parser)
     parser.set_defaults(run=run)
@@ -60,7 +63,8 @@ def run(args: argparse.Namespace) -> int:
     data = load_data(args)
     lm = build_lm(args)
     report = infer_personas(data.records, Path(args.out), lm=lm, program=program, concurrency=args.concurrency,
-                            max_attempts=args.max_attempts, on_progress=Progress("infer-personas"))
+                            max_attempts=args.max_attempts, on_progress=Progress("infer-personas"),
+                            fresh=args.fresh)
     print(f"wrote {report.records} records to {report.out} "
           f"({report.inferred} inferred now, {report.resumed} from an earlier run, {report.failed} failed)")
     for record_id, reason in report.failures[:5]:

@@ -1,10 +1,14 @@
 """Persona inference over a whole preference file, written as it goes and resumable.
 
-Finished records are appended to a progress file beside the output as they complete; a
-re-run reads it and skips them. When every record has been tried, the output is written
-in input order: each source row as it was read, plus ``chosen_persona`` and
+Every record's result is appended to a ledger beside the output (``OUT.progress.jsonl``) as
+it completes. A re-run, also one over more records (a larger ``--limit``, the whole file
+after a sample), reuses every record the ledger holds with the same text, and tries the
+failed ones again on fresh samples. The ledger starts with the model and the inference
+program it was made with; a run with another model or program stops instead of mixing
+results (``fresh=True`` starts a new ledger). When every record has been tried, the output
+is written in input order: each source row as it was read, plus ``chosen_persona`` and
 ``rejected_persona`` (and ``persona_error`` with the reason for a record whose calls kept
-failing, whose personas are then empty). The progress file is removed after that.
+failing, whose personas are then empty). The ledger stays, so the next run can build on it.
 
 ``out`` is a file (.jsonl, .jsonl.gz, .json, .csv, .parquet) or, when its name has no
 suffix, a ``datasets`` folder written with ``Dataset.save_to_disk`` (loadable with
@@ -16,6 +20,8 @@ suffix, a ``datasets`` folder written with ``Dataset.save_to_disk`` (loadable wi
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import os
 import shutil
@@ -61,8 +67,40 @@ def _flat_row(record: PreferenceRecord) -> dict[str, Any]:
 
 
 def progress_path(out: str | os.PathLike[str]) -> Path:
+    """The ledger of per-record results kept beside ``out``."""
     out = Path(out)
     return out.with_name(out.name + ".progress.jsonl")
+
+
+_LEDGER_KEY = "personae_ledger"
+
+
+def _record_digest(record: PreferenceRecord) -> str:
+    text = json.dumps([record.prompt, record.chosen, record.rejected], ensure_ascii=False)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+
+
+def _ledger_state(lm: dspy.BaseLM, program: PersonaInference) -> dict[str, str]:
+    """What a ledger's results depend on besides the record: the model and the program."""
+    program_state = json.dumps(program.dump_state(), sort_keys=True, default=str, ensure_ascii=False)
+    return {"model": str(getattr(lm, "model", type(lm).__name__)),
+            "program": hashlib.sha256(program_state.encode("utf-8")).hexdigest()[:16]}
+
+
+def _read_ledger(path: Path, state: dict[str, str], *, fresh: bool) -> list[dict[str, Any]]:
+    """The result rows of the ledger at ``path`` (a new ledger when absent or ``fresh``)."""
+    rows = [] if fresh else read_jsonl_rows(path)
+    if not rows:
+        path.unlink(missing_ok=True)
+        append_jsonl({_LEDGER_KEY: 1, **state}, path)
+        return []
+    header = rows[0] if _LEDGER_KEY in rows[0] else {}
+    changed = sorted(k for k in state if header.get(k) != state[k])
+    if changed:
+        raise ConfigError(f"{path} holds personas made with another {' and '.join(changed)} "
+                          f"({', '.join(f'{k}={header.get(k)!r}' for k in changed)}); "
+                          "use another output, or --fresh to start over")
+    return [row for row in rows[1:] if "record_id" in row]
 
 
 def _output_format(out: Path) -> str:
@@ -170,26 +208,37 @@ def infer_personas(
     concurrency: int = 1,
     max_attempts: int = 3,
     on_progress: Callable[[int, int], None] | None = None,
+    fresh: bool = False,
 ) -> InferReport:
     """Infer both personas for every record and write ``out``.
 
     ``out`` is a .jsonl, .jsonl.gz, .json, .csv or .parquet file, or a ``datasets`` folder when
     its name has no suffix. ``program`` is the inference program (default
     :class:`PersonaInference`; e.g. a compiled one, ``PersonaInference().load(path)``).
+    Results an earlier run left in the ledger are reused (see the module's notes); ``fresh``
+    discards them.
     """
     out = Path(out)
     fmt = _output_format(out)
     program = program or PersonaInference()
-    progress = progress_path(out)
-    done: dict[str, dict[str, Any]] = {}
-    if progress.exists():
-        for row in read_jsonl_rows(progress):
-            if row.get("error") is None:
-                done[row["record_id"]] = row
-        logger.info("resuming: %d of %d records already done (%s)", len(done), len(records), progress)
     ids = [r.record_id for r in records]
     if len(set(ids)) != len(ids):
         raise ValueError("record ids are not unique; cannot resume safely")
+    progress = progress_path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    digests = {r.record_id: _record_digest(r) for r in records}
+    done: dict[str, dict[str, Any]] = {}
+    tried: dict[str, int] = {}  # attempts earlier runs spent on records that still failed
+    for row in _read_ledger(progress, _ledger_state(lm, program), fresh=fresh):
+        rid = row["record_id"]
+        if digests.get(rid) != row.get("digest"):
+            continue  # not in this run, or the record's text changed
+        if row.get("error") is None:
+            done[rid] = row
+        else:
+            tried[rid] = max(tried.get(rid, 0), int(row.get("attempts") or 0))
+    if done:
+        logger.info("resuming: %d of %d records already done (%s)", len(done), len(records), progress)
     todo = [r for r in records if r.record_id not in done]
     meter = CostMeter()
     finished = len(records) - len(todo)
@@ -203,17 +252,17 @@ def infer_personas(
     def save(outcome: Outcome[dict[str, Any]]) -> None:
         nonlocal finished
         record = todo[outcome.index]
-        row = {"record_id": record.record_id, **(outcome.value or {}), "error": outcome.error,
-               "attempts": outcome.attempts}
+        row = {"record_id": record.record_id, "digest": digests[record.record_id], **(outcome.value or {}),
+               "error": outcome.error, "attempts": outcome.attempts}
         append_jsonl(row, progress)
         done[record.record_id] = row
         finished += 1
         if on_progress:
             on_progress(finished, len(records))
 
-    out.parent.mkdir(parents=True, exist_ok=True)
     with meter.track():
-        run_batch(infer, todo, lm=lm, concurrency=concurrency, max_attempts=max_attempts, on_result=save)
+        run_batch(infer, todo, lm=lm, concurrency=concurrency, max_attempts=max_attempts, on_result=save,
+                  earlier_attempts=[tried.get(r.record_id, 0) for r in todo])
 
     rows, failures = [], []
     for record in records:
@@ -229,6 +278,5 @@ def infer_personas(
         write_dataset_folder(rows, out)
     else:
         write_rows(rows, out)
-    progress.unlink(missing_ok=True)
     return InferReport(out, len(records), len(todo) - len(failures), len(records) - len(todo),
                        len(failures), meter.cost, failures)

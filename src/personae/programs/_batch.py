@@ -46,10 +46,15 @@ class Outcome(Generic[T]):
         return self.error is None
 
 
-def rollouts(lm: dspy.BaseLM, max_attempts: int, *, temperature: float = RETRY_TEMPERATURE) -> Iterator[dspy.BaseLM]:
-    """The LM for each attempt: ``lm`` itself, then fresh rollouts of a copy of it."""
+def rollouts(lm: dspy.BaseLM, max_attempts: int, *, temperature: float = RETRY_TEMPERATURE,
+             start: int = 0) -> Iterator[dspy.BaseLM]:
+    """The LM for each attempt: ``lm`` itself, then fresh rollouts of a copy of it.
+
+    ``start`` is the number of attempts an earlier run already made: those rollouts are
+    skipped, so a re-run samples afresh instead of replaying cached failures.
+    """
     base_temperature = lm.kwargs.get("temperature") or 0.0
-    for attempt in range(max_attempts):
+    for attempt in range(start, start + max_attempts):
         if attempt == 0:
             yield lm
         else:
@@ -85,18 +90,23 @@ def run_batch(
     concurrency: int = 1,
     max_attempts: int = 3,
     on_result: Callable[[Outcome[T]], None] | None = None,
+    earlier_attempts: Sequence[int] | None = None,
 ) -> list[Outcome[T]]:
     """Apply ``fn`` to every item under bounded concurrency; never raise for an LM failure.
 
     ``fn`` runs inside ``dspy.context(lm=<attempt LM>)`` with the caller's other DSPy
     settings (adapter, usage tracker) carried into the worker thread. ``on_result`` is
     called once per item as it finishes, from one thread at a time, so it may write results
-    to a file as they come. Outcomes come back in item order.
+    to a file as they come. Outcomes come back in item order. ``earlier_attempts`` gives, per
+    item, the attempts an earlier run spent on it without success; its attempts here go on
+    from there (fresh rollouts) and are counted on top of them.
     """
     if concurrency < 1:
         raise ConfigError("concurrency must be at least 1")
     if max_attempts < 1:
         raise ConfigError("max_attempts must be at least 1")
+    if earlier_attempts is not None and len(earlier_attempts) != len(items):
+        raise ConfigError("earlier_attempts needs one count per item")
     base = lm or dspy.settings.lm
     if base is None:
         raise ConfigError("no LM: pass lm= or run inside dspy.context(lm=...)")
@@ -109,8 +119,9 @@ def run_batch(
     def one(index: int, item: I) -> Outcome[T]:
         token = thread_local_overrides.set(parent.copy())
         try:
-            outcome: Outcome[T] = Outcome(index)
-            for attempt_lm in rollouts(base, max_attempts):
+            before = earlier_attempts[index] if earlier_attempts is not None else 0
+            outcome: Outcome[T] = Outcome(index, attempts=before)
+            for attempt_lm in rollouts(base, max_attempts, start=before):
                 outcome.attempts += 1
                 try:
                     with dspy.context(lm=attempt_lm, adapter=adapter):
