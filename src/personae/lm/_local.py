@@ -69,6 +69,7 @@ class LlamaCppEngine:
         n_ctx: int = 8192,
         n_threads: int | None = None,
         max_string_chars: int = 600,
+        cache_ram_mib: int = 256,
         repeat_penalty: float | None = None,
         sampling: dict[str, Any] | None = None,
         port: int = 0,
@@ -77,6 +78,10 @@ class LlamaCppEngine:
         self.n_ctx = n_ctx
         self.n_threads = n_threads or max(1, min(os.cpu_count() or 1, 8))
         self.max_string_chars = max_string_chars
+        # llama.cpp keeps earlier prompts' KV states in host memory, 8 GiB by default; a long
+        # run then grows by megabytes per call. The slot's own cache (what one record's
+        # consecutive calls share) is not affected by this bound.
+        self.cache_ram_mib = cache_ram_mib
         self.repeat_penalty = repeat_penalty
         self.sampling = dict(DEFAULT_SAMPLING if sampling is None else sampling)
         self.port = port
@@ -93,6 +98,7 @@ class LlamaCppEngine:
             params.model.path = str(path)
             params.n_ctx = self.n_ctx
             params.n_parallel = 1
+            params.cache_ram_mib = self.cache_ram_mib
             params.cpuparams.n_threads = self.n_threads
             params.cpuparams_batch.n_threads = self.n_threads
             params.verbosity = -1
