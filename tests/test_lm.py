@@ -130,6 +130,17 @@ def test_local_engine_turns_the_output_schema_into_a_capped_grammar() -> None:
     assert "maxLength" not in schema["properties"]["reasoning"]  # the request's schema is not mutated
 
 
+def test_local_engine_bounds_llama_cpps_host_prompt_cache(monkeypatch) -> None:
+    import xllamacpp
+
+    started = []
+    monkeypatch.setattr(xllamacpp, "Server", lambda params: started.append(params) or object())
+    LlamaCppEngine("/unused.gguf")._ensure_server()
+    LlamaCppEngine("/unused.gguf", cache_ram_mib=64)._ensure_server()
+    assert [p.cache_ram_mib for p in started] == [256, 64]  # llama.cpp's own default is 8192
+    assert xllamacpp.CommonParams().cache_ram_mib > 256
+
+
 def test_cost_meters_nest() -> None:
     lm = ScriptedLM(lambda call: {"persona": "x"})
     sig = dspy.Signature("context -> persona")
