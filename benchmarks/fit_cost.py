@@ -21,6 +21,10 @@ user's unseen test pairs in both orders and compares the presets on equal terms.
 ``--out/results.jsonl`` as they come and a re-run skips (preset, user) pairs already done.
 
     python benchmarks/fit_cost.py --users 3
+    python benchmarks/fit_cost.py --presets default:candidates=4,paper:prune=false
+
+A preset may carry settings of :class:`personae.optimizers.Preset` after colons; every preset
+is compared with the last one listed.
 
 PRISM responses run to thousands of characters, and on two CPU cores the embedded model reads
 about 180 tokens a second; ``--clip-chars`` (600 by default, 0 for none) shortens every
@@ -68,6 +72,21 @@ def _test_accuracy(judge, user, lm) -> dict:  # type: ignore[no-untyped-def]
     return {"test_correct": correct, "test_judgments": judgments}
 
 
+def _fitter(spec: str):  # type: ignore[no-untyped-def]
+    """``name`` or ``name:field=value:...`` (values read as JSON, else as text)."""
+    from personae.optimizers import SynthesizeMe
+
+    name, *settings = spec.split(":")
+    overrides = {}
+    for setting in settings:
+        key, _, value = setting.partition("=")
+        try:
+            overrides[key] = json.loads(value)
+        except json.JSONDecodeError:
+            overrides[key] = value
+    return SynthesizeMe(name, num_threads=1, **overrides)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", default=str(ROOT.parent / "shared" / "data" / "prism" / "pairs.jsonl"))
@@ -78,7 +97,8 @@ def main(argv: list[str] | None = None) -> int:
                              "history, 72 pairs, takes most of an hour on two cores)")
     parser.add_argument("--pick", choices=("longest", "first"), default="longest",
                         help="the users with the most pairs (default) or the first ones in the file")
-    parser.add_argument("--presets", default="default,paper")
+    parser.add_argument("--presets", default="default,paper",
+                        help="comma-separated presets; a preset may carry settings, e.g. default:candidates=4")
     parser.add_argument("--max-tokens", type=int, default=256)
     parser.add_argument("--max-field-chars", type=int, default=600,
                         help="maxLength of free-text fields in the response schema, as the embedded engine's "
@@ -92,8 +112,6 @@ def main(argv: list[str] | None = None) -> int:
 
     from personae.data import append_jsonl, load_preferences, read_jsonl_rows, select_users
     from personae.lm import LlamaCppEngine, get_lm
-    from personae.optimizers import SynthesizeMe
-
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     results_path = out / "results.jsonl"
@@ -120,7 +138,7 @@ def main(argv: list[str] | None = None) -> int:
         for user in users:
             if (preset, user.user_id) in done:
                 continue
-            judge = SynthesizeMe(preset, num_threads=1).fit(user, lm=lm)
+            judge = _fitter(preset).fit(user, lm=lm)
             judge.save(out / "judges" / preset / f"{user.user_id}.json")
             row = {"preset": preset, "user_id": user.user_id, "pairs": len(user.records),
                    "val_accuracy": judge.val_accuracy, "candidates": judge.candidates_tried, **judge.cost}
@@ -148,16 +166,19 @@ def main(argv: list[str] | None = None) -> int:
         test = f"{s['test']:.1%} of {n_test}" if n_test else "-"
         print(f"{preset:<8} {len(rows):>5} {s['lm_calls']:>10.1f} {s['prompt_tokens']:>15,.0f} "
               f"{s['completion_tokens']:>14,.0f} {s['seconds']:>8.1f} {s['val']:>8.1%} {test:>22}")
-    pairs = [(u, done.get(("default", u.user_id)), done.get(("paper", u.user_id))) for u in users]
-    for u, d, p in pairs:
-        if d and p and p["lm_calls"] and p["seconds"]:
-            print(f"  {u.user_id} ({len(u.records)} pairs): default/paper {d['lm_calls'] / p['lm_calls']:.2f} "
-                  f"of the calls, {d['seconds'] / p['seconds']:.2f} of the time")
-    if "default" in summary and "paper" in summary:
-        d, p = summary["default"], summary["paper"]
-        print(f"default/paper: {d['lm_calls'] / p['lm_calls']:.2f} of the calls, "
-              f"{d['seconds'] / p['seconds']:.2f} of the time, validation accuracy "
-              f"{d['val']:.1%} vs {p['val']:.1%}")
+    specs = args.presets.split(",")
+    base = specs[-1]  # every other preset is compared with the last one (the paper preset by default)
+    for spec in specs[:-1]:
+        for u in users:
+            d, p = done.get((spec, u.user_id)), done.get((base, u.user_id))
+            if d and p and p["lm_calls"] and p["seconds"]:
+                print(f"  {u.user_id} ({len(u.records)} pairs): {spec}/{base} {d['lm_calls'] / p['lm_calls']:.2f} "
+                      f"of the calls, {d['seconds'] / p['seconds']:.2f} of the time")
+        if spec in summary and base in summary:
+            d, p = summary[spec], summary[base]
+            print(f"{spec}/{base}: {d['lm_calls'] / p['lm_calls']:.2f} of the calls, "
+                  f"{d['seconds'] / p['seconds']:.2f} of the time, validation accuracy "
+                  f"{d['val']:.1%} vs {p['val']:.1%}")
     json.dump(summary, open(out / "summary.json", "w"), indent=2)
     return 0
 

@@ -63,6 +63,33 @@ def test_search_stops_at_target_and_reuses_predictions() -> None:
     assert again.reused_predictions == 4 and again.cost.lm_calls == 0
 
 
+def test_pruning_stops_hopeless_candidates_and_keeps_the_exhaustive_choice() -> None:
+    def script(call):  # right only when demo "why 2" is shown, otherwise always "Second"
+        if "why 2" in call.text:
+            return {"reasoning": "r", "preferred": "First" if len(call.field("first_response")) <= len(
+                call.field("second_response")) else "Second"}
+        return {"reasoning": "r", "preferred": "Second"}
+
+    valset = [record(i, chosen="ok", rejected="a long answer") for i in range(8)]
+    results, calls = {}, {}
+    for prune in (False, True):
+        lm = ScriptedLM(script)
+        with dspy.context(lm=lm):
+            results[prune] = DemoSearch(num_candidates=8, max_demos=3, num_threads=1, prune=prune, seed=3).search(
+                DefaultJudge(), valset, pool=_pool(5))
+        calls[prune] = len(lm.calls)
+    full, pruned = results[False], results[True]
+    assert pruned.demos == full.demos and pruned.score == full.score == 1.0
+    assert any(d["reasoning"] == "why 2" for d in pruned.demos)
+    assert full.pruned == 0 and calls[False] == 8 * len(valset)
+    assert pruned.pruned > 0 and calls[True] < calls[False]
+    assert pruned.candidates_tried == full.candidates_tried == 8
+    for row, exhaustive in zip(pruned.scores, full.scores, strict=True):
+        if "pruned" in row:  # dropped early, and rightly: its full score could not have won
+            assert row["score"] is None and row["pruned"]["asked"] < len(valset)
+            assert exhaustive["score"] <= row["pruned"]["upper_bound"] <= full.score
+
+
 def test_search_respects_the_call_budget_and_runs_threads() -> None:
     lm = ScriptedLM(lambda call: {"reasoning": "r", "preferred": "Second"})
     valset = [record(i) for i in range(6)]
@@ -132,11 +159,21 @@ def test_saved_judge_gives_the_same_predictions_on_cached_calls(tmp_path) -> Non
     assert len(lm.calls) == calls  # the reloaded judge built the same prompts: all cache hits
 
 
+def _shorter_wins_mostly(call):
+    """Like :func:`_shorter_wins`, but wrong on every third question, as a real judge would be."""
+    answer = _shorter_wins(call)
+    question = call.field("context") or ""
+    if "preferred" in answer and question.split()[-1:] and int(question.split()[-1]) % 3 == 0:
+        answer["preferred"] = "Second" if answer["preferred"] == "First" else "First"
+    return answer
+
+
 def test_paper_preset_costs_more_than_default() -> None:
-    lm_default, lm_paper = ScriptedLM(_shorter_wins), ScriptedLM(_shorter_wins)
-    SynthesizeMe("default").fit(_user(12), lm=lm_default)
-    SynthesizeMe("paper").fit(_user(12), lm=lm_paper)
+    lm_default, lm_paper = ScriptedLM(_shorter_wins_mostly), ScriptedLM(_shorter_wins_mostly)
+    default = SynthesizeMe("default").fit(_user(20), lm=lm_default)
+    paper = SynthesizeMe("paper").fit(_user(20), lm=lm_paper)
     assert len(lm_paper.calls) > 2 * len(lm_default.calls)
+    assert paper.candidates_tried > default.candidates_tried
 
 
 def test_bad_artifacts_and_presets_are_reported(tmp_path) -> None:

@@ -11,6 +11,11 @@ set. Unlike a plain random search it
 - stops early: once a candidate reaches ``target``, no further candidate starts and the
   running ones stop at their next call;
 - honours a budget of LM calls (``max_lm_calls``);
+- drops a candidate as soon as it can no longer win (``prune``): once its correct answers
+  plus the validation pairs it has left cannot beat the best finished score (ties go to
+  fewer demos, then to the earlier candidate), the rest of its pairs are not asked. The
+  chosen demo set and its score are the ones an exhaustive search returns; only the table
+  of scores loses the pruned candidates' final scores (it keeps how far they got);
 - never asks the LM twice for the same (instructions, demos, pair, order): predictions are
   kept in a :class:`PredictionMemo` that several searches may share.
 
@@ -82,6 +87,7 @@ class SearchResult:
     scores: list[dict[str, Any]] = field(default_factory=list)
     candidates_tried: int = 0
     stopped: str = "exhausted"          # "exhausted" | "target" | "budget"
+    pruned: int = 0                     # candidates dropped once they could no longer win
     reused_predictions: int = 0
     cost: Cost = field(default_factory=Cost)
 
@@ -105,6 +111,7 @@ class DemoSearch(Teleprompter):
         max_attempts: int = 2,
         seed: int = 0,
         memo: PredictionMemo | None = None,
+        prune: bool = True,
     ) -> None:
         super().__init__()
         if num_candidates < 1 or max_demos < 0 or num_threads < 1 or max_attempts < 1:
@@ -118,6 +125,7 @@ class DemoSearch(Teleprompter):
         self.max_attempts = max_attempts
         self.seed = seed
         self.memo = memo
+        self.prune = prune
 
     # -- candidates -----------------------------------------------------------------
     def candidates(self, pool: Sequence[dict[str, str]], labeled: Sequence[dict[str, str]]) -> list[Candidate]:
@@ -177,7 +185,14 @@ class DemoSearch(Teleprompter):
         stop = threading.Event()
         reason = {"value": "exhausted"}
         scores: dict[int, float] = {}
+        pruned: dict[int, dict[str, Any]] = {}
         lock = threading.Lock()
+        n = len(valset)
+        # The best finished candidate as its ranking key: score, then fewer demos, then earlier.
+        best_key: list[tuple[float, int, int]] = []
+
+        def rank(candidate: Candidate, correct: int) -> tuple[float, int, int]:
+            return (correct / n if n else 0.0, -len(candidate.demos), -candidate.index)
 
         def over_budget() -> bool:
             return self.max_lm_calls is not None and meter.cost.lm_calls >= self.max_lm_calls
@@ -188,7 +203,12 @@ class DemoSearch(Teleprompter):
             judge = student.deepcopy()
             judge.predict.predict.demos = [dspy.Example(**d) for d in candidate.demos]
             correct = 0
-            for record in valset:
+            for asked, record in enumerate(valset):
+                if self.prune:
+                    with lock:  # the best it can still reach: every pair left answered right
+                        if best_key and rank(candidate, correct + n - asked) < best_key[0]:
+                            pruned[candidate.index] = {"asked": asked, "upper_bound": (correct + n - asked) / n}
+                            return
                 if stop.is_set():
                     return  # abandoned: another candidate reached the target, or the budget ran out
                 if over_budget():
@@ -201,6 +221,9 @@ class DemoSearch(Teleprompter):
             score = correct / len(valset) if valset else 0.0
             with lock:
                 scores[candidate.index] = score
+                key = rank(candidate, correct)
+                if not best_key or key > best_key[0]:
+                    best_key[:] = [key]
                 if self.target is not None and score >= self.target and not stop.is_set():
                     reason["value"] = "target"
                     stop.set()
@@ -219,16 +242,17 @@ class DemoSearch(Teleprompter):
         else:  # best score; ties go to fewer demos, then to the earlier candidate
             best = max((c for c in candidates if c.index in scores),
                        key=lambda c: (scores[c.index], -len(c.demos), -c.index))
-        table = [{"candidate": c.index, "label": c.label, "demos": len(c.demos), "score": scores.get(c.index)}
-                 for c in candidates]
-        logger.info("demo search: %d/%d candidates scored, stopped: %s, best %s", len(scores), len(candidates),
-                    reason["value"], None if best is None else scores[best.index])
+        table = [{"candidate": c.index, "label": c.label, "demos": len(c.demos), "score": scores.get(c.index),
+                  **({"pruned": pruned[c.index]} if c.index in pruned else {})} for c in candidates]
+        logger.info("demo search: %d/%d candidates scored, %d pruned, stopped: %s, best %s", len(scores),
+                    len(candidates), len(pruned), reason["value"], None if best is None else scores[best.index])
         return SearchResult(
             demos=[dict(d) for d in best.demos] if best else [],
             score=scores[best.index] if best else None,
             scores=table,
-            candidates_tried=len(scores),
+            candidates_tried=len(scores) + len(pruned),
             stopped=reason["value"],
+            pruned=len(pruned),
             reused_predictions=memo.hits - hits_before,
             cost=meter.cost,
         )

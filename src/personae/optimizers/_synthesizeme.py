@@ -15,7 +15,9 @@ at most the first six train pairs with one attempt each, and scores two demo set
 verified traces, and none) with early stopping at 80% and shared predictions. Validation
 sides hold a handful of pairs, so further random candidates mostly fit noise; its cost is
 bounded by six verifications, one synthesis and two passes over validation, while the paper
-preset's grows with every train pair and 13 passes over validation.
+preset's grows with every train pair and 13 passes over validation. Both presets prune: a
+demo set stops being scored once it can no longer beat the best one, which changes the cost,
+never the choice (``prune=False`` scores every set on every pair).
 """
 
 from __future__ import annotations
@@ -54,6 +56,7 @@ class Preset:
     candidates: int = 2                      # step 5
     max_demos: int | None = 3
     target: float | None = 0.8
+    prune: bool = True                       # stop scoring a demo set once it cannot win
 
 
 PRESETS: dict[str, Preset] = {
@@ -120,7 +123,8 @@ class SynthesizeMe:
             if p.first_candidates:
                 first = DemoSearch(num_candidates=p.first_candidates, max_demos=p.first_max_demos or len(pool),
                                    max_labeled=p.first_labeled, target=p.first_target, seed=self.seed,
-                                   num_threads=self.num_threads, memo=memo, max_lm_calls=self._budget_left(meter))
+                                   num_threads=self.num_threads, memo=memo, max_lm_calls=self._budget_left(meter),
+                                   prune=p.prune)
                 first_result = first.search(DefaultJudge(), val, pool=pool, labeled=[_labeled(r) for r in train])
                 tried += first_result.candidates_tried
             synthesis = self.synthesis or PersonaSynthesis()
@@ -133,7 +137,7 @@ class SynthesizeMe:
             student = PersonalizedJudge(str(uid), persona, instructions=instructions).program()
             search = DemoSearch(num_candidates=p.candidates, max_demos=p.max_demos or len(pool), target=p.target,
                                 seed=self.seed, num_threads=self.num_threads, memo=memo,
-                                max_lm_calls=self._budget_left(meter))
+                                max_lm_calls=self._budget_left(meter), prune=p.prune)
             result = search.search(student, val, pool=pool)
             tried += result.candidates_tried
         cost = meter.cost
