@@ -174,6 +174,11 @@ def test_paper_preset_costs_more_than_default() -> None:
     paper = SynthesizeMe("paper").fit(_user(20), lm=lm_paper)
     assert len(lm_paper.calls) > 2 * len(lm_default.calls)
     assert paper.candidates_tried > default.candidates_tried
+    lm_full = ScriptedLM(_shorter_wins_mostly)
+    full = SynthesizeMe("paper", prune=False).fit(_user(20), lm=lm_full)
+    assert paper.cost["pruned_candidates"] > 0 and full.cost["pruned_candidates"] == 0
+    assert len(lm_full.calls) > len(lm_paper.calls)
+    assert (full.demos, full.val_accuracy, full.persona) == (paper.demos, paper.val_accuracy, paper.persona)
 
 
 def test_bad_artifacts_and_presets_are_reported(tmp_path) -> None:

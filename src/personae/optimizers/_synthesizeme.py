@@ -111,7 +111,7 @@ class SynthesizeMe:
             raise ConfigError(f"user {uid!r}: {len(records)} pairs are too few for a train and a validation side")
         meter = CostMeter()
         memo = PredictionMemo()
-        tried = 0
+        tried = pruned = 0
         with meter.track(), dspy.context(lm=lm, adapter=dspy.settings.adapter or default_adapter()):
             verifier = VerifiedReasoning(max_attempts=p.verify_attempts, seed=self.seed)
             traces: list[Trace] = []
@@ -127,6 +127,7 @@ class SynthesizeMe:
                                    prune=p.prune)
                 first_result = first.search(DefaultJudge(), val, pool=pool, labeled=[_labeled(r) for r in train])
                 tried += first_result.candidates_tried
+                pruned += first_result.pruned
             synthesis = self.synthesis or PersonaSynthesis()
             synthesized = synthesis(traces) if traces else None
             persona = str(synthesized.persona) if synthesized is not None else ""
@@ -140,6 +141,7 @@ class SynthesizeMe:
                                 max_lm_calls=self._budget_left(meter), prune=p.prune)
             result = search.search(student, val, pool=pool)
             tried += result.candidates_tried
+            pruned += result.pruned
         cost = meter.cost
         logger.info("fitted %s: %d/%d verified, val %.2f, %s", uid, len(traces), len(train),
                     result.score or 0.0, cost.summary())
@@ -148,6 +150,7 @@ class SynthesizeMe:
             val_accuracy=result.score, n_train=len(train), n_val=len(val), seed=self.seed,
             model=str(getattr(lm, "model", "")), preset=p.name, candidates_tried=tried,
             cost={**cost.to_dict(), "verified_traces": len(traces), "reused_predictions": memo.hits,
+                  "pruned_candidates": pruned,
                   **({"persona_error": persona_error} if persona_error else {})},
         )
 
