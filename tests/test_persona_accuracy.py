@@ -334,6 +334,15 @@ def test_a_later_run_over_more_records_builds_on_the_ledger(tmp_path) -> None:
     other = ScriptedLM(likes, model="scripted/other")
     with pytest.raises(ConfigError, match="another model"):
         infer_personas(bigger, out, lm=other)
+    longer = ScriptedLM(likes, max_tokens=64)
+    with pytest.raises(ConfigError, match=r"another sampling .*max_tokens"):
+        infer_personas(bigger, out, lm=longer)
+    ledger = progress_path(out).read_text().splitlines()  # as an earlier version wrote it: no sampling
+    header = json.loads(ledger[0])
+    del header["sampling"]
+    progress_path(out).write_text("\n".join([json.dumps(header), *ledger[1:]]) + "\n")
+    calls = len(longer.calls)
+    assert infer_personas(bigger, out, lm=longer).resumed == 5 and len(longer.calls) == calls
     fresh = infer_personas(bigger[:2], out, lm=other, fresh=True, max_attempts=2)
     assert fresh.resumed == 0 and fresh.inferred == 2 and len(other.calls) == 5  # r1's first call fails once
 

@@ -3,8 +3,8 @@
 Every record's result is appended to a ledger beside the output (``OUT.progress.jsonl``) as
 it completes. A re-run, also one over more records (a larger ``--limit``, the whole file
 after a sample), reuses every record the ledger holds with the same text, and tries the
-failed ones again on fresh samples. The ledger starts with the model and the inference
-program it was made with; a run with another model or program stops instead of mixing
+failed ones again on fresh samples. The ledger starts with the model, its sampling settings and
+the inference program it was made with; a run with another of them stops instead of mixing
 results (``fresh=True`` starts a new ledger). When every record has been tried, the output
 is written in input order: each source row as it was read, plus ``chosen_persona`` and
 ``rejected_persona`` (and ``persona_error`` with the reason for a record whose calls kept
@@ -80,10 +80,16 @@ def _record_digest(record: PreferenceRecord) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
 
 
+_SAMPLING_KEYS = ("temperature", "max_tokens", "max_completion_tokens", "top_p", "top_k", "seed", "stop")
+
+
 def _ledger_state(lm: dspy.BaseLM, program: PersonaInference) -> dict[str, str]:
-    """What a ledger's results depend on besides the record: the model and the program."""
+    """What a ledger's results depend on besides the record: model, sampling and program."""
     program_state = json.dumps(program.dump_state(), sort_keys=True, default=str, ensure_ascii=False)
+    kwargs = getattr(lm, "kwargs", None) or {}
+    sampling = {k: kwargs[k] for k in _SAMPLING_KEYS if kwargs.get(k) is not None}
     return {"model": str(getattr(lm, "model", type(lm).__name__)),
+            "sampling": json.dumps(sampling, sort_keys=True, default=str),
             "program": hashlib.sha256(program_state.encode("utf-8")).hexdigest()[:16]}
 
 
@@ -95,10 +101,14 @@ def _read_ledger(path: Path, state: dict[str, str], *, fresh: bool) -> list[dict
         append_jsonl({_LEDGER_KEY: 1, **state}, path)
         return []
     header = rows[0] if _LEDGER_KEY in rows[0] else {}
-    changed = sorted(k for k in state if header.get(k) != state[k])
+    unrecorded = sorted(k for k in state if header and k not in header)
+    if unrecorded:  # a ledger from an earlier version: its results are kept, unchecked on these
+        logger.warning("%s does not record the %s of its results; reusing them as they are",
+                       path, " and ".join(unrecorded))
+    changed = sorted(k for k in state if k not in unrecorded and header.get(k) != state[k])
     if changed:
         raise ConfigError(f"{path} holds personas made with another {' and '.join(changed)} "
-                          f"({', '.join(f'{k}={header.get(k)!r}' for k in changed)}); "
+                          f"({'; '.join(f'{k} {header.get(k)!r} there, {state[k]!r} now' for k in changed)}); "
                           "use another output, or --fresh to start over")
     return [row for row in rows[1:] if "record_id" in row]
 
