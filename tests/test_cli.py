@@ -108,6 +108,30 @@ def test_fit_writes_one_judge_per_user_and_resumes(tmp_path, capsys) -> None:
     assert "2 fitted, 0 already done" in printed and "0 fitted, 2 already done" in printed
 
 
+def test_fit_resumes_only_judges_fitted_alike_and_takes_preset_settings(tmp_path, capsys) -> None:
+    from personae.optimizers import PersonalizedJudge, judge_path
+    from personae.pipelines import demo_data_path
+
+    out = tmp_path / "judges"
+    fit = ["fit", str(demo_data_path()), "--out", str(out), "--users", "2"]
+    with stub_server(_answer) as stub:
+        assert main([*fit, *_remote(stub)]) == 0
+        calls = len(stub.requests)
+        capsys.readouterr()
+        assert main([*fit, "--set", "candidates=3", *_remote(stub)]) == 2
+        err = capsys.readouterr().err
+        assert "other settings" in err and "candidates 2 there, 3 now" in err and "--fresh" in err
+        assert len(stub.requests) == calls  # stopped before any call
+        assert main([*fit, "--set", "candidates=3", "--fresh", *_remote(stub)]) == 0
+        assert len(stub.requests) > calls
+        assert main([*fit, "--set", "candidates=3", *_remote(stub)]) == 0  # alike now: nothing to fit
+        assert "0 fitted, 2 already done" in capsys.readouterr().out
+        assert main([*fit, "--set", "candidate=3", *_remote(stub)]) == 2
+        assert "unknown preset setting candidate" in capsys.readouterr().err
+    judge = PersonalizedJudge.load(judge_path(out, "ana"))
+    assert judge.settings["candidates"] == 3 and judge.settings["max_demos"] == 3 and judge.settings["seed"] == 0
+
+
 def test_fit_uses_a_saved_persona_program(tmp_path) -> None:
     from personae.pipelines import demo_data_path
     from personae.programs import PersonaSynthesis

@@ -215,6 +215,13 @@ def test_fit_users_resumes_and_survives_a_failing_user(tmp_path) -> None:
     assert PersonalizedJudge.load(judge_path(tmp_path, "user-a")).persona == "already fitted"
     assert judge_path(tmp_path, "user-c").exists() and not judge_path(tmp_path, "user-b").exists()
 
+    other = ScriptedLM(_shorter_wins, model="scripted/other")
+    with pytest.raises(ConfigError, match="user-c: model 'scripted/fake' there, 'scripted/other' now"):
+        fit_users(users[2:], tmp_path, lm=other)
+    assert not other.calls
+    again = fit_users(users[2:], tmp_path, lm=other, fresh=True)
+    assert [j.model for j in again.fitted] == ["scripted/other"] and other.calls
+
 
 def test_select_users_and_judge_paths(tmp_path) -> None:
     users = [_user(3, "a"), _user(9, "b"), _user(5, "c"), _user(9, "d")]

@@ -21,6 +21,12 @@ def register(sub: Any) -> None:
     parser.add_argument("--out", required=True, help="folder for the fitted judges")
     parser.add_argument("--preset", default="default", choices=["default", "paper"],
                         help="default (cheap) or paper (the reference settings)")
+    parser.add_argument("--set", dest="settings", action="append", default=[], metavar="KEY=VALUE",
+                        help="change one setting of the preset, e.g. --set candidates=4 --set target=null "
+                             "(repeatable; values are read as JSON)")
+    parser.add_argument("--fresh", action="store_true",
+                        help="fit every user again, replacing judges already in --out (by default they are "
+                             "kept, and judges fitted with other settings stop the run)")
     parser.add_argument("--users", type=int, default=None, help="only the N users with the most pairs")
     parser.add_argument("--min-pairs", type=int, default=4, help="skip users with fewer pairs (default 4)")
     parser.add_argument("--user-concurrency", type=int, default=1, help="users fitted at once (default 1)")
@@ -30,6 +36,24 @@ def register(sub: Any) -> None:
                         help="a persona-synthesis program saved by optimize-persona-prompt (default: the shipped one)")
     add_model_options(parser)
     parser.set_defaults(run=run)
+
+
+def _settings(items: list[str]) -> dict[str, Any]:
+    """``KEY=VALUE`` pairs as preset overrides; a value that is not JSON is taken as text."""
+    import json
+
+    from personae.errors import ConfigError
+
+    settings: dict[str, Any] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"--set {item!r}: expected KEY=VALUE, e.g. --set candidates=4")
+        try:
+            settings[key.strip()] = json.loads(value)
+        except json.JSONDecodeError:
+            settings[key.strip()] = value
+    return settings
 
 
 def run(args: argparse.Namespace) -> int:
@@ -46,10 +70,10 @@ def run(args: argparse.Namespace) -> int:
         synthesis = PersonaSynthesis()
         synthesis.load(args.persona_program)
     fitter = SynthesizeMe(args.preset, seed=args.seed, num_threads=args.concurrency,
-                          max_lm_calls=args.max_lm_calls, synthesis=synthesis)
+                          max_lm_calls=args.max_lm_calls, synthesis=synthesis, **_settings(args.settings))
     from personae.optimizers import judge_path
 
-    already = sum(judge_path(args.out, u.user_id).exists() for u in users)
+    already = 0 if args.fresh else sum(judge_path(args.out, u.user_id).exists() for u in users)
     print(f"{len(users)} users; {already} already fitted in {args.out}, {len(users) - already} to fit",
           file=sys.stderr, flush=True)
     done = {"n": already}
@@ -64,7 +88,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"[{done['n']}/{len(users)}] {user_id}: {status}{detail}", file=sys.stderr, flush=True)
 
     report = fit_users(users, args.out, lm=lm, fitter=fitter, user_concurrency=args.user_concurrency,
-                       on_done=show)
+                       on_done=show, fresh=args.fresh)
     print(f"{len(report.fitted)} fitted, {len(report.skipped)} already done, {len(report.failed)} failed "
           f"-> {args.out}")
     for user_id, reason in report.failed:

@@ -60,6 +60,7 @@ class PersonalizedJudge:
     seed: int = 0
     model: str = ""
     preset: str = "default"
+    settings: dict[str, Any] = field(default_factory=dict)  # SynthesizeMe.settings() of the fit
     candidates_tried: int = 0
     cost: dict[str, Any] = field(default_factory=dict)
     created: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds"))

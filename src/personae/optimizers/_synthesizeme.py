@@ -22,9 +22,12 @@ never the choice (``prune=False`` scores every set on every pair).
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, fields, replace
+from typing import Any
 
 import dspy
 
@@ -92,11 +95,24 @@ class SynthesizeMe:
             if preset not in PRESETS:
                 raise ConfigError(f"unknown preset {preset!r}; choose from {', '.join(PRESETS)}")
             preset = PRESETS[preset]
+        unknown = sorted(set(overrides) - {f.name for f in fields(Preset)} - {"name"})
+        if unknown or "name" in overrides:
+            allowed = ", ".join(f.name for f in fields(Preset) if f.name != "name")
+            raise ConfigError(f"unknown preset setting {', '.join(unknown or ['name'])}; settings are {allowed}")
         self.preset = replace(preset, **overrides) if overrides else preset  # type: ignore[arg-type]
         self.seed = seed
         self.num_threads = num_threads
         self.max_lm_calls = max_lm_calls
         self.synthesis = synthesis
+
+    def settings(self) -> dict[str, Any]:
+        """What a fitted judge depends on besides the user's pairs and the LM, as JSON values:
+        the preset's settings, the seed and a digest of the persona-synthesis program."""
+        program = self.synthesis or PersonaSynthesis()
+        state = json.dumps(program.dump_state(), sort_keys=True, default=str, ensure_ascii=False)
+        values = {**asdict(self.preset), "seed": self.seed,
+                  "persona_program": hashlib.sha256(state.encode("utf-8")).hexdigest()[:16]}
+        return dict(json.loads(json.dumps(values)))
 
     def fit(self, user: UserHistory | Sequence[PreferenceRecord], *, lm: dspy.BaseLM,
             user_id: str | None = None) -> PersonalizedJudge:
@@ -148,7 +164,7 @@ class SynthesizeMe:
         return PersonalizedJudge(
             user_id=str(uid), persona=persona, demos=result.demos, instructions=instructions,
             val_accuracy=result.score, n_train=len(train), n_val=len(val), seed=self.seed,
-            model=str(getattr(lm, "model", "")), preset=p.name, candidates_tried=tried,
+            model=str(getattr(lm, "model", "")), preset=p.name, settings=self.settings(), candidates_tried=tried,
             cost={**cost.to_dict(), "verified_traces": len(traces), "reused_predictions": memo.hits,
                   "pruned_candidates": pruned,
                   **({"persona_error": persona_error} if persona_error else {})},

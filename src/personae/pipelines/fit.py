@@ -2,7 +2,10 @@
 
 Each user's judge is written atomically to ``judge_path(out, user_id)`` as soon as it is
 fitted, so an interrupted run loses at most the users in flight; a re-run skips every user
-whose judge file exists. A user whose fit fails (every LM call failing, too few pairs) does
+whose judge file exists, once it has checked that those judges were fitted with the same
+model, preset settings, seed and persona-synthesis program (any difference stops the run
+with the users and settings named, before any call; ``fresh=True`` fits every user again).
+A user whose fit fails (every LM call failing, too few pairs) does
 not stop the others: the failure is appended to ``out/failures.jsonl`` with its reason and
 the user is tried again on the next run.
 """
@@ -17,10 +20,12 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
 import dspy
 
 from personae.data import UserHistory, append_jsonl
+from personae.errors import ConfigError
 from personae.lm import Cost
 from personae.optimizers import PersonalizedJudge, SynthesizeMe, judge_path
 from personae.programs import carry_context, describe_error
@@ -46,6 +51,19 @@ class FitReport:
         return total
 
 
+def _differences(judge: PersonalizedJudge, model: str, settings: dict[str, Any]) -> str:
+    """How ``judge`` was fitted differently from this run ("" when alike); what a judge does
+    not record (a hand-made one, or one saved by an earlier version) is not compared."""
+    found = []
+    if judge.model and judge.model != model:
+        found.append(f"model {judge.model!r} there, {model!r} now")
+    earlier = {"seed": judge.seed, **judge.settings}
+    for key in sorted(settings):
+        if key in earlier and earlier[key] != settings[key]:
+            found.append(f"{key} {earlier[key]!r} there, {settings[key]!r} now")
+    return ", ".join(found)
+
+
 def fit_users(
     users: Sequence[UserHistory],
     out: str | os.PathLike[str],
@@ -54,6 +72,7 @@ def fit_users(
     fitter: SynthesizeMe | None = None,
     user_concurrency: int = 1,
     on_done: Callable[[str, str, PersonalizedJudge | None], None] | None = None,
+    fresh: bool = False,
 ) -> FitReport:
     """Fit every user not yet fitted in ``out``; ``on_done(user_id, status, judge)`` reports each."""
     out = Path(out)
@@ -61,11 +80,21 @@ def fit_users(
     fitter = fitter or SynthesizeMe()
     report = FitReport()
     todo = []
+    model, settings = str(getattr(lm, "model", "")), fitter.settings()
+    mismatched: list[str] = []
     for user in users:
-        if judge_path(out, user.user_id).exists():
-            report.skipped.append(user.user_id)
-        else:
+        path = judge_path(out, user.user_id)
+        if fresh or not path.exists():
             todo.append(user)
+            continue
+        differences = _differences(PersonalizedJudge.load(path), model, settings)
+        if differences:
+            mismatched.append(f"{user.user_id}: {differences}")
+        report.skipped.append(user.user_id)
+    if mismatched:
+        more = f" and {len(mismatched) - 3} more users" if len(mismatched) > 3 else ""
+        raise ConfigError(f"{out} holds judges fitted with other settings ({'; '.join(mismatched[:3])}{more}); "
+                          "use another --out, or --fresh to fit them again")
     logger.info("%d users to fit, %d already fitted in %s", len(todo), len(report.skipped), out)
     runner = carry_context()
     lock = threading.Lock()
