@@ -35,10 +35,10 @@ def test_persona_inference_returns_both_sides_from_swapped_calls() -> None:
 
 
 def test_persona_inference_one_side_only() -> None:
-    lm = ScriptedLM(lambda call: {"persona": "p"})
+    lm = ScriptedLM(lambda call: {"persona": "a patient reader"})
     with dspy.context(lm=lm):
         pred = PersonaInference(sides=("rejected",))(context="q", chosen="a", rejected="b")
-    assert pred.chosen_persona is None and pred.rejected_persona == "p"
+    assert pred.chosen_persona is None and pred.rejected_persona == "a patient reader"
     assert len(lm.calls) == 1
     with pytest.raises(ValueError):
         PersonaInference(sides=("both",))
@@ -149,7 +149,7 @@ def test_judge_pair_scores_both_orders() -> None:
 def test_persona_inference_shows_its_demonstrations() -> None:
     from personae.signatures import PERSONA_INFERENCE_DEMOS
 
-    lm = ScriptedLM(lambda call: {"persona": "p"})
+    lm = ScriptedLM(lambda call: {"persona": "a patient reader"})
     with dspy.context(lm=lm):
         PersonaInference(sides=("chosen",))(context="q", chosen="a", rejected="b")
         PersonaInference(sides=("chosen",), demos=[])(context="q", chosen="a", rejected="b")
@@ -180,6 +180,23 @@ def test_persona_synthesis_retries_an_echoed_example() -> None:
         pred = PersonaSynthesis()(traces)
     assert pred.persona == "The user likes maps." and pred.attempts == 2 and pred.error is None
     assert lm.calls[1].config.temperature == 1.0  # the retry is a fresh sample, not a cache hit
+
+
+def test_an_answer_without_words_is_not_taken_as_a_persona() -> None:
+    from personae.programs import NotAPersonaError, not_a_persona
+
+    assert all(not_a_persona(t) for t in ("] {", "N/A", "...", "None", "", "p q"))
+    assert not any(not_a_persona(t) for t in ("Prefers brevity.", "a patient reader", "Mag gerne Käse."))
+    lm = ScriptedLM([{"reasoning": "r", "persona": "] {"}, {"reasoning": "r", "persona": "The user likes maps."}])
+    traces = [Trace("r1", "question", "A text", "B text", "First", "because")]
+    with dspy.context(lm=lm):
+        pred = PersonaSynthesis()(traces)
+    assert pred.persona == "The user likes maps." and pred.attempts == 2
+    with dspy.context(lm=ScriptedLM(lambda call: {"reasoning": "r", "persona": "N/A"})):
+        pred = PersonaSynthesis(max_attempts=2)(traces)
+        assert pred.persona == "" and "not a persona: 'N/A'" in pred.error
+        with pytest.raises(NotAPersonaError, match="chosen-side answer is not a persona"):
+            PersonaInference(sides=("chosen",))(context="q", chosen="a", rejected="b")
 
 
 def test_persona_synthesis_gives_up_with_its_reason() -> None:

@@ -1,7 +1,7 @@
 """DSPy programs: persona inference, verified reasoning, persona synthesis and judges."""
 
 from personae.programs._batch import Outcome, carry_context, describe_error, rollouts, run_batch, stable_coin
-from personae.programs._copying import DemoCopyError, copies_demo
+from personae.programs._copying import DemoCopyError, NotAPersonaError, copies_demo, not_a_persona
 from personae.programs.judges import (
     DefaultJudge,
     Judge,
@@ -19,6 +19,7 @@ from personae.programs.verified_reasoning import Trace, VerifiedReasoning
 __all__ = [
     "DefaultJudge",
     "DemoCopyError",
+    "NotAPersonaError",
     "Judge",
     "Judgment",
     "MemoryJudge",
@@ -32,6 +33,7 @@ __all__ = [
     "VerifiedReasoning",
     "carry_context",
     "copies_demo",
+    "not_a_persona",
     "describe_error",
     "judge_pair",
     "rollouts",

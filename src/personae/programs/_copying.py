@@ -1,9 +1,11 @@
-"""Catching a persona that repeats a worked example instead of describing the user.
+"""Catching a persona that repeats a worked example, or that is no description at all.
 
 Small models often answer a few-shot prompt by echoing the demonstration's output. A persona
 that shares most of its word sequences with a demonstration's persona describes the example,
 not the data, so programs treat it like an unparseable answer: they try again with a fresh
-sample and, if every attempt echoes, say so instead of returning it.
+sample and, if every attempt echoes, say so instead of returning it. The same goes for an
+answer with fewer than two words or five letters (a stray bracket, "N/A"), which small
+models also produce.
 """
 
 from __future__ import annotations
@@ -11,9 +13,20 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
-__all__ = ["DemoCopyError", "copies_demo"]
+__all__ = ["DemoCopyError", "NotAPersonaError", "copies_demo", "not_a_persona"]
 
 _WORD = re.compile(r"[a-z0-9]+")
+_LETTERS = re.compile(r"[^\W\d_]+")
+
+
+class NotAPersonaError(ValueError):
+    """The model's answer has too few words to describe anybody."""
+
+
+def not_a_persona(text: str) -> bool:
+    """True when ``text`` holds fewer than two words, or fewer than five letters in all."""
+    words = _LETTERS.findall(text)
+    return len(words) < 2 or sum(map(len, words)) < 5
 
 
 class DemoCopyError(ValueError):

@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 import dspy
 
 from personae.data import PreferenceRecord
-from personae.programs._copying import DemoCopyError, copies_demo
+from personae.programs._copying import DemoCopyError, NotAPersonaError, copies_demo, not_a_persona
 from personae.signatures import PERSONA_INFERENCE_DEMOS, InferPersona
 
 __all__ = ["PersonaInference"]
@@ -47,6 +47,8 @@ class PersonaInference(dspy.Module):
             persona = str(self.infer(context=context, preferred_response=preferred, other_response=other).persona)
             if copies_demo(persona, shown):  # an echo of an example, not a reading of this pair
                 raise DemoCopyError(f"the {side}-side persona repeats a worked example: {persona[:80]!r}")
+            if not_a_persona(persona):
+                raise NotAPersonaError(f"the {side}-side answer is not a persona: {persona[:40]!r}")
             out[f"{side}_persona"] = persona
         return dspy.Prediction(**out)
 

@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 import dspy
 
 from personae.programs._batch import describe_error, rollouts
-from personae.programs._copying import copies_demo
+from personae.programs._copying import copies_demo, not_a_persona
 from personae.programs.verified_reasoning import Trace
 from personae.signatures import PERSONA_SYNTHESIS_DEMOS, SynthesizePersona, render_trace, render_traces
 
@@ -58,6 +58,9 @@ class PersonaSynthesis(dspy.Module):
             persona = str(pred.persona).strip()
             if copies_demo(persona, shown):
                 error = "the persona repeats a worked example"
+                continue
+            if not_a_persona(persona):
+                error = f"the answer is not a persona: {persona[:40]!r}"
                 continue
             return dspy.Prediction(persona=persona, reasoning=str(pred.reasoning), attempts=attempt, error=None)
         return dspy.Prediction(persona="", reasoning="", attempts=self.max_attempts, error=error)
