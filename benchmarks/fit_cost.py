@@ -17,7 +17,10 @@ calls and a twentieth of the time on a 47-pair history).
 
 Validation accuracy is where each preset chose its demo set, so it favours the preset that
 tried more candidates (23 against 2); the test accuracy column judges every fitted judge on the
-user's unseen test pairs in both orders and compares the presets on equal terms. Results are appended to
+user's unseen test pairs in both orders and compares the presets on equal terms. The script
+also prints what a constant judge (always "first", or always "second") scores on validation:
+each validation pair is shown in one order, so a position-biased model's candidates start
+from that floor. Results are appended to
 ``--out/results.jsonl`` as they come and a re-run skips (preset, user) pairs already done.
 
     python benchmarks/fit_cost.py --users 3
@@ -70,6 +73,21 @@ def _test_accuracy(judge, user, lm) -> dict:  # type: ignore[no-untyped-def]
                 continue
             correct += (verdict.preferred == "A") == chosen_first
     return {"test_correct": correct, "test_judgments": judgments}
+
+
+def _constant_val(user, seed: int = 0) -> float:  # type: ignore[no-untyped-def]
+    """Validation accuracy of the better constant judge (always "first" or always "second").
+
+    Each validation pair is shown in one order, so a judge that ignores the texts and answers
+    by position scores the share of pairs shown in its favoured order: the floor that demo
+    selection on a position-biased model starts from.
+    """
+    from personae.data import split_user
+    from personae.optimizers import DemoSearch
+
+    val = split_user(user.records, (0.5, 0.2, 0.3)).val
+    first = sum(DemoSearch(seed=seed).shows_chosen_first(r) for r in val)
+    return max(first, len(val) - first) / len(val) if val else float("nan")
 
 
 def _fitter(spec: str):  # type: ignore[no-untyped-def]
@@ -179,6 +197,10 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{spec}/{base}: {d['lm_calls'] / p['lm_calls']:.2f} of the calls, "
                   f"{d['seconds'] / p['seconds']:.2f} of the time, validation accuracy "
                   f"{d['val']:.1%} vs {p['val']:.1%}")
+    constant = [_constant_val(u) for u in users]
+    print(f"a constant judge (always first, or always second, whichever is better) on validation: "
+          f"{statistics.mean(constant):.1%} ({', '.join(f'{c:.2f}' for c in constant)})")
+    summary["constant_judge_val"] = {"val": statistics.mean(constant)}
     json.dump(summary, open(out / "summary.json", "w"), indent=2)
     return 0
 

@@ -155,9 +155,13 @@ class DemoSearch(Teleprompter):
         return out
 
     # -- evaluation -----------------------------------------------------------------
+    def shows_chosen_first(self, record: PreferenceRecord) -> bool:
+        """Whether validation shows ``record``'s chosen response first (a seeded coin per pair)."""
+        return stable_coin(self.seed, "val", record.record_id, record.prompt)
+
     def _judge_once(self, student: Judge, demos: Sequence[dict[str, str]], record: PreferenceRecord,
                     memo: PredictionMemo) -> tuple[bool, str | None]:
-        chosen_first = stable_coin(self.seed, "val", record.record_id, record.prompt)
+        chosen_first = self.shows_chosen_first(record)
         key = (_instructions(student), *sorted(_demo_key(d) for d in demos), record.record_id, str(chosen_first))
         found = memo.get(key)
         if found is not None:
