@@ -159,6 +159,30 @@ def test_saved_judge_gives_the_same_predictions_on_cached_calls(tmp_path) -> Non
     assert len(lm.calls) == calls  # the reloaded judge built the same prompts: all cache hits
 
 
+def test_a_judge_can_be_awaited_from_an_async_application() -> None:
+    import asyncio
+    import threading
+
+    threads = set()
+
+    def script(call):
+        threads.add(threading.current_thread().name)
+        return _shorter_wins(call)
+
+    judge = PersonalizedJudge("u1", "The user wants short answers.")
+    pairs = [(f"q{i}?", "Short.", "A very long winded answer.") if i % 2 else (f"q{i}?", "Long long text.", "Ok.")
+             for i in range(4)]
+
+    async def app():
+        with dspy.context(lm=ScriptedLM(script)):  # the coroutine's context reaches the worker threads
+            return await asyncio.gather(*(judge.acompare(*p) for p in pairs))
+
+    verdicts = asyncio.run(app())
+    assert [v.preferred for v in verdicts] == ["B", "A", "B", "A"]
+    assert threading.main_thread().name not in threads  # the event loop's thread never waited on the LM
+    assert verdicts == [judge.compare(*p, lm=ScriptedLM(_shorter_wins)) for p in pairs]
+
+
 def _shorter_wins_mostly(call):
     """Like :func:`_shorter_wins`, but wrong on every third question, as a real judge would be."""
     answer = _shorter_wins(call)

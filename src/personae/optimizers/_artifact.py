@@ -91,6 +91,17 @@ class PersonalizedJudge:
             pred = self.program()(context=context, first_response=a, second_response=b)
         return Verdict("A" if pred.preferred == "First" else "B", str(pred.reasoning))
 
+    async def acompare(self, context: str, a: str, b: str, *, lm: dspy.BaseLM | None = None) -> Verdict:
+        """:meth:`compare` for asynchronous applications.
+
+        The judgment runs in a worker thread, so the event loop keeps serving while the LM
+        answers; the caller's DSPy context (``dspy.context(lm=...)``) goes with it. Many
+        judgments can be awaited together (``asyncio.gather``).
+        """
+        import asyncio
+
+        return await asyncio.to_thread(self.compare, context, a, b, lm=lm)
+
     # -- exports ------------------------------------------------------------------------
     def judge_messages(self, context: str, a: str, b: str) -> list[dict[str, Any]]:
         """The judge's full prompt for one pair as chat messages (system, demos, the pair)."""
