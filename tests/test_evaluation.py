@@ -146,6 +146,19 @@ def test_a_missing_fitted_judge_is_unscored_and_a_fitted_one_is_used(tmp_path) -
         evaluate_methods(_users(), ["synthesizeme"], lm=lm)
 
 
+def test_a_judge_fitted_on_this_splits_test_pairs_is_not_scored(tmp_path) -> None:
+    from personae.optimizers import SynthesizeMe
+
+    users = _users()
+    for uid, fractions in (("ana", (0.8, 0.1, 0.1)), ("ben", (0.3, 0.2, 0.5))):
+        fit_lm = ScriptedLM(_always_first)
+        SynthesizeMe("default", fractions=fractions).fit(users[uid], lm=fit_lm).save(judge_path(tmp_path, uid))
+    run = evaluate_methods(users, ["synthesizeme"], lm=ScriptedLM(_always_first), judges_dir=tmp_path)
+    ana = {j.error for j in run.judgments if j.user_id == "ana"}
+    assert len(ana) == 1 and "read 9 pairs, more than the 7 train and validation pairs" in ana.pop()
+    assert {j.error for j in run.judgments if j.user_id == "ben"} == {None}  # fitted on fewer: no overlap
+
+
 def test_the_split_keeps_every_prompt_on_one_side() -> None:
     users = {"ana": _user("ana", 24, pairs_per_prompt=3)}  # 8 prompts, three pairs each
     lm = ScriptedLM(_always_first)

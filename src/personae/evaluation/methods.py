@@ -120,5 +120,12 @@ def judge_for(
             return f"invalid fitted judge: {exc}"
         if fitted.user_id != history.user_id:
             logger.warning("%s holds the judge of user %r, not %r", path, fitted.user_id, history.user_id)
+        seen = fitted.n_train + fitted.n_val
+        if seen > len(memory):  # splits run in order, so the judge read pairs of this test side
+            reason = (f"the fitted judge read {seen} pairs, more than the {len(memory)} train and validation "
+                      "pairs of this split, so it would be tested on pairs it was fitted on; fit and evaluate "
+                      "with the same split fractions")
+            logger.warning("%s: %s", history.user_id, reason)
+            return reason
         return fitted.program()
     raise ConfigError(f"unknown method {method!r}; choose from {', '.join(METHODS)}")
