@@ -51,6 +51,9 @@ class FitReport:
         return total
 
 
+_COST_ONLY = {"prune"}  # settings that change what a fit costs, never the judge it returns
+
+
 def _differences(judge: PersonalizedJudge, model: str, settings: dict[str, Any]) -> str:
     """How ``judge`` was fitted differently from this run ("" when alike); what a judge does
     not record (a hand-made one, or one saved by an earlier version) is not compared."""
@@ -58,7 +61,7 @@ def _differences(judge: PersonalizedJudge, model: str, settings: dict[str, Any])
     if judge.model and judge.model != model:
         found.append(f"model {judge.model!r} there, {model!r} now")
     earlier = {"seed": judge.seed, **judge.settings}
-    for key in sorted(settings):
+    for key in sorted(set(settings) - _COST_ONLY):
         if key in earlier and earlier[key] != settings[key]:
             found.append(f"{key} {earlier[key]!r} there, {settings[key]!r} now")
     return ", ".join(found)
