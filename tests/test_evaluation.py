@@ -314,5 +314,5 @@ def test_evaluate_command_writes_run_log_and_report_and_resumes(tmp_path, capsys
     assert (out / "report.md").exists() and (out / "accuracy_vs_train.png").stat().st_size > 0
     assert len((out / "judgments.jsonl").read_text().splitlines()) >= 30
     # another model is another configuration: nothing is reused silently
-    with pytest.raises(ConfigError, match="model"):
+    with pytest.raises(ConfigError, match="another configuration .*model 'openai/stub' there, 'openai/other' now"):
         _cli([*argv[:-5], "--model", "openai/other", "--no-cache", "--api-base", "http://127.0.0.1:9/v1"])

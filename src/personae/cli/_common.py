@@ -122,6 +122,7 @@ def previous_judgments(out: Path, state: dict[str, Any], *, fresh: bool,
     import json
 
     from personae.data import read_jsonl_rows
+    from personae.data._io import describe_changes
     from personae.errors import ConfigError
 
     dependent = dependent or {}
@@ -136,8 +137,9 @@ def previous_judgments(out: Path, state: dict[str, Any], *, fresh: bool,
         earlier = {}
     changed = sorted(k for k in set(state) | set(earlier) if earlier.get(k) != state.get(k))
     if set(changed) - set(dependent):
-        raise ConfigError(f"{out} holds judgments of another configuration ({state_file}; differs in "
-                          f"{', '.join(changed)}); use another --out, or --fresh to discard them")
+        raise ConfigError(f"{out} holds judgments of another configuration ({state_file}: "
+                          f"{describe_changes(earlier, state, changed)}); "
+                          "use another --out, or --fresh to discard them")
     rows = read_jsonl_rows(judgments)
     if changed:
         stale = {dependent[k] for k in changed}

@@ -25,6 +25,7 @@ from typing import Any
 import dspy
 
 from personae.data import UserHistory, append_jsonl
+from personae.data._io import describe_changes
 from personae.errors import ConfigError
 from personae.lm import Cost
 from personae.optimizers import PersonalizedJudge, SynthesizeMe, judge_path
@@ -57,14 +58,9 @@ _COST_ONLY = {"prune"}  # settings that change what a fit costs, never the judge
 def _differences(judge: PersonalizedJudge, model: str, settings: dict[str, Any]) -> str:
     """How ``judge`` was fitted differently from this run ("" when alike); what a judge does
     not record (a hand-made one, or one saved by an earlier version) is not compared."""
-    found = []
-    if judge.model and judge.model != model:
-        found.append(f"model {judge.model!r} there, {model!r} now")
-    earlier = {"seed": judge.seed, **judge.settings}
-    for key in sorted(set(settings) - _COST_ONLY):
-        if key in earlier and earlier[key] != settings[key]:
-            found.append(f"{key} {earlier[key]!r} there, {settings[key]!r} now")
-    return ", ".join(found)
+    earlier = {"seed": judge.seed, **judge.settings, **({"model": judge.model} if judge.model else {})}
+    current = {**settings, "model": model}
+    return describe_changes(earlier, current, sorted(k for k in set(current) - _COST_ONLY if k in earlier))
 
 
 def fit_users(

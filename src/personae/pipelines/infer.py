@@ -34,7 +34,7 @@ from typing import Any
 import dspy
 
 from personae.data import PreferenceRecord, append_jsonl, read_jsonl_rows, write_rows
-from personae.data._io import SUFFIXES, parse_line
+from personae.data._io import SUFFIXES, describe_changes, parse_line
 from personae.errors import ConfigError, DataError
 from personae.lm import Cost, CostMeter
 from personae.programs import Outcome, PersonaInference, run_batch
@@ -108,8 +108,7 @@ def _read_ledger(path: Path, state: dict[str, str], *, fresh: bool) -> list[dict
     changed = sorted(k for k in state if k not in unrecorded and header.get(k) != state[k])
     if changed:
         raise ConfigError(f"{path} holds personas made with another {' and '.join(changed)} "
-                          f"({'; '.join(f'{k} {header.get(k)!r} there, {state[k]!r} now' for k in changed)}); "
-                          "use another output, or --fresh to start over")
+                          f"({describe_changes(header, state, changed)}); use another output, or --fresh to start over")
     return [row for row in rows[1:] if "record_id" in row]
 
 
