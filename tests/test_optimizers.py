@@ -177,7 +177,11 @@ def test_a_judge_can_be_awaited_from_an_async_application() -> None:
         with dspy.context(lm=ScriptedLM(script)):  # the coroutine's context reaches the worker threads
             return await asyncio.gather(*(judge.acompare(*p) for p in pairs))
 
-    verdicts = asyncio.run(app())
+    loop = asyncio.new_event_loop()  # not asyncio.run: that would drop a loop another library set up
+    try:
+        verdicts = loop.run_until_complete(app())
+    finally:
+        loop.close()
     assert [v.preferred for v in verdicts] == ["B", "A", "B", "A"]
     assert threading.main_thread().name not in threads  # the event loop's thread never waited on the LM
     assert verdicts == [judge.compare(*p, lm=ScriptedLM(_shorter_wins)) for p in pairs]
