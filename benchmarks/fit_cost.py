@@ -92,17 +92,10 @@ def _constant_val(user, seed: int = 0) -> float:  # type: ignore[no-untyped-def]
 
 def _fitter(spec: str):  # type: ignore[no-untyped-def]
     """``name`` or ``name:field=value:...`` (values read as JSON, else as text)."""
-    from personae.optimizers import SynthesizeMe
+    from personae.optimizers import SynthesizeMe, preset_overrides
 
     name, *settings = spec.split(":")
-    overrides = {}
-    for setting in settings:
-        key, _, value = setting.partition("=")
-        try:
-            overrides[key] = json.loads(value)
-        except json.JSONDecodeError:
-            overrides[key] = value
-    return SynthesizeMe(name, num_threads=1, **overrides)
+    return SynthesizeMe(name, num_threads=1, **preset_overrides(settings))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -249,6 +249,11 @@ def test_fit_users_resumes_and_survives_a_failing_user(tmp_path) -> None:
     assert not other.calls
     again = fit_users(users[2:], tmp_path, lm=other, fresh=True)
     assert [j.model for j in again.fitted] == ["scripted/other"] and other.calls
+    # pruning changes what a fit costs, not the judge: a run with it reuses judges fitted without
+    calls = len(other.calls)
+    unpruned = fit_users(users[2:], tmp_path, lm=other, fitter=SynthesizeMe(prune=False))
+    assert unpruned.skipped == ["user-c"] and len(other.calls) == calls
+    assert PersonalizedJudge.load(judge_path(tmp_path, "user-c")).settings["prune"] is True
 
 
 def test_select_users_and_judge_paths(tmp_path) -> None:

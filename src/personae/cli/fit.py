@@ -38,27 +38,9 @@ def register(sub: Any) -> None:
     parser.set_defaults(run=run)
 
 
-def _settings(items: list[str]) -> dict[str, Any]:
-    """``KEY=VALUE`` pairs as preset overrides; a value that is not JSON is taken as text."""
-    import json
-
-    from personae.errors import ConfigError
-
-    settings: dict[str, Any] = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or not key.strip():
-            raise ConfigError(f"--set {item!r}: expected KEY=VALUE, e.g. --set candidates=4")
-        try:
-            settings[key.strip()] = json.loads(value)
-        except json.JSONDecodeError:
-            settings[key.strip()] = value
-    return settings
-
-
 def run(args: argparse.Namespace) -> int:
     from personae.data import select_users
-    from personae.optimizers import SynthesizeMe
+    from personae.optimizers import SynthesizeMe, preset_overrides
     from personae.pipelines import fit_users
     from personae.programs import PersonaSynthesis
 
@@ -70,7 +52,7 @@ def run(args: argparse.Namespace) -> int:
         synthesis = PersonaSynthesis()
         synthesis.load(args.persona_program)
     fitter = SynthesizeMe(args.preset, seed=args.seed, num_threads=args.concurrency,
-                          max_lm_calls=args.max_lm_calls, synthesis=synthesis, **_settings(args.settings))
+                          max_lm_calls=args.max_lm_calls, synthesis=synthesis, **preset_overrides(args.settings))
     from personae.optimizers import judge_path
 
     already = 0 if args.fresh else sum(judge_path(args.out, u.user_id).exists() for u in users)

@@ -10,10 +10,11 @@ from personae.optimizers._persona_inference import (
     persona_inference_examples,
 )
 from personae.optimizers._persona_prompt import optimize_persona_program, persona_examples, persona_metric
-from personae.optimizers._synthesizeme import PRESETS, Preset, SynthesizeMe
+from personae.optimizers._synthesizeme import COST_ONLY_SETTINGS, PRESETS, Preset, SynthesizeMe, preset_overrides
 
 __all__ = [
     "ARTIFACT_VERSION",
+    "COST_ONLY_SETTINGS",
     "PERSONA_INFERENCE_OPTIMIZERS",
     "PRESETS",
     "Candidate",
@@ -32,4 +33,5 @@ __all__ = [
     "persona_examples",
     "persona_inference_examples",
     "persona_metric",
+    "preset_overrides",
 ]

@@ -22,7 +22,6 @@ never the choice (``prune=False`` scores every set on every pair).
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 from collections.abc import Sequence
@@ -36,10 +35,10 @@ from personae.errors import ConfigError
 from personae.lm import CostMeter, default_adapter
 from personae.optimizers._artifact import PersonalizedJudge
 from personae.optimizers._demo_search import DemoSearch, PredictionMemo
-from personae.programs import DefaultJudge, PersonaSynthesis, Trace, VerifiedReasoning
+from personae.programs import DefaultJudge, PersonaSynthesis, Trace, VerifiedReasoning, program_digest
 from personae.signatures import PairwiseJudge, clip, personalized_instructions
 
-__all__ = ["PRESETS", "Preset", "SynthesizeMe"]
+__all__ = ["COST_ONLY_SETTINGS", "PRESETS", "Preset", "SynthesizeMe", "preset_overrides"]
 
 logger = logging.getLogger(__name__)
 
@@ -60,6 +59,25 @@ class Preset:
     max_demos: int | None = 3
     target: float | None = 0.8
     prune: bool = True                       # stop scoring a demo set once it cannot win
+
+
+# Settings that change what a fit costs, never the judge it returns.
+COST_ONLY_SETTINGS = frozenset({"prune"})
+
+
+def preset_overrides(items: Sequence[str]) -> dict[str, Any]:
+    """``KEY=VALUE`` strings as preset settings for :class:`SynthesizeMe`; values are read as
+    JSON (``4``, ``null``, ``false``), anything else as text."""
+    overrides: dict[str, Any] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"preset setting {item!r}: expected KEY=VALUE, e.g. candidates=4")
+        try:
+            overrides[key.strip()] = json.loads(value)
+        except json.JSONDecodeError:
+            overrides[key.strip()] = value
+    return overrides
 
 
 PRESETS: dict[str, Preset] = {
@@ -103,15 +121,12 @@ class SynthesizeMe:
         self.seed = seed
         self.num_threads = num_threads
         self.max_lm_calls = max_lm_calls
-        self.synthesis = synthesis
+        self.synthesis = synthesis or PersonaSynthesis()
 
     def settings(self) -> dict[str, Any]:
         """What a fitted judge depends on besides the user's pairs and the LM, as JSON values:
         the preset's settings, the seed and a digest of the persona-synthesis program."""
-        program = self.synthesis or PersonaSynthesis()
-        state = json.dumps(program.dump_state(), sort_keys=True, default=str, ensure_ascii=False)
-        values = {**asdict(self.preset), "seed": self.seed,
-                  "persona_program": hashlib.sha256(state.encode("utf-8")).hexdigest()[:16]}
+        values = {**asdict(self.preset), "seed": self.seed, "persona_program": program_digest(self.synthesis)}
         return dict(json.loads(json.dumps(values)))
 
     def fit(self, user: UserHistory | Sequence[PreferenceRecord], *, lm: dspy.BaseLM,
@@ -144,8 +159,7 @@ class SynthesizeMe:
                 first_result = first.search(DefaultJudge(), val, pool=pool, labeled=[_labeled(r) for r in train])
                 tried += first_result.candidates_tried
                 pruned += first_result.pruned
-            synthesis = self.synthesis or PersonaSynthesis()
-            synthesized = synthesis(traces) if traces else None
+            synthesized = self.synthesis(traces) if traces else None
             persona = str(synthesized.persona) if synthesized is not None else ""
             persona_error = None if synthesized is None else synthesized.get("error")
             if persona_error:

@@ -28,7 +28,7 @@ from personae.data import UserHistory, append_jsonl
 from personae.data._io import describe_changes
 from personae.errors import ConfigError
 from personae.lm import Cost
-from personae.optimizers import PersonalizedJudge, SynthesizeMe, judge_path
+from personae.optimizers import COST_ONLY_SETTINGS, PersonalizedJudge, SynthesizeMe, judge_path
 from personae.programs import carry_context, describe_error
 
 __all__ = ["FitReport", "fit_users"]
@@ -52,15 +52,12 @@ class FitReport:
         return total
 
 
-_COST_ONLY = {"prune"}  # settings that change what a fit costs, never the judge it returns
-
-
 def _differences(judge: PersonalizedJudge, model: str, settings: dict[str, Any]) -> str:
     """How ``judge`` was fitted differently from this run ("" when alike); what a judge does
     not record (a hand-made one, or one saved by an earlier version) is not compared."""
     earlier = {"seed": judge.seed, **judge.settings, **({"model": judge.model} if judge.model else {})}
     current = {**settings, "model": model}
-    return describe_changes(earlier, current, sorted(k for k in set(current) - _COST_ONLY if k in earlier))
+    return describe_changes(earlier, current, sorted(k for k in set(current) - COST_ONLY_SETTINGS if k in earlier))
 
 
 def fit_users(

@@ -37,7 +37,7 @@ from personae.data import PreferenceRecord, append_jsonl, read_jsonl_rows, write
 from personae.data._io import SUFFIXES, describe_changes, parse_line
 from personae.errors import ConfigError, DataError
 from personae.lm import Cost, CostMeter
-from personae.programs import Outcome, PersonaInference, run_batch
+from personae.programs import Outcome, PersonaInference, program_digest, run_batch
 
 __all__ = ["DEMO_FIELDS", "InferReport", "infer_personas", "progress_path", "read_persona_demos",
            "write_dataset_folder"]
@@ -85,12 +85,11 @@ _SAMPLING_KEYS = ("temperature", "max_tokens", "max_completion_tokens", "top_p",
 
 def _ledger_state(lm: dspy.BaseLM, program: PersonaInference) -> dict[str, str]:
     """What a ledger's results depend on besides the record: model, sampling and program."""
-    program_state = json.dumps(program.dump_state(), sort_keys=True, default=str, ensure_ascii=False)
     kwargs = getattr(lm, "kwargs", None) or {}
     sampling = {k: kwargs[k] for k in _SAMPLING_KEYS if kwargs.get(k) is not None}
     return {"model": str(getattr(lm, "model", type(lm).__name__)),
             "sampling": json.dumps(sampling, sort_keys=True, default=str),
-            "program": hashlib.sha256(program_state.encode("utf-8")).hexdigest()[:16]}
+            "program": program_digest(program)}
 
 
 def _read_ledger(path: Path, state: dict[str, str], *, fresh: bool) -> list[dict[str, Any]]:

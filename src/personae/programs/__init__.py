@@ -1,6 +1,14 @@
 """DSPy programs: persona inference, verified reasoning, persona synthesis and judges."""
 
-from personae.programs._batch import Outcome, carry_context, describe_error, rollouts, run_batch, stable_coin
+from personae.programs._batch import (
+    Outcome,
+    carry_context,
+    describe_error,
+    program_digest,
+    rollouts,
+    run_batch,
+    stable_coin,
+)
 from personae.programs._copying import DemoCopyError, NotAPersonaError, copies_demo, not_a_persona
 from personae.programs.judges import (
     DefaultJudge,
@@ -19,10 +27,10 @@ from personae.programs.verified_reasoning import Trace, VerifiedReasoning
 __all__ = [
     "DefaultJudge",
     "DemoCopyError",
-    "NotAPersonaError",
     "Judge",
     "Judgment",
     "MemoryJudge",
+    "NotAPersonaError",
     "Outcome",
     "PersonaInference",
     "PersonaAccuracyJudge",
@@ -33,9 +41,10 @@ __all__ = [
     "VerifiedReasoning",
     "carry_context",
     "copies_demo",
-    "not_a_persona",
     "describe_error",
     "judge_pair",
+    "not_a_persona",
+    "program_digest",
     "rollouts",
     "run_batch",
     "stable_coin",

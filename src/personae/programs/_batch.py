@@ -149,6 +149,16 @@ def run_batch(
         return [f.result() for f in futures]
 
 
+def program_digest(program: dspy.Module) -> str:
+    """A short digest of a program's saved state (instructions, demos): what resume checks
+    compare to tell whether results were made by the same program."""
+    import hashlib
+    import json
+
+    state = json.dumps(program.dump_state(), sort_keys=True, default=str, ensure_ascii=False)
+    return hashlib.sha256(state.encode("utf-8")).hexdigest()[:16]
+
+
 def stable_coin(*parts: Any) -> bool:
     """A reproducible fair coin from the given values (used to pick presentation order)."""
     import hashlib
