@@ -70,7 +70,7 @@ def compact_profile(text: str) -> str:
 
 def _persona_map(users: list[Any], judges: str | None, compact: bool) -> tuple[dict[str, str], int]:
     """Each user's persona: the fitted judge's when there is one, else the profile text."""
-    from personae.optimizers._artifact import PersonalizedJudge, judge_path
+    from personae.optimizers import PersonalizedJudge, judge_path
 
     personas, inferred = {}, 0
     for user in users:
@@ -88,9 +88,9 @@ def _persona_map(users: list[Any], judges: str | None, compact: bool) -> tuple[d
 
 def main(bench: BenchmarkConfig, model_config: Any) -> int:
     from personae.data import load_preferences, select_users, split_user
-    from personae.distill import check_prompt_split, evaluate_scorers, length_scorer, train_reward_model
-    from personae.distill._reward import _config_dict, parse_fractions
+    from personae.distill import check_prompt_split, config_values, evaluate_scorers, length_scorer, train_reward_model
     from personae.evaluation import summary_table, write_report, write_run_log
+    from personae.pipelines.distill import parse_fractions
 
     fractions = parse_fractions(bench.fractions)
     data = load_preferences(bench.data)
@@ -142,7 +142,7 @@ def main(bench: BenchmarkConfig, model_config: Any) -> int:
         splits, {"longer response": length_scorer, "reward model": scorer("reward model"),
                  "reward model + persona": scorer("reward model + persona")},
         fractions=fractions, seed=model_config.seed, model=model_config.model, source=bench.data,
-        extra={"benchmark": vars(bench), "reward_model": _config_dict(model_config), "train_pairs": len(train),
+        extra={"benchmark": vars(bench), "reward_model": config_values(model_config), "train_pairs": len(train),
                "train_seconds": {k: round(v, 1) for k, v in timings.items()}})
     out = Path(bench.out)
     write_run_log(run, out / "run.json")
@@ -151,10 +151,10 @@ def main(bench: BenchmarkConfig, model_config: Any) -> int:
     print(summary_table(run, markdown=False))
     print()
     print("method                  train s   scoring pairs/s")
-    for summary in run.summary:
+    for summary in run.results.summary:
         speed = summary.pairs / summary.cost.seconds if summary.cost.seconds else float("inf")
         print(f"{summary.method:<22}  {timings.get(summary.method, 0.0):>7.0f}   {speed:>12,.1f}")
-    persona, plain = run.method("reward model + persona"), run.method("reward model")
+    persona, plain = run.results.method("reward model + persona"), run.results.method("reward model")
     acc, base = persona.accuracy or 0.0, plain.accuracy or 0.0
     print()
     print(f"target: persona model >= {TARGET_ACCURACY:.0%}: {'met' if acc >= TARGET_ACCURACY else 'NOT met'} "

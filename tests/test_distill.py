@@ -112,7 +112,7 @@ def test_importing_distill_does_not_import_torch() -> None:
     code = textwrap.dedent("""
         import sys
         import personae.distill
-        from personae.distill import RewardModelConfig, TailorConfig, delta_pq
+        from personae.distill import RewardModelConfig, TailorConfig, train_reward_model
         print([m for m in ("torch", "transformers", "trl", "peft") if m in sys.modules])
     """)
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
@@ -162,7 +162,8 @@ def test_cli_options_come_from_the_configs() -> None:
     args = _parser().parse_args(["distill", "reward-model", "data.jsonl", "--persona", "judges:j,profile",
                                  "--no-length-prior", "--freeze-layers", "2", "--evaluate", "--out", "o"])
     from personae.cli.distill import config_from_args
-    from personae.distill import RewardModelConfig, RewardModelScript
+    from personae.distill import RewardModelConfig
+    from personae.pipelines.distill import RewardModelScript
 
     config, script = config_from_args(RewardModelConfig, args), config_from_args(RewardModelScript, args)
     assert (config.persona, config.length_prior, config.freeze_layers) == ("judges:j,profile", False, 2)
@@ -209,7 +210,7 @@ def test_evaluation_protocol_counts_ties_wrong_in_both_orders() -> None:
     splits = {"u": UserSplit(train=[], val=[], test=test)}
     run = evaluate_scorers(splits, {"longer response": length_scorer,
                                     "reversed": lambda rs: [(-a, -b) for a, b in length_scorer(rs)]})
-    longer, reversed_ = run.method("longer response"), run.method("reversed")
+    longer, reversed_ = run.results.method("longer response"), run.results.method("reversed")
     assert (longer.judgments, longer.correct, longer.unscored) == (10, 8, 2)
     assert longer.accuracy == pytest.approx(0.8) and reversed_.accuracy == 0.0
     assert longer.orders_agreed == longer.pairs_both_scored == 4  # a scalar reward: both orders agree
@@ -299,8 +300,8 @@ def test_reward_model_command_evaluates_by_the_protocol(tiny_bert: Path, tmp_pat
 
     log = read_run_log(out / "run.json")
     assert log.config.methods == ["longer response", "reward model"]
-    assert log.method("reward model").pairs == 6 and log.method("reward model").judgments == 12
-    assert log.method("reward model").accuracy == 1.0
+    assert log.results.method("reward model").pairs == 6 and log.results.method("reward model").judgments == 12
+    assert log.results.method("reward model").accuracy == 1.0
     assert (out / "report.md").exists()
 
 
@@ -328,8 +329,9 @@ def test_tailored_generator_sft_then_dpo(tiny_llama: Path, tmp_path: Path) -> No
     assert generator.generate("how to boil egg 1", BRIEF, max_new_tokens=6) == outputs[0]
 
     # eval-tailoring generates side A with the trained model (model:PATH) and judges it against a column
-    from personae.distill._tailor_eval import TailoringEvalConfig, main
     from personae.lm import ScriptedLM
+    from personae.pipelines.eval_tailoring import TailoringEvalConfig
+    from personae.pipelines.eval_tailoring import eval_tailoring as main
 
     data = tmp_path / "test.jsonl"
     data.write_text("".join(json.dumps({"prompt": f"Human: how to boil egg {k}", "chosen": f"Assistant: {SHORT}",
@@ -371,7 +373,7 @@ def _judge(call: Any) -> Any:
 
 
 def test_win_rates_ties_and_delta_pq() -> None:
-    from personae.distill import TailoringItem, compare_generations, delta_pq
+    from personae.evaluation import TailoringItem, compare_generations, delta_pq
     from personae.lm import ScriptedLM
 
     items = [TailoringItem(f"i{k}", f"prompt {k}", "likes it short", f"tailored {k}", f"plain {k}") for k in range(3)]
@@ -384,15 +386,17 @@ def test_win_rates_ties_and_delta_pq() -> None:
     assert log.delta_pq == pytest.approx(0.5) == delta_pq(1.0, 0.5)
     assert log.outcomes["i0"] == {"personalization": "A", "quality": "tie"}
     assert log.outcomes["i3"]["quality"] == "unscored"
-    assert len(log.judgments) == 16 and {j.a_first for j in log.judgments} == {True, False}
+    assert len(log.judgments) == 16 and {j.first for j in log.judgments} == {"A", "B"}
     failed = next(j for j in log.judgments if not j.scored)
-    assert failed.raw_output == "not json" and failed.prompt and failed.winner is None
+    assert failed.raw_output == "not json" and failed.prompt and failed.picked is None and failed.kind == "parse"
+    assert log.counts.failures == {"parse": 2} and log.counts.total == 16
     assert delta_pq(0.5, 0.5) == 0.0 and delta_pq(0.0, 0.0) == -1.0
 
 
 def test_eval_tailoring_from_files(tmp_path: Path) -> None:
-    from personae.distill._tailor_eval import TailoringEvalConfig, main
     from personae.lm import ScriptedLM
+    from personae.pipelines.eval_tailoring import TailoringEvalConfig
+    from personae.pipelines.eval_tailoring import eval_tailoring as main
 
     rows = [{"prompt": f"Human: question {k}", "chosen": f"Assistant: plain {k}", "rejected": "Assistant: no",
              "chosen_persona_gold": "likes it short", "chosen_persona_retr": "retrieved"} for k in range(3)]
@@ -404,8 +408,11 @@ def test_eval_tailoring_from_files(tmp_path: Path) -> None:
     config = TailoringEvalConfig(data=str(data), a=str(generations), b="column:chosen", out=str(tmp_path / "ev"))
     log = main(config, ScriptedLM(_judge))
     assert log.criterion("personalization").win_rate == 1.0 and log.delta_pq == pytest.approx(0.5)
-    saved = json.loads((tmp_path / "ev" / "tailoring_eval.json").read_text(encoding="utf-8"))
-    assert saved["delta_pq"] == pytest.approx(0.5) and saved["config"]["b"] == "column:chosen"
+    saved = json.loads((tmp_path / "ev" / "run.json").read_text(encoding="utf-8"))
+    assert saved["results"]["delta_pq"] == pytest.approx(0.5) and saved["config"]["extra"]["b"] == "column:chosen"
+    assert saved["command"] == "eval-tailoring" and saved["status"] == "success"
+    judge = ScriptedLM(_judge)
+    assert main(config, judge).delta_pq == pytest.approx(0.5) and not judge.calls  # resumed from the ledger
     wrong = tmp_path / "wrong.jsonl"
     wrong.write_text(json.dumps({"prompt": "another", "response": "x"}) + "\n", encoding="utf-8")
     with pytest.raises(DataError):

@@ -13,7 +13,7 @@ from personae.data import PreferenceData, PreferenceRecord, UserHistory, split_u
 from personae.errors import ConfigError
 from personae.evaluation import (
     METHODS,
-    RunLog,
+    EvaluationLog,
     bootstrap_ci,
     evaluate_methods,
     judge_path,
@@ -185,16 +185,20 @@ def test_concurrent_judging_keeps_each_prompt_with_its_judgment() -> None:
     assert run.cost.lm_calls == 48 and run.cost.prompt_tokens > 0
 
 
-def test_previous_judgments_are_reused() -> None:
+def test_judgments_in_the_ledger_are_reused(tmp_path) -> None:
+    from personae.runs import Ledger
+
     users = _users()
     first = evaluate_methods(users, ["default"], lm=ScriptedLM(_always_first))
-    keep = [j for j in first.judgments if j.user_id == "ana"]
+    ledger = Ledger(tmp_path / "judgments.jsonl", kind="evaluate", fingerprint={"model": "scripted/fake"})
+    evaluate_methods({"ana": users["ana"]}, ["default"], lm=ScriptedLM(_always_first), ledger=ledger)
     lm = ScriptedLM(_always_first)
     seen = []
-    again = evaluate_methods(users, ["default"], lm=lm, previous=[j.model_dump() for j in keep],
-                             on_judgment=seen.append)
+    ledger = Ledger(tmp_path / "judgments.jsonl", kind="evaluate", fingerprint={"model": "scripted/fake"})
+    again = evaluate_methods(users, ["default"], lm=lm, ledger=ledger, on_judgment=seen.append)
     assert len(lm.calls) == 6 and {j.user_id for j in seen} == {"ben"}
     assert again.judgments == first.judgments and again.cost.lm_calls == 6
+    assert (again.log.counts.resumed, again.log.counts.succeeded, again.log.counts.failed) == (6, 6, 0)
 
 
 def test_bootstrap_interval_contains_the_estimate_and_narrows_with_more_data() -> None:
@@ -216,16 +220,17 @@ def test_run_log_round_trips_through_json_with_prompts_and_outputs(tmp_path) -> 
     data = PreferenceData([r for h in _users().values() for r in h.records], source="mem.jsonl")
     run = evaluate_methods(data, ["default", "profile"], lm=ScriptedLM(_always_first), seed=3)
     path = write_run_log(run, tmp_path / "run.json")
-    log = RunLog.model_validate_json(path.read_text())
+    log = EvaluationLog.model_validate_json(path.read_text())
     assert log == run.log and read_run_log(path) == run.log
     raw = json.loads(path.read_text())
-    assert raw["version"] == 1 and raw["config"]["data_source"] == "mem.jsonl" and raw["config"]["seed"] == 3
+    assert raw["version"] == 2 and raw["status"] == "success" and raw["command"] == "evaluate"
+    assert raw["config"]["data_source"] == "mem.jsonl" and raw["config"]["seed"] == 3
     assert raw["config"]["model"] == "scripted/fake" and raw["versions"]["dspy"]
     assert len(log.judgments) == 24
     scored = [j for j in log.judgments if j.scored]
     assert all(j.prompt and j.prompt[0]["role"] == "system" and j.raw_output for j in scored)
     assert json.loads(scored[0].raw_output)["preferred"] == "First"
-    assert log.cost.lm_calls == 18 and log.method("profile").cost.lm_calls == 6
+    assert log.cost.lm_calls == 18 and log.results.method("profile").cost.lm_calls == 6
 
 
 def test_report_writes_markdown_and_plots(tmp_path) -> None:
@@ -240,7 +245,7 @@ def test_report_writes_markdown_and_plots(tmp_path) -> None:
             assert png.startswith(b"\x89PNG") and len(png) > 1000
 
 
-def _small_log() -> RunLog:
+def _small_log() -> EvaluationLog:
     return evaluate_methods(_users(), ["default", "profile"], lm=ScriptedLM(_always_first)).log
 
 
@@ -310,9 +315,9 @@ def test_evaluate_command_writes_run_log_and_report_and_resumes(tmp_path, capsys
     assert "evaluated 2 users" in printed and "pooled accuracy" in printed and "cost:" in printed
     assert "no profile" in printed and "no persona" in printed
     log = read_run_log(out / "run.json")
-    assert log.config.methods == ["default", "profile", "persona"] and log.method("default").accuracy == 0.5
+    assert log.config.methods == ["default", "profile", "persona"] and log.results.method("default").accuracy == 0.5
     assert (out / "report.md").exists() and (out / "accuracy_vs_train.png").stat().st_size > 0
-    assert len((out / "judgments.jsonl").read_text().splitlines()) >= 30
+    assert len((out / "judgments.jsonl").read_text().splitlines()) == 1 + 20  # the header, then each judgment made
     # another model is another configuration: nothing is reused silently
-    with pytest.raises(ConfigError, match="another configuration .*model 'openai/stub' there, 'openai/other' now"):
+    with pytest.raises(ConfigError, match="other settings .*model 'openai/stub' there, 'openai/other' now"):
         _cli([*argv[:-5], "--model", "openai/other", "--no-cache", "--api-base", "http://127.0.0.1:9/v1"])

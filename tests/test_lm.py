@@ -7,7 +7,7 @@ import pytest
 
 from personae.errors import ConfigError
 from personae.lm import CostMeter, LlamaCppEngine, ScriptedLM, get_lm
-from personae.programs import rollouts, run_batch
+from personae.runs import RetryPolicy, run_batch
 from personae.signatures import PairwiseJudge
 
 
@@ -36,7 +36,7 @@ def test_scripted_lm_list_script_runs_in_order_then_fails() -> None:
 
 def test_rollouts_copy_the_lm_and_leave_it_unchanged() -> None:
     lm = ScriptedLM(lambda call: {"persona": "x"}, temperature=0.0)
-    lms = list(rollouts(lm, 3))
+    lms = list(RetryPolicy(max_attempts=3).rollouts(lm))
     assert lms[0] is lm
     assert [m.kwargs.get("rollout_id") for m in lms[1:]] == [1, 2]
     assert all(m.kwargs["temperature"] == 1.0 for m in lms[1:])

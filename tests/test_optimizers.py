@@ -238,13 +238,18 @@ def test_fit_users_resumes_and_survives_a_failing_user(tmp_path) -> None:
     assert [j.user_id for j in report.fitted] == ["user-c"]
     assert report.failed and report.failed[0][0] == "user-b"
     assert not any("user-a" in c.text for c in lm.calls)
-    failures = [json.loads(line) for line in (tmp_path / "failures.jsonl").read_text().splitlines()]
-    assert failures[0]["user_id"] == "user-b"
+    ledger = [json.loads(line) for line in (tmp_path / "progress.jsonl").read_text().splitlines()]
+    assert ledger[0]["kind"] == "fit" and ledger[0]["fingerprint"]["model"] == "scripted/fake"
+    failed = [row for row in ledger[1:] if row["error"]]
+    assert [row["user_id"] for row in failed] == ["user-b"] and failed[0]["kind"] == "timeout"
+    assert "timed out" in failed[0]["error"]
+    assert {row["user_id"] for row in ledger[1:] if not row["error"]} == {"user-a", "user-c"}  # user-a adopted
+    assert (report.counts.succeeded, report.counts.resumed, report.counts.failed) == (1, 1, 1)
     assert PersonalizedJudge.load(judge_path(tmp_path, "user-a")).persona == "already fitted"
     assert judge_path(tmp_path, "user-c").exists() and not judge_path(tmp_path, "user-b").exists()
 
     other = ScriptedLM(_shorter_wins, model="scripted/other")
-    with pytest.raises(ConfigError, match="user-c: model 'scripted/fake' there, 'scripted/other' now"):
+    with pytest.raises(ConfigError, match="other settings .*model 'scripted/fake' there, 'scripted/other' now"):
         fit_users(users[2:], tmp_path, lm=other)
     assert not other.calls
     again = fit_users(users[2:], tmp_path, lm=other, fresh=True)

@@ -9,7 +9,6 @@ from helpers import record
 from openai_stub import output_fields, stub_server
 from personae.errors import ConfigError, DataError
 from personae.evaluation import (
-    PERSONA_ACCURACY_VERSION,
     evaluate_persona_accuracy,
     read_persona_accuracy_log,
     write_persona_accuracy_report,
@@ -83,7 +82,7 @@ def test_both_orders_and_side_bookkeeping_with_a_judge_that_always_picks_chosen(
         (f"r{i}", side, first) for i in range(5) for side in ("chosen", "rejected") for first in (True, False)}
     assert run.accuracy("chosen") == 1.0 and run.accuracy("rejected") == 0.0
     assert (run.chosen.ci_low, run.chosen.ci_high) == (1.0, 1.0) and run.rejected.ci_high == 0.0
-    assert run.order_agreement == 1.0 and run.log.records_both_scored == 10
+    assert run.order_agreement == 1.0 and run.log.results.records_both_scored == 10
     assert run.inference_cost.lm_calls == 0 and run.judge_cost.lm_calls == 20 and run.cost.lm_calls == 20
     assert run.log.config.inferred_sides == [] and run.log.config.infer_model is None
     assert all(j.prompt and j.raw_output and j.persona for j in run.judgments)
@@ -92,7 +91,7 @@ def test_both_orders_and_side_bookkeeping_with_a_judge_that_always_picks_chosen(
 
     path = write_run_log(run, tmp_path / "run.json")
     log = read_persona_accuracy_log(path)
-    assert log.version == PERSONA_ACCURACY_VERSION and log == run.log and log.versions["dspy"]
+    assert log.version == 2 and log.status == "success" and log == run.log and log.versions["dspy"]
     report = write_persona_accuracy_report(run, tmp_path).read_text()
     assert "100.0% (100.0%-100.0%)" in report and "rejected-side" in report
 
@@ -215,11 +214,12 @@ def test_eval_personas_resumes_and_grows_with_the_limit(cli, tmp_path, capsys, s
         assert cli([*argv, "--limit", "2"]) == 0
         assert len(stub.requests) == 8
         lines = (out / "judgments.jsonl").read_text().splitlines()
-        assert len(lines) == 8
-        # an interrupted run: the last three judgments were never written
-        (out / "judgments.jsonl").write_text("\n".join(lines[:5]) + "\n")
+        assert len(lines) == 1 + 8  # the ledger's header, then each judgment
+        # an interrupted run: the last three judgments were never written, the one before torn
+        (out / "judgments.jsonl").write_text("\n".join(lines[:6]) + "\n" + lines[6][:40])
         assert cli([*argv, "--limit", "3"]) == 0  # 3 lost judgments + record 3's four
         assert len(stub.requests) == 8 + 3 + 4
+        assert "12 items: 7 succeeded, 5 resumed, 0 failed" in capsys.readouterr().out
         assert cli([*argv, "--limit", "3"]) == 0  # nothing left to do
         assert len(stub.requests) == 15
         assert cli([*argv, "--limit", "3", "--fresh"]) == 0
@@ -332,14 +332,14 @@ def test_a_later_run_over_more_records_builds_on_the_ledger(tmp_path) -> None:
     assert rows[2]["chosen_persona"] == "who likes a changed answer"
 
     other = ScriptedLM(likes, model="scripted/other")
-    with pytest.raises(ConfigError, match="another model"):
+    with pytest.raises(ConfigError, match="other settings .*model"):
         infer_personas(bigger, out, lm=other)
     longer = ScriptedLM(likes, max_tokens=64)
-    with pytest.raises(ConfigError, match=r"another sampling .*max_tokens"):
+    with pytest.raises(ConfigError, match=r"other settings .*sampling .*max_tokens"):
         infer_personas(bigger, out, lm=longer)
     ledger = progress_path(out).read_text().splitlines()  # as an earlier version wrote it: no sampling
     header = json.loads(ledger[0])
-    del header["sampling"]
+    del header["fingerprint"]["sampling"]
     progress_path(out).write_text("\n".join([json.dumps(header), *ledger[1:]]) + "\n")
     calls = len(longer.calls)
     assert infer_personas(bigger, out, lm=longer).resumed == 5 and len(longer.calls) == calls

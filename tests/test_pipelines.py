@@ -37,19 +37,25 @@ def test_infer_personas_writes_every_record_with_both_personas(tmp_path) -> None
     assert rows[2]["rejected_persona"] == "who likes bad answer 2"
     assert report.inferred == 5 and report.failed == 0 and report.cost.lm_calls == 10
     ledger = [json.loads(line) for line in progress_path(out).read_text().splitlines()]
-    assert ledger[0]["model"] == "scripted/fake" and [r["record_id"] for r in ledger[1:]] == [f"r{i}" for i in range(5)]
+    assert ledger[0]["fingerprint"]["model"] == "scripted/fake" and ledger[0]["kind"] == "infer"
+    assert [r["record_id"] for r in ledger[1:]] == [f"r{i}" for i in range(5)]
+    assert report.counts.line("records") == "5 records: 5 succeeded, 0 resumed, 0 failed"
 
 
 def test_infer_personas_resumes_without_redoing_finished_records(tmp_path) -> None:
     records = [record(i) for i in range(6)]
     out = tmp_path / "out.parquet"
-    # a first run that stopped after three records (one of which had failed)
-    from personae.pipelines.infer import _ledger_state, _record_digest
-    from personae.programs import PersonaInference
+    # a first run of an earlier version that stopped after three records (one of which had failed)
+    from personae.pipelines import lm_fingerprint
+    from personae.programs import PersonaInference, program_digest
+    from personae.runs import content_digest
+
+    def _record_digest(r):
+        return content_digest(r.prompt, r.chosen, r.rejected)
 
     lm = _persona_lm()
     progress = progress_path(out)
-    lines: list[dict] = [{"personae_ledger": 1, **_ledger_state(lm, PersonaInference())}]
+    lines: list[dict] = [{"personae_ledger": 1, **lm_fingerprint(lm), "program": program_digest(PersonaInference())}]
     lines += [{"record_id": f"r{i}", "digest": _record_digest(records[i]), "chosen_persona": f"old {i}",
                "rejected_persona": f"old-r {i}", "error": None} for i in range(2)]
     lines.append({"record_id": "r2", "digest": _record_digest(records[2]), "chosen_persona": None,
@@ -89,7 +95,8 @@ def test_judge_records_counts_failures_as_unscored_and_wrong() -> None:
     assert report.correct == 3  # chosen-first order of the three parseable records
     assert report.accuracy == pytest.approx(3 / 8)
     failed = [r for r in report.rows if r["error"]]
-    assert all(r["correct"] is None and r["record_id"] == "r2" for r in failed)
+    assert all(r["correct"] is None and r["record_id"] == "r2" and r["kind"] == "parse" for r in failed)
+    assert report.counts.failures == {"parse": 2}
 
 
 def test_demo_data_has_distinct_users() -> None:

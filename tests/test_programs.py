@@ -16,6 +16,7 @@ from personae.programs import (
     VerifiedReasoning,
     judge_pair,
 )
+from personae.runs import RetryPolicy
 
 
 @pytest.fixture(autouse=True)
@@ -96,7 +97,7 @@ def test_verified_reasoning_reports_parse_failures_without_raising() -> None:
     with dspy.context(lm=lm):
         pred = VerifiedReasoning(max_attempts=3)(record(1))
     assert not pred.verified and pred.attempts == 3
-    assert len(pred.errors) == 3 and all("Parse" in e for e in pred.errors)
+    assert pred.kind == "parse" and "Parse" in pred.error
 
 
 def test_persona_synthesis_reads_every_trace_and_skips_when_empty() -> None:
@@ -111,7 +112,7 @@ def test_persona_synthesis_reads_every_trace_and_skips_when_empty() -> None:
 
 
 def test_persona_synthesis_fits_its_budget() -> None:
-    lm = ScriptedLM(lambda call: {"reasoning": "r", "persona": "p"})
+    lm = ScriptedLM(lambda call: {"reasoning": "r", "persona": "The user likes p."})
     traces = [Trace(f"r{i}", "q " * 400, "a " * 400, "b " * 400, "Second", f"why {i}") for i in range(30)]
     with dspy.context(lm=lm):
         PersonaSynthesis(budget=5000)(traces)
@@ -177,8 +178,8 @@ def test_persona_synthesis_retries_an_echoed_example() -> None:
     lm = ScriptedLM([{"reasoning": "r", "persona": echo}, {"reasoning": "r", "persona": "The user likes maps."}])
     traces = [Trace("r1", "question", "A text", "B text", "First", "because")]
     with dspy.context(lm=lm):
-        pred = PersonaSynthesis()(traces)
-    assert pred.persona == "The user likes maps." and pred.attempts == 2 and pred.error is None
+        outcome = RetryPolicy(max_attempts=3).attempt(lambda: PersonaSynthesis()(traces))
+    assert outcome.value.persona == "The user likes maps." and outcome.attempts == 2 and outcome.error is None
     assert lm.calls[1].config.temperature == 1.0  # the retry is a fresh sample, not a cache hit
 
 
@@ -190,11 +191,13 @@ def test_an_answer_without_words_is_not_taken_as_a_persona() -> None:
     lm = ScriptedLM([{"reasoning": "r", "persona": "] {"}, {"reasoning": "r", "persona": "The user likes maps."}])
     traces = [Trace("r1", "question", "A text", "B text", "First", "because")]
     with dspy.context(lm=lm):
-        pred = PersonaSynthesis()(traces)
-    assert pred.persona == "The user likes maps." and pred.attempts == 2
+        outcome = RetryPolicy(max_attempts=3).attempt(lambda: PersonaSynthesis()(traces))
+    assert outcome.value.persona == "The user likes maps." and outcome.attempts == 2
     with dspy.context(lm=ScriptedLM(lambda call: {"reasoning": "r", "persona": "N/A"})):
-        pred = PersonaSynthesis(max_attempts=2)(traces)
-        assert pred.persona == "" and "not a persona: 'N/A'" in pred.error
+        with pytest.raises(NotAPersonaError, match="not a persona: 'N/A'"):
+            PersonaSynthesis()(traces)
+        outcome = RetryPolicy(max_attempts=2).attempt(lambda: PersonaSynthesis()(traces))
+        assert outcome.value is None and outcome.kind == "content" and "not a persona: 'N/A'" in outcome.error
         with pytest.raises(NotAPersonaError, match="chosen-side answer is not a persona"):
             PersonaInference(sides=("chosen",))(context="q", chosen="a", rejected="b")
 
@@ -206,9 +209,9 @@ def test_persona_synthesis_gives_up_with_its_reason() -> None:
     lm = ScriptedLM(lambda call: {"reasoning": "r", "persona": echo})
     traces = [Trace("r1", "question", "A text", "B text", "First", "because")]
     with dspy.context(lm=lm):
-        pred = PersonaSynthesis(max_attempts=2)(traces)
-    assert pred.persona == "" and "repeats a worked example" in pred.error
-    assert len(lm.calls) == 2
+        outcome = RetryPolicy(max_attempts=2).attempt(lambda: PersonaSynthesis()(traces))
+    assert outcome.value is None and "repeats a worked example" in outcome.error and outcome.kind == "content"
+    assert len(lm.calls) == 2 and outcome.exception("user u").kind == "content"
 
 
 def test_persona_inference_refuses_an_echoed_example() -> None:

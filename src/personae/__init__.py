@@ -42,7 +42,9 @@ _EXPORTS: dict[str, str] = {
     "ProfileJudge": "personae.programs",
     "VerifiedReasoning": "personae.programs",
     "judge_pair": "personae.programs",
-    "run_batch": "personae.programs",
+    # the run layer
+    "RetryPolicy": "personae.runs",
+    "run_batch": "personae.runs",
     # fitting and evaluation
     "PersonalizedJudge": "personae.optimizers",
     "SynthesizeMe": "personae.optimizers",
@@ -56,6 +58,8 @@ _EXPORTS: dict[str, str] = {
     "DataError": "personae.errors",
     "ConfigError": "personae.errors",
     "LMCallError": "personae.errors",
+    "ContentError": "personae.errors",
+    "ItemError": "personae.errors",
     "MissingExtraError": "personae.errors",
 }
 

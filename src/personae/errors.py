@@ -6,13 +6,21 @@ carries the thing that failed::
     PersonaeError
     ├── DataError          a preference file or record is malformed (file, record, field)
     ├── ConfigError        an option or model string cannot be used
+    │   └── ItemError      one item of a run cannot be done as given (a user with too few
+    │                      pairs): recorded as failed, never retried, the run goes on
     ├── MissingExtraError  an optional dependency group is not installed
-    └── LMCallError        an LM call failed after its retries (the record it was for, the reason)
+    ├── ContentError       an answer parsed but cannot be used (an echoed example, no persona,
+    │                      a verdict outside the allowed ones); retried on a fresh sample
+    └── LMCallError        an item's LM calls failed after every retry (what it was for, the
+                           kind of failure, the reason, the attempts)
+
+Which failures are retried, and which surface at once, is decided in one place:
+:class:`personae.runs.RetryPolicy`.
 """
 
 from __future__ import annotations
 
-__all__ = ["ConfigError", "DataError", "LMCallError", "MissingExtraError", "PersonaeError"]
+__all__ = ["ConfigError", "ContentError", "DataError", "ItemError", "LMCallError", "MissingExtraError", "PersonaeError"]
 
 
 class PersonaeError(Exception):
@@ -54,6 +62,18 @@ class ConfigError(PersonaeError, ValueError):
     """An option, preset or model string cannot be used as given."""
 
 
+class ItemError(ConfigError):
+    """One item of a run cannot be done as given (a user with too few pairs to fit).
+
+    A run records the item as failed with kind ``input`` and goes on; it is not retried.
+    ``item`` names it.
+    """
+
+    def __init__(self, message: str, *, item: str | None = None):
+        self.item = item
+        super().__init__(message)
+
+
 class MissingExtraError(PersonaeError, ImportError):
     """An optional dependency group is needed; the message names the ``pip install`` to run."""
 
@@ -63,12 +83,31 @@ class MissingExtraError(PersonaeError, ImportError):
         super().__init__(f"{feature} needs the '{extra}' extra: pip install 'personae[{extra}]'")
 
 
-class LMCallError(PersonaeError, RuntimeError):
-    """An LM call failed after every retry. ``item`` names what the call was for."""
+class ContentError(PersonaeError, ValueError):
+    """A model's answer parsed but cannot be used: it echoes a worked example, describes nobody,
+    or names a verdict the task does not allow. Like a parse failure, it is retried on a fresh
+    sample (failure kind ``content``)."""
 
-    def __init__(self, reason: str, *, item: str | None = None, attempts: int = 1):
+
+class LMCallError(PersonaeError, RuntimeError):
+    """An item's LM calls failed after every retry.
+
+    ``kind`` says how (``timeout``, ``rate_limit``, ``server``, ``transport``, ``lm``,
+    ``parse``, ``content``, ``context_window``, ``invalid_request``), ``reason`` what the last
+    attempt raised, ``item`` what the calls were for, ``attempts`` how many were made.
+    """
+
+    def __init__(self, reason: str, *, kind: str = "lm", item: str | None = None, attempts: int = 1):
         self.reason = reason
+        self.kind = kind
         self.item = item
         self.attempts = attempts
         prefix = f"{item}: " if item else ""
         super().__init__(f"{prefix}{reason} (after {attempts} attempt{'s' if attempts != 1 else ''})")
+
+    def __reduce__(self):  # keep pickling (worker processes) working
+        return (_rebuild_lm_call_error, (self.reason, self.kind, self.item, self.attempts))
+
+
+def _rebuild_lm_call_error(reason: str, kind: str, item: str | None, attempts: int) -> LMCallError:
+    return LMCallError(reason, kind=kind, item=item, attempts=attempts)

@@ -5,15 +5,13 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import time
 from pathlib import Path
 from typing import Any, TextIO
 
-__all__ = ["JUDGMENTS_FILE", "STATE_FILE", "Progress", "add_data_options", "add_model_options", "build_lm", "digest",
-           "load_data", "prepare_environment", "previous_judgments"]
+__all__ = ["JUDGMENTS_FILE", "add_data_options", "add_model_options", "build_lm", "digest", "load_data",
+           "prepare_environment", "print_counts", "progress"]
 
-JUDGMENTS_FILE = "judgments.jsonl"     # judgments appended as they are made
-STATE_FILE = "judgments.config.json"   # the configuration they were made with
+JUDGMENTS_FILE = "judgments.jsonl"     # the ledger of a judging command's folder: judgments as they are made
 
 
 def add_model_options(parser: argparse.ArgumentParser) -> None:
@@ -36,6 +34,9 @@ def add_model_options(parser: argparse.ArgumentParser) -> None:
                        help="tries per item before it is recorded as failed (default 3)")
     group.add_argument("--lm-retries", type=int, default=3,
                        help="retries of transient LM errors (rate limits, timeouts, 5xx) with backoff (default 3)")
+    group.add_argument("--timeout", type=float, default=None,
+                       help="seconds before a call to a remote model is abandoned (then retried as a failure; "
+                            "default: the provider library's)")
     group.add_argument("--cache-dir", default=None,
                        help="DSPy request cache folder (default: $DSPY_CACHEDIR or ~/.cache/personae/dspy)")
     group.add_argument("--no-cache", action="store_true", help="do not read or write the request cache")
@@ -92,7 +93,7 @@ def build_lm(args: argparse.Namespace) -> Any:
         args.concurrency = 1 if is_local(args.model) else 8
     return get_lm(args.model, api_base=args.api_base, api_key=args.api_key, temperature=args.temperature,
                   max_tokens=args.max_tokens, cache=not args.no_cache, num_retries=args.lm_retries,
-                  max_string_chars=args.max_field_chars,
+                  timeout=args.timeout, max_string_chars=args.max_field_chars,
                   **({"structured_output": True} if args.structured_output else {}))
 
 
@@ -110,70 +111,13 @@ def digest(path: str | None) -> str | None:
     return h.hexdigest()[:16]
 
 
-def previous_judgments(out: Path, state: dict[str, Any], *, fresh: bool,
-                       dependent: dict[str, str] | None = None, label: str = "method") -> list[dict[str, Any]]:
-    """Judgments an earlier run with the same configuration left in ``out`` (for resuming).
+def progress(args: argparse.Namespace | None = None) -> Any:
+    """The progress display for a command: a bar on a terminal, plain lines otherwise."""
+    from personae.runs import progress_for
 
-    ``state`` is this run's configuration; it is compared with the one saved beside the
-    judgments. Any difference stops the run (use another folder, or ``fresh``), except the keys
-    of ``dependent``, each naming the value of ``label`` in the rows it affects: when only those
-    changed, those rows are dropped (and judged again) and the others are reused.
-    """
-    import json
-
-    from personae.data import read_jsonl_rows
-    from personae.data._io import describe_changes
-    from personae.errors import ConfigError
-
-    dependent = dependent or {}
-    judgments, state_file = out / JUDGMENTS_FILE, out / STATE_FILE
-    if fresh or not judgments.exists():
-        judgments.unlink(missing_ok=True)
-        state_file.write_text(json.dumps(state, indent=1), encoding="utf-8")
-        return []
-    try:
-        earlier = json.loads(state_file.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        earlier = {}
-    changed = sorted(k for k in set(state) | set(earlier) if earlier.get(k) != state.get(k))
-    if set(changed) - set(dependent):
-        raise ConfigError(f"{out} holds judgments of another configuration ({state_file}: "
-                          f"{describe_changes(earlier, state, changed)}); "
-                          "use another --out, or --fresh to discard them")
-    rows = read_jsonl_rows(judgments)
-    if changed:
-        stale = {dependent[k] for k in changed}
-        rows = [row for row in rows if row.get(label) not in stale]
-        print(f"personae: {', '.join(sorted(stale))} changed since the last run: judging it again",
-              file=sys.stderr)
-        tmp = judgments.with_suffix(".tmp")
-        tmp.write_text("".join(json.dumps(row) + "\n" for row in rows), encoding="utf-8")
-        os.replace(tmp, judgments)
-        state_file.write_text(json.dumps(state, indent=1), encoding="utf-8")
-    return rows
+    return progress_for(sys.stderr)
 
 
-class Progress:
-    """A one-line progress counter on stderr (redrawn on a terminal, sparse lines otherwise)."""
-
-    def __init__(self, label: str, stream: TextIO | None = None, *, quiet: bool = False) -> None:
-        self.label = label
-        self.stream = stream or sys.stderr
-        self.quiet = quiet
-        self.tty = self.stream.isatty()
-        self.start = time.perf_counter()
-        self._last = -1.0
-
-    def __call__(self, done: int, total: int) -> None:
-        if self.quiet:
-            return
-        now = time.perf_counter()
-        if not self.tty and done < total and now - self._last < 10:
-            return
-        self._last = now
-        line = f"{self.label}: {done}/{total} ({now - self.start:.0f} s)"
-        if self.tty:
-            self.stream.write("\r" + line + ("\n" if done >= total else ""))
-        else:
-            self.stream.write(line + "\n")
-        self.stream.flush()
+def print_counts(counts: Any, noun: str = "items") -> None:
+    """The closing count of a command: succeeded, resumed, failed by kind."""
+    print(counts.line(noun))

@@ -78,8 +78,8 @@ def quiet_libraries(verbose: int) -> None:
 
 
 def register(sub: Any) -> None:
-    from personae.distill._reward import RewardModelConfig, RewardModelScript
-    from personae.distill._tailor import TailorConfig, TailorScript
+    from personae.distill import RewardModelConfig, TailorConfig
+    from personae.pipelines.distill import RewardModelScript, TailorScript
 
     parser = sub.add_parser("distill", help="train small models: a persona-conditioned reward model, "
                                             "a persona-tailored generator (needs personae[distill])",
@@ -112,17 +112,16 @@ def _print_log(entry: dict[str, Any]) -> None:
 
 
 def run_reward_model(args: argparse.Namespace) -> int:
-    from personae.distill._extra import require_distill
+    from personae.distill import RewardModelConfig, require_distill
+    from personae.evaluation import summary_table
+    from personae.pipelines.distill import RewardModelScript, distill_reward_model
 
     require_distill("personae distill reward-model")
     quiet_libraries(getattr(args, "verbose", 0))
-    from personae.distill._reward import RewardModelConfig, RewardModelScript, main
-    from personae.evaluation import summary_table
-
     config = config_from_args(RewardModelConfig, args)
     script = config_from_args(RewardModelScript, args)
     data = load_data(args)
-    result = main(data, config, script, on_log=_print_log)
+    result = distill_reward_model(data, config, script, on_log=_print_log)
     t = result.training
     loss = f", final loss {t.losses[-1]:.4f}" if t.losses else ""
     print(f"trained on {t.pairs} pairs: {t.steps} steps in {t.seconds:.0f} s{loss}; "
@@ -134,13 +133,13 @@ def run_reward_model(args: argparse.Namespace) -> int:
 
 
 def run_tailor(args: argparse.Namespace) -> int:
-    from personae.distill._extra import require_distill
+    from personae.distill import TailorConfig, require_distill
+    from personae.pipelines.distill import TailorScript, distill_tailor
 
     require_distill("personae distill tailor", ("torch", "transformers", "trl", "peft"))
     quiet_libraries(getattr(args, "verbose", 0))
-    from personae.distill._tailor import TailorConfig, TailorScript, main
-
-    result = main(config_from_args(TailorConfig, args), config_from_args(TailorScript, args), on_log=_print_log)
+    result = distill_tailor(config_from_args(TailorConfig, args), config_from_args(TailorScript, args),
+                            on_log=_print_log)
     for stage in result.stages:
         losses = f", loss {stage.losses[0]:.4f} -> {stage.losses[-1]:.4f}" if stage.losses else ""
         print(f"{stage.stage}: {stage.examples} examples, {stage.steps} steps in {stage.seconds:.0f} s{losses}")

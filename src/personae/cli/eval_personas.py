@@ -5,10 +5,11 @@ inferred with ``--model`` (optionally a compiled ``--program`` and the domain's 
 A judge (``--judge-model``, default ``--model``) picks, in both orders, the response each
 persona prefers. Writes ``OUT/run.json`` (config, versions, every judgment with its prompt and
 raw output, cost) and ``OUT/report.md``; prints both accuracies with their 95% bootstrap
-intervals, the order agreement and the cost. Judgments are appended to
-``OUT/judgments.jsonl`` as they are made; the same command again (also with a larger
-``--limit``) reuses every scored judgment of the same record, side, order and persona and
-makes only the missing ones (``--fresh`` starts over).
+intervals, the order agreement and the cost. Inferred personas and judgments are appended to
+the ledger ``OUT/judgments.jsonl`` as they are made; the same command again (also with a
+larger ``--limit``) reuses every persona inferred for the same record and every scored
+judgment of the same record, side, order and persona, and makes only the missing ones
+(``--fresh`` starts over).
 """
 
 from __future__ import annotations
@@ -20,13 +21,13 @@ from typing import Any
 
 from personae.cli._common import (
     JUDGMENTS_FILE,
-    Progress,
     add_data_options,
     add_model_options,
     build_lm,
     digest,
     load_data,
-    previous_judgments,
+    print_counts,
+    progress,
 )
 from personae.cli.infer_personas import add_program_options, inference_program
 
@@ -95,19 +96,15 @@ def judge_lm_from_args(args: argparse.Namespace) -> Any:
         return None
     return get_lm(args.judge_model, api_base=args.judge_api_base, api_key=args.judge_api_key,
                   temperature=args.temperature, max_tokens=args.max_tokens, cache=not args.no_cache,
-                  num_retries=args.lm_retries, max_string_chars=args.max_field_chars,
+                  num_retries=args.lm_retries, timeout=args.timeout, max_string_chars=args.max_field_chars,
                   **({"structured_output": True} if args.structured_output else {}))
 
 
 def run(args: argparse.Namespace) -> int:
-    from personae.data import append_jsonl
-    from personae.evaluation import (
-        evaluate_persona_accuracy,
-        persona_accuracy_summary,
-        write_persona_accuracy_report,
-        write_run_log,
-    )
+    from personae.evaluation import evaluate_persona_accuracy, persona_accuracy_summary, write_persona_accuracy_report
     from personae.lm import is_local
+    from personae.pipelines import lm_fingerprint
+    from personae.runs import Ledger
 
     program = inference_program(args)
     data = load_data(args)
@@ -129,34 +126,33 @@ def run(args: argparse.Namespace) -> int:
              "columns": args.columns, "split": args.split, "limit": args.limit, "program": args.program,
              "demos": args.demos}
     state = {**{k: v for k, v in extra.items() if k != "limit"}, "chosen_column": chosen,
-             "rejected_column": rejected, "program_digest": digest(args.program), "demos_digest": digest(args.demos)}
-    previous = previous_judgments(out, state, fresh=args.fresh)
-    if previous:
-        print(f"personae: {len(previous)} judgments of an earlier run in {out}; reusing the scored ones",
+             "rejected_column": rejected, "program_digest": digest(args.program), "demos_digest": digest(args.demos),
+             "judge": lm_fingerprint(lm), "infer": lm_fingerprint(infer_lm) if infer_lm is not None else None}
+    ledger = Ledger(out / JUDGMENTS_FILE, kind="eval-personas", fingerprint=state, fresh=args.fresh)
+    if ledger.rows:
+        print(f"personae: {len(ledger.rows)} results of an earlier run in {out}; reusing the finished ones",
               file=sys.stderr)
-    judgments = out / JUDGMENTS_FILE
     run = evaluate_persona_accuracy(
         data.records, lm=lm, chosen_column=chosen, rejected_column=rejected, infer_lm=infer_lm,
         program=program, concurrency=args.concurrency, max_attempts=args.max_attempts, seed=args.seed,
-        source=args.data, extra=extra, on_progress=Progress("judge personas"),
-        on_infer_progress=Progress("infer personas"), previous=previous,
-        on_judgment=lambda row: append_jsonl(row.model_dump(mode="json"), judgments),
+        source=args.data, extra=extra, progress=progress(), ledger=ledger, log_path=out / RUN_FILE,
     )
-    write_run_log(run, out / RUN_FILE)
     report = write_persona_accuracy_report(run, out, filename=REPORT_FILE)
     sources = [f"{side} from column {column}" if column else f"{side} inferred"
                for side, column in (("chosen", chosen), ("rejected", rejected))]
     print(f"persona accuracy on {len(data)} records ({', '.join(sources)}), judged in both orders by "
           f"{run.log.config.judge_model}")
     print(persona_accuracy_summary(run, markdown=False))
-    agreement = run.log.order_agreement
+    results = run.log.results
+    agreement = results.order_agreement
     print(f"order agreement: {'n/a' if agreement is None else f'{agreement:.1%}'} "
-          f"({run.log.orders_agreed}/{run.log.records_both_scored})")
-    for summary in run.log.summary:
+          f"({results.orders_agreed}/{results.records_both_scored})")
+    for summary in results.summary:
         if summary.unscored_reasons:
             reasons = ", ".join(f"{n} {reason}" for reason, n in summary.unscored_reasons.items())
             print(f"{summary.side}-side: unscored (counted wrong): {reasons}")
+    print_counts(run.log.counts)
     print(f"cost: {run.cost.summary()} (inference {run.inference_cost.lm_calls} calls, "
           f"judging {run.judge_cost.lm_calls} calls)")
     print(f"wrote {out / RUN_FILE} and {report}")
-    return 0
+    return 1 if run.log.counts.failed else 0

@@ -1,7 +1,7 @@
 """``personae evaluate``: compare judging methods on the same held-out pairs of each user.
 
 Writes ``OUT/run.json`` (every judgment, with prompts and raw outputs), ``OUT/report.md`` and
-two plots, and prints the summary table and the cost. Judgments are appended to
+two plots, and prints the summary table and the cost. Judgments are appended to the ledger
 ``OUT/judgments.jsonl`` as they are made; running the same command again reuses the scored
 ones and judges only what is missing (``--fresh`` starts over).
 """
@@ -9,23 +9,28 @@ ones and judges only what is missing (``--fresh`` starts over).
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 from typing import Any
 
 from personae.cli._common import (
     JUDGMENTS_FILE,
-    Progress,
     add_data_options,
     add_model_options,
     build_lm,
     digest,
     load_data,
-    previous_judgments,
+    print_counts,
+    progress,
 )
 
-# What each fingerprint feeds: when only these change, the other methods' judgments still hold.
+# What each fingerprint key feeds: when only these change, the other methods' judgments still hold.
 _DEPENDENT_METHODS = {"judges": "synthesizeme", "judges_digest": "synthesizeme", "personas": "persona",
                       "personas_digest": "persona"}
+
+
+def _rows_of(method: str) -> Any:
+    return lambda row: row.get("method") == method
 RUN_FILE = "run.json"
 
 
@@ -86,14 +91,11 @@ def _personas(path: str | None) -> dict[str, str] | None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from personae.data import append_jsonl, select_users
-    from personae.evaluation import (
-        evaluate_methods,
-        summary_table,
-        write_report,
-        write_run_log,
-    )
+    from personae.data import select_users
+    from personae.evaluation import evaluate_methods, summary_table, write_report
     from personae.evaluation.methods import check_methods
+    from personae.pipelines import lm_fingerprint
+    from personae.runs import Ledger
 
     methods = check_methods(args.method.split(","), judges_dir=args.judges)
     fractions = _fractions(args.fractions)
@@ -103,30 +105,30 @@ def run(args: argparse.Namespace) -> int:
     lm = build_lm(args)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    state = {"model": args.model, "api_base": args.api_base, "temperature": args.temperature,
-             "max_tokens": args.max_tokens, "data": args.data, "columns": args.columns, "split": args.split,
-             "fractions": list(fractions), "judges": args.judges, "personas": args.personas,
+    state = {**lm_fingerprint(lm), "api_base": args.api_base, "data": args.data, "columns": args.columns,
+             "split": args.split, "fractions": list(fractions), "judges": args.judges, "personas": args.personas,
              "judges_digest": digest(args.judges), "personas_digest": digest(args.personas)}
-    previous = previous_judgments(out, state, fresh=args.fresh, dependent=_DEPENDENT_METHODS, label="method")
-    progress = Progress("evaluate")
-    judgments = out / JUDGMENTS_FILE
-
+    ledger = Ledger(out / JUDGMENTS_FILE, kind="evaluate", fingerprint=state, fresh=args.fresh,
+                    dependent={key: _rows_of(method) for key, method in _DEPENDENT_METHODS.items()})
+    if ledger.changed:
+        stale = sorted({_DEPENDENT_METHODS[key] for key in ledger.changed})
+        print(f"personae: {', '.join(stale)} changed since the last run: judging it again "
+              f"({ledger.invalidated} judgments)", file=sys.stderr)
     evaluation = evaluate_methods(
         users, methods, lm=lm, fractions=fractions, judges_dir=args.judges, personas=personas,
-        concurrency=args.concurrency, max_attempts=args.max_attempts, seed=args.seed, previous=previous,
+        concurrency=args.concurrency, max_attempts=args.max_attempts, seed=args.seed, ledger=ledger,
         source=args.data, extra={**state, "users": args.users, "min_pairs": args.min_pairs},
-        on_judgment=lambda row: append_jsonl(row.model_dump(mode="json"), judgments),
-        on_progress=progress,
+        progress=progress(), log_path=out / RUN_FILE,
     )
-    write_run_log(evaluation, out / RUN_FILE)
     report = write_report(evaluation, out)
     n_test = sum(u.n_test for u in evaluation.users)
     print(f"evaluated {len(users)} users, {n_test} test pairs, both orders, methods: {', '.join(methods)}")
     print(summary_table(evaluation, markdown=False))
-    for summary in evaluation.log.summary:
+    for summary in evaluation.log.results.summary:
         if summary.unscored_reasons:
             reasons = ", ".join(f"{n} {reason}" for reason, n in summary.unscored_reasons.items())
             print(f"{summary.method}: unscored (counted wrong): {reasons}")
+    print_counts(evaluation.log.counts, "judgments")
     print(f"cost: {evaluation.cost.summary()}")
     print(f"wrote {out / RUN_FILE} and {report}")
-    return 0
+    return 1 if evaluation.log.counts.failed else 0

@@ -6,7 +6,7 @@ import argparse
 import sys
 from typing import Any
 
-from personae.cli._common import add_data_options, add_model_options, build_lm, load_data
+from personae.cli._common import add_data_options, add_model_options, build_lm, load_data, print_counts, progress
 
 
 def register(sub: Any) -> None:
@@ -14,8 +14,9 @@ def register(sub: Any) -> None:
         "fit",
         help="fit a personalized judge (persona + demonstrations) for every user",
         description="Fit SynthesizeMe judges, one JSON file per user in --out. Finished users are "
-                    "written as they complete; running the same command again skips them. A user whose "
-                    "fit fails is recorded in failures.jsonl and the others go on.",
+                    "written as they complete (with a row in OUT/progress.jsonl); running the same command again "
+                    "skips them. A user whose fit fails is recorded there with the reason, the others go on, "
+                    "and the next run tries it again.",
     )
     add_data_options(parser)
     parser.add_argument("--out", required=True, help="folder for the fitted judges")
@@ -58,22 +59,21 @@ def run(args: argparse.Namespace) -> int:
     already = 0 if args.fresh else sum(judge_path(args.out, u.user_id).exists() for u in users)
     print(f"{len(users)} users; {already} already fitted in {args.out}, {len(users) - already} to fit",
           file=sys.stderr, flush=True)
-    done = {"n": already}
 
     def show(user_id: str, status: str, judge: Any) -> None:
-        done["n"] += 1
         detail = ""
         if judge is not None:
             acc = "n/a" if judge.val_accuracy is None else f"{judge.val_accuracy:.0%}"
             detail = (f" val {acc}, {len(judge.demos)} demos, {judge.cost['lm_calls']} calls, "
                       f"{judge.cost['seconds']:.0f} s")
-        print(f"[{done['n']}/{len(users)}] {user_id}: {status}{detail}", file=sys.stderr, flush=True)
+        print(f"{user_id}: {status}{detail}", file=sys.stderr, flush=True)
 
     report = fit_users(users, args.out, lm=lm, fitter=fitter, user_concurrency=args.user_concurrency,
-                       on_done=show, fresh=args.fresh)
+                       on_done=show, fresh=args.fresh, progress=progress())
     print(f"{len(report.fitted)} fitted, {len(report.skipped)} already done, {len(report.failed)} failed "
           f"-> {args.out}")
     for user_id, reason in report.failed:
         print(f"  failed {user_id}: {reason}")
+    print_counts(report.counts, "users")
     print(f"cost: {report.cost.summary()}")
     return 1 if report.failed else 0

@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from personae.cli._common import Progress, add_data_options, add_model_options, build_lm, load_data
+from personae.cli._common import add_data_options, add_model_options, build_lm, load_data, print_counts, progress
 
 
 def register(sub: Any) -> None:
@@ -63,10 +63,10 @@ def run(args: argparse.Namespace) -> int:
     data = load_data(args)
     lm = build_lm(args)
     report = infer_personas(data.records, Path(args.out), lm=lm, program=program, concurrency=args.concurrency,
-                            max_attempts=args.max_attempts, on_progress=Progress("infer-personas"),
-                            fresh=args.fresh)
+                            max_attempts=args.max_attempts, progress=progress(), fresh=args.fresh)
     print(f"wrote {report.records} records to {report.out} "
           f"({report.inferred} inferred now, {report.resumed} from an earlier run, {report.failed} failed)")
+    print_counts(report.counts, "records")
     for record_id, reason in report.failures[:5]:
         print(f"  failed {record_id}: {reason}")
     print(f"cost: {report.cost.summary()}")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from personae.cli._common import Progress, add_data_options, add_model_options, build_lm, load_data
+from personae.cli._common import add_data_options, add_model_options, build_lm, load_data, print_counts, progress
 
 
 def register(sub: Any) -> None:
@@ -21,7 +21,11 @@ def register(sub: Any) -> None:
     who.add_argument("--persona-column", help="a column holding each record's persona (e.g. chosen_persona)")
     who.add_argument("--profile", action="store_true", help="use each record's user profile (demographics)")
     parser.add_argument("--one-order", action="store_true", help="judge only with the chosen response first")
-    parser.add_argument("--out", help="write every judgment to this .jsonl file")
+    parser.add_argument("--out", help="write every judgment to this .jsonl file, with its run log in OUT.run.json; "
+                                      "judgments are kept in OUT.progress.jsonl as they are made, and the same "
+                                      "command resumes from there")
+    parser.add_argument("--fresh", action="store_true",
+                        help="discard the judgments an earlier run left in OUT.progress.jsonl")
     add_model_options(parser)
     parser.set_defaults(run=run)
 
@@ -54,27 +58,38 @@ def _judge_factory(args: argparse.Namespace) -> Any:
     return lambda record: judge
 
 
+def _method(args: argparse.Namespace) -> str:
+    if args.persona:
+        return "persona"
+    if args.persona_column:
+        return f"persona:{args.persona_column}"
+    return "profile" if args.profile else "default"
+
+
 def run(args: argparse.Namespace) -> int:
     from personae.data import write_rows
-    from personae.pipelines import judge_records
+    from personae.pipelines import judge_records, lm_fingerprint, progress_path
+    from personae.runs import Ledger, write_log
 
     data = load_data(args)
     lm = build_lm(args)
     factory = _judge_factory(args)
-    total = len(data) * (1 if args.one_order else 2)
-    progress = Progress("judge")
-    seen = 0
-
-    def tick(row: dict[str, Any]) -> None:
-        nonlocal seen
-        seen += 1
-        progress(seen, total)
-
-    report = judge_records(data.records, factory, lm=lm, both_orders=not args.one_order,
-                           concurrency=args.concurrency, max_attempts=args.max_attempts, on_result=tick)
+    method = _method(args)
+    config = {"data": args.data, "columns": args.columns, "split": args.split, "method": method,
+              "persona": args.persona, "persona_column": args.persona_column, "profile": args.profile,
+              "both_orders": not args.one_order, **lm_fingerprint(lm)}
+    ledger = None
     if args.out:
-        write_rows(report.rows, args.out)
+        ledger = Ledger(progress_path(args.out), kind="judge", fresh=args.fresh,
+                        fingerprint={**lm_fingerprint(lm), "method": method})
+    report = judge_records(data.records, factory, lm=lm, both_orders=not args.one_order, method=method,
+                           concurrency=args.concurrency, max_attempts=args.max_attempts, ledger=ledger,
+                           progress=progress())
+    if args.out:
+        write_rows([j.model_dump(mode="json") for j in report.judgments], args.out)
+        write_log(report.log(config), f"{args.out}.run.json")
     print(f"judged {len(data)} pairs, {report.total} judgments: accuracy {report.accuracy:.1%} "
           f"({report.correct} correct, {report.unscored} unscored and counted wrong)")
+    print_counts(report.counts, "judgments")
     print(f"cost: {report.cost.summary()}")
-    return 0
+    return 1 if report.counts.failed else 0

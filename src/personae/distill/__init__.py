@@ -23,13 +23,14 @@ Tailored generator (TRL ``SFTTrainer`` then ``DPOTrainer`` with LoRA; default Sm
     train_tailored_generator(tailoring_examples(sft_records), tailoring_examples(dpo_records), out="gen")
     TailoredGenerator.load("gen").generate(prompt, persona)
 
-Comparing two generators with an LLM judge (no torch needed): :func:`compare_generations`.
+Comparing two generators with an LLM judge needs no torch and lives in
+:mod:`personae.evaluation` (``compare_generations``); the commands' orchestration (loading,
+training, writing) is in :mod:`personae.pipelines.distill`.
 
 Modules: ``_extra`` (the extra check, offline settings, device), ``_personas`` (persona
 sources), ``_encoding`` (the reward model's input template), ``_reward`` (training),
 ``_reward_model`` (loading and scoring), ``_protocol`` (evaluation into the judges' run
-log), ``_tailor`` (the generator), ``_tailor_judge`` (win rates and DeltaPQ), ``_tailor_eval``
-(items and sides for ``personae eval-tailoring``).
+log), ``_tailor`` (the generator).
 """
 
 from __future__ import annotations
@@ -44,9 +45,10 @@ if TYPE_CHECKING:  # real types for type checkers; at run time names load on fir
     from personae.distill._protocol import check_prompt_split, evaluate_scorers, length_scorer
     from personae.distill._reward import (
         RewardModelConfig,
-        RewardModelScript,
         RewardTraining,
+        config_values,
         fit_length_weight,
+        persona_function,
         train_reward_model,
     )
     from personae.distill._reward_model import PersonalizedRewardModel, RewardVerdict
@@ -59,8 +61,6 @@ if TYPE_CHECKING:  # real types for type checkers; at run time names load on fir
         tailoring_examples,
         train_tailored_generator,
     )
-    from personae.distill._tailor_eval import TailoringEvalConfig
-    from personae.distill._tailor_judge import TailoringEvalLog, TailoringItem, compare_generations, delta_pq
 
 _EXPORTS: dict[str, str] = {
     # reward model
@@ -69,10 +69,11 @@ _EXPORTS: dict[str, str] = {
     "PersonaResolver": "personae.distill._personas",
     "PersonalizedRewardModel": "personae.distill._reward_model",
     "RewardModelConfig": "personae.distill._reward",
-    "RewardModelScript": "personae.distill._reward",
     "RewardTraining": "personae.distill._reward",
     "RewardVerdict": "personae.distill._reward_model",
+    "config_values": "personae.distill._reward",
     "fit_length_weight": "personae.distill._reward",
+    "persona_function": "personae.distill._reward",
     "train_reward_model": "personae.distill._reward",
     # evaluation of reward models
     "check_prompt_split": "personae.distill._protocol",
@@ -86,12 +87,6 @@ _EXPORTS: dict[str, str] = {
     "TailoringExample": "personae.distill._tailor",
     "tailoring_examples": "personae.distill._tailor",
     "train_tailored_generator": "personae.distill._tailor",
-    # comparing generators
-    "TailoringEvalConfig": "personae.distill._tailor_eval",
-    "TailoringEvalLog": "personae.distill._tailor_judge",
-    "TailoringItem": "personae.distill._tailor_judge",
-    "compare_generations": "personae.distill._tailor_judge",
-    "delta_pq": "personae.distill._tailor_judge",
     # the extra
     "require_distill": "personae.distill._extra",
 }
@@ -103,22 +98,18 @@ __all__ = [
     "PersonaResolver",
     "PersonalizedRewardModel",
     "RewardModelConfig",
-    "RewardModelScript",
     "RewardTraining",
     "RewardVerdict",
     "TailorConfig",
     "TailorTraining",
     "TailoredGenerator",
-    "TailoringEvalConfig",
-    "TailoringEvalLog",
     "TailoringExample",
-    "TailoringItem",
     "check_prompt_split",
-    "compare_generations",
-    "delta_pq",
+    "config_values",
     "evaluate_scorers",
     "fit_length_weight",
     "length_scorer",
+    "persona_function",
     "require_distill",
     "tailoring_examples",
     "train_reward_model",

@@ -19,18 +19,10 @@ from typing import Any
 
 from personae.data import PreferenceRecord, UserSplit
 from personae.distill._reward_model import is_tie
-from personae.errors import DataError
-from personae.evaluation.log import (
-    CostLog,
-    JudgmentLog,
-    MethodSummary,
-    RunConfig,
-    RunLog,
-    UserRow,
-    finite,
-    package_versions,
-)
-from personae.evaluation.stats import method_stats
+from personae.errors import ConfigError, DataError
+from personae.evaluation import EvaluationLog, EvaluationResults, MethodSummary, RunConfig, UserRow, method_stats
+from personae.evaluation.log import finite
+from personae.runs import CostLog, Counts, Judgment, package_versions
 
 __all__ = ["Scorer", "check_prompt_split", "evaluate_scorers", "length_scorer", "reward_judgments"]
 
@@ -64,28 +56,27 @@ def length_scorer(records: Sequence[PreferenceRecord]) -> list[tuple[float, floa
 
 
 def reward_judgments(method: str, user_id: str, records: Sequence[PreferenceRecord],
-                     rewards: Sequence[tuple[float, float]]) -> list[JudgmentLog]:
+                     rewards: Sequence[tuple[float, float]]) -> list[Judgment]:
     """Both orders of each record as judgments; equal rewards (up to float noise) are unscored (``tie``) and wrong."""
     rows = []
     for record, (chosen, rejected) in zip(records, rewards, strict=True):
         reasoning = f"reward(chosen)={chosen:.6g}, reward(rejected)={rejected:.6g}"
-        for chosen_first in (True, False):
+        for first in ("chosen", "rejected"):
             if is_tie(chosen, rejected):
-                rows.append(JudgmentLog(user_id=user_id, record_id=record.record_id, method=method,
-                                        chosen_first=chosen_first, reasoning=reasoning, attempts=1,
-                                        error="tie: equal rewards"))
+                rows.append(Judgment(user_id=user_id, record_id=record.record_id, method=method, first=first,
+                                     reasoning=reasoning, attempts=1, error="tie: equal rewards", kind="tie"))
                 continue
-            chosen_wins = chosen > rejected
-            preferred = "First" if chosen_wins == chosen_first else "Second"
-            rows.append(JudgmentLog(user_id=user_id, record_id=record.record_id, method=method,
-                                    chosen_first=chosen_first, preferred=preferred, correct=chosen_wins,
-                                    reasoning=reasoning, attempts=1))
+            picked = "chosen" if chosen > rejected else "rejected"
+            rows.append(Judgment(user_id=user_id, record_id=record.record_id, method=method, first=first,
+                                 preferred="First" if picked == first else "Second", picked=picked,
+                                 correct=picked == "chosen", reasoning=reasoning, attempts=1))
     return rows
 
 
-def _summary(method: str, judgments: Sequence[JudgmentLog], seconds: float, *, seed: int, confidence: float,
+def _summary(method: str, judgments: Sequence[Judgment], seconds: float, *, seed: int, confidence: float,
              resamples: int) -> tuple[MethodSummary, dict[str, float]]:
-    stats = method_stats([(j.user_id, j.record_id, j.chosen_first, j.correct, j.scored) for j in judgments],
+    stats = method_stats([(j.user_id or "", j.record_id, j.chosen_first, j.correct is True, j.scored)
+                          for j in judgments],
                          rng=random.Random(f"{seed}/{method}"), confidence=confidence, resamples=resamples)
     reasons = Counter((j.error or "").split(":", 1)[0] for j in judgments if not j.scored)
     summary = MethodSummary(
@@ -109,8 +100,8 @@ def evaluate_scorers(
     model: str = "reward models",
     source: str = "",
     extra: Mapping[str, Any] | None = None,
-) -> RunLog:
-    """Score every user's test pairs with every scorer and summarise as a :class:`RunLog`.
+) -> EvaluationLog:
+    """Score every user's test pairs with every scorer and summarise as an evaluation's run log.
 
     ``splits`` are the users' splits (e.g. from :func:`personae.data.split_by_prompt`); each
     scorer gets every user's test records in one call (so it can batch them) and returns a
@@ -118,7 +109,7 @@ def evaluate_scorers(
     scorer took.
     """
     started = datetime.now(timezone.utc)
-    judgments: list[JudgmentLog] = []
+    judgments: list[Judgment] = []
     seconds: dict[str, float] = {}
     tests = [(user_id, record) for user_id, split in splits.items() for record in split.test]
     for method, scorer in scorers.items():
@@ -126,7 +117,7 @@ def evaluate_scorers(
         rewards = list(scorer([record for _, record in tests]))
         seconds[method] = time.perf_counter() - clock
         if len(rewards) != len(tests):
-            raise ValueError(f"scorer {method!r} gave {len(rewards)} rewards for {len(tests)} pairs")
+            raise ConfigError(f"scorer {method!r} gave {len(rewards)} rewards for {len(tests)} pairs")
         for (user_id, record), reward in zip(tests, rewards, strict=True):
             judgments += reward_judgments(method, user_id, [record], [reward])
     summaries, per_user = [], {}
@@ -140,5 +131,11 @@ def evaluate_scorers(
     users = [UserRow(user_id=user_id, n_train=len(split.train), n_val=len(split.val), n_test=len(split.test),
                      accuracy={m: per_user[m].get(user_id) for m in scorers})
              for user_id, split in splits.items()]
-    return RunLog(config=config, versions=package_versions(), started=started, finished=datetime.now(timezone.utc),
-                  cost=CostLog(seconds=sum(seconds.values())), summary=summaries, users=users, judgments=judgments)
+    unscored = Counter(j.kind or "lm" for j in judgments if not j.scored)
+    counts = Counts(total=len(judgments), succeeded=len(judgments) - sum(unscored.values()),
+                    failed=sum(unscored.values()), failures=dict(unscored.most_common()))
+    log = EvaluationLog(command="distill reward-model", config=config, versions=package_versions(), started=started,
+                        cost=CostLog(seconds=sum(seconds.values())), counts=counts, judgments=judgments,
+                        costs={s.method: s.cost for s in summaries},
+                        results=EvaluationResults(summary=summaries, users=users))
+    return log.ended("success")

@@ -43,7 +43,8 @@ from personae.distill._personas import PersonaResolver
 from personae.distill._reward_model import PersonalizedRewardModel, RewardModelInfo
 from personae.errors import ConfigError, DataError
 
-__all__ = ["RewardModelConfig", "RewardTraining", "fit_length_weight", "freeze_lower_layers", "train_reward_model"]
+__all__ = ["RewardModelConfig", "RewardTraining", "config_values", "fit_length_weight", "freeze_lower_layers",
+           "persona_function", "train_reward_model"]
 
 logger = logging.getLogger(__name__)
 
@@ -232,7 +233,7 @@ def train_reward_model(
     for parameter in model.parameters():
         parameter.requires_grad = True
     info = RewardModelInfo(template, weight, resolver.spec if template.uses_persona else "none", config.model, {
-        "pairs": len(pairs), "steps": done_steps, "seconds": round(seconds, 2), "config": _config_dict(config),
+        "pairs": len(pairs), "steps": done_steps, "seconds": round(seconds, 2), "config": config_values(config),
         "final_loss": losses[-1] if losses else None, "personas_given_for_users": len(personas or {}),
     })
     rm = PersonalizedRewardModel(model, tokenizer, info, device=str(next(model.parameters()).device))
@@ -240,42 +241,11 @@ def train_reward_model(
     return RewardTraining(rm, path, seconds, len(pairs), done_steps, losses, history)
 
 
-def _config_dict(config: Any) -> dict[str, Any]:
+def config_values(config: Any) -> dict[str, Any]:
+    """A config dataclass's plain values (what a saved model and a run log keep of it)."""
     from dataclasses import asdict
 
     return {k: v for k, v in asdict(config).items() if isinstance(v, (str, int, float, bool, type(None)))}
-
-
-@dataclass
-class RewardModelScript:
-    """What ``personae distill reward-model`` does around training (its options besides the config's)."""
-
-    out: str = field(default="reward-model", metadata={"help": "output folder for the model"})
-    evaluate: bool = field(default=False, metadata={
-        "help": "split each user's prompts (train/val/test, in order of first appearance), train on train+val, "
-                "and report test accuracy by the judges' protocol next to the longer-response heuristic "
-                "(OUT/run.json, OUT/report.md)"})
-    fractions: str = field(default="0.5,0.2,0.3", metadata={"help": "train,val,test shares of each user's prompts"})
-    min_pairs: int = field(default=0, metadata={"help": "use only users with at least this many pairs"})
-
-
-@dataclass
-class RewardModelResult:
-    """What :func:`main` produced: the training and, with ``evaluate``, the run log."""
-
-    training: RewardTraining
-    run: Any = None
-    splits: dict[str, Any] = field(default_factory=dict)
-
-
-def parse_fractions(text: str) -> tuple[float, float, float]:
-    try:
-        parts = [float(part) for part in text.split(",")]
-    except ValueError:
-        parts = []
-    if len(parts) != 3:
-        raise ConfigError(f"fractions: expected three numbers such as 0.5,0.2,0.3, got {text!r}")
-    return (parts[0], parts[1], parts[2])
 
 
 def persona_function(model: PersonalizedRewardModel) -> Callable[[PreferenceRecord], str]:
@@ -283,32 +253,3 @@ def persona_function(model: PersonalizedRewardModel) -> Callable[[PreferenceReco
     if not model.uses_persona or model.info.persona in ("", "none"):
         return lambda record: ""
     return PersonaResolver(model.info.persona)
-
-
-def main(data: Sequence[PreferenceRecord], config: RewardModelConfig, script: RewardModelScript,
-         *, on_log: Callable[[dict[str, Any]], None] | None = None) -> RewardModelResult:
-    """Train (and with ``script.evaluate``, evaluate) a reward model; write everything to ``script.out``."""
-    from personae.data import PreferenceData, select_users, split_user
-    from personae.distill._protocol import check_prompt_split, evaluate_scorers, length_scorer
-    from personae.evaluation import write_report, write_run_log
-
-    source = data.source if isinstance(data, PreferenceData) else ""
-    users = select_users(data if isinstance(data, PreferenceData) else PreferenceData(data),
-                         min_pairs=script.min_pairs)
-    if not script.evaluate:
-        records = [r for user in users for r in user.records]
-        return RewardModelResult(train_reward_model(records, config, out=script.out, on_log=on_log))
-    fractions = parse_fractions(script.fractions)
-    splits = {user.user_id: split_user(user.records, fractions) for user in users}
-    check_prompt_split(splits)
-    train = [r for split in splits.values() for r in split.train + split.val]
-    training = train_reward_model(train, config, out=script.out, on_log=on_log)
-    personas = persona_function(training.model)
-    scorers = {"longer response": length_scorer,
-               "reward model": lambda records: training.model.score_records(records, personas)}
-    run = evaluate_scorers(splits, scorers, fractions=fractions, seed=config.seed, model=config.model, source=source,
-                           extra={"reward_model": _config_dict(config), "train_pairs": training.pairs,
-                                  "train_seconds": round(training.seconds, 2)})
-    write_run_log(run, Path(script.out) / "run.json")
-    write_report(run, script.out)
-    return RewardModelResult(training, run, splits)

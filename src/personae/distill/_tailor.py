@@ -41,12 +41,10 @@ __all__ = [
     "DEFAULT_STUDENT",
     "TAILOR_FILE",
     "TailorConfig",
-    "TailorScript",
     "TailorTraining",
     "TailoredGenerator",
     "TailoringExample",
     "tailoring_examples",
-    "main",
     "train_tailored_generator",
 ]
 
@@ -379,34 +377,3 @@ class TailoredGenerator:
         finally:
             tokenizer.padding_side = side
         return outputs
-
-
-@dataclass
-class TailorScript:
-    """What ``personae distill tailor`` trains on and where it writes (its options besides the config's)."""
-
-    sft: str | None = field(default=None, metadata={
-        "help": "SFT data: prompt, chosen, rejected and persona columns (e.g. persona_tailoring/*__sft_train.jsonl)"})
-    dpo: str | None = field(default=None, metadata={
-        "help": "DPO data, same columns (e.g. persona_tailoring/*__dpo_train.jsonl); with --sft, DPO follows SFT"})
-    out: str = field(default="tailored-generator", metadata={"help": "output folder for the generator"})
-    limit: int | None = field(default=None, metadata={"help": "use only the first N records of each file"})
-
-
-def main(config: TailorConfig, script: TailorScript, *,
-         on_log: Callable[[dict[str, Any]], None] | None = None) -> TailorTraining:
-    """Load the SFT and DPO files, build persona-augmented examples, train, save to ``script.out``."""
-    from personae.data import load_preferences
-
-    if not script.sft and not script.dpo:
-        raise ConfigError("give SFT data, DPO data, or both (--sft, --dpo)")
-    config.check()
-    examples: dict[str, list[TailoringExample]] = {}
-    for stage, path in (("sft", script.sft), ("dpo", script.dpo)):
-        examples[stage] = []
-        if path:
-            records = load_preferences(path, limit=script.limit).records
-            examples[stage] = tailoring_examples(records, persona=config.persona, sides=config.sides)
-            if not examples[stage]:
-                raise DataError(f"no example has a persona ({config.persona})", source=path)
-    return train_tailored_generator(examples["sft"], examples["dpo"], config, out=script.out, on_log=on_log)

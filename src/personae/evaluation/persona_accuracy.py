@@ -30,32 +30,46 @@ from __future__ import annotations
 
 import copy
 import logging
+import os
 import random
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from typing import Any
 
 import dspy
 
 from personae.data import PreferenceRecord
-from personae.errors import ConfigError, DataError
+from personae.errors import ConfigError, ContentError, DataError
 from personae.evaluation.log import (
     SIDES,
-    CostLog,
     PersonaAccuracyConfig,
     PersonaAccuracyLog,
-    PersonaJudgmentLog,
+    PersonaAccuracyResults,
     PersonaRow,
     Side,
     SideSummary,
     finite,
-    package_versions,
 )
 from personae.evaluation.stats import method_stats
-from personae.lm import Cost, CostMeter
-from personae.programs import Judgment, Outcome, PersonaAccuracyJudge, PersonaInference, judge_pair, run_batch
+from personae.lm import Cost
+from personae.programs import PersonaAccuracyJudge, PersonaInference, Verdict, judge_pair
+from personae.runs import (
+    CostLog,
+    Counts,
+    Executor,
+    Judgment,
+    Ledger,
+    Outcome,
+    Progress,
+    RetryPolicy,
+    ThreadExecutor,
+    content_digest,
+    package_versions,
+    record_key,
+    record_run,
+    run_items,
+)
 
 __all__ = ["PersonaAccuracyRun", "evaluate_persona_accuracy", "persona_column"]
 
@@ -70,36 +84,36 @@ class PersonaAccuracyRun:
     log: PersonaAccuracyLog
 
     def side(self, name: str) -> SideSummary:
-        return self.log.side(name)
+        return self.log.results.side(name)
 
     def accuracy(self, side: str) -> float:
         """Accuracy of ``side``'s personas (unscored judgments counted wrong); NaN when nothing was judged."""
-        value = self.log.side(side).accuracy
+        value = self.log.results.side(side).accuracy
         return float("nan") if value is None else value
 
     @property
     def chosen(self) -> SideSummary:
-        return self.log.side("chosen")
+        return self.side("chosen")
 
     @property
     def rejected(self) -> SideSummary:
-        return self.log.side("rejected")
+        return self.side("rejected")
 
     @property
     def order_agreement(self) -> float:
-        value = self.log.order_agreement
+        value = self.log.results.order_agreement
         return float("nan") if value is None else value
 
     @property
-    def judgments(self) -> list[PersonaJudgmentLog]:
+    def judgments(self) -> list[Judgment]:
         return self.log.judgments
 
     @property
     def personas(self) -> list[PersonaRow]:
-        return self.log.personas
+        return self.log.results.personas
 
     @property
-    def unscored(self) -> list[PersonaJudgmentLog]:
+    def unscored(self) -> list[Judgment]:
         """The judgments counted wrong because they could not be scored, with their ``error``."""
         return [j for j in self.log.judgments if not j.scored]
 
@@ -109,11 +123,11 @@ class PersonaAccuracyRun:
 
     @property
     def inference_cost(self) -> Cost:
-        return self.log.inference_cost.to_cost()
+        return self.log.costs["inference"].to_cost()
 
     @property
     def judge_cost(self) -> Cost:
-        return self.log.judge_cost.to_cost()
+        return self.log.costs["judging"].to_cost()
 
 
 def persona_column(record: PreferenceRecord, column: str) -> str | None:
@@ -126,52 +140,20 @@ def persona_column(record: PreferenceRecord, column: str) -> str | None:
 
 @dataclass(frozen=True)
 class _Task:
-    index: int            # slot of the judgment
     position: int         # the record's place in the data
     record: PreferenceRecord
     side: Side
     persona: str
     chosen_first: bool
 
+    @property
+    def key(self) -> str:
+        first = "chosen" if self.chosen_first else "rejected"
+        return f"judge/{record_key(self.record)}/{self.side}/{content_digest(self.persona)}/{first}"
+
 
 def _lm_name(lm: dspy.BaseLM) -> str:
     return str(getattr(lm, "model", type(lm).__name__))
-
-
-def _infer(
-    records: Sequence[PreferenceRecord],
-    sides: tuple[str, ...],
-    program: PersonaInference | None,
-    lm: dspy.BaseLM,
-    *,
-    concurrency: int,
-    max_attempts: int,
-    on_progress: Callable[[int, int], None] | None,
-) -> dict[str, Outcome[dict[str, Any]]]:
-    """Infer the personas of ``sides`` for every record; outcomes by record id."""
-    infer = copy.deepcopy(program) if program is not None else PersonaInference()
-    infer.sides = tuple(sides)
-    results: dict[str, Outcome[dict[str, Any]]] = {}
-
-    def one(record: PreferenceRecord) -> dict[str, Any]:
-        pred = infer.for_record(record)
-        out = {}
-        for side in sides:
-            value = pred.get(f"{side}_persona")
-            if not isinstance(value, str) or not value.strip():
-                raise ValueError(f"the model wrote no {side}-side persona")
-            out[side] = value.strip()
-        return out
-
-    def save(outcome: Outcome[dict[str, Any]]) -> None:
-        results[records[outcome.index].record_id] = outcome
-        if on_progress:
-            on_progress(len(results), len(records))
-
-    if on_progress:
-        on_progress(0, len(records))
-    run_batch(one, records, lm=lm, concurrency=concurrency, max_attempts=max_attempts, on_result=save)
-    return results
 
 
 def evaluate_persona_accuracy(
@@ -189,10 +171,11 @@ def evaluate_persona_accuracy(
     resamples: int = 2000,
     source: str | None = None,
     extra: Mapping[str, Any] | None = None,
-    on_progress: Callable[[int, int], None] | None = None,
-    on_infer_progress: Callable[[int, int], None] | None = None,
-    previous: Iterable[PersonaJudgmentLog | Mapping[str, Any]] = (),
-    on_judgment: Callable[[PersonaJudgmentLog], None] | None = None,
+    ledger: Ledger | None = None,
+    executor: Executor | None = None,
+    progress: Progress | None = None,
+    on_judgment: Callable[[Judgment], None] | None = None,
+    log_path: str | os.PathLike[str] | None = None,
 ) -> PersonaAccuracyRun:
     """Judge each record's chosen-side and rejected-side persona in both orders and summarise.
 
@@ -207,12 +190,13 @@ def evaluate_persona_accuracy(
             instructions matter, it runs for the sides that need inferring.
         seed: Seeds the bootstrap (each side's interval from ``Random(f"{seed}/{side}")``).
         source: The data source named in the log; ``extra``: more configuration to keep there.
-        on_progress: Called with ``(judgments done, total)``; ``on_infer_progress`` with
-            ``(records inferred, total)``.
-        previous: Judgments of an earlier run (logs or their JSON rows): a scored one whose
-            record, side, order and persona text match a judgment of this run is reused, not
-            made again, so an interrupted run resumes where it stopped.
-        on_judgment: Called with each new judgment as it is made (to write it out at once).
+        ledger: Where inferred personas and judgments are written as they are made; what it
+            already holds (the same record text, side, persona text and order) is reused, so an
+            interrupted run resumes where it stopped.
+        executor: Runs the calls (default: ``concurrency`` threads); ``progress`` shows them.
+        log_path: Where the run log is kept: written at the start (status ``started``) and
+            at the end (``success``), or when the run is interrupted or fails.
+        on_judgment: Called with each new judgment as it is made.
     """
     if concurrency < 1 or max_attempts < 1:
         raise ConfigError("concurrency and max_attempts must be at least 1")
@@ -223,127 +207,113 @@ def evaluate_persona_accuracy(
     columns: dict[str, str | None] = {"chosen": chosen_column, "rejected": rejected_column}
     to_infer: tuple[Side, ...] = tuple(side for side in SIDES if not columns[side])
     infer_lm = infer_lm or lm
-    started = datetime.now(timezone.utc)
-    meter, infer_meter, judge_meter = CostMeter(), CostMeter(), CostMeter()
-
-    inferred: dict[str, Outcome[dict[str, Any]]] = {}
-    with meter.track():
-        if to_infer and records:
-            with infer_meter.track():
-                inferred = _infer(records, to_infer, program, infer_lm, concurrency=concurrency,
-                                  max_attempts=max_attempts, on_progress=on_infer_progress)
-
-    reused: dict[tuple[str, str, bool, str | None], PersonaJudgmentLog] = {}
-    for item in previous:
-        old = item if isinstance(item, PersonaJudgmentLog) else PersonaJudgmentLog.model_validate(item)
-        if old.scored:
-            reused[(old.record_id, old.side, old.chosen_first, old.persona)] = old
-
-    personas: list[PersonaRow] = []
-    slots: list[PersonaJudgmentLog | None] = []
-    tasks: list[_Task] = []
-    for position, record in enumerate(records):
-        row = PersonaRow(record_id=record.record_id)
-        outcome = inferred.get(record.record_id)
-        if outcome is not None:
-            row.error, row.attempts = outcome.error, outcome.attempts
-        reasons: dict[str, str] = {}
-        for side in SIDES:
-            column = columns[side]
-            if column:
-                persona = persona_column(record, column)
-                source_name = f"column:{column}"
-                if persona is None:
-                    reasons[side] = f"no persona: column '{column}' is missing or empty"
-            else:
-                source_name = "inferred"
-                value = (outcome.value or {}).get(side) if outcome is not None else None
-                persona = value if isinstance(value, str) else None
-                if persona is None:
-                    reasons[side] = f"no persona: inference failed: {outcome.error if outcome else 'not run'}"
-            setattr(row, f"{side}_persona", persona)
-            setattr(row, f"{side}_source", source_name)
-            for chosen_first in (True, False):
-                if persona is None:
-                    slots.append(PersonaJudgmentLog(record_id=record.record_id, side=side,
-                                                    chosen_first=chosen_first, error=reasons[side]))
-                elif (record.record_id, side, chosen_first, persona) in reused:
-                    slots.append(reused[(record.record_id, side, chosen_first, persona)])
-                else:
-                    tasks.append(_Task(len(slots), position, record, side, persona, chosen_first))
-                    slots.append(None)
-        personas.append(row)
-
-    # Judge one record's two personas back to back in each order: their prompts differ only
-    # from the persona on, so a server's prompt cache reads the record once per order.
-    tasks.sort(key=lambda task: (task.position, not task.chosen_first, task.side != "chosen"))
-
-    from personae.lm import CallCapture
-
-    captures: dict[int, CallCapture] = {}
-    total = len(slots)
-    done = total - len(tasks)
-    if on_progress:
-        on_progress(done, total)
-
-    def judge_one(task: _Task) -> Judgment:
-        capture = CallCapture()
-        captures[task.index] = capture  # one worker per task: no two threads write one key
-        probe = dspy.settings.lm.copy()
-        probe.callbacks.append(capture)
-        with dspy.context(lm=probe):
-            judgment = judge_pair(PersonaAccuracyJudge(task.persona), task.record, chosen_first=task.chosen_first)
-        if judgment.preferred not in ("First", "Second"):
-            raise ValueError(f"the judge answered {judgment.preferred!r}, not First or Second")
-        return judgment
-
-    def save(outcome: Outcome[Judgment]) -> None:
-        nonlocal done
-        task = tasks[outcome.index]
-        capture = captures.pop(task.index, None) or CallCapture()
-        value = outcome.value
-        picked: Side | None = None
-        if value is not None:
-            picked = "chosen" if value.correct else "rejected"  # Judgment.correct: it picked the chosen response
-        judgment = slots[task.index] = PersonaJudgmentLog(
-            record_id=task.record.record_id, side=task.side, persona=task.persona, chosen_first=task.chosen_first,
-            preferred=value.preferred if value else None, picked=picked, correct=picked == task.side,
-            reasoning=value.reasoning if value else None, error=None if value else (outcome.error or "failed"),
-            attempts=outcome.attempts, prompt=capture.messages, raw_output=capture.output,
-        )
-        if on_judgment:
-            on_judgment(judgment)
-        done += 1
-        if on_progress:
-            on_progress(done, total)
-
-    with meter.track(), judge_meter.track():
-        run_batch(judge_one, tasks, lm=lm, concurrency=concurrency, max_attempts=max_attempts, on_result=save)
-    judgments = [slot for slot in slots if slot is not None]
-
-    summaries = [_summarise(side, judgments, seed=seed, confidence=confidence, resamples=resamples)
-                 for side in SIDES]
+    policy = RetryPolicy(max_attempts=max_attempts)
+    executor = executor or ThreadExecutor(concurrency)
     config = PersonaAccuracyConfig(
         judge_model=_lm_name(lm), infer_model=_lm_name(infer_lm) if to_infer else None,
         chosen_column=chosen_column, rejected_column=rejected_column, inferred_sides=list(to_infer),
         seed=seed, concurrency=concurrency, max_attempts=max_attempts, confidence=confidence, resamples=resamples,
         data_source=source or "", records=len(records), extra=dict(extra or {}),
     )
-    log = PersonaAccuracyLog(
-        config=config, versions=package_versions(), started=started, finished=datetime.now(timezone.utc),
-        cost=CostLog.of(meter.cost), inference_cost=CostLog.of(infer_meter.cost),
-        judge_cost=CostLog.of(judge_meter.cost), summary=summaries,
-        orders_agreed=sum(s.orders_agreed for s in summaries),
-        records_both_scored=sum(s.records_both_scored for s in summaries),
-        personas=personas, judgments=judgments,
-    )
-    return PersonaAccuracyRun(log)
+    log = PersonaAccuracyLog(command="eval-personas", config=config, versions=package_versions(),
+                             results=PersonaAccuracyResults())
+
+    def body() -> Any:
+
+        inferred: dict[str, dict[str, Any]] = {}
+        infer_cost, counts = Cost(), Counts()
+        if to_infer and records:
+            infer = copy.deepcopy(program) if program is not None else PersonaInference()
+            infer.sides = tuple(to_infer)
+
+            def one(record: PreferenceRecord) -> dict[str, str]:
+                pred = infer.for_record(record)
+                out: dict[str, str] = {}
+                for side in to_infer:
+                    value = pred.get(f"{side}_persona")
+                    if not isinstance(value, str) or not value.strip():
+                        raise ContentError(f"the model wrote no {side}-side persona")
+                    out[side] = value.strip()
+                return out
+
+            sides = "+".join(to_infer)
+            run = run_items(one, records, key=lambda r: f"infer/{record_key(r)}/{sides}",
+                            row=lambda r, o: {"record_id": r.record_id, "personas": o.value}, ledger=ledger,
+                            lm=infer_lm, policy=policy, executor=executor, progress=progress, label="infer personas")
+            inferred = {r.record_id: row for r, row in zip(records, run.rows, strict=True)}
+            infer_cost, counts = run.cost, run.counts
+
+        personas: list[PersonaRow] = []
+        unjudged: dict[tuple[str, Side, bool], Judgment] = {}
+        tasks: list[_Task] = []
+        for position, record in enumerate(records):
+            row = PersonaRow(record_id=record.record_id)
+            result = inferred.get(record.record_id)
+            if result is not None:
+                row.error, row.attempts = result.get("error"), int(result.get("attempts") or 0)
+            for side in SIDES:
+                column = columns[side]
+                if column:
+                    persona = persona_column(record, column)
+                    source_name = f"column:{column}"
+                    reason = f"no persona: column '{column}' is missing or empty"
+                else:
+                    source_name = "inferred"
+                    value = (result.get("personas") or {}).get(side) if result is not None else None
+                    persona = value if isinstance(value, str) else None
+                    reason = f"no persona: inference failed: {result.get('error') if result else 'not run'}"
+                setattr(row, f"{side}_persona", persona)
+                setattr(row, f"{side}_source", source_name)
+                for chosen_first in (True, False):
+                    if persona is None:
+                        unjudged[(record.record_id, side, chosen_first)] = Judgment(
+                            record_id=record.record_id, method="persona", side=side,
+                            first="chosen" if chosen_first else "rejected", error=reason, kind="no_persona")
+                    else:
+                        tasks.append(_Task(position, record, side, persona, chosen_first))
+            personas.append(row)
+
+        # Judge one record's two personas back to back in each order: their prompts differ only
+        # from the persona on, so a server's prompt cache reads the record once per order.
+        tasks.sort(key=lambda task: (task.position, not task.chosen_first, task.side != "chosen"))
+
+        def judge_one(task: _Task) -> Verdict:
+            return judge_pair(PersonaAccuracyJudge(task.persona), task.record, chosen_first=task.chosen_first)
+
+        def judgment_row(task: _Task, outcome: Outcome[Verdict]) -> dict[str, Any]:
+            first, second = ("chosen", "rejected") if task.chosen_first else ("rejected", "chosen")
+            return Judgment.of(outcome, record_id=task.record.record_id, first=first, second=second, truth=task.side,
+                               method="persona", side=task.side, persona=task.persona).model_dump(mode="json")
+
+        judged = run_items(judge_one, tasks, key=lambda task: task.key, row=judgment_row, ledger=ledger, lm=lm,
+                           policy=policy, executor=executor, progress=progress, label="judge personas", capture=True,
+                           on_row=None if on_judgment is None else lambda e: on_judgment(Judgment.model_validate(e)))
+        by_slot = {(t.record.record_id, t.side, t.chosen_first): Judgment.model_validate(entry)
+                   for t, entry in zip(tasks, judged.rows, strict=True)}
+        by_slot.update(unjudged)
+        judgments = [by_slot[(r.record_id, side, first)] for r in records for side in SIDES for first in (True, False)]
+        if on_judgment is not None:
+            for judgment in unjudged.values():
+                on_judgment(judgment)
+
+        summaries = [_summarise(side, judgments, seed=seed, confidence=confidence, resamples=resamples)
+                     for side in SIDES]
+        results = PersonaAccuracyResults(summary=summaries, orders_agreed=sum(s.orders_agreed for s in summaries),
+                                         records_both_scored=sum(s.records_both_scored for s in summaries),
+                                         personas=personas)
+        final = log.model_copy(update={
+            "cost": CostLog.of(infer_cost + judged.cost), "costs": {"inference": CostLog.of(infer_cost),
+                                                                     "judging": CostLog.of(judged.cost)},
+            "counts": counts.add(judged.counts), "results": results, "judgments": judgments})
+        return final.ended("success")
+
+    return PersonaAccuracyRun(record_run(log, log_path, body))
 
 
-def _summarise(side: Side, judgments: Sequence[PersonaJudgmentLog], *, seed: int, confidence: float,
+def _summarise(side: Side, judgments: Sequence[Judgment], *, seed: int, confidence: float,
                resamples: int) -> SideSummary:
     mine = [j for j in judgments if j.side == side]
-    stats = method_stats([("", j.record_id, j.chosen_first, j.correct, j.scored) for j in mine],
+    stats = method_stats([("", j.record_id, j.chosen_first, j.correct is True, j.scored) for j in mine],
                          rng=random.Random(f"{seed}/{side}"), confidence=confidence, resamples=resamples)
     reasons = Counter(_reason(j.error or "") for j in mine if not j.scored)
     return SideSummary(

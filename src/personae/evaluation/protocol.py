@@ -10,14 +10,12 @@ interval over pairs (see :mod:`personae.evaluation.stats`).
 
 from __future__ import annotations
 
-import functools
 import logging
 import os
 import random
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from typing import Any
 
 import dspy
@@ -25,19 +23,32 @@ import dspy
 from personae.data import PreferenceData, PreferenceRecord, UserHistory, UserSplit, split_user
 from personae.errors import ConfigError, DataError
 from personae.evaluation.log import (
-    CostLog,
-    JudgmentLog,
+    EvaluationLog,
+    EvaluationResults,
     MethodSummary,
     RunConfig,
-    RunLog,
     UserRow,
     finite,
-    package_versions,
 )
 from personae.evaluation.methods import check_methods, judge_for
 from personae.evaluation.stats import method_stats
-from personae.lm import CallCapture, Cost, CostMeter
-from personae.programs import DefaultJudge, Judge, Judgment, Outcome, judge_pair, run_batch
+from personae.lm import Cost
+from personae.programs import DefaultJudge, Judge, Verdict, judge_pair
+from personae.runs import (
+    CostLog,
+    Counts,
+    Executor,
+    Judgment,
+    Ledger,
+    Outcome,
+    Progress,
+    RetryPolicy,
+    ThreadExecutor,
+    package_versions,
+    record_key,
+    record_run,
+    run_items,
+)
 
 __all__ = ["EvaluationRun", "evaluate_methods"]
 
@@ -46,20 +57,20 @@ logger = logging.getLogger(__name__)
 
 @dataclass
 class EvaluationRun:
-    """The result of :func:`evaluate_methods`; ``log`` holds everything (see :class:`RunLog`)."""
+    """The result of :func:`evaluate_methods`; ``log`` holds everything (an :class:`EvaluationLog`)."""
 
-    log: RunLog
+    log: EvaluationLog
 
     @property
     def summary(self) -> dict[str, MethodSummary]:
-        return {s.method: s for s in self.log.summary}
+        return {s.method: s for s in self.log.results.summary}
 
     @property
     def users(self) -> list[UserRow]:
-        return self.log.users
+        return self.log.results.users
 
     @property
-    def judgments(self) -> list[JudgmentLog]:
+    def judgments(self) -> list[Judgment]:
         return self.log.judgments
 
     @property
@@ -68,22 +79,25 @@ class EvaluationRun:
         return self.log.cost.to_cost()
 
     def method_cost(self, method: str) -> Cost:
-        return self.log.method(method).cost.to_cost()
+        return self.log.results.method(method).cost.to_cost()
 
     def accuracy(self, method: str) -> float:
         """Pooled accuracy of ``method`` (unscored judgments counted wrong)."""
-        value = self.log.method(method).accuracy
+        value = self.log.results.method(method).accuracy
         return float("nan") if value is None else value
 
 
 @dataclass(frozen=True)
 class _Task:
-    index: int
     method: str
     user_id: str
     record: PreferenceRecord
     chosen_first: bool
     judge: Judge
+
+    @property
+    def key(self) -> str:
+        return f"{self.user_id}/{self.method}/{record_key(self.record)}/{'chosen' if self.chosen_first else 'rejected'}"
 
 
 def _split_users(users: Mapping[str, UserHistory], fractions: tuple[float, float, float]) -> dict[str, UserSplit]:
@@ -110,11 +124,13 @@ def evaluate_methods(
     seed: int = 0,
     confidence: float = 0.95,
     resamples: int = 2000,
-    previous: Iterable[JudgmentLog | Mapping[str, Any]] = (),
+    ledger: Ledger | None = None,
+    executor: Executor | None = None,
+    progress: Progress | None = None,
     source: str | None = None,
     extra: Mapping[str, Any] | None = None,
-    on_judgment: Callable[[JudgmentLog], None] | None = None,
-    on_progress: Callable[[int, int], None] | None = None,
+    on_judgment: Callable[[Judgment], None] | None = None,
+    log_path: str | os.PathLike[str] | None = None,
 ) -> EvaluationRun:
     """Judge every user's test pairs with every method, in both orders, and summarise.
 
@@ -126,12 +142,15 @@ def evaluate_methods(
         judges_dir: Folder of fitted judges, ``judge_path(judges_dir, user_id)`` (synthesizeme).
         personas: A persona per user id for ``persona``; else the records' ``persona`` column.
         seed: Seeds the bootstrap (each method's interval from ``Random(f"{seed}/{method}")``).
-        previous: Judgments of an earlier run of the same configuration; scored ones whose
-            ``(user, record, method, order)`` is part of this run are reused, not re-judged.
+        ledger: Where judgments are written as they are made; the scored judgments it already
+            holds (same user, method, record text and order) are reused, not made again.
+        executor: Runs the judgments (default: ``concurrency`` threads).
+        progress: Shows progress (default: nothing).
         source: The data source named in the run log (default: ``users.source`` for loaded data).
         extra: More configuration to keep in the run log (e.g. the command's options).
+        log_path: Where the run log is kept: written at the start (status ``started``) and
+            at the end (``success``), or when the run is interrupted or fails.
         on_judgment: Called with each new judgment as it is made (one call at a time).
-        on_progress: Called with ``(judgments done, total)``.
     """
     chosen = check_methods(methods, judges_dir=judges_dir)
     if concurrency < 1 or max_attempts < 1:
@@ -140,90 +159,6 @@ def evaluate_methods(
     if isinstance(users, PreferenceData):
         source = source if source is not None else users.source
         users = users.by_user()
-    started = datetime.now(timezone.utc)
-    splits = _split_users(users, fractions)
-    reused: dict[tuple[str, str, str, bool], JudgmentLog] = {}
-    for row in previous:
-        old = row if isinstance(row, JudgmentLog) else JudgmentLog.model_validate(row)
-        if old.scored:
-            reused[old.key] = old
-
-    default = DefaultJudge()
-    slots: list[JudgmentLog | None] = []
-    pending: dict[str, list[_Task]] = {method: [] for method in chosen}
-    for method in chosen:
-        for user_id, history in users.items():
-            split = splits[user_id]
-            if not split.test:
-                continue
-            judge = judge_for(method, history, split.train + split.val, personas=personas,
-                              judges_dir=judges_dir, default=default)
-            for record in split.test:
-                for chosen_first in (True, False):
-                    key = (user_id, record.record_id, method, chosen_first)
-                    if isinstance(judge, str):
-                        slots.append(JudgmentLog(user_id=user_id, record_id=record.record_id, method=method,
-                                                 chosen_first=chosen_first, error=judge))
-                    elif key in reused:
-                        slots.append(reused[key])
-                    else:
-                        pending[method].append(_Task(len(slots), method, user_id, record, chosen_first, judge))
-                        slots.append(None)
-    total = len(slots)
-    done = sum(1 for slot in slots if slot is not None)
-    n_reused = sum(1 for slot in slots if slot is not None and slot.scored)
-    if n_reused:
-        logger.info("reusing %d judgments of an earlier run", n_reused)
-    for slot in slots:
-        if slot is not None and not slot.scored and on_judgment:
-            on_judgment(slot)
-    if on_progress:
-        on_progress(done, total)
-
-    captures: dict[int, CallCapture] = {}
-
-    def judge_one(task: _Task) -> Judgment:
-        capture = CallCapture()
-        captures[task.index] = capture  # one worker per task: no two threads write one key
-        probe = dspy.settings.lm.copy()
-        probe.callbacks.append(capture)
-        with dspy.context(lm=probe):
-            judgment = judge_pair(task.judge, task.record, chosen_first=task.chosen_first)
-        if judgment.preferred not in ("First", "Second"):
-            raise ValueError(f"the judge answered {judgment.preferred!r}, not First or Second")
-        return judgment
-
-    def save(tasks: list[_Task], outcome: Outcome[Judgment]) -> None:
-        nonlocal done
-        task = tasks[outcome.index]
-        capture = captures.pop(task.index, None) or CallCapture()
-        value = outcome.value
-        row = JudgmentLog(
-            user_id=task.user_id, record_id=task.record.record_id, method=task.method,
-            chosen_first=task.chosen_first, preferred=value.preferred if value else None,
-            correct=value.correct if value else False, reasoning=value.reasoning if value else None,
-            error=None if value else (outcome.error or "failed"), attempts=outcome.attempts,
-            prompt=capture.messages, raw_output=capture.output,
-        )
-        slots[task.index] = row
-        done += 1
-        if on_judgment:
-            on_judgment(row)
-        if on_progress:
-            on_progress(done, total)
-
-    meter = CostMeter()
-    costs: dict[str, Cost] = {}
-    with meter.track():
-        for method in chosen:
-            tasks = pending[method]
-            method_meter = CostMeter()
-            with method_meter.track():
-                run_batch(judge_one, tasks, lm=lm, concurrency=concurrency, max_attempts=max_attempts,
-                          on_result=functools.partial(save, tasks))
-            costs[method] = method_meter.cost
-    judgments = [slot for slot in slots if slot is not None]
-
     config = RunConfig(
         model=str(getattr(lm, "model", type(lm).__name__)), methods=chosen,
         fractions=(fractions[0], fractions[1], fractions[2]), seed=seed, concurrency=concurrency,
@@ -231,26 +166,81 @@ def evaluate_methods(
         judges_dir=None if judges_dir is None else str(judges_dir), confidence=confidence, resamples=resamples,
         extra=dict(extra or {}),
     )
-    summaries, per_user = [], {}
-    for method in chosen:
-        summary, per_user[method] = _summarise(method, judgments, costs[method], seed=seed,
-                                               confidence=confidence, resamples=resamples)
-        summaries.append(summary)
-    user_rows = [
-        UserRow(user_id=user_id, n_train=len(split.train), n_val=len(split.val), n_test=len(split.test),
-                accuracy={m: per_user[m].get(user_id) for m in chosen})
-        for user_id, split in splits.items()
-    ]
-    log = RunLog(config=config, versions=package_versions(), started=started,
-                 finished=datetime.now(timezone.utc), cost=CostLog.of(meter.cost), summary=summaries,
-                 users=user_rows, judgments=judgments)
-    return EvaluationRun(log)
+    log = EvaluationLog(command="evaluate", config=config, versions=package_versions(), results=EvaluationResults())
+
+    def body() -> Any:
+        splits = _split_users(users, fractions)
+
+        default = DefaultJudge()
+        tasks: dict[str, list[_Task]] = {method: [] for method in chosen}
+        unjudged: list[Judgment] = []  # a method with nothing to judge a user with: unscored
+        for method in chosen:
+            for user_id, history in users.items():
+                split = splits[user_id]
+                if not split.test:
+                    continue
+                judge = judge_for(method, history, split.train + split.val, personas=personas,
+                                  judges_dir=judges_dir, default=default)
+                for record in split.test:
+                    for chosen_first in (True, False):
+                        if isinstance(judge, str):
+                            unjudged.append(Judgment(user_id=user_id, record_id=record.record_id, method=method,
+                                                     first="chosen" if chosen_first else "rejected", error=judge,
+                                                     kind="no_judge"))
+                        else:
+                            tasks[method].append(_Task(method, user_id, record, chosen_first, judge))
+
+        def judge_one(task: _Task) -> Verdict:
+            return judge_pair(task.judge, task.record, chosen_first=task.chosen_first)
+
+        def row(task: _Task, outcome: Outcome[Verdict]) -> dict[str, Any]:
+            first, second = ("chosen", "rejected") if task.chosen_first else ("rejected", "chosen")
+            return Judgment.of(outcome, record_id=task.record.record_id, first=first, second=second, truth="chosen",
+                               user_id=task.user_id, method=task.method).model_dump(mode="json")
+
+        def made(entry: dict[str, Any]) -> None:
+            if on_judgment is not None:
+                on_judgment(Judgment.model_validate(entry))
+
+        judgments: list[Judgment] = []
+        counts = Counts()  # items judged; the unjudged ones are unscored in the summary, not run
+        policy, executor_ = RetryPolicy(max_attempts=max_attempts), executor or ThreadExecutor(concurrency)
+        total = Cost()
+        for method in chosen:  # one method at a time, so each method's cost is its own
+            run = run_items(judge_one, tasks[method], key=lambda task: task.key, row=row, ledger=ledger, lm=lm,
+                            policy=policy, executor=executor_, progress=progress, label=f"evaluate {method}",
+                            capture=True, on_row=made)
+            judgments += [Judgment.model_validate(entry) for entry in run.rows]
+            counts = counts.add(run.counts)
+            log.costs[method] = CostLog.of(run.cost)
+            total += run.cost
+        for judgment in unjudged:
+            made(judgment.model_dump(mode="json"))
+        judgments += unjudged
+        if counts.resumed:
+            logger.info("reused %d judgments of an earlier run", counts.resumed)
+
+        summaries, per_user = [], {}
+        for method in chosen:
+            summary, per_user[method] = _summarise(method, judgments, log.costs[method].to_cost(), seed=seed,
+                                                   confidence=confidence, resamples=resamples)
+            summaries.append(summary)
+        user_rows = [
+            UserRow(user_id=user_id, n_train=len(split.train), n_val=len(split.val), n_test=len(split.test),
+                    accuracy={m: per_user[m].get(user_id) for m in chosen})
+            for user_id, split in splits.items()
+        ]
+        final = log.model_copy(update={"cost": CostLog.of(total), "counts": counts, "judgments": judgments,
+                                     "results": EvaluationResults(summary=summaries, users=user_rows)})
+        return final.ended("success")
+
+    return EvaluationRun(record_run(log, log_path, body))
 
 
-def _summarise(method: str, judgments: Sequence[JudgmentLog], cost: Cost, *, seed: int, confidence: float,
+def _summarise(method: str, judgments: Sequence[Judgment], cost: Cost, *, seed: int, confidence: float,
                resamples: int) -> tuple[MethodSummary, dict[str, float]]:
     mine = [j for j in judgments if j.method == method]
-    stats = method_stats([(j.user_id, j.record_id, j.chosen_first, j.correct, j.scored) for j in mine],
+    stats = method_stats([(j.user_id or "", j.record_id, j.chosen_first, j.correct is True, j.scored) for j in mine],
                          rng=random.Random(f"{seed}/{method}"), confidence=confidence, resamples=resamples)
     reasons = Counter((j.error or "").split(":", 1)[0] for j in mine if not j.scored)
     summary = MethodSummary(

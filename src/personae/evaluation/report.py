@@ -14,7 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from personae.data import write_text_atomic
-from personae.evaluation.log import MethodSummary, PersonaAccuracyLog, RunLog, SideSummary
+from personae.evaluation.log import EvaluationLog, MethodSummary, PersonaAccuracyLog, SideSummary
+from personae.runs import CostLog, RunLog
 
 __all__ = [
     "PLOT_FILES",
@@ -33,8 +34,16 @@ PLOT_FILES = ("per_user_accuracy.png", "accuracy_vs_train.png")
 _BAR_LIMIT = 30  # above this many users, the per-user plot shows dots per method instead of bars
 
 
-def _log(run: Any) -> RunLog:
-    return run if isinstance(run, RunLog) else run.log
+def _log(run: Any) -> EvaluationLog:
+    return run if isinstance(run, RunLog) else run.log  # type: ignore[no-any-return]
+
+
+def _as_log(run: Any) -> PersonaAccuracyLog:
+    return run if isinstance(run, RunLog) else run.log  # type: ignore[no-any-return]
+
+
+def _when(value: Any) -> str:
+    return "-" if value is None else str(value.isoformat(timespec="seconds"))
 
 
 def _pct(value: float | None) -> str:
@@ -66,7 +75,7 @@ def summary_table(run: Any, *, markdown: bool = True) -> str:
     header = ["method", f"pooled accuracy ({confidence})", "mean per-user", "judgments", "unscored",
               "orders agree", "LM calls", "tokens", "seconds"]
     rows = []
-    for s in log.summary:
+    for s in log.results.summary:
         agree = f"{s.orders_agreed}/{s.pairs_both_scored}" if s.pairs_both_scored else "-"
         rows.append([s.method, _ci(s), _pct(s.mean_user_accuracy), str(s.judgments), str(s.unscored), agree,
                      str(s.cost.lm_calls), f"{s.cost.total_tokens:,}", f"{s.cost.seconds:.1f}"])
@@ -79,11 +88,11 @@ def user_table(run: Any, *, markdown: bool = True) -> str:
     methods = log.config.methods
     header = ["user", "n_train", "n_val", "n_test", *methods]
     rows = [[u.user_id, str(u.n_train), str(u.n_val), str(u.n_test), *(_pct(u.accuracy.get(m)) for m in methods)]
-            for u in log.users]
+            for u in log.results.users]
     return _table(header, rows, markdown=markdown)
 
 
-def _markdown(log: RunLog) -> str:
+def _markdown(log: EvaluationLog) -> str:
     c = log.config
     versions = ", ".join(f"{name} {version}" for name, version in log.versions.items() if version)
     lines = [
@@ -94,8 +103,7 @@ def _markdown(log: RunLog) -> str:
         f"- split by prompt: train {c.fractions[0]:g} / val {c.fractions[1]:g} / test {c.fractions[2]:g}; "
         "every test pair judged in both orders by every method",
         f"- seed {c.seed}, concurrency {c.concurrency}, max attempts {c.max_attempts}",
-        f"- started {log.started.isoformat(timespec='seconds')}, "
-        f"finished {log.finished.isoformat(timespec='seconds')}",
+        f"- started {_when(log.started)}, finished {_when(log.finished)} ({log.status})",
         f"- versions: {versions}",
         "",
         "Unscored judgments (failed calls, unparseable answers, nothing to judge with) count as wrong. "
@@ -111,7 +119,7 @@ def _markdown(log: RunLog) -> str:
         f"{log.cost.completion_tokens:,} completion tokens, {log.cost.seconds:.1f} s.",
         "",
     ]
-    reasons = [(s.method, reason, n) for s in log.summary for reason, n in s.unscored_reasons.items()]
+    reasons = [(s.method, reason, n) for s in log.results.summary for reason, n in s.unscored_reasons.items()]
     if reasons:
         lines += ["## Unscored judgments", "", _table(["method", "reason", "judgments"],
                                                       [[m, r, str(n)] for m, r, n in reasons], markdown=True), ""]
@@ -120,12 +128,12 @@ def _markdown(log: RunLog) -> str:
     return "\n".join(lines)
 
 
-def _per_user_plot(log: RunLog, path: Path) -> None:
+def _per_user_plot(log: EvaluationLog, path: Path) -> None:
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
     methods = log.config.methods
-    users = [u for u in log.users if u.n_test]
+    users = [u for u in log.results.users if u.n_test]
     bars = len(users) <= _BAR_LIMIT
     width_in = 0.25 * len(users) * max(1, len(methods)) + 3 if bars else 1.6 * len(methods) + 2
     fig = Figure(figsize=(max(6.0, min(18.0, width_in)), 4.5))
@@ -157,12 +165,12 @@ def _per_user_plot(log: RunLog, path: Path) -> None:
     fig.savefig(path, dpi=110)
 
 
-def _train_plot(log: RunLog, path: Path) -> None:
+def _train_plot(log: EvaluationLog, path: Path) -> None:
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
     from matplotlib.ticker import MaxNLocator
 
-    users = [u for u in log.users if u.n_test]
+    users = [u for u in log.results.users if u.n_test]
     fig = Figure(figsize=(6.5, 4.5))
     FigureCanvasAgg(fig)
     ax = fig.add_subplot()
@@ -203,17 +211,13 @@ def write_report(run: Any, out_dir: str | os.PathLike[str]) -> Path:
 # -- persona accuracy (personae eval-personas) ------------------------------------------------
 
 
-def _as_log(run: Any) -> PersonaAccuracyLog:
-    return run if isinstance(run, PersonaAccuracyLog) else run.log
-
-
 def persona_accuracy_summary(run: Any, *, markdown: bool = True) -> str:
     """One row per side: accuracy with its CI, judgments, unscored and order agreement."""
     log = _as_log(run)
     header = ["personas", f"accuracy ({log.config.confidence:.0%} CI)", "judgments", "unscored", "orders agree",
               "source"]
     rows = []
-    for s in log.summary:
+    for s in log.results.summary:
         column = log.config.chosen_column if s.side == "chosen" else log.config.rejected_column
         agree = f"{s.orders_agreed}/{s.records_both_scored}" if s.records_both_scored else "-"
         rows.append([f"{s.side}-side", _ci(s), str(s.judgments), str(s.unscored), agree,
@@ -238,7 +242,7 @@ def write_persona_accuracy_report(run: Any, out_dir: str | os.PathLike[str], *,
         f"- personas: {'; '.join(sources)}",
         f"- judge: `{c.judge_model}`, every persona judged in both orders",
         f"- seed {c.seed}, concurrency {c.concurrency}, max attempts {c.max_attempts}",
-        f"- started {log.started.isoformat(timespec='seconds')}, finished {log.finished.isoformat(timespec='seconds')}",
+        f"- started {_when(log.started)}, finished {_when(log.finished)} ({log.status})",
         f"- versions: {versions}",
         "",
         "A judge sees the prompt, both responses and one persona and picks the response that persona "
@@ -251,18 +255,20 @@ def write_persona_accuracy_report(run: Any, out_dir: str | os.PathLike[str], *,
         "",
         persona_accuracy_summary(log),
         "",
-        f"Order agreement (both sides): {_pct(log.order_agreement)} "
-        f"({log.orders_agreed}/{log.records_both_scored} persona-record pairs scored in both orders picked "
+        f"Order agreement (both sides): {_pct(log.results.order_agreement)} "
+        f"({log.results.orders_agreed}/{log.results.records_both_scored} persona-record pairs scored in both "
+        "orders picked "
         "the same response whichever way round it was shown).",
         "",
-        f"Cost: inference {log.inference_cost.lm_calls} calls, judging {log.judge_cost.lm_calls} calls; total "
+        f"Cost: inference {log.costs.get('inference', CostLog()).lm_calls} calls, judging "
+        f"{log.costs.get('judging', CostLog()).lm_calls} calls; total "
         f"{log.cost.lm_calls} calls, {log.cost.prompt_tokens:,} prompt + {log.cost.completion_tokens:,} completion "
         f"tokens, {log.cost.seconds:.1f} s.",
         "",
     ]
     unscored = [j for j in log.judgments if not j.scored]
     if unscored:
-        rows = [[j.record_id, j.side, "chosen first" if j.chosen_first else "rejected first", j.error or ""]
+        rows = [[j.record_id, j.side or "", "chosen first" if j.chosen_first else "rejected first", j.error or ""]
                 for j in unscored[:max_unscored]]
         lines += ["## Unscored judgments (counted wrong)", "",
                   _table(["record", "persona", "order", "reason"], rows, markdown=True), ""]

@@ -30,7 +30,6 @@ import logging
 import random
 import threading
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -38,8 +37,10 @@ import dspy
 from dspy.teleprompt.teleprompt import Teleprompter
 
 from personae.data import PreferenceRecord
+from personae.errors import ConfigError
 from personae.lm import Cost, CostMeter
-from personae.programs import Judge, carry_context, describe_error, rollouts, stable_coin
+from personae.programs import Judge, check_preferred, stable_coin
+from personae.runs import RetryPolicy, ThreadExecutor
 
 __all__ = ["Candidate", "DemoSearch", "PredictionMemo", "SearchResult"]
 
@@ -115,7 +116,7 @@ class DemoSearch(Teleprompter):
     ) -> None:
         super().__init__()
         if num_candidates < 1 or max_demos < 0 or num_threads < 1 or max_attempts < 1:
-            raise ValueError("num_candidates, num_threads and max_attempts must be >= 1, max_demos >= 0")
+            raise ConfigError("num_candidates, num_threads and max_attempts must be >= 1, max_demos >= 0")
         self.num_candidates = num_candidates
         self.max_demos = max_demos
         self.max_labeled = max_labeled
@@ -167,15 +168,11 @@ class DemoSearch(Teleprompter):
         if found is not None:
             return found
         first, second = (record.chosen, record.rejected) if chosen_first else (record.rejected, record.chosen)
-        result: tuple[bool, str | None] = (False, "no attempt")
-        for attempt_lm in rollouts(dspy.settings.lm, self.max_attempts):
-            try:
-                with dspy.context(lm=attempt_lm):
-                    pred = student(context=record.prompt, first_response=first, second_response=second)
-                result = ((pred.preferred == "First") == chosen_first, None)
-                break
-            except Exception as exc:  # an LM or parse failure: counted wrong, with its reason
-                result = (False, describe_error(exc))
+        outcome = RetryPolicy(max_attempts=self.max_attempts).attempt(
+            lambda: check_preferred(student(context=record.prompt, first_response=first,
+                                            second_response=second).preferred))
+        # a judgment that kept failing counts as wrong, with its reason
+        result = (False, outcome.error) if outcome.value is None else ((outcome.value == "First") == chosen_first, None)
         memo.put(key, result)
         return result
 
@@ -232,15 +229,8 @@ class DemoSearch(Teleprompter):
                     reason["value"] = "target"
                     stop.set()
 
-        with meter.track():
-            runner = carry_context()  # inside track(): worker threads count their calls on this meter
-            if self.num_threads == 1:
-                for c in candidates:
-                    evaluate(c)
-            else:
-                with ThreadPoolExecutor(max_workers=self.num_threads, thread_name_prefix="demo-search") as pool_:
-                    for future in [pool_.submit(runner, lambda c=c: evaluate(c)) for c in candidates]:
-                        future.result()
+        with meter.track():  # the executor carries the meter into its worker threads
+            ThreadExecutor(self.num_threads, name="demo-search").map(evaluate, candidates, lambda index, _: None)
         if not scores:
             best: Candidate | None = None
         else:  # best score; ties go to fewer demos, then to the earlier candidate

@@ -18,11 +18,14 @@ import dspy
 from personae.data import PreferenceRecord, UserHistory, split_user
 from personae.errors import ConfigError
 from personae.lm import default_adapter
-from personae.programs import PersonaJudge, PersonaSynthesis, VerifiedReasoning, describe_error, stable_coin
+from personae.programs import PersonaJudge, PersonaSynthesis, VerifiedReasoning, check_preferred, stable_coin
+from personae.runs import RetryPolicy
 
 __all__ = ["optimize_persona_program", "persona_examples", "persona_metric"]
 
 logger = logging.getLogger(__name__)
+
+_ONE_TRY = RetryPolicy(max_attempts=1)  # inside an optimizer's metric: a failed judgment counts as wrong
 
 
 def persona_examples(users: Sequence[UserHistory], *, lm: dspy.BaseLM, fractions: tuple[float, float, float] =
@@ -53,12 +56,11 @@ def _score(persona: str, val: Sequence[dict[str, Any]], seed: int) -> tuple[floa
         record = PreferenceRecord.from_dict(row)
         chosen_first = stable_coin(seed, "val", record.record_id, record.prompt)
         first, second = (record.chosen, record.rejected) if chosen_first else (record.rejected, record.chosen)
-        try:
-            pred = judge(context=record.prompt, first_response=first, second_response=second)
-            ok = (pred.preferred == "First") == chosen_first
-        except Exception as exc:  # counted wrong, with its reason
-            ok = False
-            notes.append(describe_error(exc))
+        outcome = _ONE_TRY.attempt(lambda r=record, a=first, b=second: check_preferred(  # type: ignore[misc]
+            judge(context=r.prompt, first_response=a, second_response=b).preferred))
+        ok = outcome.value is not None and (outcome.value == "First") == chosen_first
+        if outcome.error:  # counted wrong, with its reason
+            notes.append(outcome.error)
         correct += ok
         if not ok:
             notes.append(f"the persona did not predict the choice on: {record.prompt[:120]!r}")

@@ -31,11 +31,12 @@ from typing import Any
 import dspy
 
 from personae.data import PreferenceRecord, UserHistory, split_user
-from personae.errors import ConfigError
+from personae.errors import ConfigError, ItemError, LMCallError
 from personae.lm import CostMeter, default_adapter
 from personae.optimizers._artifact import PersonalizedJudge
 from personae.optimizers._demo_search import DemoSearch, PredictionMemo
 from personae.programs import DefaultJudge, PersonaSynthesis, Trace, VerifiedReasoning, program_digest
+from personae.runs import CALL_FAILURES, RetryPolicy
 from personae.signatures import PairwiseJudge, clip, personalized_instructions
 
 __all__ = ["COST_ONLY_SETTINGS", "PRESETS", "Preset", "SynthesizeMe", "preset_overrides"]
@@ -89,6 +90,7 @@ PRESETS: dict[str, Preset] = {
 }
 
 
+SYNTHESIS_ATTEMPTS = 3  # fresh samples of the persona before the judge goes without one
 DEMO_MAX_CHARS = 800  # per text in a demonstration, so a few demos fit a small context window
 
 
@@ -102,6 +104,16 @@ def _as_demo(trace: Trace) -> dict[str, str]:
 def _labeled(record: PreferenceRecord) -> dict[str, str]:
     return {"context": record.prompt, "first_response": record.chosen, "second_response": record.rejected,
             "preferred": "First"}
+
+
+def _check_reached(verified: Sequence[dspy.Prediction], uid: object) -> None:
+    """Raise LMCallError when the model answered no verification (every one failed as a call, not
+    as a wrong or unusable answer): a judge fitted on nothing would be saved and reused."""
+    failures = [pred for pred in verified if pred.kind in CALL_FAILURES]
+    if verified and len(failures) == len(verified):
+        last = failures[-1]
+        raise LMCallError(str(last.error), kind=str(last.kind), item=f"user {uid}: verified reasoning",
+                          attempts=sum(int(pred.attempts) for pred in verified))
 
 
 class SynthesizeMe:
@@ -134,22 +146,21 @@ class SynthesizeMe:
         records = list(user.records if isinstance(user, UserHistory) else user)
         uid = user_id or (user.user_id if isinstance(user, UserHistory) else records[0].user_id if records else None)
         if not records:
-            raise ConfigError(f"user {uid!r} has no preference pairs to fit")
+            raise ItemError(f"user {uid!r} has no preference pairs to fit", item=str(uid))
         p = self.preset
         split = split_user(records, p.fractions)
         train, val = split.train, split.val
         if not train or not val:
-            raise ConfigError(f"user {uid!r}: {len(records)} pairs are too few for a train and a validation side")
+            raise ItemError(f"user {uid!r}: {len(records)} pairs are too few for a train and a validation side",
+                            item=str(uid))
         meter = CostMeter()
         memo = PredictionMemo()
         tried = pruned = 0
         with meter.track(), dspy.context(lm=lm, adapter=dspy.settings.adapter or default_adapter()):
             verifier = VerifiedReasoning(max_attempts=p.verify_attempts, seed=self.seed)
-            traces: list[Trace] = []
-            for record in train[: p.max_verified]:
-                pred = verifier(record)
-                if pred.verified:
-                    traces.append(pred.trace)
+            verified = [verifier(record) for record in train[: p.max_verified]]
+            traces: list[Trace] = [pred.trace for pred in verified if pred.verified]
+            _check_reached(verified, uid)
             pool = [_as_demo(t) for t in traces]
             if p.first_candidates:
                 first = DemoSearch(num_candidates=p.first_candidates, max_demos=p.first_max_demos or len(pool),
@@ -159,9 +170,13 @@ class SynthesizeMe:
                 first_result = first.search(DefaultJudge(), val, pool=pool, labeled=[_labeled(r) for r in train])
                 tried += first_result.candidates_tried
                 pruned += first_result.pruned
-            synthesized = self.synthesis(traces) if traces else None
-            persona = str(synthesized.persona) if synthesized is not None else ""
-            persona_error = None if synthesized is None else synthesized.get("error")
+            persona, persona_error = "", None
+            if traces:
+                synthesized = RetryPolicy(max_attempts=SYNTHESIS_ATTEMPTS).attempt(lambda: self.synthesis(traces))
+                persona = "" if synthesized.value is None else str(synthesized.value.persona)
+                persona_error = synthesized.error
+                if synthesized.kind in CALL_FAILURES:  # the model gave no answer: fit again later
+                    raise synthesized.exception(f"user {uid}: persona synthesis")
             if persona_error:
                 logger.warning("user %s: no persona (%s); the judge works without one", uid, persona_error)
             instructions = personalized_instructions(PairwiseJudge.instructions, persona)

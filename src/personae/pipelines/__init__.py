@@ -1,19 +1,81 @@
-"""End-to-end runs built from the programs: file-level persona inference, judging, the demo."""
+"""Running the programs end to end over files and folders: the orchestration behind each command.
 
-from personae.pipelines.demo import DemoUser, demo_data_path, run_demo
-from personae.pipelines.fit import FitReport, fit_users
-from personae.pipelines.infer import InferReport, infer_personas, progress_path
-from personae.pipelines.judge import JudgeReport, judge_records
+``infer_personas`` (file-level persona inference), ``judge_records``, ``fit_users``,
+``eval_tailoring``, ``distill_reward_model`` / ``distill_tailor`` and the demo. Each goes
+through the run layer (:mod:`personae.runs`): one executor, one retry policy, one ledger.
+Names load on first use, so the command line can read their option dataclasses cheaply.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from personae.pipelines.demo import DemoUser, demo_data_path, run_demo
+    from personae.pipelines.distill import (
+        RewardModelResult,
+        RewardModelScript,
+        TailorScript,
+        distill_reward_model,
+        distill_tailor,
+    )
+    from personae.pipelines.eval_tailoring import TailoringEvalConfig, eval_tailoring
+    from personae.pipelines.fit import FitReport, fit_users
+    from personae.pipelines.infer import InferReport, infer_personas, lm_fingerprint, progress_path
+    from personae.pipelines.judge import JudgeReport, judge_records
+
+_EXPORTS: dict[str, str] = {
+    "DemoUser": "personae.pipelines.demo",
+    "demo_data_path": "personae.pipelines.demo",
+    "run_demo": "personae.pipelines.demo",
+    "RewardModelResult": "personae.pipelines.distill",
+    "RewardModelScript": "personae.pipelines.distill",
+    "TailorScript": "personae.pipelines.distill",
+    "distill_reward_model": "personae.pipelines.distill",
+    "distill_tailor": "personae.pipelines.distill",
+    "TailoringEvalConfig": "personae.pipelines.eval_tailoring",
+    "eval_tailoring": "personae.pipelines.eval_tailoring",
+    "FitReport": "personae.pipelines.fit",
+    "fit_users": "personae.pipelines.fit",
+    "InferReport": "personae.pipelines.infer",
+    "infer_personas": "personae.pipelines.infer",
+    "lm_fingerprint": "personae.pipelines.infer",
+    "progress_path": "personae.pipelines.infer",
+    "JudgeReport": "personae.pipelines.judge",
+    "judge_records": "personae.pipelines.judge",
+}
 
 __all__ = [
     "DemoUser",
     "FitReport",
     "InferReport",
     "JudgeReport",
+    "RewardModelResult",
+    "RewardModelScript",
+    "TailorScript",
+    "TailoringEvalConfig",
     "demo_data_path",
+    "distill_reward_model",
+    "distill_tailor",
+    "eval_tailoring",
     "fit_users",
     "infer_personas",
     "judge_records",
+    "lm_fingerprint",
     "progress_path",
     "run_demo",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'personae.pipelines' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_EXPORTS))

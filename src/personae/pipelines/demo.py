@@ -27,8 +27,8 @@ from personae.programs import (
     PersonaJudge,
     PersonaSynthesis,
     VerifiedReasoning,
-    run_batch,
 )
+from personae.runs import RetryPolicy, run_batch
 
 __all__ = ["DemoUser", "demo_data_path", "run_demo"]
 
@@ -73,20 +73,13 @@ def _demo_user(user: UserHistory, *, lm: dspy.BaseLM, train_fraction: float, pi_
                      **(o.value if o.value is not None else {"error": o.error})}
                     for o in sorted(outcomes, key=lambda o: o.index)]
         verifier = VerifiedReasoning(max_attempts=max_attempts, seed=seed)
-        traces = []
-        for record in train:
-            try:
-                pred = verifier(record)
-            except Exception as exc:
-                logger.warning("verified reasoning failed for %s: %s", record.record_id, exc)
-                continue
-            if pred.verified:
-                traces.append(pred.trace)
+        traces = [pred.trace for pred in map(verifier, train) if pred.verified]
         # zero-shot: a small model tends to copy a worked example, and the demo should show
         # the model's own writing
-        synthesized = PersonaSynthesis(demos=[], max_attempts=max_attempts)(traces)
-        persona = str(synthesized.persona)
-        if synthesized.get("error"):
+        synthesis = PersonaSynthesis(demos=[])
+        synthesized = RetryPolicy(max_attempts=max_attempts).attempt(lambda: synthesis(traces))
+        persona = "" if synthesized.value is None else str(synthesized.value.persona)
+        if synthesized.error:
             logger.warning("persona synthesis failed for %s: %s", user.user_id, synthesized.error)
         plain = judge_records(test, lambda r: DefaultJudge(), lm=lm, max_attempts=max_attempts)
         guided_judge = PersonaJudge(persona)

@@ -1,39 +1,51 @@
 """Fitting SynthesizeMe judges for many users: bounded concurrency, resumable, fault-tolerant.
 
 Each user's judge is written atomically to ``judge_path(out, user_id)`` as soon as it is
-fitted, so an interrupted run loses at most the users in flight; a re-run skips every user
-whose judge file exists, once it has checked that those judges were fitted with the same
-model, preset settings, seed and persona-synthesis program (any difference stops the run
-with the users and settings named, before any call; ``fresh=True`` fits every user again).
-A user whose fit fails (every LM call failing, too few pairs) does
-not stop the others: the failure is appended to ``out/failures.jsonl`` with its reason and
-the user is tried again on the next run.
+fitted, and the user's row (fitted, or failed with the kind and reason) is appended to the
+ledger ``out/progress.jsonl``, so an interrupted run loses at most the users in flight. The
+ledger's header records the model, its sampling and the preset settings, seed and
+persona-synthesis program (not the settings that change only what a fit costs, such as
+pruning); a re-run with others stops before any call, naming each difference (``fresh=True``
+fits every user again). A re-run skips every user whose judge the ledger records and whose
+file is there, and fits again the users that failed (an LM that could not be reached, too few
+pairs): a failed user never stops the others. Judges found in ``out`` without a ledger row
+(fitted by an earlier version, or copied there) are checked against this run's settings
+through the settings each judge records, and kept when they match.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-import threading
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 import dspy
 
-from personae.data import UserHistory, append_jsonl
-from personae.data._io import describe_changes
+from personae.data import UserHistory
 from personae.errors import ConfigError
 from personae.lm import Cost
 from personae.optimizers import COST_ONLY_SETTINGS, PersonalizedJudge, SynthesizeMe, judge_path
-from personae.programs import carry_context, describe_error
+from personae.pipelines.infer import lm_fingerprint
+from personae.runs import (
+    Counts,
+    Executor,
+    Ledger,
+    Outcome,
+    Progress,
+    RetryPolicy,
+    ThreadExecutor,
+    describe_changes,
+    run_items,
+)
 
-__all__ = ["FitReport", "fit_users"]
+__all__ = ["LEDGER_FILE", "FitReport", "fit_users"]
 
 logger = logging.getLogger(__name__)
+
+LEDGER_FILE = "progress.jsonl"
 
 
 @dataclass
@@ -41,15 +53,8 @@ class FitReport:
     fitted: list[PersonalizedJudge] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)       # already fitted by an earlier run
     failed: list[tuple[str, str]] = field(default_factory=list)
-
-    @property
-    def cost(self) -> Cost:
-        total = Cost()
-        for judge in self.fitted:
-            c = judge.cost
-            total += Cost(c.get("lm_calls", 0), c.get("prompt_tokens", 0), c.get("completion_tokens", 0),
-                          c.get("seconds", 0.0))
-        return total
+    counts: Counts = field(default_factory=Counts)
+    cost: Cost = field(default_factory=Cost)
 
 
 def _differences(judge: PersonalizedJudge, model: str, settings: dict[str, Any]) -> str:
@@ -60,6 +65,28 @@ def _differences(judge: PersonalizedJudge, model: str, settings: dict[str, Any])
     return describe_changes(earlier, current, sorted(k for k in set(current) - COST_ONLY_SETTINGS if k in earlier))
 
 
+def _adopt(users: Sequence[UserHistory], out: Path, ledger: Ledger, model: str, settings: dict[str, Any]) -> None:
+    """Record in the ledger the judges in ``out`` that it does not know, once they match this run."""
+    mismatched: list[str] = []
+    adopted: list[str] = []
+    for user in users:
+        path = judge_path(out, user.user_id)
+        if ledger.succeeded(user.user_id) is not None or not path.exists():
+            continue
+        judge = PersonalizedJudge.load(path)
+        differences = _differences(judge, model, settings)
+        if differences:
+            mismatched.append(f"{user.user_id}: {differences}")
+        adopted.append(user.user_id)
+    if mismatched:
+        more = f" and {len(mismatched) - 3} more users" if len(mismatched) > 3 else ""
+        raise ConfigError(f"{out} holds judges fitted with other settings ({'; '.join(mismatched[:3])}{more}); "
+                          "use another --out, or --fresh to fit them again")
+    for user_id in adopted:
+        ledger.append(user_id, {"user_id": user_id, "judge": judge_path(out, user_id).name, "error": None,
+                                "kind": None, "attempts": 0, "adopted": True})
+
+
 def fit_users(
     users: Sequence[UserHistory],
     out: str | os.PathLike[str],
@@ -67,59 +94,54 @@ def fit_users(
     lm: dspy.BaseLM,
     fitter: SynthesizeMe | None = None,
     user_concurrency: int = 1,
+    executor: Executor | None = None,
+    progress: Progress | None = None,
     on_done: Callable[[str, str, PersonalizedJudge | None], None] | None = None,
     fresh: bool = False,
 ) -> FitReport:
-    """Fit every user not yet fitted in ``out``; ``on_done(user_id, status, judge)`` reports each."""
+    """Fit every user not yet fitted in ``out``; ``on_done(user_id, status, judge)`` reports each
+    user fitted or failed now (status ``fitted`` or ``failed``)."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     fitter = fitter or SynthesizeMe()
-    report = FitReport()
-    todo = []
     model, settings = str(getattr(lm, "model", "")), fitter.settings()
-    mismatched: list[str] = []
-    for user in users:
-        path = judge_path(out, user.user_id)
-        if fresh or not path.exists():
-            todo.append(user)
-            continue
-        differences = _differences(PersonalizedJudge.load(path), model, settings)
-        if differences:
-            mismatched.append(f"{user.user_id}: {differences}")
-        report.skipped.append(user.user_id)
-    if mismatched:
-        more = f" and {len(mismatched) - 3} more users" if len(mismatched) > 3 else ""
-        raise ConfigError(f"{out} holds judges fitted with other settings ({'; '.join(mismatched[:3])}{more}); "
-                          "use another --out, or --fresh to fit them again")
-    logger.info("%d users to fit, %d already fitted in %s", len(todo), len(report.skipped), out)
-    runner = carry_context()
-    lock = threading.Lock()
+    fingerprint = {**lm_fingerprint(lm), **{k: v for k, v in settings.items() if k not in COST_ONLY_SETTINGS}}
+    ledger = Ledger(out / LEDGER_FILE, kind="fit", fingerprint=fingerprint, fresh=fresh)
+    if not fresh:
+        _adopt(users, out, ledger, model, settings)
+    fitted: dict[str, PersonalizedJudge] = {}
 
-    def one(user: UserHistory) -> None:
-        try:
-            judge = fitter.fit(user, lm=lm)
-        except Exception as exc:  # one user's failure never stops the run
-            reason = describe_error(exc)
-            logger.warning("fitting %s failed: %s", user.user_id, reason)
-            with lock:
-                append_jsonl({"user_id": user.user_id, "error": reason,
-                              "time": datetime.now(timezone.utc).isoformat(timespec="seconds")},
-                             out / "failures.jsonl")
-                report.failed.append((user.user_id, reason))
-                if on_done:
-                    on_done(user.user_id, "failed", None)
-            return
+    def fit(user: UserHistory) -> PersonalizedJudge:
+        judge = fitter.fit(user, lm=lm)
         judge.save(judge_path(out, user.user_id))
-        with lock:
-            report.fitted.append(judge)
-            if on_done:
-                on_done(user.user_id, "fitted", judge)
+        fitted[user.user_id] = judge
+        return judge
 
-    if user_concurrency <= 1:
-        for user in todo:
-            one(user)
-    else:
-        with ThreadPoolExecutor(max_workers=user_concurrency, thread_name_prefix="fit") as pool:
-            for future in [pool.submit(runner, lambda u=u: one(u)) for u in todo]:
-                future.result()
-    return report
+    def row(user: UserHistory, outcome: Outcome[PersonalizedJudge]) -> dict[str, Any]:
+        judge = outcome.value
+        if judge is None:
+            logger.warning("fitting %s failed (%s): %s", user.user_id, outcome.kind, outcome.error)
+            return {"user_id": user.user_id}
+        return {"user_id": user.user_id, "judge": judge_path(out, user.user_id).name,
+                "val_accuracy": judge.val_accuracy, "demos": len(judge.demos), "cost": judge.cost}
+
+    def report(entry: dict[str, Any]) -> None:
+        if on_done is not None:
+            user_id = str(entry["user_id"])
+            on_done(user_id, "failed" if entry.get("error") else "fitted", fitted.get(user_id))
+
+    run = run_items(
+        fit, users, key=lambda user: user.user_id, row=row, ledger=ledger, lm=lm,
+        policy=RetryPolicy(max_attempts=1),  # each call inside a fit has its own retries
+        executor=executor or ThreadExecutor(user_concurrency, name="fit"), progress=progress, label="fit",
+        reusable=lambda user, _: judge_path(out, user.user_id).exists(), on_row=report,
+    )
+    result = FitReport(counts=run.counts, cost=run.cost)
+    for user, entry in zip(users, run.rows, strict=True):
+        if entry.get("error"):
+            result.failed.append((user.user_id, str(entry["error"])))
+        elif user.user_id in fitted:
+            result.fitted.append(fitted[user.user_id])
+        else:
+            result.skipped.append(user.user_id)
+    return result

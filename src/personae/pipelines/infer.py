@@ -20,26 +20,36 @@ suffix, a ``datasets`` folder written with ``Dataset.save_to_disk`` (loadable wi
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
 import shutil
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import dspy
 
-from personae.data import PreferenceRecord, append_jsonl, read_jsonl_rows, write_rows
-from personae.data._io import SUFFIXES, describe_changes, parse_line
+from personae.data import PreferenceRecord, write_rows
+from personae.data._io import SUFFIXES, parse_line
 from personae.errors import ConfigError, DataError
-from personae.lm import Cost, CostMeter
-from personae.programs import Outcome, PersonaInference, program_digest, run_batch
+from personae.lm import Cost
+from personae.programs import PersonaInference, program_digest
+from personae.runs import (
+    Counts,
+    Executor,
+    Ledger,
+    Outcome,
+    Progress,
+    RetryPolicy,
+    ThreadExecutor,
+    record_key,
+    run_items,
+)
 
-__all__ = ["DEMO_FIELDS", "InferReport", "infer_personas", "progress_path", "read_persona_demos",
+__all__ = ["DEMO_FIELDS", "InferReport", "infer_personas", "lm_fingerprint", "progress_path", "read_persona_demos",
            "write_dataset_folder"]
 
 DEMO_FIELDS = ("context", "preferred_response", "other_response", "persona")
@@ -58,6 +68,7 @@ class InferReport:
     failed: int
     cost: Cost
     failures: list[tuple[str, str]] = field(default_factory=list)
+    counts: Counts = field(default_factory=Counts)
 
 
 def _flat_row(record: PreferenceRecord) -> dict[str, Any]:
@@ -72,43 +83,19 @@ def progress_path(out: str | os.PathLike[str]) -> Path:
     return out.with_name(out.name + ".progress.jsonl")
 
 
-_LEDGER_KEY = "personae_ledger"
+def _legacy_key(row: Mapping[str, Any]) -> str | None:  # rows of version-1 ledgers
+    return f"{row['record_id']}@{row['digest']}" if "record_id" in row and "digest" in row else None
 
 
-def _record_digest(record: PreferenceRecord) -> str:
-    text = json.dumps([record.prompt, record.chosen, record.rejected], ensure_ascii=False)
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+SAMPLING_KEYS = ("temperature", "max_tokens", "max_completion_tokens", "top_p", "top_k", "seed", "stop")
 
 
-_SAMPLING_KEYS = ("temperature", "max_tokens", "max_completion_tokens", "top_p", "top_k", "seed", "stop")
-
-
-def _ledger_state(lm: dspy.BaseLM, program: PersonaInference) -> dict[str, str]:
-    """What a ledger's results depend on besides the record: model, sampling and program."""
+def lm_fingerprint(lm: dspy.BaseLM) -> dict[str, str]:
+    """The model and its sampling settings, as a ledger's fingerprint records them."""
     kwargs = getattr(lm, "kwargs", None) or {}
-    sampling = {k: kwargs[k] for k in _SAMPLING_KEYS if kwargs.get(k) is not None}
+    sampling = {k: kwargs[k] for k in SAMPLING_KEYS if kwargs.get(k) is not None}
     return {"model": str(getattr(lm, "model", type(lm).__name__)),
-            "sampling": json.dumps(sampling, sort_keys=True, default=str),
-            "program": program_digest(program)}
-
-
-def _read_ledger(path: Path, state: dict[str, str], *, fresh: bool) -> list[dict[str, Any]]:
-    """The result rows of the ledger at ``path`` (a new ledger when absent or ``fresh``)."""
-    rows = [] if fresh else read_jsonl_rows(path)
-    if not rows:
-        path.unlink(missing_ok=True)
-        append_jsonl({_LEDGER_KEY: 1, **state}, path)
-        return []
-    header = rows[0] if _LEDGER_KEY in rows[0] else {}
-    unrecorded = sorted(k for k in state if header and k not in header)
-    if unrecorded:  # a ledger from an earlier version: its results are kept, unchecked on these
-        logger.warning("%s does not record the %s of its results; reusing them as they are",
-                       path, " and ".join(unrecorded))
-    changed = sorted(k for k in state if k not in unrecorded and header.get(k) != state[k])
-    if changed:
-        raise ConfigError(f"{path} holds personas made with another {' and '.join(changed)} "
-                          f"({describe_changes(header, state, changed)}); use another output, or --fresh to start over")
-    return [row for row in rows[1:] if "record_id" in row]
+            "sampling": json.dumps(sampling, sort_keys=True, default=str)}
 
 
 def _output_format(out: Path) -> str:
@@ -215,7 +202,8 @@ def infer_personas(
     program: PersonaInference | None = None,
     concurrency: int = 1,
     max_attempts: int = 3,
-    on_progress: Callable[[int, int], None] | None = None,
+    executor: Executor | None = None,
+    progress: Progress | None = None,
     fresh: bool = False,
 ) -> InferReport:
     """Infer both personas for every record and write ``out``.
@@ -224,67 +212,45 @@ def infer_personas(
     its name has no suffix. ``program`` is the inference program (default
     :class:`PersonaInference`; e.g. a compiled one, ``PersonaInference().load(path)``).
     Results an earlier run left in the ledger are reused (see the module's notes); ``fresh``
-    discards them.
+    discards them. ``executor`` runs the records (default: ``concurrency`` threads).
     """
     out = Path(out)
     fmt = _output_format(out)
     program = program or PersonaInference()
     ids = [r.record_id for r in records]
     if len(set(ids)) != len(ids):
-        raise ValueError("record ids are not unique; cannot resume safely")
-    progress = progress_path(out)
+        repeated = next(i for i in ids if ids.count(i) > 1)
+        raise DataError(f"record id {repeated!r} repeats; cannot resume safely", source=str(out),
+                        field="record_id")
     out.parent.mkdir(parents=True, exist_ok=True)
-    digests = {r.record_id: _record_digest(r) for r in records}
-    done: dict[str, dict[str, Any]] = {}
-    tried: dict[str, int] = {}  # attempts earlier runs spent on records that still failed
-    for row in _read_ledger(progress, _ledger_state(lm, program), fresh=fresh):
-        rid = row["record_id"]
-        if digests.get(rid) != row.get("digest"):
-            continue  # not in this run, or the record's text changed
-        if row.get("error") is None:
-            done[rid] = row
-        else:
-            tried[rid] = max(tried.get(rid, 0), int(row.get("attempts") or 0))
-    if done:
-        logger.info("resuming: %d of %d records already done (%s)", len(done), len(records), progress)
-    todo = [r for r in records if r.record_id not in done]
-    meter = CostMeter()
-    finished = len(records) - len(todo)
-    if on_progress:
-        on_progress(finished, len(records))
+    ledger = Ledger(progress_path(out), kind="infer", fresh=fresh, legacy_key=_legacy_key,
+                    fingerprint={**lm_fingerprint(lm), "program": program_digest(program)})
+    if ledger.rows:
+        logger.info("resuming from %s (%d results there)", ledger.path, len(ledger.rows))
 
     def infer(record: PreferenceRecord) -> dict[str, Any]:
         pred = program.for_record(record)
         return {"chosen_persona": pred.chosen_persona, "rejected_persona": pred.rejected_persona}
 
-    def save(outcome: Outcome[dict[str, Any]]) -> None:
-        nonlocal finished
-        record = todo[outcome.index]
-        row = {"record_id": record.record_id, "digest": digests[record.record_id], **(outcome.value or {}),
-               "error": outcome.error, "attempts": outcome.attempts}
-        append_jsonl(row, progress)
-        done[record.record_id] = row
-        finished += 1
-        if on_progress:
-            on_progress(finished, len(records))
+    def row(record: PreferenceRecord, outcome: Outcome[dict[str, Any]]) -> dict[str, Any]:
+        return {"record_id": record.record_id, **(outcome.value or {"chosen_persona": None, "rejected_persona": None})}
 
-    with meter.track():
-        run_batch(infer, todo, lm=lm, concurrency=concurrency, max_attempts=max_attempts, on_result=save,
-                  earlier_attempts=[tried.get(r.record_id, 0) for r in todo])
-
+    run = run_items(infer, records, key=record_key, row=row, ledger=ledger, lm=lm,
+                    policy=RetryPolicy(max_attempts=max_attempts), executor=executor or ThreadExecutor(concurrency),
+                    progress=progress, label="infer-personas")
     rows, failures = [], []
-    for record in records:
-        result = done[record.record_id]
-        row = dict(record.raw) if record.raw else _flat_row(record)
-        row["chosen_persona"] = result.get("chosen_persona")
-        row["rejected_persona"] = result.get("rejected_persona")
+    for record, result in zip(records, run.rows, strict=True):
+        table_row = dict(record.raw) if record.raw else _flat_row(record)
+        table_row["chosen_persona"] = result.get("chosen_persona")
+        table_row["rejected_persona"] = result.get("rejected_persona")
         if result.get("error"):
-            row["persona_error"] = result["error"]
-            failures.append((record.record_id, result["error"]))
-        rows.append(row)
+            table_row["persona_error"] = result["error"]
+            failures.append((record.record_id, str(result["error"])))
+        rows.append(table_row)
     if fmt == "datasets":
         write_dataset_folder(rows, out)
     else:
         write_rows(rows, out)
-    return InferReport(out, len(records), len(todo) - len(failures), len(records) - len(todo),
-                       len(failures), meter.cost, failures)
+    counts = run.counts
+    return InferReport(out, len(records), counts.succeeded, counts.resumed, counts.failed, run.cost, failures,
+                       counts)

@@ -7,20 +7,63 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import dspy
+from pydantic import BaseModel
 
 from personae.data import PreferenceRecord
-from personae.lm import Cost, CostMeter
-from personae.programs import Judge, Judgment, Outcome, judge_pair, run_batch
+from personae.lm import Cost
+from personae.programs import Judge, Verdict, judge_pair
+from personae.runs import (
+    CostLog,
+    Counts,
+    Executor,
+    Judgment,
+    Ledger,
+    Outcome,
+    Progress,
+    RetryPolicy,
+    RunLog,
+    ThreadExecutor,
+    content_digest,
+    package_versions,
+    record_key,
+    run_items,
+)
 
-__all__ = ["JudgeReport", "judge_records"]
+__all__ = ["JudgeLog", "JudgeReport", "JudgeResults", "judge_records"]
+
+
+class JudgeResults(BaseModel):
+    """What ``personae judge`` found: accuracy with unscored judgments counted wrong."""
+
+    judgments: int = 0
+    correct: int = 0
+    unscored: int = 0
+    accuracy: float | None = None
+
+
+JudgeLog = RunLog[dict[str, Any], JudgeResults]
+"""The run log of ``personae judge --out`` (its configuration is the command's options)."""
 
 
 @dataclass
 class JudgeReport:
-    """Every judgment made, and accuracy with unscored judgments counted as wrong."""
+    """Every judgment (rows of :class:`~personae.runs.Judgment`), and accuracy with unscored ones counted wrong."""
 
     rows: list[dict[str, Any]] = field(default_factory=list)
     cost: Cost = Cost()
+    counts: Counts = field(default_factory=Counts)
+
+    @property
+    def judgments(self) -> list[Judgment]:
+        return [Judgment.model_validate(row) for row in self.rows]
+
+    def log(self, config: dict[str, Any]) -> JudgeLog:
+        """This report as a finished run log, with ``config`` as its configuration."""
+        results = JudgeResults(judgments=self.total, correct=self.correct, unscored=self.unscored,
+                               accuracy=self.accuracy if self.total else None)
+        log = JudgeLog(command="judge", config=config, versions=package_versions(), cost=CostLog.of(self.cost),
+                       counts=self.counts, judgments=self.judgments, results=results)
+        return log.ended("success")
 
     @property
     def total(self) -> int:
@@ -47,34 +90,45 @@ def judge_records(
     both_orders: bool = True,
     concurrency: int = 1,
     max_attempts: int = 3,
+    method: str = "default",
+    ledger: Ledger | None = None,
+    executor: Executor | None = None,
+    progress: Progress | None = None,
     on_result: Callable[[dict[str, Any]], None] | None = None,
 ) -> JudgeReport:
     """Judge each record (chosen shown first, then second when ``both_orders``).
 
     ``judge_for`` gives the judge for a record (the same object for every record when the
-    user is fixed). A judgment whose calls kept failing is a row with ``error`` set and
-    ``correct`` None: it counts in ``total`` and never as correct.
+    user is fixed). A judgment whose calls kept failing is a row with ``error`` and ``kind`` set
+    and ``correct`` None: it counts in ``total`` and never as correct. With a ``ledger``,
+    judgments it holds are reused and new ones are appended as they are made.
     """
     items = [(r, True) for r in records] + ([(r, False) for r in records] if both_orders else [])
-    meter = CostMeter()
-    rows: list[dict[str, Any] | None] = [None] * len(items)
+    judges: dict[str, Judge] = {}
 
-    def one(item: tuple[PreferenceRecord, bool]) -> Judgment:
+    def judge_of(record: PreferenceRecord) -> Judge:
+        if record.record_id not in judges:
+            judges[record.record_id] = judge_for(record)
+        return judges[record.record_id]
+
+    def key(item: tuple[PreferenceRecord, bool]) -> str:
         record, chosen_first = item
-        return judge_pair(judge_for(record), record, chosen_first=chosen_first)
+        persona = getattr(judge_of(record), "persona", None) or getattr(judge_of(record), "profile", None) or ""
+        return f"{record_key(record)}/{method}/{content_digest(persona)}/{'chosen' if chosen_first else 'rejected'}"
 
-    def save(outcome: Outcome[Judgment]) -> None:
-        record, chosen_first = items[outcome.index]
-        if outcome.value is not None:
-            row = {**outcome.value.to_dict(), "user_id": record.user_id, "error": None}
-        else:
-            row = {"record_id": record.record_id, "user_id": record.user_id, "chosen_first": chosen_first,
-                   "preferred": None, "correct": None, "reasoning": None, "error": outcome.error}
-        row["attempts"] = outcome.attempts
-        rows[outcome.index] = row
-        if on_result:
-            on_result(row)
+    def one(item: tuple[PreferenceRecord, bool]) -> Verdict:
+        record, chosen_first = item
+        return judge_pair(judge_of(record), record, chosen_first=chosen_first)
 
-    with meter.track():
-        run_batch(one, items, lm=lm, concurrency=concurrency, max_attempts=max_attempts, on_result=save)
-    return JudgeReport([r for r in rows if r is not None], meter.cost)
+    def row(item: tuple[PreferenceRecord, bool], outcome: Outcome[Verdict]) -> dict[str, Any]:
+        record, chosen_first = item
+        first, second = ("chosen", "rejected") if chosen_first else ("rejected", "chosen")
+        persona = getattr(judge_of(record), "persona", None)
+        judgment = Judgment.of(outcome, record_id=record.record_id, first=first, second=second, truth="chosen",
+                               user_id=record.user_id, method=method, persona=persona or None)
+        return judgment.model_dump(mode="json")
+
+    run = run_items(one, items, key=key, row=row, ledger=ledger, lm=lm, policy=RetryPolicy(max_attempts=max_attempts),
+                    executor=executor or ThreadExecutor(concurrency), progress=progress, label="judge", capture=True,
+                    on_row=on_result)
+    return JudgeReport(run.rows, run.cost, run.counts)

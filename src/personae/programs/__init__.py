@@ -1,51 +1,43 @@
 """DSPy programs: persona inference, verified reasoning, persona synthesis and judges."""
 
-from personae.programs._batch import (
-    Outcome,
-    carry_context,
-    describe_error,
-    program_digest,
-    rollouts,
-    run_batch,
-    stable_coin,
-)
 from personae.programs._copying import DemoCopyError, NotAPersonaError, copies_demo, not_a_persona
+from personae.programs._digest import program_digest, stable_coin
 from personae.programs.judges import (
     DefaultJudge,
     Judge,
-    Judgment,
     MemoryJudge,
     PersonaAccuracyJudge,
     PersonaJudge,
     ProfileJudge,
+    Verdict,
+    check_preferred,
     judge_pair,
 )
 from personae.programs.persona_inference import PersonaInference
 from personae.programs.synthesis import PersonaSynthesis
+from personae.programs.tailoring import CRITERIA, TailoringJudge
 from personae.programs.verified_reasoning import Trace, VerifiedReasoning
 
 __all__ = [
+    "CRITERIA",
     "DefaultJudge",
     "DemoCopyError",
     "Judge",
-    "Judgment",
     "MemoryJudge",
     "NotAPersonaError",
-    "Outcome",
     "PersonaInference",
     "PersonaAccuracyJudge",
     "PersonaJudge",
     "PersonaSynthesis",
     "ProfileJudge",
+    "TailoringJudge",
     "Trace",
+    "Verdict",
     "VerifiedReasoning",
-    "carry_context",
+    "check_preferred",
     "copies_demo",
-    "describe_error",
     "judge_pair",
     "not_a_persona",
     "program_digest",
-    "rollouts",
-    "run_batch",
     "stable_coin",
 ]

@@ -13,13 +13,15 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
+from personae.errors import ContentError
+
 __all__ = ["DemoCopyError", "NotAPersonaError", "copies_demo", "not_a_persona"]
 
 _WORD = re.compile(r"[a-z0-9]+")
 _LETTERS = re.compile(r"[^\W\d_]+")
 
 
-class NotAPersonaError(ValueError):
+class NotAPersonaError(ContentError):
     """The model's answer has too few words to describe anybody."""
 
 
@@ -29,7 +31,7 @@ def not_a_persona(text: str) -> bool:
     return len(words) < 2 or sum(map(len, words)) < 5
 
 
-class DemoCopyError(ValueError):
+class DemoCopyError(ContentError):
     """The model's answer repeats a demonstration's output."""
 
 

@@ -14,6 +14,7 @@ from typing import Any
 import dspy
 
 from personae.data import PreferenceRecord
+from personae.errors import ContentError
 from personae.signatures import (
     JudgeForPersona,
     JudgeWithHistory,
@@ -24,8 +25,8 @@ from personae.signatures import (
 )
 
 __all__ = [
-    "DefaultJudge", "Judge", "Judgment", "MemoryJudge", "PersonaAccuracyJudge", "PersonaJudge", "ProfileJudge",
-    "judge_pair",
+    "DefaultJudge", "Judge", "Verdict", "MemoryJudge", "PersonaAccuracyJudge", "PersonaJudge", "ProfileJudge",
+    "check_preferred", "judge_pair",
 ]
 
 
@@ -102,8 +103,8 @@ class MemoryJudge(Judge):
 
 
 @dataclass(frozen=True)
-class Judgment:
-    """One judgment of one record in one order."""
+class Verdict:
+    """A judge's answer about one record shown in one order."""
 
     record_id: str
     chosen_first: bool
@@ -119,8 +120,19 @@ class Judgment:
                 "correct": self.correct, "reasoning": self.reasoning}
 
 
-def judge_pair(judge: Judge, record: PreferenceRecord, *, chosen_first: bool, **user: str) -> Judgment:
-    """Show ``record``'s two responses in the given order and return the scored judgment."""
+def judge_pair(judge: Judge, record: PreferenceRecord, *, chosen_first: bool, **user: str) -> Verdict:
+    """Show ``record``'s two responses in the given order and return the verdict.
+
+    An answer other than ``First`` or ``Second`` raises :class:`~personae.errors.ContentError`
+    (retried like an unparseable answer).
+    """
     first, second = (record.chosen, record.rejected) if chosen_first else (record.rejected, record.chosen)
     pred = judge(context=record.prompt, first_response=first, second_response=second, **user)
-    return Judgment(record.record_id, chosen_first, str(pred.preferred), str(pred.reasoning))
+    return Verdict(record.record_id, chosen_first, check_preferred(pred.preferred), str(pred.reasoning))
+
+
+def check_preferred(value: object) -> str:
+    """``value`` when it is ``First`` or ``Second``; else ContentError."""
+    if value not in ("First", "Second"):
+        raise ContentError(f"the judge answered {value!r}, not First or Second")
+    return str(value)

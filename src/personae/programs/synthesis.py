@@ -6,8 +6,7 @@ from collections.abc import Mapping, Sequence
 
 import dspy
 
-from personae.programs._batch import describe_error, rollouts
-from personae.programs._copying import copies_demo, not_a_persona
+from personae.programs._copying import DemoCopyError, NotAPersonaError, copies_demo, not_a_persona
 from personae.programs.verified_reasoning import Trace
 from personae.signatures import PERSONA_SYNTHESIS_DEMOS, SynthesizePersona, render_trace, render_traces
 
@@ -20,14 +19,16 @@ class PersonaSynthesis(dspy.Module):
     ``budget`` bounds the rendered history in characters (the newest traces are kept), so
     the prompt fits the model's context whatever the history's length. ``demos`` are worked
     examples (dicts of the signature's fields plus ``reasoning``); by default the project's
-    one short example, ``[]`` for none.
+    one short example, ``[]`` for none. Like :class:`PersonaInference`, an answer that repeats a
+    worked example raises :class:`DemoCopyError` and one that describes nobody
+    :class:`NotAPersonaError`: content failures that callers retry on a fresh sample with
+    :class:`~personae.runs.RetryPolicy`.
     """
 
     def __init__(self, *, budget: int = 12000, max_chars: int = 600,
-                 demos: Sequence[Mapping[str, str]] | None = None, max_attempts: int = 3) -> None:
+                 demos: Sequence[Mapping[str, str]] | None = None) -> None:
         super().__init__()
         self.budget = budget
-        self.max_attempts = max_attempts
         self.max_chars = max_chars
         self.synthesize = dspy.ChainOfThought(SynthesizePersona)
         examples = PERSONA_SYNTHESIS_DEMOS if demos is None else demos
@@ -47,20 +48,10 @@ class PersonaSynthesis(dspy.Module):
         if not history.strip():
             return dspy.Prediction(persona="", reasoning="no verified traces")
         shown = [str(d.get("persona", "")) for d in self.synthesize.predict.demos]
-        error = "no attempt"
-        for attempt, lm in enumerate(rollouts(dspy.settings.lm, max(1, self.max_attempts)), 1):
-            try:
-                with dspy.context(lm=lm):
-                    pred = self.synthesize(preference_history=history)
-            except Exception as exc:  # an LM or parse failure: try a fresh sample
-                error = describe_error(exc)
-                continue
-            persona = str(pred.persona).strip()
-            if copies_demo(persona, shown):
-                error = "the persona repeats a worked example"
-                continue
-            if not_a_persona(persona):
-                error = f"the answer is not a persona: {persona[:40]!r}"
-                continue
-            return dspy.Prediction(persona=persona, reasoning=str(pred.reasoning), attempts=attempt, error=None)
-        return dspy.Prediction(persona="", reasoning="", attempts=self.max_attempts, error=error)
+        pred = self.synthesize(preference_history=history)
+        persona = str(pred.persona).strip()
+        if copies_demo(persona, shown):
+            raise DemoCopyError(f"the persona repeats a worked example: {persona[:80]!r}")
+        if not_a_persona(persona):
+            raise NotAPersonaError(f"the answer is not a persona: {persona[:40]!r}")
+        return dspy.Prediction(persona=persona, reasoning=str(pred.reasoning))

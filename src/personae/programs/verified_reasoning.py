@@ -2,9 +2,11 @@
 
 A chain-of-thought judge reads a pair (in an order fixed by a seeded coin, so a judge that
 always answers "First" cannot pass by position) and predicts which response the user chose.
-When the prediction matches the real choice, its reasoning is a verified trace; otherwise
-the judge is asked again on a fresh rollout (``lm.copy(rollout_id=k)``) up to
-``max_attempts`` times, and the pair is dropped if no attempt matches.
+When the prediction matches the real choice, its reasoning is a verified trace. A prediction
+of the other response is a content failure, retried like an LM or parse failure by the run
+layer's :class:`~personae.runs.RetryPolicy` (each retry a fresh rollout), up to
+``max_attempts`` attempts; the pair is dropped if no attempt matches. A programming error
+propagates.
 """
 
 from __future__ import annotations
@@ -14,10 +16,10 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 import dspy
-from dspy.utils.exceptions import AdapterParseError
 
 from personae.data import PreferenceRecord
-from personae.programs._batch import describe_error, rollouts, stable_coin
+from personae.errors import ContentError
+from personae.programs._digest import stable_coin
 from personae.signatures import PairwiseJudge
 
 __all__ = ["Trace", "VerifiedReasoning"]
@@ -46,7 +48,9 @@ class VerifiedReasoning(dspy.Module):
     def __init__(self, *, max_attempts: int = 3, seed: int = 0) -> None:
         super().__init__()
         if max_attempts < 1:
-            raise ValueError("max_attempts must be at least 1")
+            from personae.errors import ConfigError
+
+            raise ConfigError("max_attempts must be at least 1")
         self.max_attempts = max_attempts
         self.seed = seed
         self.explain = dspy.ChainOfThought(PairwiseJudge)
@@ -55,19 +59,17 @@ class VerifiedReasoning(dspy.Module):
         chosen_first = stable_coin(self.seed, record.record_id, record.prompt, record.chosen)
         first, second = (record.chosen, record.rejected) if chosen_first else (record.rejected, record.chosen)
         truth = "First" if chosen_first else "Second"
-        errors: list[str] = []
-        attempts = 0
-        lm = dspy.settings.lm
-        for attempt_lm in rollouts(lm, self.max_attempts):
-            attempts += 1
-            try:
-                with dspy.context(lm=attempt_lm):
-                    pred = self.explain(context=record.prompt, first_response=first, second_response=second)
-            except (AdapterParseError, ValueError) as exc:
-                errors.append(describe_error(exc))
-                continue
-            if pred.preferred == truth:
-                trace = Trace(record.record_id, record.prompt, first, second, truth, str(pred.reasoning))
-                return dspy.Prediction(verified=True, trace=trace, attempts=attempts, errors=errors)
-        logger.debug("no verified reasoning for %s after %d attempts", record.record_id, attempts)
-        return dspy.Prediction(verified=False, trace=None, attempts=attempts, errors=errors)
+        from personae.runs import RetryPolicy
+
+        def explain() -> Trace:
+            pred = self.explain(context=record.prompt, first_response=first, second_response=second)
+            if pred.preferred != truth:
+                raise ContentError(f"the explanation predicts {pred.preferred!r}, not the user's choice")
+            return Trace(record.record_id, record.prompt, first, second, truth, str(pred.reasoning))
+
+        outcome = RetryPolicy(max_attempts=self.max_attempts).attempt(explain)
+        if outcome.value is None:
+            logger.debug("no verified reasoning for %s after %d attempts: %s", record.record_id, outcome.attempts,
+                         outcome.error)
+        return dspy.Prediction(verified=outcome.value is not None, trace=outcome.value, attempts=outcome.attempts,
+                               error=outcome.error, kind=outcome.kind)

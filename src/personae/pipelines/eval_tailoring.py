@@ -1,28 +1,33 @@
-"""``personae eval-tailoring`` without the CLI: test items from data, each side's responses, the log file.
+"""``personae eval-tailoring`` without the CLI: test items from data, each side's responses, the run.
 
 A side (generator A or B) is a ``.jsonl`` of generations in data order, ``column:NAME`` (a
 column of the test data, e.g. ``column:chosen``), or ``model:PATH`` (a generator folder,
-``smollm2`` or a ``.gguf`` file, run now; needs the ``distill`` extra). The judging itself is
-:func:`personae.distill._tailor_judge.compare_generations`; this module imports no LM code
-until :func:`main` runs.
+``smollm2`` or a ``.gguf`` file, run now; needs the ``distill`` extra). The judging is
+:func:`personae.evaluation.compare_generations`; its judgments go to the ledger
+``OUT/judgments.jsonl`` as they are made (the same command resumes), its run log to
+``OUT/run.json``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from personae.errors import ConfigError
+from personae.errors import ConfigError, DataError
 
 if TYPE_CHECKING:
     import dspy
 
-    from personae.distill._tailor_judge import TailoringEvalLog
+    from personae.evaluation import TailoringEvalLog
+    from personae.runs import Executor, Progress
 
-__all__ = ["EVAL_FILE", "TailoringEvalConfig", "main", "persona_column", "read_generations", "responses_from"]
+__all__ = ["JUDGMENTS_FILE", "RUN_FILE", "TailoringEvalConfig", "eval_tailoring", "persona_column",
+           "read_generations", "responses_from"]
 
-EVAL_FILE = "tailoring_eval.json"
+RUN_FILE = "run.json"
+JUDGMENTS_FILE = "judgments.jsonl"
 
 
 @dataclass
@@ -45,7 +50,9 @@ class TailoringEvalConfig:
     device: str = field(default="auto", metadata={"help": "device for generating: auto, cpu or cuda"})
     out: str = field(default="", metadata={
         "required": True,
-        "help": "output folder: tailoring_eval.json, plus generations_a/b.jsonl for generated sides"})
+        "help": "output folder: run.json and judgments.jsonl, plus generations_a/b.jsonl for generated sides"})
+    fresh: bool = field(default=False, metadata={
+        "help": "discard the judgments an earlier run left in OUT instead of reusing them"})
 
 
 def persona_column(persona: str) -> str:
@@ -56,8 +63,9 @@ def persona_column(persona: str) -> str:
 def read_generations(path: str) -> list[dict[str, Any]]:
     """Rows of a generations file, each with a text ``response`` (``generation``/``output`` accepted)."""
     from personae.data import read_jsonl_rows
-    from personae.errors import DataError
 
+    if not Path(path).is_file():
+        raise DataError("no such file", source=path)
     rows = []
     for number, row in enumerate(read_jsonl_rows(path), start=1):
         text = next((row[k] for k in ("response", "generation", "output") if isinstance(row.get(k), str)), None)
@@ -73,21 +81,20 @@ def responses_from(source: str, records: Sequence[Any], personas: Sequence[str],
 
     Returns the responses and, when they were generated now, rows to save.
     """
-    from personae.errors import DataError
-
     if source.startswith("column:"):
         column = source.split(":", 1)[1]
         out = []
-        for record in records:
+        for number, record in enumerate(records, start=1):
             value = {"chosen": record.chosen, "rejected": record.rejected}.get(column,
                                                                                record.metadata.get(column))
             if not isinstance(value, str):
-                raise DataError("no such text column", source=source, field=column)
+                raise DataError("no such text column", source=source, record=number, field=column)
             out.append(value)
         return out, None
     if source.startswith("model:"):
-        from personae.distill._tailor import TailoredGenerator
+        from personae.distill import TailoredGenerator, require_distill
 
+        require_distill("generating with model:PATH", ("torch", "transformers"))
         generator = TailoredGenerator.load(source.split(":", 1)[1], device=device)
         items = [(record.prompt, persona) for record, persona in zip(records, personas, strict=True)]
         texts = generator.generate_batch(items, max_new_tokens=max_new_tokens)
@@ -105,24 +112,23 @@ def responses_from(source: str, records: Sequence[Any], personas: Sequence[str],
     return [row["response"] for row in rows[: len(records)]], None
 
 
-def main(config: TailoringEvalConfig, lm: dspy.BaseLM, *, concurrency: int = 1, max_attempts: int = 3,
-         on_progress: Callable[[int, int], None] | None = None) -> TailoringEvalLog:
-    """Build the items from ``config``, judge them with ``lm``, write ``OUT/tailoring_eval.json``."""
-    from pathlib import Path
-
+def eval_tailoring(config: TailoringEvalConfig, lm: dspy.BaseLM, *, concurrency: int = 1, max_attempts: int = 3,
+                   executor: Executor | None = None, progress: Progress | None = None) -> TailoringEvalLog:
+    """Build the items from ``config``, judge them with ``lm``, write ``OUT/run.json`` (resumable)."""
     from personae.data import load_preferences, write_rows
-    from personae.distill._tailor_judge import TailoringItem, compare_generations
-    from personae.errors import DataError
+    from personae.evaluation import TailoringItem, compare_generations
+    from personae.pipelines.infer import lm_fingerprint
+    from personae.runs import Ledger, write_log
 
     if not (config.data and config.a and config.b and config.out):
         raise ConfigError("data, a, b and out are required")
     records = load_preferences(config.data, limit=config.limit).records
     column = persona_column(config.persona)
     personas = []
-    for record in records:
+    for number, record in enumerate(records, start=1):
         value = record.metadata.get(column)
         if not isinstance(value, str) or not value.strip():
-            raise DataError("no persona text", source=config.data, field=column)
+            raise DataError("no persona text", source=config.data, record=number, field=column)
         personas.append(value.strip())
     out = Path(config.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -135,9 +141,9 @@ def main(config: TailoringEvalConfig, lm: dspy.BaseLM, *, concurrency: int = 1, 
         sides[name] = texts
     items = [TailoringItem(record.record_id, record.prompt, persona, a, b)
              for record, persona, a, b in zip(records, personas, sides["a"], sides["b"], strict=True)]
+    ledger = Ledger(out / JUDGMENTS_FILE, kind="eval-tailoring", fingerprint=lm_fingerprint(lm), fresh=config.fresh)
     log = compare_generations(items, lm=lm, criteria=[c.strip() for c in config.criteria.split(",") if c.strip()],
                               concurrency=concurrency, max_attempts=max_attempts, a=config.a, b=config.b,
-                              config=asdict(config), on_progress=on_progress)
-    (out / EVAL_FILE).write_text(log.model_dump_json(indent=1) + "\n", encoding="utf-8")
+                              config=asdict(config), ledger=ledger, executor=executor, progress=progress)
+    write_log(log, out / RUN_FILE)
     return log
-

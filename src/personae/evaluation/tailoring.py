@@ -1,0 +1,223 @@
+"""Comparing two generators' responses with an LLM judge: personalization, quality, DeltaPQ.
+
+For every test item (a prompt, the persona it is asked for, response A and response B) the
+judge answers twice per criterion, once with A shown first and once with B first. A wins
+when both orders pick A, B when both pick B; when the orders disagree the item is a tie.
+An item with a judgment that failed or did not parse is *unscored*: it is reported as such
+and counted as a tie, never as a win. The win rate of A is ``(wins + ties / 2) / items``,
+so two indistinguishable generators score 0.5, and
+
+    DeltaPQ = 0.5 * ((p_wr - 0.5) / 0.5 + (q_wr - 0.5) / 0.5)
+
+combines the personalization and quality win rates (0: no better than B; 1: A always wins).
+Every judgment is a :class:`personae.runs.Judgment` (``first`` and ``picked`` are ``A`` or
+``B``, ``method`` the criterion) with the messages sent and the judge's raw output; the run
+is one :class:`personae.runs.RunLog` (``TailoringEvalLog``).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Literal, cast
+
+import dspy
+from pydantic import BaseModel, Field
+
+from personae.errors import ConfigError, DataError
+from personae.evaluation.log import finite
+from personae.programs import CRITERIA, TailoringJudge, check_preferred
+from personae.runs import (
+    CostLog,
+    Executor,
+    Judgment,
+    Ledger,
+    Outcome,
+    Progress,
+    RetryPolicy,
+    RunLog,
+    ThreadExecutor,
+    content_digest,
+    package_versions,
+    run_items,
+)
+
+__all__ = [
+    "CRITERIA",
+    "CriterionSummary",
+    "TailoringConfig",
+    "TailoringEvalLog",
+    "TailoringItem",
+    "TailoringResults",
+    "compare_generations",
+    "delta_pq",
+    "item_outcome",
+]
+
+logger = logging.getLogger(__name__)
+
+ItemOutcome = Literal["A", "B", "tie", "unscored"]
+
+
+@dataclass(frozen=True)
+class TailoringItem:
+    """One test prompt, the persona it is asked for, and the two generators' responses."""
+
+    item_id: str
+    prompt: str
+    persona: str
+    response_a: str
+    response_b: str
+
+
+class CriterionSummary(BaseModel):
+    """Wins, ties and losses of A against B on one criterion, and A's win rate."""
+
+    criterion: str
+    items: int
+    wins: int
+    ties: int
+    losses: int
+    unscored: int
+    win_rate: float | None
+
+
+class TailoringResults(BaseModel):
+    """What a comparison found: a summary per criterion, DeltaPQ, and each item's outcome."""
+
+    model: str = ""
+    a: str = "A"
+    b: str = "B"
+    summary: list[CriterionSummary] = Field(default_factory=list)
+    delta_pq: float | None = None
+    outcomes: dict[str, dict[str, str]] = Field(default_factory=dict)
+
+
+class TailoringConfig(BaseModel):
+    """The resolved configuration of a comparison (the command's options, as given)."""
+
+    model: str = ""
+    criteria: list[str] = Field(default_factory=list)
+    concurrency: int = 1
+    max_attempts: int = 3
+    extra: dict[str, Any] = Field(default_factory=dict)
+
+
+class TailoringEvalLog(RunLog[TailoringConfig, TailoringResults]):
+    """The run log of ``personae eval-tailoring``."""
+
+    def criterion(self, name: str) -> CriterionSummary:
+        for summary in self.results.summary:
+            if summary.criterion == name:
+                return summary
+        raise KeyError(name)
+
+    @property
+    def delta_pq(self) -> float | None:
+        return self.results.delta_pq
+
+    @property
+    def outcomes(self) -> dict[str, dict[str, str]]:
+        return self.results.outcomes
+
+
+def delta_pq(p_wr: float, q_wr: float) -> float:
+    """``0.5 * ((p_wr - 0.5) / 0.5 + (q_wr - 0.5) / 0.5)``: personalization and quality win rates combined."""
+    return 0.5 * ((p_wr - 0.5) / 0.5 + (q_wr - 0.5) / 0.5)
+
+
+def item_outcome(judgments: Sequence[Judgment]) -> ItemOutcome:
+    """A or B when both orders pick it, ``tie`` when they disagree, ``unscored`` when one failed."""
+    if len(judgments) != 2 or not all(j.scored for j in judgments):
+        return "unscored"
+    first, second = (j.picked for j in judgments)
+    return first if first == second and first in ("A", "B") else "tie"  # type: ignore[return-value]
+
+
+def _summarise(criterion: str, outcomes: Sequence[ItemOutcome]) -> CriterionSummary:
+    wins, losses = outcomes.count("A"), outcomes.count("B")
+    unscored = outcomes.count("unscored")
+    ties = outcomes.count("tie") + unscored
+    n = len(outcomes)
+    return CriterionSummary(criterion=criterion, items=n, wins=wins, ties=ties, losses=losses, unscored=unscored,
+                            win_rate=(wins + 0.5 * ties) / n if n else None)
+
+
+@dataclass(frozen=True)
+class _Task:
+    item: TailoringItem
+    criterion: str
+    a_first: bool
+
+    @property
+    def key(self) -> str:
+        texts = content_digest(self.item.prompt, self.item.persona, self.item.response_a, self.item.response_b)
+        return f"{self.item.item_id}@{texts}/{self.criterion}/{'A' if self.a_first else 'B'}"
+
+
+def compare_generations(
+    items: Sequence[TailoringItem],
+    *,
+    lm: dspy.BaseLM,
+    criteria: Sequence[str] = CRITERIA,
+    concurrency: int = 1,
+    max_attempts: int = 3,
+    a: str = "A",
+    b: str = "B",
+    config: dict[str, Any] | None = None,
+    ledger: Ledger | None = None,
+    executor: Executor | None = None,
+    progress: Progress | None = None,
+) -> TailoringEvalLog:
+    """Judge A against B on every item and criterion, in both orders; summarise (see the module docstring).
+
+    ``a`` and ``b`` name the two generators in the log; ``config`` is kept in it as given. With a
+    ``ledger``, judgments are written as they are made and those it holds are reused.
+    """
+    criteria = list(dict.fromkeys(criteria))
+    for criterion in criteria:
+        if criterion not in CRITERIA:
+            raise ConfigError(f"unknown criterion {criterion!r}; choose from {', '.join(CRITERIA)}")
+    if len({item.item_id for item in items}) != len(items):
+        raise DataError("item ids must be distinct", source="<items>", field="item_id")
+    judges = {criterion: TailoringJudge(criterion) for criterion in criteria}
+    tasks = [_Task(item, criterion, a_first) for item in items for criterion in criteria for a_first in (True, False)]
+    model = str(getattr(lm, "model", type(lm).__name__))
+    log = TailoringEvalLog(command="eval-tailoring", versions=package_versions(), results=TailoringResults(),
+                           config=TailoringConfig(model=model, criteria=criteria, concurrency=concurrency,
+                                                  max_attempts=max_attempts, extra=dict(config or {})))
+
+    def judge_one(task: _Task) -> dspy.Prediction:
+        first, second = ((task.item.response_a, task.item.response_b) if task.a_first
+                         else (task.item.response_b, task.item.response_a))
+        pred = judges[task.criterion](prompt=task.item.prompt, persona=task.item.persona,
+                                      first_response=first, second_response=second)
+        check_preferred(pred.preferred)
+        return pred
+
+    def row(task: _Task, outcome: Outcome[dspy.Prediction]) -> dict[str, Any]:
+        first, second = ("A", "B") if task.a_first else ("B", "A")
+        return Judgment.of(outcome, record_id=task.item.item_id, first=first, second=second, truth=None,
+                           method=task.criterion, persona=task.item.persona).model_dump(mode="json")
+
+    run = run_items(judge_one, tasks, key=lambda task: task.key, row=row, ledger=ledger, lm=lm,
+                    policy=RetryPolicy(max_attempts=max_attempts), executor=executor or ThreadExecutor(concurrency),
+                    progress=progress, label="eval-tailoring", capture=True)
+    judgments = [Judgment.model_validate(entry) for entry in run.rows]
+    outcomes: dict[str, dict[str, str]] = {}
+    summaries = []
+    for criterion in criteria:
+        per_item: list[ItemOutcome] = []
+        for item in items:
+            outcome = item_outcome([j for j in judgments if j.record_id == item.item_id and j.method == criterion])
+            outcomes.setdefault(item.item_id, {})[criterion] = outcome
+            per_item.append(outcome)
+        summaries.append(_summarise(criterion, per_item))
+    rates = {s.criterion: s.win_rate for s in summaries}
+    p_wr, q_wr = rates.get("personalization"), rates.get("quality")
+    results = TailoringResults(model=model, a=a, b=b, summary=summaries, outcomes=outcomes,
+                               delta_pq=None if p_wr is None or q_wr is None else finite(delta_pq(p_wr, q_wr)))
+    log = log.model_copy(update={"cost": CostLog.of(run.cost), "counts": run.counts, "results": results,
+                                 "judgments": judgments})
+    return cast(TailoringEvalLog, log.ended("success"))

@@ -1,0 +1,69 @@
+"""The run layer: one executor, one retry policy, one ledger, one judgment row, one run log.
+
+Every long command (``infer-personas``, ``judge``, ``fit``, ``evaluate``, ``eval-personas``,
+``eval-tailoring``, ``distill``, the ``optimize-*`` commands) is a list of items run through
+these pieces:
+
+* :class:`Executor` / :class:`ThreadExecutor`: bounded concurrency, the caller's DSPy context
+  carried into the workers;
+* :class:`RetryPolicy`: what is retried on a fresh rollout, what is recorded as a failure
+  (with its kind), what must surface (bad input, configuration, programming errors);
+* :class:`Ledger`: a fingerprinted, append-only record of finished items, for resuming;
+* :class:`Progress`: injected display (a bar on a terminal, plain lines in logs, silence);
+* :class:`Judgment` and :class:`RunLog`: the row every judging command writes and the
+  versioned log of a run;
+* :func:`run_batch` and :func:`run_items`: the loop that ties them together.
+"""
+
+from personae.runs._batch import ItemsRun, run_batch, run_items
+from personae.runs._executor import Executor, ThreadExecutor, carry_context
+from personae.runs._ledger import LEDGER_VERSION, Ledger, content_digest, describe_changes, record_key
+from personae.runs._log import (
+    RUN_LOG_VERSION,
+    CostLog,
+    Counts,
+    Judgment,
+    RunLog,
+    RunStatus,
+    package_versions,
+    read_log,
+    record_run,
+    write_log,
+)
+from personae.runs._progress import BarProgress, LineProgress, NullProgress, Progress, progress_for
+from personae.runs._retry import CALL_FAILURES, FAILURE_KINDS, Outcome, RetryPolicy, describe_error, failure_kind
+
+__all__ = [
+    "CALL_FAILURES",
+    "FAILURE_KINDS",
+    "LEDGER_VERSION",
+    "RUN_LOG_VERSION",
+    "BarProgress",
+    "CostLog",
+    "Counts",
+    "Executor",
+    "ItemsRun",
+    "Judgment",
+    "Ledger",
+    "LineProgress",
+    "NullProgress",
+    "Outcome",
+    "Progress",
+    "RetryPolicy",
+    "RunLog",
+    "RunStatus",
+    "ThreadExecutor",
+    "carry_context",
+    "content_digest",
+    "describe_changes",
+    "describe_error",
+    "failure_kind",
+    "package_versions",
+    "progress_for",
+    "read_log",
+    "record_key",
+    "record_run",
+    "run_batch",
+    "run_items",
+    "write_log",
+]

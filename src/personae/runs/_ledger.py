@@ -1,0 +1,172 @@
+"""The one ledger: what a run has finished, written as it finishes, so a re-run resumes.
+
+A ledger is a jsonl file. Its first line is a header naming the kind of run and the
+*fingerprint* of everything its results depend on (model, sampling, program digest, data
+digest, split fractions, preset settings, ...); every further line is the row of one
+finished item, with the item's ``key``. Rows are appended as items finish and flushed to
+disk, so a killed run loses at most the items in flight, and a torn last line (a kill in the
+middle of a write) is dropped on the next read.
+
+Opening a ledger whose fingerprint differs from this run's stops the run with a
+:class:`~personae.errors.ConfigError` naming each difference ("key X there, Y now"), unless
+``fresh`` starts it over, or the differing keys are ``dependent`` ones: those invalidate only
+the rows they name (for example the fitted judges feed only the ``synthesizeme`` method's
+judgments), which are dropped and done again while the rest are reused. A fingerprint key
+that an older ledger does not record is reported and not compared.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import threading
+from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+from personae.data import append_jsonl, read_jsonl_rows, write_text_atomic
+from personae.errors import ConfigError, DataError
+
+__all__ = ["LEDGER_VERSION", "Ledger", "content_digest", "describe_changes", "record_key"]
+
+logger = logging.getLogger(__name__)
+
+LEDGER_VERSION = 2
+_HEADER = "personae_ledger"
+
+
+def describe_changes(recorded: Mapping[str, Any], current: Mapping[str, Any], keys: Iterable[str]) -> str:
+    """``"key 'old' there, 'new' now; ..."`` for each of ``keys`` whose values differ: how a
+    saved run's settings differ from this run's, in the words every resume check uses."""
+    return "; ".join(f"{k} {recorded.get(k)!r} there, {current.get(k)!r} now" for k in keys
+                     if recorded.get(k) != current.get(k))
+
+
+def content_digest(*texts: str) -> str:
+    """A short digest of some texts: part of a key, so an item whose texts change is done again."""
+    import hashlib
+
+    return hashlib.sha256(json.dumps(list(texts), ensure_ascii=False).encode("utf-8")).hexdigest()[:16]
+
+
+def record_key(record: Any) -> str:
+    """``record_id@digest``: a preference record's key in a ledger (a record whose texts change
+    gets a new one, and is done again)."""
+    return f"{record.record_id}@{content_digest(record.prompt, record.chosen, record.rejected)}"
+
+
+def _plain(value: Any) -> Any:
+    """``value`` as it reads back from JSON (tuples become lists), so comparisons are fair."""
+    return json.loads(json.dumps(value, default=str, sort_keys=True))
+
+
+class Ledger:
+    """An append-only record of finished items, keyed, behind a fingerprinted header.
+
+    Args:
+        path: The jsonl file (created with its folder when absent).
+        kind: What kind of run writes it (``infer``, ``evaluate``, ...); another kind stops the run.
+        fingerprint: Everything the rows depend on, as JSON values.
+        fresh: Discard whatever the file holds and start over.
+        dependent: Fingerprint keys whose change invalidates only some rows: each maps to a
+            predicate selecting the rows it feeds.
+        legacy_key: The key of a row written by an older version without one (None: skip it).
+
+    ``rows`` holds the latest row of every key read back; :meth:`append` adds one (thread-safe).
+    """
+
+    def __init__(self, path: str | os.PathLike[str], *, kind: str, fingerprint: Mapping[str, Any],
+                 fresh: bool = False, dependent: Mapping[str, Callable[[Mapping[str, Any]], bool]] | None = None,
+                 legacy_key: Callable[[Mapping[str, Any]], str | None] | None = None) -> None:
+        self.path = Path(path)
+        self.kind = kind
+        self.fingerprint: dict[str, Any] = _plain(dict(fingerprint))
+        self.rows: dict[str, dict[str, Any]] = {}
+        self.invalidated = 0
+        self.changed: list[str] = []  # the dependent keys that changed since the ledger was written
+        self._lock = threading.Lock()
+        self._legacy_key = legacy_key
+        self._open(fresh, dict(dependent or {}))
+
+    # -- reading -------------------------------------------------------------------------------
+
+    def _open(self, fresh: bool, dependent: dict[str, Callable[[Mapping[str, Any]], bool]]) -> None:
+        lines = [] if fresh else read_jsonl_rows(self.path)
+        if not lines:
+            self._start()
+            return
+        header, body = lines[0], lines[1:]
+        if _HEADER not in header:
+            raise DataError("not a personae ledger (no header line); use another output, or --fresh to start over",
+                            source=str(self.path), record=1)
+        if header.get("kind", self.kind) != self.kind:
+            raise ConfigError(f"{self.path} is the ledger of a {header.get('kind')!r} run, not of {self.kind!r}; "
+                              "use another output")
+        recorded = header.get("fingerprint")
+        if not isinstance(recorded, dict):  # version 1 kept the fingerprint beside the marker
+            recorded = {k: v for k, v in header.items() if k not in (_HEADER, "kind")}
+        unrecorded = sorted(k for k in self.fingerprint if k not in recorded)
+        if unrecorded:
+            logger.warning("%s does not record the %s of its results; reusing them as they are", self.path,
+                           " and ".join(unrecorded))
+        changed = sorted(k for k in set(self.fingerprint) | set(recorded)
+                         if k not in unrecorded and recorded.get(k) != self.fingerprint.get(k))
+        fatal = [k for k in changed if k not in dependent]
+        if fatal:
+            raise ConfigError(f"{self.path} holds results made with other settings "
+                              f"({describe_changes(recorded, self.fingerprint, fatal)}); "
+                              "use another output, or --fresh to start over")
+        self.changed = changed
+        stale = [dependent[k] for k in changed]
+        for row in body:
+            key = row.get("key")
+            if not isinstance(key, str):
+                key = self._legacy_key(row) if self._legacy_key is not None else None
+                if key is None:
+                    continue
+                row = {"key": key, **row}
+            if any(selects(row) for selects in stale):
+                self.invalidated += 1
+                continue
+            self.rows[key] = row
+        if changed or unrecorded or header.get(_HEADER) != LEDGER_VERSION:
+            self._rewrite()  # record this run's fingerprint, without the rows it invalidated
+        if changed:
+            logger.info("%s: %s changed; %d results made with the old value are done again", self.path,
+                        ", ".join(changed), self.invalidated)
+
+    def _header(self) -> dict[str, Any]:
+        return {_HEADER: LEDGER_VERSION, "kind": self.kind, "fingerprint": self.fingerprint}
+
+    def _start(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        write_text_atomic(self.path, json.dumps(self._header(), ensure_ascii=False) + "\n")
+
+    def _rewrite(self) -> None:
+        lines = [self._header(), *self.rows.values()]
+        write_text_atomic(self.path, "".join(json.dumps(x, ensure_ascii=False, default=str) + "\n" for x in lines))
+
+    # -- using ---------------------------------------------------------------------------------
+
+    def get(self, key: str) -> dict[str, Any] | None:
+        """The latest row of ``key``, or None."""
+        return self.rows.get(key)
+
+    def succeeded(self, key: str) -> dict[str, Any] | None:
+        """The row of ``key`` when that item finished without error, else None."""
+        row = self.rows.get(key)
+        return row if row is not None and row.get("error") is None else None
+
+    def attempts(self, key: str) -> int:
+        """The attempts earlier runs spent on ``key`` without success (0 when none)."""
+        row = self.rows.get(key)
+        return int(row.get("attempts") or 0) if row is not None and row.get("error") is not None else 0
+
+    def append(self, key: str, row: Mapping[str, Any]) -> dict[str, Any]:
+        """Record ``row`` as the result of ``key``: appended and flushed before this returns."""
+        entry = {"key": key, **{k: v for k, v in row.items() if k != "key"}}
+        with self._lock:
+            append_jsonl(entry, self.path)
+            self.rows[key] = entry
+        return entry

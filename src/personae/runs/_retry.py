@@ -1,0 +1,195 @@
+"""The one retry policy: which failures get a fresh rollout, which are recorded, which surface.
+
+Every call a run makes on behalf of an item goes through :meth:`RetryPolicy.attempt`:
+
+* **LM and transport failures** (timeouts, rate limits, 5xx answers, dropped connections, an
+  engine that raised), **parse failures** (an answer the adapter cannot read, a value outside a
+  ``Literal``) and **content failures** (:class:`~personae.errors.ContentError`: an echoed
+  example, an answer that describes nobody, a verdict the task does not allow) are tried again,
+  each retry on a fresh rollout of the LM (``lm.copy(rollout_id=k)``, a new sample that bypasses
+  the request cache, at a temperature of at least ``retry_temperature``). When every attempt
+  failed, the item is recorded as failed with the kind of the last failure and its reason.
+* **Items no retry can mend** (a prompt longer than the model's context, a request the server
+  rejects as invalid, an :class:`~personae.errors.ItemError` such as a user with too few pairs)
+  are recorded at once, without retrying.
+* **Configuration errors** (a bad API key, an unknown model: the user must act), **bad input**
+  (:class:`~personae.errors.DataError`, :class:`~personae.errors.ConfigError`) and **programming
+  errors** (``KeyError``, ``TypeError``, any exception not named above) are never retried and never
+  turned into a failed item: they propagate and stop the run.
+
+The LM the caller configured is never modified.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+import dspy
+
+from personae.errors import ConfigError, ContentError, ItemError, LMCallError, PersonaeError
+
+__all__ = ["CALL_FAILURES", "FAILURE_KINDS", "Outcome", "RetryPolicy", "describe_error", "failure_kind"]
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+FAILURE_KINDS = ("timeout", "rate_limit", "server", "transport", "lm", "parse", "content", "context_window",
+                 "invalid_request", "input")
+"""The kinds of failure an item can be recorded with (the keys of a run's failure counts)."""
+CALL_FAILURES = frozenset({"timeout", "rate_limit", "server", "transport", "lm"})
+"""Kinds that mean the model gave no answer (as opposed to an answer that could not be used)."""
+_NOT_RETRIED = frozenset({"context_window", "invalid_request", "input"})
+
+
+def describe_error(exc: BaseException) -> str:
+    """``"TypeName: message"`` on one line, at most about 300 characters."""
+    text = " ".join(str(exc).split())
+    if len(text) > 300:
+        text = text[:300] + "..."
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def failure_kind(exc: BaseException) -> str | None:
+    """The failure kind of ``exc`` when a run records it for the item, None when it must propagate.
+
+    Raises :class:`~personae.errors.ConfigError` (from ``exc``) for an LM that cannot be used as
+    configured (authentication, billing, an unknown model or missing setting): no item can succeed.
+    """
+    from dspy.utils import exceptions as dx
+
+    if isinstance(exc, LMCallError):
+        return exc.kind
+    if isinstance(exc, ContentError):
+        return "content"
+    if isinstance(exc, ItemError):
+        return "input"
+    if isinstance(exc, PersonaeError):
+        return None  # bad input or configuration: the caller must see it
+    if isinstance(exc, dx.AdapterParseError):
+        return "parse"
+    if isinstance(exc, (dx.LMAuthError, dx.LMBillingError, dx.LMConfigurationError, dx.LMUnsupportedModelError,
+                        dx.LMUnsupportedFeatureError)):
+        raise ConfigError(f"the LM cannot be used as configured: {describe_error(exc)}") from exc
+    if isinstance(exc, dx.ContextWindowExceededError):
+        return "context_window"
+    if isinstance(exc, dx.LMTimeoutError):
+        return "timeout"
+    if isinstance(exc, dx.LMRateLimitError):
+        return "rate_limit"
+    if isinstance(exc, dx.LMServerError):
+        return "server"
+    if isinstance(exc, dx.LMInvalidRequestError):
+        return "invalid_request"
+    if isinstance(exc, (dx.LMTransportError, dx.LMLockTimeoutError)):
+        return "transport"
+    if isinstance(exc, dx.LMUnexpectedError) and isinstance(exc.__cause__, (TimeoutError, ConnectionError)):
+        return failure_kind(exc.__cause__)  # an engine that raised a plain timeout or connection error
+    if isinstance(exc, dx.LMError):
+        return "lm"  # a provider error without a finer meaning, or an engine that raised
+    if isinstance(exc, (TimeoutError, ConnectionError)):
+        return "transport" if isinstance(exc, ConnectionError) else "timeout"
+    return None
+
+
+@dataclass
+class Outcome(Generic[T]):
+    """What became of one item: ``value`` when it succeeded, else ``error`` (the reason) and ``kind``.
+
+    ``attempts`` counts every attempt, those of earlier runs included. ``prompt`` and
+    ``raw_output`` are the messages sent on the last attempt and what the model answered
+    (kept when the run asked for them; None when no call was made or it failed without an
+    answer).
+    """
+
+    index: int
+    value: T | None = None
+    error: str | None = None
+    kind: str | None = None
+    attempts: int = 0
+    prompt: list[dict[str, Any]] | None = None
+    raw_output: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+    def exception(self, item: str | None = None) -> LMCallError:
+        """The failure as an :class:`~personae.errors.LMCallError` (only for a failed outcome)."""
+        return LMCallError(self.error or "failed", kind=self.kind or "lm", item=item, attempts=self.attempts)
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How many attempts an item gets, and how a retry samples afresh (see the module docstring).
+
+    A call's own timeout is a setting of the LM (``get_lm(..., timeout=s)``, ``--timeout``); a
+    call that runs past it fails with kind ``timeout`` and is retried like the others.
+    """
+
+    max_attempts: int = 3
+    retry_temperature: float = 1.0
+
+    def __post_init__(self) -> None:
+        if self.max_attempts < 1:
+            raise ConfigError("max_attempts must be at least 1")
+
+    def rollouts(self, lm: dspy.BaseLM, *, start: int = 0, attempts: int | None = None) -> Iterator[dspy.BaseLM]:
+        """The LM of each attempt: ``lm`` itself, then fresh rollouts of copies of it.
+
+        ``start`` is the number of attempts an earlier run already spent: those rollouts are
+        skipped, so a re-run samples afresh instead of replaying cached failures.
+        """
+        base_temperature = lm.kwargs.get("temperature") or 0.0
+        for attempt in range(start, start + (attempts or self.max_attempts)):
+            if attempt == 0:
+                yield lm
+            else:
+                yield lm.copy(rollout_id=attempt, temperature=max(base_temperature, self.retry_temperature))
+
+    def attempt(self, fn: Callable[[], T], *, lm: dspy.BaseLM | None = None, start: int = 0, index: int = 0,
+                capture: bool = False, attempts: int | None = None) -> Outcome[T]:
+        """Run ``fn`` until it succeeds or the attempts run out; never raise for a recorded failure.
+
+        ``fn`` runs inside ``dspy.context(lm=<attempt LM>)``. With ``capture``, the outcome keeps
+        the messages and raw output of the last LM call of the last attempt. ``attempts``
+        overrides ``max_attempts`` for this call.
+        """
+        from personae.lm import CallCapture
+
+        base = lm or dspy.settings.lm
+        if base is None:
+            raise ConfigError("no LM: pass lm= or run inside dspy.context(lm=...)")
+        outcome: Outcome[T] = Outcome(index, attempts=start)
+        for attempt_lm in self.rollouts(base, start=start, attempts=attempts):
+            outcome.attempts += 1
+            probe = None
+            if capture:
+                probe = CallCapture()
+                attempt_lm = attempt_lm.copy()
+                attempt_lm.callbacks = [*attempt_lm.callbacks, probe]
+            try:
+                with dspy.context(lm=attempt_lm):
+                    outcome.value = fn()
+                outcome.error = outcome.kind = None
+            except Exception as exc:
+                kind = failure_kind(exc)
+                if kind is None:
+                    raise
+                outcome.value, outcome.error, outcome.kind = None, describe_error(exc), kind
+                logger.debug("item %d attempt %d failed (%s): %s", index, outcome.attempts, kind, outcome.error)
+            if probe is not None:
+                outcome.prompt, outcome.raw_output = probe.messages, probe.output
+            if outcome.error is None or outcome.kind in _NOT_RETRIED:
+                break
+        return outcome
+
+    def call(self, fn: Callable[[], T], *, lm: dspy.BaseLM | None = None, item: str | None = None) -> T:
+        """``fn``'s value, retried by this policy; a call that keeps failing raises LMCallError."""
+        outcome = self.attempt(fn, lm=lm)
+        if outcome.error is not None:
+            raise outcome.exception(item)
+        return outcome.value  # type: ignore[return-value]
