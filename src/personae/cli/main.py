@@ -45,6 +45,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command; exit status 0 when everything succeeded, 1 when some items failed (or an
+    LM kept failing), 2 for bad input or configuration (one line, no traceback), 130 when
+    interrupted. A programming error is not caught: its traceback is the bug report."""
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(
@@ -55,17 +58,25 @@ def main(argv: Sequence[str] | None = None) -> int:
         for noisy in ("LiteLLM", "litellm", "httpx", "dspy"):
             logging.getLogger(noisy).setLevel(logging.ERROR)
     prepare_environment(args)
-    from personae.errors import PersonaeError
+    from personae.errors import LMCallError, PersonaeError
 
     try:
         return int(args.run(args) or 0)
-    except PersonaeError as exc:
-        print(f"personae: error: {exc}", file=sys.stderr)
+    except LMCallError as exc:  # an item that had to succeed kept failing at the LM
+        print(f"personae: error: {_one_line(exc)}", file=sys.stderr)
+        return 1
+    except PersonaeError as exc:  # bad input or configuration
+        print(f"personae: error: {_one_line(exc)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("\npersonae: interrupted; finished results are kept, run the same command to resume",
               file=sys.stderr)
         return 130
+
+
+def _one_line(exc: BaseException) -> str:
+    """The error as one line (a message with newlines would read as several errors)."""
+    return " ".join(str(exc).split())
 
 
 if __name__ == "__main__":

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from personae.cli._common import add_data_options, add_model_options, build_lm, load_data
+from personae.cli._common import add_data_options, add_model_options, build_lm, load_data, print_counts, progress
 
 
 def register(sub: Any) -> None:
@@ -23,6 +23,8 @@ def register(sub: Any) -> None:
     parser.add_argument("--users", type=int, default=None, help="only the N users with the most pairs")
     parser.add_argument("--min-pairs", type=int, default=10, help="skip users with fewer pairs (default 10)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--fresh", action="store_true",
+                        help="verify every user again instead of reusing OUT.progress.jsonl from an earlier run")
     add_model_options(parser)
     parser.set_defaults(run=run)
 
@@ -33,18 +35,25 @@ def run(args: argparse.Namespace) -> int:
     from personae.data import select_users
     from personae.lm import CostMeter
     from personae.optimizers import optimize_persona_program, persona_examples
+    from personae.pipelines import lm_fingerprint, progress_path
+    from personae.runs import ItemsRun, Ledger
 
     data = load_data(args)
     users = select_users(data, top=args.users, min_pairs=args.min_pairs)
     lm = build_lm(args)
-    meter = CostMeter()
-    with meter.track():
-        examples = persona_examples(users, lm=lm, seed=args.seed, verify_attempts=args.max_attempts)
-        program = optimize_persona_program(examples, lm=lm, optimizer=args.optimizer, auto=args.auto,
-                                           num_threads=args.concurrency, seed=args.seed)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
+    ledger = Ledger(progress_path(out), kind="optimize-persona-prompt", fresh=args.fresh,
+                    fingerprint={**lm_fingerprint(lm), "seed": args.seed, "verify_attempts": args.max_attempts})
+    meter = CostMeter()
+    runs: list[ItemsRun] = []
+    with meter.track():
+        examples = persona_examples(users, lm=lm, seed=args.seed, verify_attempts=args.max_attempts, ledger=ledger,
+                                    progress=progress(), runs=runs)
+        program = optimize_persona_program(examples, lm=lm, optimizer=args.optimizer, auto=args.auto,
+                                           num_threads=args.concurrency, seed=args.seed)
     program.save(str(out))
     print(f"optimized over {len(examples)} users with {args.optimizer}; saved to {out}")
+    print_counts(runs[0].counts, "users verified")
     print(f"cost: {meter.cost.summary()}")
     return 0

@@ -35,6 +35,7 @@ from personae.data import PreferenceRecord, Turn
 from personae.errors import ConfigError, DataError
 from personae.lm import default_adapter
 from personae.programs import PersonaInference, PersonaJudge, judge_pair, stable_coin
+from personae.runs import RetryPolicy
 
 __all__ = [
     "PERSONA_INFERENCE_OPTIMIZERS",
@@ -45,6 +46,8 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
+
+_ONE_TRY = RetryPolicy(max_attempts=1)  # inside an optimizer's metric: a failed judgment scores 0
 
 PERSONA_INFERENCE_OPTIMIZERS = ("bootstrap", "mipro")
 
@@ -76,14 +79,14 @@ def persona_accuracy_metric(judge_lm: dspy.BaseLM | None = None, *, both_orders:
                 total += 1
                 if not isinstance(persona, str) or not persona.strip():
                     continue
-                try:
-                    with dspy.context(lm=lm, trace=None):
-                        judgment = judge_pair(PersonaJudge(persona), record, chosen_first=chosen_first)
-                except Exception as exc:  # a failed or unparseable judgment scores 0
-                    logger.debug("persona-accuracy judgment failed: %s", exc)
+                with dspy.context(trace=None):
+                    outcome = _ONE_TRY.attempt(
+                        lambda p=persona, c=chosen_first: judge_pair(  # type: ignore[misc]
+                            PersonaJudge(p), record, chosen_first=c), lm=lm)
+                if outcome.value is None:  # a failed or unparseable judgment scores 0
+                    logger.debug("persona-accuracy judgment failed (%s): %s", outcome.kind, outcome.error)
                     continue
-                if judgment.preferred in ("First", "Second"):
-                    correct += judgment.correct == (side == "chosen")
+                correct += outcome.value.correct == (side == "chosen")
         return correct / total if total else 0.0
 
     return metric

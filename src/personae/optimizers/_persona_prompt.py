@@ -19,7 +19,16 @@ from personae.data import PreferenceRecord, UserHistory, split_user
 from personae.errors import ConfigError
 from personae.lm import default_adapter
 from personae.programs import PersonaJudge, PersonaSynthesis, VerifiedReasoning, check_preferred, stable_coin
-from personae.runs import RetryPolicy
+from personae.runs import (
+    Executor,
+    ItemsRun,
+    Ledger,
+    Progress,
+    RetryPolicy,
+    content_digest,
+    record_key,
+    run_items,
+)
 
 __all__ = ["optimize_persona_program", "persona_examples", "persona_metric"]
 
@@ -29,23 +38,41 @@ _ONE_TRY = RetryPolicy(max_attempts=1)  # inside an optimizer's metric: a failed
 
 
 def persona_examples(users: Sequence[UserHistory], *, lm: dspy.BaseLM, fractions: tuple[float, float, float] =
-                     (0.5, 0.2, 0.3), verify_attempts: int = 2, seed: int = 0) -> list[dspy.Example]:
-    """One example per user with verified traces: input ``preference_history``, plus its validation pairs."""
+                     (0.5, 0.2, 0.3), verify_attempts: int = 2, seed: int = 0, ledger: Ledger | None = None,
+                     executor: Executor | None = None, progress: Progress | None = None,
+                     runs: list[ItemsRun] | None = None) -> list[dspy.Example]:
+    """One example per user with verified traces: input ``preference_history``, plus its validation pairs.
+
+    Users are verified through the run layer: ``executor`` runs them (default one at a time),
+    a ``ledger`` keeps each user's rendered traces as they finish (a re-run reuses them), and
+    ``runs``, when given, receives the :class:`~personae.runs.ItemsRun` (counts and cost).
+    """
     synthesis = PersonaSynthesis()
+    splits = {user.user_id: split_user(user.records, fractions) for user in users}
+    usable = [user for user in users if splits[user.user_id].val]
+    verifier = VerifiedReasoning(max_attempts=verify_attempts, seed=seed)
+
+    def verify(user: UserHistory) -> str:
+        traces = [p.trace for p in map(verifier, splits[user.user_id].train) if p.verified]
+        return synthesis.render(traces) if traces else ""
+
+    def key(user: UserHistory) -> str:
+        return f"{user.user_id}@{content_digest(*(record_key(r) for r in user.records))}"
+
+    with dspy.context(adapter=dspy.settings.adapter or default_adapter()):
+        run = run_items(verify, usable, key=key, row=lambda user, o: {"user_id": user.user_id, "history": o.value},
+                        ledger=ledger, lm=lm, policy=RetryPolicy(max_attempts=1), executor=executor,
+                        progress=progress, label="verify users")
+    if runs is not None:
+        runs.append(run)
     examples = []
-    with dspy.context(lm=lm, adapter=dspy.settings.adapter or default_adapter()):
-        verifier = VerifiedReasoning(max_attempts=verify_attempts, seed=seed)
-        for user in users:
-            split = split_user(user.records, fractions)
-            if not split.val:
-                continue
-            traces = [p.trace for p in (verifier(r) for r in split.train) if p.verified]
-            if not traces:
-                logger.info("user %s has no verified traces; left out of optimization", user.user_id)
-                continue
-            examples.append(dspy.Example(preference_history=synthesis.render(traces), user_id=user.user_id,
-                                         val=[r.to_dict() for r in split.val], seed=seed)
-                            .with_inputs("preference_history"))
+    for user, row in zip(usable, run.rows, strict=True):
+        if not row.get("history"):
+            logger.info("user %s has no verified traces; left out of optimization", user.user_id)
+            continue
+        examples.append(dspy.Example(preference_history=row["history"], user_id=user.user_id,
+                                     val=[r.to_dict() for r in splits[user.user_id].val], seed=seed)
+                        .with_inputs("preference_history"))
     return examples
 
 
