@@ -53,3 +53,42 @@ def test_prompt_text_lives_in_signatures() -> None:
         source = inspect.getsource(module)
         assert "dspy.Signature(" not in source and "InputField" not in source, module.__name__
     assert programs
+
+
+PACKAGES = ("personae", "personae.cli", "personae.data", "personae.distill", "personae.errors", "personae.evaluation",
+            "personae.lm", "personae.optimizers", "personae.pipelines", "personae.programs", "personae.retrieval",
+            "personae.runs", "personae.signatures")
+
+
+def _public_names(module: object) -> set[str]:
+    """What a module offers: its public names that are personae's own (not typing helpers or submodules);
+    a package that loads its names on first use (``_EXPORTS``) offers those."""
+    import inspect
+
+    names = set(getattr(module, "_EXPORTS", {}))
+    for name, value in vars(module).items():
+        if name.startswith("_") or name in ("annotations", "TYPE_CHECKING") or inspect.ismodule(value):
+            continue
+        origin = getattr(value, "__module__", None)
+        if (inspect.isclass(value) or inspect.isfunction(value)) and not str(origin).startswith("personae"):
+            continue  # imported from elsewhere (typing, dataclasses, ...)
+        if origin is None and not isinstance(value, (str, int, float, tuple, list, frozenset, dict)):
+            continue
+        names.add(name)
+    return names
+
+
+def test_every_package_exports_exactly_its_public_names() -> None:
+    """In the spirit of httpx's test_exported_members: ``__all__`` is the public API, no more, no less."""
+    import importlib
+
+    wrong = {}
+    for package in PACKAGES:
+        module = importlib.import_module(package)
+        exported = list(getattr(module, "__all__", []))
+        assert len(exported) == len(set(exported)), f"{package}: a name is listed twice"
+        public = _public_names(module) | ({"__version__"} if package == "personae" else set())
+        if set(exported) != public:
+            wrong[package] = {"not exported": sorted(public - set(exported)),
+                              "exported, not there": sorted(set(exported) - public)}
+    assert not wrong

@@ -112,7 +112,7 @@ class PersonaResolver:
             return ""
         key = (folder, user_id)
         if key not in self._judged:
-            from personae.optimizers._artifact import PersonalizedJudge, judge_path
+            from personae.optimizers import PersonalizedJudge, judge_path
 
             path = judge_path(folder, user_id)
             persona = ""

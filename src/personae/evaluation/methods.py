@@ -37,7 +37,7 @@ def judge_path(judges_dir: str | os.PathLike[str], user_id: str) -> Path:
     The very path ``personae fit`` writes to (it is :func:`personae.optimizers.judge_path`,
     the one place the naming rule lives).
     """
-    from personae.optimizers._artifact import judge_path as fitted_judge_path
+    from personae.optimizers import judge_path as fitted_judge_path
 
     return fitted_judge_path(judges_dir, user_id)
 
@@ -108,7 +108,7 @@ def judge_for(
     if method == "synthesizeme":
         if judges_dir is None:
             raise ConfigError("method 'synthesizeme' needs judges_dir")
-        from personae.optimizers._artifact import PersonalizedJudge
+        from personae.optimizers import PersonalizedJudge
 
         path = judge_path(judges_dir, history.user_id)
         if not path.exists():
