@@ -80,8 +80,8 @@ def failure_kind(exc: BaseException) -> str | None:
         return "timeout"
     if isinstance(exc, dx.LMRateLimitError):
         return "rate_limit"
-    if isinstance(exc, dx.LMServerError):
-        return "server"
+    if isinstance(exc, dx.LMServerError):  # LiteLLM reports a dropped connection as a server error
+        return "transport" if _dropped_connection(exc) else "server"
     if isinstance(exc, dx.LMInvalidRequestError):
         return "invalid_request"
     if isinstance(exc, (dx.LMTransportError, dx.LMLockTimeoutError)):
@@ -93,6 +93,20 @@ def failure_kind(exc: BaseException) -> str | None:
     if isinstance(exc, (TimeoutError, ConnectionError)):
         return "transport" if isinstance(exc, ConnectionError) else "timeout"
     return None
+
+
+def _dropped_connection(exc: BaseException) -> bool:
+    """Whether a connection failure (not a timeout) is among the causes of ``exc``."""
+    seen: set[int] = set()
+    cause: BaseException | None = exc
+    while cause is not None and id(cause) not in seen:
+        seen.add(id(cause))
+        names = {cls.__name__ for cls in type(cause).__mro__}
+        if names & {"APIConnectionError", "TransportError", "ConnectionError"} and not any(
+                "Timeout" in name for name in names):
+            return True
+        cause = cause.__cause__ or cause.__context__
+    return False
 
 
 @dataclass
