@@ -20,6 +20,8 @@ Which failures are retried, and which surface at once, is decided in one place:
 
 from __future__ import annotations
 
+from typing import Any
+
 __all__ = ["ConfigError", "ContentError", "DataError", "ItemError", "LMCallError", "MissingExtraError", "PersonaeError"]
 
 
@@ -50,7 +52,7 @@ class DataError(PersonaeError, ValueError):
             where += f", field '{self.field}'"
         return f"{where}: {self.message}"
 
-    def __reduce__(self):  # keep pickling (multiprocessing, datasets.map) working
+    def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:  # keep pickling (multiprocessing, datasets.map) working
         return (_rebuild_data_error, (self.message, self.source, self.record, self.field))
 
 
@@ -105,7 +107,7 @@ class LMCallError(PersonaeError, RuntimeError):
         prefix = f"{item}: " if item else ""
         super().__init__(f"{prefix}{reason} (after {attempts} attempt{'s' if attempts != 1 else ''})")
 
-    def __reduce__(self):  # keep pickling (worker processes) working
+    def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:  # keep pickling (worker processes) working
         return (_rebuild_lm_call_error, (self.reason, self.kind, self.item, self.attempts))
 
 

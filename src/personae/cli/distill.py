@@ -72,8 +72,8 @@ def quiet_libraries(verbose: int) -> None:
         import transformers
     except ImportError:  # the missing extra is reported by the command itself
         return
-    transformers.utils.logging.set_verbosity_error()
-    transformers.utils.logging.disable_progress_bar()
+    transformers.utils.logging.set_verbosity_error()  # type: ignore[no-untyped-call]
+    transformers.utils.logging.disable_progress_bar()  # type: ignore[no-untyped-call]
     datasets.disable_progress_bars()
 
 

@@ -111,7 +111,7 @@ def logging_callback(losses: list[float], on_log: Callable[[dict[str, Any]], Non
     """A trainer callback that sends the trainer's logs to ``logging`` (and ``on_log``), collecting losses."""
     from transformers import TrainerCallback
 
-    class LogToLogging(TrainerCallback):  # type: ignore[misc]
+    class LogToLogging(TrainerCallback):
         """Sends the trainer's logs to ``logging`` (and ``on_log``) instead of printing them."""
 
         def on_log(self, args: Any, state: Any, control: Any, logs: dict[str, Any] | None = None,

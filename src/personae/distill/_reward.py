@@ -185,7 +185,7 @@ def train_reward_model(
 
     import datasets
     from transformers.trainer_callback import PrinterCallback, ProgressCallback
-    from trl import RewardConfig, RewardTrainer
+    from trl import RewardConfig, RewardTrainer  # type: ignore[attr-defined]
 
     tokenizer, model = load_backbone(config.model)
     template = default_template(max_length=config.max_length, persona_tokens=config.persona_tokens,

@@ -249,7 +249,7 @@ def train_tailored_generator(
     set_offline()
     set_threads(config.threads)
     import datasets
-    from trl import DPOConfig, DPOTrainer, SFTConfig, SFTTrainer
+    from trl import DPOConfig, DPOTrainer, SFTConfig, SFTTrainer  # type: ignore[attr-defined]
 
     from personae.signatures.tailoring import tailored_prompt
 

@@ -35,11 +35,11 @@ _BAR_LIMIT = 30  # above this many users, the per-user plot shows dots per metho
 
 
 def _log(run: Any) -> EvaluationLog:
-    return run if isinstance(run, RunLog) else run.log  # type: ignore[no-any-return]
+    return run if isinstance(run, RunLog) else run.log
 
 
 def _as_log(run: Any) -> PersonaAccuracyLog:
-    return run if isinstance(run, RunLog) else run.log  # type: ignore[no-any-return]
+    return run if isinstance(run, RunLog) else run.log
 
 
 def _when(value: Any) -> str:

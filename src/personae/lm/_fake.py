@@ -60,7 +60,7 @@ class ScriptedCall:
         """The value of input field ``name`` in the last user message, as DSPy rendered it."""
         for key, value in _FIELD.findall(self.user):
             if key == name:
-                return value.strip()
+                return str(value).strip()
         return None
 
 

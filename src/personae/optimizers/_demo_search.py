@@ -31,7 +31,7 @@ import random
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import dspy
 from dspy.teleprompt.teleprompt import Teleprompter
@@ -258,4 +258,4 @@ class DemoSearch(Teleprompter):
         result = self.search(student, valset, pool=pool, labeled=labeled)
         program = student.deepcopy()
         program.predict.predict.demos = [dspy.Example(**d) for d in result.demos]
-        return program
+        return cast(Judge, program)

@@ -181,7 +181,7 @@ def optimize_persona_inference(
             restrict = [-3, *range(-1, num_candidates)]  # -2 (labeled demos only) is zero-shot again here
             compiled = search.compile(student, trainset=trainset, valset=devset, restrict=restrict)
         else:
-            mipro = dspy.MIPROv2(metric=metric, auto=auto, num_threads=num_threads, seed=seed,  # type: ignore[arg-type]
+            mipro = dspy.MIPROv2(metric=metric, auto=auto, num_threads=num_threads, seed=seed,
                                  max_bootstrapped_demos=max_demos, max_labeled_demos=0,
                                  metric_threshold=threshold, verbose=False)
             compiled = mipro.compile(student, trainset=trainset, valset=devset)

@@ -119,12 +119,12 @@ def optimize_persona_program(examples: Sequence[dspy.Example], *, lm: dspy.BaseL
     trainset, valset = list(examples[:half]), list(examples[half:])
     with dspy.context(lm=lm, adapter=dspy.settings.adapter or default_adapter()):
         if optimizer == "mipro":
-            compiler = dspy.MIPROv2(metric=persona_metric, auto=auto, num_threads=num_threads, seed=seed,  # type: ignore[arg-type]
+            compiler = dspy.MIPROv2(metric=persona_metric, auto=auto, num_threads=num_threads, seed=seed,
                                     max_bootstrapped_demos=1, max_labeled_demos=0, verbose=False)
             return compiler.compile(student, trainset=trainset, valset=valset)  # type: ignore[no-any-return]
         if optimizer == "gepa":
             budget: dict[str, Any] = {"max_metric_calls": max_metric_calls} if max_metric_calls else {"auto": auto}
-            compiler = dspy.GEPA(metric=persona_metric, reflection_lm=lm, num_threads=num_threads,  # type: ignore[arg-type]
+            compiler = dspy.GEPA(metric=persona_metric, reflection_lm=lm, num_threads=num_threads,
                                  seed=seed, **budget)
             return compiler.compile(student, trainset=trainset, valset=valset)  # type: ignore[no-any-return]
     raise ConfigError(f"unknown optimizer {optimizer!r}; choose mipro or gepa")
