@@ -77,12 +77,29 @@ def parse_columns(spec: str | None) -> dict[str, str] | None:
 
 
 def load_data(args: argparse.Namespace, err: TextIO | None = None) -> Any:
+    """Load the command's data; records skipped as invalid are listed on ``err``, one line each
+    (the first 20), after a one-line summary."""
+    import logging
+
     from personae.data import load_preferences
 
-    data = load_preferences(args.data, columns=parse_columns(args.columns), split=args.split,
-                            skip_invalid=args.skip_invalid, limit=args.limit)
+    # The skips are printed here; the loader's warnings about them would repeat each one.
+    loader_log = logging.getLogger("personae.data._loaders")
+
+    def quiet(record: logging.LogRecord) -> bool:
+        return record.levelno != logging.WARNING
+
+    loader_log.addFilter(quiet)
+    try:
+        data = load_preferences(args.data, columns=parse_columns(args.columns), split=args.split,
+                                skip_invalid=args.skip_invalid, limit=args.limit)
+    finally:
+        loader_log.removeFilter(quiet)
     if data.skipped:
-        print(f"personae: {data.skipped_summary()}", file=err or sys.stderr)
+        out = err or sys.stderr
+        print(f"personae: {data.skipped_summary()}", file=out)
+        for line in data.skipped_lines():
+            print(f"personae: skipped {line}", file=out)
     return data
 
 

@@ -14,7 +14,8 @@ from typing import IO, Any, cast
 
 from personae.errors import ConfigError, DataError
 
-__all__ = ["SUFFIXES", "append_jsonl", "parse_line", "read_jsonl_rows", "write_rows", "write_text_atomic"]
+__all__ = ["SUFFIXES", "append_jsonl", "json_kind", "json_value", "parse_line", "read_jsonl_rows", "write_rows",
+           "write_text_atomic"]
 
 logger = logging.getLogger(__name__)
 
@@ -25,14 +26,32 @@ SUFFIXES = (
 _append_lock = threading.Lock()
 
 
+def json_value(text: str | bytes) -> Any:
+    """``json.loads``, failing only with a ValueError: invalid JSON (a ``JSONDecodeError``), an
+    integer too long to convert, or nesting too deep for the parser (a RecursionError there)."""
+    try:
+        return json.loads(text)
+    except RecursionError:
+        raise ValueError("nested too deeply to parse") from None
+
+
+def json_kind(value: Any) -> str:
+    """What a parsed JSON value is, in JSON's words: ``an array``, ``a string``, ``null``..."""
+    if value is None:
+        return "null"
+    kinds = ((bool, "a boolean"), (dict, "an object"), (list, "an array"), (str, "a string"),
+             ((int, float), "a number"))
+    return next((kind for types, kind in kinds if isinstance(value, types)), type(value).__name__)
+
+
 def parse_line(line: str, source: str, number: int) -> dict[str, Any] | DataError:
     """One jsonl line as an object, or the DataError saying why it is not one (to raise or skip)."""
     try:
-        row = json.loads(line)
-    except json.JSONDecodeError as exc:
+        row = json_value(line)
+    except ValueError as exc:
         return DataError(f"not valid JSON: {exc}", source=source, record=number)
     if not isinstance(row, dict):
-        return DataError(f"not a JSON object (got {type(row).__name__})", source=source, record=number)
+        return DataError(f"not a JSON object: got {json_kind(row)}", source=source, record=number)
     return row
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import re
@@ -11,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from personae.data._io import SUFFIXES, parse_line
+from personae.data._io import SUFFIXES, json_kind, json_value, parse_line
 from personae.data._records import PreferenceData, PreferenceRecord, SkippedRecord
 from personae.data._rows import FIELD_COLUMNS, normalise_split, record_from_row
 from personae.errors import ConfigError, DataError
@@ -24,6 +23,7 @@ FORMATS = ("jsonl", "json", "csv", "parquet", "datasets")
 _DATASETS_MARKERS = ("dataset_dict.json", "dataset_info.json", "state.json")
 _HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*(/[\w.-]+)?")
 _WARN_EACH = 10  # skipped records logged one by one; the rest only in the summary
+_UNDECODABLE = re.compile("[\udc80-\udcff]")  # bytes that were not UTF-8, as errors="surrogateescape" keeps them
 
 Rows = Iterator[tuple[int, Any]]  # (1-based record number, row or the DataError reading it)
 
@@ -71,6 +71,7 @@ def load_preferences(
     label, parts = _open(source, format, split)
     records: list[PreferenceRecord] = []
     skipped: list[SkippedRecord] = []
+    other_splits: set[str | None] = set()  # splits of the records ``split`` left out
     for part in parts:
         try:
             for number, row in part.rows:
@@ -90,16 +91,31 @@ def load_preferences(
                     continue
                 if part.keep_split is None or record.split == part.keep_split:
                     records.append(record)
+                else:
+                    other_splits.add(record.split)
         finally:
             close = getattr(part.rows, "close", None)
             if close is not None:
                 close()
     data = PreferenceData(records, skipped=skipped, source=label)
+    if not records and limit != 0:
+        raise DataError(_no_records(data, split, other_splits), source=label)
     if skipped:
         logger.warning("%s: %s", label, data.skipped_summary())
     users = len({r.user_id for r in records})
     logger.info("loaded %d records (%d users) from %s", len(records), users, label)
     return data
+
+
+def _no_records(data: PreferenceData, split: str | None, other_splits: set[str | None]) -> str:
+    """Why a source gave no records: all invalid, none of ``split``, or none at all."""
+    if data.skipped:
+        return f"no valid records; {data.skipped_summary()}"
+    if other_splits:
+        names = sorted(name for name in other_splits if name is not None)
+        return (f"no records of split {split!r}; the records have "
+                + (f"splits {', '.join(names)}" if names else "no split column"))
+    return "no records"
 
 
 def _open(source: Any, fmt: str | None, split: str | None) -> tuple[str, list[_Part]]:
@@ -120,8 +136,8 @@ def _open(source: Any, fmt: str | None, split: str | None) -> tuple[str, list[_P
 
         try:
             loaded = datasets.load_from_disk(text)
-        except (OSError, ValueError) as exc:
-            raise DataError(f"cannot load the datasets folder: {exc}", source=text) from exc
+        except Exception as exc:  # a damaged folder fails in many ways: bad json, missing files, arrow errors
+            raise DataError(f"cannot load the datasets folder: {type(exc).__name__}: {exc}", source=text) from exc
         return text, _dataset_parts(loaded, text, path.name, split)
     if path.is_dir():
         raise DataError("a folder not written by datasets' save_to_disk (no dataset_info.json, "
@@ -154,7 +170,8 @@ def _open_hub(hub_id: str, split: str | None) -> list[_Part]:
                         source=hub_id) from exc
     name = hub_id.rsplit("/", 1)[-1]
     if split is not None:
-        return [_Part(f"{hub_id}[{split}]", f"{name}:{split}", _enumerate(loaded), split=split)]
+        return [_Part(f"{hub_id}[{split}]", f"{name}:{split}", _dataset_rows(loaded, f"{hub_id}[{split}]"),
+                      split=split)]
     return _dataset_parts(loaded, hub_id, name, None)
 
 
@@ -166,13 +183,14 @@ def _is_dataset_dict(value: Any) -> bool:
 def _dataset_parts(loaded: Any, label: str, name: str, split: str | None) -> list[_Part]:
     """One part per split of a DatasetDict (or only ``split``); a lone Dataset is one part."""
     if not _is_dataset_dict(loaded):
-        return [_Part(label, name, _enumerate(loaded), keep_split=normalise_split(split))]
+        return [_Part(label, name, _dataset_rows(loaded, label), keep_split=normalise_split(split))]
     names = list(loaded)
     if split is not None:
         if split not in loaded:
             raise DataError(f"no split {split!r}; the splits are {', '.join(names)}", source=label)
         names = [split]
-    return [_Part(f"{label}[{key}]", f"{name}:{key}", _enumerate(loaded[key]), split=key) for key in names]
+    return [_Part(f"{label}[{key}]", f"{name}:{key}", _dataset_rows(loaded[key], f"{label}[{key}]"), split=key)
+            for key in names]
 
 
 def _open_rows(source: Any, split: str | None) -> list[_Part]:
@@ -194,31 +212,78 @@ def _enumerate(rows: Iterable[Any]) -> Rows:
     yield from enumerate(rows, 1)
 
 
+def _conversion_errors() -> tuple[type[Exception], ...]:
+    """What turning an arrow value into a Python one raises (a timestamp out of Python's range...)."""
+    import pyarrow as pa
+
+    return ValueError, OverflowError, pa.ArrowException
+
+
+def _dataset_rows(dataset: Any, source: str) -> Rows:
+    """The rows of a ``datasets`` Dataset; a row that cannot be read as Python values is a DataError
+    naming it and its column, and the rows after it are still read."""
+    errors = _conversion_errors()
+    number = 0
+    try:
+        for number, row in enumerate(dataset, 1):
+            yield number, row
+        return
+    except errors:
+        pass
+    if not hasattr(dataset, "select_columns"):  # not a map-style Dataset: no way to read past the bad row
+        yield number + 1, DataError("cannot be read as Python values", source=source, record=number + 1)
+        return
+    for index in range(number, len(dataset)):
+        try:
+            row = dataset[index]
+        except errors as exc:
+            row = DataError(f"cannot be read as a Python value: {type(exc).__name__}: {exc}", source=source,
+                            record=index + 1, field=_bad_column(dataset, index, errors))
+        yield index + 1, row
+
+
+def _bad_column(dataset: Any, index: int, errors: tuple[type[Exception], ...]) -> str | None:
+    """The first column of row ``index`` that cannot be read as a Python value."""
+    for name in dataset.column_names:
+        try:
+            dataset.select_columns([name])[index]
+        except errors:
+            return str(name)
+    return None
+
+
 def _read_jsonl(path: Path, source: str) -> Rows:
     import gzip
+    import zlib
 
+    number = 0
     try:
-        opener = gzip.open if path.name.lower().endswith(".gz") else open
-        with opener(path, "rt", encoding="utf-8") as fh:
-            for number, line in enumerate(fh, 1):
-                if line.strip():
+        # Bytes, decoded line by line: a line that is not UTF-8 is that record's error, not the file's.
+        with gzip.open(path, "rb") if path.name.lower().endswith(".gz") else open(path, "rb") as fh:
+            for number, raw in enumerate(fh, 1):
+                if raw.strip():
+                    try:
+                        line = raw.decode("utf-8")
+                    except UnicodeDecodeError as exc:
+                        yield number, DataError(f"not valid UTF-8: {exc}", source=source, record=number)
+                        continue
                     yield number, parse_line(line, source, number)
-    except (OSError, UnicodeDecodeError, EOFError) as exc:
-        raise DataError(f"cannot read: {exc}", source=source) from exc
+    except (OSError, EOFError, zlib.error) as exc:  # gzip: not gzip, truncated, corrupt
+        raise DataError(f"cannot read{f' past line {number}' if number else ''}: {exc}", source=source) from exc
 
 
 def _read_json(path: Path, source: str) -> Rows:
     try:
-        rows = json.loads(path.read_text(encoding="utf-8"))
+        rows = json_value(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError) as exc:
         raise DataError(f"cannot read: {exc}", source=source) from exc
-    except json.JSONDecodeError as exc:
+    except ValueError as exc:
         raise DataError(f"not valid JSON: {exc}", source=source) from exc
     if not isinstance(rows, list):
-        raise DataError(f"expected a JSON list of objects, got a {type(rows).__name__}", source=source)
+        raise DataError(f"expected a JSON list of objects, got {json_kind(rows)}", source=source)
     for number, row in enumerate(rows, 1):
         if not isinstance(row, dict):
-            row = DataError(f"not a JSON object (got {type(row).__name__})", source=source, record=number)
+            row = DataError(f"not a JSON object: got {json_kind(row)}", source=source, record=number)
         yield number, row
 
 
@@ -226,15 +291,27 @@ def _read_csv(path: Path, source: str) -> Rows:
     import csv
 
     old_limit = csv.field_size_limit(2**31 - 1)  # long responses exceed the default 128 KiB
+    number = 0
     try:
-        with open(path, newline="", encoding="utf-8-sig") as fh:
-            for number, row in enumerate(csv.DictReader(fh), 1):
+        # Bytes that are not UTF-8 are kept as surrogates, so the cell holding them is named.
+        with open(path, newline="", encoding="utf-8-sig", errors="surrogateescape") as fh:
+            reader = csv.DictReader(fh)
+            bad_header = next((name for name in reader.fieldnames or () if _UNDECODABLE.search(name)), None)
+            if bad_header is not None:
+                raise DataError(f"the header is not valid UTF-8: column {ascii(bad_header)}", source=source)
+            for number, row in enumerate(reader, 1):
+                bad = next((key for key, cell in row.items()
+                            if isinstance(cell, str) and _UNDECODABLE.search(cell)), None)
                 if None in row:
                     yield number, DataError("more cells than header columns", source=source, record=number)
+                elif bad is not None:
+                    yield number, DataError("not valid UTF-8", source=source, record=number, field=bad)
                 else:
                     yield number, row
-    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+    except OSError as exc:
         raise DataError(f"cannot read: {exc}", source=source) from exc
+    except csv.Error as exc:
+        raise DataError(f"not valid csv: {exc}", source=source, record=number + 1) from exc
     finally:
         csv.field_size_limit(old_limit)
 
@@ -243,12 +320,31 @@ def _read_parquet(path: Path, source: str) -> Rows:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
+    errors = _conversion_errors()
     try:
         with pq.ParquetFile(path) as table:
             number = 0
             for batch in table.iter_batches(batch_size=1024):
-                for row in batch.to_pylist():
+                try:
+                    rows: list[Any] = batch.to_pylist()
+                except errors:  # some value has no Python form: find its row and column
+                    rows = [_arrow_row(batch, index, source, number + index + 1, errors)
+                            for index in range(batch.num_rows)]
+                for row in rows:
                     number += 1
                     yield number, row
     except (OSError, pa.ArrowException) as exc:
         raise DataError(f"not a readable parquet file: {exc}", source=source) from exc
+
+
+def _arrow_row(batch: Any, index: int, source: str, number: int,
+               errors: tuple[type[Exception], ...]) -> dict[str, Any] | DataError:
+    """Row ``index`` of an arrow batch as a dict, or the DataError naming the column that cannot be read."""
+    row = {}
+    for name, column in zip(batch.schema.names, batch.columns, strict=True):
+        try:
+            row[name] = column[index].as_py()
+        except errors as exc:
+            return DataError(f"cannot be read as a Python value: {type(exc).__name__}: {exc}", source=source,
+                             record=number, field=name)
+    return row

@@ -174,3 +174,17 @@ class PreferenceData(Sequence[PreferenceRecord]):
         first = self.skipped[0]
         return (f"skipped {n} invalid record{'s' if n != 1 else ''}: {parts} "
                 f"(first: {first.source}, record {first.record})")
+
+    def skipped_lines(self, limit: int = 20) -> list[str]:
+        """One line per skipped record, naming its source, record, field and reason, e.g.
+        ``rows.jsonl, record 3, field 'chosen': expected a non-empty string, got null``; after
+        ``limit`` of them, one ``... and N more`` line."""
+        lines = []
+        for skip in self.skipped[:limit]:
+            reason = " ".join(skip.reason.split())
+            if len(reason) > 200:
+                reason = reason[:199] + "…"
+            lines.append(str(DataError(reason, source=skip.source, record=skip.record, field=skip.field)))
+        if len(self.skipped) > limit:
+            lines.append(f"... and {len(self.skipped) - limit} more")
+        return lines

@@ -5,10 +5,12 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import math
 import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from personae.data._io import json_value
 from personae.data._records import PreferenceRecord, Turn
 from personae.errors import DataError
 
@@ -68,10 +70,12 @@ def record_from_row(row: Any, *, source: str, name: str, number: int,
     prompt_item = picked.get("prompt")
     labelled = False  # an HH-style prompt transcript: the responses may start with "Assistant:"
     if context_item is not None and context_item[1] not in (None, ""):  # "" from a csv with both columns
+        context_col = context_item[0]
         context = _context(context_item[1], lambda m: fail(m, context_item[0]))
         if prompt_item is not None:
             rest[prompt_item[0]] = prompt_item[1]
     elif prompt_item is not None:
+        context_col = prompt_item[0]
         prompt = _text(prompt_item[1], lambda m: fail(m, prompt_item[0]))
         labelled = prompt.lstrip().startswith("Human:")
         turns = _prompt_turns(prompt) if labelled else []
@@ -82,13 +86,17 @@ def record_from_row(row: Any, *, source: str, name: str, number: int,
         if context_item is not None:
             rest[context_item[0]] = context_item[1]
     elif _is_transcript(chosen):
+        context_col = chosen_col
         context, chosen, rejected = _split_transcript(chosen, rejected, lambda m: fail(m, rejected_col))
+    elif context_item is not None:
+        raise fail(f"expected a list of {{role, content}} messages, got {_kind(context_item[1])}", context_item[0])
     else:
         raise fail("missing: no 'prompt' or 'context' column, and 'chosen' is not a "
                    "'\\n\\nHuman: ...\\n\\nAssistant: ...' transcript", "prompt")
     if context[-1].role != "user":
-        raise fail(f"the last turn must be the user's, got {context[-1].role!r}",
-                   context_item[0] if context_item else "prompt")
+        raise fail(f"the last turn must be the user's, got {context[-1].role!r}", context_col)
+    if not context[-1].content.strip():
+        raise fail(f"the last (user) turn is {_kind(context[-1].content)}", context_col)
     chosen = _response(chosen, lambda m: fail(m, chosen_col))
     rejected = _response(rejected, lambda m: fail(m, rejected_col))
     if labelled:
@@ -96,14 +104,23 @@ def record_from_row(row: Any, *, source: str, name: str, number: int,
 
     def value(key: str) -> Any:
         item = picked.get(key)
-        return None if item is None or item[1] is None or item[1] == "" else item[1]
+        if item is None or item[1] is None or item[1] == "" or (isinstance(item[1], float) and math.isnan(item[1])):
+            return None  # NaN: a missing cell of a pandas frame
+        return item[1]
 
     user_id, profile, record_id = value("user_id"), value("profile"), value("record_id")
+    for key, allowed, wanted in (("user_id", (str, int, float), "a string or a number"),
+                                 ("record_id", (str, int, float), "a string or a number"),
+                                 ("split", (str,), "a split name (a string)"),
+                                 ("profile", (str, Mapping, list, tuple), "a text or an object")):
+        found = value(key)
+        if found is not None and (isinstance(found, bool) or not isinstance(found, allowed)):
+            raise fail(f"expected {wanted}, got {_kind(found)}", picked[key][0])
     metadata = dict(rest)
     extra = value("metadata")
     if isinstance(extra, str) and extra.lstrip().startswith("{"):
-        with contextlib.suppress(json.JSONDecodeError):
-            extra = json.loads(extra)
+        with contextlib.suppress(ValueError):
+            extra = json_value(extra)
     if isinstance(extra, Mapping):
         for key, item in extra.items():
             metadata.setdefault(str(key), item)
@@ -161,8 +178,8 @@ def _context(value: Any, fail: Callable[[str], DataError]) -> list[Turn]:
         if not value.lstrip().startswith("["):
             return [Turn("user", _text(value, fail))]
         try:
-            value = json.loads(value)
-        except json.JSONDecodeError as exc:
+            value = json_value(value)
+        except ValueError as exc:
             raise fail(f"not valid JSON: {exc}") from None
     if isinstance(value, Mapping):
         value = [value]
@@ -188,8 +205,8 @@ def _context(value: Any, fail: Callable[[str], DataError]) -> list[Turn]:
 def _response(value: Any, fail: Callable[[str], DataError]) -> str:
     """A response: a string, an assistant {role, content} message, or a list of messages."""
     if isinstance(value, str) and value.lstrip()[:1] in ("{", "["):  # a message as JSON text (from csv)
-        with contextlib.suppress(json.JSONDecodeError):
-            parsed = json.loads(value)
+        with contextlib.suppress(ValueError):
+            parsed = json_value(value)
             value = parsed if _is_messages(parsed) else value
     if isinstance(value, Mapping):
         if "content" not in value:
