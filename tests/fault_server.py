@@ -53,6 +53,8 @@ class Faults:
     match: str | None = None
     slow_s: float = 1.5
     retry_after: str = "1"
+    delay_s: float = 0.0  # every answer waits this long (so a run lasts long enough to be killed mid-way)
+    echo_input: bool = False  # free-text answers quote the request's last message (markers, JSON and all)
 
     def __post_init__(self) -> None:
         unknown = set(self.kinds) - set(FAULT_KINDS)
@@ -80,13 +82,19 @@ class Served:
     fault: str | None = None
 
 
-def answer(body: dict[str, Any], fault: str | None = None) -> str:
-    """The assistant's content: correct JSON, or what ``fault`` makes of it."""
+def answer(body: dict[str, Any], fault: str | None = None, *, echo_input: bool = False) -> str:
+    """The assistant's content: correct JSON, or what ``fault`` makes of it. Free text depends on the
+    request (a persona per prompt), so different requests get different answers."""
     if fault == "non_json":
         return "I cannot answer that"
     fields = output_fields(body)
     digest = hashlib.sha256(json.dumps(body.get("messages"), sort_keys=True).encode()).digest()
-    values = {**_VALUES, "preferred": "Neither" if fault == "bad_literal" else ("First", "Second")[digest[0] % 2]}
+    values = {**_VALUES, "preferred": "Neither" if fault == "bad_literal" else ("First", "Second")[digest[0] % 2],
+              "persona": f"The user likes answers of tone {digest[1] % 13} and length {digest[2] % 11}."}
+    if echo_input:
+        last = next((str(m.get("content", "")) for m in reversed(body.get("messages", [])) if m.get("role") == "user"),
+                    "")
+        values["reasoning"] = f"Quoting the request: {last[:400]}"
     text = json.dumps({name: values.get(name, "x") for name in fields})
     return text[: len(text) // 2] if fault == "truncated" else text
 
@@ -161,6 +169,8 @@ class FaultServer:
             return
         if fault == "slow":
             self._stop.wait(min(self.faults.slow_s, MAX_SLOW_S))
+        elif self.faults.delay_s:
+            self._stop.wait(min(self.faults.delay_s, MAX_SLOW_S))
         headers = {"Content-Type": "application/json"}
         if fault in ("http_500", "http_429"):
             status = 500 if fault == "http_500" else 429
@@ -169,7 +179,7 @@ class FaultServer:
             if status == 429:
                 headers["Retry-After"] = self.faults.retry_after
         else:
-            status, content = 200, answer(body, fault)
+            status, content = 200, answer(body, fault, echo_input=self.faults.echo_input)
             prompt = sum(len(str(m.get("content", "")).split()) for m in body.get("messages", []))
             payload = {"id": f"fault-{len(self.served)}", "object": "chat.completion", "created": 0,
                        "model": body.get("model", "fault"),
