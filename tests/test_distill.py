@@ -340,7 +340,7 @@ def test_tailored_generator_sft_then_dpo(tiny_llama: Path, tmp_path: Path) -> No
     config = TailoringEvalConfig(data=str(data), a=f"model:{tmp_path / 'gen'}", b="column:chosen", max_new_tokens=6,
                                  device="cpu", out=str(tmp_path / "ev"))
     log = main(config, ScriptedLM(lambda call: {"reasoning": "r", "preferred": "First"}))
-    assert log.criterion("quality").ties == 2 and log.delta_pq == 0.0  # position bias only: all ties
+    assert log.results.criterion("quality").ties == 2 and log.results.delta_pq == 0.0  # position bias only: all ties
     generated = [json.loads(line) for line in (tmp_path / "ev" / "generations_a.jsonl").read_text().splitlines()]
     assert [g["persona"] for g in generated] == [BRIEF, BRIEF] and all(g["response"] for g in generated)
 
@@ -379,13 +379,13 @@ def test_win_rates_ties_and_delta_pq() -> None:
     items = [TailoringItem(f"i{k}", f"prompt {k}", "likes it short", f"tailored {k}", f"plain {k}") for k in range(3)]
     items.append(TailoringItem("i3", "broken prompt", "likes it short", "tailored", "plain"))
     log = compare_generations(items, lm=ScriptedLM(_judge), max_attempts=1)
-    personal, quality = log.criterion("personalization"), log.criterion("quality")
+    personal, quality = log.results.criterion("personalization"), log.results.criterion("quality")
     assert (personal.wins, personal.ties, personal.losses, personal.win_rate) == (4, 0, 0, 1.0)
     assert (quality.wins, quality.ties, quality.unscored, quality.losses) == (0, 4, 1, 0)
     assert quality.win_rate == 0.5
-    assert log.delta_pq == pytest.approx(0.5) == delta_pq(1.0, 0.5)
-    assert log.outcomes["i0"] == {"personalization": "A", "quality": "tie"}
-    assert log.outcomes["i3"]["quality"] == "unscored"
+    assert log.results.delta_pq == pytest.approx(0.5) == delta_pq(1.0, 0.5)
+    assert log.results.outcomes["i0"] == {"personalization": "A", "quality": "tie"}
+    assert log.results.outcomes["i3"]["quality"] == "unscored"
     assert len(log.judgments) == 16 and {j.first for j in log.judgments} == {"A", "B"}
     failed = next(j for j in log.judgments if not j.scored)
     assert failed.raw_output == "not json" and failed.prompt and failed.picked is None and failed.kind == "parse"
@@ -407,12 +407,12 @@ def test_eval_tailoring_from_files(tmp_path: Path) -> None:
                                    for k in range(3)), encoding="utf-8")
     config = TailoringEvalConfig(data=str(data), a=str(generations), b="column:chosen", out=str(tmp_path / "ev"))
     log = main(config, ScriptedLM(_judge))
-    assert log.criterion("personalization").win_rate == 1.0 and log.delta_pq == pytest.approx(0.5)
+    assert log.results.criterion("personalization").win_rate == 1.0 and log.results.delta_pq == pytest.approx(0.5)
     saved = json.loads((tmp_path / "ev" / "run.json").read_text(encoding="utf-8"))
     assert saved["results"]["delta_pq"] == pytest.approx(0.5) and saved["config"]["extra"]["b"] == "column:chosen"
     assert saved["command"] == "eval-tailoring" and saved["status"] == "success"
     judge = ScriptedLM(_judge)
-    assert main(config, judge).delta_pq == pytest.approx(0.5) and not judge.calls  # resumed from the ledger
+    assert main(config, judge).results.delta_pq == pytest.approx(0.5) and not judge.calls  # resumed from the ledger
     wrong = tmp_path / "wrong.jsonl"
     wrong.write_text(json.dumps({"prompt": "another", "response": "x"}) + "\n", encoding="utf-8")
     with pytest.raises(DataError):

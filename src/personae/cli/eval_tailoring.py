@@ -48,8 +48,8 @@ def run(args: argparse.Namespace) -> int:
         rate = "n/a" if s.win_rate is None else f"{s.win_rate:.1%}"
         print(f"{s.criterion}: A wins {s.wins}, ties {s.ties} ({s.unscored} unscored), B wins {s.losses} "
               f"of {s.items}: win rate of A {rate}")
-    if log.delta_pq is not None:
-        print(f"DeltaPQ {log.delta_pq:+.3f}")
+    if log.results.delta_pq is not None:
+        print(f"DeltaPQ {log.results.delta_pq:+.3f}")
     print_counts(log.counts, "judgments")
     print(f"cost: {log.cost.lm_calls} LM calls, {log.cost.total_tokens:,} tokens, {log.cost.seconds:.1f} s; "
           f"log: {config.out}/{RUN_FILE}")

@@ -20,7 +20,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Literal, cast
+from typing import Any, Literal
 
 import dspy
 from pydantic import BaseModel, Field
@@ -93,6 +93,12 @@ class TailoringResults(BaseModel):
     delta_pq: float | None = None
     outcomes: dict[str, dict[str, str]] = Field(default_factory=dict)
 
+    def criterion(self, name: str) -> CriterionSummary:
+        for summary in self.summary:
+            if summary.criterion == name:
+                return summary
+        raise KeyError(name)
+
 
 class TailoringConfig(BaseModel):
     """The resolved configuration of a comparison (the command's options, as given)."""
@@ -104,22 +110,8 @@ class TailoringConfig(BaseModel):
     extra: dict[str, Any] = Field(default_factory=dict)
 
 
-class TailoringEvalLog(RunLog[TailoringConfig, TailoringResults]):
-    """The run log of ``personae eval-tailoring``."""
-
-    def criterion(self, name: str) -> CriterionSummary:
-        for summary in self.results.summary:
-            if summary.criterion == name:
-                return summary
-        raise KeyError(name)
-
-    @property
-    def delta_pq(self) -> float | None:
-        return self.results.delta_pq
-
-    @property
-    def outcomes(self) -> dict[str, dict[str, str]]:
-        return self.results.outcomes
+TailoringEvalLog = RunLog[TailoringConfig, TailoringResults]
+"""The run log of ``personae eval-tailoring``."""
 
 
 def delta_pq(p_wr: float, q_wr: float) -> float:
@@ -220,4 +212,4 @@ def compare_generations(
                                delta_pq=None if p_wr is None or q_wr is None else finite(delta_pq(p_wr, q_wr)))
     log = log.model_copy(update={"cost": CostLog.of(run.cost), "counts": run.counts, "results": results,
                                  "judgments": judgments})
-    return cast(TailoringEvalLog, log.ended("success"))
+    return log.ended("success")
