@@ -649,6 +649,9 @@ def test_append_jsonl_and_resume_after_a_truncated_line(tmp_path: Path) -> None:
 def test_public_names() -> None:
     assert sorted(personae.data.__all__) == sorted(
         [
+            "PERSONA_DEMO_FIELDS",
+            "SUFFIXES",
+            "read_persona_demos",
             "PreferenceData",
             "PreferenceRecord",
             "SkippedRecord",
@@ -666,7 +669,8 @@ def test_public_names() -> None:
         ]
     )
     for name in personae.data.__all__:
-        assert getattr(personae.data, name).__module__.startswith("personae.data")
+        value = getattr(personae.data, name)
+        assert isinstance(value, tuple) or value.__module__.startswith("personae.data")
 
 
 def test_write_text_atomic_replaces_whole_files_and_leaves_no_temporaries(tmp_path: Path) -> None:

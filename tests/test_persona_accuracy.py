@@ -7,6 +7,7 @@ import pytest
 
 from helpers import record
 from openai_stub import output_fields, stub_server
+from personae.data import read_persona_demos
 from personae.errors import ConfigError, DataError
 from personae.evaluation import (
     evaluate_persona_accuracy,
@@ -17,7 +18,6 @@ from personae.evaluation import (
 from personae.lm import CostMeter, ScriptedLM
 from personae.optimizers import load_persona_inference, optimize_persona_inference, persona_accuracy_metric
 from personae.pipelines import infer_personas, progress_path
-from personae.pipelines.infer import read_persona_demos
 from personae.programs import PersonaInference
 
 

@@ -42,7 +42,7 @@ def add_program_options(parser: argparse.ArgumentParser) -> None:
 
 def inference_program(args: argparse.Namespace) -> Any:
     """The :class:`PersonaInference` that ``--program`` and ``--demos`` ask for (None: the default)."""
-    from personae.pipelines.infer import read_persona_demos
+    from personae.data import read_persona_demos
 
     demos = read_persona_demos(args.demos) if args.demos else None
     if args.program:

@@ -47,10 +47,10 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from personae.cli.eval_personas import judge_lm_from_args
+    from personae.data import read_persona_demos
     from personae.errors import ConfigError
     from personae.lm import CostMeter
     from personae.optimizers import optimize_persona_inference
-    from personae.pipelines.infer import read_persona_demos
     from personae.programs import PersonaInference
 
     out = Path(args.out)

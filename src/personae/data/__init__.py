@@ -8,12 +8,15 @@ parquet, a ``datasets`` folder, a hub id, or rows in memory.
 
 from __future__ import annotations
 
-from personae.data._io import append_jsonl, read_jsonl_rows, write_rows, write_text_atomic
+from personae.data._demos import PERSONA_DEMO_FIELDS, read_persona_demos
+from personae.data._io import SUFFIXES, append_jsonl, read_jsonl_rows, write_rows, write_text_atomic
 from personae.data._loaders import load_preferences
 from personae.data._records import PreferenceData, PreferenceRecord, SkippedRecord, Turn, UserHistory
 from personae.data._splits import UserSplit, select_users, split_by_prompt, split_user
 
 __all__ = [
+    "PERSONA_DEMO_FIELDS",
+    "SUFFIXES",
     "PreferenceData",
     "PreferenceRecord",
     "SkippedRecord",
@@ -23,6 +26,7 @@ __all__ = [
     "append_jsonl",
     "load_preferences",
     "read_jsonl_rows",
+    "read_persona_demos",
     "select_users",
     "split_by_prompt",
     "split_user",

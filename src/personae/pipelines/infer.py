@@ -14,8 +14,8 @@ failing, whose personas are then empty). The ledger stays, so the next run can b
 suffix, a ``datasets`` folder written with ``Dataset.save_to_disk`` (loadable with
 ``datasets.load_from_disk`` or ``personae.data.load_preferences``).
 
-:func:`read_persona_demos` reads a domain's own few-shot examples for the inference program
-(``PersonaInference(demos=read_persona_demos(path))``).
+:func:`personae.data.read_persona_demos` reads a domain's own few-shot examples for the
+inference program (``PersonaInference(demos=read_persona_demos(path))``).
 """
 
 from __future__ import annotations
@@ -32,8 +32,7 @@ from typing import Any
 
 import dspy
 
-from personae.data import PreferenceRecord, write_rows
-from personae.data._io import SUFFIXES, parse_line
+from personae.data import SUFFIXES, PreferenceRecord, write_rows
 from personae.errors import ConfigError, DataError
 from personae.lm import Cost
 from personae.programs import PersonaInference, program_digest
@@ -49,11 +48,8 @@ from personae.runs import (
     run_items,
 )
 
-__all__ = ["DEMO_FIELDS", "InferReport", "infer_personas", "lm_fingerprint", "progress_path", "read_persona_demos",
-           "write_dataset_folder"]
+__all__ = ["InferReport", "infer_personas", "lm_fingerprint", "progress_path", "write_dataset_folder"]
 
-DEMO_FIELDS = ("context", "preferred_response", "other_response", "persona")
-"""The fields of one persona-inference demo (those of :class:`personae.signatures.InferPersona`)."""
 _DATASETS_MARKERS = ("dataset_info.json", "state.json", "dataset_dict.json")
 
 logger = logging.getLogger(__name__)
@@ -146,52 +142,6 @@ def write_dataset_folder(rows: Sequence[Mapping[str, Any]], out: str | os.PathLi
         raise
     shutil.rmtree(old, ignore_errors=True)
     return out
-
-
-def read_persona_demos(path: str | os.PathLike[str]) -> list[dict[str, str]]:
-    """A domain's own few-shot examples for persona inference, read from a jsonl file.
-
-    Each line is either an :class:`~personae.signatures.InferPersona` example (``context``,
-    ``preferred_response``, ``other_response``, ``persona``) or a preference row (``prompt``
-    or ``context``, ``chosen``, ``rejected``) with the chosen side's persona in
-    ``chosen_persona`` (or ``chosen_persona_gold``), read as a record is (an HH-style prompt
-    transcript becomes its turns). Each line gives one demo: who would prefer the chosen
-    response.
-    """
-    from personae.data._rows import record_from_row
-
-    path = Path(path)
-    source = str(path)
-    if not path.is_file():
-        raise DataError("no such file" if not path.exists() else "not a file", source=source)
-    demos: list[dict[str, str]] = []
-    with open(path, encoding="utf-8") as fh:
-        for number, line in enumerate(fh, start=1):
-            if not line.strip():
-                continue
-            row = parse_line(line, source, number)
-            if isinstance(row, DataError):
-                raise row
-            if "preferred_response" in row or "other_response" in row:
-                for key in DEMO_FIELDS:
-                    if not isinstance(row.get(key), str) or not row[key].strip():
-                        raise DataError("missing or not text", source=source, record=number, field=key)
-                demos.append({key: row[key] for key in DEMO_FIELDS})
-                continue
-            persona_key = next((k for k in ("chosen_persona", "chosen_persona_gold") if k in row), None)
-            if persona_key is None:
-                raise DataError("expected context/preferred_response/other_response/persona, or "
-                                "prompt/chosen/rejected/chosen_persona", source=source, record=number,
-                                field="chosen_persona")
-            persona = row[persona_key]
-            if not isinstance(persona, str) or not persona.strip():
-                raise DataError("missing or not text", source=source, record=number, field=persona_key)
-            record = record_from_row(row, source=source, name=path.name, number=number)
-            demos.append({"context": record.prompt, "preferred_response": record.chosen,
-                          "other_response": record.rejected, "persona": persona.strip()})
-    if not demos:
-        raise DataError("no demos in the file", source=source)
-    return demos
 
 
 def infer_personas(
