@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+import warnings
 from collections.abc import Sequence
 
 from personae import __version__
@@ -57,6 +58,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.verbose < 2:
         for noisy in ("LiteLLM", "litellm", "httpx", "dspy"):
             logging.getLogger(noisy).setLevel(logging.ERROR)
+        # LiteLLM's response types make pydantic warn once per process; nothing a user can act on
+        warnings.filterwarnings("ignore", message=r"Item '\w+' on TypedDict class .* `ReadOnly` qualifier",
+                                category=UserWarning)
     prepare_environment(args)
     from personae.errors import LMCallError, PersonaeError
 
