@@ -87,10 +87,9 @@ def _persona_map(users: list[Any], judges: str | None, compact: bool) -> tuple[d
 
 
 def main(bench: BenchmarkConfig, model_config: Any) -> int:
-    from personae.data import load_preferences, select_users, split_user
+    from personae.data import load_preferences, parse_fractions, select_users, split_user
     from personae.distill import check_prompt_split, config_values, evaluate_scorers, length_scorer, train_reward_model
     from personae.evaluation import summary_table, write_report, write_run_log
-    from personae.pipelines.distill import parse_fractions
 
     fractions = parse_fractions(bench.fractions)
     data = load_preferences(bench.data)

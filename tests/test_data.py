@@ -652,6 +652,7 @@ def test_public_names() -> None:
             "PERSONA_DEMO_FIELDS",
             "SUFFIXES",
             "read_persona_demos",
+            "parse_fractions",
             "PreferenceData",
             "PreferenceRecord",
             "SkippedRecord",

@@ -65,27 +65,6 @@ def register(sub: Any) -> None:
     parser.set_defaults(run=run)
 
 
-def _has_column(records: Any, column: str) -> bool:
-    return any(column in r.metadata or column in r.raw for r in records)
-
-
-def resolve_columns(records: Any, chosen: str | None, rejected: str | None,
-                    source: str) -> tuple[str | None, str | None]:
-    """The persona columns to read: the given ones, the other side by the chosen/rejected naming rule."""
-    from personae.errors import DataError
-
-    for column in (chosen, rejected):
-        if column and records and not _has_column(records, column):
-            raise DataError("no such column in the data", source=source, field=column)
-    if chosen and not rejected and "chosen" in chosen:
-        twin = chosen.replace("chosen", "rejected")
-        rejected = twin if _has_column(records, twin) else None
-    elif rejected and not chosen and "rejected" in rejected:
-        twin = rejected.replace("rejected", "chosen")
-        chosen = twin if _has_column(records, twin) else None
-    return chosen, rejected
-
-
 def judge_lm_from_args(args: argparse.Namespace) -> Any:
     from personae.errors import ConfigError
     from personae.lm import get_lm
@@ -101,14 +80,20 @@ def judge_lm_from_args(args: argparse.Namespace) -> Any:
 
 
 def run(args: argparse.Namespace) -> int:
-    from personae.evaluation import evaluate_persona_accuracy, persona_accuracy_summary, write_persona_accuracy_report
+    from personae.evaluation import (
+        evaluate_persona_accuracy,
+        persona_accuracy_summary,
+        resolve_persona_columns,
+        write_persona_accuracy_report,
+    )
     from personae.lm import is_local
     from personae.pipelines import lm_fingerprint
     from personae.runs import Ledger
 
     program = inference_program(args)
     data = load_data(args)
-    chosen, rejected = resolve_columns(data.records, args.persona_column, args.rejected_persona_column, args.data)
+    chosen, rejected = resolve_persona_columns(data.records, args.persona_column, args.rejected_persona_column,
+                                               args.data)
     infers = not (chosen and rejected)
     if (program is not None) and not infers:
         print("personae: --program/--demos unused: both personas are read from columns", file=sys.stderr)

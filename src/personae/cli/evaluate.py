@@ -61,45 +61,16 @@ def register(sub: Any) -> None:
     parser.set_defaults(run=run)
 
 
-def _fractions(text: str) -> tuple[float, float, float]:
-    from personae.errors import ConfigError
-
-    try:
-        parts = [float(part) for part in text.split(",")]
-    except ValueError:
-        raise ConfigError(f"--fractions expects three numbers such as 0.5,0.2,0.3, got {text!r}") from None
-    if len(parts) != 3:
-        raise ConfigError(f"--fractions expects three numbers such as 0.5,0.2,0.3, got {text!r}")
-    return (parts[0], parts[1], parts[2])
-
-
-def _personas(path: str | None) -> dict[str, str] | None:
-    from personae.data import read_jsonl_rows
-    from personae.errors import DataError
-
-    if not path:
-        return None
-    if not Path(path).exists():
-        raise DataError("no such file", source=path)
-    personas = {}
-    for number, row in enumerate(read_jsonl_rows(path), start=1):
-        user_id, persona = row.get("user_id"), row.get("persona")
-        if user_id is None or not isinstance(persona, str):
-            raise DataError("expected a row with user_id and persona (text)", source=path, record=number)
-        personas[str(user_id)] = persona
-    return personas
-
-
 def run(args: argparse.Namespace) -> int:
-    from personae.data import select_users
-    from personae.evaluation import evaluate_methods, summary_table, write_report
+    from personae.data import parse_fractions, select_users
+    from personae.evaluation import evaluate_methods, read_personas, summary_table, write_report
     from personae.evaluation.methods import check_methods
     from personae.pipelines import lm_fingerprint
     from personae.runs import Ledger
 
     methods = check_methods(args.method.split(","), judges_dir=args.judges)
-    fractions = _fractions(args.fractions)
-    personas = _personas(args.personas)
+    fractions = parse_fractions(args.fractions)
+    personas = read_personas(args.personas) if args.personas else None
     data = load_data(args)
     users = {u.user_id: u for u in select_users(data, top=args.users, min_pairs=args.min_pairs)}
     lm = build_lm(args)

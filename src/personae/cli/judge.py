@@ -30,34 +30,6 @@ def register(sub: Any) -> None:
     parser.set_defaults(run=run)
 
 
-def _judge_factory(args: argparse.Namespace) -> Any:
-    from personae.errors import DataError
-    from personae.programs import DefaultJudge, PersonaJudge, ProfileJudge
-
-    if args.persona:
-        judge = PersonaJudge(args.persona)
-        return lambda record: judge
-    if args.persona_column:
-        column = args.persona_column
-
-        def by_column(record: Any) -> Any:
-            value = record.metadata.get(column) or record.raw.get(column)
-            if not isinstance(value, str) or not value.strip():
-                raise DataError(f"record {record.record_id} has no persona text", source=args.data, field=column)
-            return PersonaJudge(value)
-
-        return by_column
-    if args.profile:
-        def by_profile(record: Any) -> Any:
-            if not record.profile:
-                raise DataError(f"record {record.record_id} has no user profile", source=args.data, field="profile")
-            return ProfileJudge(record.profile)
-
-        return by_profile
-    judge = DefaultJudge()
-    return lambda record: judge
-
-
 def _method(args: argparse.Namespace) -> str:
     if args.persona:
         return "persona"
@@ -68,12 +40,13 @@ def _method(args: argparse.Namespace) -> str:
 
 def run(args: argparse.Namespace) -> int:
     from personae.data import write_rows
-    from personae.pipelines import judge_records, lm_fingerprint, progress_path
+    from personae.pipelines import judge_factory, judge_records, lm_fingerprint, progress_path
     from personae.runs import Ledger, write_log
 
     data = load_data(args)
     lm = build_lm(args)
-    factory = _judge_factory(args)
+    factory = judge_factory(persona=args.persona, column=args.persona_column, profile=args.profile,
+                            source=args.data)
     method = _method(args)
     config = {"data": args.data, "columns": args.columns, "split": args.split, "method": method,
               "persona": args.persona, "persona_column": args.persona_column, "profile": args.profile,

@@ -12,7 +12,7 @@ from personae.data._demos import PERSONA_DEMO_FIELDS, read_persona_demos
 from personae.data._io import SUFFIXES, append_jsonl, read_jsonl_rows, write_rows, write_text_atomic
 from personae.data._loaders import load_preferences
 from personae.data._records import PreferenceData, PreferenceRecord, SkippedRecord, Turn, UserHistory
-from personae.data._splits import UserSplit, select_users, split_by_prompt, split_user
+from personae.data._splits import UserSplit, parse_fractions, select_users, split_by_prompt, split_user
 
 __all__ = [
     "PERSONA_DEMO_FIELDS",
@@ -25,6 +25,7 @@ __all__ = [
     "UserSplit",
     "append_jsonl",
     "load_preferences",
+    "parse_fractions",
     "read_jsonl_rows",
     "read_persona_demos",
     "select_users",

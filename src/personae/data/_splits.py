@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from personae.data._records import PreferenceData, PreferenceRecord, UserHistory
 from personae.errors import ConfigError
 
-__all__ = ["SPLITS", "UserSplit", "select_users", "split_by_prompt", "split_user"]
+__all__ = ["SPLITS", "UserSplit", "parse_fractions", "select_users", "split_by_prompt", "split_user"]
 
 logger = logging.getLogger(__name__)
 
@@ -24,6 +24,17 @@ class UserSplit:
     train: list[PreferenceRecord]
     val: list[PreferenceRecord]
     test: list[PreferenceRecord]
+
+
+def parse_fractions(text: str) -> tuple[float, float, float]:
+    """``"0.5,0.2,0.3"`` (train, validation, test shares) as three checked numbers; else ConfigError."""
+    try:
+        parts = [float(part) for part in text.split(",")]
+    except ValueError:
+        parts = []
+    if len(parts) != 3:
+        raise ConfigError(f"fractions: expected three numbers such as 0.5,0.2,0.3, got {text!r}")
+    return _check_fractions(parts)
 
 
 def _check_fractions(fractions: Sequence[float]) -> tuple[float, float, float]:

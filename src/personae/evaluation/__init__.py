@@ -31,8 +31,13 @@ from personae.evaluation.log import (
     read_run_log,
     write_run_log,
 )
-from personae.evaluation.methods import METHODS, judge_for, judge_path, safe_name
-from personae.evaluation.persona_accuracy import PersonaAccuracyRun, evaluate_persona_accuracy, persona_column
+from personae.evaluation.methods import METHODS, judge_for, judge_path, read_personas, safe_name
+from personae.evaluation.persona_accuracy import (
+    PersonaAccuracyRun,
+    evaluate_persona_accuracy,
+    persona_column,
+    resolve_persona_columns,
+)
 from personae.evaluation.protocol import EvaluationRun, evaluate_methods
 from personae.evaluation.report import (
     persona_accuracy_summary,
@@ -90,7 +95,9 @@ __all__ = [
     "persona_accuracy_summary",
     "persona_column",
     "read_persona_accuracy_log",
+    "read_personas",
     "read_run_log",
+    "resolve_persona_columns",
     "safe_name",
     "summary_table",
     "user_table",

@@ -22,7 +22,7 @@ from personae.data import PreferenceRecord, UserHistory
 from personae.errors import ConfigError, DataError
 from personae.programs import DefaultJudge, Judge, MemoryJudge, PersonaJudge, ProfileJudge
 
-__all__ = ["METHODS", "PERSONA_COLUMN", "check_methods", "judge_for", "judge_path", "safe_name"]
+__all__ = ["METHODS", "PERSONA_COLUMN", "check_methods", "judge_for", "judge_path", "read_personas", "safe_name"]
 
 logger = logging.getLogger(__name__)
 
@@ -79,6 +79,22 @@ def _persona(history: UserHistory, personas: Mapping[str, str] | None) -> str | 
         if isinstance(value, str) and value.strip():
             return value
     return None
+
+
+def read_personas(path: str | os.PathLike[str]) -> dict[str, str]:
+    """A persona per user from a jsonl file of ``{user_id, persona}`` rows (the ``persona`` method's)."""
+    from personae.data import read_jsonl_rows
+
+    if not Path(path).is_file():
+        raise DataError("no such file", source=str(path))
+    personas = {}
+    for number, row in enumerate(read_jsonl_rows(path), start=1):
+        user_id, persona = row.get("user_id"), row.get("persona")
+        if user_id is None or not isinstance(persona, str):
+            raise DataError("expected a row with user_id and persona (text)", source=str(path), record=number,
+                            field="persona" if user_id is not None else "user_id")
+        personas[str(user_id)] = persona
+    return personas
 
 
 def judge_for(

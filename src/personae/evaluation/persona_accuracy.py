@@ -71,7 +71,7 @@ from personae.runs import (
     run_items,
 )
 
-__all__ = ["PersonaAccuracyRun", "evaluate_persona_accuracy", "persona_column"]
+__all__ = ["PersonaAccuracyRun", "evaluate_persona_accuracy", "persona_column", "resolve_persona_columns"]
 
 logger = logging.getLogger(__name__)
 
@@ -136,6 +136,25 @@ def persona_column(record: PreferenceRecord, column: str) -> str | None:
     if value is None:
         value = record.raw.get(column)
     return value if isinstance(value, str) and value.strip() else None
+
+
+def _has_column(records: Sequence[PreferenceRecord], column: str) -> bool:
+    return any(column in r.metadata or column in r.raw for r in records)
+
+
+def resolve_persona_columns(records: Sequence[PreferenceRecord], chosen: str | None, rejected: str | None,
+                    source: str) -> tuple[str | None, str | None]:
+    """The persona columns to read: the given ones, the other side by the chosen/rejected naming rule."""
+    for column in (chosen, rejected):
+        if column and records and not _has_column(records, column):
+            raise DataError("no such column in the data", source=source, field=column)
+    if chosen and not rejected and "chosen" in chosen:
+        twin = chosen.replace("chosen", "rejected")
+        rejected = twin if _has_column(records, twin) else None
+    elif rejected and not chosen and "rejected" in rejected:
+        twin = rejected.replace("rejected", "chosen")
+        chosen = twin if _has_column(records, twin) else None
+    return chosen, rejected
 
 
 @dataclass(frozen=True)

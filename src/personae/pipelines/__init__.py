@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from personae.pipelines.eval_tailoring import TailoringEvalConfig, eval_tailoring
     from personae.pipelines.fit import FitReport, fit_users
     from personae.pipelines.infer import InferReport, infer_personas, lm_fingerprint, progress_path
-    from personae.pipelines.judge import JudgeReport, judge_records
+    from personae.pipelines.judge import JudgeReport, judge_factory, judge_records
 
 _EXPORTS: dict[str, str] = {
     "DemoUser": "personae.pipelines.demo",
@@ -43,6 +43,7 @@ _EXPORTS: dict[str, str] = {
     "lm_fingerprint": "personae.pipelines.infer",
     "progress_path": "personae.pipelines.infer",
     "JudgeReport": "personae.pipelines.judge",
+    "judge_factory": "personae.pipelines.judge",
     "judge_records": "personae.pipelines.judge",
 }
 
@@ -61,6 +62,7 @@ __all__ = [
     "eval_tailoring",
     "fit_users",
     "infer_personas",
+    "judge_factory",
     "judge_records",
     "lm_fingerprint",
     "progress_path",

@@ -21,8 +21,7 @@ from personae.errors import ConfigError, DataError
 if TYPE_CHECKING:
     from personae.distill import RewardModelConfig, RewardTraining, TailorConfig, TailorTraining
 
-__all__ = ["RewardModelResult", "RewardModelScript", "TailorScript", "distill_reward_model", "distill_tailor",
-           "parse_fractions"]
+__all__ = ["RewardModelResult", "RewardModelScript", "TailorScript", "distill_reward_model", "distill_tailor"]
 
 
 @dataclass
@@ -59,21 +58,10 @@ class TailorScript:
     limit: int | None = field(default=None, metadata={"help": "use only the first N records of each file"})
 
 
-def parse_fractions(text: str) -> tuple[float, float, float]:
-    """``"0.5,0.2,0.3"`` as three numbers; anything else is a ConfigError."""
-    try:
-        parts = [float(part) for part in text.split(",")]
-    except ValueError:
-        parts = []
-    if len(parts) != 3:
-        raise ConfigError(f"fractions: expected three numbers such as 0.5,0.2,0.3, got {text!r}")
-    return (parts[0], parts[1], parts[2])
-
-
 def distill_reward_model(data: Sequence[PreferenceRecord], config: RewardModelConfig, script: RewardModelScript,
                          *, on_log: Callable[[dict[str, Any]], None] | None = None) -> RewardModelResult:
     """Train (and with ``script.evaluate``, evaluate) a reward model; write everything to ``script.out``."""
-    from personae.data import PreferenceData, select_users, split_user
+    from personae.data import PreferenceData, parse_fractions, select_users, split_user
     from personae.distill import (
         check_prompt_split,
         config_values,

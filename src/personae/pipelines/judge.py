@@ -10,6 +10,7 @@ import dspy
 from pydantic import BaseModel
 
 from personae.data import PreferenceRecord
+from personae.errors import DataError
 from personae.lm import Cost
 from personae.programs import Judge, Verdict, judge_pair
 from personae.runs import (
@@ -29,7 +30,7 @@ from personae.runs import (
     run_items,
 )
 
-__all__ = ["JudgeLog", "JudgeReport", "JudgeResults", "judge_records"]
+__all__ = ["JudgeLog", "JudgeReport", "JudgeResults", "judge_factory", "judge_records"]
 
 
 class JudgeResults(BaseModel):
@@ -80,6 +81,35 @@ class JudgeReport:
     @property
     def accuracy(self) -> float:
         return self.correct / self.total if self.total else float("nan")
+
+
+def judge_factory(*, persona: str | None = None, column: str | None = None, profile: bool = False,
+                  source: str = "") -> Callable[[PreferenceRecord], Judge]:
+    """The judge for each record: one persona for all, each record's persona ``column``, each
+    record's user ``profile``, or the default judge. A record without the text it needs is a
+    DataError naming ``source``, the record and the field."""
+    from personae.programs import DefaultJudge, PersonaJudge, ProfileJudge
+
+    if persona:
+        fixed: Judge = PersonaJudge(persona)
+        return lambda record: fixed
+    if column:
+        def by_column(record: PreferenceRecord) -> Judge:
+            value = record.metadata.get(column) or record.raw.get(column)
+            if not isinstance(value, str) or not value.strip():
+                raise DataError(f"record {record.record_id} has no persona text", source=source, field=column)
+            return PersonaJudge(value)
+
+        return by_column
+    if profile:
+        def by_profile(record: PreferenceRecord) -> Judge:
+            if not record.profile:
+                raise DataError(f"record {record.record_id} has no user profile", source=source, field="profile")
+            return ProfileJudge(record.profile)
+
+        return by_profile
+    default: Judge = DefaultJudge()
+    return lambda record: default
 
 
 def judge_records(
