@@ -308,7 +308,7 @@ def test_evaluate_command_writes_run_log_and_report_and_resumes(tmp_path, capsys
         again = stub.requests[calls:]
         assert len(again) == 4  # ben's 2 test pairs, both orders
         assert all("likes detail" in json.dumps(r["messages"]) for r in again)
-        assert "persona changed" in capsys.readouterr().err
+        assert "20 resumed" in capsys.readouterr().out  # 10 default + 6 profile + 4 persona, less ben's 4
     # ana has 3 test pairs, ben 2 (cy is under --min-pairs): 10 judgments per method, 30 in all, less
     # ben's for profile (no profile) and ana's for persona (no persona)
     assert calls == 30 - 4 - 6
@@ -317,7 +317,9 @@ def test_evaluate_command_writes_run_log_and_report_and_resumes(tmp_path, capsys
     log = read_run_log(out / "run.json")
     assert log.config.methods == ["default", "profile", "persona"] and log.results.method("default").accuracy == 0.5
     assert (out / "report.md").exists() and (out / "accuracy_vs_train.png").stat().st_size > 0
-    assert len((out / "judgments.jsonl").read_text().splitlines()) == 1 + 20  # the header, then each judgment made
+    # the header, each judgment made, and the four made again for the new persona (the old ones stay, under
+    # their own judge's key)
+    assert len((out / "judgments.jsonl").read_text().splitlines()) == 1 + 20 + 4
     # another model is another configuration: nothing is reused silently
     with pytest.raises(ConfigError, match="other settings .*model 'openai/stub' there, 'openai/other' now"):
         _cli([*argv[:-5], "--model", "openai/other", "--no-cache", "--api-base", "http://127.0.0.1:9/v1"])

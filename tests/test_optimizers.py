@@ -11,7 +11,7 @@ from personae.errors import ConfigError, DataError
 from personae.lm import ScriptedLM
 from personae.optimizers import DemoSearch, PersonalizedJudge, PredictionMemo, SynthesizeMe, judge_path
 from personae.pipelines import fit_users
-from personae.programs import DefaultJudge
+from personae.programs import DefaultJudge, judge_pair
 
 
 @pytest.fixture(autouse=True)
@@ -316,3 +316,45 @@ def test_persona_prompt_optimization_improves_the_metric(optimizer, tmp_path) ->
     reloaded = PersonaSynthesis()
     reloaded.load(str(tmp_path / "p.json"))
     assert "BREVITY" in reloaded.synthesize.predict.signature.instructions
+
+
+def test_fit_users_fits_again_a_user_whose_pairs_changed(tmp_path) -> None:
+    lm = ScriptedLM(_shorter_wins)
+    first = fit_users([_user(8, "u1"), _user(8, "u2")], tmp_path, lm=lm)
+    assert len(first.fitted) == 2
+    calls = len(lm.calls)
+    grown = [_user(12, "u1"), _user(8, "u2")]  # u1's history grew (a larger --limit): its judge is stale
+    again = fit_users(grown, tmp_path, lm=lm)
+    assert [j.user_id for j in again.fitted] == ["u1"] and again.skipped == ["u2"] and len(lm.calls) > calls
+    assert PersonalizedJudge.load(judge_path(tmp_path, "u1")).n_train > first.fitted[0].n_train
+
+
+def test_a_fit_the_model_never_answered_is_a_failure_not_a_judge(tmp_path) -> None:
+    def down(call):
+        raise TimeoutError("the server is down")
+
+    report = fit_users([_user(8, "u1")], tmp_path, lm=ScriptedLM(down))
+    assert report.failed and report.counts.failures == {"timeout": 1} and not judge_path(tmp_path, "u1").exists()
+    examples_runs: list = []
+    from personae.optimizers import persona_examples
+
+    assert persona_examples([_user(10, "u1")], lm=ScriptedLM(down), runs=examples_runs) == []
+    assert examples_runs[0].counts.failures == {"timeout": 1}  # recorded as failed, so a re-run tries again
+
+
+def test_an_engine_that_raises_a_bug_or_a_configuration_error_stops_the_run() -> None:
+    from personae.programs import DefaultJudge
+    from personae.runs import run_batch
+
+    def buggy(call):
+        return {"reasoning": "r"}["preferred"]  # a KeyError in the engine's own code
+
+    def misconfigured(call):
+        raise ConfigError("the embedded model is not installed")
+
+    records = [record(i) for i in range(2)]
+    for script, error in ((buggy, KeyError), (misconfigured, ConfigError)):
+        lm = ScriptedLM(script)
+        with pytest.raises(error):
+            run_batch(lambda r: judge_pair(DefaultJudge(), r, chosen_first=True), records, lm=lm, max_attempts=3)
+        assert len(lm.calls) == 1  # not retried

@@ -8,10 +8,8 @@ import sys
 from pathlib import Path
 from typing import Any, TextIO
 
-__all__ = ["JUDGMENTS_FILE", "add_data_options", "add_model_options", "build_lm", "digest", "load_data",
+__all__ = ["add_data_options", "add_model_options", "build_lm", "digest", "load_data",
            "prepare_environment", "print_counts", "progress"]
-
-JUDGMENTS_FILE = "judgments.jsonl"     # the ledger of a judging command's folder: judgments as they are made
 
 
 def add_model_options(parser: argparse.ArgumentParser) -> None:
@@ -128,7 +126,7 @@ def digest(path: str | None) -> str | None:
     return h.hexdigest()[:16]
 
 
-def progress(args: argparse.Namespace | None = None) -> Any:
+def progress() -> Any:
     """The progress display for a command: a bar on a terminal, plain lines otherwise."""
     from personae.runs import progress_for
 

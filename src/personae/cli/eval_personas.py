@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import Any
 
 from personae.cli._common import (
-    JUDGMENTS_FILE,
     add_data_options,
     add_model_options,
     build_lm,
@@ -65,6 +64,10 @@ def register(sub: Any) -> None:
     parser.set_defaults(run=run)
 
 
+def _judgment_row(row: Any) -> bool:
+    return str(row.get("key", "")).startswith("judge/")
+
+
 def judge_lm_from_args(args: argparse.Namespace) -> Any:
     from personae.errors import ConfigError
     from personae.lm import get_lm
@@ -88,7 +91,7 @@ def run(args: argparse.Namespace) -> int:
     )
     from personae.lm import is_local
     from personae.pipelines import lm_fingerprint
-    from personae.runs import Ledger
+    from personae.runs import JUDGMENTS_FILE, Ledger
 
     program = inference_program(args)
     data = load_data(args)
@@ -113,7 +116,10 @@ def run(args: argparse.Namespace) -> int:
     state = {**{k: v for k, v in extra.items() if k != "limit"}, "chosen_column": chosen,
              "rejected_column": rejected, "program_digest": digest(args.program), "demos_digest": digest(args.demos),
              "judge": lm_fingerprint(lm), "infer": lm_fingerprint(infer_lm) if infer_lm is not None else None}
-    ledger = Ledger(out / JUDGMENTS_FILE, kind="eval-personas", fingerprint=state, fresh=args.fresh)
+    # the judge's settings feed only the judgments: with another judge the inferred personas still hold
+    judgments_only = {key: _judgment_row for key in ("judge", "judge_model", "judge_api_base")}
+    ledger = Ledger(out / JUDGMENTS_FILE, kind="eval-personas", fingerprint=state, fresh=args.fresh,
+                    dependent=judgments_only)
     if ledger.rows:
         print(f"personae: {len(ledger.rows)} results of an earlier run in {out}; reusing the finished ones",
               file=sys.stderr)

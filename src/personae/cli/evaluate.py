@@ -9,12 +9,10 @@ ones and judges only what is missing (``--fresh`` starts over).
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 from typing import Any
 
 from personae.cli._common import (
-    JUDGMENTS_FILE,
     add_data_options,
     add_model_options,
     build_lm,
@@ -24,13 +22,6 @@ from personae.cli._common import (
     progress,
 )
 
-# What each fingerprint key feeds: when only these change, the other methods' judgments still hold.
-_DEPENDENT_METHODS = {"judges": "synthesizeme", "judges_digest": "synthesizeme", "personas": "persona",
-                      "personas_digest": "persona"}
-
-
-def _rows_of(method: str) -> Any:
-    return lambda row: row.get("method") == method
 RUN_FILE = "run.json"
 
 
@@ -66,7 +57,7 @@ def run(args: argparse.Namespace) -> int:
     from personae.evaluation import evaluate_methods, read_personas, summary_table, write_report
     from personae.evaluation.methods import check_methods
     from personae.pipelines import lm_fingerprint
-    from personae.runs import Ledger
+    from personae.runs import JUDGMENTS_FILE, Ledger
 
     methods = check_methods(args.method.split(","), judges_dir=args.judges)
     fractions = parse_fractions(args.fractions)
@@ -76,19 +67,17 @@ def run(args: argparse.Namespace) -> int:
     lm = build_lm(args)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    state = {**lm_fingerprint(lm), "api_base": args.api_base, "data": args.data, "columns": args.columns,
-             "split": args.split, "fractions": list(fractions), "judges": args.judges, "personas": args.personas,
-             "judges_digest": digest(args.judges), "personas_digest": digest(args.personas)}
-    ledger = Ledger(out / JUDGMENTS_FILE, kind="evaluate", fingerprint=state, fresh=args.fresh,
-                    dependent={key: _rows_of(method) for key, method in _DEPENDENT_METHODS.items()})
-    if ledger.changed:
-        stale = sorted({_DEPENDENT_METHODS[key] for key in ledger.changed})
-        print(f"personae: {', '.join(stale)} changed since the last run: judging it again "
-              f"({ledger.invalidated} judgments)", file=sys.stderr)
+    # What each judge knows (persona, profile, history, a fitted judge's demos) is part of each
+    # judgment's key: a judge that changed is asked again, the others' judgments are reused.
+    state = {**lm_fingerprint(lm), "data": args.data, "columns": args.columns, "split": args.split,
+             "fractions": list(fractions)}
+    ledger = Ledger(out / JUDGMENTS_FILE, kind="evaluate", fingerprint=state, fresh=args.fresh)
     evaluation = evaluate_methods(
         users, methods, lm=lm, fractions=fractions, judges_dir=args.judges, personas=personas,
         concurrency=args.concurrency, max_attempts=args.max_attempts, seed=args.seed, ledger=ledger,
-        source=args.data, extra={**state, "users": args.users, "min_pairs": args.min_pairs},
+        source=args.data, extra={**state, "judges": args.judges, "personas": args.personas,
+                                 "judges_digest": digest(args.judges), "personas_digest": digest(args.personas),
+                                 "users": args.users, "min_pairs": args.min_pairs},
         progress=progress(), log_path=out / RUN_FILE,
     )
     report = write_report(evaluation, out)

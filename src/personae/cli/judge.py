@@ -41,7 +41,7 @@ def _method(args: argparse.Namespace) -> str:
 def run(args: argparse.Namespace) -> int:
     from personae.data import write_rows
     from personae.pipelines import judge_factory, judge_records, lm_fingerprint, progress_path
-    from personae.runs import Ledger, write_log
+    from personae.runs import Ledger
 
     data = load_data(args)
     lm = build_lm(args)
@@ -57,10 +57,10 @@ def run(args: argparse.Namespace) -> int:
                         fingerprint={**lm_fingerprint(lm), "method": method})
     report = judge_records(data.records, factory, lm=lm, both_orders=not args.one_order, method=method,
                            concurrency=args.concurrency, max_attempts=args.max_attempts, ledger=ledger,
-                           progress=progress())
+                           progress=progress(), log_path=f"{args.out}.run.json" if args.out else None,
+                           config=config)
     if args.out:
         write_rows([j.model_dump(mode="json") for j in report.judgments], args.out)
-        write_log(report.log(config), f"{args.out}.run.json")
     print(f"judged {len(data)} pairs, {report.total} judgments: accuracy {report.accuracy:.1%} "
           f"({report.correct} correct, {report.unscored} unscored and counted wrong)")
     print_counts(report.counts, "judgments")

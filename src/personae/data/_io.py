@@ -224,11 +224,3 @@ def read_jsonl_rows(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
             raise row
         rows.append(row)
     return rows
-
-
-def describe_changes(recorded: Mapping[str, Any], current: Mapping[str, Any], keys: Iterable[str]) -> str:
-    """``"key 'old' there, 'new' now; ..."`` for each of ``keys`` whose values differ: how a
-    saved run's settings differ from this run's, in the words every resume check uses."""
-    return "; ".join(f"{k} {recorded.get(k)!r} there, {current.get(k)!r} now" for k in keys
-                     if recorded.get(k) != current.get(k))
-

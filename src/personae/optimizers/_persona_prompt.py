@@ -18,7 +18,14 @@ import dspy
 from personae.data import PreferenceRecord, UserHistory, split_user
 from personae.errors import ConfigError
 from personae.lm import default_adapter
-from personae.programs import PersonaJudge, PersonaSynthesis, VerifiedReasoning, check_preferred, stable_coin
+from personae.programs import (
+    PersonaJudge,
+    PersonaSynthesis,
+    VerifiedReasoning,
+    check_preferred,
+    check_reached,
+    stable_coin,
+)
 from personae.runs import (
     Executor,
     ItemsRun,
@@ -53,7 +60,9 @@ def persona_examples(users: Sequence[UserHistory], *, lm: dspy.BaseLM, fractions
     verifier = VerifiedReasoning(max_attempts=verify_attempts, seed=seed)
 
     def verify(user: UserHistory) -> str:
-        traces = [p.trace for p in map(verifier, splits[user.user_id].train) if p.verified]
+        verified = [verifier(record) for record in splits[user.user_id].train]
+        check_reached(verified, f"user {user.user_id}: verified reasoning")  # an outage is no result
+        traces = [p.trace for p in verified if p.verified]
         return synthesis.render(traces) if traces else ""
 
     def key(user: UserHistory) -> str:

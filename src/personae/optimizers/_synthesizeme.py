@@ -31,11 +31,11 @@ from typing import Any
 import dspy
 
 from personae.data import PreferenceRecord, UserHistory, split_user
-from personae.errors import ConfigError, ItemError, LMCallError
+from personae.errors import ConfigError, ItemError
 from personae.lm import CostMeter, default_adapter
 from personae.optimizers._artifact import PersonalizedJudge
 from personae.optimizers._demo_search import DemoSearch, PredictionMemo
-from personae.programs import DefaultJudge, PersonaSynthesis, Trace, VerifiedReasoning, program_digest
+from personae.programs import DefaultJudge, PersonaSynthesis, Trace, VerifiedReasoning, check_reached, program_digest
 from personae.runs import CALL_FAILURES, RetryPolicy
 from personae.signatures import PairwiseJudge, clip, personalized_instructions
 
@@ -106,16 +106,6 @@ def _labeled(record: PreferenceRecord) -> dict[str, str]:
             "preferred": "First"}
 
 
-def _check_reached(verified: Sequence[dspy.Prediction], uid: object) -> None:
-    """Raise LMCallError when the model answered no verification (every one failed as a call, not
-    as a wrong or unusable answer): a judge fitted on nothing would be saved and reused."""
-    failures = [pred for pred in verified if pred.kind in CALL_FAILURES]
-    if verified and len(failures) == len(verified):
-        last = failures[-1]
-        raise LMCallError(str(last.error), kind=str(last.kind), item=f"user {uid}: verified reasoning",
-                          attempts=sum(int(pred.attempts) for pred in verified))
-
-
 class SynthesizeMe:
     """Fits :class:`PersonalizedJudge` artifacts. Holds settings only, never run state."""
 
@@ -160,7 +150,7 @@ class SynthesizeMe:
             verifier = VerifiedReasoning(max_attempts=p.verify_attempts, seed=self.seed)
             verified = [verifier(record) for record in train[: p.max_verified]]
             traces: list[Trace] = [pred.trace for pred in verified if pred.verified]
-            _check_reached(verified, uid)
+            check_reached(verified, f"user {uid}: verified reasoning")
             pool = [_as_demo(t) for t in traces]
             if p.first_candidates:
                 first = DemoSearch(num_candidates=p.first_candidates, max_demos=p.first_max_demos or len(pool),

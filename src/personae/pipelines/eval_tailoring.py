@@ -23,11 +23,10 @@ if TYPE_CHECKING:
     from personae.evaluation import TailoringEvalLog
     from personae.runs import Executor, Progress
 
-__all__ = ["JUDGMENTS_FILE", "RUN_FILE", "TailoringEvalConfig", "eval_tailoring", "persona_column",
+__all__ = ["RUN_FILE", "TailoringEvalConfig", "eval_tailoring", "persona_column",
            "read_generations", "responses_from"]
 
 RUN_FILE = "run.json"
-JUDGMENTS_FILE = "judgments.jsonl"
 
 
 @dataclass
@@ -118,7 +117,7 @@ def eval_tailoring(config: TailoringEvalConfig, lm: dspy.BaseLM, *, concurrency:
     from personae.data import load_preferences, write_rows
     from personae.evaluation import TailoringItem, compare_generations
     from personae.pipelines.infer import lm_fingerprint
-    from personae.runs import Ledger, write_log
+    from personae.runs import JUDGMENTS_FILE, Ledger
 
     if not (config.data and config.a and config.b and config.out):
         raise ConfigError("data, a, b and out are required")
@@ -144,6 +143,6 @@ def eval_tailoring(config: TailoringEvalConfig, lm: dspy.BaseLM, *, concurrency:
     ledger = Ledger(out / JUDGMENTS_FILE, kind="eval-tailoring", fingerprint=lm_fingerprint(lm), fresh=config.fresh)
     log = compare_generations(items, lm=lm, criteria=[c.strip() for c in config.criteria.split(",") if c.strip()],
                               concurrency=concurrency, max_attempts=max_attempts, a=config.a, b=config.b,
-                              config=asdict(config), ledger=ledger, executor=executor, progress=progress)
-    write_log(log, out / RUN_FILE)
+                              config=asdict(config), ledger=ledger, executor=executor, progress=progress,
+                              log_path=out / RUN_FILE)
     return log

@@ -3,11 +3,12 @@
 Each user's judge is written atomically to ``judge_path(out, user_id)`` as soon as it is
 fitted, and the user's row (fitted, or failed with the kind and reason) is appended to the
 ledger ``out/progress.jsonl``, so an interrupted run loses at most the users in flight. The
-ledger's header records the model, its sampling and the preset settings, seed and
-persona-synthesis program (not the settings that change only what a fit costs, such as
-pruning); a re-run with others stops before any call, naming each difference (``fresh=True``
-fits every user again). A re-run skips every user whose judge the ledger records and whose
-file is there, and fits again the users that failed (an LM that could not be reached, too few
+ledger's header records the model, its server and sampling, the preset settings, seed,
+persona-synthesis program and LM-call budget (not the settings that change only what a fit
+costs, such as pruning); a re-run with others stops before any call, naming each difference
+(``fresh=True`` fits every user again). A re-run skips every user whose judge the ledger
+records for the same pairs and whose file is there, fits again a user whose pairs changed
+(e.g. a larger ``--limit``), and fits again the users that failed (an LM that could not be reached, too few
 pairs): a failed user never stops the others. Judges found in ``out`` without a ledger row
 (fitted by an earlier version, or copied there) are checked against this run's settings
 through the settings each judge records, and kept when they match.
@@ -37,7 +38,9 @@ from personae.runs import (
     Progress,
     RetryPolicy,
     ThreadExecutor,
+    content_digest,
     describe_changes,
+    record_key,
     run_items,
 )
 
@@ -68,23 +71,29 @@ def _differences(judge: PersonalizedJudge, model: str, settings: dict[str, Any])
 def _adopt(users: Sequence[UserHistory], out: Path, ledger: Ledger, model: str, settings: dict[str, Any]) -> None:
     """Record in the ledger the judges in ``out`` that it does not know, once they match this run."""
     mismatched: list[str] = []
-    adopted: list[str] = []
+    adopted: list[UserHistory] = []
+    known = {row.get("user_id") for row in ledger.rows.values()}
     for user in users:
         path = judge_path(out, user.user_id)
-        if ledger.succeeded(user.user_id) is not None or not path.exists():
+        if user.user_id in known or not path.exists():  # the ledger speaks for it, or nothing to adopt
             continue
         judge = PersonalizedJudge.load(path)
         differences = _differences(judge, model, settings)
         if differences:
             mismatched.append(f"{user.user_id}: {differences}")
-        adopted.append(user.user_id)
+        adopted.append(user)
     if mismatched:
         more = f" and {len(mismatched) - 3} more users" if len(mismatched) > 3 else ""
         raise ConfigError(f"{out} holds judges fitted with other settings ({'; '.join(mismatched[:3])}{more}); "
                           "use another --out, or --fresh to fit them again")
-    for user_id in adopted:
-        ledger.append(user_id, {"user_id": user_id, "judge": judge_path(out, user_id).name, "error": None,
-                                "kind": None, "attempts": 0, "adopted": True})
+    for user in adopted:
+        ledger.append(user_key(user), {"user_id": user.user_id, "judge": judge_path(out, user.user_id).name,
+                                       "error": None, "kind": None, "attempts": 0, "adopted": True})
+
+
+def user_key(user: UserHistory) -> str:
+    """``user_id@digest``: a user's key in the ledger; a user whose pairs changed is fitted again."""
+    return f"{user.user_id}@{content_digest(*(record_key(r) for r in user.records))}"
 
 
 def fit_users(
@@ -105,7 +114,8 @@ def fit_users(
     out.mkdir(parents=True, exist_ok=True)
     fitter = fitter or SynthesizeMe()
     model, settings = str(getattr(lm, "model", "")), fitter.settings()
-    fingerprint = {**lm_fingerprint(lm), **{k: v for k, v in settings.items() if k not in COST_ONLY_SETTINGS}}
+    fingerprint = {**lm_fingerprint(lm), **{k: v for k, v in settings.items() if k not in COST_ONLY_SETTINGS},
+                   "max_lm_calls": fitter.max_lm_calls}
     ledger = Ledger(out / LEDGER_FILE, kind="fit", fingerprint=fingerprint, fresh=fresh)
     if not fresh:
         _adopt(users, out, ledger, model, settings)
@@ -131,7 +141,7 @@ def fit_users(
             on_done(user_id, "failed" if entry.get("error") else "fitted", fitted.get(user_id))
 
     run = run_items(
-        fit, users, key=lambda user: user.user_id, row=row, ledger=ledger, lm=lm,
+        fit, users, key=user_key, row=row, ledger=ledger, lm=lm,
         policy=RetryPolicy(max_attempts=1),  # each call inside a fit has its own retries
         executor=executor or ThreadExecutor(user_concurrency, name="fit"), progress=progress, label="fit",
         reusable=lambda user, _: judge_path(out, user.user_id).exists(), on_row=report,

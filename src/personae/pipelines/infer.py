@@ -86,11 +86,19 @@ def _legacy_key(row: Mapping[str, Any]) -> str | None:  # rows of version-1 ledg
 SAMPLING_KEYS = ("temperature", "max_tokens", "max_completion_tokens", "top_p", "top_k", "seed", "stop")
 
 
-def lm_fingerprint(lm: dspy.BaseLM) -> dict[str, str]:
-    """The model and its sampling settings, as a ledger's fingerprint records them."""
+def lm_fingerprint(lm: dspy.BaseLM) -> dict[str, str | None]:
+    """What of an LM its answers depend on, as a ledger's fingerprint records it: the model, the
+    server, the sampling settings and the cap on free-text fields (never a key or a token)."""
+    from personae.lm import MAX_STRING_CHARS_ATTR
+
     kwargs = getattr(lm, "kwargs", None) or {}
     sampling = {k: kwargs[k] for k in SAMPLING_KEYS if kwargs.get(k) is not None}
+    cap = getattr(lm, MAX_STRING_CHARS_ATTR, None)
+    if cap is not None:
+        sampling["max_string_chars"] = cap
+    api_base = kwargs.get("api_base")
     return {"model": str(getattr(lm, "model", type(lm).__name__)),
+            "api_base": None if api_base is None else str(api_base),
             "sampling": json.dumps(sampling, sort_keys=True, default=str)}
 
 

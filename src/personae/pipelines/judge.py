@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -12,7 +13,7 @@ from pydantic import BaseModel
 from personae.data import PreferenceRecord
 from personae.errors import DataError
 from personae.lm import Cost
-from personae.programs import Judge, Verdict, judge_pair
+from personae.programs import Judge, PairVerdict, judge_digest, judge_pair
 from personae.runs import (
     CostLog,
     Counts,
@@ -24,9 +25,9 @@ from personae.runs import (
     RetryPolicy,
     RunLog,
     ThreadExecutor,
-    content_digest,
     package_versions,
     record_key,
+    record_run,
     run_items,
 )
 
@@ -58,12 +59,12 @@ class JudgeReport:
     def judgments(self) -> list[Judgment]:
         return [Judgment.model_validate(row) for row in self.rows]
 
-    def log(self, config: dict[str, Any]) -> JudgeLog:
-        """This report as a finished run log, with ``config`` as its configuration."""
+    def log(self, started: JudgeLog) -> JudgeLog:
+        """This report as the finished form of the run log ``started``."""
         results = JudgeResults(judgments=self.total, correct=self.correct, unscored=self.unscored,
                                accuracy=self.accuracy if self.total else None)
-        log = JudgeLog(command="judge", config=config, versions=package_versions(), cost=CostLog.of(self.cost),
-                       counts=self.counts, judgments=self.judgments, results=results)
+        log = started.model_copy(update={"cost": CostLog.of(self.cost), "counts": self.counts,
+                                         "judgments": self.judgments, "results": results})
         return log.ended("success")
 
     @property
@@ -125,13 +126,17 @@ def judge_records(
     executor: Executor | None = None,
     progress: Progress | None = None,
     on_result: Callable[[dict[str, Any]], None] | None = None,
+    log_path: str | os.PathLike[str] | None = None,
+    config: dict[str, Any] | None = None,
 ) -> JudgeReport:
     """Judge each record (chosen shown first, then second when ``both_orders``).
 
     ``judge_for`` gives the judge for a record (the same object for every record when the
     user is fixed). A judgment whose calls kept failing is a row with ``error`` and ``kind`` set
     and ``correct`` None: it counts in ``total`` and never as correct. With a ``ledger``,
-    judgments it holds are reused and new ones are appended as they are made.
+    judgments it holds are reused and new ones are appended as they are made. With a
+    ``log_path``, the run log (``config`` as its configuration) is kept there: status ``started``
+    at once, then ``success``, or ``interrupted``/``error``.
     """
     items = [(r, True) for r in records] + ([(r, False) for r in records] if both_orders else [])
     judges: dict[str, Judge] = {}
@@ -143,14 +148,14 @@ def judge_records(
 
     def key(item: tuple[PreferenceRecord, bool]) -> str:
         record, chosen_first = item
-        persona = getattr(judge_of(record), "persona", None) or getattr(judge_of(record), "profile", None) or ""
-        return f"{record_key(record)}/{method}/{content_digest(persona)}/{'chosen' if chosen_first else 'rejected'}"
+        first = "chosen" if chosen_first else "rejected"
+        return f"{record_key(record)}/{method}/{judge_digest(judge_of(record))}/{first}"
 
-    def one(item: tuple[PreferenceRecord, bool]) -> Verdict:
+    def one(item: tuple[PreferenceRecord, bool]) -> PairVerdict:
         record, chosen_first = item
         return judge_pair(judge_of(record), record, chosen_first=chosen_first)
 
-    def row(item: tuple[PreferenceRecord, bool], outcome: Outcome[Verdict]) -> dict[str, Any]:
+    def row(item: tuple[PreferenceRecord, bool], outcome: Outcome[PairVerdict]) -> dict[str, Any]:
         record, chosen_first = item
         first, second = ("chosen", "rejected") if chosen_first else ("rejected", "chosen")
         persona = getattr(judge_of(record), "persona", None)
@@ -158,7 +163,16 @@ def judge_records(
                                user_id=record.user_id, method=method, persona=persona or None)
         return judgment.model_dump(mode="json")
 
-    run = run_items(one, items, key=key, row=row, ledger=ledger, lm=lm, policy=RetryPolicy(max_attempts=max_attempts),
-                    executor=executor or ThreadExecutor(concurrency), progress=progress, label="judge", capture=True,
-                    on_row=on_result)
-    return JudgeReport(run.rows, run.cost, run.counts)
+    started = JudgeLog(command="judge", config=dict(config or {}), versions=package_versions(),
+                       results=JudgeResults())
+    reports: list[JudgeReport] = []
+
+    def body() -> JudgeLog:
+        run = run_items(one, items, key=key, row=row, ledger=ledger, lm=lm,
+                        policy=RetryPolicy(max_attempts=max_attempts), executor=executor or ThreadExecutor(concurrency),
+                        progress=progress, label="judge", capture=True, on_row=on_result)
+        reports.append(JudgeReport(run.rows, run.cost, run.counts))
+        return reports[0].log(started)
+
+    record_run(started, log_path, body)
+    return reports[0]

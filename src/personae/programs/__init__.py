@@ -6,17 +6,18 @@ from personae.programs.judges import (
     DefaultJudge,
     Judge,
     MemoryJudge,
+    PairVerdict,
     PersonaAccuracyJudge,
     PersonaJudge,
     ProfileJudge,
-    Verdict,
     check_preferred,
+    judge_digest,
     judge_pair,
 )
 from personae.programs.persona_inference import PersonaInference
 from personae.programs.synthesis import PersonaSynthesis
 from personae.programs.tailoring import CRITERIA, TailoringJudge
-from personae.programs.verified_reasoning import Trace, VerifiedReasoning
+from personae.programs.verified_reasoning import Trace, VerifiedReasoning, check_reached
 
 __all__ = [
     "CRITERIA",
@@ -32,10 +33,12 @@ __all__ = [
     "ProfileJudge",
     "TailoringJudge",
     "Trace",
-    "Verdict",
+    "PairVerdict",
     "VerifiedReasoning",
     "check_preferred",
+    "check_reached",
     "copies_demo",
+    "judge_digest",
     "judge_pair",
     "not_a_persona",
     "program_digest",

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import dspy
 
@@ -25,8 +24,8 @@ from personae.signatures import (
 )
 
 __all__ = [
-    "DefaultJudge", "Judge", "Verdict", "MemoryJudge", "PersonaAccuracyJudge", "PersonaJudge", "ProfileJudge",
-    "check_preferred", "judge_pair",
+    "DefaultJudge", "Judge", "PairVerdict", "MemoryJudge", "PersonaAccuracyJudge", "PersonaJudge", "ProfileJudge",
+    "check_preferred", "judge_digest", "judge_pair",
 ]
 
 
@@ -103,7 +102,7 @@ class MemoryJudge(Judge):
 
 
 @dataclass(frozen=True)
-class Verdict:
+class PairVerdict:
     """A judge's answer about one record shown in one order."""
 
     record_id: str
@@ -115,12 +114,8 @@ class Verdict:
     def correct(self) -> bool:
         return (self.preferred == "First") == self.chosen_first
 
-    def to_dict(self) -> dict[str, Any]:
-        return {"record_id": self.record_id, "chosen_first": self.chosen_first, "preferred": self.preferred,
-                "correct": self.correct, "reasoning": self.reasoning}
 
-
-def judge_pair(judge: Judge, record: PreferenceRecord, *, chosen_first: bool, **user: str) -> Verdict:
+def judge_pair(judge: Judge, record: PreferenceRecord, *, chosen_first: bool, **user: str) -> PairVerdict:
     """Show ``record``'s two responses in the given order and return the verdict.
 
     An answer other than ``First`` or ``Second`` raises :class:`~personae.errors.ContentError`
@@ -128,7 +123,20 @@ def judge_pair(judge: Judge, record: PreferenceRecord, *, chosen_first: bool, **
     """
     first, second = (record.chosen, record.rejected) if chosen_first else (record.rejected, record.chosen)
     pred = judge(context=record.prompt, first_response=first, second_response=second, **user)
-    return Verdict(record.record_id, chosen_first, check_preferred(pred.preferred), str(pred.reasoning))
+    return PairVerdict(record.record_id, chosen_first, check_preferred(pred.preferred), str(pred.reasoning))
+
+
+def judge_digest(judge: Judge) -> str:
+    """A digest of what a judge's answers depend on: what it knows of the user (persona, profile,
+    history) and its program (instructions, demonstrations). Judgments are reused from a ledger
+    only when it matches."""
+    import hashlib
+    import json
+
+    from personae.programs._digest import program_digest
+
+    text = json.dumps([judge.user_inputs(), program_digest(judge)], sort_keys=True, ensure_ascii=False)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
 
 
 def check_preferred(value: object) -> str:

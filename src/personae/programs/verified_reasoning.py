@@ -12,6 +12,7 @@ propagates.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -22,7 +23,7 @@ from personae.errors import ContentError
 from personae.programs._digest import stable_coin
 from personae.signatures import PairwiseJudge
 
-__all__ = ["Trace", "VerifiedReasoning"]
+__all__ = ["Trace", "VerifiedReasoning", "check_reached"]
 
 logger = logging.getLogger(__name__)
 
@@ -73,3 +74,16 @@ class VerifiedReasoning(dspy.Module):
                          outcome.error)
         return dspy.Prediction(verified=outcome.value is not None, trace=outcome.value, attempts=outcome.attempts,
                                error=outcome.error, kind=outcome.kind)
+
+
+def check_reached(verified: Sequence[dspy.Prediction], item: str) -> None:
+    """Raise LMCallError when the model answered none of ``verified`` (every one failed as a call,
+    not as a wrong or unusable answer): what is built on nothing must not be kept as a result."""
+    from personae.errors import LMCallError
+    from personae.runs import CALL_FAILURES
+
+    failures = [pred for pred in verified if pred.kind in CALL_FAILURES]
+    if verified and len(failures) == len(verified):
+        last = failures[-1]
+        raise LMCallError(str(last.error), kind=str(last.kind), item=item,
+                          attempts=sum(int(pred.attempts) for pred in verified))

@@ -17,7 +17,7 @@ these pieces:
 
 from personae.runs._batch import ItemsRun, run_batch, run_items
 from personae.runs._executor import Executor, ThreadExecutor, carry_context
-from personae.runs._ledger import LEDGER_VERSION, Ledger, content_digest, describe_changes, record_key
+from personae.runs._ledger import JUDGMENTS_FILE, LEDGER_VERSION, Ledger, content_digest, describe_changes, record_key
 from personae.runs._log import (
     RUN_LOG_VERSION,
     CostLog,
@@ -36,6 +36,7 @@ from personae.runs._retry import CALL_FAILURES, FAILURE_KINDS, Outcome, RetryPol
 __all__ = [
     "CALL_FAILURES",
     "FAILURE_KINDS",
+    "JUDGMENTS_FILE",
     "LEDGER_VERSION",
     "RUN_LOG_VERSION",
     "BarProgress",

@@ -28,11 +28,13 @@ from typing import Any
 from personae.data import append_jsonl, read_jsonl_rows, write_text_atomic
 from personae.errors import ConfigError, DataError
 
-__all__ = ["LEDGER_VERSION", "Ledger", "content_digest", "describe_changes", "record_key"]
+__all__ = ["JUDGMENTS_FILE", "LEDGER_VERSION", "Ledger", "content_digest", "describe_changes", "record_key"]
 
 logger = logging.getLogger(__name__)
 
 LEDGER_VERSION = 2
+JUDGMENTS_FILE = "judgments.jsonl"
+"""The ledger's name in the output folder of a judging command (evaluate, eval-personas, eval-tailoring)."""
 _HEADER = "personae_ledger"
 
 

@@ -40,6 +40,7 @@ T = TypeVar("T")
 FAILURE_KINDS = ("timeout", "rate_limit", "server", "transport", "lm", "parse", "content", "context_window",
                  "invalid_request", "input")
 """The kinds of failure an item can be recorded with (the keys of a run's failure counts)."""
+_BUGS = (TypeError, AttributeError, KeyError, IndexError, NameError, AssertionError, NotImplementedError)
 CALL_FAILURES = frozenset({"timeout", "rate_limit", "server", "transport", "lm"})
 """Kinds that mean the model gave no answer (as opposed to an answer that could not be used)."""
 _NOT_RETRIED = frozenset({"context_window", "invalid_request", "input"})
@@ -84,10 +85,21 @@ def failure_kind(exc: BaseException) -> str | None:
         return "transport" if _dropped_connection(exc) else "server"
     if isinstance(exc, dx.LMInvalidRequestError):
         return "invalid_request"
+    if isinstance(exc, dx.LMCollectionLimitError):
+        return "invalid_request"  # DSPy says never to retry it on its own
     if isinstance(exc, (dx.LMTransportError, dx.LMLockTimeoutError)):
         return "transport"
-    if isinstance(exc, dx.LMUnexpectedError) and isinstance(exc.__cause__, (TimeoutError, ConnectionError)):
-        return failure_kind(exc.__cause__)  # an engine that raised a plain timeout or connection error
+    if isinstance(exc, dx.LMUnexpectedError):  # an engine raised something that is no LM error
+        cause = exc.__cause__
+        if isinstance(cause, PersonaeError):
+            kind = failure_kind(cause)
+            if kind is None:
+                raise cause  # e.g. the embedded model is not installed: a configuration error
+            return kind
+        if isinstance(cause, _BUGS):
+            raise cause  # a programming error inside an engine: it surfaces as itself
+        if isinstance(cause, (TimeoutError, ConnectionError)):
+            return failure_kind(cause)
     if isinstance(exc, dx.LMError):
         return "lm"  # a provider error without a finer meaning, or an engine that raised
     if isinstance(exc, (TimeoutError, ConnectionError)):
