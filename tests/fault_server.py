@@ -116,7 +116,13 @@ class FaultServer:
                 pass
 
             def do_POST(self) -> None:
-                body = json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)) or b"{}")
+                try:
+                    body = json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)) or b"{}")
+                except ValueError:
+                    body = {}
+                if not isinstance(body, dict) or not isinstance(body.get("messages"), list):
+                    self.send_error(400, "not a chat completion request")  # e.g. a client killed mid-send
+                    return
                 try:
                     owner._respond(self, body)
                 except (BrokenPipeError, ConnectionResetError):
