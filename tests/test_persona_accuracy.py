@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import dspy
 import pytest
@@ -426,6 +427,7 @@ def test_optimize_persona_inference_command_saves_a_loadable_program(cli, tmp_pa
                     *_remote(stub), "--no-cache", "--lm-retries", "0"])
     printed = capsys.readouterr().out
     assert code == 0 and "saved to" in printed and "LM calls" in printed
+    assert re.search(r"\d+ metric judgments: \d+ succeeded, 0 resumed, \d+ failed", printed)
     loaded = PersonaInference()
     loaded.load(str(out))
     assert cli(["optimize-persona-inference", str(data), "--out", str(tmp_path / "p.txt")]) == 2

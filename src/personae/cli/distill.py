@@ -16,7 +16,7 @@ import types
 import typing
 from typing import Any, TypeVar
 
-from personae.cli._common import add_data_options, load_data
+from personae.cli._common import add_data_options, load_data, print_counts
 
 __all__ = ["add_config_options", "config_from_args", "quiet_libraries", "register"]
 
@@ -128,6 +128,7 @@ def run_reward_model(args: argparse.Namespace) -> int:
           f"length weight {t.model.length_weight:.3f}; saved to {t.path}")
     if result.run is not None:
         print(summary_table(result.run, markdown=False))
+        print_counts(result.run.counts, "judgments")
         print(f"run log: {script.out}/run.json, report: {script.out}/report.md")
     return 0
 

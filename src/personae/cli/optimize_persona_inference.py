@@ -7,7 +7,7 @@ import contextlib
 import sys
 from typing import Any
 
-from personae.cli._common import add_data_options, add_model_options, build_lm, load_data
+from personae.cli._common import add_data_options, add_model_options, build_lm, load_data, print_counts
 
 
 def register(sub: Any) -> None:
@@ -52,6 +52,7 @@ def run(args: argparse.Namespace) -> int:
     from personae.lm import CostMeter
     from personae.optimizers import optimize_persona_inference
     from personae.programs import PersonaInference
+    from personae.runs import Tally
 
     out = Path(args.out)
     if out.suffix.lower() != ".json":
@@ -61,14 +62,16 @@ def run(args: argparse.Namespace) -> int:
     lm = build_lm(args)
     judge_lm = judge_lm_from_args(args)
     meter = CostMeter()
+    tally = Tally()
     with meter.track(), contextlib.redirect_stdout(sys.stderr):  # DSPy's optimizers print their progress
         program = optimize_persona_inference(
             data.records, lm=lm, judge_lm=judge_lm, optimizer=args.optimizer, student=student,
             both_orders=not args.one_order, max_demos=args.max_demos, num_candidates=args.candidates,
-            auto=args.auto, num_threads=args.concurrency, seed=args.seed)
+            auto=args.auto, num_threads=args.concurrency, seed=args.seed, tally=tally)
     out.parent.mkdir(parents=True, exist_ok=True)
     program.save(str(out))
     print(f"optimized persona inference over {len(data)} records with {args.optimizer} "
           f"({len(program.infer.demos)} demos); saved to {out}")
+    print_counts(tally.counts, "metric judgments")
     print(f"cost: {meter.cost.summary()}")
     return 0

@@ -35,7 +35,7 @@ from personae.data import PreferenceRecord, Turn
 from personae.errors import ConfigError, DataError
 from personae.lm import default_adapter
 from personae.programs import PersonaInference, PersonaJudge, judge_pair, stable_coin
-from personae.runs import RetryPolicy
+from personae.runs import RetryPolicy, Tally
 
 __all__ = [
     "PERSONA_INFERENCE_OPTIMIZERS",
@@ -59,11 +59,13 @@ def persona_inference_examples(records: Sequence[PreferenceRecord]) -> list[dspy
 
 
 def persona_accuracy_metric(judge_lm: dspy.BaseLM | None = None, *, both_orders: bool = True, seed: int = 0,
-                            sides: Sequence[str] = ("chosen", "rejected")) -> Callable[..., float]:
+                            sides: Sequence[str] = ("chosen", "rejected"),
+                            tally: Tally | None = None) -> Callable[..., float]:
     """A DSPy metric: the persona accuracy of the personas a :class:`PersonaInference` predicted.
 
     ``judge_lm`` judges (default: the LM in DSPy's settings when the metric runs). The
-    judge's calls are kept out of the optimizer's trace, so they never become demos.
+    judge's calls are kept out of the optimizer's trace, so they never become demos. ``tally``
+    counts the judgments made, and those that failed by kind.
     """
 
     def metric(gold: dspy.Example, pred: dspy.Prediction, trace: Any = None, pred_name: str | None = None,
@@ -83,6 +85,8 @@ def persona_accuracy_metric(judge_lm: dspy.BaseLM | None = None, *, both_orders:
                     outcome = _ONE_TRY.attempt(
                         lambda p=persona, c=chosen_first: judge_pair(  # type: ignore[misc]
                             PersonaJudge(p), record, chosen_first=c), lm=lm)
+                if tally is not None:
+                    tally.add(outcome)
                 if outcome.value is None:  # a failed or unparseable judgment scores 0
                     logger.debug("persona-accuracy judgment failed (%s): %s", outcome.kind, outcome.error)
                     continue
@@ -134,6 +138,7 @@ def optimize_persona_inference(
     auto: str = "light",
     num_threads: int = 1,
     seed: int = 0,
+    tally: Tally | None = None,
 ) -> PersonaInference:
     """Compile a :class:`PersonaInference` whose metric is the persona accuracy of its personas.
 
@@ -167,7 +172,8 @@ def optimize_persona_inference(
             raise ConfigError("optimizing persona inference needs training and validation records")
     trainset, devset = persona_inference_examples(train_records), persona_inference_examples(val_records)
     student = student or PersonaInference()
-    metric = persona_accuracy_metric(judge_lm or lm, both_orders=both_orders, seed=seed, sides=student.sides)
+    metric = persona_accuracy_metric(judge_lm or lm, both_orders=both_orders, seed=seed, sides=student.sides,
+                                     tally=tally)
     tracker = dspy.settings.usage_tracker
     shared = {"usage_tracker": _SharedUsage(tracker)} if tracker is not None else {}
     with dspy.context(lm=lm, adapter=dspy.settings.adapter or default_adapter(), **shared):

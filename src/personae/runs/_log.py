@@ -29,8 +29,8 @@ from personae.errors import DataError
 from personae.lm import Cost
 from personae.runs._retry import Outcome
 
-__all__ = ["RUN_LOG_VERSION", "CostLog", "Counts", "Judgment", "RunLog", "RunStatus", "package_versions",
-           "read_log", "record_run", "write_log"]
+__all__ = ["RUN_LOG_VERSION", "CostLog", "Counts", "Judgment", "RunLog", "RunStatus", "Tally",
+           "package_versions", "read_log", "record_run", "write_log"]
 
 RUN_LOG_VERSION = 2
 RunStatus = Literal["started", "success", "error", "interrupted"]
@@ -78,6 +78,32 @@ class Counts(BaseModel):
         if self.failures:
             text += " (" + ", ".join(f"{n} {kind}" for kind, n in self.failures.items()) + ")"
         return text
+
+
+class Tally:
+    """Counts outcomes as they come, from any thread (for loops the run layer does not drive, such
+    as a DSPy optimizer's metric): ``counts`` then reads like a run's."""
+
+    def __init__(self) -> None:
+        import threading
+
+        self._lock = threading.Lock()
+        self._succeeded = 0
+        self._failures: Counter[str] = Counter()
+
+    def add(self, outcome: Outcome[Any]) -> None:
+        with self._lock:
+            if outcome.error is None:
+                self._succeeded += 1
+            else:
+                self._failures[outcome.kind or "lm"] += 1
+
+    @property
+    def counts(self) -> Counts:
+        with self._lock:
+            failed = sum(self._failures.values())
+            return Counts(total=self._succeeded + failed, succeeded=self._succeeded, failed=failed,
+                          failures=dict(self._failures.most_common()))
 
 
 class Judgment(BaseModel):
