@@ -17,7 +17,8 @@ cache. Five areas:
   gzipped jsonl, json, csv, parquet, datasets folders) exits 2 with one line naming the file,
   record and field, never a traceback; ``--skip-invalid`` lists each skip;
 * **secrets**: an API key given by flag and another in the environment appear in no file any
-  command wrote (outputs, ledgers, run logs, judges, logs at -v, the request cache);
+  command wrote (outputs, ledgers, run logs, judges, a saved program, logs at -v, the request
+  cache);
 * **prompt injection**: records whose texts carry answer-format markers, JSON objects and
   "ignore previous instructions" (and a model that quotes them back) are all scored, and no
   user's text reaches another user's judge or judgments.
@@ -131,7 +132,7 @@ def secrets(root: Path, data: Path) -> bool:
     print("\n## secrets: a key by --api-key and another in OPENAI_API_KEY, request cache on, -v logs")
     with fault_server() as server:
         report = rel.secrets_stay_secret(data, root, server)
-    print(f"commands: {', '.join(rel.COMMANDS)}; files written and searched: {report.files}; "
+    print(f"commands: {', '.join(rel.SECRET_COMMANDS)}; files written and searched: {report.files}; "
           f"files holding a key: {len(report.leaks)}")
     for leak in report.leaks[:10]:
         print(f"  LEAK {leak}")

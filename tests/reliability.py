@@ -57,6 +57,7 @@ def argv(command: str, data: Path, out: Path, api_base: str, *, concurrency: int
         "fit": ["--out", str(out / "judges"), "--min-pairs", "4"],
         "evaluate": ["--method", "default,memory", "--out", str(out / "eval")],
         "eval-personas": ["--out", str(out / "acc")],
+        "optimize-persona-inference": ["--out", str(out / "program.json"), "--candidates", "0", "--one-order"],
     }
     return [command, str(data), *targets[command], *model]
 
@@ -304,13 +305,19 @@ class SecretReport:
         return self.files > 0 and not self.leaks
 
 
-def secrets_stay_secret(data: Path, root: Path, server: Any, commands: Sequence[str] = COMMANDS) -> SecretReport:
+SECRET_COMMANDS = (*COMMANDS, "optimize-persona-inference")  # the last one saves a compiled program
+
+
+def secrets_stay_secret(data: Path, root: Path, server: Any,
+                        commands: Sequence[str] = SECRET_COMMANDS) -> SecretReport:
     """Each command with a key by flag and another in the environment, cache on; search every file written."""
     top = root / "secrets"
     for command in commands:
         args = argv(command, data, top / command, server.api_base, extra=["--api-key", SECRET_FLAG])
         args = ["-v", *(a for a in args if a != "--no-cache"), "--cache-dir", str(top / "cache")]
-        run_child(args, top / "logs", env={"OPENAI_API_KEY": SECRET_ENV})
+        run = run_child(args, top / "logs", env={"OPENAI_API_KEY": SECRET_ENV})
+        if run.status not in (0, 1):
+            raise RuntimeError(f"{command} failed: {run.stderr[-2000:]}")
     leaks, files = [], 0
     for path in sorted(p for p in top.rglob("*") if p.is_file()):
         files += 1

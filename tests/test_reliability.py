@@ -49,7 +49,8 @@ def test_every_run_completes_and_adds_up_under_faults(command: str, root: Path, 
 
 def test_api_keys_reach_no_file(root: Path, data: Path) -> None:
     with fault_server() as server:
-        report = rel.secrets_stay_secret(data, root, server, commands=("judge", "fit", "eval-personas"))
+        report = rel.secrets_stay_secret(data, root, server, commands=("judge", "fit", "eval-personas",
+                                                                         "optimize-persona-inference"))
     assert report.files >= 10 and not report.leaks, report
 
 
