@@ -240,10 +240,15 @@ def test_eval_personas_infers_with_one_model_and_judges_with_another(cli, tmp_pa
         inferred = [output_fields(b) for b in inferrer.requests]
         judged = [output_fields(b) for b in judge.requests]
         judge_models = {b["model"] for b in judge.requests}
+        # another judge: the judgments are made again, the inferred personas are reused
+        again = cli(["eval-personas", str(data), "--out", str(tmp_path / "o"), *_remote(inferrer),
+                     *_remote(judge, "--judge-model", "openai/other-judge"), "--no-cache", "--lm-retries", "0"])
+        assert again == 0 and len(inferrer.requests) == 4 and len(judge.requests) == 16
     assert code == 0, capsys.readouterr().err
     assert len(inferred) == 4 and all(f == ["persona"] for f in inferred)
     assert len(judged) == 8 and all("preferred" in f for f in judged) and judge_models == {"judge-model"}
-    assert "inference 4 calls, judging 8 calls" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "inference 4 calls, judging 8 calls" in printed and "inference 0 calls, judging 8 calls" in printed
 
 
 def test_eval_personas_refuses_an_unknown_column(cli, tmp_path, capsys) -> None:
