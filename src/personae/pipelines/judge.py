@@ -140,6 +140,7 @@ def judge_records(
     """
     items = [(r, True) for r in records] + ([(r, False) for r in records] if both_orders else [])
     judges: dict[str, Judge] = {}
+    digests: dict[int, str] = {}  # by judge object: one fixed judge is digested once, not per record
 
     def judge_of(record: PreferenceRecord) -> Judge:
         if record.record_id not in judges:
@@ -148,8 +149,11 @@ def judge_records(
 
     def key(item: tuple[PreferenceRecord, bool]) -> str:
         record, chosen_first = item
+        judge = judge_of(record)
+        if id(judge) not in digests:
+            digests[id(judge)] = judge_digest(judge)
         first = "chosen" if chosen_first else "rejected"
-        return f"{record_key(record)}/{method}/{judge_digest(judge_of(record))}/{first}"
+        return f"{record_key(record)}/{method}/{digests[id(judge)]}/{first}"
 
     def one(item: tuple[PreferenceRecord, bool]) -> PairVerdict:
         record, chosen_first = item

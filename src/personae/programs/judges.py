@@ -130,13 +130,12 @@ def judge_digest(judge: Judge) -> str:
     """A digest of what a judge's answers depend on: what it knows of the user (persona, profile,
     history) and its program (instructions, demonstrations). Judgments are reused from a ledger
     only when it matches."""
-    import hashlib
     import json
 
     from personae.programs._digest import program_digest
+    from personae.runs import content_digest
 
-    text = json.dumps([judge.user_inputs(), program_digest(judge)], sort_keys=True, ensure_ascii=False)
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+    return content_digest(json.dumps(judge.user_inputs(), sort_keys=True, ensure_ascii=False), program_digest(judge))
 
 
 def check_preferred(value: object) -> str:
