@@ -324,3 +324,18 @@ def test_exit_status_says_what_happened(tmp_path: Path, capsys, monkeypatch) -> 
     monkeypatch.setattr(judge_command, "run", lm_failed)
     assert main(["judge", str(data)]) == 1
     assert capsys.readouterr().err == "personae: error: record r1: LMTimeoutError: late (after 3 attempts)\n"
+
+
+def test_the_lm_fingerprint_names_model_server_and_sampling_never_the_key() -> None:
+    from personae.lm import get_lm
+    from personae.pipelines import lm_fingerprint
+
+    lm = get_lm("openai/m", api_base="http://127.0.0.1:9/v1", api_key="sk-secret-1", temperature=0.3, timeout=5,
+                structured_output=True, max_string_chars=600)
+    print_ = lm_fingerprint(lm)
+    assert print_["model"] == "openai/m" and print_["api_base"] == "http://127.0.0.1:9/v1"
+    assert json.loads(str(print_["sampling"])) == {"temperature": 0.3, "max_tokens": 1024, "max_string_chars": 600}
+    assert "sk-secret-1" not in json.dumps(print_)
+    other = lm_fingerprint(get_lm("openai/m", api_base="http://127.0.0.1:8/v1", api_key="k", temperature=0.3,
+                                  structured_output=True, max_string_chars=600))
+    assert other["api_base"] != print_["api_base"] and other["sampling"] == print_["sampling"]
