@@ -40,10 +40,20 @@ def judge_path(folder: str | os.PathLike[str], user_id: str) -> Path:
 
 @dataclass(frozen=True)
 class Verdict:
-    """Which of two responses the user would prefer: ``"A"`` (the first given) or ``"B"``."""
+    """Which of two responses the user would prefer: ``"A"`` (the first given) or ``"B"``.
+
+    A judgment through a :class:`personae.store.PersonaStore` fills the rest: ``probability``
+    that the user prefers A (from both orders), the persona ``version`` used (None before the
+    first persona), ``personalization`` (``persona``, ``memory`` for the user's raw choices,
+    ``none``), and ``abstained`` when the probability fell short of the asked confidence.
+    """
 
     preferred: str
     reasoning: str
+    probability: float | None = None
+    version: int | None = None
+    personalization: str = "persona"
+    abstained: bool = False
 
 
 @dataclass

@@ -34,7 +34,7 @@ from personae.data import PreferenceRecord, UserHistory, split_user
 from personae.errors import ConfigError, ItemError
 from personae.lm import CostMeter, default_adapter
 from personae.optimizers._artifact import PersonalizedJudge
-from personae.optimizers._demo_search import DemoSearch, PredictionMemo
+from personae.optimizers._demo_search import DemoSearch, PredictionMemo, SearchResult
 from personae.programs import DefaultJudge, PersonaSynthesis, Trace, VerifiedReasoning, check_reached, program_digest
 from personae.runs import CALL_FAILURES, RetryPolicy
 from personae.signatures import PairwiseJudge, clip, personalized_instructions
@@ -132,7 +132,14 @@ class SynthesizeMe:
         return dict(json.loads(json.dumps(values)))
 
     def fit(self, user: UserHistory | Sequence[PreferenceRecord], *, lm: dspy.BaseLM,
-            user_id: str | None = None) -> PersonalizedJudge:
+            user_id: str | None = None, require_validation: bool = True) -> PersonalizedJudge:
+        """Fit one user's judge.
+
+        A history whose pairs come from too few prompts for a validation side raises
+        :class:`~personae.errors.ItemError`; with ``require_validation=False`` it still gets a
+        persona from its train pairs, and the judge keeps the first verified traces as its
+        demonstrations without a demo search (``val_accuracy`` is then None).
+        """
         records = list(user.records if isinstance(user, UserHistory) else user)
         uid = user_id or (user.user_id if isinstance(user, UserHistory) else records[0].user_id if records else None)
         if not records:
@@ -140,7 +147,7 @@ class SynthesizeMe:
         p = self.preset
         split = split_user(records, p.fractions)
         train, val = split.train, split.val
-        if not train or not val:
+        if not train or (not val and require_validation):
             raise ItemError(f"user {uid!r}: {len(records)} pairs are too few for a train and a validation side",
                             item=str(uid))
         meter = CostMeter()
@@ -171,12 +178,15 @@ class SynthesizeMe:
                 logger.warning("user %s: no persona (%s); the judge works without one", uid, persona_error)
             instructions = personalized_instructions(PairwiseJudge.instructions, persona)
             student = PersonalizedJudge(str(uid), persona, instructions=instructions).program()
-            search = DemoSearch(num_candidates=p.candidates, max_demos=p.max_demos or len(pool), target=p.target,
-                                seed=self.seed, num_threads=self.num_threads, memo=memo,
-                                max_lm_calls=self._budget_left(meter), prune=p.prune)
-            result = search.search(student, val, pool=pool)
-            tried += result.candidates_tried
-            pruned += result.pruned
+            if val:
+                search = DemoSearch(num_candidates=p.candidates, max_demos=p.max_demos or len(pool),
+                                    target=p.target, seed=self.seed, num_threads=self.num_threads, memo=memo,
+                                    max_lm_calls=self._budget_left(meter), prune=p.prune)
+                result = search.search(student, val, pool=pool)
+                tried += result.candidates_tried
+                pruned += result.pruned
+            else:  # nothing to validate on: the first verified traces, as the search's first candidate
+                result = SearchResult(demos=pool[: p.max_demos or len(pool)], score=None, stopped="no validation")
         cost = meter.cost
         logger.info("fitted %s: %d/%d verified, val %.2f, %s", uid, len(traces), len(train),
                     result.score or 0.0, cost.summary())

@@ -11,11 +11,12 @@ from personae.programs.judges import (
     PersonaJudge,
     ProfileJudge,
     check_preferred,
+    first_probability,
     judge_digest,
     judge_pair,
 )
 from personae.programs.persona_inference import PersonaInference
-from personae.programs.synthesis import PersonaSynthesis
+from personae.programs.synthesis import PersonaRevision, PersonaSynthesis
 from personae.programs.tailoring import CRITERIA, TailoringJudge
 from personae.programs.verified_reasoning import Trace, VerifiedReasoning, check_reached
 
@@ -29,6 +30,7 @@ __all__ = [
     "PersonaInference",
     "PersonaAccuracyJudge",
     "PersonaJudge",
+    "PersonaRevision",
     "PersonaSynthesis",
     "ProfileJudge",
     "TailoringJudge",
@@ -38,6 +40,7 @@ __all__ = [
     "check_preferred",
     "check_reached",
     "copies_demo",
+    "first_probability",
     "judge_digest",
     "judge_pair",
     "not_a_persona",

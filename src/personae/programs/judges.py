@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import dspy
 
@@ -25,7 +26,7 @@ from personae.signatures import (
 
 __all__ = [
     "DefaultJudge", "Judge", "PairVerdict", "MemoryJudge", "PersonaAccuracyJudge", "PersonaJudge", "ProfileJudge",
-    "check_preferred", "judge_digest", "judge_pair",
+    "check_preferred", "first_probability", "judge_digest", "judge_pair",
 ]
 
 
@@ -45,6 +46,9 @@ class Judge(dspy.Module):
     def forward(self, context: str, first_response: str, second_response: str, **user: str) -> dspy.Prediction:
         inputs = {**self.user_inputs(), **user}
         pred = self.predict(context=context, first_response=first_response, second_response=second_response, **inputs)
+        logprobs = pred.get("logprobs") if hasattr(pred, "get") else None
+        if logprobs:  # the LM was asked for token log-probabilities (``logprobs=True``)
+            return dspy.Prediction(preferred=pred.preferred, reasoning=pred.reasoning, logprobs=logprobs)
         return dspy.Prediction(preferred=pred.preferred, reasoning=pred.reasoning)
 
 
@@ -143,3 +147,56 @@ def check_preferred(value: object) -> str:
     if value not in ("First", "Second"):
         raise ContentError(f"the judge answered {value!r}, not First or Second")
     return str(value)
+
+
+def first_probability(logprobs: Any) -> float | None:
+    """P(``First``) from the token log-probabilities of a judge's answer, or None when they do
+    not show the answer.
+
+    The answer's token is the first one after the last ``"preferred"`` key (JSON answers) or
+    ``[[ ## preferred ## ]]`` marker (chat answers) that starts one of the two words; its
+    alternatives among the top log-probabilities that start ``First`` or ``Second`` (a prefix
+    of either word, quotes and spaces ignored) are weighed against each other. A server that
+    sends no alternatives gives 1 or 0 for the word it chose.
+    """
+    import math
+
+    content = logprobs.get("content") if isinstance(logprobs, dict) else getattr(logprobs, "content", None)
+    if not content:
+        return None
+    tokens = [_get(entry, "token") or "" for entry in content]
+    text = "".join(tokens)
+    marker = max(text.rfind('"preferred"') + len('"preferred"'), text.rfind("## preferred ##") + len("## preferred ##"))
+    if marker < len("## preferred ##") - 1:
+        return None
+    offset = 0
+    for entry, token in zip(content, tokens, strict=True):
+        start, offset = offset, offset + len(token)
+        if offset <= marker:
+            continue
+        word = token[max(0, marker - start):].strip().strip(':').strip().strip('"').strip()
+        if not word or _side(word) is None:
+            continue
+        weights = {"First": 0.0, "Second": 0.0}
+        for alt in _get(entry, "top_logprobs") or [{"token": token, "logprob": _get(entry, "logprob") or 0.0}]:
+            side = _side((_get(alt, "token") or "").strip().strip('"').strip())
+            if side is not None:
+                weights[side] += math.exp(float(_get(alt, "logprob") or 0.0))
+        total = weights["First"] + weights["Second"]
+        if total <= 0:
+            return 1.0 if _side(word) == "First" else 0.0
+        return weights["First"] / total
+    return None
+
+
+def _get(entry: Any, key: str) -> Any:
+    return entry.get(key) if isinstance(entry, dict) else getattr(entry, key, None)
+
+
+def _side(word: str) -> str | None:
+    """Which answer a token starts: a non-empty prefix of exactly one of the two words."""
+    first, second = "First".startswith(word) or word.startswith("First"), \
+        "Second".startswith(word) or word.startswith("Second")
+    if word and first != second:
+        return "First" if first else "Second"
+    return None

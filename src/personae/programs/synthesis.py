@@ -8,9 +8,9 @@ import dspy
 
 from personae.programs._copying import DemoCopyError, NotAPersonaError, copies_demo, not_a_persona
 from personae.programs.verified_reasoning import Trace
-from personae.signatures import PERSONA_SYNTHESIS_DEMOS, SynthesizePersona, render_trace, render_traces
+from personae.signatures import PERSONA_SYNTHESIS_DEMOS, RevisePersona, SynthesizePersona, render_trace, render_traces
 
-__all__ = ["PersonaSynthesis"]
+__all__ = ["PersonaRevision", "PersonaSynthesis"]
 
 
 class PersonaSynthesis(dspy.Module):
@@ -55,3 +55,34 @@ class PersonaSynthesis(dspy.Module):
         if not_a_persona(persona):
             raise NotAPersonaError(f"the answer is not a persona: {persona[:40]!r}")
         return dspy.Prediction(persona=persona, reasoning=str(pred.reasoning))
+
+
+class PersonaRevision(PersonaSynthesis):
+    """``forward(persona, traces) -> Prediction(persona)``: an existing persona revised with new
+    verified traces, instead of synthesized again from the whole history.
+
+    It renders traces like :class:`PersonaSynthesis` and applies the same checks to the answer
+    (:class:`DemoCopyError` when it repeats a worked example of persona synthesis,
+    :class:`NotAPersonaError` when it describes nobody). With no traces the persona comes back
+    unchanged and no LM is called.
+    """
+
+    def __init__(self, *, budget: int = 8000, max_chars: int = 600) -> None:
+        super().__init__(budget=budget, max_chars=max_chars)
+        self.revise = dspy.ChainOfThought(RevisePersona)
+
+    def forward(self, persona: str = "", traces: Sequence[Trace] = (),  # type: ignore[override]
+                preference_history: str | None = None) -> dspy.Prediction:
+        choices = preference_history if preference_history is not None else self.render(traces)
+        if not choices.strip():
+            return dspy.Prediction(persona=persona, reasoning="no new verified traces")
+        if not persona.strip():  # nothing to revise: write one from the new choices
+            return super().forward(preference_history=choices)
+        pred = self.revise(persona=persona, new_choices=choices)
+        revised = str(pred.revised_persona).strip()
+        shown = [str(d.get("persona", "")) for d in self.synthesize.predict.demos]
+        if copies_demo(revised, shown):
+            raise DemoCopyError(f"the revised persona repeats a worked example: {revised[:80]!r}")
+        if not_a_persona(revised):
+            raise NotAPersonaError(f"the answer is not a persona: {revised[:40]!r}")
+        return dspy.Prediction(persona=revised, reasoning=str(pred.reasoning))

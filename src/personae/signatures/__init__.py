@@ -9,7 +9,7 @@ from personae.signatures.judge import (
     JudgeWithProfile,
     PairwiseJudge,
 )
-from personae.signatures.persona import InferPersona, SynthesizePersona
+from personae.signatures.persona import InferPersona, RevisePersona, SynthesizePersona
 from personae.signatures.personalized import generation_system_prompt, personalized_instructions
 from personae.signatures.render import clip, render_history, render_trace, render_traces
 from personae.signatures.tailoring import (
@@ -29,6 +29,7 @@ __all__ = [
     "JudgeWithPersona",
     "JudgeWithProfile",
     "PairwiseJudge",
+    "RevisePersona",
     "SynthesizePersona",
     "TAILORED_PROMPT",
     "TailoringPersonalizationJudge",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dspy
 
-__all__ = ["InferPersona", "SynthesizePersona"]
+__all__ = ["InferPersona", "RevisePersona", "SynthesizePersona"]
 
 
 class InferPersona(dspy.Signature):
@@ -35,4 +35,21 @@ class SynthesizePersona(dspy.Signature):
     )
     persona: str = dspy.OutputField(
         desc="three to six sentences in the third person ('The user ...'), about preferences, not topics"
+    )
+
+
+class RevisePersona(dspy.Signature):
+    """A profile of one person's preferences was written from their earlier choices. Below are
+    new choices the same person made, each with an analysis of why. Revise the profile so that
+    it predicts both the earlier and the new choices: keep what the new choices confirm, add
+    patterns that they show and the profile misses, and correct or drop any statement that
+    they contradict. Do not describe a single request, and do not lengthen the profile with
+    details that predict nothing."""
+
+    persona: str = dspy.InputField(desc="the current profile of this person's preferences")
+    new_choices: str = dspy.InputField(
+        desc="numbered new choices: the request, both responses, which one the person chose, and why"
+    )
+    revised_persona: str = dspy.OutputField(
+        desc="the revised profile: three to six sentences in the third person ('The user ...'), about preferences"
     )

@@ -16,7 +16,11 @@ def personalized_instructions(base: str, persona: str) -> str:
 
 
 def generation_system_prompt(persona: str) -> str:
-    """A system prompt that asks an assistant to write for the user described by ``persona``."""
+    """A system prompt that asks an assistant to write for the user described by ``persona``
+    (a plain one when nothing is known about the user yet)."""
+    if not persona.strip():
+        return ("You are a helpful assistant. Answer the user's requests correctly and safely, "
+                "clearly and at a length that fits the request.")
     return (
         "You are a helpful assistant writing for one particular user. What is known about their "
         f"preferences:\n{persona.strip()}\n\n"

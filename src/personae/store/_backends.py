@@ -1,0 +1,198 @@
+"""What judges inside the store: an LLM (any ``dspy.LM``) or a distilled reward model.
+
+A backend answers three questions for one user, given the user's fitted judge (None before the
+first persona) and, for cold start, the user's raw preferences:
+
+- ``compare``: which of two responses the user prefers, with the probability, from both
+  orders (position-debiased), from token log-probabilities when the LM returns them;
+- ``prequential``: one stored preference judged by a given version, as a
+  :class:`personae.runs.Judgment` row (right or wrong, or unscored with why);
+- ``scores``: a score per candidate when the backend has one (the reward model), for ranking
+  without pairwise comparisons.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol
+
+import dspy
+
+from personae.data import PreferenceRecord
+from personae.errors import ConfigError
+from personae.optimizers import PersonalizedJudge, Verdict
+from personae.programs import DefaultJudge, Judge, MemoryJudge, check_preferred, first_probability, stable_coin
+from personae.runs import Judgment, RetryPolicy
+
+if TYPE_CHECKING:
+    from personae.distill import PersonalizedRewardModel
+
+__all__ = ["JudgeBackend", "LLMJudgeBackend", "RewardModelBackend"]
+
+
+class JudgeBackend(Protocol):
+    """The judging side of a :class:`~personae.store.PersonaStore` (see the module docstring)."""
+
+    name: str
+    lm: dspy.BaseLM | None  # the LM the backend calls, if any (the store's updates may use it)
+
+    def compare(self, fitted: PersonalizedJudge | None, history: Sequence[PreferenceRecord], context: str,
+                a: str, b: str) -> Verdict: ...
+
+    def prequential(self, fitted: PersonalizedJudge | None, history: Sequence[PreferenceRecord],
+                    record: PreferenceRecord, *, record_id: str, seed: int) -> Judgment: ...
+
+    def scores(self, fitted: PersonalizedJudge | None, context: str, candidates: Sequence[str]) -> list[float] | None:
+        ...
+
+
+@dataclass(frozen=True)
+class _Asked:
+    preferred: str
+    reasoning: str
+    p_first: float  # P(First) in the order shown
+
+
+class LLMJudgeBackend:
+    """Judges with an LLM: the user's fitted judge (persona and demonstrations), the memory judge
+    over the raw preferences before the first persona (``memory=True``), else the default judge.
+
+    With ``logprobs=True`` the LM is asked for token log-probabilities (OpenAI-compatible servers
+    return them), and the probability is the average of P(A) over the two orders; without, each
+    order votes 0 or 1. Failed or unusable answers are retried by the run layer's
+    :class:`~personae.runs.RetryPolicy`; one that keeps failing raises
+    :class:`~personae.errors.LMCallError`.
+    """
+
+    name = "llm"
+
+    def __init__(self, lm: dspy.BaseLM, *, logprobs: bool = False, top_logprobs: int = 5, memory: bool = True,
+                 memory_budget: int = 8000, max_attempts: int = 3) -> None:
+        self.lm = lm
+        self.logprobs = logprobs
+        self.memory = memory
+        self.memory_budget = memory_budget
+        self.retry = RetryPolicy(max_attempts=max_attempts)
+        self._asking_lm = lm.copy(logprobs=True, top_logprobs=top_logprobs) if logprobs else lm
+        self._programs: dict[str, Judge] = {}
+        self._lock = threading.Lock()
+
+    def _program(self, fitted: PersonalizedJudge | None, history: Sequence[PreferenceRecord]) -> tuple[Judge, str]:
+        if fitted is not None:
+            key = f"{fitted.user_id}\x1f{fitted.created}\x1f{fitted.instructions}\x1f{len(fitted.demos)}"
+            with self._lock:
+                program = self._programs.get(key)
+                if program is None:
+                    if len(self._programs) > 4096:
+                        self._programs.clear()
+                    program = self._programs[key] = fitted.program()
+            return program, "persona"
+        if self.memory and history:
+            return MemoryJudge(history, budget=self.memory_budget), "memory"
+        return DefaultJudge(), "none"
+
+    def _ask(self, program: Judge, context: str, first: str, second: str) -> _Asked:
+        from personae.lm import default_adapter
+
+        def once() -> _Asked:
+            pred = program(context=context, first_response=first, second_response=second)
+            preferred = check_preferred(pred.preferred)
+            p_first = first_probability(pred.get("logprobs")) if self.logprobs else None
+            if p_first is None:
+                p_first = 1.0 if preferred == "First" else 0.0
+            return _Asked(preferred, str(pred.reasoning), p_first)
+
+        with dspy.context(adapter=dspy.settings.adapter or default_adapter()):
+            return self.retry.call(once, lm=self._asking_lm, item="judgment")
+
+    def compare(self, fitted: PersonalizedJudge | None, history: Sequence[PreferenceRecord], context: str,
+                a: str, b: str) -> Verdict:
+        from personae.runs import ThreadExecutor
+
+        program, personalization = self._program(fitted, history)
+        answers: dict[int, _Asked] = {}
+        orders = [(a, b), (b, a)]
+
+        def ask(order: tuple[str, str]) -> _Asked:
+            return self._ask(program, context, *order)
+
+        ThreadExecutor(2, name="judge").map(ask, orders, lambda index, asked: answers.__setitem__(index, asked))
+        ab, ba = answers[0], answers[1]
+        probability = (ab.p_first + (1.0 - ba.p_first)) / 2
+        if probability != 0.5:
+            preferred = "A" if probability > 0.5 else "B"
+        else:  # the orders disagree and nothing weighs them: the first order's answer
+            preferred = "A" if ab.preferred == "First" else "B"
+        agrees = ab if (ab.preferred == "First") == (preferred == "A") else ba
+        return Verdict(preferred, agrees.reasoning, probability=probability, personalization=personalization)
+
+    def prequential(self, fitted: PersonalizedJudge | None, history: Sequence[PreferenceRecord],
+                    record: PreferenceRecord, *, record_id: str, seed: int) -> Judgment:
+        from personae.lm import default_adapter
+
+        program, personalization = self._program(fitted, history)
+        chosen_first = stable_coin(seed, "prequential", record_id)
+        first, second = (record.chosen, record.rejected) if chosen_first else (record.rejected, record.chosen)
+
+        def once() -> dspy.Prediction:
+            pred = program(context=record.prompt, first_response=first, second_response=second)
+            check_preferred(pred.preferred)
+            return pred
+
+        with dspy.context(adapter=dspy.settings.adapter or default_adapter()):
+            outcome = self.retry.attempt(once, lm=self.lm)
+        names = ("chosen", "rejected") if chosen_first else ("rejected", "chosen")
+        return Judgment.of(outcome, record_id=record_id, first=names[0], second=names[1], truth="chosen",
+                           user_id=record.user_id, method=f"prequential:{personalization}",
+                           persona=fitted.persona if fitted else None)
+
+    def scores(self, fitted: PersonalizedJudge | None, context: str, candidates: Sequence[str]) -> list[float] | None:
+        return None
+
+
+class RewardModelBackend:
+    """Judges with a persona-conditioned reward model (``personae distill reward-model``): no LM
+    at request time. The probability is ``sigmoid(reward_a - reward_b)`` (the Bradley-Terry
+    model it was trained as); before the first persona it judges with an empty persona
+    (``personalization="none"``). Calls are serialized: one model, one tokenizer."""
+
+    name = "reward-model"
+    lm: dspy.BaseLM | None = None
+
+    def __init__(self, model: PersonalizedRewardModel | str | Any, *, device: str = "auto") -> None:
+        if isinstance(model, str) or hasattr(model, "__fspath__"):
+            from personae.distill import PersonalizedRewardModel
+
+            model = PersonalizedRewardModel.load(model, device=device)
+        if not hasattr(model, "score_batch"):
+            raise ConfigError("a reward-model backend needs a PersonalizedRewardModel or its folder")
+        self.model = model
+        self._lock = threading.Lock()
+
+    def _rewards(self, persona: str, context: str, responses: Sequence[str]) -> list[float]:
+        with self._lock:
+            return list(self.model.score_batch([(persona, context, r) for r in responses]))
+
+    def compare(self, fitted: PersonalizedJudge | None, history: Sequence[PreferenceRecord], context: str,
+                a: str, b: str) -> Verdict:
+        persona = fitted.persona if fitted else ""
+        reward_a, reward_b = self._rewards(persona, context, [a, b])
+        probability = 1.0 / (1.0 + math.exp(-(reward_a - reward_b)))
+        return Verdict("A" if reward_a >= reward_b else "B", f"reward {reward_a:.4f} for A, {reward_b:.4f} for B",
+                       probability=probability, personalization="persona" if persona else "none")
+
+    def prequential(self, fitted: PersonalizedJudge | None, history: Sequence[PreferenceRecord],
+                    record: PreferenceRecord, *, record_id: str, seed: int) -> Judgment:
+        persona = fitted.persona if fitted else ""
+        chosen, rejected = self._rewards(persona, record.prompt, [record.chosen, record.rejected])
+        picked = "chosen" if chosen > rejected else "rejected"
+        return Judgment(record_id=record_id, user_id=record.user_id,
+                        method=f"prequential:{'persona' if persona else 'none'}", persona=persona or None,
+                        first="chosen", preferred="First" if picked == "chosen" else "Second", picked=picked,
+                        correct=picked == "chosen", reasoning=f"reward {chosen:.4f} chosen, {rejected:.4f} rejected")
+
+    def scores(self, fitted: PersonalizedJudge | None, context: str, candidates: Sequence[str]) -> list[float] | None:
+        return self._rewards(fitted.persona if fitted else "", context, candidates)

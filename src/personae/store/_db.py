@@ -1,0 +1,146 @@
+"""The store's database: engines for an SQLite file or a PostgreSQL URL, and its migrations.
+
+SQLite runs in WAL mode, so readers never wait for the writer, with a busy timeout, and every
+write transaction starts with ``BEGIN IMMEDIATE``: a transaction that reads and then writes
+takes the write lock first, so writers from several threads and processes queue instead of
+failing with "database is locked". PostgreSQL needs neither. The schema is brought to the
+newest Alembic revision when the store opens, under a lock (SQLite's write lock, a PostgreSQL
+advisory lock), so several processes opening one new database migrate it once.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import URL, Connection, Engine, make_url
+
+from personae.errors import ConfigError, MissingExtraError
+
+__all__ = ["Database", "store_url"]
+
+logger = logging.getLogger(__name__)
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+_MIGRATION_LOCK = 0x70657273  # the advisory lock key of migrations on PostgreSQL
+BUSY_TIMEOUT_S = 60.0
+
+
+def store_url(target: str | os.PathLike[str]) -> URL:
+    """A database URL for a file path (SQLite) or a URL (``sqlite:///``, ``postgresql://``...).
+
+    A plain ``postgresql://`` URL uses psycopg 3, the driver of the ``postgres`` extra."""
+    text = os.fspath(target)
+    if "://" not in text:
+        if not text.strip():
+            raise ConfigError("the persona store needs a file path or a database URL")
+        return URL.create("sqlite", database=str(Path(text).expanduser().resolve()))
+    try:
+        url = make_url(text)
+    except sa.exc.ArgumentError as exc:
+        raise ConfigError(f"not a database URL: {exc}") from None
+    if url.drivername in ("postgresql", "postgres"):
+        url = url.set(drivername="postgresql+psycopg")
+    if url.get_backend_name() not in ("sqlite", "postgresql"):
+        raise ConfigError(f"the persona store runs on SQLite or PostgreSQL, not {url.get_backend_name()!r}")
+    return url
+
+
+class Database:
+    """Engines for one store database: ``write()`` and ``read()`` give connections in a transaction."""
+
+    def __init__(self, target: str | os.PathLike[str], *, pool_size: int = 10) -> None:
+        self.url = store_url(target)
+        self.name = self.url.render_as_string(hide_password=True)
+        self.sqlite = self.url.get_backend_name() == "sqlite"
+        if self.sqlite:
+            self._writer = self._sqlite_engine(immediate=True)
+            self._reader = self._sqlite_engine(immediate=False)
+        else:
+            try:
+                import psycopg  # noqa: F401
+            except ImportError:
+                raise MissingExtraError("postgres", "a PostgreSQL persona store") from None
+            engine = sa.create_engine(self.url, pool_size=pool_size, max_overflow=2 * pool_size,
+                                      pool_pre_ping=True)
+            self._writer = self._reader = engine
+        self.migrate()
+
+    def _sqlite_engine(self, *, immediate: bool) -> Engine:
+        database = self.url.database
+        if database and database != ":memory:":
+            Path(database).parent.mkdir(parents=True, exist_ok=True)
+        engine = sa.create_engine(self.url, connect_args={"timeout": BUSY_TIMEOUT_S, "check_same_thread": False})
+
+        @sa.event.listens_for(engine, "connect")
+        def _connect(dbapi: Any, _record: Any) -> None:
+            dbapi.isolation_level = None  # transactions begin where the "begin" hook says
+            cursor = dbapi.cursor()
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA synchronous=NORMAL")
+            cursor.execute(f"PRAGMA busy_timeout={int(BUSY_TIMEOUT_S * 1000)}")
+            cursor.close()
+
+        @sa.event.listens_for(engine, "begin")
+        def _begin(conn: Connection) -> None:
+            conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+        return engine
+
+    @contextmanager
+    def write(self) -> Iterator[Connection]:
+        """A connection in a write transaction, committed when the block ends without error."""
+        with self._writer.begin() as conn:
+            yield conn
+
+    @contextmanager
+    def read(self) -> Iterator[Connection]:
+        with self._reader.begin() as conn:
+            yield conn
+
+    def insert(self, table: sa.Table) -> Any:
+        """The dialect's INSERT, which has ``on_conflict_do_nothing``."""
+        if self.sqlite:
+            from sqlalchemy.dialects import sqlite
+
+            return sqlite.insert(table)
+        from sqlalchemy.dialects import postgresql
+
+        return postgresql.insert(table)
+
+    def migrate(self) -> None:
+        """Bring the schema to the newest revision (a no-op when it is there)."""
+        from alembic import command
+        from alembic.config import Config
+        from alembic.runtime.migration import MigrationContext
+        from alembic.script import ScriptDirectory
+
+        config = Config()
+        config.set_main_option("script_location", str(MIGRATIONS))
+        head = ScriptDirectory.from_config(config).get_current_head()
+        with self.read() as conn:
+            if MigrationContext.configure(conn).get_current_revision() == head:
+                return
+        with self.write() as conn:
+            if not self.sqlite:
+                conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK})
+            if MigrationContext.configure(conn).get_current_revision() != head:
+                logger.info("persona store %s: migrating the schema to revision %s", self.name, head)
+                config.attributes["connection"] = conn
+                command.upgrade(config, "head")
+
+    def revision(self) -> str | None:
+        from alembic.runtime.migration import MigrationContext
+
+        with self.read() as conn:
+            return MigrationContext.configure(conn).get_current_revision()
+
+    def close(self) -> None:
+        self._writer.dispose()
+        if self._reader is not self._writer:
+            self._reader.dispose()

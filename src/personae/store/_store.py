@@ -1,0 +1,609 @@
+"""The persona store: preferences in, always-current personas and judges out."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import logging
+import math
+import os
+import threading
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import dspy
+import sqlalchemy as sa
+
+from personae.data import PreferenceRecord, Turn
+from personae.errors import ConfigError, DataError, PersonaeError
+from personae.optimizers import PersonalizedJudge, Verdict, judge_path
+from personae.runs import failure_kind
+from personae.signatures import generation_system_prompt
+from personae.store._backends import JudgeBackend, LLMJudgeBackend
+from personae.store._db import Database
+from personae.store._jobs import Job, JobQueue, UpdateWorker
+from personae.store._policy import UpdatePolicy
+from personae.store._schema import jobs, judgments, personas, preferences
+from personae.store._updates import Updater, load_version
+
+__all__ = ["AddResult", "AsyncPersonaStore", "PersonaState", "PersonaStore", "PersonaVersion", "Ranking",
+           "UnknownUserError", "content_hash"]
+
+logger = logging.getLogger(__name__)
+
+MAX_ID_CHARS = {"tenant": 128, "user_id": 256, "pref_id": 256}
+MEMORY_PAIRS = 50  # cold start: the memory judge reads at most this many recent preferences
+MAX_RANK_CANDIDATES = 64
+
+
+class UnknownUserError(PersonaeError, KeyError):
+    """The store holds nothing for this user (in this tenant)."""
+
+    def __init__(self, user_id: str, tenant: str) -> None:
+        self.user_id = user_id
+        self.tenant = tenant
+        super().__init__(f"no user {user_id!r} in tenant {tenant!r}")
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+@dataclass(frozen=True)
+class AddResult:
+    """What an add did: the preference ids stored now, those already there, the update job."""
+
+    added: list[str]
+    duplicates: list[str]
+    job_id: str | None
+
+
+@dataclass(frozen=True)
+class PersonaState:
+    """A user's current persona and how far to trust it.
+
+    ``prequential_accuracy`` is how often the store's judge was right on this user's pairs
+    before learning from them (``prequential_judged`` of them; unscored ones count wrong), and
+    ``confidence`` the lower end of its 95% Wilson interval (None before any judgment).
+    ``personalization`` says what a judgment uses now: ``persona``, ``memory`` (the raw
+    preferences, before the first persona) or ``none``.
+    """
+
+    user_id: str
+    persona: str
+    version: int | None
+    pairs_seen: int
+    pairs_learned: int
+    prequential_accuracy: float | None
+    prequential_judged: int
+    confidence: float | None
+    personalization: str
+    method: str | None = None
+    val_accuracy: float | None = None
+    updated: str | None = None
+    pending_job: str | None = None
+
+
+@dataclass(frozen=True)
+class PersonaVersion:
+    """One stored persona version: its text, how it was made, what it cost, how it did since."""
+
+    version: int
+    persona: str
+    method: str              # first-fit | incremental | refit | imported
+    reason: str
+    preference_ids: list[str]
+    demos: int
+    val_accuracy: float | None
+    cost: dict[str, Any]
+    created: str
+    prequential_judged: int = 0
+    prequential_accuracy: float | None = None
+
+
+@dataclass(frozen=True)
+class Ranking:
+    """Best-of-n: ``order`` lists candidate indices best first; ``scores`` are rewards (reward
+    model) or wins in a knockout (LLM judge), per candidate; ``comparisons`` judged pairs."""
+
+    best: int
+    order: list[int]
+    scores: list[float]
+    comparisons: int
+    personalization: str
+    version: int | None
+    verdicts: list[Verdict] = field(default_factory=list)
+
+
+def _wilson_lower(right: int, n: int, z: float = 1.96) -> float | None:
+    if n == 0:
+        return None
+    p = right / n
+    centre = p + z * z / (2 * n)
+    margin = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
+    return max(0.0, (centre - margin) / (1 + z * z / n))
+
+
+def _iso(seconds: float | None) -> str | None:
+    return None if seconds is None else datetime.fromtimestamp(seconds, timezone.utc).isoformat(timespec="seconds")
+
+
+def _check_id(kind: str, value: object) -> str:
+    limit = MAX_ID_CHARS[kind]
+    if not isinstance(value, str) or not value.strip() or len(value) > limit or any(ord(c) < 32 for c in value):
+        raise ConfigError(f"{kind} must be a non-empty string of at most {limit} characters without control "
+                          f"characters, got {value!r:.80}")
+    return value
+
+
+def content_hash(record: PreferenceRecord) -> str:
+    """What identifies a pair without a client id: its conversation and both responses."""
+    text = json.dumps({"context": [[t.role, t.content] for t in record.context], "chosen": record.chosen,
+                       "rejected": record.rejected}, ensure_ascii=False, sort_keys=True)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def _as_record(item: PreferenceRecord | Mapping[str, Any], user_id: str, source: str, index: int) -> PreferenceRecord:
+    if isinstance(item, Mapping):
+        data = dict(item)
+        if "context" not in data and isinstance(data.get("prompt"), str):
+            data["context"] = [{"role": "user", "content": data.pop("prompt")}]
+        try:
+            item = PreferenceRecord.from_dict(data)
+        except DataError as exc:
+            raise DataError(exc.message, source=source, record=index, field=exc.field) from None
+    elif not isinstance(item, PreferenceRecord):
+        raise DataError(f"expected a PreferenceRecord, got {type(item).__name__}", source=source, record=index)
+    if item.user_id not in (None, "", user_id):
+        raise DataError(f"the record belongs to user {item.user_id!r}, not {user_id!r}", source=source,
+                        record=index, field="user_id")
+    for name in ("chosen", "rejected"):
+        if not isinstance(getattr(item, name), str) or not getattr(item, name).strip():
+            raise DataError("expected a non-empty string", source=source, record=index, field=name)
+    if not item.context or not all(isinstance(t, Turn) and isinstance(t.content, str) for t in item.context) \
+            or not item.context[-1].content.strip():
+        raise DataError("expected a conversation ending with a non-empty turn", source=source, record=index,
+                        field="context")
+    if item.record_id and len(item.record_id) > MAX_ID_CHARS["pref_id"]:
+        raise DataError(f"a client id is at most {MAX_ID_CHARS['pref_id']} characters", source=source,
+                        record=index, field="record_id")
+    return replace(item, user_id=user_id)
+
+
+class _Core:
+    """What every tenant view of one store shares: database, backend, updater, worker, caches."""
+
+    def __init__(self, target: str | os.PathLike[str], lm: dspy.BaseLM | None, backend: JudgeBackend | None,
+                 policy: UpdatePolicy, background: bool) -> None:
+        self.db = Database(target)
+        self.policy = policy
+        self.lm = lm if lm is not None else (backend.lm if backend is not None else None)
+        self.backend = backend if backend is not None else (LLMJudgeBackend(lm, memory=policy.memory_judge)
+                                                            if lm is not None else None)
+        self.queue = JobQueue(self.db, policy)
+        self.updater = Updater(self.db, self.backend, self.lm, policy) if self.backend is not None else None
+        self.fitted: dict[tuple[str, str, int], PersonalizedJudge] = {}
+        self.lock = threading.Lock()
+        self.worker: UpdateWorker | None = None
+        if background and self.updater is not None:
+            self.worker = UpdateWorker(self.queue, lambda job: self.run_job(job, raise_bugs=False), policy)
+            self.worker.start()
+
+    def run_job(self, job: Job, *, raise_bugs: bool) -> None:
+        assert self.updater is not None
+        try:
+            result = self.updater.update(job.tenant, job.user_id)
+        except Exception as exc:
+            retried = self.queue.fail(job, exc)
+            bug = not isinstance(exc, PersonaeError) and failure_kind(exc) is None
+            if bug:
+                logger.exception("update job %s of %s/%s failed on a bug", job.id, job.tenant, job.user_id)
+                if raise_bugs:
+                    raise
+            else:
+                logger.warning("update job %s of %s/%s failed%s: %s", job.id, job.tenant, job.user_id,
+                               " (will retry)" if retried else "", exc)
+            return
+        self.queue.finish(job, result)
+
+    def judge_of(self, tenant: str, user_id: str, row: Any) -> PersonalizedJudge:
+        key = (tenant, user_id, int(row.version))
+        with self.lock:
+            found = self.fitted.get(key)
+        if found is None:
+            found = PersonalizedJudge.from_dict(row.judge, source=f"persona version {row.version} of {user_id}")
+            with self.lock:
+                if len(self.fitted) > 10000:
+                    self.fitted.clear()
+                self.fitted[key] = found
+        return found
+
+    def close(self) -> None:
+        if self.worker is not None:
+            self.worker.stop()
+            self.worker = None
+        self.db.close()
+
+
+class PersonaStore:
+    """Preferences in, personas and judges out, for an application's users.
+
+    ::
+
+        store = PersonaStore("personae.db", lm=get_lm("openai/gpt-4o-mini"))   # or a postgresql+psycopg:// URL
+        store.add_preferences("u1", [PreferenceRecord([Turn("user", q)], chosen=a, rejected=b)])
+        store.judge("u1", q, draft_1, draft_2).preferred        # "A" or "B", with .probability
+        store.generation_messages("u1")                         # a system prompt for this user
+
+    ``target`` is an SQLite file (created with its schema, WAL mode) or a database URL. ``lm``
+    writes personas; ``backend`` judges (default: an :class:`LLMJudgeBackend` on ``lm``; or a
+    :class:`RewardModelBackend`). Every user lives in a tenant (``tenant``, or a view from
+    :meth:`for_tenant`). With ``background`` (the default) update jobs run on worker threads;
+    without, :meth:`process_jobs` runs them. Thread-safe; several processes may share the
+    database. See :class:`UpdatePolicy` for how personas are kept current.
+    """
+
+    def __init__(self, target: str | os.PathLike[str] = "personae.db", *, lm: dspy.BaseLM | None = None,
+                 backend: JudgeBackend | None = None, tenant: str = "default", policy: UpdatePolicy | None = None,
+                 background: bool = True, _core: _Core | None = None) -> None:
+        self.tenant = _check_id("tenant", tenant)
+        self._core = _core or _Core(target, lm, backend, policy or UpdatePolicy(), background)
+        self._owner = _core is None
+
+    # -- lifecycle ----------------------------------------------------------------------
+    def for_tenant(self, tenant: str) -> PersonaStore:
+        """The same store seen by another tenant: it never sees this tenant's users."""
+        return PersonaStore(self._core.db.name, tenant=tenant, _core=self._core)
+
+    @property
+    def policy(self) -> UpdatePolicy:
+        return self._core.policy
+
+    @property
+    def backend(self) -> JudgeBackend | None:
+        return self._core.backend
+
+    @property
+    def database(self) -> str:
+        """The database, as a URL without its password."""
+        return self._core.db.name
+
+    def close(self) -> None:
+        """Stop the update workers (running jobs finish) and close the database connections."""
+        if self._owner:
+            self._core.close()
+
+    def __enter__(self) -> PersonaStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- preferences ----------------------------------------------------------------------
+    def add_preferences(self, user_id: str, records: Iterable[PreferenceRecord | Mapping[str, Any]]) -> AddResult:
+        """Store a user's new preferences and queue the update they call for.
+
+        Idempotent: a record's ``record_id`` is its client id, else its content hash names it;
+        a preference already stored is reported in ``duplicates`` and changes nothing.
+        """
+        user_id = _check_id("user_id", user_id)
+        source = f"add_preferences({user_id!r})"
+        rows = [_as_record(item, user_id, source, index) for index, item in enumerate(records, 1)]
+        db, now = self._core.db, time.time()
+        added: list[str] = []
+        duplicates: list[str] = []
+        job_id = None
+        with db.write() as conn:
+            current = conn.execute(sa.select(sa.func.max(personas.c.version)).where(
+                personas.c.tenant == self.tenant, personas.c.user_id == user_id)).scalar() or 0
+            for record in rows:
+                digest = content_hash(record)
+                pref_id = record.record_id or f"sha256:{digest[:40]}"
+                inserted = conn.execute(db.insert(preferences).values(
+                    tenant=self.tenant, user_id=user_id, pref_id=pref_id, content_hash=digest,
+                    record={**record.to_dict(), "record_id": pref_id}, created_at=now,
+                    arrived_version=current).on_conflict_do_nothing())
+                (added if inserted.rowcount else duplicates).append(pref_id)
+            if added and self._core.updater is not None:
+                job_id = self._core.queue.enqueue(conn, self.tenant, user_id)
+        if job_id is not None and self._core.worker is not None:
+            self._core.worker.wake()
+        return AddResult(added, duplicates, job_id)
+
+    def preferences(self, user_id: str) -> list[PreferenceRecord]:
+        """The user's stored preferences, in the order they arrived."""
+        with self._core.db.read() as conn:
+            rows = conn.execute(sa.select(preferences.c.record).where(
+                preferences.c.tenant == self.tenant, preferences.c.user_id == user_id)
+                .order_by(preferences.c.id)).scalars().all()
+        return [PreferenceRecord.from_dict(r) for r in rows]
+
+    def users(self) -> list[str]:
+        """Every user of this tenant that has preferences or personas."""
+        with self._core.db.read() as conn:
+            found = set(conn.execute(sa.select(preferences.c.user_id).where(
+                preferences.c.tenant == self.tenant).distinct()).scalars())
+            found |= set(conn.execute(sa.select(personas.c.user_id).where(
+                personas.c.tenant == self.tenant).distinct()).scalars())
+        return sorted(found)
+
+    def exists(self, user_id: str) -> bool:
+        with self._core.db.read() as conn:
+            return any(conn.execute(sa.select(t.c.id).where(t.c.tenant == self.tenant, t.c.user_id == user_id)
+                                    .limit(1)).first() for t in (preferences, personas))
+
+    # -- personas ---------------------------------------------------------------------------
+    def persona(self, user_id: str) -> PersonaState:
+        """The user's current persona, version, pairs seen, prequential accuracy and confidence
+        (a user the store has never seen gets an empty state)."""
+        tenant = self.tenant
+        with self._core.db.read() as conn:
+            latest = load_version(conn, tenant, user_id)
+            seen, learned = conn.execute(sa.select(sa.func.count(), sa.func.count(preferences.c.learned_version))
+                                         .where(preferences.c.tenant == tenant,
+                                                preferences.c.user_id == user_id)).one()
+            judged = conn.execute(sa.select(judgments.c.correct).where(
+                judgments.c.tenant == tenant, judgments.c.user_id == user_id)).scalars().all()
+            pending = conn.execute(sa.select(jobs.c.id).where(
+                jobs.c.tenant == tenant, jobs.c.user_id == user_id, jobs.c.status.in_(("pending", "running")))
+                .order_by(jobs.c.created_at.desc()).limit(1)).scalar()
+        right = sum(bool(c) for c in judged)
+        return PersonaState(
+            user_id=user_id, persona="" if latest is None else latest.persona,
+            version=None if latest is None else int(latest.version), pairs_seen=int(seen), pairs_learned=int(learned),
+            prequential_accuracy=right / len(judged) if judged else None, prequential_judged=len(judged),
+            confidence=_wilson_lower(right, len(judged)), personalization=self._personalization(latest, int(seen)),
+            method=None if latest is None else latest.method,
+            val_accuracy=None if latest is None else latest.val_accuracy,
+            updated=None if latest is None else _iso(latest.created_at), pending_job=pending)
+
+    def _personalization(self, latest: sa.Row[Any] | None, seen: int) -> str:
+        if latest is not None:
+            return "persona" if latest.persona or latest.judge.get("demos") else "none"
+        memory = isinstance(self._core.backend, LLMJudgeBackend) and self._core.backend.memory
+        return "memory" if memory and seen else "none"
+
+    def history(self, user_id: str) -> list[PersonaVersion]:
+        """Every persona version of the user, oldest first, with its prequential accuracy."""
+        tenant = self.tenant
+        with self._core.db.read() as conn:
+            rows = conn.execute(sa.select(personas).where(personas.c.tenant == tenant, personas.c.user_id == user_id)
+                                .order_by(personas.c.version)).all()
+            judged = conn.execute(sa.select(judgments.c.version, judgments.c.correct).where(
+                judgments.c.tenant == tenant, judgments.c.user_id == user_id)).all()
+        if not rows and not self.exists(user_id):
+            raise UnknownUserError(user_id, tenant)
+        out = []
+        for row in rows:
+            mine = [bool(j.correct) for j in judged if j.version == row.version]
+            out.append(PersonaVersion(
+                version=int(row.version), persona=row.persona, method=row.method, reason=row.reason,
+                preference_ids=list(row.preference_ids), demos=len(row.judge.get("demos") or []),
+                val_accuracy=row.val_accuracy, cost=dict(row.cost), created=_iso(row.created_at) or "",
+                prequential_judged=len(mine), prequential_accuracy=sum(mine) / len(mine) if mine else None))
+        return out
+
+    def fitted_judge(self, user_id: str, version: int | None = None) -> PersonalizedJudge | None:
+        """The user's judge as a :class:`PersonalizedJudge` (None before the first persona)."""
+        with self._core.db.read() as conn:
+            row = load_version(conn, self.tenant, user_id, version)
+        return None if row is None else self._core.judge_of(self.tenant, user_id, row)
+
+    def export(self, user_id: str, path: str | os.PathLike[str] | None = None, *,
+               version: int | None = None) -> PersonalizedJudge:
+        """The user's judge (newest version unless ``version``), the same JSON artifact that
+        ``personae fit`` writes; saved to ``path`` when given (a folder gets ``<user>.json``)."""
+        judge = self.fitted_judge(user_id, version)
+        if judge is None:
+            if not self.exists(user_id):
+                raise UnknownUserError(user_id, self.tenant)
+            raise ConfigError(f"user {user_id!r} has no persona yet (fewer than {self.policy.min_pairs} pairs, "
+                              "or its first update has not run)")
+        if path is not None:
+            target = Path(path)
+            judge.save(judge_path(target, user_id) if target.is_dir() or not target.suffix else target)
+        return judge
+
+    def import_judges(self, source: str | os.PathLike[str] | Iterable[PersonalizedJudge]) -> list[str]:
+        """Store fitted judges (a folder of ``personae fit`` output, or judges) as each user's
+        newest persona version (method ``imported``); returns the user ids."""
+        if isinstance(source, (str, os.PathLike)):
+            folder = Path(source)
+            if not folder.is_dir():
+                raise DataError("expected a folder of fitted judges", source=str(folder))
+            judges = [PersonalizedJudge.load(p) for p in sorted(folder.glob("*.json")) if p.name != "run.json"]
+        else:
+            judges = list(source)
+        imported = []
+        with self._core.db.write() as conn:
+            for judge in judges:
+                user_id = _check_id("user_id", judge.user_id)
+                current = conn.execute(sa.select(sa.func.max(personas.c.version)).where(
+                    personas.c.tenant == self.tenant, personas.c.user_id == user_id)).scalar() or 0
+                conn.execute(personas.insert().values(
+                    tenant=self.tenant, user_id=user_id, version=current + 1, persona=judge.persona,
+                    judge=judge.to_dict(), preference_ids=[], method="imported",
+                    reason=f"fitted by {judge.preset or 'personae fit'} on {judge.n_train} train pairs",
+                    val_accuracy=judge.val_accuracy, cost=dict(judge.cost), created_at=time.time()))
+                imported.append(user_id)
+        return imported
+
+    def forget(self, user_id: str) -> dict[str, int]:
+        """Remove everything the store holds on the user: preferences, personas, judgments, jobs.
+        Returns how many rows of each went."""
+        removed = {}
+        with self._core.db.write() as conn:
+            for table in (preferences, personas, judgments, jobs):
+                result = conn.execute(table.delete().where(table.c.tenant == self.tenant,
+                                                           table.c.user_id == user_id))
+                removed[table.name] = int(result.rowcount)
+        with self._core.lock:
+            for key in [k for k in self._core.fitted if k[:2] == (self.tenant, user_id)]:
+                del self._core.fitted[key]
+        return removed
+
+    # -- judging ------------------------------------------------------------------------------
+    def _judging(self, user_id: str) -> tuple[JudgeBackend, PersonalizedJudge | None, int | None,
+                                                list[PreferenceRecord]]:
+        backend = self._core.backend
+        if backend is None:
+            raise ConfigError("this store has no judge: pass lm= or backend= to PersonaStore")
+        _check_id("user_id", user_id)
+        with self._core.db.read() as conn:
+            row = conn.execute(sa.select(personas.c.version, personas.c.judge).where(
+                personas.c.tenant == self.tenant, personas.c.user_id == user_id)
+                .order_by(personas.c.version.desc()).limit(1)).first()
+            history: list[PreferenceRecord] = []
+            if row is None and isinstance(backend, LLMJudgeBackend) and backend.memory:
+                recent = conn.execute(sa.select(preferences.c.record).where(
+                    preferences.c.tenant == self.tenant, preferences.c.user_id == user_id)
+                    .order_by(preferences.c.id.desc()).limit(MEMORY_PAIRS)).scalars().all()
+                history = [PreferenceRecord.from_dict(r) for r in reversed(recent)]
+        if row is None:
+            return backend, None, None, history
+        return backend, self._core.judge_of(self.tenant, user_id, row), int(row.version), history
+
+    def judge(self, user_id: str, context: str, a: str, b: str, *, abstain_below: float | None = None) -> Verdict:
+        """Which of ``a`` and ``b`` the user prefers, judged in both orders by the user's current
+        persona version (cold start: the user's preferences, or nothing; ``personalization``
+        says which). With ``abstain_below``, a verdict whose probability for the preferred side
+        is under it comes back with ``abstained=True``."""
+        backend, fitted, version, history = self._judging(user_id)
+        verdict = replace(backend.compare(fitted, history, context, a, b), version=version)
+        if abstain_below is not None and verdict.probability is not None:
+            confidence = max(verdict.probability, 1.0 - verdict.probability)
+            verdict = replace(verdict, abstained=confidence < abstain_below)
+        return verdict
+
+    def rank(self, user_id: str, context: str, candidates: Sequence[str]) -> Ranking:
+        """The best of several drafts for the user. The reward model scores each (no LM call);
+        the LLM judge runs a knockout: ``len(candidates) - 1`` comparisons, each in both orders,
+        so at most ``2 * (n - 1)`` LM calls (attempts aside)."""
+        candidates = list(candidates)
+        if not candidates or len(candidates) > MAX_RANK_CANDIDATES:
+            raise ConfigError(f"rank takes 1 to {MAX_RANK_CANDIDATES} candidates, got {len(candidates)}")
+        backend, fitted, version, history = self._judging(user_id)
+        scores = backend.scores(fitted, context, candidates)
+        if scores is not None:
+            order = sorted(range(len(candidates)), key=lambda i: -scores[i])
+            personalization = "persona" if fitted is not None and fitted.persona else "none"
+            return Ranking(order[0], order, list(scores), 0, personalization, version)
+        wins = [0.0] * len(candidates)
+        out_in_round = [0] * len(candidates)
+        verdicts: list[Verdict] = []
+        alive = list(range(len(candidates)))
+        round_no = 0
+        while len(alive) > 1:
+            round_no += 1
+            survivors = []
+            for k in range(0, len(alive) - 1, 2):
+                i, j = alive[k], alive[k + 1]
+                verdict = backend.compare(fitted, history, context, candidates[i], candidates[j])
+                verdicts.append(replace(verdict, version=version))
+                winner, loser = (i, j) if verdict.preferred == "A" else (j, i)
+                wins[winner] += 1
+                out_in_round[loser] = round_no
+                survivors.append(winner)
+            if len(alive) % 2:
+                survivors.append(alive[-1])
+            alive = survivors
+        out_in_round[alive[0]] = round_no + 1
+        order = sorted(range(len(candidates)), key=lambda i: (-out_in_round[i], -wins[i], i))
+        personalization = verdicts[0].personalization if verdicts else "none"
+        return Ranking(alive[0], order, wins, len(verdicts), personalization, version, verdicts)
+
+    def generation_messages(self, user_id: str) -> list[dict[str, str]]:
+        """A system prompt (as a one-message list) to write responses this user prefers."""
+        return [{"role": "system", "content": generation_system_prompt(self.persona(user_id).persona)}]
+
+    # -- jobs ---------------------------------------------------------------------------------
+    def job(self, job_id: str) -> Job | None:
+        found = self._core.queue.get(job_id)
+        return found if found is not None and found.tenant == self.tenant else None
+
+    def process_jobs(self, *, include_waiting: bool = False, limit: int | None = None) -> int:
+        """Run due update jobs (of every tenant) in this thread; with ``include_waiting`` also
+        those still in their debounce delay. Returns how many ran. A bug in an update raises."""
+        if self._core.updater is None:
+            raise ConfigError("this store has no judge to update personas with: pass lm= or backend=")
+        ran = 0
+        while limit is None or ran < limit:
+            job = self._core.queue.claim(due_before=math.inf if include_waiting else None)
+            if job is None:
+                break
+            self._core.run_job(job, raise_bugs=True)
+            ran += 1
+        return ran
+
+    def wait_idle(self, timeout: float = 60.0) -> bool:
+        """Wait until this tenant has no pending or running job; False when ``timeout`` ran out."""
+        deadline = time.monotonic() + timeout
+        while True:
+            with self._core.db.read() as conn:
+                busy = conn.execute(sa.select(sa.func.count()).where(
+                    jobs.c.tenant == self.tenant, jobs.c.status.in_(("pending", "running")))).scalar()
+            if not busy:
+                return True
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(min(0.05, max(0.0, deadline - time.monotonic())))
+
+
+class AsyncPersonaStore:
+    """:class:`PersonaStore` for asynchronous applications: the same methods, awaited. Each call
+    runs in a worker thread, so the event loop keeps serving while the database or LM works."""
+
+    def __init__(self, target: str | os.PathLike[str] | PersonaStore = "personae.db", **options: Any) -> None:
+        self.sync = target if isinstance(target, PersonaStore) else PersonaStore(target, **options)
+
+    def for_tenant(self, tenant: str) -> AsyncPersonaStore:
+        return AsyncPersonaStore(self.sync.for_tenant(tenant))
+
+    async def add_preferences(self, user_id: str,
+                              records: Iterable[PreferenceRecord | Mapping[str, Any]]) -> AddResult:
+        return await asyncio.to_thread(self.sync.add_preferences, user_id, list(records))
+
+    async def persona(self, user_id: str) -> PersonaState:
+        return await asyncio.to_thread(self.sync.persona, user_id)
+
+    async def history(self, user_id: str) -> list[PersonaVersion]:
+        return await asyncio.to_thread(self.sync.history, user_id)
+
+    async def judge(self, user_id: str, context: str, a: str, b: str, *,
+                    abstain_below: float | None = None) -> Verdict:
+        return await asyncio.to_thread(self.sync.judge, user_id, context, a, b, abstain_below=abstain_below)
+
+    async def rank(self, user_id: str, context: str, candidates: Sequence[str]) -> Ranking:
+        return await asyncio.to_thread(self.sync.rank, user_id, context, list(candidates))
+
+    async def generation_messages(self, user_id: str) -> list[dict[str, str]]:
+        return await asyncio.to_thread(self.sync.generation_messages, user_id)
+
+    async def export(self, user_id: str, path: str | os.PathLike[str] | None = None, *,
+                     version: int | None = None) -> PersonalizedJudge:
+        return await asyncio.to_thread(self.sync.export, user_id, path, version=version)
+
+    async def import_judges(self, source: str | os.PathLike[str] | Iterable[PersonalizedJudge]) -> list[str]:
+        return await asyncio.to_thread(self.sync.import_judges, source)
+
+    async def forget(self, user_id: str) -> dict[str, int]:
+        return await asyncio.to_thread(self.sync.forget, user_id)
+
+    async def users(self) -> list[str]:
+        return await asyncio.to_thread(self.sync.users)
+
+    async def job(self, job_id: str) -> Job | None:
+        return await asyncio.to_thread(self.sync.job, job_id)
+
+    async def process_jobs(self, *, include_waiting: bool = False) -> int:
+        return await asyncio.to_thread(self.sync.process_jobs, include_waiting=include_waiting)
+
+    async def wait_idle(self, timeout: float = 60.0) -> bool:
+        return await asyncio.to_thread(self.sync.wait_idle, timeout)
+
+    async def close(self) -> None:
+        await asyncio.to_thread(self.sync.close)

@@ -1,0 +1,298 @@
+"""The persona store on real databases: an SQLite file, and a PostgreSQL server the suite starts."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+from pathlib import Path
+
+import dspy
+import pytest
+import sqlalchemy as sa
+
+from helpers import record
+from personae.data import PreferenceRecord, Turn
+from personae.errors import ConfigError, DataError, LMCallError
+from personae.lm import ScriptedLM
+from personae.optimizers import PersonalizedJudge
+from personae.store import AsyncPersonaStore, PersonaStore, UnknownUserError, UpdatePolicy
+
+SYNC = UpdatePolicy(debounce_s=0.0, poll_s=0.05)
+
+
+@pytest.fixture(autouse=True)
+def _json_adapter():
+    with dspy.context(adapter=dspy.JSONAdapter()):
+        yield
+
+
+class Script:
+    """A scripted model: prefers the shorter response, writes and revises a persona, counts calls by task."""
+
+    def __init__(self, *, prefer: str = "shorter") -> None:
+        self.prefer = prefer
+        self.counts: dict[str, int] = {}
+        self.lock = threading.Lock()
+        self.lm = ScriptedLM(self)
+
+    def _count(self, task: str) -> None:
+        with self.lock:
+            self.counts[task] = self.counts.get(task, 0) + 1
+
+    def __call__(self, call):
+        if call.field("new_choices") is not None:
+            self._count("revise")
+            n = call.field("new_choices").count("Choice ")
+            return {"reasoning": "r", "revised_persona": f"The user wants short answers (revised with {n} choices)."}
+        if call.field("preference_history") is not None:
+            self._count("synthesize")
+            return {"reasoning": "r", "persona": "The user wants short answers."}
+        self._count("judge")
+        first, second = call.field("first_response"), call.field("second_response")
+        short_first = len(first) <= len(second)
+        pick_first = short_first if self.prefer == "shorter" else not short_first
+        return {"reasoning": "shorter wins" if self.prefer == "shorter" else "longer wins",
+                "preferred": "First" if pick_first else "Second"}
+
+
+def pair(i: int, user: str = "u1", *, prompt: str | None = None) -> PreferenceRecord:
+    return record(i, prompt=prompt, chosen=f"ok {i}", rejected=f"a much longer answer number {i}", user=user)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def target(request, tmp_path):
+    if request.param == "sqlite":
+        return str(tmp_path / "personae.db")
+    return request.getfixturevalue("postgres_url")
+
+
+def test_cold_start_first_fit_and_incremental_update(target) -> None:
+    script = Script()
+    with PersonaStore(target, lm=script.lm, policy=SYNC, background=False) as store:
+        empty = store.persona("u1")
+        assert (empty.version, empty.pairs_seen, empty.personalization, empty.confidence) == (None, 0, "none", None)
+
+        added = store.add_preferences("u1", [pair(0), pair(1)])
+        assert added.added == ["r0", "r1"] and added.job_id
+        assert store.process_jobs() == 1
+        state = store.persona("u1")
+        assert state.version is None and state.pairs_seen == 2 and state.personalization == "memory"
+        assert state.prequential_judged == 2          # cold start judged by the memory judge
+        verdict = store.judge("u1", "question", "ok", "a long and winding answer")
+        assert verdict.personalization == "memory" and verdict.version is None and verdict.preferred == "A"
+        assert verdict.probability == 1.0
+
+        store.add_preferences("u1", [pair(2), pair(3)])
+        store.process_jobs()
+        state = store.persona("u1")
+        assert state.version == 1 and state.method == "first-fit" and state.persona == "The user wants short answers."
+        assert state.pairs_learned == 4 and state.val_accuracy is not None
+
+        before = dict(script.counts)
+        store.add_preferences("u1", [pair(4), pair(5)])
+        store.process_jobs()
+        calls = {k: script.counts.get(k, 0) - before.get(k, 0) for k in script.counts}
+        # two prequential judgments, two verifications, one revision: no synthesis, no demo search
+        assert calls == {"judge": 4, "revise": 1, "synthesize": 0}
+        state = store.persona("u1")
+        assert state.version == 2 and state.method == "incremental" and "revised with 2 choices" in state.persona
+        assert state.prequential_judged == 6 and state.prequential_accuracy == 1.0
+        history = store.history("u1")
+        assert [v.method for v in history] == ["first-fit", "incremental"]
+        assert history[1].preference_ids == [f"r{i}" for i in range(6)]
+        assert history[0].prequential_judged == 2   # the pairs that arrived while version 1 was current
+        assert history[1].demos == history[0].demos
+        verdict = store.judge("u1", "question", "a long and winding answer", "ok")
+        assert (verdict.preferred, verdict.version, verdict.personalization) == ("B", 2, "persona")
+        assert store.generation_messages("u1")[0]["content"].count("revised with 2 choices") == 1
+
+
+def test_adds_are_idempotent_by_client_id_and_by_content(tmp_path) -> None:
+    with PersonaStore(tmp_path / "s.db", policy=SYNC, background=False) as store:
+        first = store.add_preferences("u1", [pair(0), pair(1)])
+        again = store.add_preferences("u1", [pair(1), pair(2)])
+        assert first.added == ["r0", "r1"] and again.added == ["r2"] and again.duplicates == ["r1"]
+        anonymous = PreferenceRecord([Turn("user", "q")], "a", "b")
+        one = store.add_preferences("u1", [anonymous])
+        two = store.add_preferences("u1", [PreferenceRecord([Turn("user", "q")], "a", "b")])
+        assert one.added[0].startswith("sha256:") and two.duplicates == one.added
+        assert len(store.preferences("u1")) == 4
+
+
+def test_bad_records_name_the_record_and_field(tmp_path) -> None:
+    with PersonaStore(tmp_path / "s.db", policy=SYNC, background=False) as store:
+        with pytest.raises(DataError, match=r"add_preferences\('u1'\), record 2, field 'rejected'"):
+            store.add_preferences("u1", [pair(0), {"prompt": "q", "chosen": "a", "rejected": ""}])
+        with pytest.raises(DataError, match="field 'user_id'"):
+            store.add_preferences("u1", [pair(0, user="u2")])
+        with pytest.raises(ConfigError, match="user_id"):
+            store.add_preferences("", [pair(0)])
+        assert store.preferences("u1") == []  # nothing of a rejected batch is kept
+
+
+def test_forget_leaves_nothing_and_tenants_are_isolated(target) -> None:
+    script = Script()
+    with PersonaStore(target, lm=script.lm, policy=SYNC, background=False, tenant="acme") as acme:
+        other = acme.for_tenant("globex")
+        acme.add_preferences("u1", [pair(i) for i in range(5)])
+        other.add_preferences("u1", [pair(i) for i in range(2)])
+        acme.process_jobs()
+        assert acme.persona("u1").version == 1 and other.persona("u1").version is None
+        assert other.persona("u1").pairs_seen == 2 and acme.persona("u1").pairs_seen == 5
+        assert other.users() == ["u1"] and acme.for_tenant("initech").users() == []
+        with pytest.raises(UnknownUserError):
+            acme.for_tenant("initech").history("u1")
+        job = acme.add_preferences("u2", [pair(9, "u2")]).job_id
+        assert acme.job(job) is not None and other.job(job) is None
+
+        removed = acme.forget("u1")
+        assert removed["preferences"] == 5 and removed["personas"] == 1 and removed["judgments"] == 5
+        assert not acme.exists("u1") and acme.persona("u1").pairs_seen == 0
+        assert other.persona("u1").pairs_seen == 2     # the other tenant's user of the same id stays
+        engine = sa.create_engine(acme.database if "postgresql" not in acme.database else target)
+        try:
+            with engine.connect() as conn:
+                for table in ("preferences", "personas", "judgments", "jobs"):
+                    left = conn.execute(sa.text(f"select count(*) from {table} where tenant='acme' and user_id='u1'"))
+                    assert left.scalar() == 0, table
+        finally:
+            engine.dispose()
+
+
+def test_a_history_on_one_prompt_still_gets_a_persona_then_a_refit_once_it_can_validate(tmp_path) -> None:
+    script = Script()
+    with PersonaStore(tmp_path / "s.db", lm=script.lm, policy=SYNC, background=False) as store:
+        store.add_preferences("u1", [pair(i, prompt="the same question") for i in range(6)])
+        store.process_jobs()
+        first = store.persona("u1")
+        assert first.version == 1 and first.val_accuracy is None and first.persona
+        assert len(store.export("u1").demos) == 3       # the first verified traces, no demo search
+        store.add_preferences("u1", [pair(10 + i) for i in range(3)])
+        store.process_jobs()
+        second = store.history("u1")[-1]
+        assert second.method == "refit" and "validation side" in second.reason and second.val_accuracy is not None
+
+
+def test_a_falling_prequential_accuracy_triggers_a_refit(tmp_path) -> None:
+    script = Script()
+    policy = UpdatePolicy(debounce_s=0.0, min_judged=3, refit_margin=0.2)
+    with PersonaStore(tmp_path / "s.db", lm=script.lm, policy=policy, background=False) as store:
+        store.add_preferences("u1", [pair(i) for i in range(6)])
+        store.process_jobs()
+        assert store.persona("u1").val_accuracy == 1.0
+        flipped = [record(20 + i, chosen=f"a much longer answer number {i}", rejected=f"ok {i}") for i in range(4)]
+        store.add_preferences("u1", flipped)       # the user's taste changed: the judge is now wrong
+        store.process_jobs()
+        last = store.history("u1")[-1]
+        assert last.method == "refit" and "prequential accuracy" in last.reason
+        assert store.history("u1")[0].prequential_accuracy == 0.0
+
+
+def test_refit_every_n_pairs(tmp_path) -> None:
+    policy = UpdatePolicy(debounce_s=0.0, refit_every=4)
+    with PersonaStore(tmp_path / "s.db", lm=Script().lm, policy=policy, background=False) as store:
+        store.add_preferences("u1", [pair(i) for i in range(4)])
+        store.process_jobs()
+        for batch in ([4, 5], [6, 7]):
+            store.add_preferences("u1", [pair(i) for i in batch])
+            store.process_jobs()
+        assert [v.method for v in store.history("u1")] == ["first-fit", "incremental", "refit"]
+
+
+def test_export_and_import_round_trip_with_fitted_judges(tmp_path) -> None:
+    script = Script()
+    with PersonaStore(tmp_path / "a.db", lm=script.lm, policy=SYNC, background=False) as store:
+        store.add_preferences("u1", [pair(i) for i in range(5)])
+        store.process_jobs()
+        folder = tmp_path / "judges"
+        folder.mkdir()
+        exported = store.export("u1", folder)
+        saved = PersonalizedJudge.load(folder / "u1.json")
+        assert saved.persona == exported.persona == store.persona("u1").persona
+        with pytest.raises(ConfigError, match="no persona yet"):
+            store.add_preferences("u9", [pair(1, "u9")]) and store.export("u9")
+    with PersonaStore(tmp_path / "b.db", lm=script.lm, policy=SYNC, background=False) as fresh:
+        assert fresh.import_judges(folder) == ["u1"]
+        state = fresh.persona("u1")
+        assert state.version == 1 and state.method == "imported" and state.persona == saved.persona
+        assert fresh.judge("u1", "q", "ok", "a much longer answer").personalization == "persona"
+
+
+def test_a_failing_lm_fails_the_job_with_its_reason_and_the_store_keeps_serving(tmp_path) -> None:
+    from dspy.utils import exceptions as dx
+
+    broken = ScriptedLM(lambda call: dx.LMServerError("503 down"))
+    policy = UpdatePolicy(debounce_s=0.0, job_attempts=1, prequential=False)
+    with PersonaStore(tmp_path / "s.db", lm=broken, policy=policy, background=False) as store:
+        job = store.add_preferences("u1", [pair(i) for i in range(4)]).job_id
+        store.process_jobs()
+        failed = store.job(job)
+        assert failed.status == "failed" and failed.kind == "server" and "down" in failed.error
+        assert store.persona("u1").pairs_seen == 4
+        with pytest.raises(LMCallError) as caught:
+            store.judge("u1", "q", "a", "b")
+        assert caught.value.kind == "server"
+
+
+def test_abstention_and_rank(tmp_path) -> None:
+    script = Script()
+    with PersonaStore(tmp_path / "s.db", lm=script.lm, policy=SYNC, background=False) as store:
+        store.add_preferences("u1", [pair(i) for i in range(4)])
+        store.process_jobs()
+        sure = store.judge("u1", "q", "ok", "a very long answer", abstain_below=0.9)
+        assert not sure.abstained and sure.probability == 1.0
+        before = script.counts["judge"]
+        ranking = store.rank("u1", "q", ["a longer draft here", "ok", "the longest draft of them all", "hm ok"])
+        assert ranking.best == 1 and ranking.comparisons == 3 and script.counts["judge"] - before == 6
+        assert ranking.order[0] == 1 and ranking.order[-1] in (0, 2)
+        with pytest.raises(ConfigError):
+            store.rank("u1", "q", [])
+
+
+def test_a_burst_of_adds_triggers_one_background_update(tmp_path) -> None:
+    script = Script()
+    policy = UpdatePolicy(debounce_s=0.3, poll_s=0.05)
+    with PersonaStore(tmp_path / "s.db", lm=script.lm, policy=policy) as store:
+        jobs = {store.add_preferences("u1", [pair(i)]).job_id for i in range(10)}
+        assert len(jobs) == 1
+        assert store.wait_idle(timeout=30)
+        assert store.job(jobs.pop()).status == "done"
+        assert [v.method for v in store.history("u1")] == ["first-fit"]
+        assert script.counts["synthesize"] == 1
+
+
+def test_the_async_store_has_the_same_methods(tmp_path) -> None:
+    script = Script()
+
+    async def main() -> None:
+        store = AsyncPersonaStore(tmp_path / "s.db", lm=script.lm, policy=SYNC, background=False)
+        try:
+            await store.add_preferences("u1", [pair(i) for i in range(4)])
+            await store.process_jobs()
+            state, verdict = await asyncio.gather(store.persona("u1"), store.judge("u1", "q", "ok", "a longer one"))
+            assert state.version == 1 and verdict.preferred == "A"
+            assert len(await store.history("u1")) == 1
+            assert (await store.forget("u1"))["preferences"] == 4
+        finally:
+            await store.close()
+
+    asyncio.run(main())
+
+
+def test_the_schema_is_migrated_by_alembic(tmp_path) -> None:
+    path = tmp_path / "s.db"
+    PersonaStore(path, background=False).close()
+    engine = sa.create_engine(f"sqlite:///{path}")
+    try:
+        with engine.connect() as conn:
+            assert conn.execute(sa.text("select version_num from alembic_version")).scalar() == "0001"
+            assert conn.execute(sa.text("pragma journal_mode")).scalar() == "wal"
+    finally:
+        engine.dispose()
+    assert json.loads(json.dumps(PersonaStore(path, background=False).persona("x").__dict__))["pairs_seen"] == 0
+
+
+def test_store_files_stay_beside_the_path(tmp_path: Path) -> None:
+    PersonaStore(tmp_path / "sub" / "s.db", background=False).close()
+    assert (tmp_path / "sub" / "s.db").exists()
