@@ -1,7 +1,9 @@
 """A minimal OpenAI-compatible chat server on 127.0.0.1 for tests of the LiteLLM path.
 
-``handler(body) -> (status, content)`` decides each answer; the server adds usage figures
-(whitespace word counts) and records every request body and its headers.
+``handler(body) -> (status, content)`` decides each answer (``(status, content, tokens)`` also
+sends ``tokens`` as the choice's log-probabilities, a list of OpenAI ``logprobs.content``
+entries); the server adds usage figures (whitespace word counts) and records every request
+body and its headers.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-Handler = Callable[[dict[str, Any]], "tuple[int, str]"]
+Handler = Callable[[dict[str, Any]], "tuple[int, str] | tuple[int, str, list[dict[str, Any]]]"]
 
 
 class StubServer:
@@ -32,7 +34,9 @@ class StubServer:
                 body = json.loads(self.rfile.read(length) or b"{}")
                 stub.requests.append(body)
                 stub.headers.append({k.lower(): v for k, v in self.headers.items()})
-                status, content = stub.handler(body)
+                answer = stub.handler(body)
+                status, content = answer[0], answer[1]
+                logprobs = answer[2] if len(answer) > 2 else None  # type: ignore[misc]
                 if status != 200:
                     payload = {"error": {"message": content, "type": "server_error", "code": status}}
                 else:
@@ -43,7 +47,8 @@ class StubServer:
                         "created": 0,
                         "model": body.get("model", "stub"),
                         "choices": [{"index": 0, "finish_reason": "stop",
-                                     "message": {"role": "assistant", "content": content}}],
+                                     "message": {"role": "assistant", "content": content},
+                                     **({"logprobs": {"content": logprobs}} if logprobs else {})}],
                         "usage": {"prompt_tokens": prompt_words, "completion_tokens": len(content.split()),
                                   "total_tokens": prompt_words + len(content.split())},
                     }

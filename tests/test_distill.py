@@ -418,3 +418,33 @@ def test_eval_tailoring_from_files(tmp_path: Path) -> None:
     with pytest.raises(DataError):
         main(TailoringEvalConfig(data=str(data), a=str(wrong), b="column:chosen", out=str(tmp_path / "e2")),
              ScriptedLM(_judge))
+
+
+def test_a_persona_store_judges_and_ranks_with_the_reward_model(tiny_bert: Path, tmp_path: Path) -> None:
+    """No LM at request time: the reward model judges with each user's stored persona."""
+    from personae.distill import RewardModelConfig, train_reward_model
+    from personae.optimizers import PersonalizedJudge
+    from personae.store import PersonaStore, RewardModelBackend, UpdatePolicy
+
+    config = RewardModelConfig(model=str(tiny_bert), freeze_layers=0, epochs=8, batch_size=8, learning_rate=3e-3,
+                               max_length=48,
+                               persona_tokens=8, context_tokens=12, length_prior=False, device="cpu")
+    train_reward_model(_records(), config, out=tmp_path / "rm")
+    backend = RewardModelBackend(str(tmp_path / "rm"), device="cpu")
+    policy = UpdatePolicy(debounce_s=0.0)
+    with PersonaStore(tmp_path / "s.db", backend=backend, policy=policy, background=False) as store:
+        store.import_judges([PersonalizedJudge("brief", BRIEF), PersonalizedJudge("detailed", DETAILED)])
+        prompt = "how do i boil egg number 99"
+        brief, detailed = store.judge("brief", prompt, SHORT, LONG), store.judge("detailed", prompt, SHORT, LONG)
+        assert (brief.preferred, brief.version, brief.personalization) == ("A", 1, "persona")
+        assert detailed.preferred == "B" and brief.probability > 0.5 > detailed.probability
+        ranking = store.rank("detailed", prompt, [SHORT, LONG, SHORT])
+        assert ranking.best == 1 and ranking.comparisons == 0 and ranking.version == 1
+        # prequential judgments by the reward model, with the persona current on arrival
+        store.add_preferences("brief", [_pair(100 + i, "brief", BRIEF) for i in range(3)])
+        store.add_preferences("newcomer", [_pair(200, "newcomer", DETAILED)])
+        assert store.process_jobs() == 2
+        state = store.persona("brief")
+        assert state.prequential_judged == 3 and state.prequential_accuracy == 1.0 and state.version == 1
+        cold = store.persona("newcomer")
+        assert cold.personalization == "none" and cold.prequential_judged == 1 and cold.version is None

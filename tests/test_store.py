@@ -296,3 +296,139 @@ def test_the_schema_is_migrated_by_alembic(tmp_path) -> None:
 def test_store_files_stay_beside_the_path(tmp_path: Path) -> None:
     PersonaStore(tmp_path / "sub" / "s.db", background=False).close()
     assert (tmp_path / "sub" / "s.db").exists()
+
+
+# -- concurrency and crashes ------------------------------------------------------------------------
+
+
+def _writer(target: str, worker: int, tenant: str = "default") -> None:
+    """Adds 30 shared pairs (the same ids from every writer, in an order of its own) and 10 of its own."""
+    import random
+
+    with PersonaStore(target, lm=Script().lm, policy=SYNC, background=False, tenant=tenant) as store:
+        shared = [pair(i, "shared") for i in range(30)]
+        random.Random(worker).shuffle(shared)
+        mine = [record(1000 * (worker + 1) + i, user="shared", chosen=f"w{worker} {i}") for i in range(10)]
+        batch = shared + mine
+        for start in range(0, len(batch), 4):
+            store.add_preferences("shared", batch[start:start + 4])
+            store.add_preferences(f"w{worker}", [pair(start, f"w{worker}")])
+
+
+def _count(target: str, user: str) -> tuple[int, int]:
+    with PersonaStore(target, policy=SYNC, background=False) as store:
+        ids = [r.record_id for r in store.preferences(user)]
+    return len(ids), len(set(ids))
+
+
+@pytest.mark.parametrize("writers", [20, 50])
+def test_concurrent_writers_from_threads_lose_and_double_nothing(target, writers) -> None:
+    PersonaStore(target, background=False).close()
+    threads = [threading.Thread(target=_writer, args=(target, k)) for k in range(writers)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(120)
+    assert _count(target, "shared") == (30 + 10 * writers, 30 + 10 * writers)
+    assert all(_count(target, f"w{k}") == (10, 10) for k in range(writers))
+
+
+def test_concurrent_writers_from_processes_lose_and_double_nothing(target) -> None:
+    import multiprocessing
+
+    context = multiprocessing.get_context("fork")
+    processes = [context.Process(target=_writer, args=(target, k)) for k in range(4)]
+    for process in processes:
+        process.start()
+    for process in processes:
+        process.join(120)
+    assert [p.exitcode for p in processes] == [0, 0, 0, 0]
+    assert _count(target, "shared") == (70, 70)
+    with PersonaStore(target, policy=SYNC, background=False) as store:   # one pending job per user, whoever added
+        pending = sa.select(sa.func.count()).select_from(sa.table("jobs")).where(sa.text("status = 'pending'"))
+        engine = sa.create_engine(target if "://" in target else f"sqlite:///{target}")
+        try:
+            with engine.connect() as conn:
+                assert conn.execute(pending).scalar() == 5
+        finally:
+            engine.dispose()
+        assert store.users() == ["shared", "w0", "w1", "w2", "w3"]
+
+
+def _slow_update(target: str, started: str) -> None:
+    """A store whose persona synthesis hangs, so that the update is under way when it is killed."""
+    import time
+
+    def script(call):
+        if call.field("preference_history") is not None:
+            Path(started).write_text("synthesizing")
+            time.sleep(60)
+        return Script()(call)
+
+    policy = UpdatePolicy(debounce_s=0.0, poll_s=0.05, lease_s=1.0)
+    store = PersonaStore(target, lm=ScriptedLM(script), policy=policy)
+    store.add_preferences("u1", [pair(i) for i in range(5)])
+    time.sleep(120)
+
+
+def test_an_update_killed_mid_run_is_taken_up_on_restart(target, tmp_path) -> None:
+    import multiprocessing
+    import os
+    import signal
+    import time
+
+    started = tmp_path / "started"
+    child = multiprocessing.get_context("fork").Process(target=_slow_update, args=(target, str(started)))
+    child.start()
+    deadline = time.monotonic() + 60
+    while not started.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert started.exists(), "the update never started"
+    os.kill(child.pid, signal.SIGKILL)
+    child.join(10)
+    script = Script()
+    with PersonaStore(target, lm=script.lm, policy=SYNC, background=False) as store:
+        job = store.persona("u1").pending_job
+        assert job is not None and store.job(job).status == "running"   # its worker is gone
+        time.sleep(1.2)                                                   # the lease runs out
+        assert store.process_jobs() == 1
+        assert store.job(job).status == "done" and store.job(job).attempts == 2
+        assert [v.version for v in store.history("u1")] == [1]
+        assert store.persona("u1").pairs_learned == 5
+
+
+# -- probabilities ----------------------------------------------------------------------------------
+
+
+def test_probability_comes_from_token_logprobs_averaged_over_both_orders(tmp_path) -> None:
+    """Over HTTP: a server that returns log-probabilities, favouring the first position."""
+    import math
+    import re
+
+    from openai_stub import stub_server
+    from personae.lm import get_lm
+    from personae.store import LLMJudgeBackend
+
+    def answer(body):
+        user = body["messages"][-1]["content"]
+        first = re.search(r"first_response ## \]\]\n(.*?)\n", user).group(1)
+        p_first = 0.9 if first == "ok" else 0.3   # "ok" is liked, and the first position a little
+        head = '{"reasoning": "short is better", "preferred": "'
+        word = "First" if p_first >= 0.5 else "Second"
+        tokens = [{"token": head, "logprob": 0.0, "top_logprobs": []},
+                  {"token": word, "logprob": math.log(max(p_first, 1 - p_first)),
+                   "top_logprobs": [{"token": "First", "logprob": math.log(p_first)},
+                                    {"token": "Second", "logprob": math.log(1 - p_first)}]},
+                  {"token": '"}', "logprob": 0.0, "top_logprobs": []}]
+        return 200, head + word + '"}', tokens
+
+    with stub_server(answer) as stub:
+        lm = get_lm("openai/stub-model", api_base=stub.api_base, api_key="k", cache=False)
+        backend = LLMJudgeBackend(lm, logprobs=True)
+        with PersonaStore(tmp_path / "s.db", backend=backend, policy=SYNC, background=False) as store:
+            verdict = store.judge("u1", "q", "ok", "a long answer")
+            # P(A) is 0.9 shown first and 1 - 0.3 shown second: 0.8 after averaging the orders
+            assert verdict.preferred == "A" and verdict.probability == pytest.approx(0.8)
+            assert verdict.personalization == "none" and not verdict.abstained
+            assert store.judge("u1", "q", "ok", "x", abstain_below=0.85).abstained
+        assert all(body.get("logprobs") is True and body.get("top_logprobs") == 5 for body in stub.requests)

@@ -530,6 +530,7 @@ class PersonaStore:
         those still in their debounce delay. Returns how many ran. A bug in an update raises."""
         if self._core.updater is None:
             raise ConfigError("this store has no judge to update personas with: pass lm= or backend=")
+        self._core.queue.recover()  # jobs whose worker died (a killed process) are taken up first
         ran = 0
         while limit is None or ran < limit:
             job = self._core.queue.claim(due_before=math.inf if include_waiting else None)
