@@ -93,8 +93,9 @@ def test_cold_start_first_fit_and_incremental_update(target) -> None:
         store.add_preferences("u1", [pair(4), pair(5)])
         store.process_jobs()
         calls = {k: script.counts.get(k, 0) - before.get(k, 0) for k in script.counts}
-        # two prequential judgments, two verifications, one revision: no synthesis, no demo search
-        assert calls == {"judge": 4, "revise": 1, "synthesize": 0}
+        # two prequential judgments, both right, so their reasoning is the verified trace: no
+        # verification call, one revision, no synthesis, no demo search
+        assert calls == {"judge": 2, "revise": 1, "synthesize": 0}
         state = store.persona("u1")
         assert state.version == 2 and state.method == "incremental" and "revised with 2 choices" in state.persona
         assert state.prequential_judged == 6 and state.prequential_accuracy == 1.0
@@ -106,6 +107,21 @@ def test_cold_start_first_fit_and_incremental_update(target) -> None:
         verdict = store.judge("u1", "question", "a long and winding answer", "ok")
         assert (verdict.preferred, verdict.version, verdict.personalization) == ("B", 2, "persona")
         assert store.generation_messages("u1")[0]["content"].count("revised with 2 choices") == 1
+
+
+def test_a_pair_the_judge_got_wrong_is_explained_anew_before_the_revision(tmp_path) -> None:
+    script = Script()
+    with PersonaStore(tmp_path / "s.db", lm=script.lm, policy=SYNC, background=False) as store:
+        store.add_preferences("u1", [pair(i) for i in range(4)])
+        store.process_jobs()
+        odd = record(50, chosen="a much longer answer that this user liked", rejected="ok")
+        store.add_preferences("u1", [pair(4), odd])
+        before = dict(script.counts)
+        store.process_jobs()
+        assert script.counts["judge"] - before["judge"] == 3   # two prequential, one verification of the odd one
+        last = store.history("u1")[-1]
+        assert last.method == "incremental" and "1 by their prequential judgment, 1 explained anew" in last.reason
+        assert "1 of 2 new pairs verified" in last.reason       # the shorter-wins model cannot explain it
 
 
 def test_adds_are_idempotent_by_client_id_and_by_content(tmp_path) -> None:

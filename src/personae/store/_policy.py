@@ -19,8 +19,10 @@ class UpdatePolicy:
       prompt with ``fractions`` (train, validation, test; the store tests nothing itself, its
       test is prequential). A history too narrow for a validation side still gets a persona,
       with the first verified traces as demonstrations and no demo search.
-    - **Incremental update**: the new pairs get verified reasoning (``verify_attempts`` each)
-      and the persona is revised with the verified traces; the demonstrations stay.
+    - **Incremental update**: the new pairs get verified reasoning and the persona is revised
+      with the verified traces; the demonstrations stay. A pair whose prequential judgment
+      predicted the choice keeps that reasoning as its trace (it was checked against the
+      choice already); the others are explained anew (``verify_attempts`` each).
     - **Full refit** (demonstrations chosen again on validation) when the prequential accuracy
       since the last fit, over at least ``min_judged`` pairs, falls more than ``refit_margin``
       below the fitted validation accuracy; when ``refit_every`` pairs were learned

@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from personae.data import PreferenceRecord, split_user
 from personae.lm import Cost, CostMeter, default_adapter
 from personae.optimizers import PersonalizedJudge, SynthesizeMe
-from personae.programs import PersonaRevision, VerifiedReasoning, check_reached
+from personae.programs import PersonaRevision, Trace, VerifiedReasoning, check_reached
 from personae.runs import CALL_FAILURES, RetryPolicy
 from personae.signatures import PairwiseJudge, personalized_instructions
 from personae.store._backends import JudgeBackend
@@ -122,7 +122,8 @@ class Updater:
                 used = [p.pref_id for p in prefs]
             else:
                 assert latest is not None
-                fitted, note = self._revise(PersonalizedJudge.from_dict(latest.judge), new, user_id)
+                fitted, note = self._revise(PersonalizedJudge.from_dict(latest.judge), new, user_id,
+                                            self._judged_right(tenant, user_id, new))
                 used = [*latest.preference_ids, *(p.pref_id for p in new)]
                 reason = f"{reason}; {note}"
         cost = meter.cost
@@ -157,12 +158,33 @@ class Updater:
                                  f"fitted validation accuracy {full.val_accuracy:.2f} by more than {p.refit_margin}")
         return "incremental", f"{len(new)} new pairs"
 
-    def _revise(self, previous: PersonalizedJudge, new: Sequence[StoredPreference],
-                user_id: str) -> tuple[PersonalizedJudge, str]:
+    def _judged_right(self, tenant: str, user_id: str, new: Sequence[StoredPreference]) -> dict[str, Trace]:
+        """The new pairs whose prequential judgment predicted the user's choice, as verified traces:
+        that reasoning was checked against the choice already, so it costs no second call."""
+        by_id = {p.pref_id: p.record for p in new}
+        with self.db.read() as conn:
+            rows = conn.execute(sa.select(judgments.c.pref_id, judgments.c.row).where(
+                judgments.c.tenant == tenant, judgments.c.user_id == user_id, judgments.c.correct.is_(True),
+                judgments.c.pref_id.in_(list(by_id)))).all()
+        traces = {}
+        for pref_id, row in rows:
+            reasoning = row.get("reasoning")
+            if not reasoning or row.get("preferred") not in ("First", "Second"):
+                continue
+            record = by_id[pref_id]
+            chosen_first = row.get("first") == "chosen"
+            first, second = (record.chosen, record.rejected) if chosen_first else (record.rejected, record.chosen)
+            traces[pref_id] = Trace(pref_id, record.prompt, first, second, str(row["preferred"]), str(reasoning))
+        return traces
+
+    def _revise(self, previous: PersonalizedJudge, new: Sequence[StoredPreference], user_id: str,
+                judged: dict[str, Trace]) -> tuple[PersonalizedJudge, str]:
         verifier = VerifiedReasoning(max_attempts=self.policy.verify_attempts, seed=self.policy.seed)
-        verified = [verifier(p.record) for p in new]
+        unexplained = [p for p in new if p.pref_id not in judged]
+        verified = [verifier(p.record) for p in unexplained]
         check_reached(verified, f"user {user_id}: verified reasoning")
-        traces = [pred.trace for pred in verified if pred.verified]
+        found = {pred.trace.record_id: pred.trace for pred in verified if pred.verified}
+        traces = [judged.get(p.pref_id) or found[p.pref_id] for p in new if p.pref_id in judged or p.pref_id in found]
         if not traces:
             return previous, f"no new pair verified ({len(new)} tried): persona unchanged"
         revision = PersonaRevision()
@@ -176,7 +198,8 @@ class Updater:
         created = datetime.now(timezone.utc).isoformat(timespec="seconds")
         return replace(previous, persona=persona, created=created,
                        instructions=personalized_instructions(PairwiseJudge.instructions, persona)), \
-            f"{len(traces)} of {len(new)} new pairs verified"
+            (f"{len(traces)} of {len(new)} new pairs verified ({len(judged)} by their prequential judgment, "
+             f"{len(unexplained)} explained anew)")
 
     def _write_version(self, tenant: str, user_id: str, latest: sa.Row[Any] | None, fitted: PersonalizedJudge,
                        used: list[str], new: Sequence[StoredPreference], action: str, reason: str,
