@@ -124,16 +124,17 @@ def test_a_pair_the_judge_got_wrong_is_explained_anew_before_the_revision(tmp_pa
         assert "1 of 2 new pairs verified" in last.reason       # the shorter-wins model cannot explain it
 
 
-def test_adds_are_idempotent_by_client_id_and_by_content(tmp_path) -> None:
-    with PersonaStore(tmp_path / "s.db", policy=SYNC, background=False) as store:
+def test_adds_are_idempotent_by_client_id_and_by_content(target) -> None:
+    with PersonaStore(target, lm=Script().lm, policy=SYNC, background=False) as store:
         first = store.add_preferences("u1", [pair(0), pair(1)])
         again = store.add_preferences("u1", [pair(1), pair(2)])
         assert first.added == ["r0", "r1"] and again.added == ["r2"] and again.duplicates == ["r1"]
         anonymous = PreferenceRecord([Turn("user", "q")], "a", "b")
         one = store.add_preferences("u1", [anonymous])
         two = store.add_preferences("u1", [PreferenceRecord([Turn("user", "q")], "a", "b")])
-        assert one.added[0].startswith("sha256:") and two.duplicates == one.added
+        assert one.added[0].startswith("sha256:") and two.duplicates == one.added and two.job_id is None
         assert len(store.preferences("u1")) == 4
+        assert store.add_preferences("u1", [pair(0)]).job_id is None   # a retry queues no work
 
 
 def test_bad_records_name_the_record_and_field(tmp_path) -> None:
@@ -266,10 +267,10 @@ def test_abstention_and_rank(tmp_path) -> None:
             store.rank("u1", "q", [])
 
 
-def test_a_burst_of_adds_triggers_one_background_update(tmp_path) -> None:
+def test_a_burst_of_adds_triggers_one_background_update(target) -> None:
     script = Script()
     policy = UpdatePolicy(debounce_s=0.3, poll_s=0.05)
-    with PersonaStore(tmp_path / "s.db", lm=script.lm, policy=policy) as store:
+    with PersonaStore(target, lm=script.lm, policy=policy) as store:
         jobs = {store.add_preferences("u1", [pair(i)]).job_id for i in range(10)}
         assert len(jobs) == 1
         assert store.wait_idle(timeout=30)
@@ -448,3 +449,71 @@ def test_probability_comes_from_token_logprobs_averaged_over_both_orders(tmp_pat
             assert verdict.personalization == "none" and not verdict.abstained
             assert store.judge("u1", "q", "ok", "x", abstain_below=0.85).abstained
         assert all(body.get("logprobs") is True and body.get("top_logprobs") == 5 for body in stub.requests)
+
+
+def test_forgetting_a_user_while_an_update_runs_leaves_nothing(target) -> None:
+    """The update finds its job gone when it writes, and writes nothing."""
+    entered, release = threading.Event(), threading.Event()
+
+    def script(call):
+        if call.field("preference_history") is not None:
+            entered.set()
+            release.wait(30)
+        return Script()(call)
+
+    with PersonaStore(target, lm=ScriptedLM(script), policy=SYNC, background=False) as store:
+        store.add_preferences("u1", [pair(i) for i in range(4)])
+        runner = threading.Thread(target=store.process_jobs)
+        runner.start()
+        assert entered.wait(30)
+        store.forget("u1")
+        release.set()
+        runner.join(30)
+        assert not store.exists("u1") and store.users() == []
+        assert store.persona("u1").pairs_seen == 0 and store.persona("u1").prequential_judged == 0
+
+
+def test_a_worker_that_lost_its_lease_writes_nothing(tmp_path) -> None:
+    import time
+
+    entered, release = threading.Event(), threading.Event()
+
+    def slow(call):
+        if call.field("preference_history") is not None and not release.is_set():
+            entered.set()
+            release.wait(30)
+        return Script()(call)
+
+    policy = UpdatePolicy(debounce_s=0.0, lease_s=0.3, poll_s=0.05)
+    path = tmp_path / "s.db"
+    with PersonaStore(path, lm=ScriptedLM(slow), policy=policy, background=False) as first:
+        job = first.add_preferences("u1", [pair(i) for i in range(4)]).job_id
+        runner = threading.Thread(target=first.process_jobs)
+        runner.start()
+        assert entered.wait(30)
+        time.sleep(0.5)                      # its lease runs out: nothing renews it in this thread
+        with PersonaStore(path, lm=Script().lm, policy=policy, background=False) as second:
+            assert second.process_jobs() == 1                       # another worker takes the job up
+            assert [v.version for v in second.history("u1")] == [1]
+            release.set()
+            runner.join(30)
+            assert [v.version for v in second.history("u1")] == [1]  # the first worker wrote nothing
+            assert second.job(job).status == "done"
+
+
+def test_first_probability_reads_only_the_answer_token() -> None:
+    import math
+
+    from personae.programs import first_probability
+
+    def token(text, *alternatives):
+        return {"token": text, "logprob": 0.0,
+                "top_logprobs": [{"token": t, "logprob": math.log(p)} for t, p in alternatives]}
+
+    assert first_probability({"content": [token("no field here "), token("First", ("First", 0.9))]}) is None
+    assert first_probability(None) is None
+    quoted = [token('{"reasoning": "the First one", "preferred": "'),
+              token("Second", ("Second", 0.6), ("First", 0.2), ("Sure", 0.2)), token('"}')]
+    assert first_probability({"content": quoted}) == pytest.approx(0.25)
+    chat = [token("[[ ## reasoning ## ]]\nFirst is short\n\n[[ ## preferred ## ]]\n"), token("First")]
+    assert first_probability({"content": chat}) == 1.0          # no alternatives sent: the word chosen

@@ -166,9 +166,10 @@ def first_probability(logprobs: Any) -> float | None:
         return None
     tokens = [_get(entry, "token") or "" for entry in content]
     text = "".join(tokens)
-    marker = max(text.rfind('"preferred"') + len('"preferred"'), text.rfind("## preferred ##") + len("## preferred ##"))
-    if marker < len("## preferred ##") - 1:
+    found = [text.rfind(m) + len(m) for m in ('"preferred"', "## preferred ##") if m in text]
+    if not found:
         return None
+    marker = max(found)
     offset = 0
     for entry, token in zip(content, tokens, strict=True):
         start, offset = offset, offset + len(token)

@@ -13,6 +13,7 @@ first persona) and, for cold start, the user's raw preferences:
 
 from __future__ import annotations
 
+import json
 import math
 import threading
 from collections.abc import Sequence
@@ -82,11 +83,11 @@ class LLMJudgeBackend:
 
     def _program(self, fitted: PersonalizedJudge | None, history: Sequence[PreferenceRecord]) -> tuple[Judge, str]:
         if fitted is not None:
-            key = f"{fitted.user_id}\x1f{fitted.created}\x1f{fitted.instructions}\x1f{len(fitted.demos)}"
+            key = json.dumps([fitted.instructions, fitted.demos], ensure_ascii=False)  # the program's content
             with self._lock:
                 program = self._programs.get(key)
                 if program is None:
-                    if len(self._programs) > 4096:
+                    if len(self._programs) > 1024:
                         self._programs.clear()
                     program = self._programs[key] = fitted.program()
             return program, "persona"

@@ -56,7 +56,8 @@ class Database:
 
     def __init__(self, target: str | os.PathLike[str], *, pool_size: int = 10) -> None:
         self.url = store_url(target)
-        self.name = self.url.render_as_string(hide_password=True)
+        shown = self.url.update_query_dict({k: "***" for k in self.url.query if "password" in k.lower()})
+        self.name = shown.render_as_string(hide_password=True)  # for logs and messages: never a password
         self.sqlite = self.url.get_backend_name() == "sqlite"
         if self.sqlite:
             self._writer = self._sqlite_engine(immediate=True)
@@ -112,6 +113,20 @@ class Database:
         from sqlalchemy.dialects import postgresql
 
         return postgresql.insert(table)
+
+    def lock(self, conn: sa.Connection, *key: str) -> None:
+        """Serialize the transactions that take the same ``key`` until they end: adds to one
+        user on PostgreSQL (on SQLite every write transaction is serialized already), so that
+        concurrent batches with the same pairs neither deadlock nor interleave."""
+        if not self.sqlite:
+            conn.execute(sa.select(sa.func.pg_advisory_xact_lock(sa.func.hashtextextended("\x1f".join(key), 0))))
+
+    def least(self, *values: Any) -> Any:
+        """The SQL minimum of several values (SQLite's ``min``, PostgreSQL's ``least``)."""
+        return sa.func.min(*values) if self.sqlite else sa.func.least(*values)
+
+    def greatest(self, *values: Any) -> Any:
+        return sa.func.max(*values) if self.sqlite else sa.func.greatest(*values)
 
     def migrate(self) -> None:
         """Bring the schema to the newest revision (a no-op when it is there)."""

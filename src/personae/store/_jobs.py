@@ -65,29 +65,31 @@ class JobQueue:
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
     def enqueue(self, conn: sa.Connection, tenant: str, user_id: str) -> str:
-        """The user's pending job, created or moved to ``debounce_s`` from now (inside the add's
-        transaction, so a burst of adds yields one job)."""
+        """The user's pending job, created or moved to ``debounce_s`` from now (at most
+        ``max_delay_s`` after it was created), inside the add's transaction, so a burst of adds
+        yields one job. A job claimed meanwhile is running: the add then queues a new one."""
         now = time.time()
-        inserted = conn.execute(self.db.insert(jobs).values(
-            id=uuid.uuid4().hex, tenant=tenant, user_id=user_id, status="pending", due_at=now + self.policy.debounce_s,
-            created_at=now, attempts=0).on_conflict_do_nothing())
-        pending = conn.execute(sa.select(jobs.c.id, jobs.c.created_at).where(
-            jobs.c.tenant == tenant, jobs.c.user_id == user_id, jobs.c.status == "pending")).one()
-        if not inserted.rowcount:
-            due = min(now + self.policy.debounce_s, pending.created_at + self.policy.max_delay_s)
-            conn.execute(jobs.update().where(jobs.c.id == pending.id).values(due_at=sa.func.max(due, jobs.c.due_at)
-                                                                             if self.db.sqlite else
-                                                                             sa.func.greatest(due, jobs.c.due_at)))
-        return str(pending.id)
+        mine = (jobs.c.tenant == tenant, jobs.c.user_id == user_id, jobs.c.status == "pending")
+        for _ in range(10):
+            due = self.db.least(now + self.policy.debounce_s, jobs.c.created_at + self.policy.max_delay_s)
+            moved = conn.execute(jobs.update().where(*mine).values(due_at=self.db.greatest(due, jobs.c.due_at))
+                                 .returning(jobs.c.id)).first()
+            if moved is not None:
+                return str(moved.id)
+            created = conn.execute(self.db.insert(jobs).values(
+                id=uuid.uuid4().hex, tenant=tenant, user_id=user_id, status="pending",
+                due_at=now + self.policy.debounce_s, created_at=now, attempts=0)
+                .on_conflict_do_nothing().returning(jobs.c.id)).first()
+            if created is not None:
+                return str(created.id)
+        raise RuntimeError(f"could not queue an update job for {user_id!r}: the pending job kept changing")
 
     def claim(self, *, due_before: float | None = None) -> Job | None:
         """Take the next job due before ``due_before`` (default now) whose user has none
         running; None when there is none."""
         now = time.time()
         due_before = now if due_before is None else due_before
-        other = jobs.alias("other")
-        running = sa.select(other.c.id).where(other.c.tenant == jobs.c.tenant, other.c.user_id == jobs.c.user_id,
-                                              other.c.status == "running").exists()
+        running = _running_for(jobs)
         with self.db.write() as conn:
             candidates = conn.execute(sa.select(jobs.c.id).where(
                 jobs.c.status == "pending", jobs.c.due_at <= due_before, ~running)
@@ -101,29 +103,53 @@ class JobQueue:
         return None
 
     def next_due(self) -> float | None:
+        """When the next claimable job falls due (None: there is none)."""
         with self.db.read() as conn:
-            due = conn.execute(sa.select(sa.func.min(jobs.c.due_at)).where(jobs.c.status == "pending")).scalar()
+            due = conn.execute(sa.select(sa.func.min(jobs.c.due_at)).where(
+                jobs.c.status == "pending", ~_running_for(jobs))).scalar()
         return None if due is None else float(due)
 
-    def renew(self, job_ids: list[str]) -> None:
-        if job_ids:
-            with self.db.write() as conn:
-                conn.execute(jobs.update().where(jobs.c.id.in_(job_ids), jobs.c.owner == self.owner,
-                                                 jobs.c.status == "running")
-                             .values(lease_until=time.time() + self.policy.lease_s))
+    def renew(self, job_ids: list[str]) -> list[str]:
+        """Extend the leases of this worker's running jobs; returns those it no longer holds."""
+        if not job_ids:
+            return []
+        with self.db.write() as conn:
+            kept = conn.execute(jobs.update().where(jobs.c.id.in_(job_ids), jobs.c.owner == self.owner,
+                                                    jobs.c.status == "running")
+                                .values(lease_until=time.time() + self.policy.lease_s).returning(jobs.c.id))
+            held = set(kept.scalars())
+        lost = [job_id for job_id in job_ids if job_id not in held]
+        if lost:
+            logger.warning("lost the lease of update job(s) %s: another worker took them up", ", ".join(lost))
+        return lost
+
+    def holds(self, conn: sa.Connection, job: Job) -> bool:
+        """Whether ``job`` still runs under this worker's lease (inside the caller's transaction)."""
+        return conn.execute(sa.select(jobs.c.id).where(jobs.c.id == job.id, jobs.c.owner == self.owner,
+                                                       jobs.c.status == "running")).first() is not None
 
     def recover(self) -> int:
+        try:
+            return self._recover()
+        except sa.exc.IntegrityError:  # a pending job of the same user appeared meanwhile: next time
+            return 0
+
+    def _recover(self) -> int:
         """Jobs whose worker stopped renewing their lease (a crash, a kill) become pending again,
         or give way to a pending job of the same user. Returns how many were taken up."""
         now = time.time()
         taken = 0
         with self.db.write() as conn:
-            stale = conn.execute(sa.select(jobs.c.id, jobs.c.tenant, jobs.c.user_id).where(
+            stale = conn.execute(sa.select(jobs.c.id, jobs.c.tenant, jobs.c.user_id, jobs.c.attempts).where(
                 jobs.c.status == "running", jobs.c.lease_until < now)).all()
             for job in stale:
                 pending = conn.execute(sa.select(jobs.c.id).where(
                     jobs.c.tenant == job.tenant, jobs.c.user_id == job.user_id, jobs.c.status == "pending")).first()
-                if pending is None:
+                if job.attempts >= self.policy.job_attempts:  # it keeps taking its worker down
+                    conn.execute(jobs.update().where(jobs.c.id == job.id).values(
+                        status="failed", kind="interrupted", finished_at=now, owner=None,
+                        error=f"its worker stopped before it finished, {job.attempts} times"))
+                elif pending is None:
                     conn.execute(jobs.update().where(jobs.c.id == job.id).values(
                         status="pending", owner=None, lease_until=None, due_at=now,
                         error="its worker stopped before it finished; taken up again"))
@@ -138,27 +164,33 @@ class JobQueue:
 
     def finish(self, job: Job, result: dict[str, Any]) -> None:
         with self.db.write() as conn:
-            conn.execute(jobs.update().where(jobs.c.id == job.id).values(
+            conn.execute(jobs.update().where(jobs.c.id == job.id, jobs.c.owner == self.owner).values(
                 status="done", finished_at=time.time(), owner=None, lease_until=None, error=None, kind=None,
                 result=result))
 
     def fail(self, job: Job, exc: BaseException) -> bool:
-        """Record a failed run of ``job``; True when it was queued to be tried again."""
-        kind = _kind(exc)
+        """Record a failed run of ``job``; True when it was queued to be tried again. A job this
+        worker no longer holds (its lease ran out, its user was forgotten) is left alone."""
+        try:
+            kind = _kind(exc)
+        except Exception:  # classifying must never leave the job running
+            kind = "bug"
         error = f"{type(exc).__name__}: {exc}"[:2000]
         now = time.time()
         retry = kind in _RETRIED and job.attempts < self.policy.job_attempts
+        held = (jobs.c.id == job.id, jobs.c.owner == self.owner, jobs.c.status == "running")
+        if retry:
+            try:
+                with self.db.write() as conn:
+                    requeued = conn.execute(jobs.update().where(*held).values(
+                        status="pending", owner=None, lease_until=None, error=error, kind=kind,
+                        due_at=now + min(60.0, 2.0 ** job.attempts)).returning(jobs.c.id)).first()
+                return requeued is not None
+            except sa.exc.IntegrityError:  # another pending job of this user does the update
+                error += " (a newer pending job of this user does the update)"
         with self.db.write() as conn:
-            other = conn.execute(sa.select(jobs.c.id).where(
-                jobs.c.tenant == job.tenant, jobs.c.user_id == job.user_id, jobs.c.status == "pending")).first()
-            if retry and other is None:
-                conn.execute(jobs.update().where(jobs.c.id == job.id).values(
-                    status="pending", owner=None, lease_until=None, error=error, kind=kind,
-                    due_at=now + min(60.0, 2.0 ** job.attempts)))
-                return True
-            note = f" (job {other.id} does the update)" if retry and other is not None else ""
-            conn.execute(jobs.update().where(jobs.c.id == job.id).values(
-                status="failed", owner=None, lease_until=None, finished_at=now, error=error + note, kind=kind))
+            conn.execute(jobs.update().where(*held).values(
+                status="failed", owner=None, lease_until=None, finished_at=now, error=error, kind=kind))
         return False
 
     def get(self, job_id: str) -> Job | None:
@@ -167,14 +199,24 @@ class JobQueue:
         return None if row is None else Job.of(row)
 
 
-_RETRIED = frozenset({"timeout", "rate_limit", "server", "transport", "lm", "conflict"})
+_RETRIED = frozenset({"timeout", "rate_limit", "server", "transport", "lm", "conflict", "database"})
+
+
+def _running_for(table: sa.Table) -> sa.Exists:
+    """Whether the job row's user has a job running (correlated with ``table``)."""
+    other = jobs.alias("other")
+    return sa.select(other.c.id).where(other.c.tenant == table.c.tenant, other.c.user_id == table.c.user_id,
+                                       other.c.status == "running").exists()
 
 
 def _kind(exc: BaseException) -> str:
-    from personae.store._updates import _Conflict
+    from personae.store._updates import Conflict
 
-    if isinstance(exc, _Conflict):
+    if isinstance(exc, Conflict):
         return "conflict"
+    if isinstance(exc, sa.exc.OperationalError) or (isinstance(exc, sa.exc.DBAPIError)
+                                                    and exc.connection_invalidated):
+        return "database"  # the database was unreachable or busy for a moment
     if isinstance(exc, LMCallError):
         return exc.kind
     if isinstance(exc, DataError):

@@ -185,8 +185,9 @@ class _Core:
         self.backend = backend if backend is not None else (LLMJudgeBackend(lm, memory=policy.memory_judge)
                                                             if lm is not None else None)
         self.queue = JobQueue(self.db, policy)
-        self.updater = Updater(self.db, self.backend, self.lm, policy) if self.backend is not None else None
-        self.fitted: dict[tuple[str, str, int], PersonalizedJudge] = {}
+        self.updater = Updater(self.db, self.backend, self.lm, policy, self.queue) if self.backend is not None \
+            else None
+        self.fitted: dict[tuple[int, float], PersonalizedJudge] = {}  # by persona row id and its time
         self.lock = threading.Lock()
         self.worker: UpdateWorker | None = None
         if background and self.updater is not None:
@@ -196,7 +197,7 @@ class _Core:
     def run_job(self, job: Job, *, raise_bugs: bool) -> None:
         assert self.updater is not None
         try:
-            result = self.updater.update(job.tenant, job.user_id)
+            result = self.updater.update(job.tenant, job.user_id, job)
         except Exception as exc:
             retried = self.queue.fail(job, exc)
             bug = not isinstance(exc, PersonaeError) and failure_kind(exc) is None
@@ -209,13 +210,21 @@ class _Core:
                                " (will retry)" if retried else "", exc)
             return
         self.queue.finish(job, result)
+        with self.db.write() as conn:  # pairs that arrived after the update read the history get a job
+            later = conn.execute(sa.select(preferences.c.id).where(
+                preferences.c.tenant == job.tenant, preferences.c.user_id == job.user_id,
+                preferences.c.id > result["last_row"], preferences.c.learned_version.is_(None)).limit(1)).first()
+            if later is not None:
+                self.queue.enqueue(conn, job.tenant, job.user_id)
 
-    def judge_of(self, tenant: str, user_id: str, row: Any) -> PersonalizedJudge:
-        key = (tenant, user_id, int(row.version))
+    def judge_of(self, conn: sa.Connection, row: Any) -> PersonalizedJudge:
+        """The judge of a persona row (``id``, ``created_at``, ``version``, ``user_id``), decoded once."""
+        key = (int(row.id), float(row.created_at))
         with self.lock:
             found = self.fitted.get(key)
         if found is None:
-            found = PersonalizedJudge.from_dict(row.judge, source=f"persona version {row.version} of {user_id}")
+            data = conn.execute(sa.select(personas.c.judge).where(personas.c.id == row.id)).scalar_one()
+            found = PersonalizedJudge.from_dict(data, source=f"persona version {row.version} of {row.user_id}")
             with self.lock:
                 if len(self.fitted) > 10000:
                     self.fitted.clear()
@@ -298,6 +307,7 @@ class PersonaStore:
         duplicates: list[str] = []
         job_id = None
         with db.write() as conn:
+            db.lock(conn, "preferences", self.tenant, user_id)
             current = conn.execute(sa.select(sa.func.max(personas.c.version)).where(
                 personas.c.tenant == self.tenant, personas.c.user_id == user_id)).scalar() or 0
             for record in rows:
@@ -306,8 +316,8 @@ class PersonaStore:
                 inserted = conn.execute(db.insert(preferences).values(
                     tenant=self.tenant, user_id=user_id, pref_id=pref_id, content_hash=digest,
                     record={**record.to_dict(), "record_id": pref_id}, created_at=now,
-                    arrived_version=current).on_conflict_do_nothing())
-                (added if inserted.rowcount else duplicates).append(pref_id)
+                    arrived_version=current).on_conflict_do_nothing().returning(preferences.c.id)).first()
+                (added if inserted is not None else duplicates).append(pref_id)
             if added and self._core.updater is not None:
                 job_id = self._core.queue.enqueue(conn, self.tenant, user_id)
         if job_id is not None and self._core.worker is not None:
@@ -391,7 +401,7 @@ class PersonaStore:
         """The user's judge as a :class:`PersonalizedJudge` (None before the first persona)."""
         with self._core.db.read() as conn:
             row = load_version(conn, self.tenant, user_id, version)
-        return None if row is None else self._core.judge_of(self.tenant, user_id, row)
+            return None if row is None else self._core.judge_of(conn, row)
 
     def export(self, user_id: str, path: str | os.PathLike[str] | None = None, *,
                version: int | None = None) -> PersonalizedJudge:
@@ -441,9 +451,6 @@ class PersonaStore:
                 result = conn.execute(table.delete().where(table.c.tenant == self.tenant,
                                                            table.c.user_id == user_id))
                 removed[table.name] = int(result.rowcount)
-        with self._core.lock:
-            for key in [k for k in self._core.fitted if k[:2] == (self.tenant, user_id)]:
-                del self._core.fitted[key]
         return removed
 
     # -- judging ------------------------------------------------------------------------------
@@ -454,18 +461,18 @@ class PersonaStore:
             raise ConfigError("this store has no judge: pass lm= or backend= to PersonaStore")
         _check_id("user_id", user_id)
         with self._core.db.read() as conn:
-            row = conn.execute(sa.select(personas.c.version, personas.c.judge).where(
+            row = conn.execute(sa.select(personas.c.id, personas.c.version, personas.c.created_at,
+                                         personas.c.user_id).where(
                 personas.c.tenant == self.tenant, personas.c.user_id == user_id)
                 .order_by(personas.c.version.desc()).limit(1)).first()
+            fitted = None if row is None else self._core.judge_of(conn, row)
             history: list[PreferenceRecord] = []
             if row is None and isinstance(backend, LLMJudgeBackend) and backend.memory:
                 recent = conn.execute(sa.select(preferences.c.record).where(
                     preferences.c.tenant == self.tenant, preferences.c.user_id == user_id)
                     .order_by(preferences.c.id.desc()).limit(MEMORY_PAIRS)).scalars().all()
                 history = [PreferenceRecord.from_dict(r) for r in reversed(recent)]
-        if row is None:
-            return backend, None, None, history
-        return backend, self._core.judge_of(self.tenant, user_id, row), int(row.version), history
+        return backend, fitted, None if row is None else int(row.version), history
 
     def judge(self, user_id: str, context: str, a: str, b: str, *, abstain_below: float | None = None) -> Verdict:
         """Which of ``a`` and ``b`` the user prefers, judged in both orders by the user's current

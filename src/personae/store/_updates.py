@@ -14,6 +14,7 @@ import dspy
 import sqlalchemy as sa
 
 from personae.data import PreferenceRecord, split_user
+from personae.errors import PersonaeError
 from personae.lm import Cost, CostMeter, default_adapter
 from personae.optimizers import PersonalizedJudge, SynthesizeMe
 from personae.programs import PersonaRevision, Trace, VerifiedReasoning, check_reached
@@ -21,10 +22,11 @@ from personae.runs import CALL_FAILURES, RetryPolicy
 from personae.signatures import PairwiseJudge, personalized_instructions
 from personae.store._backends import JudgeBackend
 from personae.store._db import Database
+from personae.store._jobs import Job, JobQueue
 from personae.store._policy import UpdatePolicy
 from personae.store._schema import judgments, personas, preferences
 
-__all__ = ["FULL_FITS", "StoredPreference", "Updater", "load_preferences", "load_version"]
+__all__ = ["FULL_FITS", "Conflict", "StoredPreference", "Updater", "load_preferences", "load_version"]
 
 logger = logging.getLogger(__name__)
 
@@ -61,14 +63,21 @@ def load_version(conn: sa.Connection, tenant: str, user_id: str, version: int | 
 class Updater:
     """Runs updates for the store; holds settings only (no run state)."""
 
-    def __init__(self, db: Database, backend: JudgeBackend, lm: dspy.BaseLM | None, policy: UpdatePolicy) -> None:
+    def __init__(self, db: Database, backend: JudgeBackend, lm: dspy.BaseLM | None, policy: UpdatePolicy,
+                 queue: JobQueue) -> None:
         self.db = db
+        self.queue = queue
         self.backend = backend
         self.lm = lm
         self.policy = policy
 
     # -- prequential ------------------------------------------------------------------------
-    def judge_new(self, tenant: str, user_id: str, prefs: Sequence[StoredPreference]) -> dict[str, Any]:
+    def _check(self, conn: sa.Connection, job: Job | None, user_id: str) -> None:
+        if job is not None and not self.queue.holds(conn, job):
+            raise Conflict(f"user {user_id}: job {job.id} is no longer this worker's (forgotten, or taken up)")
+
+    def judge_new(self, tenant: str, user_id: str, prefs: Sequence[StoredPreference],
+                  job: Job | None = None) -> dict[str, Any]:
         """Judge each preference not judged yet with the version current when it arrived."""
         with self.db.read() as conn:
             done = set(conn.execute(sa.select(judgments.c.pref_id).where(
@@ -81,14 +90,17 @@ class Updater:
         meter = CostMeter()
         right = 0
         with meter.track():
+            position = {p.pref_id: i for i, p in enumerate(prefs)}
             for pref in todo:
-                history = [p.record for p in prefs if p.row < pref.row][-50:] if self.policy.memory_judge else []
+                start = position[pref.pref_id]
+                history = [p.record for p in prefs[max(0, start - 50):start]] if self.policy.memory_judge else []
                 judged = self.backend.prequential(fitted.get(pref.arrived_version), history, pref.record,
                                                   record_id=pref.pref_id, seed=self.policy.seed)
                 if judged.kind in CALL_FAILURES:  # no answer: judge it on the next run of the job
                     raise _call_failure(judged.error, judged.kind, f"prequential judgment of {pref.pref_id}")
                 right += bool(judged.correct)
                 with self.db.write() as conn:
+                    self._check(conn, job, user_id)
                     conn.execute(self.db.insert(judgments).values(
                         tenant=tenant, user_id=user_id, pref_id=pref.pref_id, version=pref.arrived_version,
                         correct=judged.correct, row=judged.model_dump(mode="json", exclude={"prompt"}),
@@ -96,15 +108,17 @@ class Updater:
         return {"judged": len(todo), "correct": right, "cost": meter.cost.to_dict()}
 
     # -- persona ----------------------------------------------------------------------------
-    def update(self, tenant: str, user_id: str) -> dict[str, Any]:
-        """Everything one job does for one user; returns what it did, for the job's record."""
+    def update(self, tenant: str, user_id: str, job: Job | None = None) -> dict[str, Any]:
+        """Everything one job does for one user; returns what it did, for the job's record.
+        With ``job``, every write first checks that the job still runs under this worker."""
         with self.db.read() as conn:
             prefs = load_preferences(conn, tenant, user_id)
-        result: dict[str, Any] = {"pairs": len(prefs)}
+            latest = load_version(conn, tenant, user_id)
+        result: dict[str, Any] = {"pairs": len(prefs), "last_row": prefs[-1].row if prefs else 0}
         if self.policy.prequential:
-            result["prequential"] = self.judge_new(tenant, user_id, prefs)
+            result["prequential"] = self.judge_new(tenant, user_id, prefs, job)
         new = [p for p in prefs if p.learned_version is None]
-        if len(prefs) < self.policy.min_pairs:
+        if latest is None and len(prefs) < self.policy.min_pairs:
             return {**result, "action": "cold start",
                     "reason": f"{len(prefs)} of {self.policy.min_pairs} pairs before a first persona"}
         if not new:
@@ -112,7 +126,6 @@ class Updater:
         if self.lm is None:
             return {**result, "action": "none", "reason": "no LM to write personas with"}
         with self.db.read() as conn:
-            latest = load_version(conn, tenant, user_id)
             action, reason = self._decide(conn, tenant, user_id, prefs, new, latest)
         meter = CostMeter()
         with meter.track(), dspy.context(lm=self.lm, adapter=dspy.settings.adapter or default_adapter()):
@@ -122,12 +135,15 @@ class Updater:
                 used = [p.pref_id for p in prefs]
             else:
                 assert latest is not None
-                fitted, note = self._revise(PersonalizedJudge.from_dict(latest.judge), new, user_id,
-                                            self._judged_right(tenant, user_id, new))
+                judged = self._judged_right(tenant, user_id, new) if self.backend.name == "llm" else {}
+                fitted, note = self._revise(PersonalizedJudge.from_dict(latest.judge), new, user_id, judged)
                 used = [*latest.preference_ids, *(p.pref_id for p in new)]
                 reason = f"{reason}; {note}"
         cost = meter.cost
-        version = self._write_version(tenant, user_id, latest, fitted, used, new, action, reason, cost)
+        try:
+            version = self._write_version(tenant, user_id, latest, fitted, used, new, action, reason, cost, job)
+        except sa.exc.IntegrityError as exc:  # another writer took this version number first
+            raise Conflict(f"user {user_id}: another update wrote a persona version meanwhile") from exc
         logger.info("user %s/%s: persona version %s by %s (%s), %s", tenant, user_id, version, action, reason,
                     cost.summary())
         return {**result, "action": action, "reason": reason, "version": version, "cost": cost.to_dict()}
@@ -196,21 +212,22 @@ class Updater:
             return previous, f"revision unusable ({outcome.error}): persona unchanged"
         persona = str(outcome.value.persona)
         created = datetime.now(timezone.utc).isoformat(timespec="seconds")
-        return replace(previous, persona=persona, created=created,
+        return replace(previous, persona=persona, created=created, val_accuracy=None,
                        instructions=personalized_instructions(PairwiseJudge.instructions, persona)), \
             (f"{len(traces)} of {len(new)} new pairs verified ({len(judged)} by their prequential judgment, "
              f"{len(unexplained)} explained anew)")
 
     def _write_version(self, tenant: str, user_id: str, latest: sa.Row[Any] | None, fitted: PersonalizedJudge,
                        used: list[str], new: Sequence[StoredPreference], action: str, reason: str,
-                       cost: Cost) -> int:
+                       cost: Cost, job: Job | None) -> int:
         """Write the new version (or, when nothing changed, mark the new pairs learned by the
         current one) in one transaction."""
         with self.db.write() as conn:
+            self._check(conn, job, user_id)
             current = load_version(conn, tenant, user_id)
             base = 0 if current is None else int(current.version)
-            if latest is not None and current is not None and current.version != latest.version:
-                raise _Conflict(f"user {user_id}: another update wrote version {current.version} meanwhile")
+            if base != (0 if latest is None else int(latest.version)):
+                raise Conflict(f"user {user_id}: another update wrote version {base} meanwhile")
             unchanged = latest is not None and action == "incremental" and fitted.persona == latest.persona
             version = base if unchanged else base + 1
             if not unchanged:
@@ -227,8 +244,9 @@ class Updater:
         return version
 
 
-class _Conflict(RuntimeError):
-    """Two updates of one user raced; the job runs again."""
+class Conflict(PersonaeError):
+    """The update lost its footing: another update of the user wrote first, the user was
+    forgotten, or the job's lease went to another worker. The job is tried again."""
 
 
 def _call_failure(error: str | None, kind: str | None, item: str) -> Exception:
