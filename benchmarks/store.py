@@ -22,7 +22,8 @@ Three parts, each printed beside what it is compared with (``--parts cost,preque
 The reward model is the one in ``--reward-model``, else one trained here (all-MiniLM-L6-v2 on
 the PRISM pairs of users the replay does not use, ``--rm-steps`` steps) and kept in ``--out``.
 
-    python benchmarks/store.py                        # all three parts (about 20 minutes on 2 cores)
+    python benchmarks/store.py                        # all three parts (46 minutes on 2 cores, 13 of them
+                                                      # training the reward model, which later runs reuse)
     python benchmarks/store.py --parts latency        # a few minutes
     python benchmarks/store.py --smoke                # every part, tiny: checks the script
 
