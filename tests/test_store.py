@@ -294,7 +294,12 @@ def test_the_async_store_has_the_same_methods(tmp_path) -> None:
         finally:
             await store.close()
 
-    asyncio.run(main())
+    loop = asyncio.new_event_loop()  # not asyncio.run: that would drop a loop another library set up
+    try:
+        loop.run_until_complete(main())
+        loop.run_until_complete(loop.shutdown_default_executor())
+    finally:
+        loop.close()
 
 
 def test_the_schema_is_migrated_by_alembic(tmp_path) -> None:
