@@ -36,7 +36,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import statistics
 import sys
@@ -51,6 +50,9 @@ from typing import Any
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))  # the test suite's PostgreSQL server and OpenAI-compatible stub
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from reward_model import compact_profile  # noqa: E402  (the PRISM profile, shortened as that benchmark does)
 
 DATA = ROOT.parent / "shared" / "data" / "prism" / "pairs.jsonl"
 
@@ -81,12 +83,12 @@ def _table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
 
 
 def _wilson(right: int, n: int) -> str:
-    if not n:
+    from personae.evaluation import wilson_interval
+
+    interval = wilson_interval(right, n)
+    if interval is None:
         return "n/a"
-    z, p = 1.96, right / n
-    centre, margin = p + z * z / (2 * n), z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
-    low, high = (centre - margin) / (1 + z * z / n), (centre + margin) / (1 + z * z / n)
-    return f"{p:.1%} [{low:.1%}, {high:.1%}]"
+    return f"{right / n:.1%} [{interval[0]:.1%}, {interval[1]:.1%}]"
 
 
 def _embedded_lm() -> Any:
@@ -175,16 +177,10 @@ def reward_model(args: argparse.Namespace, root: Path, replayed: set[str]) -> An
         print(f"training a reward model on PRISM pairs of users outside the replay ({len(train)} pairs, "
               f"{args.rm_steps} steps) ...", flush=True)
         training = train_reward_model(train, config, out=folder,
-                                      personas={u: _compact(p) for u, p in _profiles(args).items()})
+                                      personas={u: compact_profile(p) for u, p in _profiles(args).items()})
         print(f"  trained in {training.seconds:.0f} s -> {folder}", flush=True)
     model = PersonalizedRewardModel.load(folder, device="cpu")
     return RewardModelBackend(model)
-
-
-def _compact(profile: str) -> str:
-    import re
-
-    return re.sub(r"\s+", " ", re.sub(r"\b[Tt]he person(?:'s| is)\s+", "", profile)).strip()
 
 
 def _profiles(args: argparse.Namespace) -> dict[str, str]:
@@ -216,7 +212,8 @@ def part_prequential(args: argparse.Namespace, root: Path, backend: Any, users: 
                 store.add_preferences(user.user_id, records[start:start + args.replay_batch])
                 store.process_jobs()
             for record in records:
-                for name, persona in (("no persona", ""), ("PRISM profile", _compact(profiles[user.user_id]))):
+                profile = compact_profile(profiles[user.user_id])
+                for name, persona in (("no persona", ""), ("PRISM profile", profile)):
                     chosen, rejected = backend.model.score_batch([(persona, record.prompt, record.chosen),
                                                                   (persona, record.prompt, record.rejected)])
                     counts[name][0] += chosen > rejected

@@ -47,7 +47,7 @@ from personae.evaluation.report import (
     write_report,
 )
 from personae.evaluation.saliency import SalientWord, persona_saliency, saliency_table, write_saliency_report
-from personae.evaluation.stats import MethodStats, bootstrap_ci, method_stats
+from personae.evaluation.stats import MethodStats, bootstrap_ci, method_stats, wilson_interval
 from personae.evaluation.tailoring import (
     CriterionSummary,
     TailoringConfig,
@@ -101,6 +101,7 @@ __all__ = [
     "safe_name",
     "summary_table",
     "user_table",
+    "wilson_interval",
     "write_persona_accuracy_report",
     "write_report",
     "write_run_log",

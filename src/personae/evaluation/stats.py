@@ -16,7 +16,7 @@ from collections import defaultdict
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
 
-__all__ = ["MethodStats", "bootstrap_ci", "method_stats"]
+__all__ = ["MethodStats", "bootstrap_ci", "method_stats", "wilson_interval"]
 
 
 def bootstrap_ci(
@@ -144,3 +144,15 @@ def method_stats(
         orders_agreed=agreed,
         per_user=per_user,
     )
+
+
+def wilson_interval(right: int, n: int, z: float = 1.96) -> tuple[float, float] | None:
+    """The Wilson score interval of ``right`` successes in ``n`` trials (95% by default); None
+    when ``n`` is 0. It stays inside [0, 1] and is sound for the handful of pairs one user has."""
+    if n == 0:
+        return None
+    p = right / n
+    centre = p + z * z / (2 * n)
+    margin = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
+    scale = 1 + z * z / n
+    return max(0.0, (centre - margin) / scale), min(1.0, (centre + margin) / scale)

@@ -25,7 +25,15 @@ import dspy
 from personae.data import PreferenceRecord
 from personae.errors import ConfigError
 from personae.optimizers import PersonalizedJudge, Verdict
-from personae.programs import DefaultJudge, Judge, MemoryJudge, check_preferred, first_probability, stable_coin
+from personae.programs import (
+    DefaultJudge,
+    Judge,
+    MemoryJudge,
+    check_preferred,
+    first_probability,
+    judge_pair,
+    stable_coin,
+)
 from personae.runs import Judgment, RetryPolicy
 
 if TYPE_CHECKING:
@@ -136,15 +144,8 @@ class LLMJudgeBackend:
 
         program, personalization = self._program(fitted, history)
         chosen_first = stable_coin(seed, "prequential", record_id)
-        first, second = (record.chosen, record.rejected) if chosen_first else (record.rejected, record.chosen)
-
-        def once() -> dspy.Prediction:
-            pred = program(context=record.prompt, first_response=first, second_response=second)
-            check_preferred(pred.preferred)
-            return pred
-
         with dspy.context(adapter=dspy.settings.adapter or default_adapter()):
-            outcome = self.retry.attempt(once, lm=self.lm)
+            outcome = self.retry.attempt(lambda: judge_pair(program, record, chosen_first=chosen_first), lm=self.lm)
         names = ("chosen", "rejected") if chosen_first else ("rejected", "chosen")
         return Judgment.of(outcome, record_id=record_id, first=names[0], second=names[1], truth="chosen",
                            user_id=record.user_id, method=f"prequential:{personalization}",

@@ -21,6 +21,7 @@ import sqlalchemy as sa
 
 from personae.data import PreferenceRecord, Turn
 from personae.errors import ConfigError, DataError, PersonaeError
+from personae.evaluation import wilson_interval
 from personae.optimizers import PersonalizedJudge, Verdict, judge_path
 from personae.runs import failure_kind
 from personae.signatures import generation_system_prompt
@@ -117,15 +118,6 @@ class Ranking:
     personalization: str
     version: int | None
     verdicts: list[Verdict] = field(default_factory=list)
-
-
-def _wilson_lower(right: int, n: int, z: float = 1.96) -> float | None:
-    if n == 0:
-        return None
-    p = right / n
-    centre = p + z * z / (2 * n)
-    margin = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
-    return max(0.0, (centre - margin) / (1 + z * z / n))
 
 
 def _iso(seconds: float | None) -> str | None:
@@ -362,11 +354,13 @@ class PersonaStore:
                 jobs.c.tenant == tenant, jobs.c.user_id == user_id, jobs.c.status.in_(("pending", "running")))
                 .order_by(jobs.c.created_at.desc()).limit(1)).scalar()
         right = sum(bool(c) for c in judged)
+        interval = wilson_interval(right, len(judged))
         return PersonaState(
             user_id=user_id, persona="" if latest is None else latest.persona,
             version=None if latest is None else int(latest.version), pairs_seen=int(seen), pairs_learned=int(learned),
             prequential_accuracy=right / len(judged) if judged else None, prequential_judged=len(judged),
-            confidence=_wilson_lower(right, len(judged)), personalization=self._personalization(latest, int(seen)),
+            confidence=None if interval is None else interval[0],
+            personalization=self._personalization(latest, int(seen)),
             method=None if latest is None else latest.method,
             val_accuracy=None if latest is None else latest.val_accuracy,
             updated=None if latest is None else _iso(latest.created_at), pending_job=pending)
