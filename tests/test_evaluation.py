@@ -323,3 +323,14 @@ def test_evaluate_command_writes_run_log_and_report_and_resumes(tmp_path, capsys
     # another model is another configuration: nothing is reused silently
     with pytest.raises(ConfigError, match="other settings .*model 'openai/stub' there, 'openai/other' now"):
         _cli([*argv[:-5], "--model", "openai/other", "--no-cache", "--api-base", "http://127.0.0.1:9/v1"])
+
+
+def test_wilson_interval_stays_in_bounds_and_narrows() -> None:
+    from personae.evaluation import wilson_interval
+
+    assert wilson_interval(0, 0) is None
+    low, high = wilson_interval(6, 6)
+    assert low == pytest.approx(0.6097, abs=1e-4) and high == 1.0
+    assert wilson_interval(0, 6)[0] == 0.0
+    wide, narrow = wilson_interval(5, 10), wilson_interval(50, 100)
+    assert wide[0] < narrow[0] < 0.5 < narrow[1] < wide[1]

@@ -70,6 +70,7 @@ def target(request, tmp_path):
 def test_cold_start_first_fit_and_incremental_update(target) -> None:
     script = Script()
     with PersonaStore(target, lm=script.lm, policy=SYNC, background=False) as store:
+        assert "preferences" not in store.generation_messages("u1")[0]["content"]  # nothing known yet
         empty = store.persona("u1")
         assert (empty.version, empty.pairs_seen, empty.personalization, empty.confidence) == (None, 0, "none", None)
 
@@ -99,6 +100,7 @@ def test_cold_start_first_fit_and_incremental_update(target) -> None:
         state = store.persona("u1")
         assert state.version == 2 and state.method == "incremental" and "revised with 2 choices" in state.persona
         assert state.prequential_judged == 6 and state.prequential_accuracy == 1.0
+        assert state.confidence == pytest.approx(0.6097, abs=1e-4)   # Wilson's lower bound for 6 of 6
         history = store.history("u1")
         assert [v.method for v in history] == ["first-fit", "incremental"]
         assert history[1].preference_ids == [f"r{i}" for i in range(6)]
@@ -522,3 +524,37 @@ def test_first_probability_reads_only_the_answer_token() -> None:
     assert first_probability({"content": quoted}) == pytest.approx(0.25)
     chat = [token("[[ ## reasoning ## ]]\nFirst is short\n\n[[ ## preferred ## ]]\n"), token("First")]
     assert first_probability({"content": chat}) == 1.0          # no alternatives sent: the word chosen
+
+
+def test_pairs_added_while_an_update_runs_get_an_update_of_their_own(tmp_path) -> None:
+    entered, release = threading.Event(), threading.Event()
+
+    def script(call):
+        if call.field("preference_history") is not None and not release.is_set():
+            entered.set()
+            release.wait(30)
+        return Script()(call)
+
+    with PersonaStore(tmp_path / "s.db", lm=ScriptedLM(script), policy=SYNC, background=False) as store:
+        store.add_preferences("u1", [pair(i) for i in range(4)])
+        runner = threading.Thread(target=store.process_jobs, kwargs={"limit": 1})
+        runner.start()
+        assert entered.wait(30)
+        later = store.add_preferences("u1", [pair(4), pair(5)]).job_id
+        release.set()
+        runner.join(30)
+        assert store.job(later).status == "pending" and store.persona("u1").pairs_learned == 4
+        store.process_jobs()
+        assert store.persona("u1").pairs_learned == 6 and store.history("u1")[-1].method == "incremental"
+
+
+def test_the_debounce_never_delays_an_update_past_max_delay(tmp_path) -> None:
+    import time
+
+    policy = UpdatePolicy(debounce_s=100.0, max_delay_s=0.5)
+    with PersonaStore(tmp_path / "s.db", lm=Script().lm, policy=policy, background=False) as store:
+        job = store.add_preferences("u1", [pair(0)]).job_id
+        assert store.add_preferences("u1", [pair(1)]).job_id == job     # still one job
+        assert store.process_jobs() == 0                                   # not due yet
+        time.sleep(0.6)
+        assert store.process_jobs() == 1 and store.job(job).status == "done"

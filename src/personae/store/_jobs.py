@@ -78,7 +78,7 @@ class JobQueue:
                 return str(moved.id)
             created = conn.execute(self.db.insert(jobs).values(
                 id=uuid.uuid4().hex, tenant=tenant, user_id=user_id, status="pending",
-                due_at=now + self.policy.debounce_s, created_at=now, attempts=0)
+                due_at=now + min(self.policy.debounce_s, self.policy.max_delay_s), created_at=now, attempts=0)
                 .on_conflict_do_nothing().returning(jobs.c.id)).first()
             if created is not None:
                 return str(created.id)

@@ -201,13 +201,7 @@ class _Core:
                 logger.warning("update job %s of %s/%s failed%s: %s", job.id, job.tenant, job.user_id,
                                " (will retry)" if retried else "", exc)
             return
-        self.queue.finish(job, result)
-        with self.db.write() as conn:  # pairs that arrived after the update read the history get a job
-            later = conn.execute(sa.select(preferences.c.id).where(
-                preferences.c.tenant == job.tenant, preferences.c.user_id == job.user_id,
-                preferences.c.id > result["last_row"], preferences.c.learned_version.is_(None)).limit(1)).first()
-            if later is not None:
-                self.queue.enqueue(conn, job.tenant, job.user_id)
+        self.queue.finish(job, result)  # pairs added meanwhile queued a job of their own (enqueue)
 
     def judge_of(self, conn: sa.Connection, row: Any) -> PersonalizedJudge:
         """The judge of a persona row (``id``, ``created_at``, ``version``, ``user_id``), decoded once."""

@@ -114,7 +114,7 @@ class Updater:
         with self.db.read() as conn:
             prefs = load_preferences(conn, tenant, user_id)
             latest = load_version(conn, tenant, user_id)
-        result: dict[str, Any] = {"pairs": len(prefs), "last_row": prefs[-1].row if prefs else 0}
+        result: dict[str, Any] = {"pairs": len(prefs)}
         if self.policy.prequential:
             result["prequential"] = self.judge_new(tenant, user_id, prefs, job)
         new = [p for p in prefs if p.learned_version is None]
