@@ -70,12 +70,15 @@ def target(request, tmp_path):
 def test_cold_start_first_fit_and_incremental_update(target) -> None:
     script = Script()
     with PersonaStore(target, lm=script.lm, policy=SYNC, background=False) as store:
-        assert "preferences" not in store.generation_messages("u1")[0]["content"]  # nothing known yet
-        empty = store.persona("u1")
-        assert (empty.version, empty.pairs_seen, empty.personalization, empty.confidence) == (None, 0, "none", None)
+        for unknown in (store.persona, store.generation_messages, store.history, store.forget):
+            with pytest.raises(UnknownUserError, match="no user 'u1'"):
+                unknown("u1")
+        with pytest.raises(UnknownUserError):
+            store.judge("u1", "question", "ok", "a long and winding answer")
 
         added = store.add_preferences("u1", [pair(0), pair(1)])
         assert added.added == ["r0", "r1"] and added.job_id
+        assert "preferences" not in store.generation_messages("u1")[0]["content"]  # no persona yet
         assert store.process_jobs() == 1
         state = store.persona("u1")
         assert state.version is None and state.pairs_seen == 2 and state.personalization == "memory"
@@ -167,7 +170,11 @@ def test_forget_leaves_nothing_and_tenants_are_isolated(target) -> None:
 
         removed = acme.forget("u1")
         assert removed["preferences"] == 5 and removed["personas"] == 1 and removed["judgments"] == 5
-        assert not acme.exists("u1") and acme.persona("u1").pairs_seen == 0
+        assert not acme.exists("u1")
+        with pytest.raises(UnknownUserError):
+            acme.persona("u1")
+        with pytest.raises(UnknownUserError):
+            acme.forget("u1")   # nothing left to forget
         assert other.persona("u1").pairs_seen == 2     # the other tenant's user of the same id stays
         engine = sa.create_engine(acme.database if "postgresql" not in acme.database else target)
         try:
@@ -304,17 +311,55 @@ def test_the_async_store_has_the_same_methods(tmp_path) -> None:
         loop.close()
 
 
-def test_the_schema_is_migrated_by_alembic(tmp_path) -> None:
+def test_the_schema_is_migrated_by_alembic_from_an_older_revision(tmp_path) -> None:
+    from importlib.resources import files
+
+    from alembic import command
+    from alembic.config import Config
+
     path = tmp_path / "s.db"
-    PersonaStore(path, background=False).close()
+    config = Config()
+    config.set_main_option("script_location", str(files("personae.store") / "migrations"))
+    config.set_main_option("sqlalchemy.url", f"sqlite:///{path}")
     engine = sa.create_engine(f"sqlite:///{path}")
     try:
+        with engine.begin() as conn:   # a store made by the first release: revision 0001, no token table
+            config.attributes["connection"] = conn
+            command.upgrade(config, "0001")
+        assert "api_tokens" not in sa.inspect(engine).get_table_names()
+        with PersonaStore(path, background=False) as store:
+            assert store.ping() == "0002"
+            store.add_preferences("x", [pair(0, "x")])
+            assert json.loads(json.dumps(store.persona("x").__dict__))["pairs_seen"] == 1
         with engine.connect() as conn:
-            assert conn.execute(sa.text("select version_num from alembic_version")).scalar() == "0001"
+            assert conn.execute(sa.text("select version_num from alembic_version")).scalar() == "0002"
             assert conn.execute(sa.text("pragma journal_mode")).scalar() == "wal"
+        assert "api_tokens" in sa.inspect(engine).get_table_names()
     finally:
         engine.dispose()
-    assert json.loads(json.dumps(PersonaStore(path, background=False).persona("x").__dict__))["pairs_seen"] == 0
+
+
+def test_tokens_are_stored_hashed_bound_to_a_tenant_and_revocable(target) -> None:
+    with PersonaStore(target, background=False) as store:
+        record, secret = store.tokens.create("acme", name="ci")
+        _, other = store.tokens.create("globex")
+        assert secret.startswith("pst_") and len(secret) > 40
+        assert store.tokens.tenant_of(secret) == "acme" and store.tokens.tenant_of(other) == "globex"
+        for wrong in ("", "pst_", secret + "x", secret[:-1], "Bearer " + secret, "x" * 5000):
+            assert store.tokens.tenant_of(wrong) is None
+        assert [t.id for t in store.tokens.list("acme")] == [record.id]
+        engine = sa.create_engine(target if "postgresql" in target else f"sqlite:///{target}")
+        try:
+            with engine.connect() as conn:
+                stored = conn.execute(sa.text("select token_hash from api_tokens where id = :i"), {"i": record.id})
+                digest = stored.scalar()
+        finally:
+            engine.dispose()
+        assert secret not in digest and len(digest) == 64
+        assert store.tokens.revoke(record.id) and not store.tokens.revoke(record.id)
+        assert store.tokens.tenant_of(secret) is None and store.tokens.tenant_of(other) == "globex"
+        with pytest.raises(ConfigError):
+            store.tokens.create("")
 
 
 def test_store_files_stay_beside_the_path(tmp_path: Path) -> None:
@@ -448,8 +493,9 @@ def test_probability_comes_from_token_logprobs_averaged_over_both_orders(tmp_pat
 
     with stub_server(answer) as stub:
         lm = get_lm("openai/stub-model", api_base=stub.api_base, api_key="k", cache=False)
-        backend = LLMJudgeBackend(lm, logprobs=True)
+        backend = LLMJudgeBackend(lm, logprobs=True, memory=False)
         with PersonaStore(tmp_path / "s.db", backend=backend, policy=SYNC, background=False) as store:
+            store.add_preferences("u1", [pair(0)])   # a known user without a persona: the default judge
             verdict = store.judge("u1", "q", "ok", "a long answer")
             # P(A) is 0.9 shown first and 1 - 0.3 shown second: 0.8 after averaging the orders
             assert verdict.preferred == "A" and verdict.probability == pytest.approx(0.8)
@@ -477,7 +523,8 @@ def test_forgetting_a_user_while_an_update_runs_leaves_nothing(target) -> None:
         release.set()
         runner.join(30)
         assert not store.exists("u1") and store.users() == []
-        assert store.persona("u1").pairs_seen == 0 and store.persona("u1").prequential_judged == 0
+        with pytest.raises(UnknownUserError):
+            store.persona("u1")
 
 
 def test_a_worker_that_lost_its_lease_writes_nothing(tmp_path) -> None:

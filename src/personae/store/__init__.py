@@ -23,8 +23,11 @@ from personae.store._store import (
     UnknownUserError,
     content_hash,
 )
+from personae.store._tokens import AccessToken, AccessTokens
 
 __all__ = [
+    "AccessToken",
+    "AccessTokens",
     "AddResult",
     "AsyncPersonaStore",
     "Job",

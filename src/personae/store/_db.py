@@ -59,6 +59,7 @@ class Database:
         shown = self.url.update_query_dict({k: "***" for k in self.url.query if "password" in k.lower()})
         self.name = shown.render_as_string(hide_password=True)  # for logs and messages: never a password
         self.sqlite = self.url.get_backend_name() == "sqlite"
+        self.head: str | None = None  # the newest schema revision, set by migrate()
         if self.sqlite:
             self._writer = self._sqlite_engine(immediate=True)
             self._reader = self._sqlite_engine(immediate=False)
@@ -137,7 +138,7 @@ class Database:
 
         config = Config()
         config.set_main_option("script_location", str(MIGRATIONS))
-        head = ScriptDirectory.from_config(config).get_current_head()
+        head = self.head = ScriptDirectory.from_config(config).get_current_head()
         with self.read() as conn:
             if MigrationContext.configure(conn).get_current_revision() == head:
                 return

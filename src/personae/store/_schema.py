@@ -11,13 +11,15 @@ Every row is namespaced by ``tenant`` and ``user_id``. Times are seconds since t
 - ``judgments``: the prequential judgment of each preference, made by the version current
   when it arrived, before anything learned from it (one ``personae.runs.Judgment`` row each).
 - ``jobs``: update jobs; at most one pending per user (a burst of adds moves its due time).
+- ``api_tokens``: the bearer tokens of the HTTP service, each bound to one tenant, stored as
+  the SHA-256 of the token (a token is 256 random bits, so a fast hash is enough).
 """
 
 from __future__ import annotations
 
 import sqlalchemy as sa
 
-__all__ = ["METADATA", "jobs", "judgments", "personas", "preferences"]
+__all__ = ["METADATA", "api_tokens", "jobs", "judgments", "personas", "preferences"]
 
 METADATA = sa.MetaData()
 
@@ -91,4 +93,14 @@ jobs = sa.Table(
     # one pending job per user: a burst of preferences moves its due time instead of adding jobs
     sa.Index("uq_jobs_pending", "tenant", "user_id", unique=True,
              sqlite_where=sa.text("status = 'pending'"), postgresql_where=sa.text("status = 'pending'")),
+)
+
+api_tokens = sa.Table(
+    "api_tokens", METADATA,
+    sa.Column("id", sa.String(16), primary_key=True),
+    sa.Column("tenant", _TENANT, nullable=False),
+    sa.Column("name", sa.String(128), nullable=False, server_default=""),
+    sa.Column("token_hash", sa.String(64), nullable=False, unique=True),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("revoked_at", sa.Float, nullable=True),
 )

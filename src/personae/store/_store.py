@@ -30,6 +30,7 @@ from personae.store._db import Database
 from personae.store._jobs import Job, JobQueue, UpdateWorker
 from personae.store._policy import UpdatePolicy
 from personae.store._schema import jobs, judgments, personas, preferences
+from personae.store._tokens import AccessTokens
 from personae.store._updates import Updater, load_version
 
 __all__ = ["AddResult", "AsyncPersonaStore", "PersonaState", "PersonaStore", "PersonaVersion", "Ranking",
@@ -177,6 +178,7 @@ class _Core:
         self.backend = backend if backend is not None else (LLMJudgeBackend(lm, memory=policy.memory_judge)
                                                             if lm is not None else None)
         self.queue = JobQueue(self.db, policy)
+        self.tokens = AccessTokens(self.db)
         self.updater = Updater(self.db, self.backend, self.lm, policy, self.queue) if self.backend is not None \
             else None
         self.fitted: dict[tuple[int, float], PersonalizedJudge] = {}  # by persona row id and its time
@@ -267,6 +269,27 @@ class PersonaStore:
         """The database, as a URL without its password."""
         return self._core.db.name
 
+    @property
+    def tokens(self) -> AccessTokens:
+        """The bearer tokens of the HTTP service (``personae serve-api tokens``), for every tenant."""
+        return self._core.tokens
+
+    def ping(self) -> str:
+        """Check that the database answers and its schema is current; returns the revision."""
+        db = self._core.db
+        revision = db.revision()
+        if revision != db.head:
+            raise ConfigError(f"the store's schema is at revision {revision}, not {db.head}")
+        return str(revision)
+
+    def job_counts(self) -> dict[str, int]:
+        """How many update jobs of every tenant are pending, running, done and failed."""
+        with self._core.db.read() as conn:
+            rows = conn.execute(sa.select(jobs.c.status, sa.func.count()).group_by(jobs.c.status)).all()
+        counts = dict.fromkeys(("pending", "running", "done", "failed"), 0)
+        counts.update({str(status): int(n) for status, n in rows})
+        return counts
+
     def close(self) -> None:
         """Stop the update workers (running jobs finish) and close the database connections."""
         if self._owner:
@@ -318,14 +341,21 @@ class PersonaStore:
                 .order_by(preferences.c.id)).scalars().all()
         return [PreferenceRecord.from_dict(r) for r in rows]
 
-    def users(self) -> list[str]:
-        """Every user of this tenant that has preferences or personas."""
+    def users(self, *, limit: int | None = None, after: str | None = None) -> list[str]:
+        """The users of this tenant that have preferences or personas, in id order: at most
+        ``limit`` of them, those after ``after`` (to page through many)."""
         with self._core.db.read() as conn:
-            found = set(conn.execute(sa.select(preferences.c.user_id).where(
-                preferences.c.tenant == self.tenant).distinct()).scalars())
-            found |= set(conn.execute(sa.select(personas.c.user_id).where(
-                personas.c.tenant == self.tenant).distinct()).scalars())
-        return sorted(found)
+            found: set[str] = set()
+            for table in (preferences, personas):
+                query = sa.select(table.c.user_id).where(table.c.tenant == self.tenant).distinct() \
+                    .order_by(table.c.user_id)
+                if after is not None:
+                    query = query.where(table.c.user_id > after)
+                if limit is not None:
+                    query = query.limit(limit)
+                found |= set(conn.execute(query).scalars())
+        ordered = sorted(found)
+        return ordered if limit is None else ordered[:limit]
 
     def exists(self, user_id: str) -> bool:
         with self._core.db.read() as conn:
@@ -334,8 +364,8 @@ class PersonaStore:
 
     # -- personas ---------------------------------------------------------------------------
     def persona(self, user_id: str) -> PersonaState:
-        """The user's current persona, version, pairs seen, prequential accuracy and confidence
-        (a user the store has never seen gets an empty state)."""
+        """The user's current persona, version, pairs seen, prequential accuracy and confidence.
+        Raises :class:`UnknownUserError` for a user the store holds nothing on."""
         tenant = self.tenant
         with self._core.db.read() as conn:
             latest = load_version(conn, tenant, user_id)
@@ -347,6 +377,8 @@ class PersonaStore:
             pending = conn.execute(sa.select(jobs.c.id).where(
                 jobs.c.tenant == tenant, jobs.c.user_id == user_id, jobs.c.status.in_(("pending", "running")))
                 .order_by(jobs.c.created_at.desc()).limit(1)).scalar()
+        if latest is None and not seen:
+            raise UnknownUserError(user_id, tenant)
         right = sum(bool(c) for c in judged)
         interval = wilson_interval(right, len(judged))
         return PersonaState(
@@ -432,13 +464,15 @@ class PersonaStore:
 
     def forget(self, user_id: str) -> dict[str, int]:
         """Remove everything the store holds on the user: preferences, personas, judgments, jobs.
-        Returns how many rows of each went."""
+        Returns how many rows of each went; raises :class:`UnknownUserError` when there was none."""
         removed = {}
         with self._core.db.write() as conn:
             for table in (preferences, personas, judgments, jobs):
                 result = conn.execute(table.delete().where(table.c.tenant == self.tenant,
                                                            table.c.user_id == user_id))
                 removed[table.name] = int(result.rowcount)
+        if not any(removed.values()):
+            raise UnknownUserError(user_id, self.tenant)
         return removed
 
     # -- judging ------------------------------------------------------------------------------
@@ -453,6 +487,9 @@ class PersonaStore:
                                          personas.c.user_id).where(
                 personas.c.tenant == self.tenant, personas.c.user_id == user_id)
                 .order_by(personas.c.version.desc()).limit(1)).first()
+            if row is None and conn.execute(sa.select(preferences.c.id).where(
+                    preferences.c.tenant == self.tenant, preferences.c.user_id == user_id).limit(1)).first() is None:
+                raise UnknownUserError(user_id, self.tenant)
             fitted = None if row is None else self._core.judge_of(conn, row)
             history: list[PreferenceRecord] = []
             if row is None and isinstance(backend, LLMJudgeBackend) and backend.memory:
@@ -466,7 +503,8 @@ class PersonaStore:
         """Which of ``a`` and ``b`` the user prefers, judged in both orders by the user's current
         persona version (cold start: the user's preferences, or nothing; ``personalization``
         says which). With ``abstain_below``, a verdict whose probability for the preferred side
-        is under it comes back with ``abstained=True``."""
+        is under it comes back with ``abstained=True``. A user the store holds nothing on
+        raises :class:`UnknownUserError`."""
         backend, fitted, version, history = self._judging(user_id)
         verdict = replace(backend.compare(fitted, history, context, a, b), version=version)
         if abstain_below is not None and verdict.probability is not None:
@@ -512,7 +550,8 @@ class PersonaStore:
         return Ranking(alive[0], order, wins, len(verdicts), personalization, version, verdicts)
 
     def generation_messages(self, user_id: str) -> list[dict[str, str]]:
-        """A system prompt (as a one-message list) to write responses this user prefers."""
+        """A system prompt (as a one-message list) to write responses this user prefers (the
+        plain prompt before the first persona)."""
         return [{"role": "system", "content": generation_system_prompt(self.persona(user_id).persona)}]
 
     # -- jobs ---------------------------------------------------------------------------------
@@ -589,8 +628,8 @@ class AsyncPersonaStore:
     async def forget(self, user_id: str) -> dict[str, int]:
         return await asyncio.to_thread(self.sync.forget, user_id)
 
-    async def users(self) -> list[str]:
-        return await asyncio.to_thread(self.sync.users)
+    async def users(self, *, limit: int | None = None, after: str | None = None) -> list[str]:
+        return await asyncio.to_thread(self.sync.users, limit=limit, after=after)
 
     async def job(self, job_id: str) -> Job | None:
         return await asyncio.to_thread(self.sync.job, job_id)
