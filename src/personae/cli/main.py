@@ -23,13 +23,14 @@ from personae.cli import (
     retrieve,
     saliency,
     serve,
+    serve_api,
 )
 from personae.cli._common import prepare_environment
 
 __all__ = ["build_parser", "main"]
 
 _COMMANDS = (infer_personas, judge, fit, evaluate, eval_personas, optimize_persona, optimize_persona_inference,
-             retrieve, saliency, distill, eval_tailoring, demo, serve)
+             retrieve, saliency, distill, eval_tailoring, demo, serve, serve_api)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -32,7 +32,15 @@ from personae.runs._log import (
     write_log,
 )
 from personae.runs._progress import BarProgress, LineProgress, NullProgress, Progress, progress_for
-from personae.runs._retry import CALL_FAILURES, FAILURE_KINDS, Outcome, RetryPolicy, describe_error, failure_kind
+from personae.runs._retry import (
+    CALL_FAILURES,
+    FAILURE_KINDS,
+    Outcome,
+    RetryPolicy,
+    describe_error,
+    failure_kind,
+    redact,
+)
 
 __all__ = [
     "CALL_FAILURES",
@@ -60,6 +68,7 @@ __all__ = [
     "content_digest",
     "describe_changes",
     "describe_error",
+    "redact",
     "failure_kind",
     "package_versions",
     "progress_for",

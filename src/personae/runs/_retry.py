@@ -23,6 +23,8 @@ The LM the caller configured is never modified.
 from __future__ import annotations
 
 import logging
+import os
+import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
@@ -31,7 +33,7 @@ import dspy
 
 from personae.errors import ConfigError, ContentError, ItemError, LMCallError, PersonaeError
 
-__all__ = ["CALL_FAILURES", "FAILURE_KINDS", "Outcome", "RetryPolicy", "describe_error", "failure_kind"]
+__all__ = ["CALL_FAILURES", "FAILURE_KINDS", "Outcome", "RetryPolicy", "describe_error", "failure_kind", "redact"]
 
 logger = logging.getLogger(__name__)
 
@@ -46,9 +48,33 @@ CALL_FAILURES = frozenset({"timeout", "rate_limit", "server", "transport", "lm"}
 _NOT_RETRIED = frozenset({"context_window", "invalid_request", "input"})
 
 
+_SECRET_PATTERNS = (
+    re.compile(r"pst_[A-Za-z0-9_-]{8,}"),                        # the persona service's tokens
+    re.compile(r"\bsk-[A-Za-z0-9_-]{8,}"),                       # OpenAI-style keys
+    re.compile(r"(?i)\b(bearer|api[_-]?key|authorization|token|password)([\"']?\s*[:=]\s*[\"']?|\s+)"
+               r"(?=[^\s\"',}]*\d)[^\s\"',}]{12,}"),              # "api_key=...", "Bearer ..."
+)
+_SECRET_NAMES = ("KEY", "TOKEN", "SECRET", "PASSWORD")
+
+
+def redact(text: str, secrets: tuple[str, ...] = ()) -> str:
+    """``text`` without the given secrets, the values of the environment's ``*KEY*``, ``*TOKEN*``,
+    ``*SECRET*`` and ``*PASSWORD*`` variables, or anything shaped like a key or bearer token.
+
+    Error messages pass through it before they reach a log, a run log, a job record or an HTTP
+    answer: a provider's error can quote the request, and the request carried the key.
+    """
+    found = [*secrets, *(v for k, v in os.environ.items() if any(n in k.upper() for n in _SECRET_NAMES))]
+    for secret in sorted((s for s in found if s and len(s) >= 8), key=len, reverse=True):
+        text = text.replace(secret, "***")
+    for pattern in _SECRET_PATTERNS:
+        text = pattern.sub(lambda m: (m.group(1) + m.group(2) + "***") if m.lastindex else "***", text)
+    return text
+
+
 def describe_error(exc: BaseException) -> str:
-    """``"TypeName: message"`` on one line, at most about 300 characters."""
-    text = " ".join(str(exc).split())
+    """``"TypeName: message"`` on one line, at most about 300 characters, secrets redacted."""
+    text = redact(" ".join(str(exc).split()))
     if len(text) > 300:
         text = text[:300] + "..."
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__

@@ -21,7 +21,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from personae.errors import ConfigError, DataError, LMCallError, PersonaeError
-from personae.runs import failure_kind
+from personae.runs import failure_kind, redact
 from personae.store._db import Database
 from personae.store._policy import UpdatePolicy
 from personae.store._schema import jobs
@@ -175,7 +175,7 @@ class JobQueue:
             kind = _kind(exc)
         except Exception:  # classifying must never leave the job running
             kind = "bug"
-        error = f"{type(exc).__name__}: {exc}"[:2000]
+        error = redact(f"{type(exc).__name__}: {exc}")[:2000]
         now = time.time()
         retry = kind in _RETRIED and job.attempts < self.policy.job_attempts
         held = (jobs.c.id == job.id, jobs.c.owner == self.owner, jobs.c.status == "running")

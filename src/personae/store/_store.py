@@ -23,7 +23,7 @@ from personae.data import PreferenceRecord, Turn
 from personae.errors import ConfigError, DataError, PersonaeError
 from personae.evaluation import wilson_interval
 from personae.optimizers import PersonalizedJudge, Verdict, judge_path
-from personae.runs import failure_kind
+from personae.runs import describe_error, failure_kind
 from personae.signatures import generation_system_prompt
 from personae.store._backends import JudgeBackend, LLMJudgeBackend
 from personae.store._db import Database
@@ -201,7 +201,7 @@ class _Core:
                     raise
             else:
                 logger.warning("update job %s of %s/%s failed%s: %s", job.id, job.tenant, job.user_id,
-                               " (will retry)" if retried else "", exc)
+                               " (will retry)" if retried else "", describe_error(exc))
             return
         self.queue.finish(job, result)  # pairs added meanwhile queued a job of their own (enqueue)
 
@@ -559,6 +559,16 @@ class PersonaStore:
         found = self._core.queue.get(job_id)
         return found if found is not None and found.tenant == self.tenant else None
 
+    def wait_job(self, job_id: str, timeout: float = 60.0, poll_s: float = 0.05) -> Job | None:
+        """Wait until the job is done or failed (None if this tenant has no such job); the job as
+        it stands when ``timeout`` runs out."""
+        deadline = time.monotonic() + timeout
+        while True:
+            found = self.job(job_id)
+            if found is None or found.status in ("done", "failed") or time.monotonic() >= deadline:
+                return found
+            time.sleep(poll_s)
+
     def process_jobs(self, *, include_waiting: bool = False, limit: int | None = None) -> int:
         """Run due update jobs (of every tenant) in this thread; with ``include_waiting`` also
         those still in their debounce delay. Returns how many ran. A bug in an update raises."""
@@ -633,6 +643,12 @@ class AsyncPersonaStore:
 
     async def job(self, job_id: str) -> Job | None:
         return await asyncio.to_thread(self.sync.job, job_id)
+
+    async def wait_job(self, job_id: str, timeout: float = 60.0, poll_s: float = 0.05) -> Job | None:
+        return await asyncio.to_thread(self.sync.wait_job, job_id, timeout, poll_s)
+
+    async def exists(self, user_id: str) -> bool:
+        return await asyncio.to_thread(self.sync.exists, user_id)
 
     async def process_jobs(self, *, include_waiting: bool = False) -> int:
         return await asyncio.to_thread(self.sync.process_jobs, include_waiting=include_waiting)

@@ -1,0 +1,446 @@
+"""A client of the persona service (``personae serve-api``) with the persona store's own methods.
+
+::
+
+    from personae.client import PersonaeClient            # instead of PersonaStore(...)
+
+    store = PersonaeClient("http://127.0.0.1:8000", token="pst_...")   # or $PERSONAE_TOKEN
+    store.add_preferences("u1", [PreferenceRecord([Turn("user", q)], chosen=a, rejected=b)])
+    store.judge("u1", q, draft_1, draft_2).preferred
+
+The methods take and return what :class:`personae.store.PersonaStore`'s do (``AddResult``,
+``PersonaState``, ``Verdict``, ``Ranking``, ...) and raise the same errors:
+:class:`~personae.store.UnknownUserError` for a user the tenant does not hold,
+:class:`~personae.errors.DataError` naming the record and field of a rejected preference,
+:class:`~personae.errors.LMCallError` when the judge's model failed. What only a remote call
+can hit raises :class:`ServiceError` (a bad token, a body too large, a server that stays
+unavailable). Every route is idempotent (preferences by their id or content), so a dropped
+connection or a 503 is retried ``retries`` times, waiting what ``Retry-After`` says (at most
+``max_wait`` seconds).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from typing import Any, TypeVar
+from urllib.parse import quote
+
+import httpx
+
+from personae.data import PreferenceRecord
+from personae.errors import ConfigError, DataError, LMCallError, PersonaeError
+from personae.optimizers import PersonalizedJudge, Verdict, judge_path
+from personae.store import AddResult, Job, PersonaState, PersonaVersion, Ranking, UnknownUserError
+
+__all__ = ["AsyncPersonaeClient", "PersonaeClient", "ServiceError"]
+
+T = TypeVar("T")
+_RETRIED_STATUS = frozenset({502, 503, 504})
+
+
+class ServiceError(PersonaeError):
+    """The service refused or failed a request: HTTP ``status``, error ``kind``, its message, the
+    ``field`` at fault, ``retry_after`` seconds, the server's ``request_id`` (for its log)."""
+
+    def __init__(self, status: int, kind: str, message: str, *, field: str | None = None,
+                 retry_after: float | None = None, request_id: str | None = None) -> None:
+        self.status = status
+        self.kind = kind
+        self.message = message
+        self.field = field
+        self.retry_after = retry_after
+        self.request_id = request_id
+        super().__init__(f"HTTP {status} {kind}: {message}" + (f" (request {request_id})" if request_id else ""))
+
+
+@cache
+def _adapter(kind: Any) -> Any:
+    from pydantic import TypeAdapter
+
+    return TypeAdapter(kind)
+
+
+def _read(kind: Any, data: Any) -> Any:
+    """JSON into the store's result type (dataclasses validated by pydantic, as the server wrote them)."""
+    return _adapter(kind).validate_python(data)
+
+
+def _preference(item: PreferenceRecord | Mapping[str, Any], index: int, user_id: str) -> dict[str, Any]:
+    if isinstance(item, Mapping):
+        if "context" not in item and isinstance(item.get("prompt"), str) and "record_id" not in item:
+            return dict(item)   # already the API's form
+        data = dict(item)
+        if "context" not in data and isinstance(data.get("prompt"), str):
+            data["context"] = [{"role": "user", "content": data.pop("prompt")}]
+        try:
+            item = PreferenceRecord.from_dict(data)
+        except DataError as exc:
+            raise DataError(exc.message, source=f"add_preferences({user_id!r})", record=index, field=exc.field) \
+                from None
+    if not isinstance(item, PreferenceRecord):
+        raise DataError(f"expected a PreferenceRecord, got {type(item).__name__}",
+                        source=f"add_preferences({user_id!r})", record=index)
+    conversation = item.metadata.get("conversation_id")
+    return {"id": item.record_id or None, "context": [{"role": t.role, "content": t.content} for t in item.context],
+            "chosen": item.chosen, "rejected": item.rejected,
+            **({"conversation_id": str(conversation)} if conversation not in (None, "") else {})}
+
+
+@dataclass(frozen=True)
+class _Call:
+    """One request and how to read its answer; ``missing`` is what a 404 means."""
+
+    method: str
+    path: str
+    parse: Callable[[Any], Any]
+    json: Any = None
+    params: dict[str, Any] | None = None
+    user_id: str | None = None
+    missing: Callable[[], Any] | None = None
+
+
+_FIELD = re.compile(r"^body\.preferences\.(\d+)(?:\.(\w+))?")
+
+
+def _raise_for(call: _Call, response: httpx.Response) -> Any:
+    """The store's error for an error answer (or the value a 404 stands for)."""
+    try:
+        error = response.json().get("error") or {}
+    except ValueError:
+        error = {}
+    kind = str(error.get("type") or "http_error")
+    message = str(error.get("message") or response.reason_phrase or "")
+    field = error.get("field")
+    retry_after = error.get("retry_after")
+    if response.status_code == 404:
+        if call.missing is not None:
+            return call.missing()
+        if call.user_id is not None:
+            raise UnknownUserError(call.user_id, "of this token")
+    if response.status_code == 422 and kind == "invalid_request":
+        found = _FIELD.match(field or "")
+        if found:
+            name = {"id": "record_id"}.get(found.group(2) or "", found.group(2))
+            raise DataError(message.split(": ", 1)[-1] if ": " in message else message,
+                            source=f"add_preferences({call.user_id!r})", record=int(found.group(1)) + 1, field=name)
+        raise ConfigError(message)
+    failure = error.get("failure")
+    if failure and kind in ("lm_unavailable", "lm_bad_answer", "invalid_request"):
+        raise LMCallError(message, kind=str(failure), item=f"{call.method} {call.path}")
+    raise ServiceError(response.status_code, kind, message, field=field, retry_after=retry_after,
+                       request_id=response.headers.get("x-request-id"))
+
+
+def _wait(response: httpx.Response | None, attempt: int, max_wait: float) -> float:
+    header = response.headers.get("retry-after") if response is not None else None
+    try:
+        wanted = float(header) if header is not None else 0.5 * 2 ** attempt
+    except ValueError:
+        wanted = 1.0
+    return min(max(wanted, 0.0), max_wait)
+
+
+class _Routes:
+    """The requests behind the store's methods (shared by the sync and async clients)."""
+
+    @staticmethod
+    def user(user_id: str) -> str:
+        if not isinstance(user_id, str) or not user_id:
+            raise ConfigError(f"user_id must be a non-empty string, got {user_id!r:.80}")
+        return f"/v1/users/{quote(user_id, safe='')}"
+
+    def add_preferences(self, user_id: str, records: Iterable[PreferenceRecord | Mapping[str, Any]]) -> _Call:
+        items = [_preference(r, i, user_id) for i, r in enumerate(records, 1)]
+        return _Call("POST", f"{self.user(user_id)}/preferences", lambda d: _read(AddResult, d),
+                     json={"preferences": items}, user_id=user_id)
+
+    def persona(self, user_id: str) -> _Call:
+        return _Call("GET", f"{self.user(user_id)}/persona", lambda d: _read(PersonaState, d), user_id=user_id)
+
+    def history(self, user_id: str) -> _Call:
+        return _Call("GET", f"{self.user(user_id)}/persona/history",
+                     lambda d: _read(list[PersonaVersion], d["versions"]), user_id=user_id)
+
+    def exists(self, user_id: str) -> _Call:
+        return _Call("GET", f"{self.user(user_id)}/persona", lambda d: True, missing=lambda: False)
+
+    def export(self, user_id: str, version: int | None) -> _Call:
+        return _Call("GET", f"{self.user(user_id)}/export", lambda d: PersonalizedJudge.from_dict(d),
+                     params={"version": version} if version is not None else None, user_id=user_id)
+
+    def judge(self, user_id: str, context: str, a: str, b: str, abstain_below: float | None) -> _Call:
+        body = {"context": context, "a": a, "b": b,
+                **({"abstain_below": abstain_below} if abstain_below is not None else {})}
+        return _Call("POST", f"{self.user(user_id)}/judge", lambda d: _read(Verdict, d), json=body, user_id=user_id)
+
+    def rank(self, user_id: str, context: str, candidates: Sequence[str]) -> _Call:
+        return _Call("POST", f"{self.user(user_id)}/rank", lambda d: _read(Ranking, d),
+                     json={"context": context, "candidates": list(candidates)}, user_id=user_id)
+
+    def generation_messages(self, user_id: str) -> _Call:
+        return _Call("GET", f"{self.user(user_id)}/generation-prompt", lambda d: list(d["messages"]),
+                     user_id=user_id)
+
+    def forget(self, user_id: str) -> _Call:
+        return _Call("DELETE", self.user(user_id), lambda d: dict(d["removed"]), user_id=user_id)
+
+    def users(self, limit: int, after: str | None) -> _Call:
+        params: dict[str, Any] = {"limit": limit, **({"after": after} if after is not None else {})}
+        return _Call("GET", "/v1/users", lambda d: (list(d["users"]), d.get("next_after")), params=params)
+
+    def job(self, job_id: str) -> _Call:
+        if not re.fullmatch(r"[0-9a-f]{32}", str(job_id)):
+            return _Call("GET", "", lambda d: None, missing=lambda: None)   # no such id can exist
+        return _Call("GET", f"/v1/jobs/{job_id}", lambda d: _read(Job, d), missing=lambda: None)
+
+    def health(self, ready: bool) -> _Call:
+        return _Call("GET", "/readyz" if ready else "/healthz", lambda d: d)
+
+
+def _headers(token: str | None) -> dict[str, str]:
+    from personae import __version__
+
+    headers = {"User-Agent": f"personae-client/{__version__}"}
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    return headers
+
+
+class PersonaeClient:
+    """The persona store over HTTP: the methods of :class:`~personae.store.PersonaStore`.
+
+    ``base_url`` is the service (``http://127.0.0.1:8000``); ``token`` a bearer token bound to
+    a tenant (default ``$PERSONAE_TOKEN``). ``transport`` or ``http_client`` replace httpx's
+    defaults (a proxy, mTLS, a test transport). Thread-safe; close it, or use it as a context manager.
+    """
+
+    def __init__(self, base_url: str = "http://127.0.0.1:8000", *, token: str | None = None, timeout: float = 60.0,
+                 retries: int = 2, max_wait: float = 10.0, transport: httpx.BaseTransport | None = None,
+                 http_client: httpx.Client | None = None) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.retries = retries
+        self.max_wait = max_wait
+        self._routes = _Routes()
+        self._own = http_client is None
+        self._http = http_client or httpx.Client(
+            base_url=self.base_url, timeout=timeout, transport=transport,
+            headers=_headers(token if token is not None else os.environ.get("PERSONAE_TOKEN")))
+
+    def _run(self, call: _Call) -> Any:
+        if not call.path:
+            return call.missing() if call.missing else None
+        for attempt in range(self.retries + 1):
+            try:
+                response = self._http.request(call.method, call.path, json=call.json, params=call.params)
+            except httpx.TransportError as exc:
+                if attempt >= self.retries:
+                    raise ServiceError(0, "unreachable", f"{self.base_url}: {type(exc).__name__}: {exc}") from None
+                time.sleep(_wait(None, attempt, self.max_wait))
+                continue
+            if response.status_code in _RETRIED_STATUS and attempt < self.retries:
+                time.sleep(_wait(response, attempt, self.max_wait))
+                continue
+            if response.is_success:
+                return call.parse(response.json())
+            return _raise_for(call, response)
+        raise AssertionError("unreachable")  # the loop returns or raises
+
+    def close(self) -> None:
+        if self._own:
+            self._http.close()
+
+    def __enter__(self) -> PersonaeClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- the store's methods ------------------------------------------------------------------
+    def add_preferences(self, user_id: str, records: Iterable[PreferenceRecord | Mapping[str, Any]]) -> AddResult:
+        result: AddResult = self._run(self._routes.add_preferences(user_id, records))
+        return result
+
+    def persona(self, user_id: str) -> PersonaState:
+        state: PersonaState = self._run(self._routes.persona(user_id))
+        return state
+
+    def history(self, user_id: str) -> list[PersonaVersion]:
+        versions: list[PersonaVersion] = self._run(self._routes.history(user_id))
+        return versions
+
+    def exists(self, user_id: str) -> bool:
+        return bool(self._run(self._routes.exists(user_id)))
+
+    def export(self, user_id: str, path: str | os.PathLike[str] | None = None, *,
+               version: int | None = None) -> PersonalizedJudge:
+        judge: PersonalizedJudge = self._run(self._routes.export(user_id, version))
+        if path is not None:
+            _save(judge, path, user_id)
+        return judge
+
+    def judge(self, user_id: str, context: str, a: str, b: str, *, abstain_below: float | None = None) -> Verdict:
+        verdict: Verdict = self._run(self._routes.judge(user_id, context, a, b, abstain_below))
+        return verdict
+
+    def rank(self, user_id: str, context: str, candidates: Sequence[str]) -> Ranking:
+        ranking: Ranking = self._run(self._routes.rank(user_id, context, candidates))
+        return ranking
+
+    def generation_messages(self, user_id: str) -> list[dict[str, str]]:
+        messages: list[dict[str, str]] = self._run(self._routes.generation_messages(user_id))
+        return messages
+
+    def forget(self, user_id: str) -> dict[str, int]:
+        removed: dict[str, int] = self._run(self._routes.forget(user_id))
+        return removed
+
+    def users(self, *, limit: int | None = None, after: str | None = None) -> list[str]:
+        out: list[str] = []
+        while limit is None or len(out) < limit:
+            page, after = self._run(self._routes.users(min(1000, (limit or 1000) - len(out)), after))
+            out += page
+            if after is None:
+                break
+        return out
+
+    def job(self, job_id: str) -> Job | None:
+        found: Job | None = self._run(self._routes.job(job_id))
+        return found
+
+    def wait_job(self, job_id: str, timeout: float = 60.0, poll_s: float = 0.2) -> Job | None:
+        """Wait until the job is done or failed (None if there is no such job); the job as it
+        stands when ``timeout`` runs out."""
+        deadline = time.monotonic() + timeout
+        while True:
+            found = self.job(job_id)
+            if found is None or found.status in ("done", "failed") or time.monotonic() >= deadline:
+                return found
+            time.sleep(poll_s)
+
+    def health(self, *, ready: bool = False) -> dict[str, Any]:
+        """``/healthz`` (the process answers) or, with ``ready``, ``/readyz`` (store and judge ready)."""
+        answer: dict[str, Any] = self._run(self._routes.health(ready))
+        return answer
+
+
+def _save(judge: PersonalizedJudge, path: str | os.PathLike[str], user_id: str) -> None:
+    target = Path(path)
+    judge.save(judge_path(target, user_id) if target.is_dir() or not target.suffix else target)
+
+
+class AsyncPersonaeClient:
+    """:class:`PersonaeClient` for asynchronous applications: the same methods, awaited (the
+    methods of :class:`~personae.store.AsyncPersonaStore`)."""
+
+    def __init__(self, base_url: str = "http://127.0.0.1:8000", *, token: str | None = None, timeout: float = 60.0,
+                 retries: int = 2, max_wait: float = 10.0, transport: httpx.AsyncBaseTransport | None = None,
+                 http_client: httpx.AsyncClient | None = None) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.retries = retries
+        self.max_wait = max_wait
+        self._routes = _Routes()
+        self._own = http_client is None
+        self._http = http_client or httpx.AsyncClient(
+            base_url=self.base_url, timeout=timeout, transport=transport,
+            headers=_headers(token if token is not None else os.environ.get("PERSONAE_TOKEN")))
+
+    async def _run(self, call: _Call) -> Any:
+        if not call.path:
+            return call.missing() if call.missing else None
+        for attempt in range(self.retries + 1):
+            try:
+                response = await self._http.request(call.method, call.path, json=call.json, params=call.params)
+            except httpx.TransportError as exc:
+                if attempt >= self.retries:
+                    raise ServiceError(0, "unreachable", f"{self.base_url}: {type(exc).__name__}: {exc}") from None
+                await asyncio.sleep(_wait(None, attempt, self.max_wait))
+                continue
+            if response.status_code in _RETRIED_STATUS and attempt < self.retries:
+                await asyncio.sleep(_wait(response, attempt, self.max_wait))
+                continue
+            if response.is_success:
+                return call.parse(response.json())
+            return _raise_for(call, response)
+        raise AssertionError("unreachable")
+
+    async def close(self) -> None:
+        if self._own:
+            await self._http.aclose()
+
+    async def __aenter__(self) -> AsyncPersonaeClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def add_preferences(self, user_id: str,
+                              records: Iterable[PreferenceRecord | Mapping[str, Any]]) -> AddResult:
+        result: AddResult = await self._run(self._routes.add_preferences(user_id, records))
+        return result
+
+    async def persona(self, user_id: str) -> PersonaState:
+        state: PersonaState = await self._run(self._routes.persona(user_id))
+        return state
+
+    async def history(self, user_id: str) -> list[PersonaVersion]:
+        versions: list[PersonaVersion] = await self._run(self._routes.history(user_id))
+        return versions
+
+    async def exists(self, user_id: str) -> bool:
+        return bool(await self._run(self._routes.exists(user_id)))
+
+    async def export(self, user_id: str, path: str | os.PathLike[str] | None = None, *,
+                     version: int | None = None) -> PersonalizedJudge:
+        judge: PersonalizedJudge = await self._run(self._routes.export(user_id, version))
+        if path is not None:
+            _save(judge, path, user_id)
+        return judge
+
+    async def judge(self, user_id: str, context: str, a: str, b: str, *,
+                    abstain_below: float | None = None) -> Verdict:
+        verdict: Verdict = await self._run(self._routes.judge(user_id, context, a, b, abstain_below))
+        return verdict
+
+    async def rank(self, user_id: str, context: str, candidates: Sequence[str]) -> Ranking:
+        ranking: Ranking = await self._run(self._routes.rank(user_id, context, candidates))
+        return ranking
+
+    async def generation_messages(self, user_id: str) -> list[dict[str, str]]:
+        messages: list[dict[str, str]] = await self._run(self._routes.generation_messages(user_id))
+        return messages
+
+    async def forget(self, user_id: str) -> dict[str, int]:
+        removed: dict[str, int] = await self._run(self._routes.forget(user_id))
+        return removed
+
+    async def users(self, *, limit: int | None = None, after: str | None = None) -> list[str]:
+        out: list[str] = []
+        while limit is None or len(out) < limit:
+            page, after = await self._run(self._routes.users(min(1000, (limit or 1000) - len(out)), after))
+            out += page
+            if after is None:
+                break
+        return out
+
+    async def job(self, job_id: str) -> Job | None:
+        found: Job | None = await self._run(self._routes.job(job_id))
+        return found
+
+    async def wait_job(self, job_id: str, timeout: float = 60.0, poll_s: float = 0.2) -> Job | None:
+        deadline = time.monotonic() + timeout
+        while True:
+            found = await self.job(job_id)
+            if found is None or found.status in ("done", "failed") or time.monotonic() >= deadline:
+                return found
+            await asyncio.sleep(poll_s)
+
+    async def health(self, *, ready: bool = False) -> dict[str, Any]:
+        answer: dict[str, Any] = await self._run(self._routes.health(ready))
+        return answer

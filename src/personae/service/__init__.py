@@ -1,0 +1,26 @@
+"""The persona service: the persona store over HTTP, for applications in any language.
+
+``personae serve-api --store personae.db --judge reward-model:rm/`` serves :func:`create_app`
+on uvicorn (the ``service`` extra: ``pip install 'personae[service]'``). Routes live under
+``/v1``; every request carries a bearer token bound to one tenant
+(``personae serve-api tokens create --tenant T``), and a token never sees another tenant's
+users. :class:`personae.client.PersonaeClient` speaks to it with the store's own methods.
+"""
+
+from typing import Any
+
+__all__ = ["REWARD_MODEL_PREFIX", "ServiceSettings", "create_app", "is_loopback", "judge_backend", "serve"]
+
+_APP = ("ServiceSettings", "create_app")
+
+
+def __getattr__(name: str) -> Any:  # FastAPI is imported only when the app is built
+    if name in _APP:
+        from personae.service import _app
+
+        return getattr(_app, name)
+    if name in __all__:
+        from personae.service import _serve
+
+        return getattr(_serve, name)
+    raise AttributeError(name)

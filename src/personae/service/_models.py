@@ -1,0 +1,149 @@
+"""The HTTP API's request and error bodies, and its limits.
+
+Responses are the store's own result types (:class:`~personae.store.PersonaState`,
+:class:`~personae.optimizers.Verdict`, ...): FastAPI reads their dataclass fields into the
+OpenAPI schema, and :mod:`personae.client` reads the JSON back into the same classes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+
+from personae.store import PersonaVersion
+
+__all__ = ["MAX_CANDIDATES", "MAX_PREFERENCES", "MAX_TEXT_CHARS", "MAX_TURNS", "USER_ID_PATTERN",
+           "AddPreferencesRequest", "ErrorBody", "ErrorDetail", "FieldError", "Forgotten", "GenerationPrompt",
+           "Health", "HistoryOut", "JudgeRequest", "PreferenceIn", "RankRequest", "TurnIn", "UserList",
+           "context_text"]
+
+MAX_TEXT_CHARS = 32_000      # a prompt, response or turn
+MAX_TURNS = 64               # turns of one conversation
+MAX_PREFERENCES = 256        # preferences in one request
+MAX_CANDIDATES = 64          # drafts in one ranking (the store's own limit)
+USER_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:@+=-]{0,127}$"
+"""A user id in a path: letters, digits and ``._:@+=-``, starting with a letter or digit, at most
+128 characters (so e-mail addresses, UUIDs and ``tenant:user`` keys fit)."""
+
+_ID_PATTERN = r"^[\x20-\x7e]{1,256}$"   # printable ASCII: a client's preference id
+
+Text = Annotated[str, StringConstraints(min_length=1, max_length=MAX_TEXT_CHARS)]
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class TurnIn(_Body):
+    role: Literal["user", "assistant", "system"]
+    content: Annotated[str, StringConstraints(max_length=MAX_TEXT_CHARS)]
+
+
+Conversation = Annotated[list[TurnIn], Field(min_length=1, max_length=MAX_TURNS)]
+
+
+class PreferenceIn(_Body):
+    """One pairwise choice: the prompt (or the conversation so far) and the two responses."""
+
+    id: Annotated[str | None, Field(pattern=_ID_PATTERN, description=(
+        "the client's id for this preference: a retry with the same id is a no-op (without one, "
+        "the content is the id)"))] = None
+    prompt: Text | None = Field(None, description="the user's prompt (or give context)")
+    context: Conversation | None = Field(None, description="the conversation so far, ending with the user's turn")
+    chosen: Text
+    rejected: Text
+    conversation_id: Annotated[str | None, Field(pattern=_ID_PATTERN, description=(
+        "groups the pairs of one conversation (fits never split them across train and validation)"))] = None
+
+    @model_validator(mode="after")
+    def _one_context(self) -> PreferenceIn:
+        if (self.prompt is None) == (self.context is None):
+            raise ValueError("give either prompt or context, not both or neither")
+        return self
+
+    def to_record(self) -> dict[str, Any]:
+        turns = [{"role": t.role, "content": t.content} for t in self.context] if self.context is not None \
+            else [{"role": "user", "content": self.prompt or ""}]
+        return {"record_id": self.id or "", "context": turns, "chosen": self.chosen, "rejected": self.rejected,
+                "metadata": {"conversation_id": self.conversation_id} if self.conversation_id else {}}
+
+
+class AddPreferencesRequest(_Body):
+    preferences: Annotated[list[PreferenceIn], Field(min_length=1, max_length=MAX_PREFERENCES)]
+
+
+class JudgeRequest(_Body):
+    context: Text | Conversation = Field(description="the prompt, or the conversation so far")
+    a: Text = Field(description="the first response")
+    b: Text = Field(description="the second response")
+    abstain_below: float | None = Field(None, ge=0.5, le=1.0, description=(
+        "abstain (abstained=true) when the preferred side's probability is under this"))
+
+
+class RankRequest(_Body):
+    context: Text | Conversation
+    candidates: Annotated[list[Text], Field(min_length=1, max_length=MAX_CANDIDATES)]
+
+
+def context_text(context: str | list[TurnIn]) -> str:
+    """The context as the store reads it: a prompt as is, turns as ``Role: text`` blocks (one
+    user turn as its text), the way a stored preference's prompt reads."""
+    if isinstance(context, str):
+        return context
+    if len(context) == 1:
+        return context[0].content
+    return "\n\n".join(f"{t.role.capitalize()}: {t.content}" for t in context)
+
+
+@dataclass(frozen=True)
+class HistoryOut:
+    versions: list[PersonaVersion]
+
+
+@dataclass(frozen=True)
+class UserList:
+    users: list[str]
+    next_after: str | None
+
+
+@dataclass(frozen=True)
+class GenerationPrompt:
+    messages: list[dict[str, str]]
+    version: int | None
+    personalization: str
+
+
+@dataclass(frozen=True)
+class Forgotten:
+    user_id: str
+    removed: dict[str, int]
+
+
+@dataclass(frozen=True)
+class Health:
+    status: str
+    detail: dict[str, Any]
+
+
+class FieldError(BaseModel):
+    loc: list[str | int]
+    msg: str
+    type: str
+
+
+class ErrorDetail(BaseModel):
+    type: str = Field(description="unauthorized | not_found | invalid_request | payload_too_large | "
+                                  "lm_unavailable | lm_bad_answer | store_unavailable | conflict | internal")
+    message: str
+    field: str | None = Field(None, description="the field at fault, as a dotted path (body.preferences.0.chosen)")
+    errors: list[FieldError] | None = None
+    retry_after: int | None = Field(None, description="seconds to wait before retrying, when a retry may work")
+    failure: str | None = Field(None, description="how the judge's model failed: timeout, rate_limit, server, "
+                                                  "transport, lm, parse, content, context_window, invalid_request")
+    request_id: str | None = None
+
+
+class ErrorBody(BaseModel):
+    error: ErrorDetail

@@ -1,0 +1,80 @@
+"""Running the service: the judge backend from its spelling, the store, uvicorn."""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from personae.errors import ConfigError, MissingExtraError
+from personae.lm import CostMeter
+from personae.store import JudgeBackend, LLMJudgeBackend, PersonaStore, RewardModelBackend
+
+__all__ = ["REWARD_MODEL_PREFIX", "is_loopback", "judge_backend", "serve"]
+
+logger = logging.getLogger("personae.service")
+
+REWARD_MODEL_PREFIX = "reward-model:"
+
+
+def judge_backend(spec: str, build_lm: Callable[[str], Any], *, logprobs: bool = False,
+                  device: str = "auto") -> JudgeBackend:
+    """``reward-model:DIR`` is a :class:`RewardModelBackend` on that folder; anything else is a
+    model string for ``build_lm`` judged by an :class:`LLMJudgeBackend`."""
+    if spec.startswith(REWARD_MODEL_PREFIX):
+        folder = spec[len(REWARD_MODEL_PREFIX):]
+        if not folder:
+            raise ConfigError("--judge reward-model: needs the model's folder, e.g. reward-model:runs/rm")
+        return RewardModelBackend(folder, device=device)
+    return LLMJudgeBackend(build_lm(spec), logprobs=logprobs)
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def serve(store: PersonaStore, *, host: str = "127.0.0.1", port: int = 8000, settings: Any = None,
+          meter: CostMeter | None = None, access_log: bool = False, log_level: str = "warning",
+          limit_concurrency: int | None = None, ready: Callable[[str], None] | None = None) -> None:
+    """Serve ``store`` on uvicorn until SIGINT or SIGTERM; running requests and update jobs finish.
+
+    ``meter`` is installed as the process's DSPy usage tracker, so the metrics count every LM
+    call, those of update jobs included. ``ready`` is called with the URL once the socket listens.
+    """
+    try:
+        import uvicorn
+    except ImportError:
+        raise MissingExtraError("service", "the HTTP service") from None
+    import dspy
+
+    from personae.service._app import ServiceSettings, create_app
+
+    settings = settings or ServiceSettings()
+    if not settings.auth and not is_loopback(host):
+        raise ConfigError(f"without authentication the service listens on loopback only, not {host!r}")
+    meter = meter or CostMeter()
+    dspy.configure(usage_tracker=meter)
+    app = create_app(store, settings=settings, meter=meter)
+    config = uvicorn.Config(app, host=host, port=port, log_level=log_level, access_log=access_log,
+                            limit_concurrency=limit_concurrency, server_header=False, timeout_graceful_shutdown=30,
+                            proxy_headers=False)
+    server = uvicorn.Server(config)
+    if ready is not None:
+        def announce() -> None:
+            while not server.started and not server.should_exit:
+                threading.Event().wait(0.05)
+            if server.started:
+                sockets = [s for srv in getattr(server, "servers", []) for s in srv.sockets]
+                bound = sockets[0].getsockname()[1] if sockets else port
+                ready(f"http://{host}:{bound}")
+
+        threading.Thread(target=announce, daemon=True).start()
+    server.run()
+    logger.info("service stopped")
