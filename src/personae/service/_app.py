@@ -38,6 +38,7 @@ try:
     from fastapi.exceptions import RequestValidationError
     from fastapi.responses import JSONResponse
     from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+    from starlette.exceptions import HTTPException as StarletteHTTPException
 except ImportError as exc:  # pragma: no cover - the extra is named in the error
     from personae.errors import MissingExtraError
 
@@ -323,6 +324,18 @@ def create_app(store: PersonaStore, *, settings: ServiceSettings | None = None,
         message = f"{where}: {first.msg}" if first else "malformed request"
         return _error_response(ServiceError(422, "invalid_request", message, field=where, errors=errors[:20]),
                                getattr(request.state, "request_id", None), secrets)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        kinds = {404: "not_found", 405: "method_not_allowed"}
+        if exc.status_code == 400:   # a body that is not JSON, or not UTF-8: malformed like any other
+            error = ServiceError(422, "invalid_request", f"body: {exc.detail}", field="body")
+        else:
+            error = ServiceError(exc.status_code, kinds.get(exc.status_code, "invalid_request"), str(exc.detail))
+        response = _error_response(error, getattr(request.state, "request_id", None), secrets)
+        for name, value in (exc.headers or {}).items():
+            response.headers[name] = value
+        return response
 
     @app.exception_handler(ServiceError)
     async def _service_error(request: Request, exc: ServiceError) -> JSONResponse:
