@@ -448,3 +448,17 @@ def test_a_persona_store_judges_and_ranks_with_the_reward_model(tiny_bert: Path,
         assert state.prequential_judged == 3 and state.prequential_accuracy == 1.0 and state.version == 1
         cold = store.persona("newcomer")
         assert cold.personalization == "none" and cold.prequential_judged == 1 and cold.version is None
+
+    # the same judgments over HTTP: `personae serve-api --judge reward-model:DIR`, offline
+    pytest.importorskip("fastapi")
+    from personae.client import PersonaeClient
+    from service_server import serve_api
+
+    offline = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
+    args = ["--judge", f"reward-model:{tmp_path / 'rm'}", "--model", "none", "--device", "cpu", "--no-auth"]
+    with serve_api(tmp_path / "s.db", args, env=offline) as service, PersonaeClient(service.url) as client:
+        assert client.health(ready=True)["detail"]["judge"] == "reward-model"
+        remote = client.judge("detailed", prompt, SHORT, LONG)
+        assert (remote.preferred, remote.version) == ("B", 1)
+        assert remote.probability == pytest.approx(detailed.probability, abs=1e-5)
+        assert client.rank("detailed", prompt, [SHORT, LONG, SHORT]).best == 1

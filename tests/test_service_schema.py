@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import zlib
 from collections import Counter
 
 import pytest
@@ -75,6 +76,22 @@ def test_the_service_conforms_to_its_schema(service, capsys) -> None:
     sent: Counter[str] = Counter()
     statuses: Counter[int] = Counter()
     operations = [result.ok() for result in api.get_all_operations()]
+
+    def exercise(operation, mode: GenerationMode, key: str) -> None:
+        @given(case=operation.as_strategy(mode))
+        @settings(max_examples=EXAMPLES, deadline=None, derandomize=True, database=None,
+                  phases=[Phase.explicit, Phase.generate], suppress_health_check=list(HealthCheck))
+        def run(case) -> None:
+            params = case.path_parameters or {}
+            if "user_id" in params and case.method != "DELETE" and zlib.crc32(str(params).encode()) % 2 == 0:
+                params["user_id"] = "u1"   # half of them reach the seeded user (a valid id either way)
+            response = case.call_and_validate(base_url=service.url, timeout=60, checks=checks,
+                                              headers={"Authorization": f"Bearer {service.token}"})
+            sent[key] += 1
+            statuses[response.status_code] += 1
+
+        run()
+
     assert len(operations) >= 13
     for operation, mode in [(op, mode) for op in operations for mode in (GenerationMode.POSITIVE,
                                                                          GenerationMode.NEGATIVE)]:
@@ -82,19 +99,7 @@ def test_the_service_conforms_to_its_schema(service, capsys) -> None:
         if mode is GenerationMode.NEGATIVE and not operation.path.startswith("/v1"):
             continue   # /healthz, /readyz and /metrics take no input to get wrong
 
-        @given(case=operation.as_strategy(mode))
-        @settings(max_examples=EXAMPLES, deadline=None, derandomize=True, database=None,
-                  phases=[Phase.explicit, Phase.generate], suppress_health_check=list(HealthCheck))
-        def exercise(case) -> None:
-            params = case.path_parameters or {}
-            if "user_id" in params and case.method != "DELETE" and hash(str(params)) % 2 == 0:
-                params["user_id"] = "u1"   # half of them reach the seeded user (a valid id either way)
-            response = case.call_and_validate(base_url=service.url, timeout=60, checks=checks,
-                                              headers={"Authorization": f"Bearer {service.token}"})
-            sent[f"{name} {mode.value}"] += 1
-            statuses[response.status_code] += 1
-
-        exercise()
+        exercise(operation, mode, f"{name} {mode.value}")
     assert {key.rsplit(" ", 1)[0] for key in sent} == {f"{op.method.upper()} {op.path}" for op in operations}
     assert not any(status >= 500 for status in statuses)
     with capsys.disabled():
