@@ -25,7 +25,7 @@ from service_server import create_token, serve_api, tokens
 
 pytest.importorskip("fastapi")
 
-SECRET_KEY = "sk-test-DO-NOT-LEAK-4242424242"
+SECRET_KEY = "zq7Rkeyfor_the_stub_server_31337"   # shaped like no known key: only --api-key says it is secret
 
 
 class LM:
@@ -126,6 +126,15 @@ def test_every_route_through_the_client(tmp_path, lm) -> None:
         assert calls == sum(lm.calls.values())   # every LM call: requests' and update jobs'
         assert float(re.search(r"^personae_lm_prompt_tokens_total (\S+)", metrics, re.M).group(1)) > 0
         assert re.search(r'^personae_update_jobs\{status="done"\} 2\.0', metrics, re.M)
+        for odd in ("FOOBAR", "PURGE1", "X-Y"):   # made-up methods share one label: no series per method
+            assert httpx.request(odd, f"{service.url}/metrics").status_code == 405
+        metrics = httpx.get(f"{service.url}/metrics").text
+        assert 'method="other",route="/metrics",status="405"} 3.0' in metrics and "FOOBAR" not in metrics
+        with httpx.Client(base_url=service.url) as own, PersonaeClient(http_client=own, token=token) as borrowed:
+            assert borrowed.persona("u1").version == 2   # the token travels with a caller's own httpx client
+        with PersonaeClient(service.url + "/elsewhere", token=token) as lost, pytest.raises(ServiceError) as wrong:
+            lost.persona("u1")
+        assert wrong.value.kind == "no_route"   # a wrong base URL is not an unknown user
 
         removed = client.forget("u1")
         assert removed["preferences"] == 7 and removed["personas"] == 2
@@ -275,11 +284,42 @@ def test_lm_failures_are_503_or_502_and_the_service_keeps_serving(tmp_path, lm) 
         while (job := http.get(f"/v1/jobs/{job_id}").json())["status"] != "failed" and time.monotonic() < deadline:
             time.sleep(0.2)
         assert job["status"] == "failed" and job["kind"] == "server" and job["error"], job
-        assert SECRET_KEY not in json.dumps(job)
+        assert SECRET_KEY not in json.dumps(job) and "***" in job["error"]
         lm.mode = "ok"
         assert http.post("/v1/users/u1/judge", json=judge).json()["preferred"] == "A"
         assert http.get("/readyz").status_code == 200
     assert SECRET_KEY not in service.log
+    for stored in tmp_path.glob("s.db*"):   # nor in the database: the job's error was redacted before it was kept
+        assert SECRET_KEY.encode() not in stored.read_bytes(), stored.name
+
+
+def test_a_bug_is_a_500_without_a_traceback_and_users_page_past_a_thousand(tmp_path, lm) -> None:
+    import sqlalchemy as sa
+
+    from personae.optimizers import PersonalizedJudge
+    from personae.store import PersonaStore
+
+    db = tmp_path / "s.db"
+    with PersonaStore(db, background=False) as seed:
+        for i in range(1003):
+            seed.add_preferences(f"user{i:04d}", [pair(i, f"user{i:04d}")])
+        seed.import_judges([PersonalizedJudge("broken", "Likes short answers.")])
+    engine = sa.create_engine(f"sqlite:///{db}")
+    with engine.begin() as conn:   # a persona row no version of personae wrote
+        conn.execute(sa.text("update personas set judge = '{\"persona\": 42}' where user_id = 'broken'"))
+    engine.dispose()
+    with serve_api(db, llm_args(lm, "--no-auth")) as service, PersonaeClient(service.url, token="") as client:
+        everyone = client.users()
+        assert len(everyone) == 1004 and everyone == sorted(everyone)
+        assert everyone[0] == "broken"
+        assert client.users(limit=3, after="user0998") == ["user0999", "user1000", "user1001"]
+        assert client.users(after="user1001") == ["user1002"]
+        broken = httpx.post(f"{service.url}/v1/users/broken/judge", json={"context": "q", "a": "x", "b": "y"})
+        assert broken.status_code == 500 and broken.json()["error"]["type"] == "internal"
+        assert "Traceback" not in broken.text and broken.headers["x-request-id"] == broken.json()["error"]["request_id"]
+        assert client.persona("user0001").pairs_seen == 1   # the service goes on
+        assert httpx.get(f"{service.url}/v1/users", headers={"Host": "attacker.example"}).status_code == 400
+    assert f"request {broken.json()['error']['request_id']}" in service.log and "failed on a bug" in service.log
 
 
 def test_retries_are_idempotent_and_a_restart_runs_the_pending_job(tmp_path, lm) -> None:

@@ -43,6 +43,9 @@ __all__ = ["AsyncPersonaeClient", "PersonaeClient", "ServiceError"]
 
 T = TypeVar("T")
 _RETRIED_STATUS = frozenset({502, 503, 504})
+# failures before the request reached the service, or a connection it dropped: safe to send again.
+# A read timeout is not among them: the service may still be judging, and a resend would pay twice.
+_RETRIED_TRANSPORT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, httpx.RemoteProtocolError)
 
 
 class ServiceError(PersonaeError):
@@ -87,6 +90,9 @@ def _preference(item: PreferenceRecord | Mapping[str, Any], index: int, user_id:
     if not isinstance(item, PreferenceRecord):
         raise DataError(f"expected a PreferenceRecord, got {type(item).__name__}",
                         source=f"add_preferences({user_id!r})", record=index)
+    if item.user_id not in (None, "", user_id):
+        raise DataError(f"the record belongs to user {item.user_id!r}, not {user_id!r}",
+                        source=f"add_preferences({user_id!r})", record=index, field="user_id")
     conversation = item.metadata.get("conversation_id")
     return {"id": item.record_id or None, "context": [{"role": t.role, "content": t.content} for t in item.context],
             "chosen": item.chosen, "rejected": item.rejected,
@@ -119,11 +125,16 @@ def _raise_for(call: _Call, response: httpx.Response) -> Any:
     message = str(error.get("message") or response.reason_phrase or "")
     field = error.get("field")
     retry_after = error.get("retry_after")
-    if response.status_code == 404:
+    failure = error.get("failure")
+    if failure and kind in ("lm_unavailable", "lm_bad_answer", "invalid_request"):
+        raise LMCallError(message, kind=str(failure), item=f"{call.method} {call.path}")
+    if response.status_code == 404 and kind == "not_found":   # not "no_route": a wrong base URL is no unknown user
         if call.missing is not None:
             return call.missing()
         if call.user_id is not None:
             raise UnknownUserError(call.user_id, "of this token")
+    if response.status_code == 409 and kind == "conflict":
+        raise ConfigError(message)   # e.g. no persona yet to export, as the store says
     if response.status_code == 422 and kind == "invalid_request":
         found = _FIELD.match(field or "")
         if found:
@@ -131,9 +142,6 @@ def _raise_for(call: _Call, response: httpx.Response) -> Any:
             raise DataError(message.split(": ", 1)[-1] if ": " in message else message,
                             source=f"add_preferences({call.user_id!r})", record=int(found.group(1)) + 1, field=name)
         raise ConfigError(message)
-    failure = error.get("failure")
-    if failure and kind in ("lm_unavailable", "lm_bad_answer", "invalid_request"):
-        raise LMCallError(message, kind=str(failure), item=f"{call.method} {call.path}")
     raise ServiceError(response.status_code, kind, message, field=field, retry_after=retry_after,
                        request_id=response.headers.get("x-request-id"))
 
@@ -218,7 +226,8 @@ class PersonaeClient:
 
     ``base_url`` is the service (``http://127.0.0.1:8000``); ``token`` a bearer token bound to
     a tenant (default ``$PERSONAE_TOKEN``). ``transport`` or ``http_client`` replace httpx's
-    defaults (a proxy, mTLS, a test transport). Thread-safe; close it, or use it as a context manager.
+    defaults (a proxy, mTLS, a test transport; an ``http_client`` brings its own base URL, the
+    token is still sent). Thread-safe; close it, or use it as a context manager.
     """
 
     def __init__(self, base_url: str = "http://127.0.0.1:8000", *, token: str | None = None, timeout: float = 60.0,
@@ -229,19 +238,21 @@ class PersonaeClient:
         self.max_wait = max_wait
         self._routes = _Routes()
         self._own = http_client is None
-        self._http = http_client or httpx.Client(
-            base_url=self.base_url, timeout=timeout, transport=transport,
-            headers=_headers(token if token is not None else os.environ.get("PERSONAE_TOKEN")))
+        self._auth = _headers(token if token is not None else os.environ.get("PERSONAE_TOKEN"))
+        self._http = http_client or httpx.Client(base_url=self.base_url, timeout=timeout, transport=transport)
 
     def _run(self, call: _Call) -> Any:
         if not call.path:
             return call.missing() if call.missing else None
+        resent = False
         for attempt in range(self.retries + 1):
             try:
-                response = self._http.request(call.method, call.path, json=call.json, params=call.params)
-            except httpx.TransportError as exc:
+                response = self._http.request(call.method, call.path, json=call.json, params=call.params,
+                                              headers=self._auth)
+            except _RETRIED_TRANSPORT as exc:
+                resent = True
                 if attempt >= self.retries:
-                    raise ServiceError(0, "unreachable", f"{self.base_url}: {type(exc).__name__}: {exc}") from None
+                    raise ServiceError(0, "unreachable", f"{self.base_url}: {type(exc).__name__}: {exc}") from exc
                 time.sleep(_wait(None, attempt, self.max_wait))
                 continue
             if response.status_code in _RETRIED_STATUS and attempt < self.retries:
@@ -249,6 +260,8 @@ class PersonaeClient:
                 continue
             if response.is_success:
                 return call.parse(response.json())
+            if resent and call.method == "DELETE" and response.status_code == 404:
+                return call.parse({"removed": {}})   # the first attempt did it; its answer was lost
             return _raise_for(call, response)
         raise AssertionError("unreachable")  # the loop returns or raises
 
@@ -304,7 +317,7 @@ class PersonaeClient:
     def users(self, *, limit: int | None = None, after: str | None = None) -> list[str]:
         out: list[str] = []
         while limit is None or len(out) < limit:
-            page, after = self._run(self._routes.users(min(1000, (limit or 1000) - len(out)), after))
+            page, after = self._run(self._routes.users(1000 if limit is None else min(1000, limit - len(out)), after))
             out += page
             if after is None:
                 break
@@ -347,19 +360,21 @@ class AsyncPersonaeClient:
         self.max_wait = max_wait
         self._routes = _Routes()
         self._own = http_client is None
-        self._http = http_client or httpx.AsyncClient(
-            base_url=self.base_url, timeout=timeout, transport=transport,
-            headers=_headers(token if token is not None else os.environ.get("PERSONAE_TOKEN")))
+        self._auth = _headers(token if token is not None else os.environ.get("PERSONAE_TOKEN"))
+        self._http = http_client or httpx.AsyncClient(base_url=self.base_url, timeout=timeout, transport=transport)
 
     async def _run(self, call: _Call) -> Any:
         if not call.path:
             return call.missing() if call.missing else None
+        resent = False
         for attempt in range(self.retries + 1):
             try:
-                response = await self._http.request(call.method, call.path, json=call.json, params=call.params)
-            except httpx.TransportError as exc:
+                response = await self._http.request(call.method, call.path, json=call.json, params=call.params,
+                                              headers=self._auth)
+            except _RETRIED_TRANSPORT as exc:
+                resent = True
                 if attempt >= self.retries:
-                    raise ServiceError(0, "unreachable", f"{self.base_url}: {type(exc).__name__}: {exc}") from None
+                    raise ServiceError(0, "unreachable", f"{self.base_url}: {type(exc).__name__}: {exc}") from exc
                 await asyncio.sleep(_wait(None, attempt, self.max_wait))
                 continue
             if response.status_code in _RETRIED_STATUS and attempt < self.retries:
@@ -367,6 +382,8 @@ class AsyncPersonaeClient:
                 continue
             if response.is_success:
                 return call.parse(response.json())
+            if resent and call.method == "DELETE" and response.status_code == 404:
+                return call.parse({"removed": {}})   # the first attempt did it; its answer was lost
             return _raise_for(call, response)
         raise AssertionError("unreachable")
 
@@ -423,7 +440,8 @@ class AsyncPersonaeClient:
     async def users(self, *, limit: int | None = None, after: str | None = None) -> list[str]:
         out: list[str] = []
         while limit is None or len(out) < limit:
-            page, after = await self._run(self._routes.users(min(1000, (limit or 1000) - len(out)), after))
+            page, after = await self._run(self._routes.users(1000 if limit is None else min(1000, limit - len(out)),
+                                                             after))
             out += page
             if after is None:
                 break

@@ -48,7 +48,8 @@ def register(sub: Any) -> None:
     parser.add_argument("--limit-concurrency", type=int, default=None,
                         help="answer 503 beyond this many connections in flight (default: no limit)")
     parser.add_argument("--debounce", type=float, default=None,
-                        help="seconds after a user's last preference before its update runs (default 2)")
+                        help="seconds after a user's last preference before its update runs (default 2; "
+                             "an update never waits more than 30 s after the first new preference)")
     parser.add_argument("--update-workers", type=int, default=None, help="update jobs run at once (default 2)")
     parser.add_argument("--token-cache", type=float, default=5.0,
                         help="seconds a token lookup is trusted; a revoked token stops within it (default 5)")
@@ -130,7 +131,7 @@ def run(args: argparse.Namespace) -> int:
                   f"{'nobody' if persona_lm is None else getattr(persona_lm, 'model', 'the LM')}); "
                   f"the schema is at {url}/openapi.json", flush=True)
 
-        serve(store, host=args.host, port=args.port, settings=settings, meter=CostMeter(),
+        serve(store, host=args.host, port=args.port, settings=settings, meter=CostMeter(entries=False),
               access_log=args.access_log, log_level="info" if args.verbose else "warning",
               limit_concurrency=args.limit_concurrency, ready=ready)
     return 0

@@ -53,10 +53,15 @@ class Cost:
 
 
 class CostMeter(UsageTracker):
-    """A thread-safe DSPy usage tracker that also counts calls and wall time."""
+    """A thread-safe DSPy usage tracker that also counts calls and wall time.
 
-    def __init__(self) -> None:
+    ``entries=False`` keeps the counts only, not DSPy's list of every call's usage: a meter
+    that lives as long as a server must not grow with every call it counts.
+    """
+
+    def __init__(self, *, entries: bool = True) -> None:
         super().__init__()
+        self._entries = entries
         self._lock = threading.Lock()
         self._calls = 0
         self._prompt = 0
@@ -74,7 +79,8 @@ class CostMeter(UsageTracker):
             self._calls += 1
             self._prompt += int(usage_entry.get("prompt_tokens") or 0)
             self._completion += int(usage_entry.get("completion_tokens") or 0)
-            super().add_usage(lm, usage_entry)
+            if self._entries:
+                super().add_usage(lm, usage_entry)
             parent = self._parent
         if parent is not None:
             parent.add_usage(lm, usage_entry)

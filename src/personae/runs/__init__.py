@@ -40,6 +40,7 @@ from personae.runs._retry import (
     describe_error,
     failure_kind,
     redact,
+    register_secrets,
 )
 
 __all__ = [
@@ -69,6 +70,7 @@ __all__ = [
     "describe_changes",
     "describe_error",
     "redact",
+    "register_secrets",
     "failure_kind",
     "package_versions",
     "progress_for",

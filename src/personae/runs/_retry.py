@@ -33,7 +33,8 @@ import dspy
 
 from personae.errors import ConfigError, ContentError, ItemError, LMCallError, PersonaeError
 
-__all__ = ["CALL_FAILURES", "FAILURE_KINDS", "Outcome", "RetryPolicy", "describe_error", "failure_kind", "redact"]
+__all__ = ["CALL_FAILURES", "FAILURE_KINDS", "Outcome", "RetryPolicy", "describe_error", "failure_kind", "redact",
+           "register_secrets"]
 
 logger = logging.getLogger(__name__)
 
@@ -55,6 +56,13 @@ _SECRET_PATTERNS = (
                r"(?=[^\s\"',}]*\d)[^\s\"',}]{12,}"),              # "api_key=...", "Bearer ..."
 )
 _SECRET_NAMES = ("KEY", "TOKEN", "SECRET", "PASSWORD")
+_REGISTERED: set[str] = set()
+
+
+def register_secrets(*values: str | None) -> None:
+    """Strings :func:`redact` removes from then on in this process (an LM key given as an
+    option rather than in the environment, a database password)."""
+    _REGISTERED.update(v for v in values if v and len(v) >= 4)
 
 
 def redact(text: str, secrets: tuple[str, ...] = ()) -> str:
@@ -64,8 +72,9 @@ def redact(text: str, secrets: tuple[str, ...] = ()) -> str:
     Error messages pass through it before they reach a log, a run log, a job record or an HTTP
     answer: a provider's error can quote the request, and the request carried the key.
     """
-    found = [*secrets, *(v for k, v in os.environ.items() if any(n in k.upper() for n in _SECRET_NAMES))]
-    for secret in sorted((s for s in found if s and len(s) >= 8), key=len, reverse=True):
+    found = [*secrets, *_REGISTERED,
+             *(v for k, v in os.environ.items() if any(n in k.upper() for n in _SECRET_NAMES) and len(v) >= 8)]
+    for secret in sorted((s for s in found if s and len(s) >= 4), key=len, reverse=True):
         text = text.replace(secret, "***")
     for pattern in _SECRET_PATTERNS:
         text = pattern.sub(lambda m: (m.group(1) + m.group(2) + "***") if m.lastindex else "***", text)

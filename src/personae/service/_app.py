@@ -7,6 +7,7 @@ name types local to :func:`create_app`, at definition time.
 import dataclasses
 import logging
 import time
+import traceback
 import uuid
 from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass, field
@@ -15,7 +16,7 @@ from typing import Annotated, Any, TypeVar
 from personae.errors import ConfigError, DataError, LMCallError, PersonaeError
 from personae.lm import CostMeter
 from personae.optimizers import Verdict
-from personae.runs import redact
+from personae.runs import redact, register_secrets
 from personae.service._models import (
     USER_ID_PATTERN,
     AddPreferencesRequest,
@@ -31,6 +32,7 @@ from personae.service._models import (
     UserList,
     context_text,
 )
+from personae.signatures import generation_system_prompt
 from personae.store import AddResult, Job, PersonaState, PersonaStore, Ranking, UnknownUserError
 
 try:
@@ -98,7 +100,8 @@ _LM_UNAVAILABLE = frozenset({"timeout", "rate_limit", "server", "transport", "lm
 
 def _from_exception(exc: BaseException, retry_after_s: int) -> ServiceError | None:
     """The answer to an exception a route raised; None for a bug (it becomes a bare 500)."""
-    from sqlalchemy.exc import OperationalError
+    from sqlalchemy.exc import InterfaceError, OperationalError
+    from sqlalchemy.exc import TimeoutError as PoolTimeout
 
     if isinstance(exc, ServiceError):
         return exc
@@ -114,11 +117,11 @@ def _from_exception(exc: BaseException, retry_after_s: int) -> ServiceError | No
                                 f"{exc.reason}", field="body", failure=exc.kind)
         return ServiceError(502, "lm_bad_answer", f"the judge's model gave no usable answer ({exc.kind}): "
                             f"{exc.reason}", retry_after=1, failure=exc.kind)
-    if isinstance(exc, OperationalError):
+    if isinstance(exc, (OperationalError, InterfaceError, PoolTimeout)):
         return ServiceError(503, "store_unavailable", "the persona store's database is busy or unreachable",
                             retry_after=1)
     if isinstance(exc, DataError):
-        return ServiceError(422, "invalid_request", exc.message, field=exc.field)
+        return None  # a stored row that cannot be read (bad request bodies are mapped where they are read)
     if isinstance(exc, ConfigError):
         cause = exc.__cause__
         if cause is not None and type(cause).__module__.startswith("dspy"):
@@ -194,6 +197,8 @@ def _error_response(error: ServiceError, request_id: str | None, secrets: tuple[
 class _Guard:
     """Outermost layer: a request id, the body size limit, and the request metrics."""
 
+    METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"})
+
     def __init__(self, app: ASGIApp, settings: ServiceSettings, metrics: _Metrics, secrets: tuple[str, ...]) -> None:
         self.app = app
         self.settings = settings
@@ -208,9 +213,11 @@ class _Guard:
         request_id = uuid.uuid4().hex[:16]
         scope.setdefault("state", {})["request_id"] = request_id
         status = [500]
+        started = [False]
 
         async def send_marked(message: Message) -> None:
             if message["type"] == "http.response.start":
+                started[0] = True
                 status[0] = int(message["status"])
                 message["headers"] = [*message.get("headers", []), (b"x-request-id", request_id.encode())]
             await send(message)
@@ -224,6 +231,7 @@ class _Guard:
                 while more and size <= limit:
                     message = await receive()
                     if message["type"] == "http.disconnect":
+                        status[0] = 499   # the client went away before its body arrived
                         return
                     chunks.append(message.get("body", b""))
                     size += len(chunks[-1])
@@ -245,11 +253,22 @@ class _Guard:
                                            request_id, self.secrets)
                 await response(scope, receive, send_marked)
                 return
-            await self.app(scope, receive, send_marked)
+            try:
+                await self.app(scope, receive, send_marked)
+            except Exception:   # a bug: answered here, so no traceback with unredacted text reaches any log
+                logger.error("request %s (%s %s) failed on a bug:\n%s", request_id, scope.get("method"),
+                             scope.get("path"), redact(traceback.format_exc(), self.secrets))
+                if not started[0]:
+                    response = _error_response(ServiceError(500, "internal", "internal error; the server log has "
+                                                            "the details under this request id"),
+                                               request_id, self.secrets)
+                    await response(scope, receive, send_marked)
         finally:
             route = scope.get("route")
             template = getattr(route, "path", None) or "unmatched"
-            self.metrics.observe(str(scope.get("method")), template, status[0], time.perf_counter() - start)
+            method = str(scope.get("method"))
+            self.metrics.observe(method if method in self.METHODS else "other", template, status[0],
+                                 time.perf_counter() - start)
 
 
 def create_app(store: PersonaStore, *, settings: ServiceSettings | None = None,
@@ -263,6 +282,7 @@ def create_app(store: PersonaStore, *, settings: ServiceSettings | None = None,
 
     settings = settings or ServiceSettings()
     secrets = tuple(s for s in settings.secrets if s)
+    register_secrets(*secrets)   # the store's job records and logs redact them too
     own_meter = meter is None
     meter = meter or CostMeter()
     metrics = _Metrics(store, meter)
@@ -284,14 +304,19 @@ def create_app(store: PersonaStore, *, settings: ServiceSettings | None = None,
                              422: {"model": ErrorBody, "description": "a malformed request; the field is named"},
                              503: {"model": ErrorBody, "description": "the store's database is unavailable"}})
 
-    def tenant_store(request: Request,
-                     credentials: Annotated[HTTPAuthorizationCredentials | None, Security(bearer)]) -> PersonaStore:
+    async def tenant_store(request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None,
+                                                                    Security(bearer)]) -> PersonaStore:
+        # async: a cached token costs no thread hop; only a lookup in the database runs in a thread
         if not settings.auth:
             tenant = "default"
         else:
             if credentials is None:
                 raise ServiceError(401, "unauthorized", "a bearer token is required in the Authorization header")
-            found = store.tokens.tenant_of(credentials.credentials)
+            known, found = store.tokens.cached(credentials.credentials)
+            if not known:
+                import anyio.to_thread
+
+                found = await anyio.to_thread.run_sync(store.tokens.tenant_of, credentials.credentials)
             if found is None:
                 raise ServiceError(401, "unauthorized", "the bearer token is unknown or revoked")
             tenant = found
@@ -327,7 +352,7 @@ def create_app(store: PersonaStore, *, settings: ServiceSettings | None = None,
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        kinds = {404: "not_found", 405: "method_not_allowed"}
+        kinds = {404: "no_route", 405: "method_not_allowed"}   # "not_found" is for users and jobs
         if exc.status_code == 400:   # a body that is not JSON, or not UTF-8: malformed like any other
             error = ServiceError(422, "invalid_request", f"body: {exc.detail}", field="body")
         else:
@@ -345,22 +370,16 @@ def create_app(store: PersonaStore, *, settings: ServiceSettings | None = None,
     async def _personae_error(request: Request, exc: PersonaeError) -> JSONResponse:
         return await _mapped(request, exc)
 
-    from sqlalchemy.exc import OperationalError
+    from sqlalchemy.exc import InterfaceError, OperationalError
+    from sqlalchemy.exc import TimeoutError as PoolTimeout
 
-    @app.exception_handler(OperationalError)
-    async def _database_error(request: Request, exc: OperationalError) -> JSONResponse:
-        return await _mapped(request, exc)
-
-    @app.exception_handler(Exception)
-    async def _anything(request: Request, exc: Exception) -> JSONResponse:
-        return await _mapped(request, exc)
 
     async def _mapped(request: Request, exc: BaseException) -> JSONResponse:
         request_id = getattr(request.state, "request_id", None)
         error = _from_exception(exc, settings.retry_after_s)
         if error is None:
-            logger.error("request %s (%s %s) failed on a bug: %s", request_id, request.method,
-                         request.url.path, redact(f"{type(exc).__name__}: {exc}", secrets), exc_info=exc)
+            logger.error("request %s (%s %s) failed on a bug:\n%s", request_id, request.method, request.url.path,
+                         redact("".join(traceback.format_exception(exc)), secrets))
             error = ServiceError(500, "internal", "internal error; the server log has the details under this "
                                                   "request id")
         elif error.status >= 500:
@@ -368,9 +387,13 @@ def create_app(store: PersonaStore, *, settings: ServiceSettings | None = None,
                            redact(error.message, secrets))
         return _error_response(error, request_id, secrets)
 
+    for database_error in (OperationalError, InterfaceError, PoolTimeout):
+        app.add_exception_handler(database_error, _mapped)
+    # no handler for Exception: a bug is answered (500, redacted log) by _Guard, outermost
+
     # -- operations -----------------------------------------------------------------------------
     @app.get("/healthz", response_model=Health, tags=["operations"])
-    def healthz() -> Health:
+    async def healthz() -> Health:
         """The process answers."""
         return Health("ok", {})
 
@@ -390,7 +413,7 @@ def create_app(store: PersonaStore, *, settings: ServiceSettings | None = None,
     @app.get("/metrics", tags=["operations"], response_class=Response,
              responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}},
                               "description": "Prometheus text format"}})
-    def metrics_text() -> Response:
+    async def metrics_text() -> Response:
         """Prometheus metrics: requests and latencies by route, LM calls and tokens, update jobs."""
         from prometheus_client import CONTENT_TYPE_LATEST
 
@@ -399,7 +422,7 @@ def create_app(store: PersonaStore, *, settings: ServiceSettings | None = None,
     # -- users ----------------------------------------------------------------------------------
     @app.get("/v1/users", response_model=UserList, tags=["users"])
     def list_users(tenant: Tenant, limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-                   after: Annotated[str | None, Query(max_length=128)] = None) -> UserList:
+                   after: Annotated[str | None, Query(pattern=USER_ID_PATTERN, max_length=128)] = None) -> UserList:
         """This tenant's users, in id order, a page at a time (pass ``next_after`` as ``after``)."""
         found = tenant.users(limit=limit + 1, after=after)
         page = found[:limit]
@@ -463,8 +486,9 @@ def create_app(store: PersonaStore, *, settings: ServiceSettings | None = None,
              responses=NOT_FOUND)
     def generation_prompt(user_id: UserId, tenant: Tenant) -> GenerationPrompt:
         """A system prompt for writing responses this user prefers (chat messages)."""
-        state = tenant.persona(user_id)
-        return GenerationPrompt(tenant.generation_messages(user_id), state.version, state.personalization)
+        state = tenant.persona(user_id)   # one read: the prompt and its version agree
+        return GenerationPrompt([{"role": "system", "content": generation_system_prompt(state.persona)}],
+                                state.version, state.personalization)
 
     @app.delete("/v1/users/{user_id}", response_model=Forgotten, tags=["users"], responses=NOT_FOUND)
     def forget(user_id: UserId, tenant: Tenant) -> Forgotten:
@@ -486,6 +510,10 @@ def create_app(store: PersonaStore, *, settings: ServiceSettings | None = None,
         app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["GET", "POST", "DELETE"],
                            allow_headers=["Authorization", "Content-Type"], expose_headers=["X-Request-ID",
                                                                                             "Retry-After"])
+    if not settings.auth:   # one tenant, no tokens: only loopback names, against DNS rebinding from a browser
+        from starlette.middleware.trustedhost import TrustedHostMiddleware
+
+        app.add_middleware(TrustedHostMiddleware, allowed_hosts=["127.0.0.1", "localhost", "[::1]", "::1"])
     app.add_middleware(_Guard, settings=settings, metrics=metrics, secrets=secrets)
     app.state.metrics = metrics
     app.state.meter = meter

@@ -59,7 +59,7 @@ def serve(store: PersonaStore, *, host: str = "127.0.0.1", port: int = 8000, set
     settings = settings or ServiceSettings()
     if not settings.auth and not is_loopback(host):
         raise ConfigError(f"without authentication the service listens on loopback only, not {host!r}")
-    meter = meter or CostMeter()
+    meter = meter or CostMeter(entries=False)
     dspy.configure(usage_tracker=meter)
     app = create_app(store, settings=settings, meter=meter)
     config = uvicorn.Config(app, host=host, port=port, log_level=log_level, access_log=access_log,

@@ -182,7 +182,8 @@ class RewardModelBackend:
                 a: str, b: str) -> Verdict:
         persona = fitted.persona if fitted else ""
         reward_a, reward_b = self._rewards(persona, context, [a, b])
-        probability = 1.0 / (1.0 + math.exp(-(reward_a - reward_b)))
+        gap = reward_a - reward_b   # a stable sigmoid: no overflow however far apart the rewards are
+        probability = 1.0 / (1.0 + math.exp(-gap)) if gap >= 0 else math.exp(gap) / (1.0 + math.exp(gap))
         return Verdict("A" if reward_a >= reward_b else "B", f"reward {reward_a:.4f} for A, {reward_b:.4f} for B",
                        probability=probability, personalization="persona" if persona else "none")
 

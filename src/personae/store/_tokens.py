@@ -82,21 +82,30 @@ class AccessTokens:
             self._cache.clear()
         return bool(done)
 
+    def cached(self, token: str) -> tuple[bool, str | None]:
+        """``(True, tenant)`` when the answer is known without the database (a malformed token,
+        or one looked up less than ``cache_s`` ago), else ``(False, None)``."""
+        if not isinstance(token, str) or not token.startswith(PREFIX) or len(token) > MAX_TOKEN_CHARS:
+            return True, None
+        with self._lock:
+            hit = self._cache.get(_digest(token))
+        if hit is not None and hit[0] > time.monotonic():
+            return True, hit[1]
+        return False, None
+
     def tenant_of(self, token: str) -> str | None:
         """The tenant a live token is bound to, None for anything else (never raises on the input)."""
-        if not isinstance(token, str) or not token.startswith(PREFIX) or len(token) > MAX_TOKEN_CHARS:
-            return None
+        known, tenant = self.cached(token)
+        if known:
+            return tenant
         digest = _digest(token)
         now = time.monotonic()
-        with self._lock:
-            hit = self._cache.get(digest)
-        if hit is not None and hit[0] > now:
-            return hit[1]
         with self.db.read() as conn:
             tenant = conn.execute(sa.select(api_tokens.c.tenant).where(
                 api_tokens.c.token_hash == digest, api_tokens.c.revoked_at.is_(None))).scalar()
-        with self._lock:
-            if len(self._cache) > 10000:
-                self._cache.clear()
-            self._cache[digest] = (now + self.cache_s, tenant)
+        if tenant is not None:   # only live tokens are cached: guessed ones cannot crowd them out
+            with self._lock:
+                if len(self._cache) > 10000:
+                    self._cache.clear()
+                self._cache[digest] = (now + self.cache_s, tenant)
         return tenant
