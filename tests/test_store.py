@@ -605,3 +605,45 @@ def test_the_debounce_never_delays_an_update_past_max_delay(tmp_path) -> None:
         assert store.process_jobs() == 0                                   # not due yet
         time.sleep(0.6)
         assert store.process_jobs() == 1 and store.job(job).status == "done"
+
+
+def test_the_reward_model_backend_combines_concurrent_calls_into_batches() -> None:
+    import time
+
+    from personae.store import RewardModelBackend
+
+    class Model:
+        """Scores a response by its length; each pass takes 30 ms; 'boom' fails its pass."""
+
+        def __init__(self) -> None:
+            self.passes: list[int] = []
+
+        def score_batch(self, items):
+            self.passes.append(len(items))
+            time.sleep(0.03)
+            if any(r == "boom" for _, _, r in items):
+                raise RuntimeError("the model fell over")
+            return [float(len(r)) for _, _, r in items]
+
+    model = Model()
+    backend = RewardModelBackend(model, max_batch=16)
+    results: dict[int, object] = {}
+
+    def ask(i: int) -> None:
+        try:
+            results[i] = backend.compare(None, [], "q", "x" * (i + 1), "y" * (40 - i) if i != 7 else "boom")
+        except RuntimeError as exc:
+            results[i] = exc
+
+    threads = [threading.Thread(target=ask, args=(i,)) for i in range(24)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert len(results) == 24 and sum(model.passes) == 48   # every response scored exactly once
+    assert len(model.passes) < 24 and max(model.passes) <= 16   # combined, within the cap
+    failed = [i for i, r in results.items() if isinstance(r, RuntimeError)]
+    assert 7 in failed and len(failed) < 24   # only the calls that shared the failing pass
+    for i, verdict in results.items():
+        if i not in failed:   # each call got its own scores back: A is longer once i + 1 > 40 - i
+            assert verdict.preferred == ("A" if i + 1 >= 40 - i else "B"), i
