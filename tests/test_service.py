@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+import socket
 import threading
 import time
 
@@ -94,6 +95,10 @@ def test_every_route_through_the_client(tmp_path, lm) -> None:
 
         added = client.add_preferences("u1", [pair(i) for i in range(5)])
         assert added.added == [f"r{i}" for i in range(5)] and added.job_id
+        stored = client.preferences("u1")
+        assert [(r.record_id, r.prompt, r.chosen, r.rejected, r.user_id) for r in stored] == \
+            [(f"r{i}", pair(i).prompt, pair(i).chosen, pair(i).rejected, "u1") for i in range(5)]
+        assert client.fitted_judge("u1") is None   # no persona before the first update
         job = client.wait_job(added.job_id, timeout=60)
         assert job is not None and job.status == "done" and job.result["action"] == "first-fit"
         state = client.persona("u1")
@@ -109,6 +114,7 @@ def test_every_route_through_the_client(tmp_path, lm) -> None:
         assert ranking.best == 1 and ranking.order[0] == 1 and ranking.comparisons == 2 and len(ranking.verdicts) == 2
         messages = client.generation_messages("u1")
         assert messages[0]["role"] == "system" and "Prefers short answers." in messages[0]["content"]
+        assert client.fitted_judge("u1").persona == "Prefers short answers."
         judge = client.export("u1", tmp_path)
         assert judge.persona == "Prefers short answers." and (tmp_path / "u1.json").exists()
         assert client.users() == ["u1"] and client.exists("u1")
@@ -209,7 +215,7 @@ def test_a_token_sees_only_its_tenant(tmp_path, lm) -> None:
 def test_bad_requests_get_4xx_naming_the_field(tmp_path, lm) -> None:
     db = tmp_path / "s.db"
     token = create_token(db, "acme")
-    with serve_api(db, llm_args(lm, "--max-body-bytes", "200000")) as service, \
+    with serve_api(db, llm_args(lm, "--max-body-bytes", "200000", "--body-timeout", "1")) as service, \
             httpx.Client(base_url=service.url, headers={"Authorization": f"Bearer {token}"}, timeout=30) as http:
         def error(response: httpx.Response, status: int) -> dict:
             assert response.status_code == status, response.text
@@ -239,6 +245,12 @@ def test_bad_requests_get_4xx_naming_the_field(tmp_path, lm) -> None:
         assert error(http.get("/v1/jobs/not-a-job"), 422)["field"] == "path.job_id"
         assert error(http.get("/v1/jobs/" + "0" * 32), 404)["type"] == "not_found"
         assert http.get("/nowhere").status_code == 404
+        # a body that trickles in is cut off: 408, the connection is not held
+        host, port = service.url.removeprefix("http://").split(":")
+        with socket.create_connection((host, int(port)), timeout=10) as raw:
+            raw.sendall(f"POST /v1/users/u1/judge HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {token}\r\n"
+                        "Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"con".encode())
+            assert raw.recv(4096).split(b"\r\n", 1)[0] == b"HTTP/1.1 408 Request Timeout"
         # a record the store itself rejects names its place in the batch
         blank = {"id": "p1", "context": [{"role": "user", "content": "  "}], "chosen": "a", "rejected": "b"}
         last_turn = error(http.post("/v1/users/u1/preferences", json={"preferences": [api_pair(0), blank]}), 422)

@@ -26,7 +26,7 @@ import os
 import re
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cache
 from pathlib import Path
 from typing import Any, TypeVar
@@ -34,7 +34,7 @@ from urllib.parse import quote
 
 import httpx
 
-from personae.data import PreferenceRecord
+from personae.data import PreferenceRecord, Turn
 from personae.errors import ConfigError, DataError, LMCallError, PersonaeError
 from personae.optimizers import PersonalizedJudge, Verdict, judge_path
 from personae.store import AddResult, Job, PersonaState, PersonaVersion, Ranking, UnknownUserError
@@ -110,6 +110,7 @@ class _Call:
     params: dict[str, Any] | None = None
     user_id: str | None = None
     missing: Callable[[], Any] | None = None
+    conflict: Callable[[], Any] | None = None   # what a 409 means, when it means a value
 
 
 _FIELD = re.compile(r"^body\.preferences\.(\d+)(?:\.(\w+))?")
@@ -133,6 +134,8 @@ def _raise_for(call: _Call, response: httpx.Response) -> Any:
             return call.missing()
         if call.user_id is not None:
             raise UnknownUserError(call.user_id, "of this token")
+    if response.status_code == 409 and kind == "conflict" and call.conflict is not None:
+        return call.conflict()
     if response.status_code == 409 and kind == "conflict":
         raise ConfigError(message)   # e.g. no persona yet to export, as the store says
     if response.status_code == 422 and kind == "invalid_request":
@@ -168,6 +171,17 @@ class _Routes:
         items = [_preference(r, i, user_id) for i, r in enumerate(records, 1)]
         return _Call("POST", f"{self.user(user_id)}/preferences", lambda d: _read(AddResult, d),
                      json={"preferences": items}, user_id=user_id)
+
+    def preferences(self, user_id: str) -> _Call:
+        def records(data: Any) -> list[PreferenceRecord]:
+            return [PreferenceRecord([Turn(t["role"], t["content"]) for t in p["context"]], p["chosen"], p["rejected"],
+                                     user_id=user_id, record_id=p["id"],
+                                     metadata={"conversation_id": p["conversation_id"]} if p.get("conversation_id")
+                                     else {}) for p in data["preferences"]]
+        return _Call("GET", f"{self.user(user_id)}/preferences", records, user_id=user_id)
+
+    def fitted_judge(self, user_id: str, version: int | None) -> _Call:
+        return replace(self.export(user_id, version), conflict=lambda: None)
 
     def persona(self, user_id: str) -> _Call:
         return _Call("GET", f"{self.user(user_id)}/persona", lambda d: _read(PersonaState, d), user_id=user_id)
@@ -265,6 +279,9 @@ class PersonaeClient:
             return _raise_for(call, response)
         raise AssertionError("unreachable")  # the loop returns or raises
 
+    def for_tenant(self, tenant: str) -> PersonaeClient:
+        raise ConfigError("a service token is bound to one tenant: make a client with another tenant's token")
+
     def close(self) -> None:
         if self._own:
             self._http.close()
@@ -279,6 +296,15 @@ class PersonaeClient:
     def add_preferences(self, user_id: str, records: Iterable[PreferenceRecord | Mapping[str, Any]]) -> AddResult:
         result: AddResult = self._run(self._routes.add_preferences(user_id, records))
         return result
+
+    def preferences(self, user_id: str) -> list[PreferenceRecord]:
+        records: list[PreferenceRecord] = self._run(self._routes.preferences(user_id))
+        return records
+
+    def fitted_judge(self, user_id: str, version: int | None = None) -> PersonalizedJudge | None:
+        """The user's judge (None before the first persona)."""
+        judge: PersonalizedJudge | None = self._run(self._routes.fitted_judge(user_id, version))
+        return judge
 
     def persona(self, user_id: str) -> PersonaState:
         state: PersonaState = self._run(self._routes.persona(user_id))
@@ -387,6 +413,9 @@ class AsyncPersonaeClient:
             return _raise_for(call, response)
         raise AssertionError("unreachable")
 
+    def for_tenant(self, tenant: str) -> AsyncPersonaeClient:
+        raise ConfigError("a service token is bound to one tenant: make a client with another tenant's token")
+
     async def close(self) -> None:
         if self._own:
             await self._http.aclose()
@@ -401,6 +430,15 @@ class AsyncPersonaeClient:
                               records: Iterable[PreferenceRecord | Mapping[str, Any]]) -> AddResult:
         result: AddResult = await self._run(self._routes.add_preferences(user_id, records))
         return result
+
+    async def preferences(self, user_id: str) -> list[PreferenceRecord]:
+        records: list[PreferenceRecord] = await self._run(self._routes.preferences(user_id))
+        return records
+
+    async def fitted_judge(self, user_id: str, version: int | None = None) -> PersonalizedJudge | None:
+        """The user's judge (None before the first persona)."""
+        judge: PersonalizedJudge | None = await self._run(self._routes.fitted_judge(user_id, version))
+        return judge
 
     async def persona(self, user_id: str) -> PersonaState:
         state: PersonaState = await self._run(self._routes.persona(user_id))

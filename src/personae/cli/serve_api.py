@@ -44,6 +44,8 @@ def register(sub: Any) -> None:
     parser.add_argument("--cors-origin", action="append", default=[], metavar="ORIGIN",
                         help="let browsers on this origin call the API (repeatable; default: CORS off)")
     parser.add_argument("--max-body-bytes", type=int, default=1 << 20, help="largest request body (default 1 MiB)")
+    parser.add_argument("--body-timeout", type=float, default=30.0,
+                        help="seconds a request body may take to arrive before 408 (default 30)")
     parser.add_argument("--threads", type=int, default=64, help="threads for the store's blocking calls (default 64)")
     parser.add_argument("--limit-concurrency", type=int, default=None,
                         help="answer 503 beyond this many connections in flight (default: no limit)")
@@ -118,7 +120,7 @@ def run(args: argparse.Namespace) -> int:
         policy = dataclasses.replace(policy, concurrency=args.update_workers)
     settings = ServiceSettings(auth=not args.no_auth, max_body_bytes=args.max_body_bytes,
                                cors_origins=list(args.cors_origin), threads=args.threads,
-                               token_cache_s=args.token_cache,
+                               token_cache_s=args.token_cache, body_timeout_s=args.body_timeout,
                                secrets=tuple(s for s in (args.api_key,) if s))
     with PersonaStore(args.store, lm=persona_lm, backend=backend, policy=policy) as store:
         live = [t for t in store.tokens.list() if t.revoked_at is None]

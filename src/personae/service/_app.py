@@ -28,7 +28,9 @@ from personae.service._models import (
     Health,
     HistoryOut,
     JudgeRequest,
+    PreferenceList,
     RankRequest,
+    StoredPreference,
     UserList,
     context_text,
 )
@@ -36,6 +38,7 @@ from personae.signatures import generation_system_prompt
 from personae.store import AddResult, Job, PersonaState, PersonaStore, Ranking, UnknownUserError
 
 try:
+    import anyio
     from fastapi import Depends, FastAPI, Path, Query, Request, Response, Security
     from fastapi.exceptions import RequestValidationError
     from fastapi.responses import JSONResponse
@@ -76,6 +79,7 @@ class ServiceSettings:
     secrets: tuple[str, ...] = ()
     retry_after_s: int = 5
     token_cache_s: float = 5.0
+    body_timeout_s: float = 30.0
     root_path: str = ""
 
 
@@ -228,14 +232,21 @@ class _Guard:
             too_large = declared is not None and declared.isdigit() and int(declared) > limit
             if not too_large and scope.get("method") in ("POST", "PUT", "PATCH"):
                 chunks, size, more = [], 0, True
-                while more and size <= limit:
-                    message = await receive()
-                    if message["type"] == "http.disconnect":
-                        status[0] = 499   # the client went away before its body arrived
-                        return
-                    chunks.append(message.get("body", b""))
-                    size += len(chunks[-1])
-                    more = bool(message.get("more_body"))
+                with anyio.move_on_after(self.settings.body_timeout_s) as reading:
+                    while more and size <= limit:
+                        message = await receive()
+                        if message["type"] == "http.disconnect":
+                            status[0] = 499   # the client went away before its body arrived
+                            return
+                        chunks.append(message.get("body", b""))
+                        size += len(chunks[-1])
+                        more = bool(message.get("more_body"))
+                if reading.cancelled_caught:   # a body trickled in too slowly: the connection is not held
+                    response = _error_response(ServiceError(408, "timeout", "the request body did not arrive "
+                                                            f"within {self.settings.body_timeout_s:g} s"),
+                                               request_id, self.secrets)
+                    await response(scope, receive, send_marked)
+                    return
                 too_large = size > limit
                 body = b"".join(chunks)
                 sent = [False]
@@ -447,6 +458,14 @@ def create_app(store: PersonaStore, *, settings: ServiceSettings | None = None,
         else:
             response.headers["Location"] = f"{settings.root_path}/v1/jobs/{result.job_id}"
         return result
+
+    @app.get("/v1/users/{user_id}/preferences", response_model=PreferenceList, tags=["users"], responses=NOT_FOUND)
+    def preferences(user_id: UserId, tenant: Tenant) -> PreferenceList:
+        """The user's stored preferences, in the order they arrived."""
+        return PreferenceList([StoredPreference(
+            r.record_id, [{"role": t.role, "content": t.content} for t in r.context], r.chosen, r.rejected,
+            None if r.metadata.get("conversation_id") in (None, "") else str(r.metadata["conversation_id"]))
+            for r in tenant.preferences(user_id)])
 
     @app.get("/v1/users/{user_id}/persona", response_model=PersonaState, tags=["users"], responses=NOT_FOUND)
     def persona(user_id: UserId, tenant: Tenant) -> PersonaState:

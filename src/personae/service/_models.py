@@ -16,7 +16,8 @@ from personae.store import PersonaVersion
 
 __all__ = ["MAX_CANDIDATES", "MAX_PREFERENCES", "MAX_TEXT_CHARS", "MAX_TURNS", "USER_ID_PATTERN",
            "AddPreferencesRequest", "ErrorBody", "ErrorDetail", "FieldError", "Forgotten", "GenerationPrompt",
-           "Health", "HistoryOut", "JudgeRequest", "PreferenceIn", "RankRequest", "TurnIn", "UserList",
+           "Health", "HistoryOut", "JudgeRequest", "PreferenceIn", "PreferenceList", "RankRequest", "StoredPreference",
+           "TurnIn", "UserList",
            "context_text"]
 
 MAX_TEXT_CHARS = 32_000      # a prompt, response or turn
@@ -95,6 +96,23 @@ def context_text(context: str | list[TurnIn]) -> str:
     if len(context) == 1:
         return context[0].content
     return "\n\n".join(f"{t.role.capitalize()}: {t.content}" for t in context)
+
+
+@dataclass(frozen=True)
+class StoredPreference:
+    """A stored preference: its id (the client's, else ``sha256:`` of its content), the
+    conversation, the two responses."""
+
+    id: str
+    context: list[dict[str, str]]
+    chosen: str
+    rejected: str
+    conversation_id: str | None = None
+
+
+@dataclass(frozen=True)
+class PreferenceList:
+    preferences: list[StoredPreference]
 
 
 @dataclass(frozen=True)

@@ -334,11 +334,14 @@ class PersonaStore:
         return AddResult(added, duplicates, job_id)
 
     def preferences(self, user_id: str) -> list[PreferenceRecord]:
-        """The user's stored preferences, in the order they arrived."""
+        """The user's stored preferences, in the order they arrived (:class:`UnknownUserError`
+        for a user the store holds nothing on)."""
         with self._core.db.read() as conn:
             rows = conn.execute(sa.select(preferences.c.record).where(
                 preferences.c.tenant == self.tenant, preferences.c.user_id == user_id)
                 .order_by(preferences.c.id)).scalars().all()
+        if not rows and not self.exists(user_id):
+            raise UnknownUserError(user_id, self.tenant)
         return [PreferenceRecord.from_dict(r) for r in rows]
 
     def users(self, *, limit: int | None = None, after: str | None = None) -> list[str]:
@@ -611,6 +614,12 @@ class AsyncPersonaStore:
     async def add_preferences(self, user_id: str,
                               records: Iterable[PreferenceRecord | Mapping[str, Any]]) -> AddResult:
         return await asyncio.to_thread(self.sync.add_preferences, user_id, list(records))
+
+    async def preferences(self, user_id: str) -> list[PreferenceRecord]:
+        return await asyncio.to_thread(self.sync.preferences, user_id)
+
+    async def fitted_judge(self, user_id: str, version: int | None = None) -> PersonalizedJudge | None:
+        return await asyncio.to_thread(self.sync.fitted_judge, user_id, version)
 
     async def persona(self, user_id: str) -> PersonaState:
         return await asyncio.to_thread(self.sync.persona, user_id)
