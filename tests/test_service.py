@@ -197,6 +197,8 @@ def test_a_token_sees_only_its_tenant(tmp_path, lm) -> None:
                 other = g.request(method, path, json=body)
                 assert other.status_code == 404 and other.json()["error"]["type"] == "not_found", path
                 assert anonymous.request(method, path, json=body).status_code == 401, path
+            timing = a.post("/v1/users/u1/judge", json={"context": "q", "a": "x", "b": "y"}).headers["server-timing"]
+            assert re.fullmatch(r"store;dur=\d+\.\d\d", timing)   # the store's and judge's own time
             assert g.get("/v1/users").json() == {"users": [], "next_after": None}
             assert g.delete("/v1/users/u1").status_code == 404
             assert a.get("/v1/users/u1/persona").json()["pairs_seen"] == 4   # untouched by the other tenant

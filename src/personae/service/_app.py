@@ -337,11 +337,16 @@ def create_app(store: PersonaStore, *, settings: ServiceSettings | None = None,
             view = views[tenant] = store.for_tenant(tenant)
         return view
 
-    def counted(call: Callable[[], T]) -> T:
-        if not own_meter:
-            return call()
-        with meter.track():
-            return call()
+    def timed(response: Response, call: Callable[[], T]) -> T:
+        """``call()``, counted by the meter, its duration in a Server-Timing header."""
+        start = time.perf_counter()
+        try:
+            if not own_meter:
+                return call()
+            with meter.track():
+                return call()
+        finally:
+            response.headers["Server-Timing"] = f"store;dur={1000 * (time.perf_counter() - start):.2f}"
 
     Tenant = Annotated[PersonaStore, Depends(tenant_store)]
     UserId = Annotated[str, Path(pattern=USER_ID_PATTERN, max_length=128, description="the application's user id")]
@@ -447,7 +452,7 @@ def create_app(store: PersonaStore, *, settings: ServiceSettings | None = None,
         a retry reports them as ``duplicates`` and queues nothing."""
         records = [item.to_record() for item in body.preferences]
         try:
-            result = tenant.add_preferences(user_id, records)
+            result = timed(response, lambda: tenant.add_preferences(user_id, records))
         except DataError as exc:
             field = {"record_id": "id"}.get(exc.field or "", exc.field)
             where = f"body.preferences.{exc.record - 1}" if exc.record else "body.preferences"
@@ -491,15 +496,16 @@ def create_app(store: PersonaStore, *, settings: ServiceSettings | None = None,
         return judge.to_dict()
 
     @app.post("/v1/users/{user_id}/judge", response_model=Verdict, tags=["judging"], responses=LM_ERRORS)
-    def judge(user_id: UserId, body: JudgeRequest, tenant: Tenant) -> Verdict:
-        """Which response the user prefers ("A" or "B"), with its probability, by the current persona."""
-        return counted(lambda: tenant.judge(user_id, context_text(body.context), body.a, body.b,
-                                            abstain_below=body.abstain_below))
+    def judge(user_id: UserId, body: JudgeRequest, tenant: Tenant, response: Response) -> Verdict:
+        """Which response the user prefers ("A" or "B"), with its probability, by the current persona.
+        ``Server-Timing: store;dur=MS`` says how long the store and its judge took."""
+        return timed(response, lambda: tenant.judge(user_id, context_text(body.context), body.a, body.b,
+                                                    abstain_below=body.abstain_below))
 
     @app.post("/v1/users/{user_id}/rank", response_model=Ranking, tags=["judging"], responses=LM_ERRORS)
-    def rank(user_id: UserId, body: RankRequest, tenant: Tenant) -> Ranking:
-        """The best of several drafts for the user, and their order."""
-        return counted(lambda: tenant.rank(user_id, context_text(body.context), body.candidates))
+    def rank(user_id: UserId, body: RankRequest, tenant: Tenant, response: Response) -> Ranking:
+        """The best of several drafts for the user, and their order (``Server-Timing`` as for judge)."""
+        return timed(response, lambda: tenant.rank(user_id, context_text(body.context), body.candidates))
 
     @app.get("/v1/users/{user_id}/generation-prompt", response_model=GenerationPrompt, tags=["judging"],
              responses=NOT_FOUND)
