@@ -297,10 +297,12 @@ def part_calls(args: argparse.Namespace, root: Path, work: Workload, parts: set[
     add_rows: list[list[object]] = []
     reward: dict[str, dict[tuple[str, int], Figures]] = {}
     judged: list[dict[tuple[str, int], Figures]] = []   # every side's judge rows, for the failure count
-    with _served(root, "reward-model", ["--judge", f"reward-model:{args.reward_model}", *QUIET, *DEBOUNCED],
-                 work) as (_, client):
+    batching = ["--max-batch", str(args.max_batch)]
+    with _served(root, "reward-model", ["--judge", f"reward-model:{args.reward_model}", *batching, *QUIET,
+                                        *DEBOUNCED], work) as (_, client):
         reward["http"] = _rows(client, calls, work, args, "HTTP", errors)
-    with _in_process(root, "reward-model", RewardModelBackend(args.reward_model), work) as store:
+    with _in_process(root, "reward-model", RewardModelBackend(args.reward_model, max_batch=args.max_batch),
+                     work) as store:
         reward["local"] = _rows(store, calls, work, args, "in-process", errors)
     if "judge" in calls:
         judged += [reward["http"], reward["local"]]
@@ -369,7 +371,8 @@ def part_memory(args: argparse.Namespace, root: Path, work: Workload) -> bool:
           f"add-preference, 15% GET persona, 5% generation-prompt)\n", flush=True)
     errors: Counter[str] = Counter()
     kinds = Counter(MIX[i % len(MIX)] for i in range(n))
-    with _served(root, "memory", ["--judge", f"reward-model:{args.reward_model}", *QUIET], work) \
+    with _served(root, "memory", ["--judge", f"reward-model:{args.reward_model}", "--max-batch",
+                                  str(args.max_batch), *QUIET], work) \
             as (service, client):
         pid = service.process.pid
 
@@ -415,6 +418,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", default=str(DATA))
     parser.add_argument("--parts", default="judge,add,memory")
+    parser.add_argument("--max-batch", type=int, default=64,
+                        help="the reward model's largest combined batch, on both sides (default 64, the backend's)")
     parser.add_argument("--reward-model", default=str(ROOT / "runs" / "store_bench" / "reward_model"),
                         help="a PersonalizedRewardModel folder (default runs/store_bench/reward_model)")
     parser.add_argument("--requests", type=int, default=400,

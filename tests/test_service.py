@@ -247,6 +247,9 @@ def test_bad_requests_get_4xx_naming_the_field(tmp_path, lm) -> None:
         assert error(http.get("/v1/jobs/not-a-job"), 422)["field"] == "path.job_id"
         assert error(http.get("/v1/jobs/" + "0" * 32), 404)["type"] == "not_found"
         assert http.get("/nowhere").status_code == 404
+        preflight = {"Origin": "https://app.example", "Access-Control-Request-Method": "POST"}
+        assert "access-control-allow-origin" not in http.options("/v1/users/u1/judge", headers=preflight).headers
+        assert "access-control-allow-origin" not in http.get("/healthz", headers={"Origin": "https://app.example"}).headers
         # a body that trickles in is cut off: 408, the connection is not held
         host, port = service.url.removeprefix("http://").split(":")
         with socket.create_connection((host, int(port)), timeout=10) as raw:
@@ -374,7 +377,14 @@ def test_the_client_retries_a_restarting_service(tmp_path, lm) -> None:
     waiting = threading.Thread(target=lambda: result.append(client.persona("u1")))
     waiting.start()                          # nothing listens now: the client keeps trying
     time.sleep(0.5)
-    with serve_api(db, ["--port", port, *llm_args(lm)]):
+    with serve_api(db, ["--port", port, *llm_args(lm), "--cors-origin", "https://app.example"]) as again:
         waiting.join(60)
+        preflight = httpx.options(f"{again.url}/v1/users/u1/judge", headers={
+            "Origin": "https://app.example", "Access-Control-Request-Method": "POST",
+            "Access-Control-Request-Headers": "authorization,content-type"})
+        assert preflight.headers["access-control-allow-origin"] == "https://app.example"
+        other = httpx.options(f"{again.url}/v1/users/u1/judge", headers={
+            "Origin": "https://evil.example", "Access-Control-Request-Method": "POST"})
+        assert "access-control-allow-origin" not in other.headers
     client.close()
     assert result and result[0].pairs_seen == 1

@@ -20,14 +20,14 @@ REWARD_MODEL_PREFIX = "reward-model:"
 
 
 def judge_backend(spec: str, build_lm: Callable[[str], Any], *, logprobs: bool = False,
-                  device: str = "auto") -> JudgeBackend:
+                  device: str = "auto", max_batch: int = 64) -> JudgeBackend:
     """``reward-model:DIR`` is a :class:`RewardModelBackend` on that folder; anything else is a
     model string for ``build_lm`` judged by an :class:`LLMJudgeBackend`."""
     if spec.startswith(REWARD_MODEL_PREFIX):
         folder = spec[len(REWARD_MODEL_PREFIX):]
         if not folder:
             raise ConfigError("--judge reward-model: needs the model's folder, e.g. reward-model:runs/rm")
-        return RewardModelBackend(folder, device=device)
+        return RewardModelBackend(folder, device=device, max_batch=max_batch)
     return LLMJudgeBackend(build_lm(spec), logprobs=logprobs)
 
 

@@ -171,11 +171,10 @@ class RewardModelBackend:
     model it was trained as); before the first persona it judges with an empty persona
     (``personalization="none"``).
 
-    One model answers one forward pass at a time, so concurrent calls are combined: a call
-    that finds the model busy queues its responses, and whichever call runs the model next
-    scores everything queued in one batch (at most ``max_batch`` responses, sorted by length
-    and padded per batch by the model). Sixteen concurrent judgments cost about one forward
-    pass of 32 rows, not 16 passes of 2."""
+    One thread runs the model, one forward pass at a time, so concurrent calls are combined:
+    each call queues its responses, and the model's thread scores everything queued in one
+    batch (at most ``max_batch`` responses, sorted by length and padded per batch by the
+    model). Sixteen concurrent judgments cost about one forward pass of 32 rows, not 16 of 2."""
 
     name = "reward-model"
     lm: dspy.BaseLM | None = None
@@ -190,39 +189,48 @@ class RewardModelBackend:
             raise ConfigError("a reward-model backend needs a PersonalizedRewardModel or its folder")
         self.model = model
         self.max_batch = max_batch
-        self._lock = threading.Lock()      # the model
-        self._queued: list[_Scoring] = []   # calls waiting for it
-        self._queue_lock = threading.Lock()
+        self._queued: list[_Scoring] = []   # calls waiting for the model
+        self._ready = threading.Condition()
+        self._thread: threading.Thread | None = None
 
     def _rewards(self, persona: str, context: str, responses: Sequence[str]) -> list[float]:
         mine = _Scoring([(persona, context, r) for r in responses])
-        with self._queue_lock:
+        with self._ready:
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._serve, name="reward-model", daemon=True)
+                self._thread.start()
             self._queued.append(mine)
-        while not mine.done.is_set():
-            with self._lock:
-                if mine.done.is_set():   # a call that ran the model meanwhile scored it
-                    break
-                with self._queue_lock:
-                    batch: list[_Scoring] = []
-                    size = 0
-                    while self._queued and (not batch or size + len(self._queued[0].items) <= self.max_batch):
-                        size += len(self._queued[0].items)
-                        batch.append(self._queued.pop(0))
-                try:
-                    scores = list(self.model.score_batch([item for call in batch for item in call.items]))
-                except BaseException as exc:   # every call of the batch raises it, in its own thread
-                    for call in batch:
-                        call.error = exc
-                        call.done.set()
-                    continue
-                start = 0
-                for call in batch:
-                    call.scores = scores[start:start + len(call.items)]
-                    start += len(call.items)
-                    call.done.set()
+            self._ready.notify()
+        mine.done.wait()
         if mine.error is not None:
             raise mine.error
         return mine.scores
+
+    def _serve(self) -> None:
+        """The model's own thread: one batch at a time of what is queued, in arrival order. One
+        thread also keeps the model's allocations in one place (the process's memory stays flat
+        however many request threads call)."""
+        while True:
+            with self._ready:
+                while not self._queued:
+                    self._ready.wait()
+                batch: list[_Scoring] = []
+                size = 0
+                while self._queued and (not batch or size + len(self._queued[0].items) <= self.max_batch):
+                    size += len(self._queued[0].items)
+                    batch.append(self._queued.pop(0))
+            try:
+                scores = list(self.model.score_batch([item for call in batch for item in call.items]))
+            except BaseException as exc:   # every call of the batch raises it, in its own thread
+                for call in batch:
+                    call.error = exc
+                    call.done.set()
+                continue
+            start = 0
+            for call in batch:
+                call.scores = scores[start:start + len(call.items)]
+                start += len(call.items)
+                call.done.set()
 
     def compare(self, fitted: PersonalizedJudge | None, history: Sequence[PreferenceRecord], context: str,
                 a: str, b: str) -> Verdict:
