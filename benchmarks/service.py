@@ -60,6 +60,7 @@ from pathlib import Path
 from typing import Any
 
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")   # as serve-api sets it: the same backend on both sides
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))  # the test suite's service process and OpenAI-compatible stub
 sys.path.insert(0, str(ROOT / "benchmarks"))
@@ -297,11 +298,13 @@ def part_calls(args: argparse.Namespace, root: Path, work: Workload, parts: set[
     add_rows: list[list[object]] = []
     reward: dict[str, dict[tuple[str, int], Figures]] = {}
     judged: list[dict[tuple[str, int], Figures]] = []   # every side's judge rows, for the failure count
-    batching = ["--max-batch", str(args.max_batch)]
+    batching = ["--max-batch", str(args.max_batch),
+                *(["--torch-threads", str(args.torch_threads)] if args.torch_threads else [])]
     with _served(root, "reward-model", ["--judge", f"reward-model:{args.reward_model}", *batching, *QUIET,
                                         *DEBOUNCED], work) as (_, client):
         reward["http"] = _rows(client, calls, work, args, "HTTP", errors)
-    with _in_process(root, "reward-model", RewardModelBackend(args.reward_model, max_batch=args.max_batch),
+    with _in_process(root, "reward-model", RewardModelBackend(args.reward_model, max_batch=args.max_batch,
+                                                            threads=args.torch_threads),
                      work) as store:
         reward["local"] = _rows(store, calls, work, args, "in-process", errors)
     if "judge" in calls:
@@ -372,7 +375,9 @@ def part_memory(args: argparse.Namespace, root: Path, work: Workload) -> bool:
     errors: Counter[str] = Counter()
     kinds = Counter(MIX[i % len(MIX)] for i in range(n))
     with _served(root, "memory", ["--judge", f"reward-model:{args.reward_model}", "--max-batch",
-                                  str(args.max_batch), *QUIET], work) \
+                                  str(args.max_batch),
+                                  *(["--torch-threads", str(args.torch_threads)] if args.torch_threads else []),
+                                  *QUIET], work) \
             as (service, client):
         pid = service.process.pid
 
@@ -418,8 +423,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", default=str(DATA))
     parser.add_argument("--parts", default="judge,add,memory")
-    parser.add_argument("--max-batch", type=int, default=64,
-                        help="the reward model's largest combined batch, on both sides (default 64, the backend's)")
+    parser.add_argument("--torch-threads", type=int, default=None,
+                        help="the reward model's torch CPU threads, on both sides (default torch's: all cores)")
+    parser.add_argument("--max-batch", type=int, default=8,
+                        help="the reward model's largest combined batch, on both sides (default 8, the backend's)")
     parser.add_argument("--reward-model", default=str(ROOT / "runs" / "store_bench" / "reward_model"),
                         help="a PersonalizedRewardModel folder (default runs/store_bench/reward_model)")
     parser.add_argument("--requests", type=int, default=400,

@@ -37,9 +37,12 @@ def register(sub: Any) -> None:
     parser.add_argument("--logprobs", action="store_true",
                         help="with an LLM judge, read probabilities from token log-probabilities")
     parser.add_argument("--device", default="auto", help="reward-model device: auto, cpu, cuda (default auto)")
-    parser.add_argument("--max-batch", type=int, default=64,
+    parser.add_argument("--torch-threads", type=int, default=None,
+                        help="reward model: CPU threads for torch (default torch's, all cores; fewer leave "
+                             "cores to the HTTP work)")
+    parser.add_argument("--max-batch", type=int, default=8,
                         help="reward model: most responses scored in one forward pass when requests arrive "
-                             "together (default 64; smaller answers each sooner, larger answers more per second)")
+                             "together (default 8; larger answers more per second on a GPU, each answer later)")
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=8000, help="port (default 8000; 0 picks a free one)")
     parser.add_argument("--no-auth", action="store_true",
@@ -111,9 +114,13 @@ def run(args: argparse.Namespace) -> int:
     def lm_for(model: str) -> Any:
         return build_lm(argparse.Namespace(**{**vars(args), "model": model}))
 
+    # torch's OpenMP threads sleep between forward passes instead of spinning for the CPU the
+    # HTTP work needs (must be set before torch starts; a value the user set is kept)
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     if args.no_auth and args.cors_origin:
         raise ConfigError("--cors-origin needs authentication: drop --no-auth")
-    backend = judge_backend(args.judge, lm_for, logprobs=args.logprobs, device=args.device, max_batch=args.max_batch)
+    backend = judge_backend(args.judge, lm_for, logprobs=args.logprobs, device=args.device, max_batch=args.max_batch,
+                            threads=args.torch_threads)
     writer = args.model or ("local" if args.judge.startswith(REWARD_MODEL_PREFIX) else None)
     persona_lm = None if writer == "none" else (lm_for(writer) if writer else backend.lm)
     policy = UpdatePolicy()

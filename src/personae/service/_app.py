@@ -223,7 +223,9 @@ class _Guard:
             if message["type"] == "http.response.start":
                 started[0] = True
                 status[0] = int(message["status"])
-                message["headers"] = [*message.get("headers", []), (b"x-request-id", request_id.encode())]
+                elapsed = f"app;dur={1000 * (time.perf_counter() - start):.2f}".encode()   # arrival to answer
+                message["headers"] = [*message.get("headers", []), (b"x-request-id", request_id.encode()),
+                                      (b"server-timing", elapsed)]
             await send(message)
 
         try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import ipaddress
 import logging
 import threading
@@ -20,14 +21,14 @@ REWARD_MODEL_PREFIX = "reward-model:"
 
 
 def judge_backend(spec: str, build_lm: Callable[[str], Any], *, logprobs: bool = False,
-                  device: str = "auto", max_batch: int = 64) -> JudgeBackend:
+                  device: str = "auto", max_batch: int = 8, threads: int | None = None) -> JudgeBackend:
     """``reward-model:DIR`` is a :class:`RewardModelBackend` on that folder; anything else is a
     model string for ``build_lm`` judged by an :class:`LLMJudgeBackend`."""
     if spec.startswith(REWARD_MODEL_PREFIX):
         folder = spec[len(REWARD_MODEL_PREFIX):]
         if not folder:
             raise ConfigError("--judge reward-model: needs the model's folder, e.g. reward-model:runs/rm")
-        return RewardModelBackend(folder, device=device, max_batch=max_batch)
+        return RewardModelBackend(folder, device=device, max_batch=max_batch, threads=threads)
     return LLMJudgeBackend(build_lm(spec), logprobs=logprobs)
 
 
@@ -66,6 +67,10 @@ def serve(store: PersonaStore, *, host: str = "127.0.0.1", port: int = 8000, set
                             limit_concurrency=limit_concurrency, server_header=False, timeout_graceful_shutdown=30,
                             proxy_headers=False)
     server = uvicorn.Server(config)
+    # Everything loaded so far (the model, DSPy, the libraries) lives as long as the process: out of
+    # the collector's sight, a full collection no longer walks millions of objects mid-request.
+    gc.collect()
+    gc.freeze()
     if ready is not None:
         def announce() -> None:
             while not server.started and not server.should_exit:
