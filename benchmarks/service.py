@@ -137,8 +137,9 @@ _TIMING = threading.local()   # the Server-Timing "store" duration of this threa
 
 
 def _record_timing(response: Any) -> None:
-    header = response.headers.get("server-timing", "")
-    _TIMING.ms = float(header.split("dur=", 1)[1].split(",")[0]) if "store;dur=" in header else None
+    metrics = dict(part.strip().split(";dur=", 1) for value in response.headers.get_list("server-timing")
+                   for part in value.split(",") if ";dur=" in part)
+    _TIMING.ms = float(metrics["store"]) if "store" in metrics else None
 
 
 def _store_ms() -> float | None:

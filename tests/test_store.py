@@ -150,7 +150,8 @@ def test_bad_records_name_the_record_and_field(tmp_path) -> None:
             store.add_preferences("u1", [pair(0, user="u2")])
         with pytest.raises(ConfigError, match="user_id"):
             store.add_preferences("", [pair(0)])
-        assert store.preferences("u1") == []  # nothing of a rejected batch is kept
+        with pytest.raises(UnknownUserError):   # nothing of a rejected batch is kept: no such user
+            store.preferences("u1")
 
 
 def test_forget_leaves_nothing_and_tenants_are_isolated(target) -> None:
