@@ -648,3 +648,36 @@ def test_the_reward_model_backend_combines_concurrent_calls_into_batches() -> No
     for i, verdict in results.items():
         if i not in failed:   # each call got its own scores back: A is longer once i + 1 > 40 - i
             assert verdict.preferred == ("A" if i + 1 >= 40 - i else "B"), i
+
+
+def test_redact_removes_registered_environment_and_key_shaped_secrets(monkeypatch) -> None:
+    from personae.runs import describe_error, redact, register_secrets
+
+    monkeypatch.setenv("SOME_PROVIDER_API_KEY", "envsecretvalue12345")
+    register_secrets("registeredvalue987", None, "")
+    text = ("key envsecretvalue12345 and registeredvalue987; sk-abcdef123456789 Bearer pst_abcdefgh12345678 "
+            "api_key=zzzz9999yyyy8888; the bearer token is unknown")
+    clean = redact(text, ("passedvalue",))
+    for secret in ("envsecretvalue12345", "registeredvalue987", "sk-abcdef", "pst_abcdefgh", "zzzz9999"):
+        assert secret not in clean
+    assert clean.endswith("the bearer token is unknown")   # ordinary words are left alone
+    assert "registeredvalue987" not in describe_error(RuntimeError("upstream said registeredvalue987"))
+
+
+def test_a_meter_without_entries_counts_but_keeps_no_list() -> None:
+    from personae.lm import CostMeter
+
+    kept, lean = CostMeter(), CostMeter(entries=False)
+    for meter in (kept, lean):
+        for _ in range(3):
+            meter.add_usage("m", {"prompt_tokens": 5, "completion_tokens": 2})
+    assert (lean.cost.lm_calls, lean.cost.prompt_tokens, lean.cost.completion_tokens) == (3, 15, 6)
+    assert lean.cost == kept.cost and not lean.usage_data and len(kept.usage_data["m"]) == 3
+
+
+def test_wait_job_waits_for_the_job_of_this_tenant(tmp_path) -> None:
+    with PersonaStore(tmp_path / "s.db", lm=Script().lm, policy=SYNC) as store:
+        job_id = store.add_preferences("u1", [pair(i) for i in range(4)]).job_id
+        assert store.for_tenant("other").wait_job(job_id, timeout=1) is None   # not its job
+        done = store.wait_job(job_id, timeout=60)
+        assert done is not None and done.status == "done" and store.persona("u1").version == 1

@@ -35,7 +35,7 @@ from urllib.parse import quote
 import httpx
 
 from personae.data import PreferenceRecord, Turn
-from personae.errors import ConfigError, DataError, LMCallError, PersonaeError
+from personae.errors import ConfigError, DataError, LMCallError, ServiceError
 from personae.optimizers import PersonalizedJudge, Verdict, judge_path
 from personae.store import AddResult, Job, PersonaState, PersonaVersion, Ranking, UnknownUserError
 
@@ -46,21 +46,6 @@ _RETRIED_STATUS = frozenset({502, 503, 504})
 # failures before the request reached the service, or a connection it dropped: safe to send again.
 # A read timeout is not among them: the service may still be judging, and a resend would pay twice.
 _RETRIED_TRANSPORT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, httpx.RemoteProtocolError)
-
-
-class ServiceError(PersonaeError):
-    """The service refused or failed a request: HTTP ``status``, error ``kind``, its message, the
-    ``field`` at fault, ``retry_after`` seconds, the server's ``request_id`` (for its log)."""
-
-    def __init__(self, status: int, kind: str, message: str, *, field: str | None = None,
-                 retry_after: float | None = None, request_id: str | None = None) -> None:
-        self.status = status
-        self.kind = kind
-        self.message = message
-        self.field = field
-        self.retry_after = retry_after
-        self.request_id = request_id
-        super().__init__(f"HTTP {status} {kind}: {message}" + (f" (request {request_id})" if request_id else ""))
 
 
 @cache

@@ -11,8 +11,10 @@ carries the thing that failed::
     ├── MissingExtraError  an optional dependency group is not installed
     ├── ContentError       an answer parsed but cannot be used (an echoed example, no persona,
     │                      a verdict outside the allowed ones); retried on a fresh sample
-    └── LMCallError        an item's LM calls failed after every retry (what it was for, the
-                           kind of failure, the reason, the attempts)
+    ├── LMCallError        an item's LM calls failed after every retry (what it was for, the
+    │                      kind of failure, the reason, the attempts)
+    └── ServiceError       the persona service refused or failed a request (HTTP status, error
+                           kind, message, field at fault, Retry-After, request id)
 
 Which failures are retried, and which surface at once, is decided in one place:
 :class:`personae.runs.RetryPolicy`.
@@ -22,7 +24,8 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["ConfigError", "ContentError", "DataError", "ItemError", "LMCallError", "MissingExtraError", "PersonaeError"]
+__all__ = ["ConfigError", "ContentError", "DataError", "ItemError", "LMCallError", "MissingExtraError", "PersonaeError",
+           "ServiceError"]
 
 
 class PersonaeError(Exception):
@@ -113,3 +116,26 @@ class LMCallError(PersonaeError, RuntimeError):
 
 def _rebuild_lm_call_error(reason: str, kind: str, item: str | None, attempts: int) -> LMCallError:
     return LMCallError(reason, kind=kind, item=item, attempts=attempts)
+
+
+class ServiceError(PersonaeError):
+    """The persona service refused or failed a request: HTTP ``status``, error ``kind``, its
+    ``message``, the ``field`` at fault, ``retry_after`` seconds, the server's ``request_id``
+    (for its log); ``failure`` is how the judge's model failed, ``errors`` every field error.
+
+    The service raises it to answer with an error; :mod:`personae.client` raises it for what
+    only a remote call can hit (a bad token, a body too large, a server that stays away).
+    """
+
+    def __init__(self, status: int, kind: str, message: str, *, field: str | None = None,
+                 retry_after: int | None = None, request_id: str | None = None, failure: str | None = None,
+                 errors: list[Any] | None = None) -> None:
+        self.status = status
+        self.kind = kind
+        self.message = message
+        self.field = field
+        self.retry_after = retry_after
+        self.request_id = request_id
+        self.failure = failure
+        self.errors = errors
+        super().__init__(f"HTTP {status} {kind}: {message}" + (f" (request {request_id})" if request_id else ""))

@@ -13,7 +13,7 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass, field
 from typing import Annotated, Any, TypeVar
 
-from personae.errors import ConfigError, DataError, LMCallError, PersonaeError
+from personae.errors import ConfigError, DataError, LMCallError, PersonaeError, ServiceError
 from personae.lm import CostMeter
 from personae.optimizers import Verdict
 from personae.runs import redact, register_secrets
@@ -49,7 +49,7 @@ except ImportError as exc:  # pragma: no cover - the extra is named in the error
 
     raise MissingExtraError("service", "the HTTP service") from exc
 
-__all__ = ["ServiceSettings", "create_app", "redact"]
+__all__ = ["ServiceSettings", "create_app"]
 
 logger = logging.getLogger("personae.service")
 
@@ -81,22 +81,6 @@ class ServiceSettings:
     token_cache_s: float = 5.0
     body_timeout_s: float = 30.0
     root_path: str = ""
-
-
-class ServiceError(Exception):
-    """An error answer: HTTP status, error type, message, and the headers that go with it."""
-
-    def __init__(self, status: int, kind: str, message: str, *, field: str | None = None,
-                 retry_after: int | None = None, errors: list[FieldError] | None = None,
-                 failure: str | None = None) -> None:
-        super().__init__(message)
-        self.status = status
-        self.kind = kind
-        self.message = message
-        self.field = field
-        self.retry_after = retry_after
-        self.errors = errors
-        self.failure = failure
 
 
 _LM_UNAVAILABLE = frozenset({"timeout", "rate_limit", "server", "transport", "lm"})

@@ -12,6 +12,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
+from personae.data import PreferenceRecord, Turn
 from personae.store import PersonaVersion
 
 __all__ = ["MAX_CANDIDATES", "MAX_PREFERENCES", "MAX_TEXT_CHARS", "MAX_TURNS", "USER_ID_PATTERN",
@@ -89,13 +90,11 @@ class RankRequest(_Body):
 
 
 def context_text(context: str | list[TurnIn]) -> str:
-    """The context as the store reads it: a prompt as is, turns as ``Role: text`` blocks (one
-    user turn as its text), the way a stored preference's prompt reads."""
+    """The context as the store reads it: a prompt as is, turns rendered as a stored
+    preference's prompt is (:attr:`personae.data.PreferenceRecord.prompt`)."""
     if isinstance(context, str):
         return context
-    if len(context) == 1:
-        return context[0].content
-    return "\n\n".join(f"{t.role.capitalize()}: {t.content}" for t in context)
+    return PreferenceRecord([Turn(t.role, t.content) for t in context], "", "").prompt
 
 
 @dataclass(frozen=True)

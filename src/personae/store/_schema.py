@@ -19,13 +19,26 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-__all__ = ["METADATA", "api_tokens", "jobs", "judgments", "personas", "preferences"]
+from personae.errors import ConfigError
+
+__all__ = ["MAX_ID_CHARS", "METADATA", "api_tokens", "check_id", "jobs", "judgments", "personas", "preferences"]
 
 METADATA = sa.MetaData()
 
 _ID = sa.BigInteger().with_variant(sa.Integer(), "sqlite")  # SQLite autoincrements INTEGER keys only
-_TENANT = sa.String(128)
-_USER = sa.String(256)
+MAX_ID_CHARS = {"tenant": 128, "user_id": 256, "pref_id": 256}   # the columns' widths below
+_TENANT = sa.String(MAX_ID_CHARS["tenant"])
+_USER = sa.String(MAX_ID_CHARS["user_id"])
+
+
+def check_id(kind: str, value: object) -> str:
+    """``value`` when it can be a ``kind`` id (a tenant, a user id), else :class:`ConfigError`."""
+    limit = MAX_ID_CHARS[kind]
+    if not isinstance(value, str) or not value.strip() or len(value) > limit or any(ord(c) < 32 for c in value):
+        raise ConfigError(f"{kind} must be a non-empty string of at most {limit} characters without control "
+                          f"characters, got {value!r:.80}")
+    return value
+
 
 preferences = sa.Table(
     "preferences", METADATA,

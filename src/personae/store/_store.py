@@ -29,7 +29,8 @@ from personae.store._backends import JudgeBackend, LLMJudgeBackend
 from personae.store._db import Database
 from personae.store._jobs import Job, JobQueue, UpdateWorker
 from personae.store._policy import UpdatePolicy
-from personae.store._schema import jobs, judgments, personas, preferences
+from personae.store._schema import MAX_ID_CHARS, jobs, judgments, personas, preferences
+from personae.store._schema import check_id as _check_id
 from personae.store._tokens import AccessTokens
 from personae.store._updates import Updater, load_version
 
@@ -38,7 +39,6 @@ __all__ = ["AddResult", "AsyncPersonaStore", "PersonaState", "PersonaStore", "Pe
 
 logger = logging.getLogger(__name__)
 
-MAX_ID_CHARS = {"tenant": 128, "user_id": 256, "pref_id": 256}
 MEMORY_PAIRS = 50  # cold start: the memory judge reads at most this many recent preferences
 MAX_RANK_CANDIDATES = 64
 
@@ -123,14 +123,6 @@ class Ranking:
 
 def _iso(seconds: float | None) -> str | None:
     return None if seconds is None else datetime.fromtimestamp(seconds, timezone.utc).isoformat(timespec="seconds")
-
-
-def _check_id(kind: str, value: object) -> str:
-    limit = MAX_ID_CHARS[kind]
-    if not isinstance(value, str) or not value.strip() or len(value) > limit or any(ord(c) < 32 for c in value):
-        raise ConfigError(f"{kind} must be a non-empty string of at most {limit} characters without control "
-                          f"characters, got {value!r:.80}")
-    return value
 
 
 def content_hash(record: PreferenceRecord) -> str:

@@ -18,7 +18,7 @@ import sqlalchemy as sa
 
 from personae.errors import ConfigError
 from personae.store._db import Database
-from personae.store._schema import api_tokens
+from personae.store._schema import api_tokens, check_id
 
 __all__ = ["AccessToken", "AccessTokens"]
 
@@ -52,9 +52,7 @@ class AccessTokens:
 
     def create(self, tenant: str, name: str = "") -> tuple[AccessToken, str]:
         """A new token for ``tenant``: the stored record and the secret (shown only now)."""
-        if not isinstance(tenant, str) or not tenant.strip() or len(tenant) > 128 or \
-                any(ord(c) < 32 for c in tenant):
-            raise ConfigError(f"a tenant is a non-empty string of at most 128 characters, got {tenant!r:.80}")
+        check_id("tenant", tenant)
         if len(name) > 128:
             raise ConfigError("a token name is at most 128 characters")
         secret = PREFIX + secrets.token_urlsafe(32)
