@@ -138,3 +138,43 @@ def test_cli_max_field_chars_reaches_the_server(tmp_path, shared_data) -> None:
     assert code == 0
     schemas = [r["response_format"]["json_schema"]["schema"] for r in stub.requests]
     assert len(schemas) == 2 and all(s["properties"]["persona"]["maxLength"] == 200 for s in schemas)
+
+
+def test_the_adapter_builds_a_signatures_system_message_and_schema_once(monkeypatch) -> None:
+    from dspy.adapters import json_adapter
+
+    from personae.lm import default_adapter
+    from personae.signatures import PairwiseJudge
+
+    built = {"system": 0, "schema": 0}
+    real_system = dspy.JSONAdapter.format_system_message
+    real_schema = json_adapter._get_structured_outputs_response_format
+
+    def count_system(self, signature):
+        built["system"] += 1
+        return real_system(self, signature)
+
+    def count_schema(*args, **kwargs):
+        built["schema"] += 1
+        return real_schema(*args, **kwargs)
+
+    monkeypatch.setattr(dspy.JSONAdapter, "format_system_message", count_system)
+    monkeypatch.setattr(json_adapter, "_get_structured_outputs_response_format", count_schema)
+
+    def judge_answer(body):
+        return 200, json.dumps({"reasoning": "shorter is kinder", "preferred": "Second"})
+
+    adapter = default_adapter()
+    with stub_server(judge_answer) as stub:
+        plain = get_lm("openai/typed-model", api_base=stub.api_base, cache=False, structured_output=True)
+        capped = get_lm("openai/typed-model", api_base=stub.api_base, cache=False, structured_output=True,
+                        max_string_chars=120)
+        for lm in (plain, plain, plain, capped, capped):
+            with dspy.context(lm=lm, adapter=adapter):
+                pred = dspy.ChainOfThought(PairwiseJudge)(context="c", first_response="a", second_response="b")
+            assert pred.preferred == "Second"
+    assert built == {"system": 1, "schema": 2}  # the cap is a second schema, the system message is shared
+    systems = {r["messages"][0]["content"] for r in stub.requests}
+    schemas = [r["response_format"]["json_schema"]["schema"]["properties"]["reasoning"] for r in stub.requests]
+    assert len(systems) == 1 and "Your output fields are" in systems.pop()
+    assert [s.get("maxLength") for s in schemas] == [None, None, None, 120, 120]
