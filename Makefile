@@ -18,7 +18,7 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 $(VENV)/.dev: $(VENV)/.installed
-	$(PIP) install -q -e '.[dev,retrieval,distill,postgres,service]'
+	$(PIP) install -q -e '.[dev,retrieval,distill,postgres,service,ray]'
 	touch $@
 
 install: $(VENV)/.installed

@@ -34,22 +34,22 @@ RECORDED_AS: dict[str, set[str]] = {
 }
 
 
-def _lm(api_base: str) -> dspy.LM:
+def _lm(api_base: str, engine: str = "auto") -> dspy.LM:
     return get_lm("openai/fault-model", api_base=api_base, api_key="test-key", timeout=TIMEOUT_S, num_retries=0,
-                  cache=False)
+                  cache=False, engine=engine)
 
 
 @pytest.fixture(scope="module", autouse=True)
 def _warm_litellm() -> None:
     """One correct call first, so that the time limits below do not count LiteLLM's first import."""
     with fault_server() as server, dspy.context(adapter=default_adapter()):
-        with dspy.context(lm=_lm(server.api_base)):
+        with dspy.context(lm=_lm(server.api_base, "litellm")):
             judge_pair(DefaultJudge(), record(0), chosen_first=True)
 
 
-def _judge_once(faults: Faults, *, max_attempts: int = 1):
+def _judge_once(faults: Faults, *, max_attempts: int = 1, engine: str = "auto"):
     with fault_server(faults) as server:
-        lm = _lm(server.api_base)
+        lm = _lm(server.api_base, engine)
         with dspy.context(adapter=default_adapter()):
             outcome = RetryPolicy(max_attempts=max_attempts).attempt(
                 lambda: judge_pair(DefaultJudge(), record(1), chosen_first=True), lm=lm)
@@ -65,12 +65,13 @@ def _judge_once(faults: Faults, *, max_attempts: int = 1):
     ("bad_literal", "parse"),
     ("disconnect", "transport"),  # LiteLLM calls it a server error; its cause is a dropped connection
 ])
-def test_each_fault_is_classified(fault: str, expected: str) -> None:
+@pytest.mark.parametrize("engine", ["http", "litellm"])
+def test_each_fault_is_classified(fault: str, expected: str, engine: str) -> None:
     started = time.monotonic()
-    outcome, server = _judge_once(Faults(always=True, kinds=(fault,), slow_s=SLOW_S))
+    outcome, server = _judge_once(Faults(always=True, kinds=(fault,), slow_s=SLOW_S), engine=engine)
     assert not outcome.ok and outcome.value is None and outcome.error
     assert outcome.attempts == 1
-    assert server.fault_counts() == Counter({fault: 1})  # one request: no hidden retries in LiteLLM or the SDK
+    assert server.fault_counts() == Counter({fault: 1})  # one request: no hidden retries in the engine
     assert outcome.kind == expected, outcome.error
     assert time.monotonic() - started < TIMEOUT_S + 2.0
 

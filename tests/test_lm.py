@@ -105,11 +105,41 @@ def test_get_lm_local_refuses_server_options() -> None:
 
 
 def test_get_lm_remote_uses_litellm_with_client_settings() -> None:
-    lm = get_lm("openai/some-model", api_base="http://127.0.0.1:9/v1", api_key="k", temperature=0.3)
+    lm = get_lm("openai/some-model", api_base="http://127.0.0.1:9/v1", api_key="k", temperature=0.3,
+                engine="litellm")
     assert lm.model == "openai/some-model"
     assert lm.engine == "litellm"
     assert lm.kwargs["api_base"] == "http://127.0.0.1:9/v1" and lm.kwargs["api_key"] == "k"
     assert lm.kwargs["temperature"] == 0.3
+    hosted = get_lm("anthropic/claude-x")
+    assert hosted.engine == "litellm"  # a provider only LiteLLM speaks
+
+
+def test_get_lm_sends_openai_compatible_servers_through_the_lean_engine(monkeypatch) -> None:
+    import copy
+    import pickle
+
+    from personae.lm import HTTPEngine
+
+    lm = get_lm("openai/served-model", api_base="http://127.0.0.1:9/v1/", timeout=7, temperature=0.2)
+    engine = lm.engine
+    assert isinstance(engine, HTTPEngine)
+    assert (engine.api_base, engine.model, engine.timeout) == ("http://127.0.0.1:9/v1", "served-model", 7)
+    assert "api_key" not in lm.kwargs and lm.kwargs["temperature"] == 0.2
+    assert lm.copy(rollout_id=1).engine is engine and copy.deepcopy(lm).engine is engine  # one pool
+    with pytest.raises(ConfigError, match="engine must be one of"):
+        get_lm("openai/served-model", api_base="http://127.0.0.1:9/v1", engine="fast")
+    with pytest.raises(ConfigError, match="api_base"):
+        get_lm("anthropic/claude-x", engine="http")
+    # A pickled engine names the variable that holds the key, never the key itself.
+    monkeypatch.setenv("SERVED_MODEL_KEY", "a-key-of-some-length-1234")
+    keyed = get_lm("openai/served-model", api_base="http://127.0.0.1:9/v1", api_key="a-key-of-some-length-1234")
+    data = pickle.dumps(keyed.engine)
+    assert b"a-key-of-some-length-1234" not in data and b"SERVED_MODEL_KEY" in data
+    assert pickle.loads(data)._key == "a-key-of-some-length-1234"
+    direct = get_lm("openai/served-model", api_base="http://127.0.0.1:9/v1", api_key="typed-on-the-command-line")
+    with pytest.raises(ConfigError, match="environment variable"):
+        pickle.dumps(direct.engine)
 
 
 def test_local_engine_turns_the_output_schema_into_a_capped_grammar() -> None:

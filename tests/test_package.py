@@ -14,7 +14,7 @@ def test_import_is_light() -> None:
         start = time.perf_counter()
         import personae
         elapsed = time.perf_counter() - start
-        heavy = [m for m in ("dspy", "litellm", "torch", "transformers", "datasets") if m in sys.modules]
+        heavy = [m for m in ("dspy", "litellm", "torch", "transformers", "datasets", "ray") if m in sys.modules]
         print(elapsed, heavy)
         """
     )

@@ -5,11 +5,13 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TextIO
 
-__all__ = ["add_data_options", "add_model_options", "build_lm", "digest", "load_data",
-           "prepare_environment", "print_counts", "progress"]
+__all__ = ["add_data_options", "add_executor_options", "add_model_options", "build_lm", "digest", "executor",
+           "load_data", "prepare_environment", "print_counts", "progress"]
 
 
 def add_model_options(parser: argparse.ArgumentParser) -> None:
@@ -24,6 +26,10 @@ def add_model_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--max-field-chars", type=int, default=None,
                        help="with --structured-output, cap each free-text output field at this many "
                             "characters in the JSON schema (keeps a small model's JSON short enough to close)")
+    group.add_argument("--engine", default="auto", choices=["auto", "http", "litellm", "lm15"],
+                       help="what reaches a remote model: http (personae's lean client for OpenAI-compatible "
+                            "servers), litellm (every hosted provider), lm15 (DSPy's own); auto: http for "
+                            "openai/NAME with --api-base, litellm otherwise")
     group.add_argument("--temperature", type=float, default=0.0, help="sampling temperature (default 0)")
     group.add_argument("--max-tokens", type=int, default=None, help="completion token cap per call")
     group.add_argument("--concurrency", type=int, default=None,
@@ -38,6 +44,18 @@ def add_model_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--cache-dir", default=None,
                        help="DSPy request cache folder (default: $DSPY_CACHEDIR or ~/.cache/personae/dspy)")
     group.add_argument("--no-cache", action="store_true", help="do not read or write the request cache")
+
+
+def add_executor_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("execution")
+    group.add_argument("--executor", default="thread", choices=["thread", "ray"],
+                       help="run the items on threads of this process (default) or on Ray workers")
+    group.add_argument("--ray-address", default=None,
+                       help="the Ray cluster to join (auto, HOST:6379 or ray://HOST:10001; default: a local Ray "
+                            "started for the run)")
+    group.add_argument("--workers", type=int, default=None,
+                       help="Ray worker processes (default: one per CPU of the cluster); --concurrency is "
+                            "shared among them")
 
 
 def add_data_options(parser: argparse.ArgumentParser) -> None:
@@ -108,8 +126,27 @@ def build_lm(args: argparse.Namespace) -> Any:
         args.concurrency = 1 if is_local(args.model) else 8
     return get_lm(args.model, api_base=args.api_base, api_key=args.api_key, temperature=args.temperature,
                   max_tokens=args.max_tokens, cache=not args.no_cache, num_retries=args.lm_retries,
-                  timeout=args.timeout, max_string_chars=args.max_field_chars,
-                  **({"structured_output": True} if args.structured_output else {}))
+                  timeout=args.timeout, max_string_chars=args.max_field_chars, engine=args.engine,
+                  structured_output=bool(args.structured_output))
+
+
+@contextmanager
+def executor(args: argparse.Namespace, concurrency: int, name: str = "personae") -> Iterator[Any]:
+    """The executor ``--executor`` asks for, with ``concurrency`` items in flight; closed afterwards."""
+    from personae.runs import RayExecutor, ThreadExecutor
+
+    if getattr(args, "executor", "thread") != "ray":
+        yield ThreadExecutor(concurrency, name=name)
+        return
+    key = getattr(args, "api_key", None)
+    if key:
+        from personae.runs import KEY_ENV
+
+        # A local Ray inherits this environment: the workers read the key here, it never
+        # travels with a task. On a cluster it must be set on the nodes.
+        os.environ.setdefault(KEY_ENV, key)
+    with RayExecutor(concurrency, workers=args.workers, address=args.ray_address, name=name) as ray_executor:
+        yield ray_executor
 
 
 def digest(path: str | None) -> str | None:

@@ -21,9 +21,11 @@ from typing import Any
 
 from personae.cli._common import (
     add_data_options,
+    add_executor_options,
     add_model_options,
     build_lm,
     digest,
+    executor,
     load_data,
     print_counts,
     progress,
@@ -61,6 +63,7 @@ def register(sub: Any) -> None:
     judge.add_argument("--judge-api-key", default=None, help="API key of the judge's server")
     add_program_options(parser)
     add_model_options(parser)
+    add_executor_options(parser)
     parser.set_defaults(run=run)
 
 
@@ -79,7 +82,7 @@ def judge_lm_from_args(args: argparse.Namespace) -> Any:
     return get_lm(args.judge_model, api_base=args.judge_api_base, api_key=args.judge_api_key,
                   temperature=args.temperature, max_tokens=args.max_tokens, cache=not args.no_cache,
                   num_retries=args.lm_retries, timeout=args.timeout, max_string_chars=args.max_field_chars,
-                  **({"structured_output": True} if args.structured_output else {}))
+                  structured_output=bool(args.structured_output))
 
 
 def run(args: argparse.Namespace) -> int:
@@ -123,11 +126,12 @@ def run(args: argparse.Namespace) -> int:
     if ledger.rows:
         print(f"personae: {len(ledger.rows)} results of an earlier run in {out}; reusing the finished ones",
               file=sys.stderr)
-    run = evaluate_persona_accuracy(
-        data.records, lm=lm, chosen_column=chosen, rejected_column=rejected, infer_lm=infer_lm,
-        program=program, concurrency=args.concurrency, max_attempts=args.max_attempts, seed=args.seed,
-        source=args.data, extra=extra, progress=progress(), ledger=ledger, log_path=out / RUN_FILE,
-    )
+    with executor(args, args.concurrency, "eval-personas") as runner:
+        run = evaluate_persona_accuracy(
+            data.records, lm=lm, chosen_column=chosen, rejected_column=rejected, infer_lm=infer_lm,
+            program=program, executor=runner, max_attempts=args.max_attempts, seed=args.seed,
+            source=args.data, extra=extra, progress=progress(), ledger=ledger, log_path=out / RUN_FILE,
+        )
     report = write_persona_accuracy_report(run, out, filename=REPORT_FILE)
     sources = [f"{side} from column {column}" if column else f"{side} inferred"
                for side, column in (("chosen", chosen), ("rejected", rejected))]

@@ -14,9 +14,11 @@ from typing import Any
 
 from personae.cli._common import (
     add_data_options,
+    add_executor_options,
     add_model_options,
     build_lm,
     digest,
+    executor,
     load_data,
     print_counts,
     progress,
@@ -49,6 +51,7 @@ def register(sub: Any) -> None:
     parser.add_argument("--fresh", action="store_true",
                         help="ignore judgments left in OUT by an earlier run instead of reusing them")
     add_model_options(parser)
+    add_executor_options(parser)
     parser.set_defaults(run=run)
 
 
@@ -72,14 +75,15 @@ def run(args: argparse.Namespace) -> int:
     state = {**lm_fingerprint(lm), "data": args.data, "columns": args.columns, "split": args.split,
              "fractions": list(fractions)}
     ledger = Ledger(out / JUDGMENTS_FILE, kind="evaluate", fingerprint=state, fresh=args.fresh)
-    evaluation = evaluate_methods(
-        users, methods, lm=lm, fractions=fractions, judges_dir=args.judges, personas=personas,
-        concurrency=args.concurrency, max_attempts=args.max_attempts, seed=args.seed, ledger=ledger,
-        source=args.data, extra={**state, "judges": args.judges, "personas": args.personas,
-                                 "judges_digest": digest(args.judges), "personas_digest": digest(args.personas),
-                                 "users": args.users, "min_pairs": args.min_pairs},
-        progress=progress(), log_path=out / RUN_FILE,
-    )
+    with executor(args, args.concurrency, "evaluate") as runner:
+        evaluation = evaluate_methods(
+            users, methods, lm=lm, fractions=fractions, judges_dir=args.judges, personas=personas,
+            executor=runner, max_attempts=args.max_attempts, seed=args.seed, ledger=ledger,
+            source=args.data, extra={**state, "judges": args.judges, "personas": args.personas,
+                                     "judges_digest": digest(args.judges), "personas_digest": digest(args.personas),
+                                     "users": args.users, "min_pairs": args.min_pairs},
+            progress=progress(), log_path=out / RUN_FILE,
+        )
     report = write_report(evaluation, out)
     n_test = sum(u.n_test for u in evaluation.users)
     print(f"evaluated {len(users)} users, {n_test} test pairs, both orders, methods: {', '.join(methods)}")

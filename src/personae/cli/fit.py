@@ -6,7 +6,16 @@ import argparse
 import sys
 from typing import Any
 
-from personae.cli._common import add_data_options, add_model_options, build_lm, load_data, print_counts, progress
+from personae.cli._common import (
+    add_data_options,
+    add_executor_options,
+    add_model_options,
+    build_lm,
+    executor,
+    load_data,
+    print_counts,
+    progress,
+)
 
 
 def register(sub: Any) -> None:
@@ -30,12 +39,14 @@ def register(sub: Any) -> None:
                              "kept, and judges fitted with other settings stop the run)")
     parser.add_argument("--users", type=int, default=None, help="only the N users with the most pairs")
     parser.add_argument("--min-pairs", type=int, default=4, help="skip users with fewer pairs (default 4)")
-    parser.add_argument("--user-concurrency", type=int, default=1, help="users fitted at once (default 1)")
+    parser.add_argument("--user-concurrency", type=int, default=1,
+                        help="users fitted at once (default 1; with --executor ray, over all workers)")
     parser.add_argument("--max-lm-calls", type=int, default=None, help="LM call budget per user")
     parser.add_argument("--seed", type=int, default=0, help="seed for orders and demo candidates")
     parser.add_argument("--persona-program", default=None,
                         help="a persona-synthesis program saved by optimize-persona-prompt (default: the shipped one)")
     add_model_options(parser)
+    add_executor_options(parser)
     parser.set_defaults(run=run)
 
 
@@ -68,8 +79,9 @@ def run(args: argparse.Namespace) -> int:
                       f"{judge.cost['seconds']:.0f} s")
         print(f"{user_id}: {status}{detail}", file=sys.stderr, flush=True)
 
-    report = fit_users(users, args.out, lm=lm, fitter=fitter, user_concurrency=args.user_concurrency,
-                       on_done=show, fresh=args.fresh, progress=progress())
+    with executor(args, args.user_concurrency, "fit") as runner:
+        report = fit_users(users, args.out, lm=lm, fitter=fitter, executor=runner, on_done=show, fresh=args.fresh,
+                           progress=progress())
     print(f"{len(report.fitted)} fitted, {len(report.skipped)} already done, {len(report.failed)} failed "
           f"-> {args.out}")
     for user_id, reason in report.failed:

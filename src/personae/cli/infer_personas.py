@@ -6,7 +6,16 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from personae.cli._common import add_data_options, add_model_options, build_lm, load_data, print_counts, progress
+from personae.cli._common import (
+    add_data_options,
+    add_executor_options,
+    add_model_options,
+    build_lm,
+    executor,
+    load_data,
+    print_counts,
+    progress,
+)
 
 
 def register(sub: Any) -> None:
@@ -25,6 +34,7 @@ def register(sub: Any) -> None:
                         help="discard the results an earlier run left in OUT.progress.jsonl and infer every record")
     add_program_options(parser)
     add_model_options(parser)
+    add_executor_options(parser)
     parser.set_defaults(run=run)
 
 
@@ -62,8 +72,9 @@ def run(args: argparse.Namespace) -> int:
     program = inference_program(args)
     data = load_data(args)
     lm = build_lm(args)
-    report = infer_personas(data.records, Path(args.out), lm=lm, program=program, concurrency=args.concurrency,
-                            max_attempts=args.max_attempts, progress=progress(), fresh=args.fresh)
+    with executor(args, args.concurrency, "infer-personas") as runner:
+        report = infer_personas(data.records, Path(args.out), lm=lm, program=program, executor=runner,
+                                max_attempts=args.max_attempts, progress=progress(), fresh=args.fresh)
     print(f"wrote {report.records} records to {report.out} "
           f"({report.inferred} inferred now, {report.resumed} from an earlier run, {report.failed} failed)")
     print_counts(report.counts, "records")

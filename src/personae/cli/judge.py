@@ -5,7 +5,16 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from personae.cli._common import add_data_options, add_model_options, build_lm, load_data, print_counts, progress
+from personae.cli._common import (
+    add_data_options,
+    add_executor_options,
+    add_model_options,
+    build_lm,
+    executor,
+    load_data,
+    print_counts,
+    progress,
+)
 
 
 def register(sub: Any) -> None:
@@ -27,6 +36,7 @@ def register(sub: Any) -> None:
     parser.add_argument("--fresh", action="store_true",
                         help="discard the judgments an earlier run left in OUT.progress.jsonl")
     add_model_options(parser)
+    add_executor_options(parser)
     parser.set_defaults(run=run)
 
 
@@ -55,10 +65,11 @@ def run(args: argparse.Namespace) -> int:
     if args.out:
         ledger = Ledger(progress_path(args.out), kind="judge", fresh=args.fresh,
                         fingerprint={**lm_fingerprint(lm), "method": method})
-    report = judge_records(data.records, factory, lm=lm, both_orders=not args.one_order, method=method,
-                           concurrency=args.concurrency, max_attempts=args.max_attempts, ledger=ledger,
-                           progress=progress(), log_path=f"{args.out}.run.json" if args.out else None,
-                           config=config)
+    with executor(args, args.concurrency, "judge") as runner:
+        report = judge_records(data.records, factory, lm=lm, both_orders=not args.one_order, method=method,
+                               max_attempts=args.max_attempts, ledger=ledger, executor=runner,
+                               progress=progress(), log_path=f"{args.out}.run.json" if args.out else None,
+                               config=config)
     if args.out:
         write_rows([j.model_dump(mode="json") for j in report.judgments], args.out)
     print(f"judged {len(data)} pairs, {report.total} judgments: accuracy {report.accuracy:.1%} "

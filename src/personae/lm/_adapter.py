@@ -84,6 +84,16 @@ class JSONAdapter(dspy.JSONAdapter):
                 self._parts.popitem(last=False)
         return value
 
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        state["_parts"] = OrderedDict()  # another process builds its own
+        del state["_lock"]
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._lock = threading.Lock()
+
     def __deepcopy__(self, memo: dict[int, Any]) -> JSONAdapter:
         clone = copy.copy(self)  # the caches are shared: what they hold never changes
         memo[id(self)] = clone

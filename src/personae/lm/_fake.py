@@ -80,6 +80,15 @@ class ScriptedEngine:
         self._count = itertools.count()
         self.calls: list[ScriptedCall] = []
 
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        del state["_lock"]  # a copy in another process answers from its own copy of the script
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._lock = threading.Lock()
+
     def complete(self, request: Any) -> Any:
         from dspy.lm15 import Message, Response, TextPart, Usage
 

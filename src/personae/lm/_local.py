@@ -88,6 +88,11 @@ class LlamaCppEngine:
         self._server: Any = None
         self._lock = threading.Lock()
 
+    def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
+        # What builds it, not the loaded model: another process (a Ray worker) loads its own.
+        return (_rebuild, (None if self.model_path is None else str(self.model_path), self.n_ctx, self.n_threads,
+                           self.max_string_chars, self.cache_ram_mib, self.repeat_penalty, self.sampling))
+
     # -- lifecycle ---------------------------------------------------------------------
     def _ensure_server(self) -> Any:
         if self._server is None:
@@ -124,34 +129,18 @@ class LlamaCppEngine:
 
     # -- DSPy engine contract ----------------------------------------------------------
     def build_body(self, request: Any) -> dict[str, Any]:
-        """The OpenAI-style chat body for one ``dspy.lm15.Request``."""
-        messages: list[dict[str, str]] = []
-        if request.system is not None:
-            system = request.system if isinstance(request.system, str) else "".join(
-                getattr(p, "text", "") for p in request.system
-            )
-            messages.append({"role": "system", "content": system})
-        messages.extend({"role": m.role, "content": m.text or ""} for m in request.messages)
-        body: dict[str, Any] = {"messages": messages, **self.sampling}
+        """The OpenAI-style chat body for one ``dspy.lm15.Request``, with this engine's sampling."""
+        from personae.lm._http import chat_body
+
+        body = chat_body(request)
+        for key, value in self.sampling.items():
+            body.setdefault(key, value)
         if self.repeat_penalty is not None:
             body["repeat_penalty"] = self.repeat_penalty
-        config = request.config
-        if config.max_tokens is not None:
-            body["max_tokens"] = config.max_tokens
-        if config.temperature is not None:
-            body["temperature"] = config.temperature
-        if config.top_p is not None:
-            body["top_p"] = config.top_p
-        if config.seed is not None:
-            body["seed"] = config.seed
-        if config.stop:
-            body["stop"] = list(config.stop)
-        fmt = config.response_format
+        fmt = body.get("response_format")
         if fmt and fmt.get("type") == "json_schema":
-            schema = cap_strings(dict(fmt["schema"]), self.max_string_chars)
+            schema = cap_strings(dict(fmt["json_schema"]["schema"]), self.max_string_chars)
             body["response_format"] = {"type": "json_schema", "json_schema": {"schema": schema}}
-        elif fmt and fmt.get("type") == "json_object":
-            body["response_format"] = {"type": "json_object"}
         return body
 
     def complete(self, request: Any) -> Any:
@@ -182,3 +171,9 @@ class LlamaCppEngine:
         from dspy.lm15 import response_to_events
 
         return response_to_events(self.complete(request))
+
+
+def _rebuild(path: str | None, n_ctx: int, n_threads: int, max_string_chars: int, cache_ram_mib: int,
+             repeat_penalty: float | None, sampling: dict[str, Any]) -> LlamaCppEngine:
+    return LlamaCppEngine(path, n_ctx=n_ctx, n_threads=n_threads, max_string_chars=max_string_chars,
+                          cache_ram_mib=cache_ram_mib, repeat_penalty=repeat_penalty, sampling=sampling)

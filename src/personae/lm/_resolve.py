@@ -1,10 +1,17 @@
 """Turning a model string into a ``dspy.LM``.
 
 ``"local"`` (the default) is the embedded SmolLM2 model, run in-process and offline. Any
-other string is a LiteLLM model name (``"openai/gpt-4o-mini"``, ``"ollama_chat/llama3.1"``,
+other string is a LiteLLM-style model name (``"openai/gpt-4o-mini"``, ``"ollama_chat/llama3.1"``,
 ``"openai/<name>"`` with ``api_base`` for an OpenAI-compatible server such as vLLM or
-llama.cpp) and goes to ``dspy.LM`` through LiteLLM. LiteLLM is imported on the first call,
-never when personae is imported.
+llama.cpp). Which engine reaches it (``engine=``):
+
+* ``"http"``: personae's own :class:`~personae.lm.HTTPEngine`, a pooled httpx client for
+  OpenAI-compatible servers, a third of LiteLLM's client CPU per call;
+* ``"litellm"``: LiteLLM, which knows every hosted provider's own API;
+* ``"lm15"``: DSPy's native engine;
+* ``"auto"`` (default): ``http`` for ``openai/<name>`` with an ``api_base``, LiteLLM otherwise.
+
+LiteLLM is imported on its first call, never when personae is imported.
 """
 
 from __future__ import annotations
@@ -19,9 +26,10 @@ from personae.errors import ConfigError
 from personae.lm._adapter import MAX_STRING_CHARS_ATTR, JSONAdapter
 from personae.lm._local import LOCAL_MODEL_NAME, LlamaCppEngine
 
-__all__ = ["DEFAULT_MODEL", "default_adapter", "get_lm", "is_local"]
+__all__ = ["DEFAULT_MODEL", "ENGINES", "default_adapter", "engine_for", "get_lm", "is_local"]
 
 DEFAULT_MODEL = "local"
+ENGINES = ("auto", "http", "litellm", "lm15")
 _LOCAL_ALIASES = {"local", "smollm2", LOCAL_MODEL_NAME}
 _local_engines: dict[tuple[str | None, int], LlamaCppEngine] = {}
 _local_lock = threading.Lock()
@@ -52,6 +60,7 @@ def get_lm(
     timeout: float | None = None,
     structured_output: bool = False,
     max_string_chars: int | None = None,
+    engine: str = "auto",
     **kwargs: Any,
 ) -> dspy.LM:
     """Build the LM for ``model``.
@@ -75,6 +84,8 @@ def get_lm(
             output field, sent as the schema's ``maxLength`` by personae's adapter (a small
             model then closes its JSON instead of running into ``max_tokens``). The embedded
             model caps its fields at 600 characters unless this says otherwise.
+        engine: ``"auto"``, ``"http"``, ``"litellm"`` or ``"lm15"`` for a remote model (see the
+            module's notes); the embedded model has its own.
     """
     if not isinstance(model, str) or not model.strip():
         raise ConfigError("model must be a non-empty string such as 'local' or 'openai/gpt-4o-mini'")
@@ -85,9 +96,9 @@ def get_lm(
         path = model.split(":", 1)[1] if model.startswith("local:") else None
         if path is not None and not os.path.exists(path):
             raise ConfigError(f"no GGUF file at {path}")
-        engine = _local_engine(path, int(kwargs.pop("n_ctx", 8192)))
+        local_engine = _local_engine(path, int(kwargs.pop("n_ctx", 8192)))
         name = LOCAL_MODEL_NAME if path is None else f"local/{os.path.basename(path)}"
-        lm = dspy.LM(name, engine=engine, temperature=temperature, max_tokens=max_tokens or 512,
+        lm = dspy.LM(name, engine=local_engine, temperature=temperature, max_tokens=max_tokens or 512,
                      cache=cache, num_retries=num_retries, **kwargs)
         if max_string_chars is not None:
             if max_string_chars < 1:
@@ -98,6 +109,20 @@ def get_lm(
         raise ConfigError(
             f"model {model!r}: use 'local' or a LiteLLM name with its provider, e.g. 'openai/{model}'"
         )
+    if max_string_chars is not None and (not structured_output or max_string_chars < 1):
+        raise ConfigError("max_string_chars needs structured_output=True and a positive number")
+    chosen = engine_for(model, api_base, engine)
+    if chosen == "http":
+        from personae.lm._http import DEFAULT_OPENAI_BASE, HTTPEngine
+
+        http = HTTPEngine(api_base or DEFAULT_OPENAI_BASE, model.split("/", 1)[1],
+                          api_key=api_key,
+                          timeout=timeout, structured_output=structured_output)
+        lm = dspy.LM(model, engine=http, temperature=temperature, max_tokens=max_tokens or 1024, cache=cache,
+                     num_retries=num_retries, **kwargs)
+        if max_string_chars is not None:
+            setattr(lm, MAX_STRING_CHARS_ATTR, max_string_chars)
+        return lm
     client: dict[str, Any] = {}
     if api_base:
         client["api_base"] = api_base
@@ -105,17 +130,27 @@ def get_lm(
         client["api_key"] = api_key
     if timeout is not None:
         client["timeout"] = timeout
-    if max_string_chars is not None and (not structured_output or max_string_chars < 1):
-        raise ConfigError("max_string_chars needs structured_output=True and a positive number")
     if structured_output:
         _declare_response_schema(model)
     if api_base and not api_key and model.startswith("openai/"):
         client["api_key"] = os.environ.get("OPENAI_API_KEY", "not-needed")  # local servers ignore it
-    lm = dspy.LM(model, engine="litellm", temperature=temperature, max_tokens=max_tokens or 1024,
+    lm = dspy.LM(model, engine=chosen, temperature=temperature, max_tokens=max_tokens or 1024,
                  cache=cache, num_retries=num_retries, **client, **kwargs)
     if max_string_chars is not None:
         setattr(lm, MAX_STRING_CHARS_ATTR, max_string_chars)  # read by personae.lm.JSONAdapter
     return lm
+
+
+def engine_for(model: str, api_base: str | None, engine: str = "auto") -> str:
+    """The engine ``get_lm`` uses for a remote ``model``: ``http``, ``litellm`` or ``lm15``."""
+    if engine not in ENGINES:
+        raise ConfigError(f"engine must be one of {', '.join(ENGINES)}, got {engine!r}")
+    if engine == "auto":
+        return "http" if api_base and model.startswith("openai/") else "litellm"
+    if engine == "http" and not (api_base or model.startswith("openai/")):
+        raise ConfigError(f"engine 'http' speaks the OpenAI chat API: give api_base for {model!r}, "
+                          "or use engine 'litellm'")
+    return engine
 
 
 def _declare_response_schema(model: str) -> None:

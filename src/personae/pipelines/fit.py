@@ -122,16 +122,17 @@ def fit_users(
     fitted: dict[str, PersonalizedJudge] = {}
 
     def fit(user: UserHistory) -> PersonalizedJudge:
-        judge = fitter.fit(user, lm=lm)
-        judge.save(judge_path(out, user.user_id))
-        fitted[user.user_id] = judge
-        return judge
+        return fitter.fit(user, lm=lm)  # on a worker: it writes nothing
 
     def row(user: UserHistory, outcome: Outcome[PersonalizedJudge]) -> dict[str, Any]:
+        # Here, on the caller's side and one user at a time, the judge is written before its
+        # ledger row: a row always names a file that is there.
         judge = outcome.value
         if judge is None:
             logger.warning("fitting %s failed (%s): %s", user.user_id, outcome.kind, outcome.error)
             return {"user_id": user.user_id}
+        judge.save(judge_path(out, user.user_id))
+        fitted[user.user_id] = judge
         return {"user_id": user.user_id, "judge": judge_path(out, user.user_id).name,
                 "val_accuracy": judge.val_accuracy, "demos": len(judge.demos), "cost": judge.cost}
 

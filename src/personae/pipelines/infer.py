@@ -96,7 +96,7 @@ def lm_fingerprint(lm: dspy.BaseLM) -> dict[str, str | None]:
     cap = getattr(lm, MAX_STRING_CHARS_ATTR, None)
     if cap is not None:
         sampling["max_string_chars"] = cap
-    api_base = kwargs.get("api_base")
+    api_base = kwargs.get("api_base") or getattr(getattr(lm, "engine", None), "api_base", None)
     return {"model": str(getattr(lm, "model", type(lm).__name__)),
             "api_base": None if api_base is None else str(api_base),
             "sampling": json.dumps(sampling, sort_keys=True, default=str)}

@@ -4,8 +4,9 @@ Every long command (``infer-personas``, ``judge``, ``fit``, ``evaluate``, ``eval
 ``eval-tailoring``, ``distill``, the ``optimize-*`` commands) is a list of items run through
 these pieces:
 
-* :class:`Executor` / :class:`ThreadExecutor`: bounded concurrency, the caller's DSPy context
-  carried into the workers;
+* :class:`Executor` / :class:`ThreadExecutor` / :class:`RayExecutor`: bounded concurrency,
+  on threads (the caller's DSPy context carried into them) or on Ray workers (the LM sent as
+  a description, results and costs streamed back);
 * :class:`RetryPolicy`: what is retried on a fresh rollout, what is recorded as a failure
   (with its kind), what must surface (bad input, configuration, programming errors);
 * :class:`Ledger`: a fingerprinted, append-only record of finished items, for resuming;
@@ -32,6 +33,7 @@ from personae.runs._log import (
     write_log,
 )
 from personae.runs._progress import BarProgress, LineProgress, NullProgress, Progress, progress_for
+from personae.runs._ray import KEY_ENV, RayExecutor, WorkerLostError
 from personae.runs._retry import (
     CALL_FAILURES,
     FAILURE_KINDS,
@@ -47,6 +49,7 @@ __all__ = [
     "CALL_FAILURES",
     "FAILURE_KINDS",
     "JUDGMENTS_FILE",
+    "KEY_ENV",
     "LEDGER_VERSION",
     "RUN_LOG_VERSION",
     "BarProgress",
@@ -64,7 +67,9 @@ __all__ = [
     "RunLog",
     "RunStatus",
     "Tally",
+    "RayExecutor",
     "ThreadExecutor",
+    "WorkerLostError",
     "carry_context",
     "content_digest",
     "describe_changes",

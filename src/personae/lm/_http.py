@@ -1,0 +1,275 @@
+"""A lean engine for OpenAI-compatible chat servers (vLLM, llama.cpp, SGLang, TGI, hosted OpenAI).
+
+Against a fast server the client's CPU, not the server, bounds a run: through LiteLLM a
+judgment costs about 11 ms of client CPU here, most of it in LiteLLM, the OpenAI SDK and
+their pydantic models; :class:`HTTPEngine` posts the chat body with one pooled ``httpx``
+client (connections kept alive and shared by every thread) and reads the answer with
+``json``: about 4 ms a judgment, the rest being DSPy's own formatting and parsing (see
+``benchmarks/throughput.py``).
+
+It is a DSPy engine: ``dspy.LM`` keeps the cache, the retries of transient failures, history
+and callbacks; the engine makes one attempt and raises DSPy's canonical errors
+(``dspy.lm15``): HTTP 429 is a rate limit (with the server's ``Retry-After``), 408 and 504
+and a read that runs past ``timeout`` are timeouts, other 5xx answers and unreadable
+bodies are server errors, a refused or dropped connection is a transport error, 401/403 an
+authentication error, and a 400 that speaks of the context length is a context-window error.
+
+The key is read when the engine is built, from ``api_key`` or the environment variable
+``api_key_env`` names; a pickled engine (what a Ray worker receives) carries the variable's
+name, never the key, and reads it again from the worker's environment.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import threading
+from typing import Any
+
+from personae.errors import ConfigError
+
+__all__ = ["DEFAULT_OPENAI_BASE", "HTTPEngine"]
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_OPENAI_BASE = "https://api.openai.com/v1"
+_CONTEXT_WORDS = ("context length", "context_length", "context window", "maximum context", "too many tokens",
+                  "prompt is too long", "exceeds the available context")
+
+
+class HTTPEngine:
+    """One attempt at ``POST {api_base}/chat/completions`` per request, on a shared connection pool.
+
+    Args:
+        api_base: the server's base URL, e.g. ``http://127.0.0.1:8000/v1``.
+        model: the model name the server expects in the body (``openai/<name>`` is sent as ``<name>``).
+        api_key: the key, sent as a bearer token; ``None`` reads ``api_key_env``.
+        api_key_env: the environment variable that holds the key (``OPENAI_API_KEY`` by default).
+        timeout: seconds a request may wait for its answer (default 600, as LiteLLM's); connecting
+            may take at least 10 s.
+        max_connections: the pool's size: at least the run's concurrency.
+        structured_output: the server honours JSON-schema response formats.
+        headers: extra headers on every request.
+    """
+
+    supported_params = frozenset({"temperature", "max_tokens", "response_format", "seed", "stop", "top_p",
+                                  "logprobs", "top_logprobs", "frequency_penalty", "presence_penalty"})
+
+    def __init__(
+        self,
+        api_base: str,
+        model: str,
+        *,
+        api_key: str | None = None,
+        api_key_env: str = "OPENAI_API_KEY",
+        timeout: float | None = None,
+        max_connections: int = 128,
+        structured_output: bool = False,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        if not api_base or not api_base.startswith(("http://", "https://")):
+            raise ConfigError(f"api_base must be an http(s) URL, got {api_base!r}")
+        self.api_base = api_base.rstrip("/")
+        self.model = model
+        self.api_key_env = api_key_env
+        self._key = api_key if api_key is not None else os.environ.get(api_key_env)
+        self.timeout = timeout
+        self.max_connections = max_connections
+        self.supports_response_schema = structured_output
+        self.headers = dict(headers or {})
+        self._client: Any = None
+        self._lock = threading.Lock()
+
+    def __copy__(self) -> HTTPEngine:
+        return self  # LM copies (one per retry) share the engine and its connections
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> HTTPEngine:
+        return self
+
+    # -- a description that travels (to a Ray worker) without the key -----------------------
+    def __reduce__(self) -> tuple[Any, ...]:
+        env = self.api_key_env
+        if self._key is not None and os.environ.get(env) != self._key:
+            holder = next((name for name, value in os.environ.items() if value == self._key), None)
+            if holder is None:
+                raise ConfigError(
+                    "this LM's API key was given directly; to send the LM to other processes, put the key in "
+                    f"an environment variable the workers have (e.g. {env}) and leave api_key unset: the key "
+                    "never travels with a task")
+            env = holder
+        return (_rebuild, (self.api_base, self.model, env, self.timeout, self.max_connections,
+                           self.supports_response_schema, self.headers))
+
+    def dump_state(self) -> dict[str, Any]:
+        """What ``dspy.LM.dump_state`` saves of this engine (no key)."""
+        return {"api_base": self.api_base, "model": self.model, "api_key_env": self.api_key_env,
+                "timeout": self.timeout, "max_connections": self.max_connections,
+                "structured_output": self.supports_response_schema, "headers": self.headers}
+
+    @classmethod
+    def load_state(cls, state: dict[str, Any]) -> HTTPEngine:
+        return cls(**state)
+
+    # -- transport ----------------------------------------------------------------------------
+    def _http(self) -> Any:
+        if self._client is None:
+            with self._lock:
+                if self._client is None:
+                    import httpx
+
+                    headers = {"Content-Type": "application/json", **self.headers}
+                    if self._key:
+                        headers["Authorization"] = f"Bearer {self._key}"
+                    read = self.timeout if self.timeout is not None else 600.0
+                    # Connecting gets its own 10 s whatever the answer's limit: a server whose
+                    # accept queue is full drops the first SYN, and the kernel resends it after 1 s.
+                    self._client = httpx.Client(
+                        headers=headers,
+                        timeout=httpx.Timeout(read, connect=max(read, 10.0)),
+                        limits=httpx.Limits(max_connections=self.max_connections,
+                                            max_keepalive_connections=self.max_connections),
+                    )
+        return self._client
+
+    def close(self) -> None:
+        with self._lock:
+            client, self._client = self._client, None
+        if client is not None:
+            client.close()
+
+    # -- the engine contract ------------------------------------------------------------------
+    def build_body(self, request: Any) -> dict[str, Any]:
+        """The OpenAI chat-completions body for one ``dspy.lm15.Request``."""
+        body = chat_body(request)
+        body["model"] = self.model
+        return body
+
+    def complete(self, request: Any) -> Any:
+        import httpx
+        from dspy import lm15
+
+        body = self.build_body(request)
+        try:
+            answer = self._http().post(f"{self.api_base}/chat/completions", content=json.dumps(body))
+        except httpx.TimeoutException as exc:
+            raise lm15.TimeoutError(f"no answer from {self.api_base} within {self.timeout or 600.0:g} s "
+                                    f"({type(exc).__name__})") from exc
+        except httpx.TransportError as exc:
+            raise lm15.TransportError(f"{self.api_base}: {type(exc).__name__}: {exc}") from exc
+        if answer.status_code != 200:
+            raise _http_error(answer)
+        try:
+            out = answer.json()
+            choice = out["choices"][0]
+            text = choice["message"].get("content") or ""
+        except (ValueError, KeyError, IndexError, TypeError, AttributeError) as exc:
+            raise lm15.ServerError(f"unreadable answer from {self.api_base}: {answer.text[:200]!r}",
+                                   status=answer.status_code) from exc
+        return _response(out, choice, text, self.model, logprobs=request.config.logprobs is not None)
+
+    def stream(self, request: Any) -> Any:
+        from dspy.lm15 import response_to_events
+
+        return response_to_events(self.complete(request))
+
+
+def _rebuild(api_base: str, model: str, api_key_env: str, timeout: float | None, max_connections: int,
+             structured_output: bool, headers: dict[str, str]) -> HTTPEngine:
+    return HTTPEngine(api_base, model, api_key_env=api_key_env, timeout=timeout, max_connections=max_connections,
+                      structured_output=structured_output, headers=headers)
+
+
+def chat_body(request: Any) -> dict[str, Any]:
+    """The OpenAI-style chat body of a ``dspy.lm15.Request`` (no model): messages and sampling."""
+    messages: list[dict[str, str]] = []
+    if request.system is not None:
+        system = request.system if isinstance(request.system, str) else "".join(
+            getattr(p, "text", "") for p in request.system)
+        messages.append({"role": "system", "content": system})
+    messages.extend({"role": m.role, "content": m.text or ""} for m in request.messages)
+    body: dict[str, Any] = {"messages": messages}
+    config = request.config
+    for name in ("max_tokens", "temperature", "top_p", "seed", "frequency_penalty", "presence_penalty"):
+        value = getattr(config, name, None)
+        if value is not None:
+            body[name] = value
+    if config.stop:
+        body["stop"] = list(config.stop)
+    if config.logprobs is not None:
+        body["logprobs"] = True
+        if config.logprobs:
+            body["top_logprobs"] = config.logprobs
+    fmt = config.response_format
+    if fmt and fmt.get("type") == "json_schema":
+        spec = {"name": fmt.get("name") or "response", "schema": fmt["schema"]}
+        if fmt.get("strict") is not None:
+            spec["strict"] = fmt["strict"]
+        body["response_format"] = {"type": "json_schema", "json_schema": spec}
+    elif fmt and fmt.get("type") == "json_object":
+        body["response_format"] = {"type": "json_object"}
+    for key, value in dict(config.extensions or {}).items():
+        body.setdefault(key, value)
+    return body
+
+
+def _response(out: dict[str, Any], choice: dict[str, Any], text: str, model: str, *, logprobs: bool) -> Any:
+    from dspy.lm15 import Message, Response, TextPart, TokenLogprob, TopLogprob, Usage
+
+    usage = out.get("usage") or {}
+    tokens = None
+    content = (choice.get("logprobs") or {}).get("content") if logprobs else None
+    if content:
+        tokens = tuple(TokenLogprob(token=str(t.get("token", "")), logprob=float(t.get("logprob") or 0.0),
+                                    top=tuple(TopLogprob(token=str(a.get("token", "")),
+                                                         logprob=float(a.get("logprob") or 0.0))
+                                              for a in t.get("top_logprobs") or ()))
+                       for t in content)
+    return Response(
+        id=out.get("id"),
+        model=str(out.get("model") or model),
+        message=Message.assistant([TextPart(text)]),
+        finish_reason="length" if choice.get("finish_reason") == "length" else "stop",
+        usage=Usage(input_tokens=usage.get("prompt_tokens"), output_tokens=usage.get("completion_tokens"),
+                    total_tokens=usage.get("total_tokens")),
+        logprobs=tokens,
+    )
+
+
+def _http_error(answer: Any) -> Any:
+    """The canonical DSPy error for a non-200 answer (the server's message, never the request)."""
+    from dspy import lm15
+
+    try:
+        detail = answer.json()
+        error = detail.get("error", detail) if isinstance(detail, dict) else detail
+        message = str(error.get("message", error)) if isinstance(error, dict) else str(error)
+    except ValueError:
+        message = answer.text
+    message = " ".join(message.split())[:500] or f"HTTP {answer.status_code}"
+    status = answer.status_code
+    meta: dict[str, Any] = {"status": status, "provider": "openai-compatible"}
+    if status == 429:
+        retry_after = _seconds(answer.headers.get("retry-after"))
+        return lm15.RateLimitError(message, retry_after=retry_after, **meta)
+    if status in (401, 403):
+        return lm15.AuthError(message, **meta)
+    if status == 402:
+        return lm15.BillingError(message, **meta)
+    if status in (408, 504):
+        return lm15.TimeoutError(message, **meta)
+    if status in (400, 413, 422) and any(word in message.lower() for word in _CONTEXT_WORDS):
+        return lm15.ContextLengthError(message, **meta)
+    if status == 404 and "model" in message.lower():
+        return lm15.UnsupportedModelError(message, **meta)
+    if 400 <= status < 500:
+        return lm15.InvalidRequestError(message, **meta)
+    return lm15.ServerError(message, **meta)
+
+
+def _seconds(value: str | None) -> float | None:
+    try:
+        seconds = float(value) if value is not None else None
+    except ValueError:
+        return None
+    return seconds if seconds is not None and 0 <= seconds <= 3600 else None

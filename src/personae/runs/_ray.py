@@ -1,0 +1,352 @@
+"""The run layer's executor on Ray: the same ``map`` as :class:`ThreadExecutor`, over processes and machines.
+
+:class:`RayExecutor` starts ``workers`` Ray actors (one CPU each, spread over the cluster's
+nodes), each running up to ``concurrency / workers`` items at once on its own threads. The
+function a run maps is sent to every actor once; then each item goes to the least busy
+actor, and every result comes back to the driver as soon as it is ready, where ``on_done``
+(the ledger, the progress display) runs one call at a time, as on threads. So the driver
+alone writes results, and resuming, ``fresh`` and the ledger's configuration check behave
+exactly as with threads.
+
+**LMs travel as descriptions.** A ``dspy.LM`` captured by the function is sent without its
+history and without its key: the key stays in the driver's environment variable, and each
+worker reads the same variable from its own environment (a local Ray started by the driver
+inherits it; on a cluster, set it in the nodes' environment). personae's engines pickle as
+what builds them (:class:`~personae.lm.HTTPEngine` its server and the variable's name, the
+embedded model its file), so each worker opens its own connections or loads its own model.
+
+**Costs travel back.** Each worker counts the usage of every LM call an item made and
+returns it with the item's result; the driver adds it to the usage tracker that was active
+when ``map`` was called (a :class:`~personae.lm.CostMeter`), so a run's cost is the same
+whichever executor ran it.
+
+**Failures.** An exception raised by the function (bad input, a programming error: what the
+retry policy lets through) reaches the caller as itself, after the items in flight finished.
+A worker that dies (``ray.kill``, a killed process, a lost node) loses nothing: its items go
+to the other workers, a fresh worker takes its place, and only after ``max_worker_deaths`` deaths
+does ``map`` give up with :class:`WorkerLostError`, leaving the items not yet done for
+the next run to pick up from the ledger.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import os
+import threading
+from collections import deque
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
+
+from personae.errors import ConfigError, MissingExtraError, PersonaeError
+
+__all__ = ["RayExecutor", "WorkerLostError", "dumps", "loads"]
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+I = TypeVar("I")
+
+KEY_ENV = "PERSONAE_API_KEY"
+"""Where the command line puts a key given as ``--api-key`` so that local Ray workers inherit it."""
+
+
+class WorkerLostError(PersonaeError, RuntimeError):
+    """Ray workers kept dying; ``pending`` items were not run (a re-run picks them up)."""
+
+    def __init__(self, message: str, *, pending: int = 0) -> None:
+        self.pending = pending
+        super().__init__(message)
+
+    def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
+        return (_rebuild_lost, (str(self), self.pending))
+
+
+def _rebuild_lost(message: str, pending: int) -> WorkerLostError:
+    return WorkerLostError(message, pending=pending)
+
+
+def import_ray() -> Any:
+    try:
+        import ray
+    except ImportError as exc:
+        raise MissingExtraError("ray", "the Ray executor") from exc
+    return ray
+
+
+# -- what crosses to a worker ------------------------------------------------------------------
+
+def _key_variable(value: str) -> str:
+    """The environment variable that holds ``value`` (a key); ConfigError when none does."""
+    preferred = [KEY_ENV, "OPENAI_API_KEY"]
+    names = preferred + sorted(n for n in os.environ if n not in preferred)
+    for name in names:
+        if os.environ.get(name) == value:
+            return name
+    raise ConfigError("this LM's API key was given directly; to send the LM to Ray workers, put the key in an "
+                      f"environment variable the workers have (e.g. {KEY_ENV}): a key never travels with a task")
+
+
+def _rebuild_lm(cls: Any, state: dict[str, Any], key_env: str | None) -> Any:
+    lm = cls.__new__(cls)
+    lm.__setstate__(state)
+    if key_env is not None:
+        key = os.environ.get(key_env)
+        if key is None:
+            raise ConfigError(f"this Ray worker has no {key_env} in its environment: the LM's key is read there, "
+                              "never sent with the task; set it on every node (or in the job's runtime_env)")
+        lm.kwargs["api_key"] = key
+    return lm
+
+
+def _reduce_lm(lm: Any) -> tuple[Any, tuple[Any, ...]]:
+    state = lm.__getstate__()
+    state["history"] = []  # what this process asked is no business of the worker's
+    kwargs = dict(state.get("kwargs") or {})
+    key = kwargs.pop("api_key", None)
+    state["kwargs"] = kwargs
+    key_env = _key_variable(key) if key else None
+    return (_rebuild_lm, (type(lm), state, key_env))
+
+
+def dumps(obj: Any) -> bytes:
+    """``obj`` pickled for a Ray worker (cloudpickle): LMs without their keys and history."""
+    import dspy
+    from ray import cloudpickle
+
+    base: Any = cloudpickle.CloudPickler
+
+    class _Pickler(base):
+        def reducer_override(self, obj: Any) -> Any:
+            if isinstance(obj, dspy.LM):
+                return _reduce_lm(obj)
+            return super().reducer_override(obj)
+
+    buffer = io.BytesIO()
+    pickler: Any = _Pickler(buffer, protocol=5)
+    pickler.dump(obj)
+    return buffer.getvalue()
+
+
+def loads(data: bytes) -> Any:
+    from ray import cloudpickle
+
+    return cloudpickle.loads(data)
+
+
+# -- the worker ------------------------------------------------------------------------------
+
+class _Worker:
+    """One Ray actor: holds the functions sent to it and runs items on its threads."""
+
+    def __init__(self) -> None:
+        self._functions: dict[str, Callable[[Any], Any]] = {}
+        self._lock = threading.Lock()
+
+    def ready(self) -> tuple[int, str]:
+        import socket
+
+        return os.getpid(), socket.gethostname()
+
+    def load(self, name: str, payload: bytes) -> None:
+        fn = loads(payload)
+        with self._lock:
+            self._functions = {name: fn}  # one map at a time: the earlier function can go
+
+    def run(self, name: str, item: Any) -> tuple[Any, list[tuple[str, dict[str, Any]]]]:
+        import dspy
+        from dspy.utils.usage_tracker import UsageTracker
+
+        class _Recorder(UsageTracker):
+            def __init__(self) -> None:
+                super().__init__()
+                self.calls: list[tuple[str, dict[str, Any]]] = []
+
+            def add_usage(self, lm: str, usage_entry: dict[str, Any]) -> None:
+                self.calls.append((lm, dict(usage_entry)))
+
+        fn = self._functions[name]
+        recorder = _Recorder()
+        with dspy.context(usage_tracker=recorder):
+            value = fn(item)
+        return value, recorder.calls
+
+
+# -- the executor ------------------------------------------------------------------------------
+
+class RayExecutor:
+    """An :class:`~personae.runs.Executor` on Ray actors (see the module's notes).
+
+    Args:
+        concurrency: items in flight at once, over all workers.
+        workers: Ray actors to start (default: the cluster's CPUs, at most ``concurrency``).
+        address: the Ray cluster to join (``ray://host:10001``, ``host:6379`` or ``auto``);
+            ``None`` joins the Ray this process already started, or starts a local one
+            for the run (shut down by :meth:`close`).
+        max_worker_deaths: worker deaths one ``map`` survives before it gives up.
+        init_options: extra ``ray.init`` options for a Ray started here (e.g. ``num_cpus``).
+    """
+
+    def __init__(self, concurrency: int = 8, *, workers: int | None = None, address: str | None = None,
+                 max_worker_deaths: int = 8, init_options: dict[str, Any] | None = None,
+                 name: str = "personae") -> None:
+        if concurrency < 1:
+            raise ConfigError("concurrency must be at least 1")
+        if workers is not None and workers < 1:
+            raise ConfigError("workers must be at least 1")
+        self.concurrency = concurrency
+        self.workers = workers
+        self.address = address
+        self.max_worker_deaths = max_worker_deaths
+        self.init_options = dict(init_options or {})
+        self.name = name
+        self._started_ray = False
+        self._actors: list[Any] = []
+        self._maps = 0
+
+    # -- lifecycle -------------------------------------------------------------------------
+    def __enter__(self) -> RayExecutor:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _ray(self) -> Any:
+        ray = import_ray()
+        if not ray.is_initialized():
+            options: dict[str, Any] = {"include_dashboard": False, "logging_level": logging.WARNING,
+                                       "log_to_driver": False, **self.init_options}
+            if self.address:
+                options["address"] = self.address
+            logger.info("starting Ray%s", f" at {self.address}" if self.address else " on this machine")
+            ray.init(**options)
+            self._started_ray = True
+        return ray
+
+    def _spawn(self, ray: Any) -> Any:
+        actor_class = ray.remote(num_cpus=1, max_restarts=0, max_concurrency=self._threads(),
+                                 scheduling_strategy="SPREAD")(_Worker)
+        return actor_class.remote()
+
+    def _threads(self) -> int:
+        return max(1, -(-self.concurrency // self._worker_count()))
+
+    def _worker_count(self) -> int:
+        if self.workers is not None:
+            return min(self.workers, self.concurrency)
+        ray = import_ray()
+        cpus = int(ray.cluster_resources().get("CPU", 1)) if ray.is_initialized() else 1
+        return max(1, min(cpus, self.concurrency))
+
+    def start(self) -> list[tuple[int, str]]:
+        """Start the workers (``map`` does it when needed); their (pid, host) pairs."""
+        ray = self._ray()
+        while len(self._actors) < self._worker_count():
+            self._actors.append(self._spawn(ray))
+        return list(ray.get([actor.ready.remote() for actor in self._actors]))
+
+    def worker_pids(self) -> list[int]:
+        """The process ids of the live workers (for operators, and for the tests that kill them)."""
+        ray = self._ray()
+        return [pid for pid, _ in ray.get([actor.ready.remote() for actor in self._actors])]
+
+    def close(self) -> None:
+        """Stop the workers, and the Ray this executor started."""
+        if not self._actors and not self._started_ray:
+            return
+        ray = import_ray()
+        for actor in self._actors:
+            try:
+                ray.kill(actor)
+            except Exception:  # already gone
+                pass
+        self._actors = []
+        if self._started_ray:
+            ray.shutdown()
+            self._started_ray = False
+
+    # -- map -------------------------------------------------------------------------------
+    def map(self, fn: Callable[[I], T], items: Sequence[I], on_done: Callable[[int, T], None]) -> None:
+        if not items:
+            return
+        import dspy
+        from ray.exceptions import RayActorError, RayTaskError
+
+        ray = self._ray()
+        self.start()
+        tracker = dspy.settings.usage_tracker
+        self._maps += 1
+        name = f"{self.name}-{self._maps}"
+        payload = ray.put(dumps(fn))
+        ray.get([actor.load.remote(name, payload) for actor in self._actors])
+        pending: deque[int] = deque(range(len(items)))
+        inflight: dict[Any, tuple[int, int, int]] = {}  # ref -> (item index, actor slot, the slot's generation)
+        busy = [0] * len(self._actors)
+        generation = [0] * len(self._actors)
+        deaths = 0
+        error: BaseException | None = None
+        capacity = self._threads()
+
+        def submit() -> None:
+            while pending and error is None and len(inflight) < self.concurrency:
+                slot = min(range(len(self._actors)), key=busy.__getitem__)
+                if busy[slot] >= capacity:
+                    return
+                index = pending.popleft()
+                inflight[self._actors[slot].run.remote(name, items[index])] = (index, slot, generation[slot])
+                busy[slot] += 1
+
+        try:
+            submit()
+            while inflight:
+                ready, _ = ray.wait(list(inflight), num_returns=1)
+                for ref in ready:
+                    index, slot, gen = inflight.pop(ref)
+                    current = gen == generation[slot]
+                    if current:
+                        busy[slot] -= 1
+                    try:
+                        value, calls = ray.get(ref)
+                    except RayActorError as exc:  # the worker died (killed, out of memory, node lost)
+                        pending.appendleft(index)  # nothing of it was recorded: it runs again
+                        if not current:
+                            continue  # a call to a worker already replaced
+                        deaths += 1
+                        if deaths > self.max_worker_deaths:
+                            if error is None:
+                                error = WorkerLostError(f"Ray workers died {deaths} times; the items not yet done "
+                                                        "stay pending for the next run")
+                            continue
+                        logger.warning("a Ray worker died (%s); a fresh one takes its place and its items run again",
+                                       type(exc).__name__)
+                        self._replace(ray, slot)
+                        generation[slot] += 1
+                        busy[slot] = 0
+                        ray.get(self._actors[slot].load.remote(name, payload))
+                        continue
+                    except RayTaskError as exc:  # the function raised: what must stop the run
+                        if error is None:
+                            cause = getattr(exc, "cause", None)
+                            error = cause if isinstance(cause, BaseException) else exc
+                        continue
+                    if tracker is not None:
+                        for lm_name, usage in calls:
+                            tracker.add_usage(lm_name, usage)
+                    on_done(index, value)
+                submit()
+        except BaseException:
+            for ref in inflight:
+                ray.cancel(ref)
+            raise
+        if error is not None:
+            if isinstance(error, WorkerLostError):
+                error.pending = len(pending)
+            raise error
+
+    def _replace(self, ray: Any, slot: int) -> None:
+        """A fresh worker in ``slot``, in place of a dead one."""
+        try:
+            ray.kill(self._actors[slot])
+        except Exception:  # noqa: S110 - it is gone already
+            pass
+        self._actors[slot] = self._spawn(ray)
