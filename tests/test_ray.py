@@ -1,0 +1,140 @@
+"""The Ray executor on a local cluster (``ray.init(num_cpus=2)``), against OpenAI-compatible servers on 127.0.0.1.
+
+The same runs on threads and on Ray give the same rows and the same cost; the key stays in the
+workers' environment; a bug in a worker surfaces as itself; a killed worker, or a killed driver,
+loses and duplicates nothing.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import dspy
+import pytest
+
+pytest.importorskip("ray")
+
+from helpers import record  # noqa: E402
+from openai_stub import stub_server  # noqa: E402
+from ray_support import KEY, KEY_ENV, answer, jsonl, ledger_rows, local_ray, wait_for_rows  # noqa: E402
+
+from personae.errors import ConfigError  # noqa: E402
+from personae.lm import default_adapter, get_lm  # noqa: E402
+from personae.pipelines import infer_personas, judge_factory, judge_records  # noqa: E402
+from personae.runs import RayExecutor, run_batch  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def ray_local():
+    with local_ray(num_cpus=2) as ray:
+        yield ray
+
+
+def _lm(stub) -> dspy.LM:
+    return get_lm("openai/served", api_base=stub.api_base, api_key=os.environ[KEY_ENV], cache=False, num_retries=0)
+
+
+def test_ray_judges_as_threads_do_and_counts_the_same_cost(ray_local) -> None:
+    from personae.runs._ray import dumps
+
+    records = [record(i, user=f"u{i % 3}") for i in range(30)]
+    with stub_server(answer) as stub:
+        lm = _lm(stub)
+        threads = judge_records(records, judge_factory(), lm=lm, concurrency=4)
+        served_by_threads = len(stub.requests)
+        with RayExecutor(4, workers=2) as executor:
+            pids = executor.start()
+            on_ray = judge_records(records, judge_factory(), lm=lm, executor=executor)
+        headers = stub.headers[served_by_threads:]
+    assert len({pid for pid, _ in pids}) == 2 and os.getpid() not in {pid for pid, _ in pids}
+    assert on_ray.rows == threads.rows and on_ray.total == 60 and on_ray.unscored == 0
+    assert (on_ray.cost.lm_calls, on_ray.cost.prompt_tokens, on_ray.cost.completion_tokens) == \
+        (threads.cost.lm_calls, threads.cost.prompt_tokens, threads.cost.completion_tokens) == \
+        (60, threads.cost.prompt_tokens, threads.cost.completion_tokens)
+    assert len(headers) == 60 and all(h["authorization"] == f"Bearer {KEY}" for h in headers)  # read there
+    shipped = dumps(lm)
+    assert KEY.encode() not in shipped and KEY_ENV.encode() in shipped
+
+
+def test_a_key_given_directly_does_not_travel(ray_local) -> None:
+    with stub_server(answer) as stub:
+        lm = get_lm("openai/served", api_base=stub.api_base, api_key="typed-in-directly-0042", cache=False)
+        with RayExecutor(2, workers=1) as executor, pytest.raises(ConfigError, match="environment variable"):
+            judge_records([record(0)], judge_factory(), lm=lm, executor=executor)
+        assert stub.requests == []
+
+
+def _buggy(item: int) -> int:
+    if item == 3:
+        raise KeyError("a bug on item 3")
+    return item * 2
+
+
+def test_a_bug_in_a_worker_surfaces_as_itself_after_the_items_in_flight(ray_local) -> None:
+    done: list[int] = []
+    lm = get_lm("openai/unused", api_base="http://127.0.0.1:9/v1")
+    with RayExecutor(2, workers=2) as executor, pytest.raises(KeyError, match="a bug on item 3"):
+        run_batch(_buggy, list(range(40)), lm=lm, executor=executor, on_result=lambda o: done.append(o.index))
+    assert 3 not in done and len(done) < 40  # nothing started after the error
+
+
+def test_a_killed_worker_loses_and_duplicates_nothing(ray_local, tmp_path) -> None:
+    records = [record(i) for i in range(60)]
+    out = tmp_path / "personas.jsonl"
+    ledger = tmp_path / "personas.jsonl.progress.jsonl"
+    with stub_server(lambda body: answer(body, delay_s=0.05)) as stub, dspy.context(adapter=default_adapter()):
+        lm = _lm(stub)
+        with RayExecutor(4, workers=2) as executor:
+            executor.start()
+            report: list = []
+            run = threading.Thread(target=lambda: report.append(infer_personas(records, out, lm=lm,
+                                                                               executor=executor)))
+            run.start()
+            wait_for_rows(ledger, 10)
+            ray_local.kill(executor._actors[0])  # mid-run: its items in flight are lost with it
+            run.join(timeout=120)
+        assert not run.is_alive() and report
+    rows = jsonl(out)
+    assert [r["record_id"] for r in rows] == [f"r{i}" for i in range(60)]
+    assert all(r["chosen_persona"] and r["rejected_persona"] and "persona_error" not in r for r in rows)
+    keys = [row["key"] for row in ledger_rows(ledger)]
+    assert len(keys) == 60 == len(set(keys))  # each record recorded once
+    assert report[0].failed == 0 and report[0].inferred == 60
+
+
+def test_a_killed_driver_resumes_from_its_ledger(ray_local, tmp_path) -> None:
+    data = tmp_path / "pairs.jsonl"
+    data.write_text("".join(
+        f'{{"prompt": "question {i}", "chosen": "good {i}", "rejected": "bad {i}", "record_id": "r{i}"}}\n'
+        for i in range(40)))
+    out = tmp_path / "personas.jsonl"
+    ledger = tmp_path / "personas.jsonl.progress.jsonl"
+    address = ray_local.get_runtime_context().gcs_address
+    with stub_server(lambda body: answer(body, delay_s=0.1)) as stub:
+        command = [sys.executable, "-m", "personae.cli.main", "infer-personas", str(data), "--out", str(out),
+                   "--model", "openai/served", "--api-base", stub.api_base, "--no-cache", "--concurrency", "4",
+                   "--executor", "ray", "--ray-address", address, "--workers", "2"]
+        env = {**os.environ, "PYTHONPATH": os.environ.get("PYTHONPATH", "")}
+        driver = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            wait_for_rows(ledger, 8, timeout_s=120)
+        finally:
+            driver.send_signal(signal.SIGKILL)
+            driver.wait(timeout=30)
+        assert not out.exists()
+        before = {row["key"] for row in ledger_rows(ledger)}
+        served = len(stub.requests)
+        again = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0, again.stderr[-2000:]
+    rows = jsonl(out)
+    assert [r["record_id"] for r in rows] == [f"r{i}" for i in range(40)]
+    keys = [row["key"] for row in ledger_rows(ledger)]
+    assert len(keys) == len(set(keys)) == 40 and before <= set(keys)
+    assert f"{len(before)} from an earlier run" in again.stdout
+    assert len(stub.requests) - served <= 2 * (40 - len(before)) + 2 * 4  # at most the in-flight ones again
+    assert not Path(f"{out}.tmp").exists()
