@@ -7,6 +7,7 @@ loses and duplicates nothing.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -39,7 +40,7 @@ def _lm(stub) -> dspy.LM:
 
 
 def test_ray_judges_as_threads_do_and_counts_the_same_cost(ray_local) -> None:
-    from personae.runs._ray import dumps
+    from personae.runs import worker_payload
 
     records = [record(i, user=f"u{i % 3}") for i in range(30)]
     with stub_server(answer) as stub:
@@ -56,7 +57,7 @@ def test_ray_judges_as_threads_do_and_counts_the_same_cost(ray_local) -> None:
         (threads.cost.lm_calls, threads.cost.prompt_tokens, threads.cost.completion_tokens) == \
         (60, threads.cost.prompt_tokens, threads.cost.completion_tokens)
     assert len(headers) == 60 and all(h["authorization"] == f"Bearer {KEY}" for h in headers)  # read there
-    shipped = dumps(lm)
+    shipped = worker_payload(lm)
     assert KEY.encode() not in shipped and KEY_ENV.encode() in shipped
 
 
@@ -137,3 +138,75 @@ def test_a_killed_driver_resumes_from_its_ledger(ray_local, tmp_path) -> None:
     assert f"{len(before)} from an earlier run" in again.stdout
     assert len(stub.requests) - served <= 2 * (40 - len(before)) + 2 * 4  # at most the in-flight ones again
     assert not Path(f"{out}.tmp").exists()
+
+
+def _write_shards(folder: Path, n: int = 20, names: tuple[str, ...] = ("part-a.jsonl", "part-b.jsonl",
+                                                                     "part-c.parquet")) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    folder.mkdir()
+    for k, name in enumerate(names):
+        rows = [{"record_id": f"s{k}-{i}", "prompt": f"question {k}-{i}", "chosen": f"good {i}",
+                 "rejected": f"bad {i}", "topic": f"t{i % 3}"} for i in range(n)]
+        if name.endswith(".parquet"):
+            pq.write_table(pa.Table.from_pylist(rows), folder / name)
+        else:
+            (folder / name).write_text("".join(json.dumps(row) + "\n" for row in rows))
+
+
+def test_a_folder_of_shards_goes_through_ray_data_and_resumes_shard_by_shard(ray_local, tmp_path, capsys) -> None:
+    import pyarrow.dataset as pads
+
+    from personae.cli.main import main
+
+    shards, out = tmp_path / "shards", tmp_path / "personas"
+    _write_shards(shards)
+    with stub_server(answer) as stub:
+        command = ["infer-personas", str(shards), "--out", f"file://{out}", "--model", "openai/served",
+                   "--api-base", stub.api_base, "--no-cache", "--concurrency", "4", "--executor", "ray",
+                   "--workers", "2"]
+        assert main(command) == 0
+        first = len(stub.requests)
+        assert "3 inferred now, 0 from an earlier run" in capsys.readouterr().out
+        assert main(command) == 0  # every shard whole: nothing asked again
+        assert len(stub.requests) == first and "0 inferred now, 3 from an earlier run" in capsys.readouterr().out
+        rows = (shards / "part-b.jsonl").read_text().replace("question 1-", "question again 1-")
+        (shards / "part-b.jsonl").write_text(rows)
+        assert main(command) == 0  # only the shard that changed
+        assert len(stub.requests) - first == 40 and "1 inferred now, 2 from an earlier run" in capsys.readouterr().out
+        assert main([*command[:4], "--model", "openai/other", *command[6:]]) == 2
+        assert "other settings" in capsys.readouterr().err
+    assert first == 120  # two calls a record
+    assert sorted(p.name for p in out.iterdir()) == ["part-a", "part-b", "part-c"]
+    assert all((out / name / "_personae.json").exists() for name in ("part-a", "part-b", "part-c"))
+    table = pads.dataset(str(out), format="parquet").to_table().to_pylist()
+    assert len(table) == 60 and {r["record_id"] for r in table} == {f"s{k}-{i}" for k in range(3) for i in range(20)}
+    assert all(r["chosen_persona"] and r["rejected_persona"] and r["persona_error"] is None for r in table)
+    assert {r["topic"] for r in table} == {"t0", "t1", "t2"}  # the source columns come along
+    assert any("again" in r["prompt"] for r in table)
+    manifest = json.loads((out / "part-a" / "_personae.json").read_text())
+    assert manifest["rows"] == 20 and manifest["failed"] == 0 and manifest["cost"]["lm_calls"] == 40
+
+
+def test_a_malformed_row_in_a_shard_names_the_shard_and_field(ray_local, tmp_path, capsys) -> None:
+    from personae.cli.main import main
+
+    shards, out = tmp_path / "shards", tmp_path / "personas"
+    _write_shards(shards, n=6, names=("part-a.jsonl",))
+    lines = (shards / "part-a.jsonl").read_text().splitlines()
+    lines[2] = json.dumps({"record_id": "broken", "prompt": "q", "chosen": "", "rejected": "b", "topic": "t0"})
+    (shards / "part-a.jsonl").write_text("\n".join(lines) + "\n")
+    with stub_server(answer) as stub:
+        command = ["infer-personas", str(shards), "--out", str(out), "--model", "openai/served", "--api-base",
+                   stub.api_base, "--no-cache", "--executor", "ray", "--workers", "1"]
+        assert main(command) == 2
+        err = capsys.readouterr().err
+        assert "part-a.jsonl" in err and "'broken'" in err and "'chosen'" in err
+        assert main([*command, "--skip-invalid"]) == 1  # the row is kept, its error counted
+    import pyarrow.dataset as pads
+
+    table = pads.dataset(str(out / "part-a"), format="parquet").to_table().to_pylist()
+    broken = next(r for r in table if r["record_id"] == "broken")
+    assert broken["chosen_persona"] is None and "invalid record: chosen" in broken["persona_error"]
+    assert sum(r["persona_error"] is None for r in table) == 5

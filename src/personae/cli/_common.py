@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 __all__ = ["add_data_options", "add_executor_options", "add_model_options", "build_lm", "digest", "executor",
-           "load_data", "prepare_environment", "print_counts", "progress"]
+           "load_data", "prepare_environment", "print_counts", "progress", "share_key_with_workers"]
 
 
 def add_model_options(parser: argparse.ArgumentParser) -> None:
@@ -130,6 +130,16 @@ def build_lm(args: argparse.Namespace) -> Any:
                   structured_output=bool(args.structured_output))
 
 
+def share_key_with_workers(args: argparse.Namespace) -> None:
+    """Put ``--api-key`` where Ray workers read it: a local Ray inherits this process's
+    environment, and the key never travels with a task. On a cluster, set it on the nodes."""
+    key = getattr(args, "api_key", None)
+    if key:
+        from personae.runs import KEY_ENV
+
+        os.environ.setdefault(KEY_ENV, key)
+
+
 @contextmanager
 def executor(args: argparse.Namespace, concurrency: int, name: str = "personae") -> Iterator[Any]:
     """The executor ``--executor`` asks for, with ``concurrency`` items in flight; closed afterwards."""
@@ -138,13 +148,7 @@ def executor(args: argparse.Namespace, concurrency: int, name: str = "personae")
     if getattr(args, "executor", "thread") != "ray":
         yield ThreadExecutor(concurrency, name=name)
         return
-    key = getattr(args, "api_key", None)
-    if key:
-        from personae.runs import KEY_ENV
-
-        # A local Ray inherits this environment: the workers read the key here, it never
-        # travels with a task. On a cluster it must be set on the nodes.
-        os.environ.setdefault(KEY_ENV, key)
+    share_key_with_workers(args)
     with RayExecutor(concurrency, workers=args.workers, address=args.ray_address, name=name) as ray_executor:
         yield ray_executor
 

@@ -23,18 +23,24 @@ def register(sub: Any) -> None:
         "infer-personas",
         help="infer the chosen-side and rejected-side persona of every pair",
         description="Write the input records with chosen_persona and rejected_persona columns added. "
-                    "Results are saved as they come; running the same command again resumes.",
+                    "Results are saved as they come; running the same command again resumes. A folder or "
+                    "glob of .parquet/.jsonl shards is read and written through Ray Data (--executor ray): "
+                    "one parquet folder per shard under OUT (a folder or fsspec URL), resumable shard by shard.",
     )
     add_data_options(parser)
     parser.add_argument("--out", required=True,
                         help="output: a .jsonl, .jsonl.gz, .json, .csv or .parquet file, or a name without "
                              "suffix for a datasets folder (Dataset.save_to_disk); per-record results are kept "
-                             "in OUT.progress.jsonl, which later runs (also over more records) build on")
+                             "in OUT.progress.jsonl, which later runs (also over more records) build on; for "
+                             "sharded input, a folder or fsspec URL (s3://bucket/path)")
     parser.add_argument("--fresh", action="store_true",
                         help="discard the results an earlier run left in OUT.progress.jsonl and infer every record")
     add_program_options(parser)
     add_model_options(parser)
     add_executor_options(parser)
+    parser.add_argument("--batch-size", type=int, default=None,
+                        help="sharded input: rows per Ray Data batch (default four times each worker's share of "
+                             "--concurrency)")
     parser.set_defaults(run=run)
 
 
@@ -68,8 +74,11 @@ def inference_program(args: argparse.Namespace) -> Any:
 
 def run(args: argparse.Namespace) -> int:
     from personae.pipelines import infer_personas
+    from personae.pipelines.shards import is_sharded
 
     program = inference_program(args)
+    if is_sharded(args.data):
+        return _run_shards(args, program)
     data = load_data(args)
     lm = build_lm(args)
     with executor(args, args.concurrency, "infer-personas") as runner:
@@ -82,3 +91,34 @@ def run(args: argparse.Namespace) -> int:
         print(f"  failed {record_id}: {reason}")
     print(f"cost: {report.cost.summary()}")
     return 1 if report.failed else 0
+
+
+def _run_shards(args: argparse.Namespace, program: Any) -> int:
+    import sys
+
+    from personae.cli._common import parse_columns, share_key_with_workers
+    from personae.errors import ConfigError
+    from personae.pipelines.shards import infer_shards
+
+    if args.executor != "ray":
+        raise ConfigError(f"{args.data} is a folder of shards: it is read through Ray Data, with --executor ray "
+                          "(which starts a local Ray unless --ray-address names a cluster)")
+    if args.limit is not None or args.split is not None:
+        raise ConfigError("--limit and --split do not apply to a folder of shards")
+    lm = build_lm(args)
+    share_key_with_workers(args)
+
+    def show(shard: Any) -> None:
+        print(f"{shard.shard}: {shard.rows} rows, {shard.failed} failed, {shard.cost.summary()}", file=sys.stderr,
+              flush=True)
+
+    report = infer_shards(args.data, args.out, lm=lm, program=program, columns=parse_columns(args.columns),
+                          workers=args.workers, concurrency=args.concurrency, max_attempts=args.max_attempts,
+                          batch_size=args.batch_size, skip_invalid=args.skip_invalid, fresh=args.fresh,
+                          address=args.ray_address, on_shard=show)
+    resumed = sum(1 for s in report.shards if s.resumed)
+    print(f"wrote {len(report.shards)} shards ({report.counts.total} records) to {report.out} "
+          f"({len(report.shards) - resumed} inferred now, {resumed} from an earlier run)")
+    print_counts(report.counts, "records")
+    print(f"cost: {report.cost.summary()}")
+    return 1 if report.counts.failed else 0

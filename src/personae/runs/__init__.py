@@ -33,7 +33,7 @@ from personae.runs._log import (
     write_log,
 )
 from personae.runs._progress import BarProgress, LineProgress, NullProgress, Progress, progress_for
-from personae.runs._ray import KEY_ENV, RayExecutor, WorkerLostError
+from personae.runs._ray import KEY_ENV, RayExecutor, WorkerLostError, import_ray, load_payload, worker_payload
 from personae.runs._retry import (
     CALL_FAILURES,
     FAILURE_KINDS,
@@ -77,6 +77,9 @@ __all__ = [
     "redact",
     "register_secrets",
     "failure_kind",
+    "import_ray",
+    "load_payload",
+    "worker_payload",
     "package_versions",
     "progress_for",
     "read_log",

@@ -40,7 +40,7 @@ from typing import Any, TypeVar
 
 from personae.errors import ConfigError, MissingExtraError, PersonaeError
 
-__all__ = ["RayExecutor", "WorkerLostError", "dumps", "loads"]
+__all__ = ["KEY_ENV", "RayExecutor", "WorkerLostError", "import_ray", "load_payload", "worker_payload"]
 
 logger = logging.getLogger(__name__)
 
@@ -109,7 +109,7 @@ def _reduce_lm(lm: Any) -> tuple[Any, tuple[Any, ...]]:
     return (_rebuild_lm, (type(lm), state, key_env))
 
 
-def dumps(obj: Any) -> bytes:
+def worker_payload(obj: Any) -> bytes:
     """``obj`` pickled for a Ray worker (cloudpickle): LMs without their keys and history."""
     import dspy
     from ray import cloudpickle
@@ -128,7 +128,7 @@ def dumps(obj: Any) -> bytes:
     return buffer.getvalue()
 
 
-def loads(data: bytes) -> Any:
+def load_payload(data: bytes) -> Any:
     from ray import cloudpickle
 
     return cloudpickle.loads(data)
@@ -149,7 +149,7 @@ class _Worker:
         return os.getpid(), socket.gethostname()
 
     def load(self, name: str, payload: bytes) -> None:
-        fn = loads(payload)
+        fn = load_payload(payload)
         with self._lock:
             self._functions = {name: fn}  # one map at a time: the earlier function can go
 
@@ -211,7 +211,8 @@ class RayExecutor:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def _ray(self) -> Any:
+    def connect(self) -> Any:
+        """The ``ray`` module, once this process has joined the cluster (or started a local one)."""
         ray = import_ray()
         if not ray.is_initialized():
             options: dict[str, Any] = {"include_dashboard": False, "logging_level": logging.WARNING,
@@ -229,9 +230,10 @@ class RayExecutor:
         return actor_class.remote()
 
     def _threads(self) -> int:
-        return max(1, -(-self.concurrency // self._worker_count()))
+        return max(1, -(-self.concurrency // self.worker_count()))
 
-    def _worker_count(self) -> int:
+    def worker_count(self) -> int:
+        """The workers this executor runs: ``workers``, else the cluster's CPUs, at most ``concurrency``."""
         if self.workers is not None:
             return min(self.workers, self.concurrency)
         ray = import_ray()
@@ -240,14 +242,14 @@ class RayExecutor:
 
     def start(self) -> list[tuple[int, str]]:
         """Start the workers (``map`` does it when needed); their (pid, host) pairs."""
-        ray = self._ray()
-        while len(self._actors) < self._worker_count():
+        ray = self.connect()
+        while len(self._actors) < self.worker_count():
             self._actors.append(self._spawn(ray))
         return list(ray.get([actor.ready.remote() for actor in self._actors]))
 
     def worker_pids(self) -> list[int]:
         """The process ids of the live workers (for operators, and for the tests that kill them)."""
-        ray = self._ray()
+        ray = self.connect()
         return [pid for pid, _ in ray.get([actor.ready.remote() for actor in self._actors])]
 
     def close(self) -> None:
@@ -272,12 +274,12 @@ class RayExecutor:
         import dspy
         from ray.exceptions import RayActorError, RayTaskError
 
-        ray = self._ray()
+        ray = self.connect()
         self.start()
         tracker = dspy.settings.usage_tracker
         self._maps += 1
         name = f"{self.name}-{self._maps}"
-        payload = ray.put(dumps(fn))
+        payload = ray.put(worker_payload(fn))
         ray.get([actor.load.remote(name, payload) for actor in self._actors])
         pending: deque[int] = deque(range(len(items)))
         inflight: dict[Any, tuple[int, int, int]] = {}  # ref -> (item index, actor slot, the slot's generation)

@@ -1,0 +1,375 @@
+"""Persona inference over a sharded data set with Ray Data, resumable shard by shard.
+
+A data set too large for one file is a folder (or glob) of shards: ``.parquet``, ``.jsonl`` or
+``.jsonl.gz`` files. :func:`infer_shards` reads each shard with Ray Data, runs persona inference
+with ``map_batches`` over a pool of Ray actors (each running its batch's records on threads,
+through the run layer's retry policy), and writes the shard's rows, each source row with
+``chosen_persona``, ``rejected_persona`` and ``persona_error`` added, as parquet files under
+``OUT/<shard name>/`` (a local folder or any fsspec URL: ``s3://bucket/personas``).
+
+**Resuming.** A shard's folder is written under a temporary name and renamed when whole; then
+a manifest, ``OUT/<shard name>/_personae.json``, is written last: the run's fingerprint (model,
+server, sampling, inference program, column mapping), the source shard's size and digest, its
+row and failure counts and its cost. A re-run skips every shard whose manifest matches, redoes a
+shard whose source changed, and stops before any call when the fingerprint differs (naming
+each difference), unless ``fresh``. So a run killed mid-way loses at most the shards in
+progress. The manifest lives beside the shard rather than in a local ledger because the shard
+itself may live in an object store; files starting with ``_`` or ``.`` are skipped by parquet
+readers (``pyarrow.dataset``, ``pandas.read_parquet``, ``ray.data.read_parquet``), so ``OUT``
+reads back as one table.
+
+**Failures.** An item whose LM calls kept failing gets ``persona_error`` with the reason (counted
+by kind); a malformed row stops the run with a :class:`~personae.errors.DataError` naming the
+shard, the row (its ``record_id`` column, else its position in the batch) and the field,
+unless ``skip_invalid``: then the row keeps empty personas and ``persona_error`` says why.
+"""
+
+from __future__ import annotations
+
+import glob
+import hashlib
+import json
+import logging
+import time
+import uuid
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import dspy
+
+from personae.errors import ConfigError, DataError
+from personae.lm import Cost
+from personae.programs import PersonaInference, program_digest
+from personae.runs import Counts, describe_changes
+
+__all__ = ["MANIFEST", "ShardReport", "ShardsReport", "infer_shards", "is_sharded", "list_shards", "shard_outputs"]
+
+logger = logging.getLogger(__name__)
+
+MANIFEST = "_personae.json"
+SHARD_SUFFIXES = (".parquet", ".jsonl", ".jsonl.gz")
+PERSONA_COLUMNS = ("chosen_persona", "rejected_persona", "persona_error")
+
+
+@dataclass
+class ShardReport:
+    shard: str
+    rows: int
+    failed: int
+    resumed: bool
+    cost: Cost = field(default_factory=Cost)
+    failures: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass
+class ShardsReport:
+    """What :func:`infer_shards` did, shard by shard, with the counts (in records) and the cost of new calls."""
+
+    out: str
+    shards: list[ShardReport] = field(default_factory=list)
+    counts: Counts = field(default_factory=Counts)
+    cost: Cost = field(default_factory=Cost)
+
+
+def is_sharded(source: str) -> bool:
+    """Whether ``source`` names a folder of shards or a glob (not a file or a ``datasets`` folder)."""
+    if any(ch in source for ch in "*?["):
+        return True
+    path = Path(source)
+    if not path.is_dir() or any((path / m).exists() for m in ("dataset_info.json", "state.json", "dataset_dict.json")):
+        return False
+    return any(p.name.endswith(SHARD_SUFFIXES) for p in path.iterdir())
+
+
+def list_shards(source: str) -> list[Path]:
+    """The shard files of a folder or glob, in name order; DataError when there are none."""
+    if any(ch in source for ch in "*?["):
+        paths = [Path(p) for p in glob.glob(source)]
+    else:
+        paths = list(Path(source).iterdir())
+    shards = sorted(p for p in paths if p.is_file() and p.name.endswith(SHARD_SUFFIXES))
+    if not shards:
+        raise DataError(f"no {', '.join(SHARD_SUFFIXES)} shards there", source=source)
+    names = [_shard_name(p) for p in shards]
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if repeated:
+        raise DataError(f"shards {repeated[0]!r} appear under two suffixes; their outputs would collide",
+                        source=source)
+    return shards
+
+
+def _shard_name(path: Path) -> str:
+    name = path.name
+    for suffix in SHARD_SUFFIXES:
+        if name.endswith(suffix):
+            return name[: -len(suffix)]
+    return name
+
+
+def _file_digest(path: Path) -> str:
+    h = hashlib.sha1()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()[:16]
+
+
+def _filesystem(out: str) -> tuple[Any, str]:
+    """The fsspec filesystem of ``out`` and the path on it."""
+    import fsspec
+
+    fs, path = fsspec.core.url_to_fs(out)
+    return fs, str(path).rstrip("/")
+
+
+# -- on the Ray actors ---------------------------------------------------------------------------
+
+class _InferBatch:
+    """``map_batches``' callable class: one per actor, holding the LM and program sent once."""
+
+    def __init__(self, payload: bytes, shard: str, columns: dict[str, str] | None, threads: int,
+                 max_attempts: int, skip_invalid: bool, tally: Any) -> None:
+        from personae.runs import load_payload
+
+        self.lm, self.program = load_payload(payload)
+        self.shard = shard
+        self.columns = columns
+        self.threads = threads
+        self.max_attempts = max_attempts
+        self.skip_invalid = skip_invalid
+        self.tally = tally
+
+    def __call__(self, table: Any) -> Any:
+        import pyarrow as pa
+
+        from personae.data import load_preferences
+        from personae.lm import CostMeter
+        from personae.runs import RetryPolicy, ThreadExecutor, run_batch
+
+        rows = table.to_pylist()
+        data = load_preferences(rows, columns=self.columns, skip_invalid=True)
+        invalid = {s.record: s for s in data.skipped}  # 1-based positions in this batch
+        if invalid and not self.skip_invalid:
+            number, bad = next(iter(sorted(invalid.items())))
+            row = rows[number - 1]
+            which = f"record {row['record_id']!r}" if row.get("record_id") else f"row {number} of a batch"
+            import ray
+
+            # Ray Data hands the driver its own wrapping of the error: the tally keeps ours.
+            ray.get(self.tally.refuse.remote(self.shard, f"{which}: {bad.reason}", bad.field))
+            raise DataError(f"{which}: {bad.reason}", source=self.shard, field=bad.field)
+        records = iter(data.records)
+        positions = [i for i in range(1, len(rows) + 1) if i not in invalid]
+        program = self.program
+        meter = CostMeter(entries=False)
+        with meter.track():
+            outcomes = run_batch(lambda record: program.for_record(record), list(records), lm=self.lm,
+                                 policy=RetryPolicy(max_attempts=self.max_attempts),
+                                 executor=ThreadExecutor(self.threads, name="ray-data"))
+        chosen: list[str | None] = [None] * len(rows)
+        rejected: list[str | None] = [None] * len(rows)
+        errors: list[str | None] = [None] * len(rows)
+        kinds: Counter[str] = Counter()
+        for number, skipped in invalid.items():
+            errors[number - 1] = f"invalid record: {skipped.field or 'row'}: {skipped.reason}"
+            kinds["input"] += 1
+        for position, outcome in zip(positions, outcomes, strict=True):
+            if outcome.value is not None:
+                chosen[position - 1] = outcome.value.chosen_persona
+                rejected[position - 1] = outcome.value.rejected_persona
+            else:
+                errors[position - 1] = outcome.error
+                kinds[outcome.kind or "lm"] += 1
+        cost = meter.cost
+        self.tally.add.remote(self.shard, cost.lm_calls, cost.prompt_tokens, cost.completion_tokens, dict(kinds))
+        for name, values in zip(PERSONA_COLUMNS, (chosen, rejected, errors), strict=True):
+            if name in table.column_names:
+                table = table.drop_columns([name])
+            table = table.append_column(name, pa.array(values, type=pa.string()))
+        return table
+
+
+class _Tally:
+    """A Ray actor the batches report their cost and failures to, by shard."""
+
+    def __init__(self) -> None:
+        self.shards: dict[str, dict[str, Any]] = {}
+        self.refused: dict[str, tuple[str, str | None]] = {}
+
+    def refuse(self, shard: str, message: str, field: str | None) -> None:
+        self.refused.setdefault(shard, (message, field))
+
+    def refusal(self, shard: str) -> tuple[str, str | None] | None:
+        return self.refused.pop(shard, None)
+
+    def add(self, shard: str, calls: int, prompt: int, completion: int, kinds: dict[str, int]) -> None:
+        entry = self.shards.setdefault(shard, {"calls": 0, "prompt": 0, "completion": 0, "kinds": Counter()})
+        entry["calls"] += calls
+        entry["prompt"] += prompt
+        entry["completion"] += completion
+        entry["kinds"].update(kinds)
+
+    def take(self, shard: str) -> dict[str, Any]:
+        entry = self.shards.pop(shard, {"calls": 0, "prompt": 0, "completion": 0, "kinds": Counter()})
+        return {**entry, "kinds": dict(entry["kinds"])}
+
+
+# -- the driver -----------------------------------------------------------------------------------
+
+def infer_shards(
+    source: str,
+    out: str,
+    *,
+    lm: dspy.BaseLM,
+    program: PersonaInference | None = None,
+    columns: dict[str, str] | None = None,
+    workers: int | None = None,
+    concurrency: int = 8,
+    max_attempts: int = 3,
+    batch_size: int | None = None,
+    skip_invalid: bool = False,
+    fresh: bool = False,
+    address: str | None = None,
+    on_shard: Callable[[ShardReport], None] | None = None,
+) -> ShardsReport:
+    """Infer both personas for every row of every shard of ``source`` (a folder or glob) into ``out``.
+
+    ``workers`` Ray actors (default: the cluster's CPUs) each run ``concurrency / workers``
+    records at once, in batches of ``batch_size`` rows (default four times that). An actor
+    waits on the LM most of the time: it asks Ray for half a CPU, which leaves room for Ray
+    Data's read and write tasks beside a pool as large as the cluster. ``out`` is
+    a folder or an fsspec URL; see the module's notes for what a re-run reuses.
+    """
+    from personae.pipelines.infer import lm_fingerprint
+    from personae.runs import RayExecutor, worker_payload
+
+    shards = list_shards(source)
+    program = program or PersonaInference()
+    fingerprint = {**lm_fingerprint(lm), "program": program_digest(program),
+                   "columns": json.dumps(columns or {}, sort_keys=True)}
+    fs, root = _filesystem(out)
+    fs.makedirs(root, exist_ok=True)
+    digests = {shard: _file_digest(shard) for shard in shards}
+    todo: list[Path] = []
+    report = ShardsReport(out=out)
+    mismatched: list[str] = []
+    for shard in shards:
+        manifest = _read_manifest(fs, f"{root}/{_shard_name(shard)}/{MANIFEST}")
+        if manifest is None or fresh:
+            todo.append(shard)
+            continue
+        if manifest.get("source_digest") != digests[shard]:
+            todo.append(shard)  # the shard changed: done again
+            continue
+        differences = describe_changes(manifest.get("fingerprint", {}), fingerprint, sorted(fingerprint))
+        if differences:
+            mismatched.append(f"{shard.name}: {differences}")
+            continue
+        done = ShardReport(shard.name, int(manifest["rows"]), int(manifest["failed"]), True,
+                           failures=dict(manifest.get("failures", {})))
+        report.shards.append(done)
+    if mismatched:
+        more = f" and {len(mismatched) - 2} more shards" if len(mismatched) > 2 else ""
+        raise ConfigError(f"{out} holds shards inferred with other settings ({'; '.join(mismatched[:2])}{more}); "
+                          "use another --out, or --fresh to infer them again")
+    with RayExecutor(concurrency, workers=workers, address=address, name="infer-shards") as pool:
+        ray = pool.connect()  # joins or starts Ray; the actors of map_batches are Ray Data's own
+        count = pool.worker_count()
+        threads = max(1, -(-concurrency // count))
+        payload = worker_payload((lm, program))
+        tally = ray.remote(num_cpus=0)(_Tally).remote()
+        for shard in todo:
+            started = time.perf_counter()
+            name = _shard_name(shard)
+            final, tmp = f"{root}/{name}", f"{root}/.{name}.{uuid.uuid4().hex[:8]}.tmp"
+            blocks = 4 * count  # one shard file is one read: split so that every actor gets batches
+            dataset = (ray.data.read_parquet(str(shard)) if shard.name.endswith(".parquet")
+                       else ray.data.read_json(str(shard), lines=True)).repartition(blocks)
+            dataset = dataset.map_batches(
+                _InferBatch, batch_format="pyarrow", batch_size=batch_size or 4 * threads, concurrency=count,
+                num_cpus=0.5, fn_constructor_kwargs={"payload": payload, "shard": str(shard), "columns": columns,
+                                                   "threads": threads, "max_attempts": max_attempts,
+                                                   "skip_invalid": skip_invalid, "tally": tally})
+            try:
+                dataset.write_parquet(tmp, filesystem=_arrow_filesystem(fs))
+                taken = ray.get(tally.take.remote(str(shard)))
+                if fs.exists(final):
+                    fs.rm(final, recursive=True)
+                fs.mv(tmp, final, recursive=True)
+            except Exception:
+                if fs.exists(tmp):
+                    fs.rm(tmp, recursive=True)
+                refused = ray.get(tally.refusal.remote(str(shard)))
+                if refused is not None:
+                    raise DataError(refused[0], source=str(shard), field=refused[1]) from None
+                raise
+            except BaseException:
+                if fs.exists(tmp):
+                    fs.rm(tmp, recursive=True)
+                raise
+            rows = _count_rows(fs, final)
+            kinds = {k: int(v) for k, v in taken["kinds"].items()}
+            cost = Cost(int(taken["calls"]), int(taken["prompt"]), int(taken["completion"]),
+                        round(time.perf_counter() - started, 3))
+            done = ShardReport(shard.name, rows, sum(kinds.values()), False, cost, kinds)
+            _write_manifest(fs, f"{final}/{MANIFEST}", {
+                "shard": shard.name, "source_digest": digests[shard], "fingerprint": fingerprint, "rows": rows,
+                "failed": done.failed, "failures": kinds, "cost": cost.to_dict()})
+            report.shards.append(done)
+            report.cost += cost
+            logger.info("shard %s: %d rows, %d failed, %s", shard.name, rows, done.failed, cost.summary())
+            if on_shard is not None:
+                on_shard(done)
+    order = {shard.name: i for i, shard in enumerate(shards)}
+    report.shards.sort(key=lambda s: order[s.shard])
+    failures: Counter[str] = Counter()
+    for s in report.shards:
+        failures.update(s.failures)
+    report.counts = Counts(total=sum(s.rows for s in report.shards),
+                           succeeded=sum(s.rows - s.failed for s in report.shards if not s.resumed),
+                           resumed=sum(s.rows for s in report.shards if s.resumed),
+                           failed=sum(s.failed for s in report.shards if not s.resumed),
+                           failures=dict(failures.most_common()))
+    return report
+
+
+def _arrow_filesystem(fs: Any) -> Any:
+    from pyarrow.fs import FSSpecHandler, PyFileSystem
+
+    return PyFileSystem(FSSpecHandler(fs))
+
+
+def _read_manifest(fs: Any, path: str) -> dict[str, Any] | None:
+    if not fs.exists(path):
+        return None
+    with fs.open(path, "rb") as fh:
+        try:
+            manifest = json.loads(fh.read())
+        except ValueError:
+            return None  # a manifest cut short: the shard is done again
+    return manifest if isinstance(manifest, dict) else None
+
+
+def _write_manifest(fs: Any, path: str, manifest: dict[str, Any]) -> None:
+    with fs.open(path, "wb") as fh:
+        fh.write(json.dumps(manifest, indent=1, sort_keys=True).encode())
+
+
+def _count_rows(fs: Any, folder: str) -> int:
+    import pyarrow.parquet as pq
+
+    total = 0
+    for path in sorted(fs.find(folder)):
+        if path.endswith(".parquet"):
+            with fs.open(path, "rb") as fh:
+                total += pq.ParquetFile(fh).metadata.num_rows
+    return total
+
+
+def shard_outputs(out: str) -> Sequence[str]:
+    """The shard folders of ``out`` that a manifest marks as whole."""
+    fs, root = _filesystem(out)
+    return sorted(p.rsplit("/", 2)[-2] for p in fs.glob(f"{root}/*/{MANIFEST}"))
