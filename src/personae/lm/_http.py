@@ -1,11 +1,11 @@
 """A lean engine for OpenAI-compatible chat servers (vLLM, llama.cpp, SGLang, TGI, hosted OpenAI).
 
 Against a fast server the client's CPU, not the server, bounds a run: through LiteLLM a
-judgment costs about 11 ms of client CPU here, most of it in LiteLLM, the OpenAI SDK and
-their pydantic models; :class:`HTTPEngine` posts the chat body with one pooled ``httpx``
-client (connections kept alive and shared by every thread) and reads the answer with
-``json``: about 4 ms a judgment, the rest being DSPy's own formatting and parsing (see
-``benchmarks/throughput.py``).
+judgment costs about 17 ms of client CPU here, most of it in LiteLLM, the OpenAI SDK and
+their pydantic models; :class:`HTTPEngine` posts the chat body on keep-alive connections
+shared by every thread (``http.client`` from the standard library: httpx's connection pool
+alone took half of the remaining CPU) and reads the answer with ``json``, leaving DSPy's own
+formatting and parsing as most of what a call costs (see ``benchmarks/throughput.py``).
 
 It is a DSPy engine: ``dspy.LM`` keeps the cache, the retries of transient failures, history
 and callbacks; the engine makes one attempt and raises DSPy's canonical errors
@@ -21,11 +21,16 @@ name, never the key, and reads it again from the worker's environment.
 
 from __future__ import annotations
 
+import http.client
 import json
 import logging
 import os
+import socket
+import ssl
 import threading
+from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 from personae.errors import ConfigError
 
@@ -78,7 +83,7 @@ class HTTPEngine:
         self.max_connections = max_connections
         self.supports_response_schema = structured_output
         self.headers = dict(headers or {})
-        self._client: Any = None
+        self._client: _Pool | None = None
         self._lock = threading.Lock()
 
     def __copy__(self) -> HTTPEngine:
@@ -112,24 +117,15 @@ class HTTPEngine:
         return cls(**state)
 
     # -- transport ----------------------------------------------------------------------------
-    def _http(self) -> Any:
+    def _http(self) -> _Pool:
         if self._client is None:
             with self._lock:
                 if self._client is None:
-                    import httpx
-
-                    headers = {"Content-Type": "application/json", **self.headers}
+                    headers = {"Content-Type": "application/json", "Accept": "application/json", **self.headers}
                     if self._key:
                         headers["Authorization"] = f"Bearer {self._key}"
-                    read = self.timeout if self.timeout is not None else 600.0
-                    # Connecting gets its own 10 s whatever the answer's limit: a server whose
-                    # accept queue is full drops the first SYN, and the kernel resends it after 1 s.
-                    self._client = httpx.Client(
-                        headers=headers,
-                        timeout=httpx.Timeout(read, connect=max(read, 10.0)),
-                        limits=httpx.Limits(max_connections=self.max_connections,
-                                            max_keepalive_connections=self.max_connections),
-                    )
+                    self._client = _Pool(self.api_base, headers, self.max_connections,
+                                         self.timeout if self.timeout is not None else 600.0)
         return self._client
 
     def close(self) -> None:
@@ -146,26 +142,24 @@ class HTTPEngine:
         return body
 
     def complete(self, request: Any) -> Any:
-        import httpx
         from dspy import lm15
 
         body = self.build_body(request)
         try:
-            answer = self._http().post(f"{self.api_base}/chat/completions", content=json.dumps(body))
-        except httpx.TimeoutException as exc:
-            raise lm15.TimeoutError(f"no answer from {self.api_base} within {self.timeout or 600.0:g} s "
-                                    f"({type(exc).__name__})") from exc
-        except httpx.TransportError as exc:
+            answer = self._http().post("/chat/completions", json.dumps(body).encode())
+        except TimeoutError as exc:
+            raise lm15.TimeoutError(f"no answer from {self.api_base} within {self.timeout or 600.0:g} s") from exc
+        except (OSError, http.client.HTTPException) as exc:
             raise lm15.TransportError(f"{self.api_base}: {type(exc).__name__}: {exc}") from exc
-        if answer.status_code != 200:
+        if answer.status != 200:
             raise _http_error(answer)
         try:
-            out = answer.json()
+            out = json.loads(answer.body)
             choice = out["choices"][0]
             text = choice["message"].get("content") or ""
         except (ValueError, KeyError, IndexError, TypeError, AttributeError) as exc:
             raise lm15.ServerError(f"unreadable answer from {self.api_base}: {answer.text[:200]!r}",
-                                   status=answer.status_code) from exc
+                                   status=answer.status) from exc
         return _response(out, choice, text, self.model, logprobs=request.config.logprobs is not None)
 
     def stream(self, request: Any) -> Any:
@@ -236,18 +230,18 @@ def _response(out: dict[str, Any], choice: dict[str, Any], text: str, model: str
     )
 
 
-def _http_error(answer: Any) -> Any:
+def _http_error(answer: _Answer) -> Any:
     """The canonical DSPy error for a non-200 answer (the server's message, never the request)."""
     from dspy import lm15
 
     try:
-        detail = answer.json()
+        detail = json.loads(answer.body)
         error = detail.get("error", detail) if isinstance(detail, dict) else detail
         message = str(error.get("message", error)) if isinstance(error, dict) else str(error)
     except ValueError:
         message = answer.text
-    message = " ".join(message.split())[:500] or f"HTTP {answer.status_code}"
-    status = answer.status_code
+    message = " ".join(message.split())[:500] or f"HTTP {answer.status}"
+    status = answer.status
     meta: dict[str, Any] = {"status": status, "provider": "openai-compatible"}
     if status == 429:
         retry_after = _seconds(answer.headers.get("retry-after"))
@@ -273,3 +267,92 @@ def _seconds(value: str | None) -> float | None:
     except ValueError:
         return None
     return seconds if seconds is not None and 0 <= seconds <= 3600 else None
+
+
+# -- the connection pool --------------------------------------------------------------------------
+
+@dataclass
+class _Answer:
+    status: int
+    headers: dict[str, str]
+    body: bytes
+
+    @property
+    def text(self) -> str:
+        return self.body.decode("utf-8", "replace")
+
+
+class _Pool:
+    """Keep-alive HTTP/1.1 connections to one server, shared by threads (the standard library's
+    ``http.client``: a quarter of the CPU httpx spends on each request here).
+
+    At most ``size`` requests run at once; a request waits for a free connection no longer than
+    its own time limit. Connecting gets 10 s or the limit, whichever is longer (a server whose
+    accept queue is full drops the first SYN and the kernel resends it after 1 s); the answer
+    gets ``timeout`` seconds. A connection the server closed while it was idle is replaced
+    once, at once (the request had not reached the server).
+    """
+
+    def __init__(self, base_url: str, headers: dict[str, str], size: int, timeout: float) -> None:
+        parts = urlsplit(base_url)
+        self.https = parts.scheme == "https"
+        self.host = parts.hostname or "127.0.0.1"
+        self.port = parts.port or (443 if self.https else 80)
+        self.prefix = parts.path.rstrip("/")
+        self.headers = {**headers, "Host": parts.netloc, "Connection": "keep-alive"}
+        self.timeout = timeout
+        self._idle: list[http.client.HTTPConnection] = []
+        self._lock = threading.Lock()
+        self._slots = threading.BoundedSemaphore(size)
+        self._context = ssl.create_default_context() if self.https else None
+
+    def _connect(self) -> http.client.HTTPConnection:
+        connect_s = max(self.timeout, 10.0)
+        conn: http.client.HTTPConnection
+        if self.https:
+            conn = http.client.HTTPSConnection(self.host, self.port, timeout=connect_s, context=self._context)
+        else:
+            conn = http.client.HTTPConnection(self.host, self.port, timeout=connect_s)
+        conn.connect()
+        if conn.sock is not None:
+            conn.sock.settimeout(self.timeout)
+            conn.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        return conn
+
+    def post(self, path: str, body: bytes) -> _Answer:
+        if not self._slots.acquire(timeout=self.timeout):
+            raise TimeoutError(f"no free connection within {self.timeout:g} s")
+        try:
+            for attempt in range(2):
+                with self._lock:
+                    conn = self._idle.pop() if self._idle else None
+                reused = conn is not None
+                if conn is None:
+                    conn = self._connect()
+                try:
+                    conn.request("POST", self.prefix + path, body, self.headers)
+                    response = conn.getresponse()
+                    data = response.read()
+                except (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError):
+                    conn.close()
+                    if reused and attempt == 0:
+                        continue  # the server had closed this idle connection: a fresh one
+                    raise
+                except BaseException:
+                    conn.close()
+                    raise
+                if response.will_close:
+                    conn.close()
+                else:
+                    with self._lock:
+                        self._idle.append(conn)
+                return _Answer(response.status, {k.lower(): v for k, v in response.getheaders()}, data)
+            raise AssertionError("unreachable")
+        finally:
+            self._slots.release()
+
+    def close(self) -> None:
+        with self._lock:
+            idle, self._idle = self._idle, []
+        for conn in idle:
+            conn.close()

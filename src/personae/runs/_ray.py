@@ -136,12 +136,25 @@ def load_payload(data: bytes) -> Any:
 
 # -- the worker ------------------------------------------------------------------------------
 
-class _Worker:
-    """One Ray actor: holds the functions sent to it and runs items on its threads."""
+class _Recorder:
+    """A usage tracker that keeps each call's usage, to send back with the item's result."""
 
     def __init__(self) -> None:
+        self.calls: list[tuple[str, dict[str, Any]]] = []
+
+    def add_usage(self, lm: str, usage_entry: dict[str, Any]) -> None:
+        self.calls.append((lm, dict(usage_entry)))
+
+
+class _Worker:
+    """One Ray actor: holds the function sent to it and runs each call's items on its threads."""
+
+    def __init__(self, threads: int) -> None:
+        from concurrent.futures import ThreadPoolExecutor
+
         self._functions: dict[str, Callable[[Any], Any]] = {}
         self._lock = threading.Lock()
+        self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="personae-ray")
 
     def ready(self) -> tuple[int, str]:
         import socket
@@ -153,23 +166,21 @@ class _Worker:
         with self._lock:
             self._functions = {name: fn}  # one map at a time: the earlier function can go
 
-    def run(self, name: str, item: Any) -> tuple[Any, list[tuple[str, dict[str, Any]]]]:
-        import dspy
-        from dspy.utils.usage_tracker import UsageTracker
-
-        class _Recorder(UsageTracker):
-            def __init__(self) -> None:
-                super().__init__()
-                self.calls: list[tuple[str, dict[str, Any]]] = []
-
-            def add_usage(self, lm: str, usage_entry: dict[str, Any]) -> None:
-                self.calls.append((lm, dict(usage_entry)))
-
+    def run(self, name: str, items: list[Any]) -> list[tuple[bool, Any, list[tuple[str, dict[str, Any]]]]]:
+        """Each item's (succeeded, value or exception, LM usage), the items run at once."""
         fn = self._functions[name]
-        recorder = _Recorder()
-        with dspy.context(usage_tracker=recorder):
-            value = fn(item)
-        return value, recorder.calls
+
+        def one(item: Any) -> tuple[bool, Any, list[tuple[str, dict[str, Any]]]]:
+            import dspy
+
+            recorder = _Recorder()
+            with dspy.context(usage_tracker=recorder):
+                try:
+                    return True, fn(item), recorder.calls
+                except Exception as exc:  # what must stop the run: the driver raises it
+                    return False, exc, recorder.calls
+
+        return list(self._pool.map(one, items))
 
 
 # -- the executor ------------------------------------------------------------------------------
@@ -184,11 +195,13 @@ class RayExecutor:
             ``None`` joins the Ray this process already started, or starts a local one
             for the run (shut down by :meth:`close`).
         max_worker_deaths: worker deaths one ``map`` survives before it gives up.
+        chunk: items a call to a worker carries (default: one when the items are few, else up
+            to 8): a result comes back with its chunk, so long items want small chunks.
         init_options: extra ``ray.init`` options for a Ray started here (e.g. ``num_cpus``).
     """
 
     def __init__(self, concurrency: int = 8, *, workers: int | None = None, address: str | None = None,
-                 max_worker_deaths: int = 8, init_options: dict[str, Any] | None = None,
+                 max_worker_deaths: int = 8, init_options: dict[str, Any] | None = None, chunk: int | None = None,
                  name: str = "personae") -> None:
         if concurrency < 1:
             raise ConfigError("concurrency must be at least 1")
@@ -199,6 +212,9 @@ class RayExecutor:
         self.address = address
         self.max_worker_deaths = max_worker_deaths
         self.init_options = dict(init_options or {})
+        if chunk is not None and chunk < 1:
+            raise ConfigError("chunk must be at least 1")
+        self.chunk = chunk
         self.name = name
         self._started_ray = False
         self._actors: list[Any] = []
@@ -225,9 +241,10 @@ class RayExecutor:
         return ray
 
     def _spawn(self, ray: Any) -> Any:
-        actor_class = ray.remote(num_cpus=1, max_restarts=0, max_concurrency=self._threads(),
+        # Each call brings up to a chunk of items, run on the worker's pool of ``threads``.
+        actor_class = ray.remote(num_cpus=1, max_restarts=0, max_concurrency=self._threads() + 2,
                                  scheduling_strategy="SPREAD")(_Worker)
-        return actor_class.remote()
+        return actor_class.remote(self._threads())
 
     def _threads(self) -> int:
         return max(1, -(-self.concurrency // self.worker_count()))
@@ -282,35 +299,39 @@ class RayExecutor:
         payload = ray.put(worker_payload(fn))
         ray.get([actor.load.remote(name, payload) for actor in self._actors])
         pending: deque[int] = deque(range(len(items)))
-        inflight: dict[Any, tuple[int, int, int]] = {}  # ref -> (item index, actor slot, the slot's generation)
-        busy = [0] * len(self._actors)
+        inflight: dict[Any, tuple[list[int], int, int]] = {}  # ref -> (item indices, actor slot, its generation)
+        busy = [0] * len(self._actors)  # items in flight on each worker
         generation = [0] * len(self._actors)
         deaths = 0
         error: BaseException | None = None
         capacity = self._threads()
+        chunk = self._chunk(len(items))
 
         def submit() -> None:
-            while pending and error is None and len(inflight) < self.concurrency:
+            while pending and error is None:
+                room = self.concurrency - sum(busy)
                 slot = min(range(len(self._actors)), key=busy.__getitem__)
-                if busy[slot] >= capacity:
-                    return
-                index = pending.popleft()
-                inflight[self._actors[slot].run.remote(name, items[index])] = (index, slot, generation[slot])
-                busy[slot] += 1
+                size = min(chunk, room, capacity - busy[slot], len(pending))
+                if size < 1 or (size < chunk and size < len(pending) and sum(busy) > 0):
+                    return  # wait for room for a whole chunk while others are in flight
+                indices = [pending.popleft() for _ in range(size)]
+                ref = self._actors[slot].run.remote(name, [items[i] for i in indices])
+                inflight[ref] = (indices, slot, generation[slot])
+                busy[slot] += size
 
         try:
             submit()
             while inflight:
                 ready, _ = ray.wait(list(inflight), num_returns=1)
                 for ref in ready:
-                    index, slot, gen = inflight.pop(ref)
+                    indices, slot, gen = inflight.pop(ref)
                     current = gen == generation[slot]
                     if current:
-                        busy[slot] -= 1
+                        busy[slot] -= len(indices)
                     try:
-                        value, calls = ray.get(ref)
+                        results = ray.get(ref)
                     except RayActorError as exc:  # the worker died (killed, out of memory, node lost)
-                        pending.appendleft(index)  # nothing of it was recorded: it runs again
+                        pending.extendleft(reversed(indices))  # nothing of them was recorded: they run again
                         if not current:
                             continue  # a call to a worker already replaced
                         deaths += 1
@@ -326,15 +347,19 @@ class RayExecutor:
                         busy[slot] = 0
                         ray.get(self._actors[slot].load.remote(name, payload))
                         continue
-                    except RayTaskError as exc:  # the function raised: what must stop the run
+                    except RayTaskError as exc:  # the worker itself failed: a bug of this module's
                         if error is None:
                             cause = getattr(exc, "cause", None)
                             error = cause if isinstance(cause, BaseException) else exc
                         continue
-                    if tracker is not None:
-                        for lm_name, usage in calls:
-                            tracker.add_usage(lm_name, usage)
-                    on_done(index, value)
+                    for index, (succeeded, value, calls) in zip(indices, results, strict=True):
+                        if tracker is not None:
+                            for lm_name, usage in calls:
+                                tracker.add_usage(lm_name, usage)
+                        if succeeded:
+                            on_done(index, value)
+                        elif error is None:
+                            error = value  # what the function raised: it stops the run, as on threads
                 submit()
         except BaseException:
             for ref in inflight:
@@ -344,6 +369,15 @@ class RayExecutor:
             if isinstance(error, WorkerLostError):
                 error.pending = len(pending)
             raise error
+
+    def _chunk(self, items: int) -> int:
+        """Items a call carries: one when they are few; else up to 8, a quarter of a worker's threads,
+        so that Ray's cost per call is shared while each worker keeps several calls in flight."""
+        if self.chunk is not None:
+            return self.chunk
+        if items < 4 * self.concurrency:
+            return 1
+        return max(1, min(8, self._threads() // 4))
 
     def _replace(self, ray: Any, slot: int) -> None:
         """A fresh worker in ``slot``, in place of a dead one."""
