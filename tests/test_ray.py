@@ -210,3 +210,29 @@ def test_a_malformed_row_in_a_shard_names_the_shard_and_field(ray_local, tmp_pat
     broken = next(r for r in table if r["record_id"] == "broken")
     assert broken["chosen_persona"] is None and "invalid record: chosen" in broken["persona_error"]
     assert sum(r["persona_error"] is None for r in table) == 5
+
+
+def test_judge_and_evaluate_commands_on_ray_give_what_threads_give(ray_local, tmp_path, shared_data) -> None:
+    from personae.cli.main import main
+
+    data = str(shared_data / "prism" / "pairs.jsonl")
+    with stub_server(answer) as stub:
+        remote = ["--model", "openai/served", "--api-base", stub.api_base, "--no-cache", "--concurrency", "4"]
+        for executor in ("thread", "ray"):
+            assert main(["judge", data, "--limit", "30", "--out", str(tmp_path / f"judge-{executor}.jsonl"),
+                         *remote, "--executor", executor]) == 0
+            assert main(["evaluate", data, "--method", "default", "--users", "3", "--out",
+                         str(tmp_path / f"eval-{executor}"), *remote, "--executor", executor]) == 0
+            assert main(["eval-personas", data, "--limit", "10", "--out", str(tmp_path / f"personas-{executor}"),
+                         *remote, "--executor", executor]) == 0
+    assert (tmp_path / "judge-ray.jsonl").read_bytes() == (tmp_path / "judge-thread.jsonl").read_bytes()
+    runs = [json.loads((tmp_path / f"eval-{executor}" / "run.json").read_text()) for executor in ("thread", "ray")]
+    summaries = [[{k: v for k, v in row.items() if k != "cost"} for row in run["results"]["summary"]] for run in runs]
+    assert summaries[0] == summaries[1] and summaries[0][0]["judgments"] == 80  # the same but for seconds
+    assert runs[0]["results"]["users"] == runs[1]["results"]["users"] and runs[0]["counts"] == runs[1]["counts"]
+    assert runs[0]["cost"]["lm_calls"] == runs[1]["cost"]["lm_calls"] > 0
+    assert [j["raw_output"] for j in runs[0]["judgments"]] == [j["raw_output"] for j in runs[1]["judgments"]]
+    personas = [json.loads((tmp_path / f"personas-{executor}" / "run.json").read_text()) for executor in
+                ("thread", "ray")]
+    assert personas[0]["counts"] == personas[1]["counts"] and personas[0]["counts"]["succeeded"] > 0
+    assert [j["raw_output"] for j in personas[0]["judgments"]] == [j["raw_output"] for j in personas[1]["judgments"]]
