@@ -236,3 +236,29 @@ def test_judge_and_evaluate_commands_on_ray_give_what_threads_give(ray_local, tm
                 ("thread", "ray")]
     assert personas[0]["counts"] == personas[1]["counts"] and personas[0]["counts"]["succeeded"] > 0
     assert [j["raw_output"] for j in personas[0]["judgments"]] == [j["raw_output"] for j in personas[1]["judgments"]]
+
+
+def test_a_datasets_source_is_cut_into_shards_of_rows(ray_local, tmp_path, capsys) -> None:
+    import datasets
+    import pyarrow.dataset as pads
+
+    from personae.cli.main import main
+
+    rows = [{"record_id": f"d{i}", "prompt": f"question {i}", "chosen": f"good {i}", "rejected": f"bad {i}"}
+            for i in range(25)]
+    datasets.DatasetDict({"train": datasets.Dataset.from_list(rows)}).save_to_disk(str(tmp_path / "saved"))
+    out = tmp_path / "personas"
+    with stub_server(answer) as stub:
+        command = ["infer-personas", str(tmp_path / "saved"), "--shard-size", "10", "--out", str(out), "--model",
+                   "openai/served", "--api-base", stub.api_base, "--no-cache", "--executor", "ray", "--workers", "2"]
+        assert main(command) == 0
+        assert "3 inferred now" in capsys.readouterr().out and len(stub.requests) == 50
+        assert main(command) == 0 and len(stub.requests) == 50  # resumed, shard by shard
+        assert main([*command[:2], "--shard-size", "5", *command[4:]]) == 2  # other shards than before
+        assert "other settings" in capsys.readouterr().err
+        assert main(["infer-personas", str(tmp_path / "saved"), "--shard-size", "10", "--out", str(out)]) == 2
+        assert "--executor ray" in capsys.readouterr().err
+    assert sorted(p.name for p in out.iterdir()) == ["part-00000", "part-00001", "part-00002"]
+    table = pads.dataset(str(out), format="parquet").to_table().to_pylist()
+    assert sorted(r["record_id"] for r in table) == sorted(f"d{i}" for i in range(25))
+    assert all(r["chosen_persona"] and r["persona_error"] is None for r in table)

@@ -38,6 +38,10 @@ def register(sub: Any) -> None:
     add_program_options(parser)
     add_model_options(parser)
     add_executor_options(parser)
+    parser.add_argument("--shard-size", type=int, default=None,
+                        help="with --executor ray: read DATA (a datasets folder, a .jsonl/.parquet file or a hub "
+                             "id) through Ray Data in shards of this many rows, written and resumed as a folder "
+                             "of shards is")
     parser.add_argument("--batch-size", type=int, default=None,
                         help="sharded input: rows per Ray Data batch (default four times each worker's share of "
                              "--concurrency)")
@@ -77,7 +81,7 @@ def run(args: argparse.Namespace) -> int:
     from personae.pipelines.shards import is_sharded
 
     program = inference_program(args)
-    if is_sharded(args.data):
+    if is_sharded(args.data) or args.shard_size is not None:
         return _run_shards(args, program)
     data = load_data(args)
     lm = build_lm(args)
@@ -101,10 +105,11 @@ def _run_shards(args: argparse.Namespace, program: Any) -> int:
     from personae.pipelines.shards import infer_shards
 
     if args.executor != "ray":
-        raise ConfigError(f"{args.data} is a folder of shards: it is read through Ray Data, with --executor ray "
-                          "(which starts a local Ray unless --ray-address names a cluster)")
-    if args.limit is not None or args.split is not None:
-        raise ConfigError("--limit and --split do not apply to a folder of shards")
+        what = "--shard-size" if args.shard_size is not None else f"{args.data} is a folder of shards: it"
+        raise ConfigError(f"{what} reads through Ray Data, with --executor ray (which starts a local Ray unless "
+                          "--ray-address names a cluster)")
+    if args.limit is not None or (args.split is not None and args.shard_size is None):
+        raise ConfigError("--limit (and --split, but with --shard-size) do not apply to a folder of shards")
     lm = build_lm(args)
     share_key_with_workers(args)
 
@@ -115,7 +120,7 @@ def _run_shards(args: argparse.Namespace, program: Any) -> int:
     report = infer_shards(args.data, args.out, lm=lm, program=program, columns=parse_columns(args.columns),
                           workers=args.workers, concurrency=args.concurrency, max_attempts=args.max_attempts,
                           batch_size=args.batch_size, skip_invalid=args.skip_invalid, fresh=args.fresh,
-                          address=args.ray_address, on_shard=show)
+                          address=args.ray_address, shard_size=args.shard_size, split=args.split, on_shard=show)
     resumed = sum(1 for s in report.shards if s.resumed)
     print(f"wrote {len(report.shards)} shards ({report.counts.total} records) to {report.out} "
           f"({len(report.shards) - resumed} inferred now, {resumed} from an earlier run)")

@@ -1,8 +1,9 @@
 """Persona inference over a sharded data set with Ray Data, resumable shard by shard.
 
 A data set too large for one file is a folder (or glob) of shards: ``.parquet``, ``.jsonl`` or
-``.jsonl.gz`` files. :func:`infer_shards` reads each shard with Ray Data, runs persona inference
-with ``map_batches`` over a pool of Ray actors (each running its batch's records on threads,
+``.jsonl.gz`` files; a ``datasets`` source is cut into shards of ``shard_size`` rows.
+:func:`infer_shards` reads each shard with Ray Data, runs persona inference with
+``map_batches`` over a pool of Ray actors (each running its batch's records on threads,
 through the run layer's retry policy), and writes the shard's rows, each source row with
 ``chosen_persona``, ``rejected_persona`` and ``persona_error`` added, as parquet files under
 ``OUT/<shard name>/`` (a local folder or any fsspec URL: ``s3://bucket/personas``).
@@ -99,6 +100,61 @@ def list_shards(source: str) -> list[Path]:
         raise DataError(f"shards {repeated[0]!r} appear under two suffixes; their outputs would collide",
                         source=source)
     return shards
+
+
+@dataclass(frozen=True)
+class _Shard:
+    """One unit of work and of resuming: a shard file, or a slice of rows of a ``datasets`` source."""
+
+    name: str      # its output folder under OUT
+    label: str     # what errors name: the file, or "SOURCE rows A-B"
+    path: Path | None = None
+    rows: tuple[int, int] | None = None
+
+    def digest(self, dataset: Any = None) -> str:
+        if self.path is not None:
+            return _file_digest(self.path)
+        return f"{getattr(dataset, '_fingerprint', 'unknown')}:{self.rows}"
+
+    def read(self, ray: Any, dataset: Any = None) -> Any:
+        if self.path is not None:
+            if self.path.name.endswith(".parquet"):
+                return ray.data.read_parquet(str(self.path))
+            return ray.data.read_json(str(self.path), lines=True)
+        start, stop = self.rows or (0, 0)
+        return ray.data.from_arrow(dataset.select(range(start, stop)).flatten_indices().data.table)
+
+
+def _dataset_shards(source: str, split: str | None, shard_size: int) -> tuple[Any, list[_Shard]]:
+    """A ``datasets`` source (a ``save_to_disk`` folder, a data file, a hub id) cut into slices of rows."""
+    import datasets
+
+    path = Path(source)
+    if path.is_dir():
+        loaded = datasets.load_from_disk(str(path))
+    elif path.is_file():
+        kind = "parquet" if path.name.endswith(".parquet") else "json"
+        loaded = datasets.load_dataset(kind, data_files=str(path), split="train")
+    else:
+        loaded = datasets.load_dataset(source, split=split or "train")
+    if isinstance(loaded, datasets.DatasetDict):
+        if split is None:
+            if len(loaded) != 1:
+                raise ConfigError(f"{source} has splits {', '.join(loaded)}: choose one with --split")
+            split = next(iter(loaded))
+        if split not in loaded:
+            raise ConfigError(f"{source} has no split {split!r} (it has {', '.join(loaded)})")
+        loaded = loaded[split]
+    if shard_size < 1:
+        raise ConfigError("shard_size must be at least 1")
+    total = len(loaded)
+    if total == 0:
+        raise DataError("no rows", source=source)
+    width = len(str(max(0, (total - 1) // shard_size)))
+    shards = [_Shard(f"part-{k:0{max(width, 5)}d}", f"{source} rows {start + 1}-{min(start + shard_size, total)}",
+                     rows=(start, min(start + shard_size, total)))
+              for k, start in enumerate(range(0, total, shard_size))]
+    return loaded, shards
 
 
 def _shard_name(path: Path) -> str:
@@ -233,9 +289,15 @@ def infer_shards(
     skip_invalid: bool = False,
     fresh: bool = False,
     address: str | None = None,
+    shard_size: int | None = None,
+    split: str | None = None,
     on_shard: Callable[[ShardReport], None] | None = None,
 ) -> ShardsReport:
-    """Infer both personas for every row of every shard of ``source`` (a folder or glob) into ``out``.
+    """Infer both personas for every row of every shard of ``source`` into ``out``.
+
+    ``source`` is a folder or glob of shard files; with ``shard_size``, it is instead any
+    ``datasets`` source (a ``save_to_disk`` folder, a .jsonl/.parquet file, a hub id; ``split``
+    picks one split) cut into shards of that many rows, named ``part-00000``, ... in order.
 
     ``workers`` Ray actors (default: the cluster's CPUs) each run ``concurrency / workers``
     records at once, in batches of ``batch_size`` rows (default four times that). An actor
@@ -246,27 +308,32 @@ def infer_shards(
     from personae.pipelines.infer import lm_fingerprint
     from personae.runs import RayExecutor, worker_payload
 
-    shards = list_shards(source)
+    dataset: Any = None
+    if shard_size is None:
+        shards = [_Shard(_shard_name(p), str(p), path=p) for p in list_shards(source)]
+    else:
+        dataset, shards = _dataset_shards(source, split, shard_size)
     program = program or PersonaInference()
     fingerprint = {**lm_fingerprint(lm), "program": program_digest(program),
-                   "columns": json.dumps(columns or {}, sort_keys=True)}
+                   "columns": json.dumps(columns or {}, sort_keys=True),
+                   **({"shard_size": str(shard_size)} if shard_size is not None else {})}
     fs, root = _filesystem(out)
     fs.makedirs(root, exist_ok=True)
-    digests = {shard: _file_digest(shard) for shard in shards}
-    todo: list[Path] = []
+    digests = {shard: shard.digest(dataset) for shard in shards}
+    todo: list[_Shard] = []
     report = ShardsReport(out=out)
     mismatched: list[str] = []
     for shard in shards:
-        manifest = _read_manifest(fs, f"{root}/{_shard_name(shard)}/{MANIFEST}")
+        manifest = _read_manifest(fs, f"{root}/{shard.name}/{MANIFEST}")
         if manifest is None or fresh:
             todo.append(shard)
-            continue
-        if manifest.get("source_digest") != digests[shard]:
-            todo.append(shard)  # the shard changed: done again
             continue
         differences = describe_changes(manifest.get("fingerprint", {}), fingerprint, sorted(fingerprint))
         if differences:
             mismatched.append(f"{shard.name}: {differences}")
+            continue
+        if manifest.get("source_digest") != digests[shard]:
+            todo.append(shard)  # the shard changed: done again
             continue
         done = ShardReport(shard.name, int(manifest["rows"]), int(manifest["failed"]), True,
                            failures=dict(manifest.get("failures", {})))
@@ -283,28 +350,27 @@ def infer_shards(
         tally = ray.remote(num_cpus=0)(_Tally).remote()
         for shard in todo:
             started = time.perf_counter()
-            name = _shard_name(shard)
+            name = shard.name
             final, tmp = f"{root}/{name}", f"{root}/.{name}.{uuid.uuid4().hex[:8]}.tmp"
             blocks = 4 * count  # one shard file is one read: split so that every actor gets batches
-            dataset = (ray.data.read_parquet(str(shard)) if shard.name.endswith(".parquet")
-                       else ray.data.read_json(str(shard), lines=True)).repartition(blocks)
-            dataset = dataset.map_batches(
+            rows_in = shard.read(ray, dataset).repartition(blocks)
+            rows_out = rows_in.map_batches(
                 _InferBatch, batch_format="pyarrow", batch_size=batch_size or 4 * threads, concurrency=count,
-                num_cpus=0.5, fn_constructor_kwargs={"payload": payload, "shard": str(shard), "columns": columns,
+                num_cpus=0.5, fn_constructor_kwargs={"payload": payload, "shard": shard.label, "columns": columns,
                                                    "threads": threads, "max_attempts": max_attempts,
                                                    "skip_invalid": skip_invalid, "tally": tally})
             try:
-                dataset.write_parquet(tmp, filesystem=_arrow_filesystem(fs))
-                taken = ray.get(tally.take.remote(str(shard)))
+                rows_out.write_parquet(tmp, filesystem=_arrow_filesystem(fs))
+                taken = ray.get(tally.take.remote(shard.label))
                 if fs.exists(final):
                     fs.rm(final, recursive=True)
                 fs.mv(tmp, final, recursive=True)
             except Exception:
                 if fs.exists(tmp):
                     fs.rm(tmp, recursive=True)
-                refused = ray.get(tally.refusal.remote(str(shard)))
+                refused = ray.get(tally.refusal.remote(shard.label))
                 if refused is not None:
-                    raise DataError(refused[0], source=str(shard), field=refused[1]) from None
+                    raise DataError(refused[0], source=shard.label, field=refused[1]) from None
                 raise
             except BaseException:
                 if fs.exists(tmp):
@@ -316,7 +382,7 @@ def infer_shards(
                         round(time.perf_counter() - started, 3))
             done = ShardReport(shard.name, rows, sum(kinds.values()), False, cost, kinds)
             _write_manifest(fs, f"{final}/{MANIFEST}", {
-                "shard": shard.name, "source_digest": digests[shard], "fingerprint": fingerprint, "rows": rows,
+                "shard": shard.label, "source_digest": digests[shard], "fingerprint": fingerprint, "rows": rows,
                 "failed": done.failed, "failures": kinds, "cost": cost.to_dict()})
             report.shards.append(done)
             report.cost += cost
