@@ -37,8 +37,10 @@ def test_embedded_model_judges_and_infers(local_lm) -> None:
     assert cost.prompt_tokens > 100 and cost.completion_tokens > 0
 
 
-def test_embedded_model_over_http_through_litellm() -> None:
-    """The same model served by llama.cpp on 127.0.0.1, reached by LiteLLM over real HTTP."""
+@pytest.mark.parametrize("client", ["litellm", "http"])
+def test_embedded_model_over_http(client: str) -> None:
+    """The same model served by llama.cpp on 127.0.0.1, reached over real HTTP by LiteLLM and by
+    personae's HTTPEngine."""
     from personae.lm import LlamaCppEngine
 
     try:
@@ -47,7 +49,7 @@ def test_embedded_model_over_http_through_litellm() -> None:
         pytest.skip(f"embedded model not installed: {exc}")
     engine = LlamaCppEngine(n_ctx=2048)
     try:
-        lm = get_lm("openai/smollm2", api_base=engine.url, cache=False, max_tokens=48)
+        lm = get_lm("openai/smollm2", api_base=engine.url, cache=False, max_tokens=48, engine=client)
         meter = CostMeter()
         with meter.track(), dspy.context(lm=lm, adapter=dspy.JSONAdapter()):
             pred = dspy.Predict("question -> answer")(question="Name a colour.")

@@ -356,3 +356,7 @@ class _Pool:
             idle, self._idle = self._idle, []
         for conn in idle:
             conn.close()
+
+    def __del__(self) -> None:  # an engine dropped without close(): its sockets go with it
+        for conn in getattr(self, "_idle", ()):
+            conn.close()
