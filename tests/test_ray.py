@@ -89,7 +89,7 @@ def test_a_killed_worker_loses_and_duplicates_nothing(ray_local, tmp_path) -> No
     ledger = tmp_path / "personas.jsonl.progress.jsonl"
     with stub_server(lambda body: answer(body, delay_s=0.05)) as stub, dspy.context(adapter=default_adapter()):
         lm = _lm(stub)
-        with RayExecutor(4, workers=2) as executor:
+        with RayExecutor(4, workers=2, chunk=2) as executor:  # two records a call: a chunk is lost whole
             executor.start()
             report: list = []
             run = threading.Thread(target=lambda: report.append(infer_personas(records, out, lm=lm,

@@ -33,7 +33,9 @@ from __future__ import annotations
 import io
 import logging
 import os
+import statistics
 import threading
+import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
@@ -195,8 +197,8 @@ class RayExecutor:
             ``None`` joins the Ray this process already started, or starts a local one
             for the run (shut down by :meth:`close`).
         max_worker_deaths: worker deaths one ``map`` survives before it gives up.
-        chunk: items a call to a worker carries (default: one when the items are few, else up
-            to 8): a result comes back with its chunk, so long items want small chunks.
+        chunk: items a call to a worker carries (default: one by one while the items are few
+            or take seconds each, else up to 8): a result comes back with its chunk.
         init_options: extra ``ray.init`` options for a Ray started here (e.g. ``num_cpus``).
     """
 
@@ -305,9 +307,11 @@ class RayExecutor:
         deaths = 0
         error: BaseException | None = None
         capacity = self._threads()
-        chunk = self._chunk(len(items))
+        seconds: deque[float] = deque(maxlen=64)  # how long the latest calls took
+        sent: dict[Any, float] = {}
 
         def submit() -> None:
+            chunk = self._chunk(len(items), seconds)
             while pending and error is None:
                 room = self.concurrency - sum(busy)
                 slot = min(range(len(self._actors)), key=busy.__getitem__)
@@ -317,6 +321,7 @@ class RayExecutor:
                 indices = [pending.popleft() for _ in range(size)]
                 ref = self._actors[slot].run.remote(name, [items[i] for i in indices])
                 inflight[ref] = (indices, slot, generation[slot])
+                sent[ref] = time.perf_counter()
                 busy[slot] += size
 
         try:
@@ -325,6 +330,7 @@ class RayExecutor:
                 ready, _ = ray.wait(list(inflight), num_returns=1)
                 for ref in ready:
                     indices, slot, gen = inflight.pop(ref)
+                    seconds.append(time.perf_counter() - sent.pop(ref))
                     current = gen == generation[slot]
                     if current:
                         busy[slot] -= len(indices)
@@ -370,12 +376,16 @@ class RayExecutor:
                 error.pending = len(pending)
             raise error
 
-    def _chunk(self, items: int) -> int:
-        """Items a call carries: one when they are few; else up to 8, a quarter of a worker's threads,
-        so that Ray's cost per call is shared while each worker keeps several calls in flight."""
+    def _chunk(self, items: int, seconds: Sequence[float]) -> int:
+        """Items a call carries. A chunk's results come back together, so items are sent one by
+        one until the calls are known to be short (a median under 2 s over the latest ones, seen on
+        every worker), and while they are few; then up to 8 (a quarter of a worker's threads), so
+        that Ray's cost per call is shared and each worker keeps several calls in flight."""
         if self.chunk is not None:
             return self.chunk
-        if items < 4 * self.concurrency:
+        if items < 4 * self.concurrency or len(seconds) < 2 * len(self._actors):
+            return 1
+        if statistics.median(seconds) > 2.0:
             return 1
         return max(1, min(8, self._threads() // 4))
 
