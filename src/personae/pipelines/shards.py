@@ -34,7 +34,7 @@ import logging
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -46,7 +46,7 @@ from personae.lm import Cost
 from personae.programs import PersonaInference, program_digest
 from personae.runs import Counts, describe_changes
 
-__all__ = ["MANIFEST", "ShardReport", "ShardsReport", "infer_shards", "is_sharded", "list_shards", "shard_outputs"]
+__all__ = ["MANIFEST", "ShardReport", "ShardsReport", "infer_shards", "is_sharded", "list_shards"]
 
 logger = logging.getLogger(__name__)
 
@@ -217,12 +217,11 @@ class _InferBatch:
             # Ray Data hands the driver its own wrapping of the error: the tally keeps ours.
             ray.get(self.tally.refuse.remote(self.shard, f"{which}: {bad.reason}", bad.field))
             raise DataError(f"{which}: {bad.reason}", source=self.shard, field=bad.field)
-        records = iter(data.records)
         positions = [i for i in range(1, len(rows) + 1) if i not in invalid]
         program = self.program
         meter = CostMeter(entries=False)
         with meter.track():
-            outcomes = run_batch(lambda record: program.for_record(record), list(records), lm=self.lm,
+            outcomes = run_batch(lambda record: program.for_record(record), list(data.records), lm=self.lm,
                                  policy=RetryPolicy(max_attempts=self.max_attempts),
                                  executor=ThreadExecutor(self.threads, name="ray-data"))
         chosen: list[str | None] = [None] * len(rows)
@@ -433,9 +432,3 @@ def _count_rows(fs: Any, folder: str) -> int:
             with fs.open(path, "rb") as fh:
                 total += pq.ParquetFile(fh).metadata.num_rows
     return total
-
-
-def shard_outputs(out: str) -> Sequence[str]:
-    """The shard folders of ``out`` that a manifest marks as whole."""
-    fs, root = _filesystem(out)
-    return sorted(p.rsplit("/", 2)[-2] for p in fs.glob(f"{root}/*/{MANIFEST}"))
