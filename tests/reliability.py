@@ -122,13 +122,15 @@ def run_child(args: Sequence[str], logs: Path, *, kill_after: float | None = Non
     logs.mkdir(parents=True, exist_ok=True)
     stamp = f"{time.time_ns()}"
     out_path, err_path = logs / f"{stamp}.out", logs / f"{stamp}.err"
+    out_path.touch()  # here, not in the child: a child killed before it opens them leaves none
+    err_path.touch()
     started = time.monotonic()
     pid = os.fork()
     if pid == 0:  # the child: the real command line, its output to files, then exit at once
         status = 70
         try:
-            out_fd = os.open(out_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
-            err_fd = os.open(err_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
+            out_fd = os.open(out_path, os.O_WRONLY | os.O_TRUNC)
+            err_fd = os.open(err_path, os.O_WRONLY | os.O_TRUNC)
             os.dup2(out_fd, 1)
             os.dup2(err_fd, 2)
             import sys
