@@ -305,6 +305,146 @@ def test_reward_model_command_evaluates_by_the_protocol(tiny_bert: Path, tmp_pat
     assert (out / "report.md").exists()
 
 
+# -- both sides of a pair: personas for the winner and for the loser ------------------------
+def _two_sided(i: int, *, loser_persona: str = DETAILED, winner_persona: str = BRIEF) -> PreferenceRecord:
+    """SHORT always won, under BRIEF; the data also says who would have picked LONG (DETAILED)."""
+    return PreferenceRecord([Turn("user", f"how do i boil egg number {i}")], SHORT, LONG, record_id=f"p{i}",
+                            metadata={"chosen_persona_gold": winner_persona,
+                                      "rejected_persona_gold": loser_persona})
+
+
+def test_flip_pairs_builds_both_sides() -> None:
+    from personae.distill import FLIPPED_SUFFIX, PersonaResolver, flip_pairs
+
+    winner, loser = PersonaResolver("column:chosen_persona_gold"), PersonaResolver("column:rejected_persona_gold")
+    sides = flip_pairs([_two_sided(1), _two_sided(2, loser_persona="")], winner, loser)
+    assert [(r.record_id, r.chosen, r.rejected, r.metadata["side"], r.metadata["persona"],
+             r.metadata["other_persona"]) for r in sides] == [
+        ("p1", SHORT, LONG, "chosen", BRIEF, DETAILED),
+        (f"p1{FLIPPED_SUFFIX}", LONG, SHORT, "rejected", DETAILED, BRIEF),
+        ("p2", SHORT, LONG, "chosen", BRIEF, ""),  # no persona for the loser: one side only
+    ]
+    assert sides[1].prompt == sides[0].prompt and sides[1].metadata["chosen_persona_gold"] == BRIEF
+    with pytest.raises(DataError, match="no persona for the side that won") as caught:
+        flip_pairs([_two_sided(1), _two_sided(3, winner_persona=" ")], winner, loser)
+    assert (caught.value.source, caught.value.field) == ("p3", "persona")
+
+
+def test_flipped_training_is_checked_and_parsed() -> None:
+    from personae.cli.distill import config_from_args
+    from personae.distill import RewardModelConfig
+
+    args = _parser().parse_args(["distill", "reward-model", "d.jsonl", "--persona", "column:chosen_persona_gold",
+                                 "--flip-persona", "column:rejected_persona_gold"])
+    config = config_from_args(RewardModelConfig, args)
+    assert config.flip_persona == "column:rejected_persona_gold"
+    config.check()
+    with pytest.raises(ConfigError, match="leave flip_persona unset"):
+        RewardModelConfig(persona="profile", flip_persona="none").check()
+    with pytest.raises(ConfigError, match="persona is none"):
+        RewardModelConfig(persona="none", flip_persona="column:rejected_persona_gold").check()
+    with pytest.raises(ConfigError):
+        RewardModelConfig(flip_persona="memory").check()
+
+
+def test_both_sides_protocol_holds_a_persona_blind_scorer_to_half() -> None:
+    from personae.distill import PersonaResolver, evaluate_sides, length_scorer, side_figures
+
+    records = [_two_sided(i) for i in range(3)]  # SHORT won: the longer response loses on the chosen side
+    records.append(PreferenceRecord([Turn("user", "q")], LONG, SHORT, record_id="longer-won",
+                                    metadata={"chosen_persona_gold": DETAILED, "rejected_persona_gold": BRIEF}))
+    records.append(PreferenceRecord([Turn("user", "r")], LONG, SHORT, record_id="one-sided",
+                                    metadata={"chosen_persona_gold": DETAILED}))
+    run = evaluate_sides(records, {"longer response": length_scorer},
+                         persona=PersonaResolver("column:chosen_persona_gold"),
+                         flip=PersonaResolver("column:rejected_persona_gold"))
+    assert sorted({j.user_id for j in run.judgments}) == ["chosen side", "rejected side"]
+    figures = side_figures(run, "longer response")
+    assert figures["chosen"].pairs == 5 and figures["rejected"].pairs == 4 and figures["both"].pairs == 9
+    assert figures["chosen"].accuracy == pytest.approx(2 / 5)
+    assert figures["rejected"].accuracy == pytest.approx(3 / 4)
+    assert figures["both"].accuracy == pytest.approx(5 / 9)
+    two_sided = side_figures(evaluate_sides(records[:4], {"longer response": length_scorer},
+                                            persona=PersonaResolver("column:chosen_persona_gold"),
+                                            flip=PersonaResolver("column:rejected_persona_gold")), "longer response")
+    assert two_sided["both"].accuracy == 0.5  # a scorer that ignores personas gets half of both sides
+    assert two_sided["both"].ci_low <= 0.5 <= two_sided["both"].ci_high
+    with pytest.raises(ConfigError, match="no judgments"):
+        side_figures(run, "reward model")
+
+
+@_THIRD_PARTY[0]
+@_THIRD_PARTY[1]
+def test_a_flipped_reward_model_follows_the_persona_a_one_way_model_cannot(tiny_bert: Path,
+                                                                          tmp_path: Path) -> None:
+    """The winner is always the short answer; only the flipped data says when the long one would win."""
+    from personae.distill import PersonaResolver, RewardModelConfig, evaluate_sides, side_figures, train_reward_model
+
+    train = [_two_sided(i) for i in range(20)]
+    settings = dict(model=str(tiny_bert), persona="column:chosen_persona_gold", freeze_layers=0, batch_size=8,
+                    learning_rate=3e-3, max_length=48, persona_tokens=8, context_tokens=12, length_prior=False,
+                    device="cpu")
+    flipped = train_reward_model(train, RewardModelConfig(flip_persona="column:rejected_persona_gold", epochs=6,
+                                                          **settings), out=tmp_path / "flipped")
+    one_way = train_reward_model(train, RewardModelConfig(epochs=8, **settings))
+    assert flipped.pairs == 40 and flipped.model.info.training["flipped_pairs"] == 20 and one_way.pairs == 20
+    assert flipped.losses[-1] < 0.1
+    prompt = "how do i boil egg number 99"
+    flip_model = flipped.model
+    assert flip_model.compare(BRIEF, prompt, SHORT, LONG).preferred == "A"
+    assert flip_model.compare(DETAILED, prompt, SHORT, LONG).preferred == "B"  # the persona swap flips the choice
+    assert one_way.model.compare(DETAILED, prompt, SHORT, LONG).preferred == "A"  # it learned "short wins"
+
+    held_out = [_two_sided(i) for i in range(20, 24)]
+
+    def gold(record: PreferenceRecord) -> str:
+        return str(record.metadata["persona"])
+
+    def swapped(record: PreferenceRecord) -> str:
+        return str(record.metadata["other_persona"])
+
+    scorers = {name: (lambda rs, m=model, p=p: m.score_records(rs, p))
+               for name, model, p in (("flipped", flip_model, gold), ("flipped, personas swapped", flip_model,
+                                                                         swapped), ("one way", one_way.model, gold))}
+    run = evaluate_sides(held_out, scorers, persona=PersonaResolver("column:chosen_persona_gold"),
+                         flip=PersonaResolver("column:rejected_persona_gold"))
+    assert side_figures(run, "flipped")["both"].accuracy == 1.0
+    assert side_figures(run, "flipped, personas swapped")["both"].accuracy == 0.0
+    one = side_figures(run, "one way")
+    assert (one["chosen"].accuracy, one["rejected"].accuracy, one["both"].accuracy) == (1.0, 0.0, 0.5)
+    saved = json.loads((tmp_path / "flipped" / "personae_reward.json").read_text(encoding="utf-8"))
+    assert saved["training"]["flip_persona"] == "column:rejected_persona_gold"
+
+
+@_THIRD_PARTY[0]
+@_THIRD_PARTY[1]
+def test_reward_model_command_with_flipped_personas(tiny_bert: Path, tmp_path: Path,
+                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    rows = [{"prompt": r.prompt, "chosen": r.chosen, "rejected": r.rejected, **r.metadata}
+            for r in (_two_sided(i) for i in range(20))]
+    data = tmp_path / "pairs.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    out = tmp_path / "rm"
+    args = _parser().parse_args(["distill", "reward-model", str(data), "--model", str(tiny_bert), "--evaluate",
+                                 "--persona", "column:chosen_persona_gold", "--flip-persona",
+                                 "column:rejected_persona_gold", "--no-length-prior", "--out", str(out),
+                                 "--epochs", "10", "--batch-size", "8", "--learning-rate", "3e-3", "--max-length",
+                                 "48", "--persona-tokens", "8", "--context-tokens", "12", "--freeze-layers", "0",
+                                 "--device", "cpu", "--threads", "1"])
+    args.verbose = 1
+    assert args.run(args) == 0
+    printed = capsys.readouterr().out
+    assert "trained on 28 pairs" in printed  # 14 train+val pairs, both ways
+    assert "longer response: chosen 0.0%" in printed and "rejected 100.0%" in printed
+    from personae.distill import side_figures
+    from personae.evaluation import read_run_log
+
+    log = read_run_log(out / "run.json")
+    figures = side_figures(log, "reward model")
+    assert figures["chosen"].pairs == figures["rejected"].pairs == 6
+    assert figures["both"].accuracy == 1.0
+
+
 @_THIRD_PARTY[0]
 @_THIRD_PARTY[1]
 def test_tailored_generator_sft_then_dpo(tiny_llama: Path, tmp_path: Path) -> None:

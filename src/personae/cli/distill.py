@@ -128,6 +128,14 @@ def run_reward_model(args: argparse.Namespace) -> int:
           f"length weight {t.model.length_weight:.3f}; saved to {t.path}")
     if result.run is not None:
         print(summary_table(result.run, markdown=False))
+        if config.flip_persona is not None:  # each test pair on both sides: the figures per side
+            from personae.distill import side_figures
+
+            for method in result.run.config.methods:
+                figures = side_figures(result.run, method)
+                print(f"{method}: " + ", ".join(
+                    f"{side} {stats.accuracy:.1%} [{stats.ci_low:.1%}, {stats.ci_high:.1%}]"
+                    for side, stats in figures.items()))
         print_counts(result.run.counts, "judgments")
         print(f"run log: {script.out}/run.json, report: {script.out}/report.md")
     return 0

@@ -16,6 +16,11 @@ Reward model (TRL ``RewardTrainer``, Bradley-Terry; default backbone all-MiniLM-
     rm.compare(persona, context, response_a, response_b).preferred        # "A", "B" or "tie"
     rm.score_batch([(persona, context, response), ...])
 
+Where the data describes both sides (a persona for the response that won and one for the
+one that lost), ``RewardModelConfig(persona="column:chosen_persona_gold",
+flip_persona="column:rejected_persona_gold")`` trains each pair both ways, and
+``evaluate_sides`` / ``side_figures`` score a model on both sides of held-out pairs.
+
 Tailored generator (TRL ``SFTTrainer`` then ``DPOTrainer`` with LoRA; default SmolLM2-135M)::
 
     from personae.distill import TailorConfig, TailoredGenerator, tailoring_examples, train_tailored_generator
@@ -41,8 +46,15 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:  # real types for type checkers; at run time names load on first use
     from personae.distill._encoding import InputTemplate
     from personae.distill._extra import DEFAULT_REWARD_BACKBONE, require_distill
-    from personae.distill._personas import PersonaResolver
-    from personae.distill._protocol import check_prompt_split, evaluate_scorers, length_scorer
+    from personae.distill._personas import FLIPPED_SUFFIX, PersonaResolver, flip_pairs
+    from personae.distill._protocol import (
+        SIDES,
+        check_prompt_split,
+        evaluate_scorers,
+        evaluate_sides,
+        length_scorer,
+        side_figures,
+    )
     from personae.distill._reward import (
         RewardModelConfig,
         RewardTraining,
@@ -66,7 +78,9 @@ _EXPORTS: dict[str, str] = {
     # reward model
     "DEFAULT_REWARD_BACKBONE": "personae.distill._extra",
     "InputTemplate": "personae.distill._encoding",
+    "FLIPPED_SUFFIX": "personae.distill._personas",
     "PersonaResolver": "personae.distill._personas",
+    "flip_pairs": "personae.distill._personas",
     "PersonalizedRewardModel": "personae.distill._reward_model",
     "RewardModelConfig": "personae.distill._reward",
     "RewardTraining": "personae.distill._reward",
@@ -76,9 +90,12 @@ _EXPORTS: dict[str, str] = {
     "persona_function": "personae.distill._reward",
     "train_reward_model": "personae.distill._reward",
     # evaluation of reward models
+    "SIDES": "personae.distill._protocol",
     "check_prompt_split": "personae.distill._protocol",
     "evaluate_scorers": "personae.distill._protocol",
+    "evaluate_sides": "personae.distill._protocol",
     "length_scorer": "personae.distill._protocol",
+    "side_figures": "personae.distill._protocol",
     # tailored generator
     "DEFAULT_STUDENT": "personae.distill._tailor",
     "TailorConfig": "personae.distill._tailor",
@@ -94,12 +111,14 @@ _EXPORTS: dict[str, str] = {
 __all__ = [
     "DEFAULT_REWARD_BACKBONE",
     "DEFAULT_STUDENT",
+    "FLIPPED_SUFFIX",
     "InputTemplate",
     "PersonaResolver",
     "PersonalizedRewardModel",
     "RewardModelConfig",
     "RewardTraining",
     "RewardVerdict",
+    "SIDES",
     "TailorConfig",
     "TailorTraining",
     "TailoredGenerator",
@@ -107,10 +126,13 @@ __all__ = [
     "check_prompt_split",
     "config_values",
     "evaluate_scorers",
+    "evaluate_sides",
     "fit_length_weight",
+    "flip_pairs",
     "length_scorer",
     "persona_function",
     "require_distill",
+    "side_figures",
     "tailoring_examples",
     "train_reward_model",
     "train_tailored_generator",

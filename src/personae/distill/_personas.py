@@ -10,23 +10,30 @@ non-empty text wins:
 
 ``"judges:out/judges,profile"`` takes the inferred persona and falls back on the profile.
 A pair no source covers gets an empty persona, and its input has no persona segment.
+
+Both sides of a pair. Persona-augmented data often describes the loser too: the tailoring
+sets' ``rejected_persona_gold``, the ``rejected_persona`` column that ``personae
+infer-personas`` writes. :func:`flip_pairs` turns each such pair into two, one per side, so a
+model trained or scored on them can only be right by reading the persona.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
 
 from personae.data import PreferenceRecord
 from personae.errors import ConfigError, DataError
 
-__all__ = ["PersonaResolver", "PersonaSource", "parse_persona_spec"]
+__all__ = ["FLIPPED_SUFFIX", "PersonaResolver", "PersonaSource", "flip_pairs", "parse_persona_spec"]
 
 logger = logging.getLogger(__name__)
 
 _KINDS = ("column", "judges", "profile", "none")
+FLIPPED_SUFFIX = "~flipped"
+"""Appended to a record id for the pair's rejected side (see :func:`flip_pairs`)."""
 
 
 @dataclass(frozen=True)
@@ -128,3 +135,33 @@ class PersonaResolver:
         """The share of ``records`` that get a non-empty persona."""
         return sum(1 for r in records if self(r)) / len(records) if records else 0.0
 
+
+
+def flip_pairs(records: Sequence[PreferenceRecord], persona: Callable[[PreferenceRecord], str],
+               flip: Callable[[PreferenceRecord], str]) -> list[PreferenceRecord]:
+    """Each pair once per side, the side its persona prefers as ``chosen``.
+
+    ``persona`` gives the persona of the side that won (the record as it is), ``flip`` that
+    of the side that lost. A record becomes its chosen side, with ``metadata["persona"]``
+    its ``persona`` text, then, when ``flip`` gives a text, its rejected side: ``chosen`` and
+    ``rejected`` swapped, the record id suffixed with :data:`FLIPPED_SUFFIX` and
+    ``metadata["persona"]`` the ``flip`` text. Both carry ``metadata["side"]`` (``"chosen"``
+    or ``"rejected"``) and ``metadata["other_persona"]``, the other side's persona (empty
+    when it has none), so a persona-swap control needs no second lookup. A record without a
+    ``persona`` text raises :class:`DataError` naming it: its chosen side would be trained or
+    scored without the persona that makes it right.
+    """
+    sides: list[PreferenceRecord] = []
+    for record in records:
+        won, lost = persona(record).strip(), flip(record).strip()
+        if not won:
+            raise DataError("no persona for the side that won; give a persona source that covers every record",
+                            source=record.record_id or "", field="persona")
+        sides.append(replace(record, metadata={**record.metadata, "persona": won, "other_persona": lost,
+                                               "side": "chosen"}))
+        if lost:
+            sides.append(replace(record, chosen=record.rejected, rejected=record.chosen,
+                                 record_id=f"{record.record_id}{FLIPPED_SUFFIX}",
+                                 metadata={**record.metadata, "persona": lost, "other_persona": won,
+                                           "side": "rejected"}))
+    return sides

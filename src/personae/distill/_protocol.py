@@ -6,6 +6,13 @@ always give the same answer; equal rewards (a tie) are recorded as unscored (rea
 and count as wrong, like an LLM judge's unparseable answer. Pooled accuracy comes with the
 same pair-clustered bootstrap interval, per user as well, so a reward model appears in the
 same :func:`~personae.evaluation.summary_table` and report as the LLM judges.
+
+:func:`evaluate_sides` scores pairs that describe both sides (a persona for the winner and
+one for the loser, see :func:`~personae.distill.flip_pairs`): each pair once as it is, under
+the winner's persona, and once the other way round, under the loser's. The run log's
+"users" are then the two sides, and :func:`side_figures` gives each side's accuracy and the
+average with intervals clustered by the original pair. A scorer that ignores personas
+cannot average more than 50% over the two sides.
 """
 
 from __future__ import annotations
@@ -14,20 +21,35 @@ import random
 import time
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
 from datetime import datetime, timezone
 from typing import Any
 
 from personae.data import PreferenceRecord, UserSplit
+from personae.distill._personas import FLIPPED_SUFFIX, flip_pairs
 from personae.distill._reward_model import is_tie
 from personae.errors import ConfigError, DataError
-from personae.evaluation import EvaluationLog, EvaluationResults, MethodSummary, RunConfig, UserRow, method_stats
+from personae.evaluation import (
+    EvaluationLog,
+    EvaluationResults,
+    MethodStats,
+    MethodSummary,
+    RunConfig,
+    UserRow,
+    bootstrap_ci,
+    method_stats,
+)
 from personae.evaluation.log import finite
 from personae.runs import CostLog, Counts, Judgment, package_versions
 
-__all__ = ["Scorer", "check_prompt_split", "evaluate_scorers", "length_scorer", "reward_judgments"]
+__all__ = ["SIDES", "Scorer", "check_prompt_split", "evaluate_scorers", "evaluate_sides", "length_scorer",
+           "reward_judgments", "side_figures"]
 
 Scorer = Callable[[Sequence[PreferenceRecord]], Sequence[tuple[float, float]]]
 """Rewards ``(chosen, rejected)`` for each record, in order."""
+
+SIDES = {"chosen": "chosen side", "rejected": "rejected side"}
+"""The run-log "user" of each side in :func:`evaluate_sides`."""
 
 
 def check_prompt_split(splits: Mapping[str, UserSplit]) -> int:
@@ -137,3 +159,58 @@ def evaluate_scorers(
                         costs={s.method: s.cost for s in summaries},
                         results=EvaluationResults(summary=summaries, users=users))
     return log.ended("success")
+
+
+def evaluate_sides(
+    records: Sequence[PreferenceRecord],
+    scorers: Mapping[str, Scorer],
+    *,
+    persona: Callable[[PreferenceRecord], str],
+    flip: Callable[[PreferenceRecord], str],
+    seed: int = 0,
+    confidence: float = 0.95,
+    resamples: int = 2000,
+    model: str = "reward models",
+    source: str = "",
+    extra: Mapping[str, Any] | None = None,
+) -> EvaluationLog:
+    """Score each pair on both sides: as it is under ``persona``, reversed under ``flip``.
+
+    The sides come from :func:`~personae.distill.flip_pairs`, so each scorer sees records
+    whose ``chosen`` is the side to find and whose ``metadata["persona"]`` is the persona that
+    prefers it (``metadata["other_persona"]`` the other side's, for a swap control). A record
+    without a ``flip`` persona is scored on its chosen side only. The log's users are
+    :data:`SIDES`; :func:`side_figures` reads the figures per side and on both.
+    """
+    sides = flip_pairs(records, persona, flip)
+    splits = {label: UserSplit([], [], [r for r in sides if r.metadata["side"] == side])
+              for side, label in SIDES.items()}
+    return evaluate_scorers({label: split for label, split in splits.items() if split.test}, scorers,
+                            fractions=(0.0, 0.0, 1.0), seed=seed, confidence=confidence, resamples=resamples,
+                            model=model, source=source, extra=extra)
+
+
+def side_figures(log: EvaluationLog, method: str, *, confidence: float | None = None,
+                 resamples: int | None = None) -> dict[str, MethodStats]:
+    """``method``'s accuracy on each side (keys ``"chosen"``, ``"rejected"``) and on ``"both"`` from a run of
+    :func:`evaluate_sides`. The interval of ``"both"`` resamples original pairs, each with its two sides."""
+    judgments = [j for j in log.judgments if j.method == method]
+    if not judgments:
+        raise ConfigError(f"no judgments of method {method!r} in this run log")
+    confidence = log.config.confidence if confidence is None else confidence
+    resamples = log.config.resamples if resamples is None else resamples
+    figures = {}
+    for side, label in (*SIDES.items(), ("both", None)):
+        chosen = [j for j in judgments if label is None or j.user_id == label]
+        if not chosen:
+            continue
+        rng = random.Random(f"{log.config.seed}/{method}/{side}")
+        rows = [(j.user_id or "", j.record_id, j.chosen_first, j.correct is True, j.scored) for j in chosen]
+        stats = method_stats(rows, rng=rng, confidence=confidence, resamples=resamples)
+        if label is None:  # the two sides of a pair are not independent: resample whole pairs
+            low, high = bootstrap_ci([j.correct is True for j in chosen], confidence=confidence,
+                                     resamples=resamples, rng=rng,
+                                     clusters=[j.record_id.removesuffix(FLIPPED_SUFFIX) for j in chosen])
+            stats = replace(stats, ci_low=low, ci_high=high)
+        figures[side] = stats
+    return figures

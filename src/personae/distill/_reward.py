@@ -39,7 +39,7 @@ from personae.distill._extra import (
     set_offline,
     set_threads,
 )
-from personae.distill._personas import PersonaResolver
+from personae.distill._personas import PersonaResolver, flip_pairs, parse_persona_spec
 from personae.distill._reward_model import PersonalizedRewardModel, RewardModelInfo
 from personae.errors import ConfigError, DataError
 
@@ -59,6 +59,11 @@ class RewardModelConfig:
     persona: str = field(default="profile", metadata={
         "help": "where each pair's persona comes from, sources tried in order: column:NAME, judges:DIR (fitted "
                 "SynthesizeMe judges), profile, or none for a model without personas"})
+    flip_persona: str | None = field(default=None, metadata={
+        "help": "where the persona of the side that lost comes from, same sources (e.g. "
+                "column:rejected_persona_gold, or column:rejected_persona from personae infer-personas): each pair "
+                "that has one also trains the other way, rejected over chosen under that persona, so the persona "
+                "alone decides which side wins"})
     max_length: int = field(default=160, metadata={"help": "tokens per input, persona and request included"})
     persona_tokens: int = field(default=64, metadata={"help": "token budget of the persona"})
     context_tokens: int = field(default=32, metadata={"help": "token budget of the request"})
@@ -79,6 +84,11 @@ class RewardModelConfig:
     logging_steps: int = field(default=10, metadata={"help": "log the training loss every N steps"})
 
     def check(self) -> None:
+        if self.flip_persona is not None and parse_persona_spec(self.flip_persona)[0].kind == "none":
+            raise ConfigError("flip_persona none: leave flip_persona unset for a model trained one way")
+        if self.flip_persona is not None and parse_persona_spec(self.persona)[0].kind == "none":
+            raise ConfigError("flip_persona needs a persona for the winning side too (persona is none): without "
+                              "personas the two directions of a pair contradict each other")
         if self.batch_size < 1 or self.max_length < 8 or self.epochs <= 0 or self.freeze_layers < 0:
             raise ConfigError("batch_size must be >= 1, max_length >= 8, epochs > 0 and freeze_layers >= 0")
         if not 0 <= self.warmup_ratio < 1:
@@ -87,7 +97,7 @@ class RewardModelConfig:
 
 @dataclass
 class RewardTraining:
-    """The outcome of :func:`train_reward_model`."""
+    """The outcome of :func:`train_reward_model`; ``pairs`` counts the training pairs, both sides of flipped ones."""
 
     model: PersonalizedRewardModel
     path: Path | None
@@ -182,6 +192,17 @@ def train_reward_model(
         logger.info("left out %d pairs whose two responses are the same text", len(records) - len(pairs))
     if not pairs:
         raise DataError("no training pairs", source="train_reward_model")
+    persona_of: Callable[[PreferenceRecord], str] = resolver
+    flipped_count = 0
+    if config.flip_persona is not None:
+        flipped = PersonaResolver(config.flip_persona)
+        sides = flip_pairs(pairs, resolver, flipped)
+        logger.info("%d pairs, %d of them also the other way under the losing side's persona (%s)", len(pairs),
+                    len(sides) - len(pairs), flipped.spec)
+        flipped_count, pairs = len(sides) - len(pairs), sides
+
+        def persona_of(record: PreferenceRecord) -> str:
+            return str(record.metadata["persona"])
 
     import datasets
     from transformers.trainer_callback import PrinterCallback, ProgressCallback
@@ -197,7 +218,7 @@ def train_reward_model(
     if config.length_prior:
         columns["margin"] = []
     for record in pairs:
-        persona = resolver(record) if template.uses_persona else ""
+        persona = persona_of(record) if template.uses_persona else ""
         columns["chosen_ids"].append(encoder(persona, record.prompt, record.chosen))
         columns["rejected_ids"].append(encoder(persona, record.prompt, record.rejected))
         if config.length_prior:
@@ -235,6 +256,7 @@ def train_reward_model(
     info = RewardModelInfo(template, weight, resolver.spec if template.uses_persona else "none", config.model, {
         "pairs": len(pairs), "steps": done_steps, "seconds": round(seconds, 2), "config": config_values(config),
         "final_loss": losses[-1] if losses else None, "personas_given_for_users": len(personas or {}),
+        "flip_persona": config.flip_persona, "flipped_pairs": flipped_count,
     })
     rm = PersonalizedRewardModel(model, tokenizer, info, device=str(next(model.parameters()).device))
     path = rm.save(out) if out is not None else None

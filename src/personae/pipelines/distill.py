@@ -32,7 +32,8 @@ class RewardModelScript:
     evaluate: bool = field(default=False, metadata={
         "help": "split each user's prompts (train/val/test, in order of first appearance), train on train+val, "
                 "and report test accuracy by the judges' protocol next to the longer-response heuristic "
-                "(OUT/run.json, OUT/report.md)"})
+                "(OUT/run.json, OUT/report.md); with --flip-persona, each test pair is scored on both sides, "
+                "the run's two 'users' being the chosen and the rejected side"})
     fractions: str = field(default="0.5,0.2,0.3", metadata={"help": "train,val,test shares of each user's prompts"})
     min_pairs: int = field(default=0, metadata={"help": "use only users with at least this many pairs"})
 
@@ -85,12 +86,25 @@ def distill_reward_model(data: Sequence[PreferenceRecord], config: RewardModelCo
     check_prompt_split(splits)
     train = [r for split in splits.values() for r in split.train + split.val]
     training = train_reward_model(train, config, out=script.out, on_log=on_log)
-    personas = persona_function(training.model)
-    scorers = {"longer response": length_scorer,
-               "reward model": lambda records: training.model.score_records(records, personas)}
-    run = evaluate_scorers(splits, scorers, fractions=fractions, seed=config.seed, model=config.model, source=source,
-                           extra={"reward_model": config_values(config), "train_pairs": training.pairs,
-                                  "train_seconds": round(training.seconds, 2)})
+    extra = {"reward_model": config_values(config), "train_pairs": training.pairs,
+             "train_seconds": round(training.seconds, 2)}
+    if config.flip_persona is None:
+        personas = persona_function(training.model)
+        scorers = {"longer response": length_scorer,
+                   "reward model": lambda records: training.model.score_records(records, personas)}
+        run = evaluate_scorers(splits, scorers, fractions=fractions, seed=config.seed, model=config.model,
+                               source=source, extra=extra)
+    else:  # both sides of each test pair, each under its own persona (flip_pairs puts it in the metadata)
+        from personae.distill import PersonaResolver, evaluate_sides
+
+        def side_persona(record: PreferenceRecord) -> str:
+            return str(record.metadata["persona"])
+
+        scorers = {"longer response": length_scorer,
+                   "reward model": lambda records: training.model.score_records(records, side_persona)}
+        run = evaluate_sides([r for split in splits.values() for r in split.test], scorers,
+                             persona=persona_function(training.model), flip=PersonaResolver(config.flip_persona),
+                             seed=config.seed, model=config.model, source=source, extra=extra)
     write_run_log(run, Path(script.out) / "run.json")
     write_report(run, script.out)
     return RewardModelResult(training, run, splits)
