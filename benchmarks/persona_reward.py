@@ -1,0 +1,313 @@
+"""Does the reward model read the persona? Both sides of the persona-tailoring pairs.
+
+Each pair of ``persona_tailoring/{BeaverTails,Anthropic_HHH}`` comes with a persona that
+explains the choice (``chosen_persona_gold``) and one that explains the opposite choice
+(``rejected_persona_gold``). Every evaluation pair is scored twice: on its chosen side (the
+chosen persona; ``chosen`` must win) and on its rejected side (the rejected persona;
+``rejected`` must win). A scorer that ignores personas gives complementary answers on the
+two sides, so it cannot average more than 50% over them.
+
+Per domain, in one run:
+
+- ``longer response``: the longer response wins (no training);
+- ``no persona``: all-MiniLM-L6-v2 fine-tuned with TRL's RewardTrainer on the pairs as they
+  are (chosen over rejected), no persona in its input;
+- ``gold persona``: the same backbone trained on both sides of every pair
+  (``--persona column:chosen_persona_gold --flip-persona column:rejected_persona_gold``),
+  scored with each side's gold persona;
+- ``swapped persona``: that model given the other side's persona (the control: a model that
+  reads the persona falls toward 1 minus its accuracy; one that ignores it stays put);
+- ``retrieved persona``: that model given each side's retrieved persona
+  (``*_persona_retr``, personas of similar training prompts) instead of the gold one.
+
+Both models train on the ``sft_train`` and ``dpo_train`` files; their settings were chosen on
+the ``sft_val`` files, which are neither trained on nor scored here. They are scored on the
+``dpo_val`` files and on the ``test`` files' pairs that have two responses; the script checks
+that no evaluation prompt occurs in the training files. Accuracies follow the protocol of the
+LLM judges (both orders, ties wrong) with 95% bootstrap intervals; the average's interval
+resamples whole pairs (both sides together).
+
+Speed: the gold-persona scoring of each evaluation file through
+``PersonalizedRewardModel.score_records`` (tokenizing, bucketing, forward passes) against a bare
+batched forward pass of the same backbone on the same token ids, in the same length-sorted
+batches (the limit of any scoring code); the ratio is bare time / scoring time.
+
+    python benchmarks/persona_reward.py            # both domains (about 50 minutes on 2 cores)
+    python benchmarks/persona_reward.py --smoke    # 40 pairs, 4 steps per domain: the pipeline in a minute
+
+Targets, on the test files: gold persona >= 75% averaged over the two sides and >= 65% on the
+rejected side; no persona <= 55% on the average; swapped persona at least 30 points below
+gold; scoring at least 0.8 of the bare forward pass.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_DATA = ROOT.parent / "shared" / "data" / "persona_tailoring"
+GOLD, FLIP = "column:chosen_persona_gold", "column:rejected_persona_gold"
+TARGET_AVERAGE, TARGET_REJECTED, TARGET_NO_PERSONA, TARGET_SWAP_DROP, TARGET_SPEED = 0.75, 0.65, 0.55, 0.30, 0.8
+# Settings chosen on the sft_val files (see the README's distillation section); any can be overridden.
+TUNED = {"freeze_layers": 0, "epochs": 2.0, "learning_rate": 1e-4, "length_prior": False}
+
+
+@dataclass
+class BenchmarkConfig:
+    """The benchmark's own options; the reward models' come from RewardModelConfig."""
+
+    data: str = field(default=str(DEFAULT_DATA), metadata={"help": "folder of the persona-tailoring files"})
+    domains: str = field(default="BeaverTails,Anthropic_HHH", metadata={"help": "comma-separated domains"})
+    train_files: str = field(default="sft_train,dpo_train", metadata={"help": "files trained on"})
+    eval_files: str = field(default="dpo_val,test", metadata={"help": "files scored; the targets read 'test'"})
+    smoke: bool = field(default=False, metadata={"help": "40 training pairs, 4 steps: a quick check of the pipeline"})
+    out: str = field(default=str(ROOT / "runs" / "persona_reward"), metadata={"help": "folder for results"})
+
+
+def _load(folder: Path, domain: str, name: str) -> list[Any]:
+    from personae.data import load_preferences
+
+    path = folder / f"{domain}__{name}.jsonl"
+    return [r for r in load_preferences(str(path)) if r.chosen.strip() and r.rejected.strip()]
+
+
+def _check_disjoint(train: list[Any], evaluated: dict[str, list[Any]]) -> None:
+    from personae.errors import DataError
+
+    seen = {r.prompt.strip() for r in train}
+    for name, records in evaluated.items():
+        shared = [r.record_id for r in records if r.prompt.strip() in seen]
+        if shared:
+            raise DataError(f"{len(shared)} evaluation pairs share their prompt with a training pair",
+                            source=name, field=shared[0])
+
+
+def _bare_forward(model: Any, items: list[tuple[str, str, str]]) -> float:
+    """Seconds of the backbone's forward passes alone on ``items``, encoded and batched as the model does."""
+    import torch
+
+    encoded = model.encoder.encode_many(items)
+    order = sorted(range(len(encoded)), key=lambda i: len(encoded[i]))
+    pad = model.tokenizer.pad_token_id if model.tokenizer.pad_token_id is not None else 0
+    tensors = []
+    for start in range(0, len(order), model.batch_size):
+        chunk = [encoded[i] for i in order[start:start + model.batch_size]]
+        width = max(len(ids) for ids in chunk)
+        ids = torch.tensor([row + [pad] * (width - len(row)) for row in chunk], dtype=torch.long)
+        mask = torch.tensor([[1] * len(row) + [0] * (width - len(row)) for row in chunk], dtype=torch.long)
+        tensors.append((ids.to(model.device), mask.to(model.device)))
+    model.model.eval()
+    with torch.inference_mode():
+        model.model(input_ids=tensors[0][0][:2], attention_mask=tensors[0][1][:2])  # warm-up
+        _sync(model.device)
+        start = time.perf_counter()
+        for ids, mask in tensors:
+            model.model(input_ids=ids, attention_mask=mask)
+        _sync(model.device)
+        return time.perf_counter() - start
+
+
+def _sync(device: str) -> None:
+    if device.startswith("cuda"):
+        import torch
+
+        torch.cuda.synchronize()
+
+
+class CachedScorer:
+    """A model's rewards, each distinct input scored once: the swap control's inputs are the other side's
+    gold inputs, and a model without persona sees the same inputs on both sides."""
+
+    def __init__(self, model: Any) -> None:
+        self.model = model
+        self.rewards: dict[tuple[str, str, str], float] = {}
+
+    def key(self, persona: str, prompt: str, response: str) -> tuple[str, str, str]:
+        return (persona if self.model.uses_persona else "", prompt, response)
+
+    def __call__(self, records: Any, persona: Any) -> list[tuple[float, float]]:
+        keys = [[self.key(persona(r), r.prompt, response) for response in (r.chosen, r.rejected)] for r in records]
+        missing = list(dict.fromkeys(k for pair in keys for k in pair if k not in self.rewards))
+        if missing:
+            self.rewards.update(zip(missing, self.model.score_batch(missing), strict=True))
+        return [(self.rewards[a], self.rewards[b]) for a, b in keys]
+
+    def speed(self, sides: Any) -> dict[str, float]:
+        """Gold-persona scoring of ``sides`` through ``score_batch`` (timed) against the bare forward pass."""
+        items = list(dict.fromkeys(self.key(str(r.metadata["persona"]), r.prompt, response)
+                                   for r in sides for response in (r.chosen, r.rejected)))
+        self.model.score_batch(items[:2])  # warm-up
+        _sync(self.model.device)
+        start = time.perf_counter()
+        self.rewards.update(zip(items, self.model.score_batch(items), strict=True))
+        _sync(self.model.device)
+        scoring = time.perf_counter() - start
+        bare = _bare_forward(self.model, items)
+        pairs = len(items) / 2
+        return {"pairs": pairs, "scoring_s": round(scoring, 3), "bare_s": round(bare, 3),
+                "scoring_pairs_per_s": round(pairs / scoring, 2), "bare_pairs_per_s": round(pairs / bare, 2),
+                "ratio": round(bare / scoring, 3)}
+
+
+def _side_persona(key: str) -> Any:
+    """A scorer's persona lookup on the records of :func:`personae.distill.flip_pairs`."""
+    if key == "retrieved":
+        return lambda record: str(record.metadata.get(f"{record.metadata['side']}_persona_retr") or "")
+    return lambda record: str(record.metadata[key])
+
+
+def _figures(run: Any, methods: list[str]) -> dict[str, dict[str, Any]]:
+    from personae.distill import side_figures
+
+    table = {}
+    for method in methods:
+        table[method] = {side: {"accuracy": s.accuracy, "ci": [s.ci_low, s.ci_high], "pairs": s.pairs}
+                         for side, s in side_figures(run, method).items()}
+    return table
+
+
+def _print_table(title: str, table: dict[str, dict[str, Any]]) -> None:
+    print(f"\n{title}")
+    print(f"{'method':<20} {'chosen side':>22} {'rejected side':>22} {'average of the sides':>22}")
+    for method, sides in table.items():
+        cells = [f"{sides[s]['accuracy']:6.1%} [{sides[s]['ci'][0]:5.1%}, {sides[s]['ci'][1]:5.1%}]"
+                 for s in ("chosen", "rejected", "both")]
+        print(f"{method:<20} {cells[0]:>22} {cells[1]:>22} {cells[2]:>22}")
+
+
+def run_domain(bench: BenchmarkConfig, model_config: Any, domain: str) -> dict[str, Any]:
+    from personae.distill import (
+        PersonaResolver,
+        config_values,
+        evaluate_sides,
+        flip_pairs,
+        length_scorer,
+        train_reward_model,
+    )
+    from personae.evaluation import write_report, write_run_log
+
+    folder, out = Path(bench.data), Path(bench.out) / domain
+    train = [r for name in bench.train_files.split(",") for r in _load(folder, domain, name.strip())]
+    evaluated = {name.strip(): _load(folder, domain, name.strip()) for name in bench.eval_files.split(",")}
+    if bench.smoke:
+        train, evaluated = train[:40], {k: v[:12] for k, v in evaluated.items()}
+        model_config = replace(model_config, max_steps=4, logging_steps=1)
+    _check_disjoint(train, evaluated)
+    print(f"\n== {domain}: {len(train)} training pairs ({bench.train_files}); evaluated: "
+          + ", ".join(f"{k} {len(v)} pairs" for k, v in evaluated.items())
+          + "; checked: no evaluation prompt is a training prompt", flush=True)
+
+    trained: dict[str, Any] = {}
+    for name, config in (("gold persona", replace(model_config, persona=GOLD, flip_persona=FLIP)),
+                         ("no persona", replace(model_config, persona="none", flip_persona=None))):
+        print(f"training {name!r} ...", flush=True)
+        training = train_reward_model(train, config, out=out / name.replace(" ", "_"))
+        trained[name] = training
+        loss = f"loss {training.losses[0]:.3f} -> {training.losses[-1]:.3f}" if training.losses else ""
+        print(f"  {training.pairs} training rows, {training.steps} steps in {training.seconds:.0f} s; {loss}",
+              flush=True)
+    persona_model, plain_model = trained["gold persona"].model, trained["no persona"].model
+
+    persona_scores, plain_scores = CachedScorer(persona_model), CachedScorer(plain_model)
+
+    def scorer(cached: CachedScorer, key: str) -> Any:
+        lookup = _side_persona(key)
+        return lambda records: cached(records, lookup)
+
+    scorers = {"longer response": length_scorer, "no persona": scorer(plain_scores, "persona"),
+               "gold persona": scorer(persona_scores, "persona"),
+               "swapped persona": scorer(persona_scores, "other_persona"),
+               "retrieved persona": scorer(persona_scores, "retrieved")}
+    result: dict[str, Any] = {"train_pairs": len(train),
+                              "train_seconds": {k: round(t.seconds, 1) for k, t in trained.items()},
+                              "train_rows": {k: t.pairs for k, t in trained.items()}, "files": {}}
+    for name, records in evaluated.items():
+        sides = flip_pairs(records, PersonaResolver(GOLD), PersonaResolver(FLIP))
+        missing = sum(1 for r in sides if not _side_persona("retrieved")(r))
+        speed = persona_scores.speed(sides)
+        run = evaluate_sides(records, scorers, persona=PersonaResolver(GOLD), flip=PersonaResolver(FLIP),
+                             seed=model_config.seed, model=model_config.model, source=f"{domain}__{name}",
+                             extra={"benchmark": vars(bench), "reward_model": config_values(model_config),
+                                    "train_files": bench.train_files, "speed": speed})
+        write_run_log(run, out / name / "run.json")
+        write_report(run, out / name)
+        table = _figures(run, list(scorers))
+        result["files"][name] = {"pairs": len(records), "table": table, "speed": speed,
+                                 "sides_without_retrieved_persona": missing}
+        _print_table(f"{domain} {name}: {len(records)} pairs, each on both sides (95% intervals)", table)
+        print(f"scoring (gold persona): {speed['scoring_pairs_per_s']:.1f} pairs/s; bare forward pass on the "
+              f"same inputs: {speed['bare_pairs_per_s']:.1f} pairs/s; ratio {speed['ratio']:.2f}"
+              + (f"; {missing} sides without a retrieved persona (scored with none)" if missing else ""), flush=True)
+    return result
+
+
+def targets(domain: str, result: dict[str, Any], *, file: str = "test") -> list[tuple[str, str, bool]]:
+    """(what, measured, met) for each target, on ``file``."""
+    figures = result["files"].get(file)
+    if figures is None:
+        return []
+    table, speed = figures["table"], figures["speed"]
+    gold, plain, swap = table["gold persona"], table["no persona"], table["swapped persona"]
+    drop = gold["both"]["accuracy"] - swap["both"]["accuracy"]
+    return [
+        (f"{domain}: gold persona, average >= {TARGET_AVERAGE:.0%}", f"{gold['both']['accuracy']:.1%}",
+         gold["both"]["accuracy"] >= TARGET_AVERAGE),
+        (f"{domain}: gold persona, rejected side >= {TARGET_REJECTED:.0%}", f"{gold['rejected']['accuracy']:.1%}",
+         gold["rejected"]["accuracy"] >= TARGET_REJECTED),
+        (f"{domain}: no persona, average <= {TARGET_NO_PERSONA:.0%}", f"{plain['both']['accuracy']:.1%}",
+         plain["both"]["accuracy"] <= TARGET_NO_PERSONA),
+        (f"{domain}: swap at least {TARGET_SWAP_DROP * 100:.0f} points below gold", f"{drop * 100:.1f} points",
+         drop >= TARGET_SWAP_DROP),
+        (f"{domain}: scoring >= {TARGET_SPEED} of the bare forward pass", f"{speed['ratio']:.2f}",
+         speed["ratio"] >= TARGET_SPEED),
+    ]
+
+
+def main(bench: BenchmarkConfig, model_config: Any) -> int:
+    from personae.distill import config_values
+
+    out = Path(bench.out)
+    results = {domain: run_domain(bench, model_config, domain) for domain in bench.domains.split(",")}
+    checks = [check for domain, result in results.items() for check in targets(domain, result)]
+    print("\ntargets (test files)" + (" [smoke run: figures mean nothing]" if bench.smoke else ""))
+    for what, measured, met in checks:
+        print(f"  {'met' if met else 'NOT met':<8} {what}: {measured}")
+    summary = {"benchmark": vars(bench), "reward_model": config_values(model_config), "domains": results,
+               "targets": [{"target": w, "measured": m, "met": ok} for w, m, ok in checks]}
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "summary.json").write_text(json.dumps(summary, indent=2), encoding="utf-8")
+    print(f"summary: {out / 'summary.json'}; run logs and reports: {out}/DOMAIN/FILE/")
+    return 0
+
+
+def cli(argv: list[str] | None = None) -> int:
+    sys.path.insert(0, str(ROOT / "src"))
+    from personae.cli.distill import add_config_options, config_from_args, quiet_libraries
+    from personae.distill import RewardModelConfig
+
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_config_options(parser, BenchmarkConfig, title="benchmark")
+    add_config_options(parser, RewardModelConfig, skip=("persona", "flip_persona"),
+                       title="reward model (both models; defaults as chosen on sft_val)")
+    parser.set_defaults(**TUNED)
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="log training steps (-v)")
+    args = parser.parse_args(argv)
+    import logging
+
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
+    quiet_libraries(args.verbose)
+    start = time.perf_counter()
+    code = main(config_from_args(BenchmarkConfig, args), config_from_args(RewardModelConfig, args))
+    print(f"total {time.perf_counter() - start:.0f} s")
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(cli())
