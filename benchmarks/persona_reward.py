@@ -20,8 +20,10 @@ Per domain, in one run:
 - ``retrieved persona``: that model given each side's retrieved persona
   (``*_persona_retr``, personas of similar training prompts) instead of the gold one.
 
-Both models train on the ``sft_train`` and ``dpo_train`` files; their settings were chosen on
-the ``sft_val`` files, which are neither trained on nor scored here. They are scored on the
+Both models train on the ``sft_train`` and ``dpo_train`` files with the same settings (``TUNED``
+below: every layer trained, 2 epochs, learning rate 1e-4, no length prior), chosen by one run
+on the Anthropic_HHH ``sft_val`` file, which is neither trained on nor scored here, and used
+unchanged for BeaverTails. They are scored on the
 ``dpo_val`` files and on the ``test`` files' pairs that have two responses; the script checks
 that no evaluation prompt occurs in the training files. Accuracies follow the protocol of the
 LLM judges (both orders, ties wrong) with 95% bootstrap intervals; the average's interval
@@ -54,7 +56,7 @@ ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = ROOT.parent / "shared" / "data" / "persona_tailoring"
 GOLD, FLIP = "column:chosen_persona_gold", "column:rejected_persona_gold"
 TARGET_AVERAGE, TARGET_REJECTED, TARGET_NO_PERSONA, TARGET_SWAP_DROP, TARGET_SPEED = 0.75, 0.65, 0.55, 0.30, 0.8
-# Settings chosen on the sft_val files (see the README's distillation section); any can be overridden.
+# Settings chosen on Anthropic_HHH's sft_val file (see the docstring); any can be overridden on the command line.
 TUNED = {"freeze_layers": 0, "epochs": 2.0, "learning_rate": 1e-4, "length_prior": False}
 
 
