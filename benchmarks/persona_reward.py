@@ -17,6 +17,11 @@ Per domain, in one run:
   scored with each side's gold persona;
 - ``swapped persona``: that model given the other side's persona (the control: a model that
   reads the persona falls toward 1 minus its accuracy; one that ignores it stays put);
+  On pairs with both sides its average is 100% minus the gold average exactly (its inputs
+  are the other side's gold inputs with the opposite label), so the second control follows;
+- ``another pair's persona``: that model given the persona of the same side of another pair
+  of the file (a fixed shuffle): a model that matched personas to responses falls toward
+  50%, one that read only the persona's general drift would not;
 - ``retrieved persona``: that model given each side's retrieved persona
   (``*_persona_retr``, personas of similar training prompts) instead of the gold one.
 
@@ -29,7 +34,7 @@ that no evaluation prompt occurs in the training files. Accuracies follow the pr
 LLM judges (both orders, ties wrong) with 95% bootstrap intervals; the average's interval
 resamples whole pairs (both sides together).
 
-Speed: the gold-persona scoring of each evaluation file through
+Speed (pairs/s counts scored sides, two per pair of the file): the gold-persona scoring of each evaluation file through
 ``PersonalizedRewardModel.score_records`` (tokenizing, bucketing, forward passes) against a bare
 batched forward pass of the same backbone on the same token ids, in the same length-sorted
 batches (the limit of any scoring code); the ratio is bare time / scoring time.
@@ -38,8 +43,9 @@ batches (the limit of any scoring code); the ratio is bare time / scoring time.
     python benchmarks/persona_reward.py --smoke    # 40 pairs, 4 steps per domain: the pipeline in a minute
 
 Targets, on the test files: gold persona >= 75% averaged over the two sides and >= 65% on the
-rejected side; no persona <= 55% on the average; swapped persona at least 30 points below
-gold; scoring at least 0.8 of the bare forward pass.
+rejected side; no persona <= 55% on the average (50% by construction: a sanity check of the
+bookkeeping); swapped persona at least 30 points below gold; scoring at least 0.8 of the bare
+forward pass.
 """
 
 from __future__ import annotations
@@ -164,6 +170,20 @@ def _side_persona(key: str) -> Any:
     return lambda record: str(record.metadata[key])
 
 
+def _shuffled(sides: list[Any], seed: int) -> dict[str, str]:
+    """Each side's record id -> the persona of the same side of another pair (a seeded derangement)."""
+    import random
+
+    personas: dict[str, str] = {}
+    for side in ("chosen", "rejected"):
+        group = [r for r in sides if r.metadata["side"] == side]
+        order = list(range(len(group)))
+        random.Random(f"{seed}/{side}").shuffle(order)
+        for k, i in enumerate(order):  # each takes the next one's persona in the shuffled order
+            personas[group[i].record_id] = str(group[order[(k + 1) % len(order)]].metadata["persona"])
+    return personas
+
+
 def _figures(run: Any, methods: list[str]) -> dict[str, dict[str, Any]]:
     from personae.distill import side_figures
 
@@ -176,11 +196,11 @@ def _figures(run: Any, methods: list[str]) -> dict[str, dict[str, Any]]:
 
 def _print_table(title: str, table: dict[str, dict[str, Any]]) -> None:
     print(f"\n{title}")
-    print(f"{'method':<20} {'chosen side':>22} {'rejected side':>22} {'average of the sides':>22}")
+    print(f"{'method':<22} {'chosen side':>22} {'rejected side':>22} {'average of the sides':>22}")
     for method, sides in table.items():
         cells = [f"{sides[s]['accuracy']:6.1%} [{sides[s]['ci'][0]:5.1%}, {sides[s]['ci'][1]:5.1%}]"
                  for s in ("chosen", "rejected", "both")]
-        print(f"{method:<20} {cells[0]:>22} {cells[1]:>22} {cells[2]:>22}")
+        print(f"{method:<22} {cells[0]:>22} {cells[1]:>22} {cells[2]:>22}")
 
 
 def run_domain(bench: BenchmarkConfig, model_config: Any, domain: str) -> dict[str, Any]:
@@ -218,13 +238,16 @@ def run_domain(bench: BenchmarkConfig, model_config: Any, domain: str) -> dict[s
 
     persona_scores, plain_scores = CachedScorer(persona_model), CachedScorer(plain_model)
 
+    others: dict[str, str] = {}  # record id -> another pair's persona, filled per file below
+
     def scorer(cached: CachedScorer, key: str) -> Any:
-        lookup = _side_persona(key)
+        lookup = (lambda record: others[record.record_id]) if key == "shuffled" else _side_persona(key)
         return lambda records: cached(records, lookup)
 
     scorers = {"longer response": length_scorer, "no persona": scorer(plain_scores, "persona"),
                "gold persona": scorer(persona_scores, "persona"),
                "swapped persona": scorer(persona_scores, "other_persona"),
+               "another pair's persona": scorer(persona_scores, "shuffled"),
                "retrieved persona": scorer(persona_scores, "retrieved")}
     result: dict[str, Any] = {"train_pairs": len(train),
                               "train_seconds": {k: round(t.seconds, 1) for k, t in trained.items()},
@@ -232,6 +255,7 @@ def run_domain(bench: BenchmarkConfig, model_config: Any, domain: str) -> dict[s
     for name, records in evaluated.items():
         sides = flip_pairs(records, PersonaResolver(GOLD), PersonaResolver(FLIP))
         missing = sum(1 for r in sides if not _side_persona("retrieved")(r))
+        others.update(_shuffled(sides, model_config.seed))
         speed = persona_scores.speed(sides)
         run = evaluate_sides(records, scorers, persona=PersonaResolver(GOLD), flip=PersonaResolver(FLIP),
                              seed=model_config.seed, model=model_config.model, source=f"{domain}__{name}",

@@ -324,6 +324,8 @@ def test_flip_pairs_builds_both_sides() -> None:
         (f"p1{FLIPPED_SUFFIX}", LONG, SHORT, "rejected", DETAILED, BRIEF),
         ("p2", SHORT, LONG, "chosen", BRIEF, ""),  # no persona for the loser: one side only
     ]
+    same = flip_pairs([_two_sided(4, loser_persona=BRIEF)], winner, loser)
+    assert [r.metadata["side"] for r in same] == ["chosen"]  # a flip would repeat the input, label reversed
     assert sides[1].prompt == sides[0].prompt and sides[1].metadata["chosen_persona_gold"] == BRIEF
     with pytest.raises(DataError, match="no persona for the side that won") as caught:
         flip_pairs([_two_sided(1), _two_sided(3, winner_persona=" ")], winner, loser)
@@ -345,6 +347,8 @@ def test_flipped_training_is_checked_and_parsed() -> None:
         RewardModelConfig(persona="none", flip_persona="column:rejected_persona_gold").check()
     with pytest.raises(ConfigError):
         RewardModelConfig(flip_persona="memory").check()
+    with pytest.raises(ConfigError, match="must come from a column"):
+        RewardModelConfig(flip_persona="profile").check()
 
 
 def test_both_sides_protocol_holds_a_persona_blind_scorer_to_half() -> None:
@@ -368,7 +372,12 @@ def test_both_sides_protocol_holds_a_persona_blind_scorer_to_half() -> None:
                                             persona=PersonaResolver("column:chosen_persona_gold"),
                                             flip=PersonaResolver("column:rejected_persona_gold")), "longer response")
     assert two_sided["both"].accuracy == 0.5  # a scorer that ignores personas gets half of both sides
-    assert two_sided["both"].ci_low <= 0.5 <= two_sided["both"].ci_high
+    assert two_sided["both"].ci_low == two_sided["both"].ci_high == 0.5  # whole pairs resampled: always 2 of 4
+    with pytest.raises(DataError, match="its own record id") as caught:
+        evaluate_sides([_two_sided(1), _two_sided(1)], {"longer response": length_scorer},
+                       persona=PersonaResolver("column:chosen_persona_gold"),
+                       flip=PersonaResolver("column:rejected_persona_gold"))
+    assert (caught.value.source, caught.value.field) == ("p1", "record_id")
     with pytest.raises(ConfigError, match="no judgments"):
         side_figures(run, "reward model")
 

@@ -147,11 +147,14 @@ def flip_pairs(records: Sequence[PreferenceRecord], persona: Callable[[Preferenc
     ``rejected`` swapped, the record id suffixed with :data:`FLIPPED_SUFFIX` and
     ``metadata["persona"]`` the ``flip`` text. Both carry ``metadata["side"]`` (``"chosen"``
     or ``"rejected"``) and ``metadata["other_persona"]``, the other side's persona (empty
-    when it has none), so a persona-swap control needs no second lookup. A record without a
-    ``persona`` text raises :class:`DataError` naming it: its chosen side would be trained or
-    scored without the persona that makes it right.
+    when it has none), so a persona-swap control needs no second lookup. A pair whose two
+    personas are the same text keeps its chosen side only (its flip would repeat the input
+    with the opposite label). A record without a ``persona`` text raises :class:`DataError`
+    naming it: its chosen side would be trained or scored without the persona that makes it
+    right.
     """
     sides: list[PreferenceRecord] = []
+    same = 0
     for record in records:
         won, lost = persona(record).strip(), flip(record).strip()
         if not won:
@@ -159,9 +162,14 @@ def flip_pairs(records: Sequence[PreferenceRecord], persona: Callable[[Preferenc
                             source=record.record_id or "", field="persona")
         sides.append(replace(record, metadata={**record.metadata, "persona": won, "other_persona": lost,
                                                "side": "chosen"}))
+        if lost == won:
+            same += 1
+            lost = ""
         if lost:
             sides.append(replace(record, chosen=record.rejected, rejected=record.chosen,
                                  record_id=f"{record.record_id}{FLIPPED_SUFFIX}",
                                  metadata={**record.metadata, "persona": lost, "other_persona": won,
                                            "side": "rejected"}))
+    if same:
+        logger.warning("%d pairs have the same persona on both sides: their rejected side is left out", same)
     return sides

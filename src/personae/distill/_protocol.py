@@ -11,8 +11,8 @@ same :func:`~personae.evaluation.summary_table` and report as the LLM judges.
 one for the loser, see :func:`~personae.distill.flip_pairs`): each pair once as it is, under
 the winner's persona, and once the other way round, under the loser's. The run log's
 "users" are then the two sides, and :func:`side_figures` gives each side's accuracy and the
-average with intervals clustered by the original pair. A scorer that ignores personas
-cannot average more than 50% over the two sides.
+pooled figure with intervals clustered by the original pair. On pairs that have both sides, a
+scorer that ignores personas gives complementary answers on them, so it pools to 50%.
 """
 
 from __future__ import annotations
@@ -179,9 +179,15 @@ def evaluate_sides(
     The sides come from :func:`~personae.distill.flip_pairs`, so each scorer sees records
     whose ``chosen`` is the side to find and whose ``metadata["persona"]`` is the persona that
     prefers it (``metadata["other_persona"]`` the other side's, for a swap control). A record
-    without a ``flip`` persona is scored on its chosen side only. The log's users are
-    :data:`SIDES`; :func:`side_figures` reads the figures per side and on both.
+    without a ``flip`` persona, or with the same persona on both sides, is scored on its chosen
+    side only. Record ids must be distinct and non-empty (they match a pair's two sides). The
+    log's users are :data:`SIDES`; :func:`side_figures` reads the figures per side and on both.
     """
+    ids = Counter(r.record_id for r in records)
+    repeated = next((rid for rid, n in ids.items() if n > 1 or not rid), None)
+    if repeated is not None:
+        raise DataError("each pair needs its own record id: the two sides of a pair are matched by it",
+                        source=repeated or "(empty record id)", field="record_id")
     sides = flip_pairs(records, persona, flip)
     splits = {label: UserSplit([], [], [r for r in sides if r.metadata["side"] == side])
               for side, label in SIDES.items()}

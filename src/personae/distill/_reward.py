@@ -60,8 +60,8 @@ class RewardModelConfig:
         "help": "where each pair's persona comes from, sources tried in order: column:NAME, judges:DIR (fitted "
                 "SynthesizeMe judges), profile, or none for a model without personas"})
     flip_persona: str | None = field(default=None, metadata={
-        "help": "where the persona of the side that lost comes from, same sources (e.g. "
-                "column:rejected_persona_gold, or column:rejected_persona from personae infer-personas): each pair "
+        "help": "the column holding the persona of the side that lost (e.g. column:rejected_persona_gold, or "
+                "column:rejected_persona from personae infer-personas): each pair "
                 "that has one also trains the other way, rejected over chosen under that persona, so the persona "
                 "alone decides which side wins"})
     max_length: int = field(default=160, metadata={"help": "tokens per input, persona and request included"})
@@ -86,6 +86,10 @@ class RewardModelConfig:
     def check(self) -> None:
         if self.flip_persona is not None and parse_persona_spec(self.flip_persona)[0].kind == "none":
             raise ConfigError("flip_persona none: leave flip_persona unset for a model trained one way")
+        if self.flip_persona is not None and any(s.kind != "column" for s in parse_persona_spec(self.flip_persona)):
+            raise ConfigError(f"flip_persona {self.flip_persona!r}: the losing side's persona must come from a "
+                              "column of each pair (column:NAME); judges and profiles describe the user who made "
+                              "the choice, not the side that lost")
         if self.flip_persona is not None and parse_persona_spec(self.persona)[0].kind == "none":
             raise ConfigError("flip_persona needs a persona for the winning side too (persona is none): without "
                               "personas the two directions of a pair contradict each other")
