@@ -50,7 +50,6 @@ forward pass.
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 import time
@@ -97,25 +96,16 @@ def _check_disjoint(train: list[Any], evaluated: dict[str, list[Any]]) -> None:
 
 
 def _bare_forward(model: Any, items: list[tuple[str, str, str]]) -> float:
-    """Seconds of the backbone's forward passes alone on ``items``, encoded and batched as the model does."""
+    """Seconds of the backbone's forward passes alone on ``items``, in the batches ``score_batch`` makes."""
     import torch
 
-    encoded = model.encoder.encode_many(items)
-    order = sorted(range(len(encoded)), key=lambda i: len(encoded[i]))
-    pad = model.tokenizer.pad_token_id if model.tokenizer.pad_token_id is not None else 0
-    tensors = []
-    for start in range(0, len(order), model.batch_size):
-        chunk = [encoded[i] for i in order[start:start + model.batch_size]]
-        width = max(len(ids) for ids in chunk)
-        ids = torch.tensor([row + [pad] * (width - len(row)) for row in chunk], dtype=torch.long)
-        mask = torch.tensor([[1] * len(row) + [0] * (width - len(row)) for row in chunk], dtype=torch.long)
-        tensors.append((ids.to(model.device), mask.to(model.device)))
+    batches = list(model.padded_batches(model.encoder.encode_many(items)))  # built before the clock starts
     model.model.eval()
     with torch.inference_mode():
-        model.model(input_ids=tensors[0][0][:2], attention_mask=tensors[0][1][:2])  # warm-up
+        model.model(input_ids=batches[0][1][:2], attention_mask=batches[0][2][:2])  # warm-up
         _sync(model.device)
         start = time.perf_counter()
-        for ids, mask in tensors:
+        for _, ids, mask in batches:
             model.model(input_ids=ids, attention_mask=mask)
         _sync(model.device)
         return time.perf_counter() - start
@@ -313,26 +303,11 @@ def main(bench: BenchmarkConfig, model_config: Any) -> int:
 
 
 def cli(argv: list[str] | None = None) -> int:
-    sys.path.insert(0, str(ROOT / "src"))
-    from personae.cli.distill import add_config_options, config_from_args, quiet_libraries
-    from personae.distill import RewardModelConfig
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from reward_model import run_cli  # the command line both reward-model benchmarks share
 
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_config_options(parser, BenchmarkConfig, title="benchmark")
-    add_config_options(parser, RewardModelConfig, skip=("persona", "flip_persona"),
-                       title="reward model (both models; defaults as chosen on sft_val)")
-    parser.set_defaults(**TUNED)
-    parser.add_argument("-v", "--verbose", action="count", default=0, help="log training steps (-v)")
-    args = parser.parse_args(argv)
-    import logging
-
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
-                        format="%(levelname)s %(name)s: %(message)s")
-    quiet_libraries(args.verbose)
-    start = time.perf_counter()
-    code = main(config_from_args(BenchmarkConfig, args), config_from_args(RewardModelConfig, args))
-    print(f"total {time.perf_counter() - start:.0f} s")
-    return code
+    return run_cli(argv, doc=__doc__, bench_type=BenchmarkConfig, run=main, skip=("persona", "flip_persona"),
+                   title="reward model (both models; defaults as chosen on sft_val)", defaults=TUNED)
 
 
 if __name__ == "__main__":

@@ -165,14 +165,19 @@ def main(bench: BenchmarkConfig, model_config: Any) -> int:
     return 0
 
 
-def cli(argv: list[str] | None = None) -> int:
+def run_cli(argv: list[str] | None, *, doc: str | None, bench_type: type, run: Any,
+            skip: tuple[str, ...] = ("persona",), title: str = "reward model (both models)",
+            defaults: dict[str, Any] | None = None) -> int:
+    """Parse ``bench_type``'s and RewardModelConfig's options, set up logging, run ``run(bench, model_config)``
+    and print the total time: the command line of the reward-model benchmarks."""
     sys.path.insert(0, str(ROOT / "src"))
     from personae.cli.distill import add_config_options, config_from_args, quiet_libraries
     from personae.distill import RewardModelConfig
 
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_config_options(parser, BenchmarkConfig, title="benchmark")
-    add_config_options(parser, RewardModelConfig, skip=("persona",), title="reward model (both models)")
+    parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_config_options(parser, bench_type, title="benchmark")
+    add_config_options(parser, RewardModelConfig, skip=skip, title=title)
+    parser.set_defaults(**(defaults or {}))
     parser.add_argument("-v", "--verbose", action="count", default=0, help="log training steps (-v)")
     args = parser.parse_args(argv)
     import logging
@@ -181,9 +186,13 @@ def cli(argv: list[str] | None = None) -> int:
                         format="%(levelname)s %(name)s: %(message)s")
     quiet_libraries(args.verbose)
     start = time.perf_counter()
-    code = main(config_from_args(BenchmarkConfig, args), config_from_args(RewardModelConfig, args))
+    code = int(run(config_from_args(bench_type, args), config_from_args(RewardModelConfig, args)))
     print(f"total {time.perf_counter() - start:.0f} s")
     return code
+
+
+def cli(argv: list[str] | None = None) -> int:
+    return run_cli(argv, doc=__doc__, bench_type=BenchmarkConfig, run=main)
 
 
 if __name__ == "__main__":

@@ -16,7 +16,7 @@ import logging
 import math
 import os
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -159,6 +159,25 @@ class PersonalizedRewardModel:
         """The reward of one response."""
         return self.score_batch([(persona, context, response)])[0]
 
+    def padded_batches(self, encoded: Sequence[Sequence[int]], *,
+                       batch_size: int | None = None) -> Iterator[tuple[list[int], Any, Any]]:
+        """``(indices, input_ids, attention_mask)`` batches of token-id rows, sorted by length and padded per
+        batch, the tensors on the model's device: the batches :meth:`score_batch` runs."""
+        import torch
+
+        size = batch_size or self.batch_size
+        pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
+        order = sorted(range(len(encoded)), key=lambda i: len(encoded[i]))
+        for start in range(0, len(order), size):
+            chunk = order[start:start + size]
+            width = max(len(encoded[i]) for i in chunk)
+            ids = torch.full((len(chunk), width), pad_id, dtype=torch.long)
+            mask = torch.zeros((len(chunk), width), dtype=torch.long)
+            for row, i in enumerate(chunk):
+                ids[row, : len(encoded[i])] = torch.tensor(encoded[i], dtype=torch.long)
+                mask[row, : len(encoded[i])] = 1
+            yield chunk, ids.to(self.device), mask.to(self.device)
+
     def score_batch(self, items: Iterable[tuple[str, str, str]], *, batch_size: int | None = None) -> list[float]:
         """Rewards of many ``(persona, context, response)`` triples, in order.
 
@@ -168,23 +187,13 @@ class PersonalizedRewardModel:
 
         items = list(items)
         encoded = self.encoder.encode_many(items)
-        size = batch_size or self.batch_size
-        pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
-        order = sorted(range(len(encoded)), key=lambda i: len(encoded[i]))
         logits = [0.0] * len(encoded)
         was_training = self.model.training
         self.model.eval()
         try:
             with torch.inference_mode():
-                for start in range(0, len(order), size):
-                    chunk = order[start:start + size]
-                    width = max(len(encoded[i]) for i in chunk)
-                    ids = torch.full((len(chunk), width), pad_id, dtype=torch.long)
-                    mask = torch.zeros((len(chunk), width), dtype=torch.long)
-                    for row, i in enumerate(chunk):
-                        ids[row, : len(encoded[i])] = torch.tensor(encoded[i], dtype=torch.long)
-                        mask[row, : len(encoded[i])] = 1
-                    out = self.model(input_ids=ids.to(self.device), attention_mask=mask.to(self.device))
+                for chunk, ids, mask in self.padded_batches(encoded, batch_size=batch_size):
+                    out = self.model(input_ids=ids, attention_mask=mask)
                     values = out.logits.float().reshape(len(chunk), -1)[:, 0].cpu().tolist()
                     for i, value in zip(chunk, values, strict=True):
                         logits[i] = float(value)

@@ -64,9 +64,11 @@ def distill_reward_model(data: Sequence[PreferenceRecord], config: RewardModelCo
     """Train (and with ``script.evaluate``, evaluate) a reward model; write everything to ``script.out``."""
     from personae.data import PreferenceData, parse_fractions, select_users, split_user
     from personae.distill import (
+        PersonaResolver,
         check_prompt_split,
         config_values,
         evaluate_scorers,
+        evaluate_sides,
         length_scorer,
         persona_function,
         require_distill,
@@ -95,8 +97,6 @@ def distill_reward_model(data: Sequence[PreferenceRecord], config: RewardModelCo
         run = evaluate_scorers(splits, scorers, fractions=fractions, seed=config.seed, model=config.model,
                                source=source, extra=extra)
     else:  # both sides of each test pair, each under its own persona (flip_pairs puts it in the metadata)
-        from personae.distill import PersonaResolver, evaluate_sides
-
         def side_persona(record: PreferenceRecord) -> str:
             return str(record.metadata["persona"])
 
