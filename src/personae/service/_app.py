@@ -138,15 +138,24 @@ class _Metrics:
                                  buckets=(.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60))
         queue: dict[str, Any] = {"at": 0.0, "counts": {}}
 
+        counters = (("personae_lm_calls", "lm_calls", "LM requests that reached a model"),
+                    ("personae_lm_prompt_tokens", "prompt_tokens", "prompt tokens"),
+                    ("personae_lm_completion_tokens", "completion_tokens", "completion tokens"))
+
         class _Live:
+            def describe(self) -> Any:
+                # Registration asks a collector for its names: answering here keeps it from calling
+                # collect(), which would cache the empty queue's counts for the first scrape.
+                for name, _, text in counters:
+                    yield CounterMetricFamily(name, text)
+                yield GaugeMetricFamily("personae_update_jobs", "update jobs by status (every tenant)",
+                                        labels=["status"])
+
             def collect(self) -> Any:
                 cost = meter.cost
-                for name, value, text in (("personae_lm_calls", cost.lm_calls, "LM requests that reached a model"),
-                                          ("personae_lm_prompt_tokens", cost.prompt_tokens, "prompt tokens"),
-                                          ("personae_lm_completion_tokens", cost.completion_tokens,
-                                           "completion tokens")):
+                for name, attr, text in counters:
                     family = CounterMetricFamily(name, text)
-                    family.add_metric([], value)
+                    family.add_metric([], getattr(cost, attr))
                     yield family
                 if time.monotonic() - queue["at"] > 1.0:
                     try:
