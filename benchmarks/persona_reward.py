@@ -25,22 +25,31 @@ Per domain, in one run:
 - ``retrieved persona``: that model given each side's retrieved persona
   (``*_persona_retr``, personas of similar training prompts) instead of the gold one.
 
-Both models train on the ``sft_train`` and ``dpo_train`` files with the same settings (``TUNED``
-below: every layer trained, 2 epochs, learning rate 1e-4, no length prior), chosen by one run
-on the Anthropic_HHH ``sft_val`` file, which is neither trained on nor scored here, and used
-unchanged for BeaverTails. They are scored on the
+Both models train on the ``sft_train`` and ``dpo_train`` files of both domains together (one
+pair of models; ``--no-together`` trains a pair per domain), with the same settings (``TUNED``
+below: every layer trained, 2 epochs, learning rate 1e-4, 256-token inputs, no length prior).
+The settings were chosen on the ``sft_val`` files, which are neither trained on nor scored here:
+first on Anthropic_HHH's with a model per domain at 160 tokens (gold persona 81.4% on the
+average of the two sides), then 256 tokens (BeaverTails' responses have a median of about 100
+tokens and were cut) and training together (BeaverTails sft_val 72.7% with its own model at 256
+tokens, 74.0% trained together; Anthropic_HHH 81.4%). They are scored on the
 ``dpo_val`` files and on the ``test`` files' pairs that have two responses; the script checks
-that no evaluation prompt occurs in the training files. Accuracies follow the protocol of the
+that no evaluation prompt occurs in the files its models train on. Accuracies follow the protocol of the
 LLM judges (both orders, ties wrong) with 95% bootstrap intervals; the average's interval
 resamples whole pairs (both sides together).
+
+Each trained model is saved under ``--out`` with a stamp of its settings and a hash of its
+training pairs; a later run with the same settings and data loads it instead of training again
+(and reports the training seconds of the run that trained it), so an interrupted run resumes
+after its last trained model.
 
 Speed (pairs/s counts scored sides, two per pair of the file): the gold-persona scoring of each evaluation file through
 ``PersonalizedRewardModel.score_records`` (tokenizing, bucketing, forward passes) against a bare
 batched forward pass of the same backbone on the same token ids, in the same length-sorted
 batches (the limit of any scoring code); the ratio is bare time / scoring time.
 
-    python benchmarks/persona_reward.py            # both domains (about 50 minutes on 2 cores)
-    python benchmarks/persona_reward.py --smoke    # 40 pairs, 4 steps per domain: the pipeline in a minute
+    python benchmarks/persona_reward.py            # both domains (about 100 minutes on 2 cores)
+    python benchmarks/persona_reward.py --smoke    # 40 pairs, 4 steps per model: the pipeline in minutes
 
 Targets, on the test files: gold persona >= 75% averaged over the two sides and >= 65% on the
 rejected side; no persona <= 55% on the average (50% by construction: a sanity check of the
@@ -61,8 +70,9 @@ ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = ROOT.parent / "shared" / "data" / "persona_tailoring"
 GOLD, FLIP = "column:chosen_persona_gold", "column:rejected_persona_gold"
 TARGET_AVERAGE, TARGET_REJECTED, TARGET_NO_PERSONA, TARGET_SWAP_DROP, TARGET_SPEED = 0.75, 0.65, 0.55, 0.30, 0.8
+BENCHMARK_STAMP = "benchmark_training.json"  # settings and data hash of a model this benchmark trained
 # Settings chosen on Anthropic_HHH's sft_val file (see the docstring); any can be overridden on the command line.
-TUNED = {"freeze_layers": 0, "epochs": 2.0, "learning_rate": 1e-4, "length_prior": False}
+TUNED = {"freeze_layers": 0, "epochs": 2.0, "learning_rate": 1e-4, "length_prior": False, "max_length": 256}
 
 
 @dataclass
@@ -70,9 +80,12 @@ class BenchmarkConfig:
     """The benchmark's own options; the reward models' come from RewardModelConfig."""
 
     data: str = field(default=str(DEFAULT_DATA), metadata={"help": "folder of the persona-tailoring files"})
-    domains: str = field(default="BeaverTails,Anthropic_HHH", metadata={"help": "comma-separated domains"})
+    domains: str = field(default="Anthropic_HHH,BeaverTails", metadata={"help": "comma-separated domains"})
     train_files: str = field(default="sft_train,dpo_train", metadata={"help": "files trained on"})
     eval_files: str = field(default="dpo_val,test", metadata={"help": "files scored; the targets read 'test'"})
+    together: bool = field(default=True, metadata={
+        "help": "one pair of models trained on every domain's training files, each domain scored on its own "
+                "files (--no-together: a pair of models per domain)"})
     smoke: bool = field(default=False, metadata={"help": "40 training pairs, 4 steps: a quick check of the pipeline"})
     out: str = field(default=str(ROOT / "runs" / "persona_reward"), metadata={"help": "folder for results"})
 
@@ -193,41 +206,87 @@ def _print_table(title: str, table: dict[str, dict[str, Any]]) -> None:
         print(f"{method:<22} {cells[0]:>22} {cells[1]:>22} {cells[2]:>22}")
 
 
-def run_domain(bench: BenchmarkConfig, model_config: Any, domain: str) -> dict[str, Any]:
-    from personae.distill import (
-        PersonaResolver,
-        config_values,
-        evaluate_sides,
-        flip_pairs,
-        length_scorer,
-        train_reward_model,
-    )
-    from personae.evaluation import write_report, write_run_log
-
-    folder, out = Path(bench.data), Path(bench.out) / domain
+def _load_domain(bench: BenchmarkConfig, domain: str) -> tuple[list[Any], dict[str, list[Any]]]:
+    """A domain's training pairs and its evaluated files (cut down in a smoke run), checked disjoint."""
+    folder = Path(bench.data)
     train = [r for name in bench.train_files.split(",") for r in _load(folder, domain, name.strip())]
     evaluated = {name.strip(): _load(folder, domain, name.strip()) for name in bench.eval_files.split(",")}
     if bench.smoke:
         train, evaluated = train[:40], {k: v[:12] for k, v in evaluated.items()}
-        model_config = replace(model_config, max_steps=4, logging_steps=1)
     _check_disjoint(train, evaluated)
     print(f"\n== {domain}: {len(train)} training pairs ({bench.train_files}); evaluated: "
           + ", ".join(f"{k} {len(v)} pairs" for k, v in evaluated.items())
           + "; checked: no evaluation prompt is a training prompt", flush=True)
+    return train, evaluated
 
+
+def _fingerprint(records: list[Any]) -> str:
+    """A hash of the training pairs, every field and in order: a saved model is reused only on the same data."""
+    import hashlib
+    from dataclasses import asdict
+
+    digest = hashlib.sha256()
+    for record in records:
+        digest.update(json.dumps(asdict(record), sort_keys=True, default=str).encode())
+    return digest.hexdigest()
+
+
+def _reuse(folder: Path, config: Any, data: str) -> Any | None:
+    """The model a previous run trained into ``folder`` with the same settings on the same pairs, if any."""
+    from personae.distill import PersonalizedRewardModel, RewardTraining, config_values
+
+    stamp = folder / BENCHMARK_STAMP
+    if not stamp.exists():
+        return None
+    saved = json.loads(stamp.read_text(encoding="utf-8"))
+    if saved.get("config") != config_values(config) or saved.get("data") != data:
+        print(f"  {folder} holds a model of other settings or data: training again", flush=True)
+        return None
+    info = json.loads((folder / "personae_reward.json").read_text(encoding="utf-8"))["training"]
+    return RewardTraining(PersonalizedRewardModel.load(folder), folder, float(info["seconds"]), int(info["pairs"]),
+                          int(info["steps"]))
+
+
+def train_models(bench: BenchmarkConfig, model_config: Any, train: list[Any], out: Path) -> dict[str, Any]:
+    """The gold-persona (flipped) model and the one-way model without persona, same settings.
+
+    Each model is saved with a stamp of its settings and training data; a later run with the same
+    ones loads it instead of training again (its training seconds are those of the run that trained it).
+    """
+    from personae.distill import config_values, train_reward_model
+
+    if bench.smoke:
+        model_config = replace(model_config, max_steps=4, logging_steps=1)
+    data = _fingerprint(train)
     trained: dict[str, Any] = {}
     for name, config in (("gold persona", replace(model_config, persona=GOLD, flip_persona=FLIP)),
                          ("no persona", replace(model_config, persona="none", flip_persona=None))):
-        print(f"training {name!r} ...", flush=True)
-        training = train_reward_model(train, config, out=out / name.replace(" ", "_"))
+        folder = out / name.replace(" ", "_")
+        training = _reuse(folder, config, data)
+        if training is not None:
+            print(f"reusing {name!r} from {folder}: {training.pairs} training rows, {training.steps} steps, "
+                  f"trained in {training.seconds:.0f} s", flush=True)
+        else:
+            print(f"training {name!r} on {len(train)} pairs ...", flush=True)
+            (folder / BENCHMARK_STAMP).unlink(missing_ok=True)
+            training = train_reward_model(train, config, out=folder)
+            (folder / BENCHMARK_STAMP).write_text(json.dumps({"config": config_values(config), "data": data}),
+                                                  encoding="utf-8")
+            loss = f"loss {training.losses[0]:.3f} -> {training.losses[-1]:.3f}" if training.losses else ""
+            print(f"  {training.pairs} training rows, {training.steps} steps in {training.seconds:.0f} s; {loss}",
+                  flush=True)
         trained[name] = training
-        loss = f"loss {training.losses[0]:.3f} -> {training.losses[-1]:.3f}" if training.losses else ""
-        print(f"  {training.pairs} training rows, {training.steps} steps in {training.seconds:.0f} s; {loss}",
-              flush=True)
-    persona_model, plain_model = trained["gold persona"].model, trained["no persona"].model
+    return trained
 
-    persona_scores, plain_scores = CachedScorer(persona_model), CachedScorer(plain_model)
 
+def score_domain(bench: BenchmarkConfig, model_config: Any, domain: str, evaluated: dict[str, list[Any]],
+                 trained: dict[str, Any], out: Path) -> dict[str, Any]:
+    """Every method on both sides of each evaluated file of ``domain``; run logs and reports under ``out``."""
+    from personae.distill import PersonaResolver, config_values, evaluate_sides, flip_pairs, length_scorer
+    from personae.evaluation import write_report, write_run_log
+
+    persona_scores = CachedScorer(trained["gold persona"].model)
+    plain_scores = CachedScorer(trained["no persona"].model)
     others: dict[str, str] = {}  # record id -> another pair's persona, filled per file below
 
     def scorer(cached: CachedScorer, key: str) -> Any:
@@ -239,8 +298,7 @@ def run_domain(bench: BenchmarkConfig, model_config: Any, domain: str) -> dict[s
                "swapped persona": scorer(persona_scores, "other_persona"),
                "another pair's persona": scorer(persona_scores, "shuffled"),
                "retrieved persona": scorer(persona_scores, "retrieved")}
-    result: dict[str, Any] = {"train_pairs": len(train),
-                              "train_seconds": {k: round(t.seconds, 1) for k, t in trained.items()},
+    result: dict[str, Any] = {"train_seconds": {k: round(t.seconds, 1) for k, t in trained.items()},
                               "train_rows": {k: t.pairs for k, t in trained.items()}, "files": {}}
     for name, records in evaluated.items():
         sides = flip_pairs(records, PersonaResolver(GOLD), PersonaResolver(FLIP))
@@ -261,6 +319,29 @@ def run_domain(bench: BenchmarkConfig, model_config: Any, domain: str) -> dict[s
               f"same inputs: {speed['bare_pairs_per_s']:.1f} pairs/s; ratio {speed['ratio']:.2f}"
               + (f"; {missing} sides without a retrieved persona (scored with none)" if missing else ""), flush=True)
     return result
+
+
+def run_domain(bench: BenchmarkConfig, model_config: Any, domain: str) -> dict[str, Any]:
+    """Train on ``domain``'s training files and score its evaluated files."""
+    train, evaluated = _load_domain(bench, domain)
+    out = Path(bench.out) / domain
+    result = score_domain(bench, model_config, domain, evaluated, train_models(bench, model_config, train, out), out)
+    return {"train_pairs": len(train), **result}
+
+
+def run_together(bench: BenchmarkConfig, model_config: Any, domains: list[str]) -> dict[str, dict[str, Any]]:
+    """Train one pair of models on every domain's training files, then score each domain's files."""
+    loaded = {domain: _load_domain(bench, domain) for domain in domains}
+    train = [r for domain_train, _ in loaded.values() for r in domain_train]
+    _check_disjoint(train, {f"{d}__{name}": records for d, (_, files) in loaded.items()
+                            for name, records in files.items()})
+    print(f"\n== training together on {len(train)} pairs of {', '.join(domains)}; checked: no evaluation "
+          "prompt of any domain is a training prompt of another", flush=True)
+    out = Path(bench.out)
+    trained = train_models(bench, model_config, train, out / "together")
+    return {domain: {"train_pairs": len(train), "trained_on": domains,
+                     **score_domain(bench, model_config, domain, evaluated, trained, out / domain)}
+            for domain, (_, evaluated) in loaded.items()}
 
 
 def targets(domain: str, result: dict[str, Any], *, file: str = "test") -> list[tuple[str, str, bool]]:
@@ -289,7 +370,9 @@ def main(bench: BenchmarkConfig, model_config: Any) -> int:
     from personae.distill import config_values
 
     out = Path(bench.out)
-    results = {domain: run_domain(bench, model_config, domain) for domain in bench.domains.split(",")}
+    domains = [d.strip() for d in bench.domains.split(",") if d.strip()]
+    results = (run_together(bench, model_config, domains) if bench.together
+               else {domain: run_domain(bench, model_config, domain) for domain in domains})
     checks = [check for domain, result in results.items() for check in targets(domain, result)]
     print("\ntargets (test files)" + (" [smoke run: figures mean nothing]" if bench.smoke else ""))
     for what, measured, met in checks:
