@@ -176,8 +176,7 @@ def run_cli(argv: list[str] | None, *, doc: str | None, bench_type: type, run: A
 
     parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_config_options(parser, bench_type, title="benchmark")
-    add_config_options(parser, RewardModelConfig, skip=skip, title=title)
-    parser.set_defaults(**(defaults or {}))
+    add_config_options(parser, RewardModelConfig, skip=skip, title=title, defaults=defaults)
     parser.add_argument("-v", "--verbose", action="count", default=0, help="log training steps (-v)")
     args = parser.parse_args(argv)
     import logging

@@ -172,6 +172,21 @@ def test_cli_options_come_from_the_configs() -> None:
     assert (tailor.dpo, tailor.sft, tailor.persona, tailor.beta, tailor.lora_r) == ("d.jsonl", None, "retr", 0.2, 16)
 
 
+def test_config_options_take_a_benchmarks_defaults_and_show_them() -> None:
+    from personae.cli.distill import add_config_options, config_from_args
+    from personae.distill import RewardModelConfig
+
+    parser = argparse.ArgumentParser()
+    add_config_options(parser, RewardModelConfig, defaults={"epochs": 2.5, "length_prior": False})
+    config = config_from_args(RewardModelConfig, parser.parse_args([]))
+    assert (config.epochs, config.length_prior, config.max_length) == (2.5, False, RewardModelConfig().max_length)
+    assert config_from_args(RewardModelConfig, parser.parse_args(["--epochs", "1"])).epochs == 1.0
+    shown = " ".join(parser.format_help().split())
+    assert "(default: 2.5)" in shown and "(default: off)" in shown and "(default: 1.0)" not in shown
+    with pytest.raises(ValueError, match="epoch"):
+        add_config_options(argparse.ArgumentParser(), RewardModelConfig, defaults={"epoch": 2})
+
+
 # -- personas, inputs, the length prior, the protocol (no training) --------------------------
 def test_persona_sources(tmp_path: Path) -> None:
     from personae.distill import PersonaResolver

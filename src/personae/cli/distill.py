@@ -14,6 +14,7 @@ import dataclasses
 import sys
 import types
 import typing
+from collections.abc import Mapping
 from typing import Any, TypeVar
 
 from personae.cli._common import add_data_options, load_data, print_counts
@@ -32,28 +33,34 @@ def _plain_type(annotation: Any) -> Any:
 
 
 def add_config_options(parser: argparse.ArgumentParser | Any, cls: type, *, skip: tuple[str, ...] = (),
-                       title: str | None = None) -> None:
+                       title: str | None = None, defaults: Mapping[str, Any] | None = None) -> None:
     """One ``--option`` per field of the dataclass ``cls``, its help from the field's metadata.
 
     A bool field becomes ``--name/--no-name``; a field whose metadata says ``required`` must be given.
+    ``defaults`` replaces fields' own defaults (a benchmark's chosen settings), in the help too.
     """
     group = parser.add_argument_group(title) if title else parser
     hints = typing.get_type_hints(cls)
+    defaults = dict(defaults or {})
+    unknown = sorted(set(defaults) - {f.name for f in dataclasses.fields(cls)})
+    if unknown:
+        raise ValueError(f"defaults for fields {cls.__name__} does not have: {unknown}")
     for f in dataclasses.fields(cls):
         if f.name in skip:
             continue
         kind = _plain_type(hints[f.name])
         flag = "--" + f.name.replace("_", "-")
         help_text = f.metadata.get("help", "")
+        default = defaults.get(f.name, f.default)
         if kind is bool:
-            group.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction, default=f.default,
-                               help=f"{help_text} (default: {'on' if f.default else 'off'})")
+            group.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction, default=default,
+                               help=f"{help_text} (default: {'on' if default else 'off'})")
             continue
         if f.metadata.get("required"):
             group.add_argument(flag, dest=f.name, type=kind, required=True, metavar=f.name.upper(), help=help_text)
             continue
-        shown = "none" if f.default is None else f.default
-        group.add_argument(flag, dest=f.name, type=kind, default=f.default, metavar=f.name.upper(),
+        shown = "none" if default is None else default
+        group.add_argument(flag, dest=f.name, type=kind, default=default, metavar=f.name.upper(),
                            help=f"{help_text} (default: {shown})")
 
 
