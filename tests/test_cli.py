@@ -89,6 +89,18 @@ def test_help_and_version(argv, capsys) -> None:
     assert capsys.readouterr().out
 
 
+@pytest.mark.parametrize(("command", "shown"), [
+    ("demo", ["(default 2)", "(default: local)"]),  # the demo tries each item twice
+    ("judge", ["(default 3)", "(default: local)"]),
+    ("serve-api", ["(default: the judge's own LM, or 'local' with a reward-model judge)"]),
+])
+def test_help_shows_the_defaults_each_command_runs_with(command, shown, capsys) -> None:
+    with pytest.raises(SystemExit):
+        main([command, "--help"])
+    out = " ".join(capsys.readouterr().out.split())
+    assert all(text in out for text in shown), out
+
+
 def test_fit_writes_one_judge_per_user_and_resumes(tmp_path, capsys) -> None:
     from personae.optimizers import PersonalizedJudge, judge_path
     from personae.pipelines import demo_data_path

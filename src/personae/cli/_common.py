@@ -14,11 +14,14 @@ __all__ = ["add_data_options", "add_executor_options", "add_model_options", "bui
            "load_data", "prepare_environment", "print_counts", "progress", "share_key_with_workers"]
 
 
-def add_model_options(parser: argparse.ArgumentParser) -> None:
+def add_model_options(parser: argparse.ArgumentParser, *, default_model: str | None = "local",
+                      default_model_help: str | None = None) -> None:
+    """The LM options; a command whose ``--model`` defaults to something else says so with ``default_model``
+    and, where that is not a model string, ``default_model_help`` (what the help shows as the default)."""
     group = parser.add_argument_group("model")
-    group.add_argument("--model", default="local",
+    group.add_argument("--model", default=default_model,
                        help="'local' (embedded SmolLM2-135M, offline) or a LiteLLM model string "
-                            "such as openai/gpt-4o-mini (default: local)")
+                            f"such as openai/gpt-4o-mini (default: {default_model_help or default_model})")
     group.add_argument("--api-base", help="base URL of an OpenAI-compatible server, e.g. http://127.0.0.1:8000/v1")
     group.add_argument("--api-key", help="API key (default: the provider's usual environment variable)")
     group.add_argument("--structured-output", action="store_true",
@@ -30,14 +33,15 @@ def add_model_options(parser: argparse.ArgumentParser) -> None:
                        help="what reaches a remote model: http (personae's lean client for OpenAI-compatible "
                             "servers), litellm (every hosted provider), lm15 (DSPy's own); auto: http for "
                             "openai/NAME with --api-base, litellm otherwise")
-    group.add_argument("--temperature", type=float, default=0.0, help="sampling temperature (default 0)")
+    group.add_argument("--temperature", type=float, default=0.0, help="sampling temperature (default %(default)s)")
     group.add_argument("--max-tokens", type=int, default=None, help="completion token cap per call")
     group.add_argument("--concurrency", type=int, default=None,
                        help="parallel LM calls (default 1 for the local model, 8 otherwise)")
     group.add_argument("--max-attempts", type=int, default=3,
-                       help="tries per item before it is recorded as failed (default 3)")
+                       help="tries per item before it is recorded as failed (default %(default)s)")
     group.add_argument("--lm-retries", type=int, default=3,
-                       help="retries of transient LM errors (rate limits, timeouts, 5xx) with backoff (default 3)")
+                       help="retries of transient LM errors (rate limits, timeouts, 5xx) with backoff "
+                            "(default %(default)s)")
     group.add_argument("--timeout", type=float, default=None,
                        help="seconds before a call to a remote model is abandoned (then retried as a failure; "
                             "default: the provider library's)")

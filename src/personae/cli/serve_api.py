@@ -62,10 +62,9 @@ def register(sub: Any) -> None:
     parser.add_argument("--token-cache", type=float, default=5.0,
                         help="seconds a token lookup is trusted; a revoked token stops within it (default 5)")
     parser.add_argument("--access-log", action="store_true", help="log every request line")
-    add_model_options(parser)
-    parser.set_defaults(model=None)
-    parser.description += (" --model is the LM that writes personas: by default the judge's own LM, or 'local' "
-                           "with a reward-model judge; 'none' writes no personas.")
+    add_model_options(parser, default_model=None,
+                      default_model_help="the judge's own LM, or 'local' with a reward-model judge")
+    parser.description += " --model is the LM that writes personas; 'none' writes no personas."
     parser.set_defaults(run=run)
 
     actions = parser.add_subparsers(dest="action", metavar="ACTION")
