@@ -44,7 +44,7 @@ def add_config_options(parser: argparse.ArgumentParser | Any, cls: type, *, skip
     defaults = dict(defaults or {})
     unknown = sorted(set(defaults) - {f.name for f in dataclasses.fields(cls)})
     if unknown:
-        raise ValueError(f"defaults for fields {cls.__name__} does not have: {unknown}")
+        raise ValueError(f"defaults name fields that {cls.__name__} does not have: {unknown}")
     for f in dataclasses.fields(cls):
         if f.name in skip:
             continue
