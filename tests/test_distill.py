@@ -347,6 +347,30 @@ def test_flip_pairs_builds_both_sides() -> None:
     assert (caught.value.source, caught.value.field) == ("p3", "persona")
 
 
+def test_paired_order_keeps_both_sides_of_a_pair_in_one_batch() -> None:
+    from personae.distill import FLIPPED_SUFFIX, PersonaResolver, RewardModelConfig, flip_pairs, paired_order
+
+    records = [_two_sided(i) for i in range(7)] + [_two_sided(i, loser_persona="") for i in range(7, 10)]
+    sides = flip_pairs(records, PersonaResolver("column:chosen_persona_gold"),
+                       PersonaResolver("column:rejected_persona_gold"))
+    assert len(sides) == 17  # 7 pairs both ways, 3 one way
+    order = paired_order(sides, batch_size=4, passes=2, seed=0)
+    assert sorted(order) == sorted(list(range(17)) * 2)  # every row once per pass
+    first, second = order[:17], order[17:]
+    assert first != second and order == paired_order(sides, batch_size=4, passes=2, seed=0)
+    assert order != paired_order(sides, batch_size=4, passes=2, seed=1)
+    flipped_at: dict[str, list[int]] = {r.record_id.removesuffix(FLIPPED_SUFFIX): [] for r in sides}
+    for position, index in enumerate(order):
+        flipped_at[sides[index].record_id.removesuffix(FLIPPED_SUFFIX)].append(position // 4)
+    for record_id, batches in flipped_at.items():
+        if record_id in {"p7", "p8", "p9"}:
+            assert len(batches) == 2  # one side, once per pass
+        else:  # both sides, each pass's two in the same batch
+            assert len(batches) == 4 and batches[0] == batches[1] and batches[2] == batches[3], (record_id, batches)
+    with pytest.raises(ConfigError, match="set flip_persona"):
+        RewardModelConfig(paired_batches=True).check()
+
+
 def test_flipped_training_is_checked_and_parsed() -> None:
     from personae.cli.distill import config_from_args
     from personae.distill import RewardModelConfig
@@ -399,8 +423,9 @@ def test_both_sides_protocol_holds_a_persona_blind_scorer_to_half() -> None:
 
 @_THIRD_PARTY[0]
 @_THIRD_PARTY[1]
-def test_a_flipped_reward_model_follows_the_persona_a_one_way_model_cannot(tiny_bert: Path,
-                                                                          tmp_path: Path) -> None:
+@pytest.mark.parametrize("paired", [False, True], ids=["shuffled", "paired batches"])
+def test_a_flipped_reward_model_follows_the_persona_a_one_way_model_cannot(tiny_bert: Path, tmp_path: Path,
+                                                                          paired: bool) -> None:
     """The winner is always the short answer; only the flipped data says when the long one would win."""
     from personae.distill import PersonaResolver, RewardModelConfig, evaluate_sides, side_figures, train_reward_model
 
@@ -409,10 +434,10 @@ def test_a_flipped_reward_model_follows_the_persona_a_one_way_model_cannot(tiny_
                     learning_rate=3e-3, max_length=48, persona_tokens=8, context_tokens=12, length_prior=False,
                     device="cpu")
     flipped = train_reward_model(train, RewardModelConfig(flip_persona="column:rejected_persona_gold", epochs=6,
-                                                          **settings), out=tmp_path / "flipped")
+                                                          paired_batches=paired, **settings), out=tmp_path / "flipped")
     one_way = train_reward_model(train, RewardModelConfig(epochs=8, **settings))
     assert flipped.pairs == 40 and flipped.model.info.training["flipped_pairs"] == 20 and one_way.pairs == 20
-    assert flipped.losses[-1] < 0.1
+    assert flipped.losses[-1] < 0.1 and flipped.steps == 30  # 6 passes of 5 batches, laid out or sampled
     prompt = "how do i boil egg number 99"
     flip_model = flipped.model
     assert flip_model.compare(BRIEF, prompt, SHORT, LONG).preferred == "A"

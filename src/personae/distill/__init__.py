@@ -60,6 +60,7 @@ if TYPE_CHECKING:  # real types for type checkers; at run time names load on fir
         RewardTraining,
         config_values,
         fit_length_weight,
+        paired_order,
         persona_function,
         train_reward_model,
     )
@@ -87,6 +88,7 @@ _EXPORTS: dict[str, str] = {
     "RewardVerdict": "personae.distill._reward_model",
     "config_values": "personae.distill._reward",
     "fit_length_weight": "personae.distill._reward",
+    "paired_order": "personae.distill._reward",
     "persona_function": "personae.distill._reward",
     "train_reward_model": "personae.distill._reward",
     # evaluation of reward models
@@ -130,6 +132,7 @@ __all__ = [
     "fit_length_weight",
     "flip_pairs",
     "length_scorer",
+    "paired_order",
     "persona_function",
     "require_distill",
     "side_figures",

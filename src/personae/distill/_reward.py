@@ -44,7 +44,7 @@ from personae.distill._reward_model import PersonalizedRewardModel, RewardModelI
 from personae.errors import ConfigError, DataError
 
 __all__ = ["RewardModelConfig", "RewardTraining", "config_values", "fit_length_weight", "freeze_lower_layers",
-           "persona_function", "train_reward_model"]
+           "paired_order", "persona_function", "train_reward_model"]
 
 logger = logging.getLogger(__name__)
 
@@ -64,6 +64,9 @@ class RewardModelConfig:
                 "column:rejected_persona from personae infer-personas): each pair "
                 "that has one also trains the other way, rejected over chosen under that persona, so the persona "
                 "alone decides which side wins"})
+    paired_batches: bool = field(default=False, metadata={
+        "help": "with flip_persona: put the two sides of each pair in the same batch (the order shuffled anew each "
+                "epoch), so inside a batch nothing but the persona tells them apart"})
     max_length: int = field(default=160, metadata={"help": "tokens per input, persona and request included"})
     persona_tokens: int = field(default=64, metadata={"help": "token budget of the persona"})
     context_tokens: int = field(default=32, metadata={"help": "token budget of the request"})
@@ -93,6 +96,8 @@ class RewardModelConfig:
         if self.flip_persona is not None and parse_persona_spec(self.persona)[0].kind == "none":
             raise ConfigError("flip_persona needs a persona for the winning side too (persona is none): without "
                               "personas the two directions of a pair contradict each other")
+        if self.paired_batches and self.flip_persona is None:
+            raise ConfigError("paired_batches pairs the two sides of flipped pairs: set flip_persona too")
         if self.batch_size < 1 or self.max_length < 8 or self.epochs <= 0 or self.freeze_layers < 0:
             raise ConfigError("batch_size must be >= 1, max_length >= 8, epochs > 0 and freeze_layers >= 0")
         if not 0 <= self.warmup_ratio < 1:
@@ -129,6 +134,42 @@ def fit_length_weight(deltas: Sequence[float], *, l2: float = 1e-2, iterations: 
         if abs(step) < 1e-10:
             break
     return weight
+
+
+def paired_order(sides: Sequence[PreferenceRecord], *, batch_size: int, passes: int, seed: int) -> list[int]:
+    """Row indices of ``passes`` shuffled passes over ``sides`` that keep each pair's two sides in one batch.
+
+    ``sides`` is :func:`~personae.distill.flip_pairs` output: a pair's rejected side (``metadata["side"]``
+    ``"rejected"``) follows its chosen side. Each pass shuffles the pairs with ``seed`` and the pass
+    number; a pair without a rejected side is put beside another such pair, so every unit is two rows
+    and, with an even ``batch_size``, no unit straddles two batches (an odd one is left over to the next
+    pass, the last to the end). With an odd ``batch_size`` some units are split.
+    """
+    import random
+
+    groups: list[list[int]] = []
+    for index, record in enumerate(sides):
+        if record.metadata.get("side") == "rejected" and groups and len(groups[-1]) == 1 \
+                and sides[groups[-1][0]].metadata.get("side") == "chosen":
+            groups[-1].append(index)
+        else:
+            groups.append([index])
+    order: list[int] = []
+    carried: list[int] = []
+    for number in range(passes):
+        rng = random.Random(seed * 1_000_003 + number)
+        shuffled = groups[:]
+        rng.shuffle(shuffled)
+        singles = carried + [g[0] for g in shuffled if len(g) == 1]
+        units = [g for g in shuffled if len(g) == 2]
+        units += [singles[k:k + 2] for k in range(0, len(singles) - 1, 2)]
+        carried = singles[-1:] if len(singles) % 2 else []
+        rng.shuffle(units)
+        order.extend(i for unit in units for i in unit)
+    order.extend(carried)
+    if batch_size % 2:
+        logger.info("batch size %d is odd: some pairs' two sides fall in different batches", batch_size)
+    return order
 
 
 def _layer_list(model: Any) -> Any:
@@ -234,17 +275,23 @@ def train_reward_model(
     logger.info("training a reward model on %d pairs (%d steps, %s trainable parameters, length weight %.3f, "
                 "personas %s) on %s", len(pairs), steps, f"{trainable:,}", weight,
                 resolver.spec if template.uses_persona else "none", device)
+    dataset = datasets.Dataset.from_dict(columns)
+    max_steps, sampling = config.max_steps, "random"
+    if config.paired_batches:  # every pass laid out here, so the trainer reads the rows in order for `steps` steps
+        order = paired_order(pairs, batch_size=config.batch_size, passes=max(1, math.ceil(config.epochs)),
+                             seed=config.seed)
+        dataset, max_steps, sampling = dataset.select(order), steps, "sequential"
     losses: list[float] = []
     with tempfile.TemporaryDirectory(prefix="personae-reward-") as scratch:
         args = RewardConfig(
-            output_dir=scratch, num_train_epochs=config.epochs, max_steps=config.max_steps,
+            output_dir=scratch, num_train_epochs=config.epochs, max_steps=max_steps, train_sampling_strategy=sampling,
             per_device_train_batch_size=config.batch_size, learning_rate=config.learning_rate,
             warmup_steps=int(round(config.warmup_ratio * steps)), weight_decay=config.weight_decay,
             lr_scheduler_type="linear", seed=config.seed, data_seed=config.seed, logging_steps=config.logging_steps,
             save_strategy="no", report_to="none", disable_tqdm=True, bf16=False, fp16=False,
             max_length=None, use_cpu=device == "cpu", dataloader_num_workers=0, **no_checkpointing(RewardConfig),
         )
-        trainer = RewardTrainer(model=model, args=args, train_dataset=datasets.Dataset.from_dict(columns),
+        trainer = RewardTrainer(model=model, args=args, train_dataset=dataset,
                                 processing_class=tokenizer, callbacks=[logging_callback(losses, on_log)])
         for noisy in (PrinterCallback, ProgressCallback):
             trainer.remove_callback(noisy)
