@@ -354,11 +354,11 @@ def test_paired_order_keeps_both_sides_of_a_pair_in_one_batch() -> None:
     sides = flip_pairs(records, PersonaResolver("column:chosen_persona_gold"),
                        PersonaResolver("column:rejected_persona_gold"))
     assert len(sides) == 17  # 7 pairs both ways, 3 one way
-    order = paired_order(sides, batch_size=4, passes=2, seed=0)
+    order = paired_order(sides, passes=2, seed=0)
     assert sorted(order) == sorted(list(range(17)) * 2)  # every row once per pass
     first, second = order[:17], order[17:]
-    assert first != second and order == paired_order(sides, batch_size=4, passes=2, seed=0)
-    assert order != paired_order(sides, batch_size=4, passes=2, seed=1)
+    assert first != second and order == paired_order(sides, passes=2, seed=0)
+    assert order != paired_order(sides, passes=2, seed=1)
     flipped_at: dict[str, list[int]] = {r.record_id.removesuffix(FLIPPED_SUFFIX): [] for r in sides}
     for position, index in enumerate(order):
         flipped_at[sides[index].record_id.removesuffix(FLIPPED_SUFFIX)].append(position // 4)

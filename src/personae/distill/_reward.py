@@ -136,21 +136,20 @@ def fit_length_weight(deltas: Sequence[float], *, l2: float = 1e-2, iterations: 
     return weight
 
 
-def paired_order(sides: Sequence[PreferenceRecord], *, batch_size: int, passes: int, seed: int) -> list[int]:
+def paired_order(sides: Sequence[PreferenceRecord], *, passes: int, seed: int) -> list[int]:
     """Row indices of ``passes`` shuffled passes over ``sides`` that keep each pair's two sides in one batch.
 
     ``sides`` is :func:`~personae.distill.flip_pairs` output: a pair's rejected side (``metadata["side"]``
     ``"rejected"``) follows its chosen side. Each pass shuffles the pairs with ``seed`` and the pass
     number; a pair without a rejected side is put beside another such pair, so every unit is two rows
-    and, with an even ``batch_size``, no unit straddles two batches (an odd one is left over to the next
-    pass, the last to the end). With an odd ``batch_size`` some units are split.
+    and, read in batches of an even size, no unit straddles two batches (an odd one is left over to the
+    next pass, the last to the end).
     """
     import random
 
     groups: list[list[int]] = []
     for index, record in enumerate(sides):
-        if record.metadata.get("side") == "rejected" and groups and len(groups[-1]) == 1 \
-                and sides[groups[-1][0]].metadata.get("side") == "chosen":
+        if record.metadata.get("side") == "rejected" and groups:  # right after its chosen side
             groups[-1].append(index)
         else:
             groups.append([index])
@@ -167,8 +166,6 @@ def paired_order(sides: Sequence[PreferenceRecord], *, batch_size: int, passes: 
         rng.shuffle(units)
         order.extend(i for unit in units for i in unit)
     order.extend(carried)
-    if batch_size % 2:
-        logger.info("batch size %d is odd: some pairs' two sides fall in different batches", batch_size)
     return order
 
 
@@ -278,8 +275,9 @@ def train_reward_model(
     dataset = datasets.Dataset.from_dict(columns)
     max_steps, sampling = config.max_steps, "random"
     if config.paired_batches:  # every pass laid out here, so the trainer reads the rows in order for `steps` steps
-        order = paired_order(pairs, batch_size=config.batch_size, passes=max(1, math.ceil(config.epochs)),
-                             seed=config.seed)
+        order = paired_order(pairs, passes=max(1, math.ceil(config.epochs)), seed=config.seed)
+        if config.batch_size % 2:
+            logger.info("batch size %d is odd: some pairs' two sides fall in different batches", config.batch_size)
         dataset, max_steps, sampling = dataset.select(order), steps, "sequential"
     losses: list[float] = []
     with tempfile.TemporaryDirectory(prefix="personae-reward-") as scratch:
