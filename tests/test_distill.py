@@ -425,16 +425,37 @@ def test_both_sides_protocol_holds_a_persona_blind_scorer_to_half() -> None:
 @_THIRD_PARTY[1]
 @pytest.mark.parametrize("paired", [False, True], ids=["shuffled", "paired batches"])
 def test_a_flipped_reward_model_follows_the_persona_a_one_way_model_cannot(tiny_bert: Path, tmp_path: Path,
-                                                                          paired: bool) -> None:
+                                                                          paired: bool,
+                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
     """The winner is always the short answer; only the flipped data says when the long one would win."""
+    from transformers import AutoTokenizer
+    from trl import RewardTrainer  # type: ignore[attr-defined]
+
     from personae.distill import PersonaResolver, RewardModelConfig, evaluate_sides, side_figures, train_reward_model
+
+    # What the trainer reads, batch by batch: how many rows are rejected sides (the DETAILED persona wins)
+    tokenizer, flipped_rows = AutoTokenizer.from_pretrained(tiny_bert), []
+    compute_loss = RewardTrainer.compute_loss
+
+    def reading(trainer: Any, model: Any, inputs: Any, *args: Any, **kwargs: Any) -> Any:
+        if model.training:
+            winners = inputs["input_ids"][: len(inputs["input_ids"]) // 2]
+            flipped_rows.append(sum("detailed" in tokenizer.decode(ids) for ids in winners))
+        return compute_loss(trainer, model, inputs, *args, **kwargs)
 
     train = [_two_sided(i) for i in range(20)]
     settings = dict(model=str(tiny_bert), persona="column:chosen_persona_gold", freeze_layers=0, batch_size=8,
                     learning_rate=3e-3, max_length=48, persona_tokens=8, context_tokens=12, length_prior=False,
                     device="cpu")
+    monkeypatch.setattr(RewardTrainer, "compute_loss", reading)
     flipped = train_reward_model(train, RewardModelConfig(flip_persona="column:rejected_persona_gold", epochs=6,
                                                           paired_batches=paired, **settings), out=tmp_path / "flipped")
+    monkeypatch.undo()
+    assert len(flipped_rows) == 30 and sum(flipped_rows) == 6 * 20  # every row once per pass
+    if paired:  # read in paired_order's order: each batch holds 4 pairs, both sides of each
+        assert set(flipped_rows) == {4}
+    else:  # sampled: the sides of a pair fall where they fall
+        assert set(flipped_rows) != {4}
     one_way = train_reward_model(train, RewardModelConfig(epochs=8, **settings))
     assert flipped.pairs == 40 and flipped.model.info.training["flipped_pairs"] == 20 and one_way.pairs == 20
     assert flipped.losses[-1] < 0.1 and flipped.steps == 30  # 6 passes of 5 batches, laid out or sampled
