@@ -263,7 +263,8 @@ def train_models(bench: BenchmarkConfig, model_config: Any, train: list[Any], ou
     data = _fingerprint(train)
     trained: dict[str, Any] = {}
     for name, config in (("gold persona", replace(model_config, persona=GOLD, flip_persona=FLIP)),
-                         ("no persona", replace(model_config, persona="none", flip_persona=None))):
+                         ("no persona", replace(model_config, persona="none", flip_persona=None,
+                                                                paired_batches=False))):  # one way: nothing to pair
         folder = out / name.replace(" ", "_")
         training = _reuse(folder, config, data)
         if training is not None:
