@@ -265,7 +265,7 @@ def train_models(bench: BenchmarkConfig, model_config: Any, train: list[Any], ou
     trained: dict[str, Any] = {}
     for name, config in (("gold persona", replace(model_config, persona=GOLD, flip_persona=FLIP)),
                          ("no persona", replace(model_config, persona="none", flip_persona=None,
-                                                                paired_batches=False))):  # one way: nothing to pair
+                                                paired_batches=False))):  # one way: nothing to pair
         folder = out / name.replace(" ", "_")
         training = _reuse(folder, config, data)
         if training is not None:
