@@ -251,6 +251,13 @@ def _reuse(folder: Path, config: Any, data: str) -> Any | None:
                           int(info["steps"]))
 
 
+def model_configs(model_config: Any) -> dict[str, Any]:
+    """The two models' settings: ``model_config`` with the gold personas both ways, and one way without."""
+    return {"gold persona": replace(model_config, persona=GOLD, flip_persona=FLIP),
+            "no persona": replace(model_config, persona="none", flip_persona=None,
+                                  paired_batches=False)}  # one way: nothing to pair
+
+
 def train_models(bench: BenchmarkConfig, model_config: Any, train: list[Any], out: Path) -> dict[str, Any]:
     """The gold-persona (flipped) model and the one-way model without persona, same settings.
 
@@ -263,9 +270,7 @@ def train_models(bench: BenchmarkConfig, model_config: Any, train: list[Any], ou
         model_config = replace(model_config, max_steps=4, logging_steps=1)
     data = _fingerprint(train)
     trained: dict[str, Any] = {}
-    for name, config in (("gold persona", replace(model_config, persona=GOLD, flip_persona=FLIP)),
-                         ("no persona", replace(model_config, persona="none", flip_persona=None,
-                                                paired_batches=False))):  # one way: nothing to pair
+    for name, config in model_configs(model_config).items():
         folder = out / name.replace(" ", "_")
         training = _reuse(folder, config, data)
         if training is not None:

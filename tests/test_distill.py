@@ -187,6 +187,28 @@ def test_config_options_take_a_benchmarks_defaults_and_show_them() -> None:
         add_config_options(argparse.ArgumentParser(), RewardModelConfig, defaults={"epoch": 2})
 
 
+def test_persona_benchmark_models_take_every_reward_model_option(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Both models of benchmarks/persona_reward.py are valid with the options its command line passes on."""
+    import importlib.util
+
+    from personae.distill import RewardModelConfig
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "persona_reward.py"
+    spec = importlib.util.spec_from_file_location("persona_reward_benchmark", path)
+    assert spec is not None and spec.loader is not None
+    benchmark = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, spec.name, benchmark)  # its dataclasses look their module up there
+    spec.loader.exec_module(benchmark)
+    for paired in (False, True):
+        configs = benchmark.model_configs(RewardModelConfig(**benchmark.TUNED, paired_batches=paired))
+        for config in configs.values():
+            config.check()
+        gold, plain = configs["gold persona"], configs["no persona"]
+        assert (gold.persona, gold.flip_persona, gold.paired_batches) == (benchmark.GOLD, benchmark.FLIP, paired)
+        assert (plain.persona, plain.flip_persona, plain.paired_batches) == ("none", None, False)
+        assert (gold.learning_rate, gold.epochs) == (plain.learning_rate, plain.epochs) == (1e-4, 2.0)
+
+
 # -- personas, inputs, the length prior, the protocol (no training) --------------------------
 def test_persona_sources(tmp_path: Path) -> None:
     from personae.distill import PersonaResolver
@@ -452,7 +474,7 @@ def test_a_flipped_reward_model_follows_the_persona_a_one_way_model_cannot(tiny_
                                                           paired_batches=paired, **settings), out=tmp_path / "flipped")
     monkeypatch.undo()
     assert len(flipped_rows) == 30 and sum(flipped_rows) == 6 * 20  # every row once per pass
-    if paired:  # read in paired_order's order: each batch holds 4 pairs, both sides of each
+    if paired:  # read in paired_order's order: 4 rejected sides in each batch of 8, as whole pairs give
         assert set(flipped_rows) == {4}
     else:  # sampled: the sides of a pair fall where they fall
         assert set(flipped_rows) != {4}
