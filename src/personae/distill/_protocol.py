@@ -33,13 +33,12 @@ from personae.evaluation import (
     EvaluationLog,
     EvaluationResults,
     MethodStats,
-    MethodSummary,
     RunConfig,
     UserRow,
     bootstrap_ci,
     method_stats,
+    summarise_method,
 )
-from personae.evaluation.log import finite
 from personae.runs import CostLog, Counts, Judgment, package_versions
 
 __all__ = ["SIDES", "Scorer", "check_prompt_split", "evaluate_scorers", "evaluate_sides", "length_scorer",
@@ -95,22 +94,6 @@ def reward_judgments(method: str, user_id: str, records: Sequence[PreferenceReco
     return rows
 
 
-def _summary(method: str, judgments: Sequence[Judgment], seconds: float, *, seed: int, confidence: float,
-             resamples: int) -> tuple[MethodSummary, dict[str, float]]:
-    stats = method_stats([(j.user_id or "", j.record_id, j.chosen_first, j.correct is True, j.scored)
-                          for j in judgments],
-                         rng=random.Random(f"{seed}/{method}"), confidence=confidence, resamples=resamples)
-    reasons = Counter((j.error or "").split(":", 1)[0] for j in judgments if not j.scored)
-    summary = MethodSummary(
-        method=method, judgments=stats.judgments, correct=stats.correct, unscored=stats.unscored,
-        accuracy=finite(stats.accuracy), ci_low=finite(stats.ci_low), ci_high=finite(stats.ci_high),
-        mean_user_accuracy=finite(stats.mean_user_accuracy), users=stats.users, pairs=stats.pairs,
-        pairs_both_scored=stats.pairs_both_scored, orders_agreed=stats.orders_agreed,
-        unscored_reasons=dict(reasons.most_common()), cost=CostLog(seconds=seconds),
-    )
-    return summary, stats.per_user
-
-
 def evaluate_scorers(
     splits: Mapping[str, UserSplit],
     scorers: Mapping[str, Scorer],
@@ -144,8 +127,8 @@ def evaluate_scorers(
             judgments += reward_judgments(method, user_id, [record], [reward])
     summaries, per_user = [], {}
     for method in scorers:
-        summary, per_user[method] = _summary(method, [j for j in judgments if j.method == method], seconds[method],
-                                             seed=seed, confidence=confidence, resamples=resamples)
+        summary, per_user[method] = summarise_method(method, judgments, CostLog(seconds=seconds[method]), seed=seed,
+                                                     confidence=confidence, resamples=resamples)
         summaries.append(summary)
     config = RunConfig(model=model, methods=list(scorers), fractions=fractions, seed=seed, concurrency=1,
                        max_attempts=1, data_source=source, users=len(splits), confidence=confidence,

@@ -29,6 +29,7 @@ from personae.evaluation.log import (
     UserRow,
     read_persona_accuracy_log,
     read_run_log,
+    summarise_method,
     write_run_log,
 )
 from personae.evaluation.methods import METHODS, judge_for, judge_path, read_personas, safe_name
@@ -104,5 +105,6 @@ __all__ = [
     "wilson_interval",
     "write_persona_accuracy_report",
     "write_report",
+    "summarise_method",
     "write_run_log",
 ]

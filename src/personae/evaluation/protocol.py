@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import logging
 import os
-import random
-from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -28,10 +26,9 @@ from personae.evaluation.log import (
     MethodSummary,
     RunConfig,
     UserRow,
-    finite,
+    summarise_method,
 )
 from personae.evaluation.methods import check_methods, judge_for
-from personae.evaluation.stats import method_stats
 from personae.lm import Cost
 from personae.programs import DefaultJudge, Judge, PairVerdict, judge_digest, judge_pair
 from personae.runs import (
@@ -226,8 +223,8 @@ def evaluate_methods(
 
         summaries, per_user = [], {}
         for method in chosen:
-            summary, per_user[method] = _summarise(method, judgments, costs[method].to_cost(), seed=seed,
-                                                   confidence=confidence, resamples=resamples)
+            summary, per_user[method] = summarise_method(method, judgments, costs[method], seed=seed,
+                                                         confidence=confidence, resamples=resamples)
             summaries.append(summary)
         user_rows = [
             UserRow(user_id=user_id, n_train=len(split.train), n_val=len(split.val), n_test=len(split.test),
@@ -240,19 +237,3 @@ def evaluate_methods(
         return final.ended("success")
 
     return EvaluationRun(record_run(log, log_path, body))
-
-
-def _summarise(method: str, judgments: Sequence[Judgment], cost: Cost, *, seed: int, confidence: float,
-               resamples: int) -> tuple[MethodSummary, dict[str, float]]:
-    mine = [j for j in judgments if j.method == method]
-    stats = method_stats([(j.user_id or "", j.record_id, j.chosen_first, j.correct is True, j.scored) for j in mine],
-                         rng=random.Random(f"{seed}/{method}"), confidence=confidence, resamples=resamples)
-    reasons = Counter((j.error or "").split(":", 1)[0] for j in mine if not j.scored)
-    summary = MethodSummary(
-        method=method, judgments=stats.judgments, correct=stats.correct, unscored=stats.unscored,
-        accuracy=finite(stats.accuracy), ci_low=finite(stats.ci_low), ci_high=finite(stats.ci_high),
-        mean_user_accuracy=finite(stats.mean_user_accuracy), users=stats.users, pairs=stats.pairs,
-        pairs_both_scored=stats.pairs_both_scored, orders_agreed=stats.orders_agreed,
-        unscored_reasons=dict(reasons.most_common()), cost=CostLog.of(cost),
-    )
-    return summary, stats.per_user
