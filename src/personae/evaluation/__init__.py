@@ -100,11 +100,11 @@ __all__ = [
     "read_run_log",
     "resolve_persona_columns",
     "safe_name",
+    "summarise_method",
     "summary_table",
     "user_table",
     "wilson_interval",
     "write_persona_accuracy_report",
     "write_report",
-    "summarise_method",
     "write_run_log",
 ]
