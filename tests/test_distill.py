@@ -369,18 +369,18 @@ def test_flip_pairs_builds_both_sides() -> None:
     assert (caught.value.source, caught.value.field) == ("p3", "persona")
 
 
-def test_paired_order_keeps_both_sides_of_a_pair_in_one_batch() -> None:
-    from personae.distill import FLIPPED_SUFFIX, PersonaResolver, RewardModelConfig, flip_pairs, paired_order
+def test_training_order_keeps_both_sides_of_a_pair_in_one_batch() -> None:
+    from personae.distill import FLIPPED_SUFFIX, PersonaResolver, RewardModelConfig, flip_pairs, training_order
 
     records = [_two_sided(i) for i in range(7)] + [_two_sided(i, loser_persona="") for i in range(7, 10)]
     sides = flip_pairs(records, PersonaResolver("column:chosen_persona_gold"),
                        PersonaResolver("column:rejected_persona_gold"))
     assert len(sides) == 17  # 7 pairs both ways, 3 one way
-    order = paired_order(sides, passes=2, seed=0)
+    order = training_order(sides, passes=2, seed=0, batch_size=4, paired=True)
     assert sorted(order) == sorted(list(range(17)) * 2)  # every row once per pass
     first, second = order[:17], order[17:]
-    assert first != second and order == paired_order(sides, passes=2, seed=0)
-    assert order != paired_order(sides, passes=2, seed=1)
+    assert first != second and order == training_order(sides, passes=2, seed=0, batch_size=4, paired=True)
+    assert order != training_order(sides, passes=2, seed=1, batch_size=4, paired=True)
     flipped_at: dict[str, list[int]] = {r.record_id.removesuffix(FLIPPED_SUFFIX): [] for r in sides}
     for position, index in enumerate(order):
         flipped_at[sides[index].record_id.removesuffix(FLIPPED_SUFFIX)].append(position // 4)
@@ -391,6 +391,44 @@ def test_paired_order_keeps_both_sides_of_a_pair_in_one_batch() -> None:
             assert len(batches) == 4 and batches[0] == batches[1] and batches[2] == batches[3], (record_id, batches)
     with pytest.raises(ConfigError, match="set flip_persona"):
         RewardModelConfig(paired_batches=True).check()
+
+
+def test_length_grouped_order_pads_less_and_keeps_batches_whole() -> None:
+    import random
+
+    from personae.distill import FLIPPED_SUFFIX, PersonaResolver, flip_pairs, training_order
+
+    rng = random.Random(5)
+    lengths = [rng.randint(10, 250) for _ in range(403)]
+    rows = [PreferenceRecord([Turn("user", "q")], "a", "b", record_id=f"r{i}") for i in range(len(lengths))]
+
+    def padded(order: list[int], size: int) -> int:  # tokens the trainer pads to, reading `size` rows a step
+        return sum(max(lengths[i] for i in order[k:k + size]) * len(order[k:k + size])
+                   for k in range(0, len(order), size))
+
+    plain = training_order(rows, passes=2, seed=0, batch_size=8)
+    grouped = training_order(rows, passes=2, seed=0, batch_size=8, lengths=lengths)
+    assert sorted(grouped) == sorted(plain) == sorted(list(range(403)) * 2)  # every row once per pass
+    assert grouped == training_order(rows, passes=2, seed=0, batch_size=8, lengths=lengths)
+    assert grouped != training_order(rows, passes=2, seed=1, batch_size=8, lengths=lengths)
+    assert padded(grouped, 8) < 0.8 * padded(plain, 8)
+    # 403 rows: each pass's short batch of 3 goes to the end, so every batch of 8 is one of the layout's
+    batches = [grouped[k:k + 8] for k in range(0, 800, 8)]
+    assert all(max(lengths[i] for i in b) - min(lengths[i] for i in b) < 60 for b in batches)
+    assert sorted(grouped[800:]) == sorted(plain[400:403] + plain[803:806])
+    assert batches[:50] != sorted(batches[:50], key=lambda b: -max(lengths[i] for i in b))  # batches shuffled
+
+    # Paired and grouped: both sides of a pair still share a batch
+    records = [_two_sided(i) for i in range(40)]
+    sides = flip_pairs(records, PersonaResolver("column:chosen_persona_gold"),
+                       PersonaResolver("column:rejected_persona_gold"))
+    side_lengths = [len(r.chosen) + len(r.rejected) for r in sides]
+    order = training_order(sides, passes=1, seed=0, batch_size=4, paired=True, lengths=side_lengths)
+    assert sorted(order) == list(range(80))
+    pair_of = [sides[i].record_id.removesuffix(FLIPPED_SUFFIX) for i in order]
+    assert all(pair_of[k] == pair_of[k + 1] for k in range(0, 80, 2))
+    with pytest.raises(ConfigError, match="lengths for"):
+        training_order(rows, passes=1, seed=0, batch_size=8, lengths=lengths[:-1])
 
 
 def test_flipped_training_is_checked_and_parsed() -> None:
@@ -445,9 +483,10 @@ def test_both_sides_protocol_holds_a_persona_blind_scorer_to_half() -> None:
 
 @_THIRD_PARTY[0]
 @_THIRD_PARTY[1]
-@pytest.mark.parametrize("paired", [False, True], ids=["shuffled", "paired batches"])
+@pytest.mark.parametrize(("paired", "grouped"), [(False, False), (True, False), (True, True)],
+                         ids=["shuffled", "paired batches", "paired and length-grouped batches"])
 def test_a_flipped_reward_model_follows_the_persona_a_one_way_model_cannot(tiny_bert: Path, tmp_path: Path,
-                                                                          paired: bool,
+                                                                          paired: bool, grouped: bool,
                                                                           monkeypatch: pytest.MonkeyPatch) -> None:
     """The winner is always the short answer; only the flipped data says when the long one would win."""
     from transformers import AutoTokenizer
@@ -471,10 +510,11 @@ def test_a_flipped_reward_model_follows_the_persona_a_one_way_model_cannot(tiny_
                     device="cpu")
     monkeypatch.setattr(RewardTrainer, "compute_loss", reading)
     flipped = train_reward_model(train, RewardModelConfig(flip_persona="column:rejected_persona_gold", epochs=6,
-                                                          paired_batches=paired, **settings), out=tmp_path / "flipped")
+                                                          paired_batches=paired, length_grouped=grouped, **settings),
+                                 out=tmp_path / "flipped")
     monkeypatch.undo()
     assert len(flipped_rows) == 30 and sum(flipped_rows) == 6 * 20  # every row once per pass
-    if paired:  # read in paired_order's order: 4 rejected sides in each batch of 8, as whole pairs give
+    if paired:  # read in training_order's order: 4 rejected sides in each batch of 8, as whole pairs give
         assert set(flipped_rows) == {4}
     else:  # sampled: the sides of a pair fall where they fall
         assert set(flipped_rows) != {4}

@@ -60,9 +60,9 @@ if TYPE_CHECKING:  # real types for type checkers; at run time names load on fir
         RewardTraining,
         config_values,
         fit_length_weight,
-        paired_order,
         persona_function,
         train_reward_model,
+        training_order,
     )
     from personae.distill._reward_model import PersonalizedRewardModel, RewardVerdict
     from personae.distill._tailor import (
@@ -88,9 +88,9 @@ _EXPORTS: dict[str, str] = {
     "RewardVerdict": "personae.distill._reward_model",
     "config_values": "personae.distill._reward",
     "fit_length_weight": "personae.distill._reward",
-    "paired_order": "personae.distill._reward",
     "persona_function": "personae.distill._reward",
     "train_reward_model": "personae.distill._reward",
+    "training_order": "personae.distill._reward",
     # evaluation of reward models
     "SIDES": "personae.distill._protocol",
     "check_prompt_split": "personae.distill._protocol",
@@ -132,13 +132,13 @@ __all__ = [
     "fit_length_weight",
     "flip_pairs",
     "length_scorer",
-    "paired_order",
     "persona_function",
     "require_distill",
     "side_figures",
     "tailoring_examples",
     "train_reward_model",
     "train_tailored_generator",
+    "training_order",
 ]
 
 

@@ -13,7 +13,9 @@ not explain. The offset enters TRL's loss through its ``margin`` column
 model stay standard; ``w`` is saved in ``personae_reward.json`` and added at scoring time.
 
 Speed on CPU. The embeddings and the lowest ``freeze_layers`` transformer layers stay frozen
-(default 4 of MiniLM's 6), inputs are short (160 tokens) and padded per batch.
+(default 4 of MiniLM's 6), inputs are short (160 tokens) and padded per batch;
+``length_grouped`` batches rows of similar length together, so little of a batch is padding
+(:func:`training_order` lays out the passes, as it does for ``paired_batches``).
 """
 
 from __future__ import annotations
@@ -44,7 +46,7 @@ from personae.distill._reward_model import PersonalizedRewardModel, RewardModelI
 from personae.errors import ConfigError, DataError
 
 __all__ = ["RewardModelConfig", "RewardTraining", "config_values", "fit_length_weight", "freeze_lower_layers",
-           "paired_order", "persona_function", "train_reward_model"]
+           "persona_function", "train_reward_model", "training_order"]
 
 logger = logging.getLogger(__name__)
 
@@ -67,6 +69,9 @@ class RewardModelConfig:
     paired_batches: bool = field(default=False, metadata={
         "help": "with flip_persona: put the two sides of each pair in the same batch (the order shuffled anew each "
                 "epoch), so inside a batch nothing but the persona tells them apart"})
+    length_grouped: bool = field(default=False, metadata={
+        "help": "put rows of similar length in the same batch (sorted within chunks of 50 batches, the batches "
+                "shuffled), so batches pad less and training takes fewer seconds"})
     max_length: int = field(default=160, metadata={"help": "tokens per input, persona and request included"})
     persona_tokens: int = field(default=64, metadata={"help": "token budget of the persona"})
     context_tokens: int = field(default=32, metadata={"help": "token budget of the request"})
@@ -136,35 +141,62 @@ def fit_length_weight(deltas: Sequence[float], *, l2: float = 1e-2, iterations: 
     return weight
 
 
-def paired_order(sides: Sequence[PreferenceRecord], *, passes: int, seed: int) -> list[int]:
-    """Row indices of ``passes`` shuffled passes over ``sides`` that keep each pair's two sides in one batch.
+GROUP_BATCHES = 50  # length-grouped training sorts rows by length within chunks of this many batches
 
-    ``sides`` is :func:`~personae.distill.flip_pairs` output: a pair's rejected side (``metadata["side"]``
-    ``"rejected"``) follows its chosen side. Each pass shuffles the pairs with ``seed`` and the pass
-    number; a pair without a rejected side is put beside another such pair, so every unit is two rows
+
+def training_order(sides: Sequence[PreferenceRecord], *, passes: int, seed: int, batch_size: int,
+                   paired: bool = False, lengths: Sequence[int] | None = None) -> list[int]:
+    """Row indices of ``passes`` shuffled passes over ``sides``, read by the trainer in order, ``batch_size`` rows
+    a step.
+
+    ``paired``: ``sides`` is :func:`~personae.distill.flip_pairs` output (a pair's rejected side,
+    ``metadata["side"]`` ``"rejected"``, follows its chosen side) and each pair's two sides stay in one
+    batch; a pair without a rejected side is put beside another such pair, so every unit is two rows
     and, read in batches of an even size, no unit straddles two batches (an odd one is left over to the
-    next pass, the last to the end).
+    next pass). ``lengths`` (each row's tokens): rows of similar length share a batch, so a batch pads
+    little. Each pass shuffles, sorts by length within chunks of :data:`GROUP_BATCHES` batches, cuts the
+    chunks into batches and shuffles the batches; a pass's last, short batch goes to the end, so every
+    batch of the next pass stays whole. Each pass is seeded by ``seed`` and its number.
     """
     import random
 
+    if lengths is not None and len(lengths) != len(sides):
+        raise ConfigError(f"{len(lengths)} lengths for {len(sides)} training rows")
     groups: list[list[int]] = []
     for index, record in enumerate(sides):
-        if record.metadata.get("side") == "rejected" and groups:  # right after its chosen side
+        if paired and record.metadata.get("side") == "rejected" and groups:  # right after its chosen side
             groups[-1].append(index)
         else:
             groups.append([index])
+    per_batch = max(1, batch_size // 2) if paired else batch_size  # units per batch
     order: list[int] = []
     carried: list[int] = []
+    left_over: list[list[int]] = []
     for number in range(passes):
         rng = random.Random(seed * 1_000_003 + number)
         shuffled = groups[:]
         rng.shuffle(shuffled)
-        singles = carried + [g[0] for g in shuffled if len(g) == 1]
-        units = [g for g in shuffled if len(g) == 2]
-        units += [singles[k:k + 2] for k in range(0, len(singles) - 1, 2)]
-        carried = singles[-1:] if len(singles) % 2 else []
-        rng.shuffle(units)
-        order.extend(i for unit in units for i in unit)
+        if paired:
+            singles = carried + [g[0] for g in shuffled if len(g) == 1]
+            units = [g for g in shuffled if len(g) == 2]
+            units += [singles[k:k + 2] for k in range(0, len(singles) - 1, 2)]
+            carried = singles[-1:] if len(singles) % 2 else []
+            rng.shuffle(units)
+        else:
+            units = shuffled
+        if lengths is None:
+            order.extend(i for unit in units for i in unit)
+            continue
+        batches: list[list[int]] = []
+        chunk = per_batch * GROUP_BATCHES
+        for start in range(0, len(units), chunk):
+            ranked = sorted(units[start:start + chunk], key=lambda u: max(lengths[i] for i in u), reverse=True)
+            batches += [[i for unit in ranked[k:k + per_batch] for i in unit] for k in range(0, len(ranked), per_batch)]
+        if len(batches) > 1 and len(batches[-1]) < len(batches[0]):
+            left_over.append(batches.pop())
+        rng.shuffle(batches)
+        order.extend(i for batch in batches for i in batch)
+    order.extend(i for batch in left_over for i in batch)
     order.extend(carried)
     return order
 
@@ -274,10 +306,13 @@ def train_reward_model(
                 resolver.spec if template.uses_persona else "none", device)
     dataset = datasets.Dataset.from_dict(columns)
     max_steps, sampling = config.max_steps, "random"
-    if config.paired_batches:  # every pass laid out here, so the trainer reads the rows in order for `steps` steps
-        order = paired_order(pairs, passes=max(1, math.ceil(config.epochs)), seed=config.seed)
-        if config.batch_size % 2:
+    if config.paired_batches or config.length_grouped:  # every pass laid out here, read in order for `steps` steps
+        if config.paired_batches and config.batch_size % 2:
             logger.info("batch size %d is odd: some pairs' two sides fall in different batches", config.batch_size)
+        lengths = [max(len(a), len(b)) for a, b in zip(columns["chosen_ids"], columns["rejected_ids"], strict=True)]
+        order = training_order(pairs, passes=max(1, math.ceil(config.epochs)), seed=config.seed,
+                               batch_size=config.batch_size, paired=config.paired_batches,
+                               lengths=lengths if config.length_grouped else None)
         dataset, max_steps, sampling = dataset.select(order), steps, "sequential"
     losses: list[float] = []
     with tempfile.TemporaryDirectory(prefix="personae-reward-") as scratch:
