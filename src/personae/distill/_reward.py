@@ -309,10 +309,10 @@ def train_reward_model(
     if config.paired_batches or config.length_grouped:  # every pass laid out here, read in order for `steps` steps
         if config.paired_batches and config.batch_size % 2:
             logger.info("batch size %d is odd: some pairs' two sides fall in different batches", config.batch_size)
-        lengths = [max(len(a), len(b)) for a, b in zip(columns["chosen_ids"], columns["rejected_ids"], strict=True)]
+        lengths = ([max(len(a), len(b)) for a, b in zip(columns["chosen_ids"], columns["rejected_ids"], strict=True)]
+                   if config.length_grouped else None)
         order = training_order(pairs, passes=max(1, math.ceil(config.epochs)), seed=config.seed,
-                               batch_size=config.batch_size, paired=config.paired_batches,
-                               lengths=lengths if config.length_grouped else None)
+                               batch_size=config.batch_size, paired=config.paired_batches, lengths=lengths)
         dataset, max_steps, sampling = dataset.select(order), steps, "sequential"
     losses: list[float] = []
     with tempfile.TemporaryDirectory(prefix="personae-reward-") as scratch:
