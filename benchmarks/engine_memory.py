@@ -57,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"only {len(records)} pairs in {args.data}", file=sys.stderr)
     engine = LlamaCppEngine(**({} if args.cache_ram_mib is None else {"cache_ram_mib": args.cache_ram_mib}))
     lm = dspy.LM(LOCAL_MODEL_NAME, engine=engine, temperature=0.0, max_tokens=256, cache=False, num_retries=0)
-    judge = DefaultJudge()
+    judge = DefaultJudge(attempts=1)  # memory of one call a record: no retries
     print(f"cache_ram_mib={engine.cache_ram_mib}; {len(records)} calls")
     print(f"{'calls':>6} {'rss MiB':>9} {'peak MiB':>9} {'s':>7}")
     marks: list[tuple[int, float]] = []
@@ -66,8 +66,8 @@ def main(argv: list[str] | None = None) -> int:
     with dspy.context(lm=lm, adapter=default_adapter()):
         for i, r in enumerate(records, 1):
             try:
-                judge(context=clip(r.prompt, args.clip_chars), first_response=clip(r.chosen, args.clip_chars),
-                      second_response=clip(r.rejected, args.clip_chars))
+                judge(prompt=clip(r.prompt, args.clip_chars), response_a=clip(r.chosen, args.clip_chars),
+                      response_b=clip(r.rejected, args.clip_chars))
             except Exception:  # an unparseable answer still ran the model; memory is the point here
                 failed += 1
             if i % args.every == 0 or i == len(records):

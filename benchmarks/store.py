@@ -282,9 +282,9 @@ def _simulated_server(latency: float) -> Any:
     def answer(body: dict[str, Any]) -> tuple[int, str]:
         time.sleep(latency)
         user = body["messages"][-1]["content"]
-        first = user.split("first_response ## ]]\n", 1)[-1].split("\n", 1)[0]
-        second = user.split("second_response ## ]]\n", 1)[-1].split("\n", 1)[0]
-        preferred = "First" if len(first) <= len(second) else "Second"
+        first = user.split("response_a ## ]]\n", 1)[-1].split("\n", 1)[0]
+        second = user.split("response_b ## ]]\n", 1)[-1].split("\n", 1)[0]
+        preferred = "A" if len(first) <= len(second) else "B"
         return 200, json.dumps({"reasoning": "the shorter one", "preferred": preferred})
 
     return stub_server(answer)
@@ -302,9 +302,9 @@ def part_latency(args: argparse.Namespace, root: Path, rm_backend: Any) -> bool:
     print(f"\n## 3. Latency and throughput ({args.requests} requests per row; simulated LM: "
           f"{args.lm_latency * 1000:.0f} ms per request on 127.0.0.1)\n", flush=True)
     users = [f"user{k}" for k in range(20)]
-    demos = [{"context": "How do I boil an egg?", "first_response": "Ten minutes.",
-              "second_response": "Eggs are a versatile food...", "reasoning": "The user wants it short.",
-              "preferred": "First"}]
+    demos = [{"prompt": "How do I boil an egg?", "response_a": "Ten minutes.",
+              "response_b": "Eggs are a versatile food...", "reasoning": "The user wants it short.",
+              "preferred": "A"}]
     judges = [PersonalizedJudge(u, "The user wants short, direct answers without preamble.", demos=demos)
               for u in users]
     context, a, b = "How long should I steep green tea?", "Two to three minutes at 80 C.", \

@@ -87,7 +87,7 @@ def answer(body: dict[str, Any]) -> str:
     values: dict[str, str] = {}
     for name in fields(body):
         if name == "preferred":
-            values[name] = "First" if first else "Second"
+            values[name] = "A" if first else "B"
         elif name == "reasoning":
             values[name] = "The first response answers the question more directly."
         elif "persona" in name:

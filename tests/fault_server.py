@@ -1,7 +1,7 @@
 """A fault-injecting OpenAI-compatible chat server on 127.0.0.1, for tests of the run layer.
 
 By default it answers every chat completion correctly: a JSON object with each output field
-DSPy asked for (``preferred`` -> "First"/"Second", ``persona`` -> a sentence, ``reasoning`` ->
+DSPy asked for (``preferred`` -> "A"/"B", ``persona`` -> a sentence, ``reasoning`` ->
 a short text, anything else -> "x"), with usage figures. A :class:`Faults` plan makes it fail:
 
 * ``rate``: a fraction of requests, chosen from ``seed``, the request's messages and how many
@@ -89,7 +89,7 @@ def answer(body: dict[str, Any], fault: str | None = None, *, echo_input: bool =
         return "I cannot answer that"
     fields = output_fields(body)
     digest = hashlib.sha256(json.dumps(body.get("messages"), sort_keys=True).encode()).digest()
-    values = {**_VALUES, "preferred": "Neither" if fault == "bad_literal" else ("First", "Second")[digest[0] % 2],
+    values = {**_VALUES, "preferred": "Neither" if fault == "bad_literal" else ("A", "B")[digest[0] % 2],
               "persona": f"The user likes answers of tone {digest[1] % 13} and length {digest[2] % 11}."}
     if echo_input:
         last = next((str(m.get("content", "")) for m in reversed(body.get("messages", [])) if m.get("role") == "user"),

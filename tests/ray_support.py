@@ -30,7 +30,7 @@ def answer(body: dict[str, Any], delay_s: float = 0.0) -> tuple[int, str]:
         time.sleep(delay_s)
     text = json.dumps(body.get("messages"), sort_keys=True)
     digest = hashlib.sha256(text.encode()).hexdigest()
-    values = {"reasoning": f"reason {digest[:6]}", "preferred": "First" if int(digest[0], 16) % 2 else "Second",
+    values = {"reasoning": f"reason {digest[:6]}", "preferred": "A" if int(digest[0], 16) % 2 else "B",
               "persona": f"The user {digest[:8]} wants short, direct answers."}
     return 200, json.dumps({name: values.get(name, f"x{digest[:4]}") for name in output_fields(body)})
 

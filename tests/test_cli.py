@@ -10,7 +10,7 @@ from personae.cli.main import main
 
 def _answer(body):
     fields = output_fields(body)
-    values = {"reasoning": "it fits", "preferred": "First", "persona": "The user wants short answers."}
+    values = {"reasoning": "it fits", "preferred": "A", "persona": "The user wants short answers."}
     return 200, json.dumps({name: values.get(name, "x") for name in fields})
 
 
@@ -118,6 +118,23 @@ def test_fit_writes_one_judge_per_user_and_resumes(tmp_path, capsys) -> None:
     assert judge.persona == "The user wants short answers." and judge.cost["lm_calls"] > 0
     printed = capsys.readouterr().out
     assert "2 fitted, 0 already done" in printed and "0 fitted, 2 already done" in printed
+
+
+def test_fit_fits_a_user_whose_pairs_sit_on_too_few_prompts_and_says_so(tmp_path, capsys) -> None:
+    from personae.optimizers import PersonalizedJudge, judge_path
+
+    data = tmp_path / "few.jsonl"
+    rows = [{"user_id": "few", "prompt": f"prompt {i % 2}", "chosen": f"short {i}", "rejected": f"long answer {i}"}
+            for i in range(4)]
+    data.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    with stub_server(_answer) as stub:
+        code = main(["fit", str(data), "--out", str(tmp_path / "judges"), *_remote(stub)])
+    assert code == 0
+    judge = PersonalizedJudge.load(judge_path(tmp_path / "judges", "few"))
+    assert judge.val_accuracy is None and judge.n_val == 0 and "no validation side" in judge.note
+    printed = capsys.readouterr()
+    assert "1 fitted (1 without a validation side: too few prompts), 0 already done, 0 failed" in printed.out
+    assert "few: fitted val n/a (no validation side)" in printed.err
 
 
 def test_fit_resumes_only_judges_fitted_alike_and_takes_preset_settings(tmp_path, capsys) -> None:

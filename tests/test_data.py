@@ -660,6 +660,8 @@ def test_public_names() -> None:
             "UserHistory",
             "UserSplit",
             "append_jsonl",
+            "as_record",
+            "as_records",
             "load_preferences",
             "read_jsonl_rows",
             "select_users",
@@ -682,3 +684,21 @@ def test_write_text_atomic_replaces_whole_files_and_leaves_no_temporaries(tmp_pa
     write_text_atomic(target, "second")
     assert target.read_text(encoding="utf-8") == "second"
     assert [p.name for p in target.parent.iterdir()] == ["f.json"]
+
+
+def test_a_file_that_opens_with_a_byte_order_mark_is_read(tmp_path: Path) -> None:
+    row = {"prompt": "q", "chosen": "a", "rejected": "b"}
+    (tmp_path / "bom.jsonl").write_bytes(b"\xef\xbb\xbf" + (json.dumps(row) + "\n").encode() * 2)
+    (tmp_path / "bom.json").write_bytes(b"\xef\xbb\xbf" + json.dumps([row]).encode())
+    assert [r.prompt for r in load_preferences(tmp_path / "bom.jsonl")] == ["q", "q"]
+    assert [r.chosen for r in load_preferences(tmp_path / "bom.json")] == ["a"]
+
+
+def test_an_unknown_split_name_is_refused_naming_record_and_field(tmp_path: Path) -> None:
+    rows = [{"prompt": "q", "chosen": "a", "rejected": "b", "split": "validation"},
+            {"prompt": "q", "chosen": "a", "rejected": "b", "split": "holdout"}]
+    path = tmp_path / "splits.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    with pytest.raises(DataError, match="unknown split 'holdout'") as info:
+        load_preferences(path)
+    assert info.value.record == 2 and info.value.field == "split"

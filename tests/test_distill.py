@@ -212,7 +212,7 @@ def test_persona_benchmark_models_take_every_reward_model_option(monkeypatch: py
 # -- personas, inputs, the length prior, the protocol (no training) --------------------------
 def test_persona_sources(tmp_path: Path) -> None:
     from personae.distill import PersonaResolver
-    from personae.optimizers._artifact import PersonalizedJudge, judge_path
+    from personae.programs import PersonalizedJudge, judge_path
 
     PersonalizedJudge(user_id="brief", persona="Wants it short.").save(judge_path(tmp_path, "brief"))
     brief = _pair(1, "brief", BRIEF, persona="from the column")
@@ -611,7 +611,7 @@ def test_tailored_generator_sft_then_dpo(tiny_llama: Path, tmp_path: Path) -> No
                             for k in range(2)), encoding="utf-8")
     config = TailoringEvalConfig(data=str(data), a=f"model:{tmp_path / 'gen'}", b="column:chosen", max_new_tokens=6,
                                  device="cpu", out=str(tmp_path / "ev"))
-    log = main(config, ScriptedLM(lambda call: {"reasoning": "r", "preferred": "First"}))
+    log = main(config, ScriptedLM(lambda call: {"reasoning": "r", "preferred": "A"}))
     assert log.results.criterion("quality").ties == 2 and log.results.delta_pq == 0.0  # position bias only: all ties
     generated = [json.loads(line) for line in (tmp_path / "ev" / "generations_a.jsonl").read_text().splitlines()]
     assert [g["persona"] for g in generated] == [BRIEF, BRIEF] and all(g["response"] for g in generated)
@@ -636,12 +636,12 @@ def test_tailoring_examples_take_both_sides() -> None:
 
 # -- comparing generators ------------------------------------------------------------------
 def _judge(call: Any) -> Any:
-    first = call.field("first_response") or ""
+    first = call.field("response_a") or ""
     if call.field("persona") is not None:  # personalization: the tailored response always wins
-        return {"reasoning": "fits the persona", "preferred": "First" if "tailored" in first else "Second"}
+        return {"reasoning": "fits the persona", "preferred": "A" if "tailored" in first else "B"}
     if "broken" in (call.field("prompt") or ""):
         return "not json"
-    return {"reasoning": "position bias", "preferred": "First"}  # quality: the orders disagree, a tie
+    return {"reasoning": "position bias", "preferred": "A"}  # quality: the orders disagree, a tie
 
 
 def test_win_rates_ties_and_delta_pq() -> None:

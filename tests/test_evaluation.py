@@ -24,8 +24,8 @@ from personae.evaluation import (
     write_run_log,
 )
 from personae.lm import ScriptedLM
-from personae.optimizers._artifact import PersonalizedJudge
-from personae.optimizers._artifact import judge_path as fitted_judge_path
+from personae.programs import PersonalizedJudge
+from personae.programs import judge_path as fitted_judge_path
 
 
 @pytest.fixture(autouse=True)
@@ -47,13 +47,13 @@ def _user(name: str, n: int, *, profile: str | None = None, pairs_per_prompt: in
 
 
 def _always_first(call) -> dict[str, str]:
-    return {"reasoning": f"about: {call.field('context')}", "preferred": "First"}
+    return {"reasoning": f"about: {call.field('prompt')}", "preferred": "A"}
 
 
 def _knows_best(call) -> dict[str, str]:
     """Picks the chosen response, whichever side it is on."""
-    first = call.field("first_response") or ""
-    return {"reasoning": "r", "preferred": "First" if "good" in first else "Second"}
+    first = call.field("response_a") or ""
+    return {"reasoning": "r", "preferred": "A" if "good" in first else "B"}
 
 
 def _users() -> dict[str, UserHistory]:
@@ -92,12 +92,12 @@ def test_a_judge_that_knows_the_answer_agrees_with_itself() -> None:
 
 def test_unparseable_answers_and_lm_failures_are_unscored_and_wrong() -> None:
     def answer(call):
-        context = call.field("context") or ""
+        context = call.field("prompt") or ""
         if context == "ana question 7":
             return "no json here"
         if context == "ana question 8":
             return RuntimeError("server down")
-        return {"reasoning": "r", "preferred": "First"}
+        return {"reasoning": "r", "preferred": "A"}
 
     run = evaluate_methods({"ana": _user("ana", 10)}, ["default"], lm=ScriptedLM(answer), max_attempts=2)
     s = run.summary["default"]
@@ -223,13 +223,13 @@ def test_run_log_round_trips_through_json_with_prompts_and_outputs(tmp_path) -> 
     log = EvaluationLog.model_validate_json(path.read_text())
     assert log == run.log and read_run_log(path) == run.log
     raw = json.loads(path.read_text())
-    assert raw["version"] == 2 and raw["status"] == "success" and raw["command"] == "evaluate"
+    assert raw["version"] == 3 and raw["status"] == "success" and raw["command"] == "evaluate"
     assert raw["config"]["data_source"] == "mem.jsonl" and raw["config"]["seed"] == 3
     assert raw["config"]["model"] == "scripted/fake" and raw["versions"]["dspy"]
     assert len(log.judgments) == 24
     scored = [j for j in log.judgments if j.scored]
     assert all(j.prompt and j.prompt[0]["role"] == "system" and j.raw_output for j in scored)
-    assert json.loads(scored[0].raw_output)["preferred"] == "First"
+    assert json.loads(scored[0].raw_output)["preferred"] == "A"
     assert log.cost.lm_calls == 18 and log.results.method("profile").cost.lm_calls == 6
 
 
@@ -290,7 +290,7 @@ def test_evaluate_command_writes_run_log_and_report_and_resumes(tmp_path, capsys
     personas.write_text(json.dumps({"user_id": "ben", "persona": "likes brevity"}) + "\n")
 
     def answer(body):
-        values = {"reasoning": "ok", "preferred": "First"}
+        values = {"reasoning": "ok", "preferred": "A"}
         return 200, json.dumps({name: values.get(name, "x") for name in output_fields(body)})
 
     out = tmp_path / "eval"

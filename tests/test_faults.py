@@ -44,7 +44,7 @@ def _warm_litellm() -> None:
     """One correct call first, so that the time limits below do not count LiteLLM's first import."""
     with fault_server() as server, dspy.context(adapter=default_adapter()):
         with dspy.context(lm=_lm(server.api_base, "litellm")):
-            judge_pair(DefaultJudge(), record(0), chosen_first=True)
+            judge_pair(DefaultJudge(attempts=1), record(0), chosen_first=True)
 
 
 def _judge_once(faults: Faults, *, max_attempts: int = 1, engine: str = "auto"):
@@ -52,7 +52,7 @@ def _judge_once(faults: Faults, *, max_attempts: int = 1, engine: str = "auto"):
         lm = _lm(server.api_base, engine)
         with dspy.context(adapter=default_adapter()):
             outcome = RetryPolicy(max_attempts=max_attempts).attempt(
-                lambda: judge_pair(DefaultJudge(), record(1), chosen_first=True), lm=lm)
+                lambda: judge_pair(DefaultJudge(attempts=1), record(1), chosen_first=True), lm=lm)
     return outcome, server
 
 
@@ -78,7 +78,7 @@ def test_each_fault_is_classified(fault: str, expected: str, engine: str) -> Non
 
 def test_a_correct_answer_is_a_verdict() -> None:
     outcome, server = _judge_once(Faults())
-    assert outcome.ok and outcome.value is not None and outcome.value.preferred in ("First", "Second")
+    assert outcome.ok and outcome.value is not None and outcome.value.preferred in ("A", "B")
     assert outcome.attempts == 1 and len(server.served) == 1 and not server.fault_counts()
     assert server.served[0].body["messages"]
 

@@ -16,7 +16,7 @@ from personae.programs import PersonaInference
 
 def _answer(body):
     fields = output_fields(body)
-    values = {"reasoning": "it is clearer", "preferred": "First", "persona": "The user values clarity."}
+    values = {"reasoning": "it is clearer", "preferred": "A", "persona": "The user values clarity."}
     return 200, json.dumps({name: values.get(name, "x") for name in fields})
 
 
@@ -25,7 +25,7 @@ def test_programs_run_through_litellm_and_count_usage() -> None:
         lm = get_lm("openai/stub-model", api_base=stub.api_base, api_key="secret-key", cache=False)
         meter = CostMeter()
         with meter.track(), dspy.context(lm=lm, adapter=dspy.JSONAdapter()):
-            pred = PersonaInference()(context="How do I boil an egg?", chosen="Nine minutes.", rejected="Eggs.")
+            pred = PersonaInference()(prompt="How do I boil an egg?", chosen="Nine minutes.", rejected="Eggs.")
     assert pred.chosen_persona == "The user values clarity."
     assert pred.rejected_persona == "The user values clarity."
     assert len(stub.requests) == 2
@@ -110,17 +110,17 @@ def test_string_cap_goes_into_the_schema() -> None:
     from personae.signatures import PairwiseJudge
 
     def judge_answer(body):
-        return 200, json.dumps({"reasoning": "shorter is kinder", "preferred": "Second"})
+        return 200, json.dumps({"reasoning": "shorter is kinder", "preferred": "B"})
 
     with stub_server(judge_answer) as stub:
         capped = get_lm("openai/typed-model", api_base=stub.api_base, cache=False, structured_output=True,
                         max_string_chars=300)
         with dspy.context(lm=capped, adapter=default_adapter()):
-            pred = dspy.ChainOfThought(PairwiseJudge)(context="c", first_response="a", second_response="b")
+            pred = dspy.ChainOfThought(PairwiseJudge)(prompt="c", response_a="a", response_b="b")
         uncapped = get_lm("openai/typed-model", api_base=stub.api_base, cache=False, structured_output=True)
         with dspy.context(lm=uncapped, adapter=default_adapter()):
-            dspy.ChainOfThought(PairwiseJudge)(context="c", first_response="a", second_response="b")
-    assert pred.preferred == "Second"
+            dspy.ChainOfThought(PairwiseJudge)(prompt="c", response_a="a", response_b="b")
+    assert pred.preferred == "B"
     capped_props, plain_props = (r["response_format"]["json_schema"]["schema"]["properties"] for r in stub.requests)
     assert capped_props["reasoning"]["maxLength"] == 300
     assert "maxLength" not in capped_props["preferred"]  # a choice, not free text
@@ -162,7 +162,7 @@ def test_the_adapter_builds_a_signatures_system_message_and_schema_once(monkeypa
     monkeypatch.setattr(json_adapter, "_get_structured_outputs_response_format", count_schema)
 
     def judge_answer(body):
-        return 200, json.dumps({"reasoning": "shorter is kinder", "preferred": "Second"})
+        return 200, json.dumps({"reasoning": "shorter is kinder", "preferred": "B"})
 
     adapter = default_adapter()
     with stub_server(judge_answer) as stub:
@@ -171,8 +171,8 @@ def test_the_adapter_builds_a_signatures_system_message_and_schema_once(monkeypa
                         max_string_chars=120)
         for lm in (plain, plain, plain, capped, capped):
             with dspy.context(lm=lm, adapter=adapter):
-                pred = dspy.ChainOfThought(PairwiseJudge)(context="c", first_response="a", second_response="b")
-            assert pred.preferred == "Second"
+                pred = dspy.ChainOfThought(PairwiseJudge)(prompt="c", response_a="a", response_b="b")
+            assert pred.preferred == "B"
     assert built == {"system": 1, "schema": 2}  # the cap is a second schema, the system message is shared
     systems = {r["messages"][0]["content"] for r in stub.requests}
     schemas = [r["response_format"]["json_schema"]["schema"]["properties"]["reasoning"] for r in stub.requests]

@@ -12,11 +12,11 @@ from personae.signatures import PairwiseJudge
 
 
 def test_scripted_lm_answers_parse_and_are_metered() -> None:
-    lm = ScriptedLM(lambda call: {"reasoning": f"saw {call.field('first_response')}", "preferred": "Second"})
+    lm = ScriptedLM(lambda call: {"reasoning": f"saw {call.field('response_a')}", "preferred": "B"})
     meter = CostMeter()
     with meter.track(), dspy.context(lm=lm, adapter=dspy.JSONAdapter()):
-        pred = dspy.ChainOfThought(PairwiseJudge)(context="q", first_response="alpha", second_response="beta")
-    assert pred.preferred == "Second"
+        pred = dspy.ChainOfThought(PairwiseJudge)(prompt="q", response_a="alpha", response_b="beta")
+    assert pred.preferred == "B"
     assert pred.reasoning == "saw alpha"
     cost = meter.cost
     assert cost.lm_calls == 1
@@ -146,7 +146,7 @@ def test_local_engine_turns_the_output_schema_into_a_capped_grammar() -> None:
     from dspy.lm15 import Config, Message, Request
 
     schema = {"type": "object", "properties": {"reasoning": {"type": "string"},
-                                                "preferred": {"type": "string", "enum": ["First", "Second"]}}}
+                                                "preferred": {"type": "string", "enum": ["A", "B"]}}}
     request = Request(model="local", messages=(Message.user("hi"),), system="sys",
                       config=Config(max_tokens=7, temperature=0.0,
                                     response_format={"type": "json_schema", "schema": schema}))

@@ -27,9 +27,9 @@ def test_embedded_model_judges_and_infers(local_lm) -> None:
         judgment = judge_pair(DefaultJudge(), record(1, prompt="How long to boil an egg?",
                                                       chosen="About nine minutes.", rejected="Eggs are food."),
                               chosen_first=True)
-        personas = PersonaInference()(context="How long to boil an egg?", chosen="About nine minutes.",
+        personas = PersonaInference()(prompt="How long to boil an egg?", chosen="About nine minutes.",
                                       rejected="Eggs are food.")
-    assert judgment.preferred in ("First", "Second")  # the grammar makes the Literal parse
+    assert judgment.preferred in ("A", "B")  # the grammar makes the Literal parse
     assert isinstance(personas.chosen_persona, str) and personas.chosen_persona.strip()
     assert isinstance(personas.rejected_persona, str) and personas.rejected_persona.strip()
     cost = meter.cost
@@ -57,3 +57,25 @@ def test_embedded_model_over_http(client: str) -> None:
         engine.close()
     assert isinstance(pred.answer, str)
     assert meter.cost.lm_calls == 1 and meter.cost.prompt_tokens > 0
+
+
+def test_one_persona_judge_call_under_plain_configure() -> None:
+    """``dspy.configure(lm=get_lm())`` alone: DSPy's default adapter, one LM call, a parsed verdict."""
+    from personae.programs import PersonaJudge
+
+    try:
+        find_local_model()
+    except Exception as exc:  # pragma: no cover - depends on the install
+        pytest.skip(f"embedded model not installed: {exc}")
+    lm = get_lm(cache=False)  # the default LM, uncached so every call reaches the model
+    dspy.configure(lm=lm)
+    try:
+        meter = CostMeter()
+        with meter.track():
+            verdict = PersonaJudge("The user loves pirate talk.")(
+                prompt="Say hello to me.", response_a="Ahoy, matey! Welcome aboard!", response_b="Hello.")
+    finally:
+        dspy.configure(lm=None)
+    assert dspy.settings.adapter is None  # nothing chose an adapter for the caller
+    assert verdict.preferred in ("A", "B") and verdict.reasoning.strip()
+    assert meter.cost.lm_calls == 1 and len(lm.history) == 1

@@ -248,6 +248,8 @@ CASES = [
          skips=((2, "id"),), good=1),
     Case("jsonl-split-list", "split_list.jsonl", jsonl(good(split=["train"]), good(split="test")), 1, "split",
          skips=((1, "split"),), good=1),
+    Case("jsonl-split-unknown", "split_unknown.jsonl", jsonl(good(split="train"), good(split="holdout")), 2,
+         "split", skips=((2, "split"),), good=1),
     Case("jsonl-columns-map-to-missing-column", "mapped.jsonl",
          jsonl({"question": "q", "good": "a", "bad": "b"}, {"question": "q2", "good": "a", "bad": "b"}),
          1, "answer", args=("--columns", "prompt=question,chosen=answer,rejected=bad")),

@@ -11,13 +11,15 @@ from openai_stub import output_fields, stub_server
 from personae.data import read_persona_demos
 from personae.errors import ConfigError, DataError
 from personae.evaluation import (
+    PersonaAccuracy,
     evaluate_persona_accuracy,
+    persona_inference_examples,
     read_persona_accuracy_log,
     write_persona_accuracy_report,
     write_run_log,
 )
 from personae.lm import CostMeter, ScriptedLM
-from personae.optimizers import load_persona_inference, optimize_persona_inference, persona_accuracy_metric
+from personae.optimizers import load_persona_inference, optimize_persona_inference
 from personae.pipelines import infer_personas, progress_path
 from personae.programs import PersonaInference
 
@@ -58,17 +60,17 @@ def _records(n: int) -> list:
 
 def _picks_chosen(call) -> dict[str, str]:
     """A judge that always picks the chosen ("good") response, whatever the persona."""
-    first = call.field("first_response") or ""
-    return {"reasoning": "r", "preferred": "First" if "good" in first else "Second"}
+    first = call.field("response_a") or ""
+    return {"reasoning": "r", "preferred": "A" if "good" in first else "B"}
 
 
 def _follows_persona(call) -> dict[str, str]:
     """A judge that picks the response the persona names ("likes <text>"); First otherwise."""
-    persona, first = call.field("persona") or "", call.field("first_response") or ""
-    second = call.field("second_response") or ""
+    persona, first = call.field("persona") or "", call.field("response_a") or ""
+    second = call.field("response_b") or ""
     if persona.startswith("likes ") and persona[6:] in (first, second):
-        return {"reasoning": "r", "preferred": "First" if persona[6:] == first else "Second"}
-    return {"reasoning": "r", "preferred": "First"}
+        return {"reasoning": "r", "preferred": "A" if persona[6:] == first else "B"}
+    return {"reasoning": "r", "preferred": "A"}
 
 
 # -- persona accuracy -----------------------------------------------------------------------------------
@@ -92,13 +94,13 @@ def test_both_orders_and_side_bookkeeping_with_a_judge_that_always_picks_chosen(
 
     path = write_run_log(run, tmp_path / "run.json")
     log = read_persona_accuracy_log(path)
-    assert log.version == 2 and log.status == "success" and log == run.log and log.versions["dspy"]
+    assert log.version == 3 and log.status == "success" and log == run.log and log.versions["dspy"]
     report = write_persona_accuracy_report(run, tmp_path).read_text()
     assert "100.0% (100.0%-100.0%)" in report and "rejected-side" in report
 
 
 def test_an_always_first_judge_scores_half_and_never_agrees_across_orders() -> None:
-    run = evaluate_persona_accuracy(_records(6), lm=ScriptedLM(lambda call: {"reasoning": "r", "preferred": "First"}),
+    run = evaluate_persona_accuracy(_records(6), lm=ScriptedLM(lambda call: {"reasoning": "r", "preferred": "A"}),
                                     chosen_column="chosen_persona_gold", rejected_column="rejected_persona_gold")
     assert run.accuracy("chosen") == 0.5 and run.accuracy("rejected") == 0.5
     assert run.order_agreement == 0.0
@@ -115,11 +117,11 @@ def test_one_records_two_personas_are_judged_back_to_back_and_share_the_prompt_u
     for start in range(0, 12, 2):  # chosen-side, then rejected-side persona, same record and order
         a, b = calls[start], calls[start + 1]
         assert a.field("persona").startswith("likes good") and b.field("persona").startswith("likes bad")
-        assert a.field("first_response") == b.field("first_response")
+        assert a.field("response_a") == b.field("response_a")
         persona_at = a.user.index(a.field("persona"))
-        assert a.user.index(a.field("second_response")) < persona_at
+        assert a.user.index(a.field("response_b")) < persona_at
         assert a.system == b.system and b.user[:persona_at] == a.user[:persona_at]
-    firsts = [c.field("first_response") for c in calls[::2]]
+    firsts = [c.field("response_a") for c in calls[::2]]
     assert firsts == ["good answer 0", "bad answer 0", "good answer 1", "bad answer 1", "good answer 2", "bad answer 2"]
 
 
@@ -128,7 +130,7 @@ def test_unscored_judgments_count_wrong_and_are_listed_with_reasons(tmp_path) ->
     del records[3].metadata["rejected_persona_gold"]
 
     def answer(call):
-        if "question 1" in call.user and call.field("first_response") == "good answer 1":
+        if "question 1" in call.user and call.field("response_a") == "good answer 1":
             return "not json"
         if "question 2" in call.user:
             return RuntimeError("server down")
@@ -150,11 +152,11 @@ def test_unscored_judgments_count_wrong_and_are_listed_with_reasons(tmp_path) ->
 
 
 def test_personas_are_inferred_and_the_judge_model_can_differ() -> None:
-    infer_lm = ScriptedLM(lambda call: {"persona": "likes " + (call.field("preferred_response") or "")},
+    infer_lm = ScriptedLM(lambda call: {"persona": "likes " + (call.field("chosen") or "")},
                           model="scripted/inferrer")
     judge_lm = ScriptedLM(_follows_persona, model="scripted/judge")
     run = evaluate_persona_accuracy(_records(3), lm=judge_lm, infer_lm=infer_lm)
-    assert len(infer_lm.calls) == 6 and all(c.field("preferred_response") for c in infer_lm.calls)
+    assert len(infer_lm.calls) == 6 and all(c.field("chosen") for c in infer_lm.calls)
     assert len(judge_lm.calls) == 12 and all(c.field("persona") for c in judge_lm.calls)
     assert run.accuracy("chosen") == 1.0 and run.accuracy("rejected") == 1.0
     assert run.personas[1].rejected_persona == "likes bad answer 1" and run.personas[1].rejected_source == "inferred"
@@ -166,7 +168,7 @@ def test_personas_are_inferred_and_the_judge_model_can_differ() -> None:
     infer_lm = ScriptedLM(lambda call: "garbage" if "question 0" in call.user else {"persona": "likes bad answer 1"})
     run = evaluate_persona_accuracy(_records(2), lm=judge_lm, infer_lm=infer_lm, chosen_column="chosen_persona_gold",
                                     max_attempts=1)
-    assert all("bad answer" in c.field("preferred_response") for c in infer_lm.calls)
+    assert all("bad answer" in c.field("chosen") for c in infer_lm.calls)
     assert run.accuracy("chosen") == 1.0 and run.accuracy("rejected") == 0.5
     assert "inference failed" in run.unscored[0].error
 
@@ -176,7 +178,7 @@ def test_personas_are_inferred_and_the_judge_model_can_differ() -> None:
 
 def _stub_answer(body):
     fields = output_fields(body)
-    values = {"reasoning": "it fits", "preferred": "First", "persona": "The user wants short answers."}
+    values = {"reasoning": "it fits", "preferred": "A", "persona": "The user wants short answers."}
     return 200, json.dumps({name: values.get(name, "x") for name in fields})
 
 
@@ -270,8 +272,9 @@ def test_demos_file_reaches_the_prompt(cli, tmp_path, capsys) -> None:
         + json.dumps({"context": "OKAPI ctx", "preferred_response": "p", "other_response": "o",
                       "persona": "The user OKAPI."}) + "\n")
     read = read_persona_demos(demos)
-    assert read[0] == {"context": "ZEBRA question", "preferred_response": "calm", "other_response": "loud",
+    assert read[0] == {"prompt": "ZEBRA question", "chosen": "calm", "rejected": "loud",
                        "persona": "The user ZEBRA-PERSONA."}
+    assert read[1] == {"prompt": "OKAPI ctx", "chosen": "p", "rejected": "o", "persona": "The user OKAPI."}
     data = tmp_path / "pairs.jsonl"
     data.write_text(json.dumps({"prompt": "q", "chosen": "a", "rejected": "b"}) + "\n")
     with stub_server(_stub_answer) as stub:
@@ -295,12 +298,12 @@ def test_datasets_folder_output_resumes_with_every_record_once(tmp_path) -> None
     def interrupted(call):
         if "question 3" in call.user:
             raise KeyboardInterrupt
-        return {"persona": "who likes " + (call.field("preferred_response") or "")}
+        return {"persona": "who likes " + (call.field("chosen") or "")}
 
     with pytest.raises(KeyboardInterrupt):
         infer_personas(records, out, lm=ScriptedLM(interrupted))
     assert not out.exists() and len(progress_path(out).read_text().splitlines()) == 1 + 3  # header, 3 records
-    lm = ScriptedLM(lambda call: {"persona": "who likes " + (call.field("preferred_response") or "")})
+    lm = ScriptedLM(lambda call: {"persona": "who likes " + (call.field("chosen") or "")})
     report = infer_personas(records, out, lm=lm)
     assert report.resumed == 3 and report.inferred == 3 and len(lm.calls) == 6
     rows = datasets.load_from_disk(str(out)).to_list()
@@ -315,7 +318,7 @@ def test_a_later_run_over_more_records_builds_on_the_ledger(tmp_path) -> None:
     out = tmp_path / "personas.jsonl"
 
     def likes(call):
-        preferred = call.field("preferred_response") or ""
+        preferred = call.field("chosen") or ""
         if preferred == "good answer 1" and call.config.temperature in (None, 0.0):  # fails until sampled afresh
             raise ValueError("unparseable")
         return {"persona": "who likes " + preferred}
@@ -327,10 +330,10 @@ def test_a_later_run_over_more_records_builds_on_the_ledger(tmp_path) -> None:
     bigger[2] = record(2, chosen="a changed answer")  # same id, other text: inferred again
     report = infer_personas(bigger, out, lm=lm, max_attempts=1)
     assert (report.resumed, report.inferred, report.failed) == (1, 4, 0)
-    asked = [c.field("preferred_response") for c in lm.calls[5:]]
+    asked = [c.field("chosen") for c in lm.calls[5:]]
     assert sorted(asked) == sorted(["good answer 1", "bad answer 1", "a changed answer", "bad answer 2",
                                     "good answer 3", "bad answer 3", "good answer 4", "bad answer 4"])
-    retry = [c for c in lm.calls[5:] if c.field("preferred_response") == "good answer 1"]
+    retry = [c for c in lm.calls[5:] if c.field("chosen") == "good answer 1"]
     assert retry[0].config.temperature == 1.0  # the failed record is sampled afresh, not replayed
     rows = [json.loads(line) for line in out.read_text().splitlines()]
     assert [r["record_id"] for r in rows] == [f"r{i}" for i in range(5)]
@@ -355,21 +358,19 @@ def test_a_later_run_over_more_records_builds_on_the_ledger(tmp_path) -> None:
 
 def test_optimizer_beats_the_default_and_round_trips(cli, tmp_path, capsys) -> None:
     def infer(call):
-        better = "easy" in (call.field("context") or "") or "LIKES:" in call.text  # a compiled demo teaches it
-        preferred = call.field("preferred_response") or ""
+        better = "easy" in (call.field("prompt") or "") or "LIKES:" in call.text  # a compiled demo teaches it
+        preferred = call.field("chosen") or ""
         return {"persona": f"LIKES: {preferred}" if better else "The user is kind."}
 
     def judge(call):
-        persona, first = call.field("persona") or "", call.field("first_response") or ""
+        persona, first = call.field("persona") or "", call.field("response_a") or ""
         if persona.startswith("LIKES: "):
-            return {"reasoning": "r", "preferred": "First" if persona[7:] == first else "Second"}
-        return {"reasoning": "r", "preferred": "First"}
+            return {"reasoning": "r", "preferred": "A" if persona[7:] == first else "B"}
+        return {"reasoning": "r", "preferred": "A"}
 
     records = [record(i, prompt=f"{'easy ' if i % 2 == 0 else ''}question {i}") for i in range(8)]
     infer_lm, judge_lm = ScriptedLM(infer), ScriptedLM(judge)
-    metric = persona_accuracy_metric(judge_lm)
-    from personae.optimizers import persona_inference_examples
-
+    metric = PersonaAccuracy(judge_lm)
     val = persona_inference_examples(records[4:])
     with dspy.context(lm=infer_lm):
         before = sum(metric(e, PersonaInference()(**e.inputs())) for e in val) / len(val)
@@ -414,7 +415,7 @@ def test_mipro_rewrites_the_instructions_for_persona_accuracy() -> None:
         fields = re.findall(r"`(\w+)`", section)
         if fields == ["persona"]:  # persona inference: good personas once the instructions say BREVITY
             good = "BREVITY" in call.system
-            return {"persona": f"likes {call.field('preferred_response')}" if good else "The user is kind."}
+            return {"persona": f"likes {call.field('chosen')}" if good else "The user is kind."}
         return {f: ("Infer the persona. Focus on BREVITY." if "instruction" in f else "x") for f in fields}
 
     program = optimize_persona_inference([record(i) for i in range(6)], lm=ScriptedLM(infer),

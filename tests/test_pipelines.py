@@ -22,7 +22,7 @@ def _persona_lm(fail_on: str | None = None) -> ScriptedLM:
     def answer(call):
         if fail_on and fail_on in call.user:
             return "unparseable"
-        return {"persona": "who likes " + (call.field("preferred_response") or "")}
+        return {"persona": "who likes " + (call.field("chosen") or "")}
 
     return ScriptedLM(answer)
 
@@ -62,7 +62,7 @@ def test_infer_personas_resumes_without_redoing_finished_records(tmp_path) -> No
                   "rejected_persona": None, "error": "Timeout", "attempts": 3})
     progress.write_text("".join(json.dumps(x) + "\n" for x in lines) + '{"record_id": "r3", "chos')
     report = infer_personas(records, out, lm=lm)
-    asked = {call.field("preferred_response") for call in lm.calls}
+    asked = {call.field("chosen") for call in lm.calls}
     assert asked == {f"{kind} answer {i}" for i in (2, 3, 4, 5) for kind in ("good", "bad")}
     assert report.resumed == 2 and report.inferred == 4
     import pyarrow.parquet as pq
@@ -86,7 +86,7 @@ def test_judge_records_counts_failures_as_unscored_and_wrong() -> None:
     def answer(call):
         if "question 2" in call.user:
             return "garbage"
-        return {"reasoning": "r", "preferred": "First"}
+        return {"reasoning": "r", "preferred": "A"}
 
     records = [record(i) for i in range(4)]
     report = judge_records(records, lambda r: DefaultJudge(), lm=ScriptedLM(answer), max_attempts=2)
@@ -112,12 +112,12 @@ def test_run_demo_on_a_scripted_model() -> None:
     def answer(call):
         if call.field("preference_history") is not None:
             return {"reasoning": "r", "persona": "The user wants short answers."}
-        if call.field("preferred_response") is not None:
+        if call.field("chosen") is not None:
             return {"persona": "p"}
         persona = call.field("persona")
-        first, second = call.field("first_response"), call.field("second_response")
-        shorter = "First" if len(first) <= len(second) else "Second"
-        return {"reasoning": "r", "preferred": shorter if persona else "First"}
+        first, second = call.field("response_a"), call.field("response_b")
+        shorter = "A" if len(first) <= len(second) else "B"
+        return {"reasoning": "r", "preferred": shorter if persona else "A"}
 
     results = run_demo(lm=ScriptedLM(answer), users=1)
     user = results[0]
@@ -134,14 +134,14 @@ def test_run_demo_samples_again_when_inference_echoes_an_example() -> None:
     seen: set[str] = set()
 
     def answer(call):
-        if call.field("preferred_response") is not None:  # the worked example first, then its own words
-            key = str(call.field("context"))  # echo on the record's first call only
+        if call.field("chosen") is not None:  # the worked example first, then its own words
+            key = str(call.field("prompt"))  # echo on the record's first call only
             echo = key not in seen
             seen.add(key)
             return {"persona": PERSONA_INFERENCE_DEMOS[0]["persona"] if echo else "The user likes lists."}
         if call.field("preference_history") is not None:
             return {"reasoning": "r", "persona": "The user wants short answers."}
-        return {"reasoning": "r", "preferred": "First"}
+        return {"reasoning": "r", "preferred": "A"}
 
     user = run_demo(lm=ScriptedLM(answer), users=1)[0]
     assert user.inferred and all(e.get("chosen_persona") == "The user likes lists." for e in user.inferred)

@@ -26,10 +26,10 @@ def _json_adapter():
 
 
 def test_persona_inference_returns_both_sides_from_swapped_calls() -> None:
-    lm = ScriptedLM(lambda call: {"persona": f"likes {call.field('preferred_response')}, "
-                                             f"not {call.field('other_response')}"})
+    lm = ScriptedLM(lambda call: {"persona": f"likes {call.field('chosen')}, "
+                                             f"not {call.field('rejected')}"})
     with dspy.context(lm=lm):
-        pred = PersonaInference()(context="q", chosen="short", rejected="long")
+        pred = PersonaInference()(prompt="q", chosen="short", rejected="long")
     assert pred.chosen_persona == "likes short, not long"
     assert pred.rejected_persona == "likes long, not short"
     assert len(lm.calls) == 2
@@ -38,7 +38,7 @@ def test_persona_inference_returns_both_sides_from_swapped_calls() -> None:
 def test_persona_inference_one_side_only() -> None:
     lm = ScriptedLM(lambda call: {"persona": "a patient reader"})
     with dspy.context(lm=lm):
-        pred = PersonaInference(sides=("rejected",))(context="q", chosen="a", rejected="b")
+        pred = PersonaInference(sides=("rejected",))(prompt="q", chosen="a", rejected="b")
     assert pred.chosen_persona is None and pred.rejected_persona == "a patient reader"
     assert len(lm.calls) == 1
     with pytest.raises(ValueError):
@@ -50,29 +50,29 @@ def _always(answer: str):
 
 
 def test_verified_reasoning_keeps_only_matching_predictions() -> None:
-    # A judge that always says "First" is right exactly when the chosen response was shown first.
-    lm = ScriptedLM(_always("First"))
-    verifier = VerifiedReasoning(max_attempts=1, seed=0)
+    # A judge that always says "A" is right exactly when the chosen response was shown first.
+    lm = ScriptedLM(_always("A"))
+    verifier = VerifiedReasoning(attempts=1, seed=0)
     kept, dropped = [], []
     with dspy.context(lm=lm):
         for i in range(16):
             rec = record(i)
-            pred = verifier(rec)
+            pred = verifier.for_record(rec)
             (kept if pred.verified else dropped).append(pred)
     assert kept and dropped  # the seeded order puts the chosen response on both sides
     for pred in kept:
         trace = pred.trace
-        assert trace.chosen == "First" and trace.first_response.startswith("good answer")
-        assert trace.reasoning == "I pick First"
+        assert trace.preferred == "A" and trace.response_a.startswith("good answer")
+        assert trace.reasoning == "I pick A"
     assert all(p.trace is None for p in dropped)
 
 
 def test_verified_reasoning_order_is_seeded() -> None:
-    lm = ScriptedLM(_always("First"))
+    lm = ScriptedLM(_always("A"))
     with dspy.context(lm=lm):
-        a = [VerifiedReasoning(max_attempts=1, seed=1)(record(i)).verified for i in range(12)]
-        b = [VerifiedReasoning(max_attempts=1, seed=1)(record(i)).verified for i in range(12)]
-        c = [VerifiedReasoning(max_attempts=1, seed=2)(record(i)).verified for i in range(12)]
+        a = [VerifiedReasoning(attempts=1, seed=1).for_record(record(i)).verified for i in range(12)]
+        b = [VerifiedReasoning(attempts=1, seed=1).for_record(record(i)).verified for i in range(12)]
+        c = [VerifiedReasoning(attempts=1, seed=2).for_record(record(i)).verified for i in range(12)]
     assert a == b
     assert a != c
 
@@ -80,14 +80,14 @@ def test_verified_reasoning_order_is_seeded() -> None:
 def test_verified_reasoning_retries_on_fresh_rollouts() -> None:
     def answer(call):
         # wrong at temperature 0, right once a fresh rollout samples at temperature 1
-        good_first = call.field("first_response").startswith("good")
-        right = "First" if good_first else "Second"
-        wrong = "Second" if good_first else "First"
+        good_first = call.field("response_a").startswith("good")
+        right = "A" if good_first else "B"
+        wrong = "B" if good_first else "A"
         return {"reasoning": "r", "preferred": right if call.config.temperature == 1.0 else wrong}
 
     lm = ScriptedLM(answer, temperature=0.0)
     with dspy.context(lm=lm):
-        pred = VerifiedReasoning(max_attempts=3)(record(1))
+        pred = VerifiedReasoning(attempts=3).for_record(record(1))
     assert pred.verified and pred.attempts == 2
     assert lm.kwargs["temperature"] == 0.0
 
@@ -95,25 +95,28 @@ def test_verified_reasoning_retries_on_fresh_rollouts() -> None:
 def test_verified_reasoning_reports_parse_failures_without_raising() -> None:
     lm = ScriptedLM(lambda call: "no json here")
     with dspy.context(lm=lm):
-        pred = VerifiedReasoning(max_attempts=3)(record(1))
+        pred = VerifiedReasoning(attempts=3).for_record(record(1))
     assert not pred.verified and pred.attempts == 3
     assert pred.kind == "parse" and "Parse" in pred.error
 
 
-def test_persona_synthesis_reads_every_trace_and_skips_when_empty() -> None:
+def test_persona_synthesis_reads_every_trace_and_refuses_none() -> None:
+    from personae.errors import DataError
+
     lm = ScriptedLM(lambda call: {"reasoning": "r", "persona": "The user likes brevity."})
-    traces = [Trace(f"r{i}", f"question {i}", "A text", "B text", "First", f"because {i}") for i in range(3)]
+    traces = [Trace(f"r{i}", f"question {i}", "A text", "B text", "A", f"because {i}") for i in range(3)]
     with dspy.context(lm=lm):
-        assert PersonaSynthesis()(traces).persona == "The user likes brevity."
+        assert PersonaSynthesis()(traces=traces).persona == "The user likes brevity."
         history = lm.calls[0].field("preference_history")
         assert all(f"because {i}" in history for i in range(3))
-        assert PersonaSynthesis()([]).persona == ""
+        with pytest.raises(DataError, match="no verified traces"):
+            PersonaSynthesis()(traces=[])
     assert len(lm.calls) == 1
 
 
 def test_persona_synthesis_fits_its_budget() -> None:
     lm = ScriptedLM(lambda call: {"reasoning": "r", "persona": "The user likes p."})
-    traces = [Trace(f"r{i}", "q " * 400, "a " * 400, "b " * 400, "Second", f"why {i}") for i in range(30)]
+    traces = [Trace(f"r{i}", "q " * 400, "a " * 400, "b " * 400, "B", f"why {i}") for i in range(30)]
     with dspy.context(lm=lm):
         PersonaSynthesis(budget=5000)(traces)
     history = lm.calls[0].field("preference_history")
@@ -130,21 +133,21 @@ def test_persona_synthesis_fits_its_budget() -> None:
     ],
 )
 def test_judges_put_what_they_know_in_the_prompt(judge, needle: str) -> None:
-    lm = ScriptedLM(_always("Second"))
+    lm = ScriptedLM(_always("B"))
     with dspy.context(lm=lm):
         judgment = judge_pair(judge, record(1), chosen_first=False)
-    assert judgment.preferred == "Second" and judgment.correct
+    assert judgment.preferred == "B"  # the chosen response was shown as B: right
     assert needle in lm.calls[0].user
 
 
 def test_judge_pair_scores_both_orders() -> None:
-    lm = ScriptedLM(_always("First"))
+    lm = ScriptedLM(_always("A"))
     with dspy.context(lm=lm):
         first = judge_pair(DefaultJudge(), record(1), chosen_first=True)
         second = judge_pair(DefaultJudge(), record(1), chosen_first=False)
-    assert first.correct and not second.correct
-    assert lm.calls[0].field("first_response") == "good answer 1"
-    assert lm.calls[1].field("first_response") == "bad answer 1"
+    assert first.preferred == second.preferred == "A"  # right when the chosen response was A, wrong after
+    assert lm.calls[0].field("response_a") == "good answer 1"
+    assert lm.calls[1].field("response_a") == "bad answer 1"
 
 
 def test_persona_inference_shows_its_demonstrations() -> None:
@@ -152,8 +155,8 @@ def test_persona_inference_shows_its_demonstrations() -> None:
 
     lm = ScriptedLM(lambda call: {"persona": "a patient reader"})
     with dspy.context(lm=lm):
-        PersonaInference(sides=("chosen",))(context="q", chosen="a", rejected="b")
-        PersonaInference(sides=("chosen",), demos=[])(context="q", chosen="a", rejected="b")
+        PersonaInference(sides=("chosen",))(prompt="q", chosen="a", rejected="b")
+        PersonaInference(sides=("chosen",), demos=[])(prompt="q", chosen="a", rejected="b")
     with_demos, without = lm.calls
     assert PERSONA_INFERENCE_DEMOS[0]["persona"] in "\n".join(m["content"] for m in with_demos.messages)
     assert len(with_demos.messages) == 1 + 2 * len(PERSONA_INFERENCE_DEMOS)
@@ -176,11 +179,15 @@ def test_persona_synthesis_retries_an_echoed_example() -> None:
 
     echo = PERSONA_SYNTHESIS_DEMOS[0]["persona"]
     lm = ScriptedLM([{"reasoning": "r", "persona": echo}, {"reasoning": "r", "persona": "The user likes maps."}])
-    traces = [Trace("r1", "question", "A text", "B text", "First", "because")]
+    traces = [Trace("r1", "question", "A text", "B text", "A", "because")]
     with dspy.context(lm=lm):
-        outcome = RetryPolicy(max_attempts=3).attempt(lambda: PersonaSynthesis()(traces))
-    assert outcome.value.persona == "The user likes maps." and outcome.attempts == 2 and outcome.error is None
+        pred = PersonaSynthesis()(traces=traces)  # retried inside the program, as dspy.Refine does
+    assert pred.persona == "The user likes maps." and len(lm.calls) == 2
     assert lm.calls[1].config.temperature == 1.0  # the retry is a fresh sample, not a cache hit
+    lm = ScriptedLM([{"reasoning": "r", "persona": echo}, {"reasoning": "r", "persona": "The user likes maps."}])
+    with dspy.context(lm=lm):  # or by the run layer, around a program that asks once
+        outcome = RetryPolicy(max_attempts=3).attempt(lambda: PersonaSynthesis(attempts=1)(traces=traces))
+    assert outcome.value.persona == "The user likes maps." and outcome.attempts == 2 and outcome.error is None
 
 
 def test_an_answer_without_words_is_not_taken_as_a_persona() -> None:
@@ -189,29 +196,33 @@ def test_an_answer_without_words_is_not_taken_as_a_persona() -> None:
     assert all(not_a_persona(t) for t in ("] {", "N/A", "...", "None", "", "p q"))
     assert not any(not_a_persona(t) for t in ("Prefers brevity.", "a patient reader", "Mag gerne Käse."))
     lm = ScriptedLM([{"reasoning": "r", "persona": "] {"}, {"reasoning": "r", "persona": "The user likes maps."}])
-    traces = [Trace("r1", "question", "A text", "B text", "First", "because")]
+    traces = [Trace("r1", "question", "A text", "B text", "A", "because")]
     with dspy.context(lm=lm):
-        outcome = RetryPolicy(max_attempts=3).attempt(lambda: PersonaSynthesis()(traces))
-    assert outcome.value.persona == "The user likes maps." and outcome.attempts == 2
+        assert PersonaSynthesis()(traces=traces).persona == "The user likes maps." and len(lm.calls) == 2
     with dspy.context(lm=ScriptedLM(lambda call: {"reasoning": "r", "persona": "N/A"})):
-        with pytest.raises(NotAPersonaError, match="not a persona: 'N/A'"):
-            PersonaSynthesis()(traces)
-        outcome = RetryPolicy(max_attempts=2).attempt(lambda: PersonaSynthesis()(traces))
+        with pytest.raises(NotAPersonaError, match="not a persona: 'N/A'") as raised:
+            PersonaSynthesis()(traces=traces)
+        assert len(raised.value.tried) == 3  # every attempt, with why it was refused
+        outcome = RetryPolicy(max_attempts=2).attempt(lambda: PersonaSynthesis(attempts=1)(traces=traces))
         assert outcome.value is None and outcome.kind == "content" and "not a persona: 'N/A'" in outcome.error
         with pytest.raises(NotAPersonaError, match="chosen-side answer is not a persona"):
-            PersonaInference(sides=("chosen",))(context="q", chosen="a", rejected="b")
+            PersonaInference(sides=("chosen",))(prompt="q", chosen="a", rejected="b")
 
 
 def test_persona_synthesis_gives_up_with_its_reason() -> None:
+    from personae.programs import DemoCopyError
     from personae.signatures import PERSONA_SYNTHESIS_DEMOS
 
     echo = PERSONA_SYNTHESIS_DEMOS[0]["persona"]
     lm = ScriptedLM(lambda call: {"reasoning": "r", "persona": echo})
-    traces = [Trace("r1", "question", "A text", "B text", "First", "because")]
+    traces = [Trace("r1", "question", "A text", "B text", "A", "because")]
     with dspy.context(lm=lm):
-        outcome = RetryPolicy(max_attempts=2).attempt(lambda: PersonaSynthesis()(traces))
+        outcome = RetryPolicy(max_attempts=2).attempt(lambda: PersonaSynthesis(attempts=1)(traces=traces))
     assert outcome.value is None and "repeats a worked example" in outcome.error and outcome.kind == "content"
     assert len(lm.calls) == 2 and outcome.exception("user u").kind == "content"
+    with dspy.context(lm=lm), pytest.raises(DemoCopyError, match="no usable answer in 2 attempts") as raised:
+        PersonaSynthesis(attempts=2)(traces=traces)
+    assert len(lm.calls) == 4 and all("repeats a worked example" in why for why in raised.value.tried)
 
 
 def test_persona_inference_refuses_an_echoed_example() -> None:
@@ -219,6 +230,6 @@ def test_persona_inference_refuses_an_echoed_example() -> None:
     from personae.signatures import PERSONA_INFERENCE_DEMOS
 
     echo = PERSONA_INFERENCE_DEMOS[2]["persona"]
-    lm = ScriptedLM(lambda call: {"persona": echo if call.field("preferred_response") == "b" else "likes a"})
+    lm = ScriptedLM(lambda call: {"persona": echo if call.field("chosen") == "b" else "likes a"})
     with dspy.context(lm=lm), pytest.raises(DemoCopyError, match="rejected-side"):
-        PersonaInference()(context="q", chosen="a", rejected="b")
+        PersonaInference()(prompt="q", chosen="a", rejected="b")

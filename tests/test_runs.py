@@ -264,7 +264,7 @@ def test_records_judged_in_threads_are_rows_of_one_shape() -> None:
     from personae.pipelines import judge_records
     from personae.programs import DefaultJudge
 
-    lm = ScriptedLM(lambda call: {"reasoning": "r", "preferred": "Neither" if "question 1" in call.user else "First"})
+    lm = ScriptedLM(lambda call: {"reasoning": "r", "preferred": "Neither" if "question 1" in call.user else "A"})
     report = judge_records([record(i) for i in range(3)], lambda r: DefaultJudge(), lm=lm, concurrency=2,
                            max_attempts=2)
     rows = report.judgments
@@ -290,7 +290,7 @@ def test_exit_status_says_what_happened(tmp_path: Path, capsys, monkeypatch) -> 
     def answer(body):
         if "q1" in json.dumps(body["messages"]):
             return 500, "overloaded"
-        return 200, json.dumps({name: "First" if name == "preferred" else "r" for name in output_fields(body)})
+        return 200, json.dumps({name: "A" if name == "preferred" else "r" for name in output_fields(body)})
 
     out = tmp_path / "judgments.jsonl"
     with stub_server(answer) as stub:

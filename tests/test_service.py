@@ -56,10 +56,10 @@ class LM:
             return 200, json.dumps({"reasoning": "r", "revised_persona": "Prefers short answers; revised."})
         if task == "synthesize":
             return 200, json.dumps({"reasoning": "r", "persona": "Prefers short answers."})
-        first = re.search(r"first_response ## \]\]\n(.*?)\n", user).group(1)
-        second = re.search(r"second_response ## \]\]\n(.*?)\n", user).group(1)
+        first = re.search(r"response_a ## \]\]\n(.*?)\n", user).group(1)
+        second = re.search(r"response_b ## \]\]\n(.*?)\n", user).group(1)
         return 200, json.dumps({"reasoning": "shorter wins",
-                                "preferred": "First" if len(first) <= len(second) else "Second"})
+                                "preferred": "A" if len(first) <= len(second) else "B"})
 
 
 def pair(i: int, user: str = "u1") -> PreferenceRecord:

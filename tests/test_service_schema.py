@@ -43,10 +43,10 @@ def _answer(body):
         return 200, json.dumps({"reasoning": "r", "revised_persona": "Prefers short answers; revised."})
     if "preferred" not in system:
         return 200, json.dumps({"reasoning": "r", "persona": "Prefers short answers."})
-    first = re.search(r"first_response ## \]\]\n(.*?)(?:\n|$)", user, re.S)
-    second = re.search(r"second_response ## \]\]\n(.*?)(?:\n|$)", user, re.S)
+    first = re.search(r"response_a ## \]\]\n(.*?)(?:\n|$)", user, re.S)
+    second = re.search(r"response_b ## \]\]\n(.*?)(?:\n|$)", user, re.S)
     shorter = first is None or second is None or len(first.group(1)) <= len(second.group(1))
-    return 200, json.dumps({"reasoning": "shorter wins", "preferred": "First" if shorter else "Second"})
+    return 200, json.dumps({"reasoning": "shorter wins", "preferred": "A" if shorter else "B"})
 
 
 @pytest.fixture(scope="module")

@@ -49,11 +49,11 @@ class Script:
             self._count("synthesize")
             return {"reasoning": "r", "persona": "The user wants short answers."}
         self._count("judge")
-        first, second = call.field("first_response"), call.field("second_response")
+        first, second = call.field("response_a"), call.field("response_b")
         short_first = len(first) <= len(second)
         pick_first = short_first if self.prefer == "shorter" else not short_first
         return {"reasoning": "shorter wins" if self.prefer == "shorter" else "longer wins",
-                "preferred": "First" if pick_first else "Second"}
+                "preferred": "A" if pick_first else "B"}
 
 
 def pair(i: int, user: str = "u1", *, prompt: str | None = None) -> PreferenceRecord:
@@ -481,14 +481,14 @@ def test_probability_comes_from_token_logprobs_averaged_over_both_orders(tmp_pat
 
     def answer(body):
         user = body["messages"][-1]["content"]
-        first = re.search(r"first_response ## \]\]\n(.*?)\n", user).group(1)
+        first = re.search(r"response_a ## \]\]\n(.*?)\n", user).group(1)
         p_first = 0.9 if first == "ok" else 0.3   # "ok" is liked, and the first position a little
         head = '{"reasoning": "short is better", "preferred": "'
-        word = "First" if p_first >= 0.5 else "Second"
+        word = "A" if p_first >= 0.5 else "B"
         tokens = [{"token": head, "logprob": 0.0, "top_logprobs": []},
                   {"token": word, "logprob": math.log(max(p_first, 1 - p_first)),
-                   "top_logprobs": [{"token": "First", "logprob": math.log(p_first)},
-                                    {"token": "Second", "logprob": math.log(1 - p_first)}]},
+                   "top_logprobs": [{"token": "A", "logprob": math.log(p_first)},
+                                    {"token": "B", "logprob": math.log(1 - p_first)}]},
                   {"token": '"}', "logprob": 0.0, "top_logprobs": []}]
         return 200, head + word + '"}', tokens
 
@@ -556,22 +556,22 @@ def test_a_worker_that_lost_its_lease_writes_nothing(tmp_path) -> None:
             assert second.job(job).status == "done"
 
 
-def test_first_probability_reads_only_the_answer_token() -> None:
+def test_probability_of_a_reads_only_the_answer_token() -> None:
     import math
 
-    from personae.programs import first_probability
+    from personae.programs import probability_of_a
 
     def token(text, *alternatives):
         return {"token": text, "logprob": 0.0,
                 "top_logprobs": [{"token": t, "logprob": math.log(p)} for t, p in alternatives]}
 
-    assert first_probability({"content": [token("no field here "), token("First", ("First", 0.9))]}) is None
-    assert first_probability(None) is None
+    assert probability_of_a({"content": [token("no field here "), token("A", ("A", 0.9))]}) is None
+    assert probability_of_a(None) is None
     quoted = [token('{"reasoning": "the First one", "preferred": "'),
-              token("Second", ("Second", 0.6), ("First", 0.2), ("Sure", 0.2)), token('"}')]
-    assert first_probability({"content": quoted}) == pytest.approx(0.25)
-    chat = [token("[[ ## reasoning ## ]]\nFirst is short\n\n[[ ## preferred ## ]]\n"), token("First")]
-    assert first_probability({"content": chat}) == 1.0          # no alternatives sent: the word chosen
+              token("B", ("B", 0.6), ("A", 0.2), ("Sure", 0.2)), token('"}')]
+    assert probability_of_a({"content": quoted}) == pytest.approx(0.25)
+    chat = [token("[[ ## reasoning ## ]]\nFirst is short\n\n[[ ## preferred ## ]]\n"), token("A")]
+    assert probability_of_a({"content": chat}) == 1.0          # no alternatives sent: the word chosen
 
 
 def test_pairs_added_while_an_update_runs_get_an_update_of_their_own(tmp_path) -> None:

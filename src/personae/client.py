@@ -36,7 +36,7 @@ import httpx
 
 from personae.data import PreferenceRecord, Turn
 from personae.errors import ConfigError, DataError, LMCallError, ServiceError
-from personae.optimizers import PersonalizedJudge, Verdict, judge_path
+from personae.programs import PersonalizedJudge, Verdict, judge_path
 from personae.store import AddResult, Job, PersonaState, PersonaVersion, Ranking, UnknownUserError
 
 __all__ = ["AsyncPersonaeClient", "PersonaeClient", "ServiceError"]
@@ -182,14 +182,15 @@ class _Routes:
         return _Call("GET", f"{self.user(user_id)}/export", lambda d: PersonalizedJudge.from_dict(d),
                      params={"version": version} if version is not None else None, user_id=user_id)
 
-    def judge(self, user_id: str, context: str, a: str, b: str, abstain_below: float | None) -> _Call:
-        body = {"context": context, "a": a, "b": b,
+    def judge(self, user_id: str, prompt: str, response_a: str, response_b: str,
+              abstain_below: float | None) -> _Call:
+        body = {"prompt": prompt, "response_a": response_a, "response_b": response_b,
                 **({"abstain_below": abstain_below} if abstain_below is not None else {})}
         return _Call("POST", f"{self.user(user_id)}/judge", lambda d: _read(Verdict, d), json=body, user_id=user_id)
 
-    def rank(self, user_id: str, context: str, candidates: Sequence[str]) -> _Call:
+    def rank(self, user_id: str, prompt: str, candidates: Sequence[str]) -> _Call:
         return _Call("POST", f"{self.user(user_id)}/rank", lambda d: _read(Ranking, d),
-                     json={"context": context, "candidates": list(candidates)}, user_id=user_id)
+                     json={"prompt": prompt, "candidates": list(candidates)}, user_id=user_id)
 
     def generation_messages(self, user_id: str) -> _Call:
         return _Call("GET", f"{self.user(user_id)}/generation-prompt", lambda d: list(d["messages"]),
@@ -265,9 +266,12 @@ class PersonaeClient:
         raise AssertionError("unreachable")  # the loop returns or raises
 
     def for_tenant(self, tenant: str) -> PersonaeClient:
+        """Not possible over HTTP: a token is bound to one tenant, so this raises
+        :class:`~personae.errors.ConfigError` (make a client with the other tenant's token)."""
         raise ConfigError("a service token is bound to one tenant: make a client with another tenant's token")
 
     def close(self) -> None:
+        """Close the HTTP connections (unless ``http_client`` was passed in: its owner closes it)."""
         if self._own:
             self._http.close()
 
@@ -279,10 +283,14 @@ class PersonaeClient:
 
     # -- the store's methods ------------------------------------------------------------------
     def add_preferences(self, user_id: str, records: Iterable[PreferenceRecord | Mapping[str, Any]]) -> AddResult:
+        """The store's :meth:`personae.store.PersonaStore.add_preferences` over HTTP: store the user's
+        new preferences (records or mappings); returns the :class:`~personae.store.AddResult`."""
         result: AddResult = self._run(self._routes.add_preferences(user_id, records))
         return result
 
     def preferences(self, user_id: str) -> list[PreferenceRecord]:
+        """The store's :meth:`personae.store.PersonaStore.preferences` over HTTP: the user's stored
+        preferences, in the order they arrived."""
         records: list[PreferenceRecord] = self._run(self._routes.preferences(user_id))
         return records
 
@@ -292,40 +300,58 @@ class PersonaeClient:
         return judge
 
     def persona(self, user_id: str) -> PersonaState:
+        """The store's :meth:`personae.store.PersonaStore.persona` over HTTP: the user's current
+        :class:`~personae.store.PersonaState`."""
         state: PersonaState = self._run(self._routes.persona(user_id))
         return state
 
     def history(self, user_id: str) -> list[PersonaVersion]:
+        """The store's :meth:`personae.store.PersonaStore.history` over HTTP: every persona version of
+        the user, oldest first, as :class:`~personae.store.PersonaVersion` rows."""
         versions: list[PersonaVersion] = self._run(self._routes.history(user_id))
         return versions
 
     def exists(self, user_id: str) -> bool:
+        """Whether the service holds preferences or a persona for the user."""
         return bool(self._run(self._routes.exists(user_id)))
 
     def export(self, user_id: str, path: str | os.PathLike[str] | None = None, *,
                version: int | None = None) -> PersonalizedJudge:
+        """The store's :meth:`personae.store.PersonaStore.export` over HTTP: the user's judge (newest
+        version unless ``version``), saved to ``path`` when given (a folder gets ``<user>.json``)."""
         judge: PersonalizedJudge = self._run(self._routes.export(user_id, version))
         if path is not None:
             _save(judge, path, user_id)
         return judge
 
-    def judge(self, user_id: str, context: str, a: str, b: str, *, abstain_below: float | None = None) -> Verdict:
-        verdict: Verdict = self._run(self._routes.judge(user_id, context, a, b, abstain_below))
+    def judge(self, user_id: str, prompt: str, response_a: str, response_b: str, *,
+              abstain_below: float | None = None) -> Verdict:
+        """The store's :meth:`personae.store.PersonaStore.judge` over HTTP: which of ``response_a`` and
+        ``response_b`` the user prefers, as a :class:`~personae.programs.Verdict`."""
+        verdict: Verdict = self._run(self._routes.judge(user_id, prompt, response_a, response_b, abstain_below))
         return verdict
 
-    def rank(self, user_id: str, context: str, candidates: Sequence[str]) -> Ranking:
-        ranking: Ranking = self._run(self._routes.rank(user_id, context, candidates))
+    def rank(self, user_id: str, prompt: str, candidates: Sequence[str]) -> Ranking:
+        """The store's :meth:`personae.store.PersonaStore.rank` over HTTP: the best of ``candidates``
+        for the user, as a :class:`~personae.store.Ranking`."""
+        ranking: Ranking = self._run(self._routes.rank(user_id, prompt, candidates))
         return ranking
 
     def generation_messages(self, user_id: str) -> list[dict[str, str]]:
+        """The store's :meth:`personae.store.PersonaStore.generation_messages` over HTTP: a one-message
+        system prompt to write responses this user prefers."""
         messages: list[dict[str, str]] = self._run(self._routes.generation_messages(user_id))
         return messages
 
     def forget(self, user_id: str) -> dict[str, int]:
+        """The store's :meth:`personae.store.PersonaStore.forget` over HTTP: remove everything held on
+        the user; returns how many rows of each table went."""
         removed: dict[str, int] = self._run(self._routes.forget(user_id))
         return removed
 
     def users(self, *, limit: int | None = None, after: str | None = None) -> list[str]:
+        """The tenant's users, in id order: at most ``limit`` of them, those after ``after`` (fetched a
+        page of up to 1000 at a time)."""
         out: list[str] = []
         while limit is None or len(out) < limit:
             page, after = self._run(self._routes.users(1000 if limit is None else min(1000, limit - len(out)), after))
@@ -335,6 +361,7 @@ class PersonaeClient:
         return out
 
     def job(self, job_id: str) -> Job | None:
+        """The update job with this id (None if the tenant has no such job)."""
         found: Job | None = self._run(self._routes.job(job_id))
         return found
 
@@ -399,9 +426,12 @@ class AsyncPersonaeClient:
         raise AssertionError("unreachable")
 
     def for_tenant(self, tenant: str) -> AsyncPersonaeClient:
+        """Not possible over HTTP: a token is bound to one tenant, so this raises
+        :class:`~personae.errors.ConfigError` (make a client with the other tenant's token)."""
         raise ConfigError("a service token is bound to one tenant: make a client with another tenant's token")
 
     async def close(self) -> None:
+        """Close the HTTP connections (unless ``http_client`` was passed in: its owner closes it)."""
         if self._own:
             await self._http.aclose()
 
@@ -413,10 +443,14 @@ class AsyncPersonaeClient:
 
     async def add_preferences(self, user_id: str,
                               records: Iterable[PreferenceRecord | Mapping[str, Any]]) -> AddResult:
+        """The store's :meth:`personae.store.PersonaStore.add_preferences` over HTTP: store the user's
+        new preferences (records or mappings); returns the :class:`~personae.store.AddResult`."""
         result: AddResult = await self._run(self._routes.add_preferences(user_id, records))
         return result
 
     async def preferences(self, user_id: str) -> list[PreferenceRecord]:
+        """The store's :meth:`personae.store.PersonaStore.preferences` over HTTP: the user's stored
+        preferences, in the order they arrived."""
         records: list[PreferenceRecord] = await self._run(self._routes.preferences(user_id))
         return records
 
@@ -426,41 +460,59 @@ class AsyncPersonaeClient:
         return judge
 
     async def persona(self, user_id: str) -> PersonaState:
+        """The store's :meth:`personae.store.PersonaStore.persona` over HTTP: the user's current
+        :class:`~personae.store.PersonaState`."""
         state: PersonaState = await self._run(self._routes.persona(user_id))
         return state
 
     async def history(self, user_id: str) -> list[PersonaVersion]:
+        """The store's :meth:`personae.store.PersonaStore.history` over HTTP: every persona version of
+        the user, oldest first, as :class:`~personae.store.PersonaVersion` rows."""
         versions: list[PersonaVersion] = await self._run(self._routes.history(user_id))
         return versions
 
     async def exists(self, user_id: str) -> bool:
+        """Whether the service holds preferences or a persona for the user."""
         return bool(await self._run(self._routes.exists(user_id)))
 
     async def export(self, user_id: str, path: str | os.PathLike[str] | None = None, *,
                      version: int | None = None) -> PersonalizedJudge:
+        """The store's :meth:`personae.store.PersonaStore.export` over HTTP: the user's judge (newest
+        version unless ``version``), saved to ``path`` when given (a folder gets ``<user>.json``)."""
         judge: PersonalizedJudge = await self._run(self._routes.export(user_id, version))
         if path is not None:
             _save(judge, path, user_id)
         return judge
 
-    async def judge(self, user_id: str, context: str, a: str, b: str, *,
+    async def judge(self, user_id: str, prompt: str, response_a: str, response_b: str, *,
                     abstain_below: float | None = None) -> Verdict:
-        verdict: Verdict = await self._run(self._routes.judge(user_id, context, a, b, abstain_below))
+        """The store's :meth:`personae.store.PersonaStore.judge` over HTTP: which of ``response_a`` and
+        ``response_b`` the user prefers, as a :class:`~personae.programs.Verdict`."""
+        verdict: Verdict = await self._run(self._routes.judge(user_id, prompt, response_a, response_b,
+                                                              abstain_below))
         return verdict
 
-    async def rank(self, user_id: str, context: str, candidates: Sequence[str]) -> Ranking:
-        ranking: Ranking = await self._run(self._routes.rank(user_id, context, candidates))
+    async def rank(self, user_id: str, prompt: str, candidates: Sequence[str]) -> Ranking:
+        """The store's :meth:`personae.store.PersonaStore.rank` over HTTP: the best of ``candidates``
+        for the user, as a :class:`~personae.store.Ranking`."""
+        ranking: Ranking = await self._run(self._routes.rank(user_id, prompt, candidates))
         return ranking
 
     async def generation_messages(self, user_id: str) -> list[dict[str, str]]:
+        """The store's :meth:`personae.store.PersonaStore.generation_messages` over HTTP: a one-message
+        system prompt to write responses this user prefers."""
         messages: list[dict[str, str]] = await self._run(self._routes.generation_messages(user_id))
         return messages
 
     async def forget(self, user_id: str) -> dict[str, int]:
+        """The store's :meth:`personae.store.PersonaStore.forget` over HTTP: remove everything held on
+        the user; returns how many rows of each table went."""
         removed: dict[str, int] = await self._run(self._routes.forget(user_id))
         return removed
 
     async def users(self, *, limit: int | None = None, after: str | None = None) -> list[str]:
+        """The tenant's users, in id order: at most ``limit`` of them, those after ``after`` (fetched a
+        page of up to 1000 at a time)."""
         out: list[str] = []
         while limit is None or len(out) < limit:
             page, after = await self._run(self._routes.users(1000 if limit is None else min(1000, limit - len(out)),
@@ -471,10 +523,13 @@ class AsyncPersonaeClient:
         return out
 
     async def job(self, job_id: str) -> Job | None:
+        """The update job with this id (None if the tenant has no such job)."""
         found: Job | None = await self._run(self._routes.job(job_id))
         return found
 
     async def wait_job(self, job_id: str, timeout: float = 60.0, poll_s: float = 0.2) -> Job | None:
+        """Wait until the job is done or failed (None if there is no such job); the job as it stands
+        when ``timeout`` runs out."""
         deadline = time.monotonic() + timeout
         while True:
             found = await self.job(job_id)
@@ -483,5 +538,7 @@ class AsyncPersonaeClient:
             await asyncio.sleep(poll_s)
 
     async def health(self, *, ready: bool = False) -> dict[str, Any]:
+        """``/healthz`` (the process answers) or, with ``ready``, ``/readyz`` (store and judge
+        ready)."""
         answer: dict[str, Any] = await self._run(self._routes.health(ready))
         return answer

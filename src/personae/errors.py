@@ -91,7 +91,24 @@ class MissingExtraError(PersonaeError, ImportError):
 class ContentError(PersonaeError, ValueError):
     """A model's answer parsed but cannot be used: it echoes a worked example, describes nobody,
     or names a verdict the task does not allow. Like a parse failure, it is retried on a fresh
-    sample (failure kind ``content``)."""
+    sample (failure kind ``content``).
+
+    A program that gave up after several fresh samples raises it with ``tried``: why each
+    attempt's answer was refused, in order.
+    """
+
+    def __init__(self, message: str, *, tried: tuple[str, ...] | list[str] = ()) -> None:
+        self.tried = tuple(tried)
+        super().__init__(message)
+
+    def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:  # keep pickling (worker processes) working
+        return (_rebuild_content_error, (type(self), str(self), self.tried))
+
+
+def _rebuild_content_error(cls: type[ContentError], message: str, tried: tuple[str, ...]) -> ContentError:
+    error = cls.__new__(cls)
+    ContentError.__init__(error, message, tried=tried)
+    return error
 
 
 class LMCallError(PersonaeError, RuntimeError):

@@ -85,6 +85,8 @@ def quiet_libraries(verbose: int) -> None:
 
 
 def register(sub: Any) -> None:
+    """Add ``personae distill`` and its options to ``sub``, the main parser's subcommands (its models
+    ``reward-model`` and ``tailor``, each with one option per field of its configuration)."""
     from personae.distill import RewardModelConfig, TailorConfig
     from personae.pipelines.distill import RewardModelScript, TailorScript
 

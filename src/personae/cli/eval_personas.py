@@ -37,6 +37,7 @@ REPORT_FILE = "report.md"
 
 
 def register(sub: Any) -> None:
+    """Add ``personae eval-personas`` and its options to ``sub``, the main parser's subcommands."""
     parser = sub.add_parser(
         "eval-personas",
         help="persona accuracy: does a judge given a persona pick the response it was inferred from?",
@@ -72,6 +73,8 @@ def _judgment_row(row: Any) -> bool:
 
 
 def judge_lm_from_args(args: argparse.Namespace) -> Any:
+    """The judge's LM from ``--judge-model``, ``--judge-api-base`` and ``--judge-api-key`` (the other
+    model options shared with ``--model``); None when no ``--judge-model`` was given."""
     from personae.errors import ConfigError
     from personae.lm import get_lm
 
@@ -86,6 +89,9 @@ def judge_lm_from_args(args: argparse.Namespace) -> Any:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Measure persona accuracy on the data (personas read from columns or inferred), write ``run.json``
+    and ``report.md`` into ``--out`` and print the summary; exit status 1 when some items failed,
+    else 0."""
     from personae.evaluation import (
         evaluate_persona_accuracy,
         persona_accuracy_summary,

@@ -17,6 +17,7 @@ from personae.cli.distill import add_config_options, config_from_args, quiet_lib
 
 
 def register(sub: Any) -> None:
+    """Add ``personae eval-tailoring`` and its options to ``sub``, the main parser's subcommands."""
     from personae.pipelines.eval_tailoring import TailoringEvalConfig
 
     parser = sub.add_parser(
@@ -33,6 +34,8 @@ def register(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Compare generators A and B on the test prompts and print each criterion's wins, ties and losses
+    and DeltaPQ; exit status 1 when some judgments failed, else 0."""
     from personae.pipelines.eval_tailoring import RUN_FILE, TailoringEvalConfig, eval_tailoring
 
     config = config_from_args(TailoringEvalConfig, args)

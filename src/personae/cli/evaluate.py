@@ -28,6 +28,7 @@ RUN_FILE = "run.json"
 
 
 def register(sub: Any) -> None:
+    """Add ``personae evaluate`` and its options to ``sub``, the main parser's subcommands."""
     parser = sub.add_parser(
         "evaluate",
         help="compare judges (default, profile, memory, persona, synthesizeme) on each user's test pairs",
@@ -56,6 +57,8 @@ def register(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Evaluate the ``--method`` judges on each user's test pairs, write ``run.json`` and the report
+    into ``--out`` and print the summary; exit status 1 when some judgments failed, else 0."""
     from personae.data import parse_fractions, select_users
     from personae.evaluation import evaluate_methods, read_personas, summary_table, write_report
     from personae.evaluation.methods import check_methods

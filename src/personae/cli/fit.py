@@ -19,6 +19,7 @@ from personae.cli._common import (
 
 
 def register(sub: Any) -> None:
+    """Add ``personae fit`` and its options to ``sub``, the main parser's subcommands."""
     parser = sub.add_parser(
         "fit",
         help="fit a personalized judge (persona + demonstrations) for every user",
@@ -51,6 +52,8 @@ def register(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Fit a judge for every selected user not yet fitted in ``--out`` and print how it went; exit
+    status 1 when some user failed, else 0."""
     from personae.data import select_users
     from personae.optimizers import SynthesizeMe, preset_overrides
     from personae.pipelines import fit_users
@@ -74,7 +77,7 @@ def run(args: argparse.Namespace) -> int:
     def show(user_id: str, status: str, judge: Any) -> None:
         detail = ""
         if judge is not None:
-            acc = "n/a" if judge.val_accuracy is None else f"{judge.val_accuracy:.0%}"
+            acc = "n/a (no validation side)" if judge.val_accuracy is None else f"{judge.val_accuracy:.0%}"
             detail = (f" val {acc}, {len(judge.demos)} demos, {judge.cost['lm_calls']} calls, "
                       f"{judge.cost['seconds']:.0f} s")
         print(f"{user_id}: {status}{detail}", file=sys.stderr, flush=True)
@@ -82,7 +85,9 @@ def run(args: argparse.Namespace) -> int:
     with executor(args, args.user_concurrency, "fit") as runner:
         report = fit_users(users, args.out, lm=lm, fitter=fitter, executor=runner, on_done=show, fresh=args.fresh,
                            progress=progress())
-    print(f"{len(report.fitted)} fitted, {len(report.skipped)} already done, {len(report.failed)} failed "
+    unvalidated = sum(1 for judge in report.fitted if judge.val_accuracy is None)
+    without = f" ({unvalidated} without a validation side: too few prompts)" if unvalidated else ""
+    print(f"{len(report.fitted)} fitted{without}, {len(report.skipped)} already done, {len(report.failed)} failed "
           f"-> {args.out}")
     for user_id, reason in report.failed:
         print(f"  failed {user_id}: {reason}")

@@ -19,6 +19,7 @@ from personae.cli._common import (
 
 
 def register(sub: Any) -> None:
+    """Add ``personae infer-personas`` and its options to ``sub``, the main parser's subcommands."""
     parser = sub.add_parser(
         "infer-personas",
         help="infer the chosen-side and rejected-side persona of every pair",
@@ -56,8 +57,8 @@ def add_program_options(parser: argparse.ArgumentParser) -> None:
                             "(personae optimize-persona-inference) instead of the shipped one")
     group.add_argument("--demos", default=None,
                        help="jsonl of the domain's own few-shot examples, replacing the program's: rows of "
-                            "context/preferred_response/other_response/persona, or prompt/chosen/rejected/"
-                            "chosen_persona (chosen_persona_gold is read too)")
+                            "prompt/chosen/rejected with the chosen side's persona in persona (or chosen_persona, "
+                            "chosen_persona_gold)")
 
 
 def inference_program(args: argparse.Namespace) -> Any:
@@ -77,6 +78,8 @@ def inference_program(args: argparse.Namespace) -> Any:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Infer both personas of every record and write them to ``--out`` (shard by shard for a folder or
+    glob of shards, or with ``--shard-size``); exit status 1 when some record failed, else 0."""
     from personae.pipelines import infer_personas
     from personae.pipelines.shards import is_sharded
 

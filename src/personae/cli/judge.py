@@ -18,6 +18,7 @@ from personae.cli._common import (
 
 
 def register(sub: Any) -> None:
+    """Add ``personae judge`` and its options to ``sub``, the main parser's subcommands."""
     parser = sub.add_parser(
         "judge",
         help="predict which response each user chose, optionally guided by a persona or profile",
@@ -49,6 +50,8 @@ def _method(args: argparse.Namespace) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Judge every pair (in both orders unless ``--one-order``), write the judgments to ``--out`` when
+    given and print the accuracy; exit status 1 when some judgments failed, else 0."""
     from personae.data import write_rows
     from personae.pipelines import judge_factory, judge_records, lm_fingerprint, progress_path
     from personae.runs import Ledger

@@ -34,6 +34,7 @@ _COMMANDS = (infer_personas, judge, fit, evaluate, eval_personas, optimize_perso
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The ``personae`` argument parser, with every command's subparser."""
     parser = argparse.ArgumentParser(
         prog="personae",
         description="Infer who prefers what: personas from pairwise preferences, persona-guided judges.",

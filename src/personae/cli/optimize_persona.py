@@ -9,6 +9,8 @@ from personae.cli._common import add_data_options, add_model_options, build_lm, 
 
 
 def register(sub: Any) -> None:
+    """Add ``personae optimize-persona-prompt`` and its options to ``sub``, the main parser's
+    subcommands."""
     parser = sub.add_parser(
         "optimize-persona-prompt",
         help="optimize the persona-synthesis program over many users (MIPROv2 or GEPA)",
@@ -30,11 +32,13 @@ def register(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Verify reasoning on each selected user's pairs, optimize the persona-synthesis program on it and
+    save the program to ``--out``; returns exit status 0."""
     from pathlib import Path
 
     from personae.data import select_users
     from personae.lm import CostMeter
-    from personae.optimizers import optimize_persona_program, persona_examples
+    from personae.optimizers import optimize_persona_program, verify_synthesis_examples
     from personae.pipelines import lm_fingerprint, progress_path
     from personae.runs import ItemsRun, Ledger
 
@@ -48,8 +52,8 @@ def run(args: argparse.Namespace) -> int:
     meter = CostMeter()
     runs: list[ItemsRun] = []
     with meter.track():
-        examples = persona_examples(users, lm=lm, seed=args.seed, verify_attempts=args.max_attempts, ledger=ledger,
-                                    progress=progress(), runs=runs)
+        examples = verify_synthesis_examples(users, lm=lm, seed=args.seed, verify_attempts=args.max_attempts,
+                                             ledger=ledger, progress=progress(), runs=runs)
         program = optimize_persona_program(examples, lm=lm, optimizer=args.optimizer, auto=args.auto,
                                            num_threads=args.concurrency, seed=args.seed)
     program.save(str(out))

@@ -11,6 +11,8 @@ from personae.cli._common import add_data_options, add_model_options, build_lm, 
 
 
 def register(sub: Any) -> None:
+    """Add ``personae optimize-persona-inference`` and its options to ``sub``, the main parser's
+    subcommands."""
     parser = sub.add_parser(
         "optimize-persona-inference",
         help="compile the persona-inference program (bootstrapped demos or MIPROv2) for persona accuracy",
@@ -44,6 +46,8 @@ def register(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Compile the persona-inference program for persona accuracy and save it to ``--out`` (a .json
+    file); returns exit status 0."""
     from pathlib import Path
 
     from personae.cli.eval_personas import judge_lm_from_args

@@ -8,6 +8,7 @@ from typing import Any
 
 
 def register(sub: Any) -> None:
+    """Add ``personae retrieve-personas`` and its options to ``sub``, the main parser's subcommands."""
     parser = sub.add_parser(
         "retrieve-personas",
         help="give each test prompt the personas of the most similar training prompts",
@@ -48,6 +49,8 @@ def _columns(suffix: str | None) -> tuple[str, str]:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Index the training prompts, give every test record the personas of its most similar training
+    prompt, write the records to ``--out`` and print the match rates; returns exit status 0."""
     from personae.data import load_preferences, write_rows
     from personae.retrieval import PersonaIndex, measure_retrieval
 

@@ -7,6 +7,7 @@ from typing import Any
 
 
 def register(sub: Any) -> None:
+    """Add ``personae persona-saliency`` and its options to ``sub``, the main parser's subcommands."""
     parser = sub.add_parser(
         "persona-saliency",
         help="rank the words that distinguish chosen-side from rejected-side personas",
@@ -27,6 +28,8 @@ def register(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Rank the words that set the two persona columns apart, write ``saliency.md`` and ``saliency.png``
+    into ``--out`` and print the table; returns exit status 0."""
     from personae.data import load_preferences
     from personae.errors import DataError
     from personae.evaluation.saliency import persona_saliency, saliency_table, write_saliency_report

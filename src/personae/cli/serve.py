@@ -8,6 +8,7 @@ from typing import Any
 
 
 def register(sub: Any) -> None:
+    """Add ``personae serve`` and its options to ``sub``, the main parser's subcommands."""
     parser = sub.add_parser(
         "serve",
         help="serve the embedded model over HTTP (OpenAI-compatible) on 127.0.0.1",
@@ -22,6 +23,8 @@ def register(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Serve the embedded model (or ``--gguf``) on 127.0.0.1 and print its URL; runs until the process
+    is stopped."""
     from personae.lm import LlamaCppEngine
 
     engine = LlamaCppEngine(args.gguf, n_ctx=args.n_ctx, port=args.port)

@@ -21,6 +21,8 @@ def _add_store_option(parser: argparse.ArgumentParser) -> None:
 
 
 def register(sub: Any) -> None:
+    """Add ``personae serve-api`` and its options to ``sub``, the main parser's subcommands (with
+    ``serve-api tokens`` and its verbs ``create``, ``list`` and ``revoke``)."""
     parser = sub.add_parser(
         "serve-api",
         help="serve the persona store over HTTP (personas, judging, ranking) with bearer tokens",

@@ -11,10 +11,20 @@ from __future__ import annotations
 from personae.data._demos import PERSONA_DEMO_FIELDS, read_persona_demos
 from personae.data._io import SUFFIXES, append_jsonl, read_jsonl_rows, write_rows, write_text_atomic
 from personae.data._loaders import load_preferences
-from personae.data._records import PreferenceData, PreferenceRecord, SkippedRecord, Turn, UserHistory
+from personae.data._records import (
+    PreferenceData,
+    PreferenceRecord,
+    SkippedRecord,
+    Turn,
+    UserHistory,
+    as_record,
+    as_records,
+)
 from personae.data._splits import UserSplit, parse_fractions, select_users, split_by_prompt, split_user
 
 __all__ = [
+    "as_record",
+    "as_records",
     "PERSONA_DEMO_FIELDS",
     "SUFFIXES",
     "PreferenceData",

@@ -214,7 +214,7 @@ def read_jsonl_rows(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
         if not raw.strip():
             continue
         try:
-            row = parse_line(raw.decode("utf-8"), str(path), index + 1)
+            row = parse_line(raw.decode("utf-8-sig" if index == 0 else "utf-8"), str(path), index + 1)
         except UnicodeDecodeError as exc:
             row = DataError(f"not valid UTF-8: {exc}", source=str(path), record=index + 1)
         if isinstance(row, DataError):

@@ -262,8 +262,8 @@ def _read_jsonl(path: Path, source: str) -> Rows:
         with gzip.open(path, "rb") if path.name.lower().endswith(".gz") else open(path, "rb") as fh:
             for number, raw in enumerate(fh, 1):
                 if raw.strip():
-                    try:
-                        line = raw.decode("utf-8")
+                    try:  # a byte-order mark opens the file, not the record
+                        line = raw.decode("utf-8-sig" if number == 1 else "utf-8")
                     except UnicodeDecodeError as exc:
                         yield number, DataError(f"not valid UTF-8: {exc}", source=source, record=number)
                         continue
@@ -274,7 +274,7 @@ def _read_jsonl(path: Path, source: str) -> Rows:
 
 def _read_json(path: Path, source: str) -> Rows:
     try:
-        rows = json_value(path.read_text(encoding="utf-8"))
+        rows = json_value(path.read_text(encoding="utf-8-sig"))
     except (OSError, UnicodeDecodeError) as exc:
         raise DataError(f"cannot read: {exc}", source=source) from exc
     except ValueError as exc:

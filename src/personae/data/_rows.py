@@ -128,9 +128,13 @@ def record_from_row(row: Any, *, source: str, name: str, number: int,
         metadata[picked["metadata"][0]] = extra
     if profile is not None and not isinstance(profile, str):
         profile = json.dumps(profile, ensure_ascii=False, sort_keys=True, default=str)
+    named = normalise_split(value("split"))
+    if named is not None and named not in _SPLITS.values():
+        raise fail(f"unknown split {named!r}: expected train, val or test (validation, valid and dev read as val)",
+                   picked["split"][0])
     return PreferenceRecord(
         context, chosen, rejected, user_id=None if user_id is None else str(user_id), profile=profile,
-        split=normalise_split(value("split")) or normalise_split(split),
+        split=named or normalise_split(split),
         record_id=f"{name}:{number}" if record_id is None else str(record_id),
         metadata=metadata, raw=dict(row))
 

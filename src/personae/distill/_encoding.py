@@ -59,10 +59,14 @@ class InputTemplate:
         return any(s.field == "persona" for s in self.segments)
 
     def to_dict(self) -> dict[str, Any]:
+        """The template as JSON-ready data (its segments and ``max_length``), as saved with a
+        model."""
         return {"segments": [asdict(s) for s in self.segments], "max_length": self.max_length}
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> InputTemplate:
+        """The template :meth:`to_dict` wrote; :class:`~personae.errors.ConfigError` when
+        ``data`` is not one."""
         try:
             segments = tuple(Segment(str(s["field"]), str(s["label"]),
                                      None if s.get("max_tokens") is None else int(s["max_tokens"]))

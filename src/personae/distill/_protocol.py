@@ -89,7 +89,7 @@ def reward_judgments(method: str, user_id: str, records: Sequence[PreferenceReco
                 continue
             picked = "chosen" if chosen > rejected else "rejected"
             rows.append(Judgment(user_id=user_id, record_id=record.record_id, method=method, first=first,
-                                 preferred="First" if picked == first else "Second", picked=picked,
+                                 preferred="A" if picked == first else "B", picked=picked,
                                  correct=picked == "chosen", reasoning=reasoning, attempts=1))
     return rows
 

@@ -92,6 +92,8 @@ class RewardModelConfig:
     logging_steps: int = field(default=10, metadata={"help": "log the training loss every N steps"})
 
     def check(self) -> None:
+        """Raise :class:`~personae.errors.ConfigError` when the settings contradict each
+        other or are out of range (run before training starts)."""
         if self.flip_persona is not None and parse_persona_spec(self.flip_persona)[0].kind == "none":
             raise ConfigError("flip_persona none: leave flip_persona unset for a model trained one way")
         if self.flip_persona is not None and any(s.kind != "column" for s in parse_persona_spec(self.flip_persona)):

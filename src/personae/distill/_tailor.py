@@ -88,6 +88,8 @@ class TailorConfig:
     logging_steps: int = field(default=10, metadata={"help": "log the training loss every N steps"})
 
     def check(self) -> None:
+        """Raise :class:`~personae.errors.ConfigError` when ``sides`` is not ``both`` or
+        ``chosen``, or a size is out of range."""
         if self.sides not in ("both", "chosen"):
             raise ConfigError(f"sides must be both or chosen, got {self.sides!r}")
         if self.batch_size < 1 or self.max_length < 16 or self.lora_r < 1:

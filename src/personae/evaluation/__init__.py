@@ -12,6 +12,9 @@
 Each user's pairs are split by prompt; every method judges the same test pairs, each in both
 orders; unscored judgments count as wrong; pooled accuracy comes with a 95% bootstrap
 interval resampled over pairs.
+
+:mod:`personae.evaluation.metrics` has a metric in DSPy's form for each program (for
+``dspy.Evaluate``, ``MIPROv2`` and ``GEPA``).
 """
 
 from __future__ import annotations
@@ -33,6 +36,17 @@ from personae.evaluation.log import (
     write_run_log,
 )
 from personae.evaluation.methods import METHODS, judge_for, judge_path, read_personas, safe_name
+from personae.evaluation.metrics import (
+    HeldOutAccuracy,
+    HeldOutAccuracyFeedback,
+    PersonaAccuracy,
+    PersonaAccuracyFeedback,
+    judge_accuracy,
+    judge_accuracy_feedback,
+    judge_examples,
+    persona_inference_examples,
+    trace_verified,
+)
 from personae.evaluation.persona_accuracy import (
     PersonaAccuracyRun,
     evaluate_persona_accuracy,
@@ -61,6 +75,15 @@ from personae.evaluation.tailoring import (
 )
 
 __all__ = [
+    "HeldOutAccuracy",
+    "HeldOutAccuracyFeedback",
+    "PersonaAccuracy",
+    "PersonaAccuracyFeedback",
+    "judge_accuracy",
+    "judge_accuracy_feedback",
+    "judge_examples",
+    "persona_inference_examples",
+    "trace_verified",
     "CriterionSummary",
     "TailoringConfig",
     "TailoringEvalLog",

@@ -106,7 +106,8 @@ class EvaluationResults(BaseModel):
 
 
 EvaluationLog = RunLog[RunConfig, EvaluationResults]
-"""The run log of ``personae evaluate``."""
+EvaluationLog.__doc__ = """The run log of ``personae evaluate``: a :class:`personae.runs.RunLog` with a
+:class:`RunConfig` and :class:`EvaluationResults` (read back with :func:`read_run_log`)."""
 
 
 def summarise_method(method: str, judgments: Sequence[Judgment], cost: CostLog, *, seed: int, confidence: float,
@@ -212,6 +213,7 @@ class PersonaAccuracyResults(BaseModel):
     personas: list[PersonaRow] = Field(default_factory=list)
 
     def side(self, name: str) -> SideSummary:
+        """The summary of side ``name`` (``chosen`` or ``rejected``); KeyError when the run has none."""
         for summary in self.summary:
             if summary.side == name:
                 return summary
@@ -224,7 +226,9 @@ class PersonaAccuracyResults(BaseModel):
 
 
 PersonaAccuracyLog = RunLog[PersonaAccuracyConfig, PersonaAccuracyResults]
-"""The run log of ``personae eval-personas`` (its ``costs`` has ``inference`` and ``judging``)."""
+PersonaAccuracyLog.__doc__ = """The run log of ``personae eval-personas``: a :class:`personae.runs.RunLog` with a
+:class:`PersonaAccuracyConfig` and :class:`PersonaAccuracyResults` (its ``costs`` has ``inference`` and
+``judging``; read back with :func:`read_persona_accuracy_log`)."""
 
 
 def read_persona_accuracy_log(path: str | os.PathLike[str]) -> PersonaAccuracyLog:

@@ -112,15 +112,15 @@ def judge_for(
     ``default`` is a shared default judge to reuse.
     """
     if method == "default":
-        return default or DefaultJudge()
+        return default or DefaultJudge(attempts=1)
     if method == "profile":
         profile = _profile(history)
-        return ProfileJudge(profile) if profile else "no profile"
+        return ProfileJudge(profile, attempts=1) if profile else "no profile"
     if method == "memory":
-        return MemoryJudge(memory) if memory else "no training pairs"
+        return MemoryJudge(memory, attempts=1) if memory else "no training pairs"
     if method == "persona":
         persona = _persona(history, personas)
-        return PersonaJudge(persona) if persona else "no persona"
+        return PersonaJudge(persona, attempts=1) if persona else "no persona"
     if method == "synthesizeme":
         if judges_dir is None:
             raise ConfigError("method 'synthesizeme' needs judges_dir")
@@ -143,5 +143,6 @@ def judge_for(
                       "with the same split fractions")
             logger.warning("%s: %s", history.user_id, reason)
             return reason
-        return fitted.program()
+        judge: Judge = fitted.with_attempts(1)  # the run retries each judgment
+        return judge
     raise ConfigError(f"unknown method {method!r}; choose from {', '.join(METHODS)}")

@@ -53,7 +53,7 @@ from personae.evaluation.log import (
 )
 from personae.evaluation.stats import method_stats
 from personae.lm import Cost
-from personae.programs import PairVerdict, PersonaAccuracyJudge, PersonaInference, judge_pair
+from personae.programs import PersonaAccuracyJudge, PersonaInference, Verdict, judge_pair
 from personae.runs import (
     CostLog,
     Counts,
@@ -84,6 +84,7 @@ class PersonaAccuracyRun:
     log: PersonaAccuracyLog
 
     def side(self, name: str) -> SideSummary:
+        """The :class:`SideSummary` of side ``name`` (``chosen`` or ``rejected``)."""
         return self.log.results.side(name)
 
     def accuracy(self, side: str) -> float:
@@ -93,23 +94,29 @@ class PersonaAccuracyRun:
 
     @property
     def chosen(self) -> SideSummary:
+        """The summary of the chosen side's personas."""
         return self.side("chosen")
 
     @property
     def rejected(self) -> SideSummary:
+        """The summary of the rejected side's personas."""
         return self.side("rejected")
 
     @property
     def order_agreement(self) -> float:
+        """Over both sides, the share of records scored in both orders whose orders agree; NaN when none
+        was."""
         value = self.log.results.order_agreement
         return float("nan") if value is None else value
 
     @property
     def judgments(self) -> list[Judgment]:
+        """Every judgment of the run, of both sides."""
         return self.log.judgments
 
     @property
     def personas(self) -> list[PersonaRow]:
+        """The two personas of each record and where each came from."""
         return self.log.results.personas
 
     @property
@@ -119,14 +126,17 @@ class PersonaAccuracyRun:
 
     @property
     def cost(self) -> Cost:
+        """The LM cost of the whole run (inference and judging)."""
         return self.log.cost.to_cost()
 
     @property
     def inference_cost(self) -> Cost:
+        """The LM cost of inferring personas (nothing when both came from columns)."""
         return self.log.costs["inference"].to_cost()
 
     @property
     def judge_cost(self) -> Cost:
+        """The LM cost of judging with the personas."""
         return self.log.costs["judging"].to_cost()
 
 
@@ -242,7 +252,7 @@ def evaluate_persona_accuracy(
         inferred: dict[str, dict[str, Any]] = {}
         infer_cost, counts = Cost(), Counts()
         if to_infer and records:
-            infer = copy.deepcopy(program) if program is not None else PersonaInference()
+            infer = (copy.deepcopy(program) if program is not None else PersonaInference()).with_attempts(1)
             infer.sides = tuple(to_infer)
 
             def one(record: PreferenceRecord) -> dict[str, str]:
@@ -296,10 +306,11 @@ def evaluate_persona_accuracy(
         # from the persona on, so a server's prompt cache reads the record once per order.
         tasks.sort(key=lambda task: (task.position, not task.chosen_first, task.side != "chosen"))
 
-        def judge_one(task: _Task) -> PairVerdict:
-            return judge_pair(PersonaAccuracyJudge(task.persona), task.record, chosen_first=task.chosen_first)
+        def judge_one(task: _Task) -> Verdict:
+            judge = PersonaAccuracyJudge(task.persona, attempts=1)  # the run retries each judgment
+            return judge_pair(judge, task.record, chosen_first=task.chosen_first)
 
-        def judgment_row(task: _Task, outcome: Outcome[PairVerdict]) -> dict[str, Any]:
+        def judgment_row(task: _Task, outcome: Outcome[Verdict]) -> dict[str, Any]:
             first, second = ("chosen", "rejected") if task.chosen_first else ("rejected", "chosen")
             return Judgment.of(outcome, record_id=task.record.record_id, first=first, second=second, truth=task.side,
                                method="persona", side=task.side, persona=task.persona).model_dump(mode="json")

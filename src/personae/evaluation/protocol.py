@@ -30,7 +30,7 @@ from personae.evaluation.log import (
 )
 from personae.evaluation.methods import check_methods, judge_for
 from personae.lm import Cost
-from personae.programs import DefaultJudge, Judge, PairVerdict, judge_digest, judge_pair
+from personae.programs import DefaultJudge, Judge, Verdict, judge_digest, judge_pair
 from personae.runs import (
     CostLog,
     Counts,
@@ -60,14 +60,17 @@ class EvaluationRun:
 
     @property
     def summary(self) -> dict[str, MethodSummary]:
+        """Each method's :class:`MethodSummary`, by method name."""
         return {s.method: s for s in self.log.results.summary}
 
     @property
     def users(self) -> list[UserRow]:
+        """One row per user: split sizes and accuracy per method."""
         return self.log.results.users
 
     @property
     def judgments(self) -> list[Judgment]:
+        """Every judgment of the run, of every method."""
         return self.log.judgments
 
     @property
@@ -76,6 +79,7 @@ class EvaluationRun:
         return self.log.cost.to_cost()
 
     def method_cost(self, method: str) -> Cost:
+        """The LM cost of ``method``'s judgments (KeyError for a method the run did not evaluate)."""
         return self.log.results.method(method).cost.to_cost()
 
     def accuracy(self, method: str) -> float:
@@ -170,7 +174,7 @@ def evaluate_methods(
     def body() -> Any:
         splits = _split_users(users, fractions)
 
-        default = DefaultJudge()
+        default = DefaultJudge(attempts=1)  # the run retries each judgment
         tasks: dict[str, list[_Task]] = {method: [] for method in chosen}
         unjudged: list[Judgment] = []  # a method with nothing to judge a user with: unscored
         for method in chosen:
@@ -190,10 +194,10 @@ def evaluate_methods(
                         else:
                             tasks[method].append(_Task(method, user_id, record, chosen_first, judge, digest))
 
-        def judge_one(task: _Task) -> PairVerdict:
+        def judge_one(task: _Task) -> Verdict:
             return judge_pair(task.judge, task.record, chosen_first=task.chosen_first)
 
-        def row(task: _Task, outcome: Outcome[PairVerdict]) -> dict[str, Any]:
+        def row(task: _Task, outcome: Outcome[Verdict]) -> dict[str, Any]:
             first, second = ("chosen", "rejected") if task.chosen_first else ("rejected", "chosen")
             return Judgment.of(outcome, record_id=task.record.record_id, first=first, second=second, truth="chosen",
                                user_id=task.user_id, method=task.method).model_dump(mode="json")

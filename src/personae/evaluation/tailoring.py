@@ -28,7 +28,7 @@ from pydantic import BaseModel, Field
 
 from personae.errors import ConfigError, DataError
 from personae.evaluation.log import finite
-from personae.programs import CRITERIA, TailoringJudge, check_preferred
+from personae.programs import CRITERIA, TailoringJudge, Verdict
 from personae.runs import (
     CostLog,
     Executor,
@@ -96,6 +96,7 @@ class TailoringResults(BaseModel):
     outcomes: dict[str, dict[str, str]] = Field(default_factory=dict)
 
     def criterion(self, name: str) -> CriterionSummary:
+        """The summary of criterion ``name``; KeyError when the comparison has none."""
         for summary in self.summary:
             if summary.criterion == name:
                 return summary
@@ -113,7 +114,8 @@ class TailoringConfig(BaseModel):
 
 
 TailoringEvalLog = RunLog[TailoringConfig, TailoringResults]
-"""The run log of ``personae eval-tailoring``."""
+TailoringEvalLog.__doc__ = """The run log of ``personae eval-tailoring``: a :class:`personae.runs.RunLog` with a
+:class:`TailoringConfig` and :class:`TailoringResults`."""
 
 
 def delta_pq(p_wr: float, q_wr: float) -> float:
@@ -177,22 +179,21 @@ def compare_generations(
             raise ConfigError(f"unknown criterion {criterion!r}; choose from {', '.join(CRITERIA)}")
     if len({item.item_id for item in items}) != len(items):
         raise DataError("item ids must be distinct", source="<items>", field="item_id")
-    judges = {criterion: TailoringJudge(criterion) for criterion in criteria}
+    judges = {criterion: TailoringJudge(criterion, attempts=1) for criterion in criteria}
     tasks = [_Task(item, criterion, a_first) for item in items for criterion in criteria for a_first in (True, False)]
     model = str(getattr(lm, "model", type(lm).__name__))
     log = TailoringEvalLog(command="eval-tailoring", versions=package_versions(), results=TailoringResults(),
                            config=TailoringConfig(model=model, criteria=criteria, concurrency=concurrency,
                                                   max_attempts=max_attempts, extra=dict(config or {})))
 
-    def judge_one(task: _Task) -> dspy.Prediction:
+    def judge_one(task: _Task) -> Verdict:
         first, second = ((task.item.response_a, task.item.response_b) if task.a_first
                          else (task.item.response_b, task.item.response_a))
-        pred = judges[task.criterion](prompt=task.item.prompt, persona=task.item.persona,
-                                      first_response=first, second_response=second)
-        check_preferred(pred.preferred)
-        return pred
+        verdict: Verdict = judges[task.criterion](prompt=task.item.prompt, persona=task.item.persona,
+                                                  response_a=first, response_b=second)
+        return verdict
 
-    def row(task: _Task, outcome: Outcome[dspy.Prediction]) -> dict[str, Any]:
+    def row(task: _Task, outcome: Outcome[Verdict]) -> dict[str, Any]:
         first, second = ("A", "B") if task.a_first else ("B", "A")
         return Judgment.of(outcome, record_id=task.item.item_id, first=first, second=second, truth=None,
                            method=task.criterion, persona=task.item.persona).model_dump(mode="json")

@@ -124,3 +124,10 @@ class JSONAdapter(dspy.JSONAdapter):
         fmt = self._cached(("format", bool(lm.supports_response_schema), cap, _signature_key(signature)), build)
         if fmt is not None:
             lm_kwargs["response_format"] = fmt
+
+
+# dspy.Adapter wraps ``parse`` of every subclass (for its callbacks) in a wrapper of this class's own;
+# it is DSPy's parse unchanged, so only the wrapper's docstring is given here.
+JSONAdapter.parse.__doc__ = """DSPy's JSON parsing, unchanged: the signature's output fields from the LM's
+``completion`` (a JSON object, repaired when malformed), each cast to its field's type; raises
+``dspy.utils.exceptions.AdapterParseError`` when no object or not every output field comes back."""

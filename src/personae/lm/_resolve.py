@@ -24,7 +24,7 @@ import dspy
 
 from personae.errors import ConfigError
 from personae.lm._adapter import MAX_STRING_CHARS_ATTR, JSONAdapter
-from personae.lm._local import LOCAL_MODEL_NAME, LlamaCppEngine
+from personae.lm._local import LOCAL_MODEL_NAME, AsyncLlamaCppEngine, LlamaCppEngine
 
 __all__ = ["DEFAULT_MODEL", "ENGINES", "default_adapter", "engine_for", "get_lm", "is_local"]
 
@@ -32,10 +32,13 @@ DEFAULT_MODEL = "local"
 ENGINES = ("auto", "http", "litellm", "lm15")
 _LOCAL_ALIASES = {"local", "smollm2", LOCAL_MODEL_NAME}
 _local_engines: dict[tuple[str | None, int], LlamaCppEngine] = {}
+_async_local_engines: dict[LlamaCppEngine, AsyncLlamaCppEngine] = {}
 _local_lock = threading.Lock()
 
 
 def is_local(model: str) -> bool:
+    """Whether ``model`` names the embedded llama.cpp model: ``local``, ``smollm2``,
+    ``local/smollm2-135m-instruct`` or ``local:<path to a GGUF file>``."""
     return model in _LOCAL_ALIASES or model.startswith("local:")
 
 
@@ -46,6 +49,14 @@ def _local_engine(path: str | None, n_ctx: int) -> LlamaCppEngine:
         if key not in _local_engines:
             _local_engines[key] = LlamaCppEngine(path, n_ctx=n_ctx)
         return _local_engines[key]
+
+
+def _async_local_engine(engine: LlamaCppEngine) -> AsyncLlamaCppEngine:
+    # One asynchronous counterpart per loaded model: its worker thread is the model's.
+    with _local_lock:
+        if engine not in _async_local_engines:
+            _async_local_engines[engine] = AsyncLlamaCppEngine(engine)
+        return _async_local_engines[engine]
 
 
 def get_lm(
@@ -73,7 +84,8 @@ def get_lm(
             usual environment variable.
         temperature: Sampling temperature; 0 by default so runs repeat. Retries draw fresh
             samples with ``lm.copy(rollout_id=..., temperature=...)``, never by changing this.
-        max_tokens: Completion cap (default 512 for the local model, 1024 otherwise).
+        max_tokens: Completion cap (default 1024). For the embedded model, free-text fields are
+            capped so that an answer always closes within it.
         cache: Use DSPy's request cache (set ``DSPY_CACHEDIR`` to choose its folder).
         num_retries: Retries of transient failures (rate limits, timeouts, 5xx) inside DSPy.
         timeout: Seconds before a remote call is abandoned.
@@ -98,7 +110,8 @@ def get_lm(
             raise ConfigError(f"no GGUF file at {path}")
         local_engine = _local_engine(path, int(kwargs.pop("n_ctx", 8192)))
         name = LOCAL_MODEL_NAME if path is None else f"local/{os.path.basename(path)}"
-        lm = dspy.LM(name, engine=local_engine, temperature=temperature, max_tokens=max_tokens or 512,
+        lm = dspy.LM(name, engine=local_engine, async_engine=_async_local_engine(local_engine),
+                     temperature=temperature, max_tokens=max_tokens or 1024,
                      cache=cache, num_retries=num_retries, **kwargs)
         if max_string_chars is not None:
             if max_string_chars < 1:
@@ -113,13 +126,13 @@ def get_lm(
         raise ConfigError("max_string_chars needs structured_output=True and a positive number")
     chosen = engine_for(model, api_base, engine)
     if chosen == "http":
-        from personae.lm._http import DEFAULT_OPENAI_BASE, HTTPEngine
+        from personae.lm._http import DEFAULT_OPENAI_BASE, AsyncHTTPEngine, HTTPEngine
 
         http = HTTPEngine(api_base or DEFAULT_OPENAI_BASE, model.split("/", 1)[1],
                           api_key=api_key,
                           timeout=timeout, structured_output=structured_output)
-        lm = dspy.LM(model, engine=http, temperature=temperature, max_tokens=max_tokens or 1024, cache=cache,
-                     num_retries=num_retries, **kwargs)
+        lm = dspy.LM(model, engine=http, async_engine=AsyncHTTPEngine(http), temperature=temperature,
+                     max_tokens=max_tokens or 1024, cache=cache, num_retries=num_retries, **kwargs)
         if max_string_chars is not None:
             setattr(lm, MAX_STRING_CHARS_ATTR, max_string_chars)
         return lm

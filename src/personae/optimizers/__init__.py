@@ -1,16 +1,19 @@
-"""Compilers: SynthesizeMe per-user fitting, demo-set search, and the fitted judge artifact."""
+"""Compilers: SynthesizeMe per-user fitting, demo-set search, cross-user prompt optimization.
 
-from personae.optimizers._artifact import ARTIFACT_VERSION, PersonalizedJudge, Verdict, judge_path
+The fitted judge they produce, :class:`~personae.programs.PersonalizedJudge`, is a program and
+lives in :mod:`personae.programs`; it is re-exported here with :class:`~personae.programs.Verdict`.
+The metrics they compile against are in :mod:`personae.evaluation.metrics`.
+"""
+
 from personae.optimizers._demo_search import Candidate, DemoSearch, PredictionMemo, SearchResult
 from personae.optimizers._persona_inference import (
     PERSONA_INFERENCE_OPTIMIZERS,
     load_persona_inference,
     optimize_persona_inference,
-    persona_accuracy_metric,
-    persona_inference_examples,
 )
-from personae.optimizers._persona_prompt import optimize_persona_program, persona_examples, persona_metric
+from personae.optimizers._persona_prompt import optimize_persona_program, verify_synthesis_examples
 from personae.optimizers._synthesizeme import COST_ONLY_SETTINGS, PRESETS, Preset, SynthesizeMe, preset_overrides
+from personae.programs import ARTIFACT_VERSION, PersonalizedJudge, Verdict, judge_path
 
 __all__ = [
     "ARTIFACT_VERSION",
@@ -29,9 +32,6 @@ __all__ = [
     "load_persona_inference",
     "optimize_persona_inference",
     "optimize_persona_program",
-    "persona_accuracy_metric",
-    "persona_examples",
-    "persona_inference_examples",
-    "persona_metric",
     "preset_overrides",
+    "verify_synthesis_examples",
 ]

@@ -39,12 +39,30 @@ from dspy.teleprompt.teleprompt import Teleprompter
 from personae.data import PreferenceRecord
 from personae.errors import ConfigError
 from personae.lm import Cost, CostMeter
-from personae.programs import Judge, check_preferred, stable_coin
+from personae.programs import Judge, Trace, VerifiedReasoning, check_preferred, judge_pair, stable_coin
 from personae.runs import CALL_FAILURES, RetryPolicy, ThreadExecutor
+from personae.signatures import clip
 
-__all__ = ["Candidate", "DemoSearch", "PredictionMemo", "SearchResult"]
+__all__ = ["Candidate", "DemoSearch", "PredictionMemo", "SearchResult", "as_demo", "labeled_demo"]
 
 logger = logging.getLogger(__name__)
+
+
+DEMO_MAX_CHARS = 800  # per text in a demonstration, so a few demos fit a small context window
+
+
+def as_demo(trace: Trace) -> dict[str, str]:
+    """A verified trace as a judge's demonstration (texts clipped so a few fit a small context)."""
+    return {"prompt": clip(trace.prompt, DEMO_MAX_CHARS),
+            "response_a": clip(trace.response_a, DEMO_MAX_CHARS),
+            "response_b": clip(trace.response_b, DEMO_MAX_CHARS),
+            "reasoning": clip(trace.reasoning, DEMO_MAX_CHARS), "preferred": trace.preferred}
+
+
+def labeled_demo(record: PreferenceRecord) -> dict[str, str]:
+    """A pair as a labelled demonstration without reasoning (the chosen response shown as A)."""
+    return {"prompt": record.prompt, "response_a": record.chosen, "response_b": record.rejected,
+            "preferred": "A"}
 
 
 def _demo_key(demo: dict[str, Any]) -> str:
@@ -61,6 +79,8 @@ class PredictionMemo:
         self.hits = 0
 
     def get(self, key: tuple[str, ...]) -> tuple[bool, str | None] | None:
+        """The judgment stored under ``key`` (whether it was right, and the error when it failed), or
+        None; a hit is counted in ``hits``."""
         with self._lock:
             found = self._store.get(key)
             if found is not None:
@@ -68,6 +88,7 @@ class PredictionMemo:
             return found
 
     def put(self, key: tuple[str, ...], value: tuple[bool, str | None]) -> None:
+        """Store the judgment ``value`` (right or wrong, and the error when it failed) under ``key``."""
         with self._lock:
             self._store[key] = value
 
@@ -167,14 +188,12 @@ class DemoSearch(Teleprompter):
         found = memo.get(key)
         if found is not None:
             return found
-        first, second = (record.chosen, record.rejected) if chosen_first else (record.rejected, record.chosen)
         outcome = RetryPolicy(max_attempts=self.max_attempts).attempt(
-            lambda: check_preferred(student(context=record.prompt, first_response=first,
-                                            second_response=second).preferred))
+            lambda: check_preferred(judge_pair(student, record, chosen_first=chosen_first).preferred))
         if outcome.kind in CALL_FAILURES:  # the model gave no answer: no score can be trusted, fit again later
             raise outcome.exception(f"demo search on {record.record_id}")
         # an answer that kept failing to parse counts as wrong, with its reason
-        result = (False, outcome.error) if outcome.value is None else ((outcome.value == "First") == chosen_first, None)
+        result = (False, outcome.error) if outcome.value is None else ((outcome.value == "A") == chosen_first, None)
         memo.put(key, result)
         return result
 
@@ -204,6 +223,7 @@ class DemoSearch(Teleprompter):
             if stop.is_set():
                 return
             judge = student.deepcopy()
+            judge.attempts = 1  # the search retries each judgment itself (max_attempts)
             judge.predict.predict.demos = [dspy.Example(**d) for d in candidate.demos]
             correct = 0
             for asked, record in enumerate(valset):
@@ -253,11 +273,30 @@ class DemoSearch(Teleprompter):
             cost=meter.cost,
         )
 
-    def compile(self, student: Judge, *, trainset: Sequence[Any] = (), valset: Sequence[PreferenceRecord] = (),
-                pool: Sequence[dict[str, str]] = (), labeled: Sequence[dict[str, str]] = (),
+    def compile(self, student: Judge, *, trainset: Sequence[Any] = (), valset: Sequence[Any] = (),
+                pool: Sequence[dict[str, str]] | None = None, labeled: Sequence[dict[str, str]] | None = None,
                 **kwargs: Any) -> Judge:
-        """The Teleprompter entry point: ``student`` with the best demo set found."""
-        result = self.search(student, valset, pool=pool, labeled=labeled)
+        """The optimizer entry point, as DSPy's: ``student`` with the best demo set found.
+
+        ``trainset`` and ``valset`` hold pairs (``dspy.Example``s with ``prompt``, ``chosen`` and
+        ``rejected``, or :class:`~personae.data.PreferenceRecord`s); without a ``valset`` the
+        trainset validates too, as in DSPy's random search. Without a ``pool``, the candidates'
+        demonstrations are the trainset's verified reasoning traces (one
+        :class:`~personae.programs.VerifiedReasoning` pass over it), and ``max_labeled`` of its
+        pairs may join them as labelled demonstrations.
+        """
+        from personae.data import as_records
+
+        train = as_records(trainset, source="trainset")
+        val = as_records(valset, source="valset") if valset else train
+        if not val:
+            raise ConfigError("DemoSearch.compile needs pairs to validate on: give trainset= or valset=")
+        if pool is None:
+            verifier = VerifiedReasoning(attempts=self.max_attempts, seed=self.seed)
+            pool = [as_demo(p.trace) for p in (verifier.for_record(r) for r in train) if p.verified]
+        if labeled is None:
+            labeled = [labeled_demo(r) for r in train]
+        result = self.search(student, val, pool=pool, labeled=labeled)
         program = student.deepcopy()
         program.predict.predict.demos = [dspy.Example(**d) for d in result.demos]
         return cast(Judge, program)

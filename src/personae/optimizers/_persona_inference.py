@@ -31,69 +31,18 @@ from typing import Any
 import dspy
 from dspy.utils.usage_tracker import UsageTracker
 
-from personae.data import PreferenceRecord, Turn
+from personae.data import PreferenceRecord, as_records
 from personae.errors import ConfigError, DataError
+from personae.evaluation.metrics import PersonaAccuracy, persona_inference_examples
 from personae.lm import default_adapter
-from personae.programs import PersonaInference, PersonaJudge, judge_pair, stable_coin
-from personae.runs import RetryPolicy, Tally
+from personae.programs import PersonaInference
+from personae.runs import Tally
 
-__all__ = [
-    "PERSONA_INFERENCE_OPTIMIZERS",
-    "load_persona_inference",
-    "optimize_persona_inference",
-    "persona_accuracy_metric",
-    "persona_inference_examples",
-]
+__all__ = ["PERSONA_INFERENCE_OPTIMIZERS", "load_persona_inference", "optimize_persona_inference"]
 
 logger = logging.getLogger(__name__)
 
-_ONE_TRY = RetryPolicy(max_attempts=1)  # inside an optimizer's metric: a failed judgment scores 0
-
 PERSONA_INFERENCE_OPTIMIZERS = ("bootstrap", "mipro")
-
-
-def persona_inference_examples(records: Sequence[PreferenceRecord]) -> list[dspy.Example]:
-    """One example per record: inputs ``context`` (the prompt), ``chosen``, ``rejected``."""
-    return [dspy.Example(context=r.prompt, chosen=r.chosen, rejected=r.rejected, record_id=r.record_id)
-            .with_inputs("context", "chosen", "rejected") for r in records]
-
-
-def persona_accuracy_metric(judge_lm: dspy.BaseLM | None = None, *, both_orders: bool = True, seed: int = 0,
-                            sides: Sequence[str] = ("chosen", "rejected"),
-                            tally: Tally | None = None) -> Callable[..., float]:
-    """A DSPy metric: the persona accuracy of the personas a :class:`PersonaInference` predicted.
-
-    ``judge_lm`` judges (default: the LM in DSPy's settings when the metric runs). The
-    judge's calls are kept out of the optimizer's trace, so they never become demos. ``tally``
-    counts the judgments made, and those that failed by kind.
-    """
-
-    def metric(gold: dspy.Example, pred: dspy.Prediction, trace: Any = None, pred_name: str | None = None,
-               pred_trace: Any = None) -> float:
-        record = PreferenceRecord([Turn("user", str(gold.context))], str(gold.chosen), str(gold.rejected),
-                                  record_id=str(gold.get("record_id") or ""))
-        lm = judge_lm or dspy.settings.lm
-        correct = total = 0
-        for side in sides:
-            persona = pred.get(f"{side}_persona")
-            orders = (True, False) if both_orders else (stable_coin(seed, record.record_id, record.prompt, side),)
-            for chosen_first in orders:
-                total += 1
-                if not isinstance(persona, str) or not persona.strip():
-                    continue
-                with dspy.context(trace=None):
-                    outcome = _ONE_TRY.attempt(
-                        lambda p=persona, c=chosen_first: judge_pair(  # type: ignore[misc]
-                            PersonaJudge(p), record, chosen_first=c), lm=lm)
-                if tally is not None:
-                    tally.add(outcome)
-                if outcome.value is None:  # a failed or unparseable judgment scores 0
-                    logger.debug("persona-accuracy judgment failed (%s): %s", outcome.kind, outcome.error)
-                    continue
-                correct += outcome.value.correct == (side == "chosen")
-        return correct / total if total else 0.0
-
-    return metric
 
 
 class _SharedUsage(UsageTracker):
@@ -116,7 +65,7 @@ class _SharedUsage(UsageTracker):
         self.target.add_usage(lm, usage_entry)
 
 
-def _score(program: dspy.Module, valset: Sequence[dspy.Example], metric: Callable[..., float],
+def _score(program: dspy.Module, valset: Sequence[dspy.Example], metric: Callable[..., Any],
            num_threads: int) -> float:
     evaluate = dspy.Evaluate(devset=list(valset), metric=metric, num_threads=num_threads, display_progress=False,
                              display_table=False, max_errors=len(valset) + 1)
@@ -124,12 +73,12 @@ def _score(program: dspy.Module, valset: Sequence[dspy.Example], metric: Callabl
 
 
 def optimize_persona_inference(
-    records: Sequence[PreferenceRecord],
+    records: Sequence[PreferenceRecord | dspy.Example],
     *,
-    lm: dspy.BaseLM,
+    lm: dspy.BaseLM | None = None,
     judge_lm: dspy.BaseLM | None = None,
     optimizer: str = "bootstrap",
-    valset: Sequence[PreferenceRecord] | None = None,
+    valset: Sequence[PreferenceRecord | dspy.Example] | None = None,
     student: PersonaInference | None = None,
     both_orders: bool = True,
     max_demos: int = 4,
@@ -143,9 +92,10 @@ def optimize_persona_inference(
     """Compile a :class:`PersonaInference` whose metric is the persona accuracy of its personas.
 
     Args:
-        records: Training records; without ``valset`` the first half trains and the rest validates.
+        records: Training pairs (records, or ``dspy.Example``s with ``prompt``, ``chosen`` and
+            ``rejected``); without ``valset`` the first half trains and the rest validates.
         lm: The model whose prompts are compiled (it infers the personas; MIPROv2 also
-            proposes instructions with it).
+            proposes instructions with it); by default the LM configured in DSPy.
         judge_lm: The judge of the metric (default ``lm``).
         optimizer: ``"bootstrap"`` (bootstrap random search over demo sets) or ``"mipro"`` (MIPROv2).
         student: The program to start from (default: the shipped 3-shot program).
@@ -157,6 +107,11 @@ def optimize_persona_inference(
             become a demo (1.0: every judgment right).
         auto: MIPROv2's budget (``light``, ``medium``, ``heavy``).
     """
+    lm = lm or dspy.settings.lm
+    if lm is None:
+        raise ConfigError("no LM: pass lm= or configure one with dspy.configure(lm=...)")
+    records = as_records(records, source="records")
+    valset = None if valset is None else as_records(valset, source="valset")
     if optimizer not in PERSONA_INFERENCE_OPTIMIZERS:
         raise ConfigError(f"unknown optimizer {optimizer!r}; choose {' or '.join(PERSONA_INFERENCE_OPTIMIZERS)}")
     if max_demos < 1 or num_candidates < 0 or num_threads < 1:
@@ -172,8 +127,7 @@ def optimize_persona_inference(
             raise ConfigError("optimizing persona inference needs training and validation records")
     trainset, devset = persona_inference_examples(train_records), persona_inference_examples(val_records)
     student = student or PersonaInference()
-    metric = persona_accuracy_metric(judge_lm or lm, both_orders=both_orders, seed=seed, sides=student.sides,
-                                     tally=tally)
+    metric = PersonaAccuracy(judge_lm or lm, both_orders=both_orders, seed=seed, sides=student.sides, tally=tally)
     tracker = dspy.settings.usage_tracker
     shared = {"usage_tracker": _SharedUsage(tracker)} if tracker is not None else {}
     with dspy.context(lm=lm, adapter=dspy.settings.adapter or default_adapter(), **shared):

@@ -15,17 +15,11 @@ from typing import Any
 
 import dspy
 
-from personae.data import PreferenceRecord, UserHistory, split_user
+from personae.data import UserHistory, split_user
 from personae.errors import ConfigError
+from personae.evaluation.metrics import HeldOutAccuracy, HeldOutAccuracyFeedback
 from personae.lm import default_adapter
-from personae.programs import (
-    PersonaJudge,
-    PersonaSynthesis,
-    VerifiedReasoning,
-    check_preferred,
-    check_reached,
-    stable_coin,
-)
+from personae.programs import PersonaSynthesis, VerifiedReasoning, check_reached
 from personae.runs import (
     Executor,
     ItemsRun,
@@ -37,18 +31,19 @@ from personae.runs import (
     run_items,
 )
 
-__all__ = ["optimize_persona_program", "persona_examples", "persona_metric"]
+__all__ = ["optimize_persona_program", "verify_synthesis_examples"]
 
 logger = logging.getLogger(__name__)
 
-_ONE_TRY = RetryPolicy(max_attempts=1)  # inside an optimizer's metric: a failed judgment counts as wrong
 
-
-def persona_examples(users: Sequence[UserHistory], *, lm: dspy.BaseLM, fractions: tuple[float, float, float] =
-                     (0.5, 0.2, 0.3), verify_attempts: int = 2, seed: int = 0, ledger: Ledger | None = None,
-                     executor: Executor | None = None, progress: Progress | None = None,
-                     runs: list[ItemsRun] | None = None) -> list[dspy.Example]:
-    """One example per user with verified traces: input ``preference_history``, plus its validation pairs.
+def verify_synthesis_examples(users: Sequence[UserHistory], *, lm: dspy.BaseLM,
+                              fractions: tuple[float, float, float] = (0.5, 0.2, 0.3), verify_attempts: int = 2,
+                              seed: int = 0, ledger: Ledger | None = None, executor: Executor | None = None,
+                              progress: Progress | None = None,
+                              runs: list[ItemsRun] | None = None) -> list[dspy.Example]:
+    """One persona-synthesis example per user, made with LM calls on ``lm``: verified reasoning
+    over the user's train pairs gives the input ``preference_history``; the user's validation
+    pairs go in ``val`` (what :class:`~personae.evaluation.HeldOutAccuracy` scores on).
 
     Users are verified through the run layer: ``executor`` runs them (default one at a time),
     a ``ledger`` keeps each user's rendered traces as they finish (a re-run reuses them), and
@@ -57,10 +52,10 @@ def persona_examples(users: Sequence[UserHistory], *, lm: dspy.BaseLM, fractions
     synthesis = PersonaSynthesis()
     splits = {user.user_id: split_user(user.records, fractions) for user in users}
     usable = [user for user in users if splits[user.user_id].val]
-    verifier = VerifiedReasoning(max_attempts=verify_attempts, seed=seed)
+    verifier = VerifiedReasoning(attempts=verify_attempts, seed=seed)
 
     def verify(user: UserHistory) -> str:
-        verified = [verifier(record) for record in splits[user.user_id].train]
+        verified = [verifier.for_record(record) for record in splits[user.user_id].train]
         check_reached(verified, f"user {user.user_id}: verified reasoning")  # an outage is no result
         traces = [p.trace for p in verified if p.verified]
         return synthesis.render(traces) if traces else ""
@@ -85,55 +80,38 @@ def persona_examples(users: Sequence[UserHistory], *, lm: dspy.BaseLM, fractions
     return examples
 
 
-def _score(persona: str, val: Sequence[dict[str, Any]], seed: int) -> tuple[float, list[str]]:
-    judge = PersonaJudge(persona)
-    correct, notes = 0, []
-    for row in val:
-        record = PreferenceRecord.from_dict(row)
-        chosen_first = stable_coin(seed, "val", record.record_id, record.prompt)
-        first, second = (record.chosen, record.rejected) if chosen_first else (record.rejected, record.chosen)
-        outcome = _ONE_TRY.attempt(lambda r=record, a=first, b=second: check_preferred(  # type: ignore[misc]
-            judge(context=r.prompt, first_response=a, second_response=b).preferred))
-        ok = outcome.value is not None and (outcome.value == "First") == chosen_first
-        if outcome.error:  # counted wrong, with its reason
-            notes.append(outcome.error)
-        correct += ok
-        if not ok:
-            notes.append(f"the persona did not predict the choice on: {record.prompt[:120]!r}")
-    return (correct / len(val) if val else 0.0), notes
+def optimize_persona_program(examples: Sequence[dspy.Example], *, lm: dspy.BaseLM | None = None,
+                             optimizer: str = "mipro", auto: str = "light", num_threads: int = 1, seed: int = 0,
+                             student: PersonaSynthesis | None = None, max_metric_calls: int | None = None,
+                             valset: Sequence[dspy.Example] | None = None) -> PersonaSynthesis:
+    """Compile the persona-synthesis program over ``examples`` (see :func:`verify_synthesis_examples`),
+    on ``lm`` or the LM configured in DSPy, which also judges for the metric
+    (:class:`~personae.evaluation.HeldOutAccuracy`; GEPA gets its feedback form).
 
-
-def persona_metric(gold: dspy.Example, pred: dspy.Prediction, trace: Any = None, pred_name: str | None = None,
-                   pred_trace: Any = None) -> Any:
-    """Validation accuracy of the persona-guided judge; with GEPA's extra arguments, plus feedback."""
-    score, notes = _score(str(pred.persona or ""), gold.val, int(gold.get("seed", 0)))
-    if pred_name is None and pred_trace is None:
-        return score
-    feedback = f"The persona let a judge predict {score:.0%} of this user's held-out choices. " + " ".join(notes[:3])
-    return dspy.Prediction(score=score, feedback=feedback)
-
-
-def optimize_persona_program(examples: Sequence[dspy.Example], *, lm: dspy.BaseLM, optimizer: str = "mipro",
-                             auto: str = "light", num_threads: int = 1, seed: int = 0,
-                             student: PersonaSynthesis | None = None,
-                             max_metric_calls: int | None = None) -> PersonaSynthesis:
-    """Compile the persona-synthesis program over ``examples`` (see :func:`persona_examples`).
-
-    ``auto`` sets the optimizer's budget; for GEPA ``max_metric_calls`` replaces it.
+    Without ``valset`` the first half of ``examples`` trains and the rest validates. ``auto`` sets
+    the optimizer's budget; for GEPA ``max_metric_calls`` replaces it.
     """
-    if len(examples) < 2:
-        raise ConfigError("optimizing the persona prompt needs at least two users with verified traces")
+    lm = lm or dspy.settings.lm
+    if lm is None:
+        raise ConfigError("no LM: pass lm= or configure one with dspy.configure(lm=...)")
+    if valset is None:
+        if len(examples) < 2:
+            raise ConfigError("optimizing the persona prompt needs at least two users with verified traces")
+        half = max(1, len(examples) // 2)
+        trainset, valset = list(examples[:half]), list(examples[half:])
+    else:
+        trainset, valset = list(examples), list(valset)
+        if not trainset or not valset:
+            raise ConfigError("optimizing the persona prompt needs training and validation examples")
     student = student or PersonaSynthesis()
-    half = max(1, len(examples) // 2)
-    trainset, valset = list(examples[:half]), list(examples[half:])
     with dspy.context(lm=lm, adapter=dspy.settings.adapter or default_adapter()):
         if optimizer == "mipro":
-            compiler = dspy.MIPROv2(metric=persona_metric, auto=auto, num_threads=num_threads, seed=seed,
+            compiler = dspy.MIPROv2(metric=HeldOutAccuracy(lm), auto=auto, num_threads=num_threads, seed=seed,
                                     max_bootstrapped_demos=1, max_labeled_demos=0, verbose=False)
             return compiler.compile(student, trainset=trainset, valset=valset)  # type: ignore[no-any-return]
         if optimizer == "gepa":
             budget: dict[str, Any] = {"max_metric_calls": max_metric_calls} if max_metric_calls else {"auto": auto}
-            compiler = dspy.GEPA(metric=persona_metric, reflection_lm=lm, num_threads=num_threads,
+            compiler = dspy.GEPA(metric=HeldOutAccuracyFeedback(lm), reflection_lm=lm, num_threads=num_threads,
                                  seed=seed, **budget)
             return compiler.compile(student, trainset=trainset, valset=valset)  # type: ignore[no-any-return]
     raise ConfigError(f"unknown optimizer {optimizer!r}; choose mipro or gepa")

@@ -30,14 +30,21 @@ from typing import Any
 
 import dspy
 
-from personae.data import PreferenceRecord, UserHistory, split_user
+from personae.data import PreferenceRecord, UserHistory, as_records, split_user
 from personae.errors import ConfigError, ItemError
 from personae.lm import CostMeter, default_adapter
-from personae.optimizers._artifact import PersonalizedJudge
-from personae.optimizers._demo_search import DemoSearch, PredictionMemo, SearchResult
-from personae.programs import DefaultJudge, PersonaSynthesis, Trace, VerifiedReasoning, check_reached, program_digest
+from personae.optimizers._demo_search import DemoSearch, PredictionMemo, SearchResult, as_demo, labeled_demo
+from personae.programs import (
+    DefaultJudge,
+    PersonalizedJudge,
+    PersonaSynthesis,
+    Trace,
+    VerifiedReasoning,
+    check_reached,
+    program_digest,
+)
 from personae.runs import CALL_FAILURES, RetryPolicy
-from personae.signatures import PairwiseJudge, clip, personalized_instructions
+from personae.signatures import PairwiseJudge, personalized_instructions
 
 __all__ = ["COST_ONLY_SETTINGS", "PRESETS", "Preset", "SynthesizeMe", "preset_overrides"]
 
@@ -91,19 +98,6 @@ PRESETS: dict[str, Preset] = {
 
 
 SYNTHESIS_ATTEMPTS = 3  # fresh samples of the persona before the judge goes without one
-DEMO_MAX_CHARS = 800  # per text in a demonstration, so a few demos fit a small context window
-
-
-def _as_demo(trace: Trace) -> dict[str, str]:
-    return {"context": clip(trace.context, DEMO_MAX_CHARS),
-            "first_response": clip(trace.first_response, DEMO_MAX_CHARS),
-            "second_response": clip(trace.second_response, DEMO_MAX_CHARS),
-            "reasoning": clip(trace.reasoning, DEMO_MAX_CHARS), "preferred": trace.chosen}
-
-
-def _labeled(record: PreferenceRecord) -> dict[str, str]:
-    return {"context": record.prompt, "first_response": record.chosen, "second_response": record.rejected,
-            "preferred": "First"}
 
 
 class SynthesizeMe:
@@ -123,7 +117,7 @@ class SynthesizeMe:
         self.seed = seed
         self.num_threads = num_threads
         self.max_lm_calls = max_lm_calls
-        self.synthesis = synthesis or PersonaSynthesis()
+        self.synthesis = synthesis or PersonaSynthesis(attempts=1)  # fit retries it (SYNTHESIS_ATTEMPTS)
 
     def settings(self) -> dict[str, Any]:
         """What a fitted judge depends on besides the user's pairs and the LM, as JSON values:
@@ -131,40 +125,64 @@ class SynthesizeMe:
         values = {**asdict(self.preset), "seed": self.seed, "persona_program": program_digest(self.synthesis)}
         return dict(json.loads(json.dumps(values)))
 
-    def fit(self, user: UserHistory | Sequence[PreferenceRecord], *, lm: dspy.BaseLM,
-            user_id: str | None = None, require_validation: bool = True) -> PersonalizedJudge:
-        """Fit one user's judge.
+    def compile(self, student: PersonalizedJudge | None = None, *,
+                trainset: Sequence[PreferenceRecord | dspy.Example],
+                valset: Sequence[PreferenceRecord | dspy.Example] | None = None, **options: Any) -> PersonalizedJudge:
+        """DSPy's optimizer entry point: :meth:`fit` on ``trainset`` (one user's pairs), validated on
+        ``valset`` when given instead of the preset's split. ``student`` is not used: the judge is
+        built from the fit. ``options`` go to :meth:`fit` (``lm=``, ``user_id=``)."""
+        return self.fit(trainset, valset=valset, **options)
 
-        A history whose pairs come from too few prompts for a validation side raises
-        :class:`~personae.errors.ItemError`; with ``require_validation=False`` it still gets a
+    def fit(self, user: UserHistory | Sequence[PreferenceRecord | dspy.Example], *, lm: dspy.BaseLM | None = None,
+            user_id: str | None = None, require_validation: bool = False,
+            valset: Sequence[PreferenceRecord | dspy.Example] | None = None) -> PersonalizedJudge:
+        """Fit one user's judge from their pairs (a :class:`~personae.data.UserHistory`, or a list of
+        records or ``dspy.Example``s with ``prompt``, ``chosen`` and ``rejected``), on ``lm`` or the
+        LM configured in DSPy. The pairs are split by the preset (by prompt, in order) unless
+        ``valset`` gives the validation pairs. Returns the :class:`~personae.programs.PersonalizedJudge`.
+
+        A history whose pairs come from too few prompts for a validation side still gets a
         persona from its train pairs, and the judge keeps the first verified traces as its
-        demonstrations without a demo search (``val_accuracy`` is then None).
+        demonstrations without a demo search: ``val_accuracy`` is then None and the judge's
+        ``note`` says so. ``require_validation=True`` refuses such a user with
+        :class:`~personae.errors.ItemError` instead.
         """
-        records = list(user.records if isinstance(user, UserHistory) else user)
+        lm = lm or dspy.settings.lm
+        if lm is None:
+            raise ConfigError("no LM: pass lm= or configure one with dspy.configure(lm=...)")
+        records = list(user.records) if isinstance(user, UserHistory) else as_records(user, source="fit")
         uid = user_id or (user.user_id if isinstance(user, UserHistory) else records[0].user_id if records else None)
         if not records:
             raise ItemError(f"user {uid!r} has no preference pairs to fit", item=str(uid))
         p = self.preset
-        split = split_user(records, p.fractions)
-        train, val = split.train, split.val
+        if valset is None:
+            split = split_user(records, p.fractions)
+            train, val = split.train, split.val
+            if not train and not require_validation:  # one prompt: too few to split, all of it trains
+                train, val = [r for r in records if r not in split.test] or records, []
+        else:  # the caller's own split
+            train, val = records, as_records(valset, source="valset")
         if not train or (not val and require_validation):
             raise ItemError(f"user {uid!r}: {len(records)} pairs are too few for a train and a validation side",
                             item=str(uid))
+        note = "" if val else (f"no validation side: {len(records)} pairs on {len({r.prompt_key for r in records})} "
+                               "prompts; the first verified traces are the demonstrations, unscored")
         meter = CostMeter()
         memo = PredictionMemo()
         tried = pruned = 0
         with meter.track(), dspy.context(lm=lm, adapter=dspy.settings.adapter or default_adapter()):
-            verifier = VerifiedReasoning(max_attempts=p.verify_attempts, seed=self.seed)
-            verified = [verifier(record) for record in train[: p.max_verified]]
+            verifier = VerifiedReasoning(attempts=p.verify_attempts, seed=self.seed)
+            verified = [verifier.for_record(record) for record in train[: p.max_verified]]
             traces: list[Trace] = [pred.trace for pred in verified if pred.verified]
             check_reached(verified, f"user {uid}: verified reasoning")
-            pool = [_as_demo(t) for t in traces]
+            pool = [as_demo(t) for t in traces]
             if p.first_candidates:
                 first = DemoSearch(num_candidates=p.first_candidates, max_demos=p.first_max_demos or len(pool),
                                    max_labeled=p.first_labeled, target=p.first_target, seed=self.seed,
                                    num_threads=self.num_threads, memo=memo, max_lm_calls=self._budget_left(meter),
                                    prune=p.prune)
-                first_result = first.search(DefaultJudge(), val, pool=pool, labeled=[_labeled(r) for r in train])
+                first_result = first.search(DefaultJudge(attempts=1), val, pool=pool,
+                                            labeled=[labeled_demo(r) for r in train])
                 tried += first_result.candidates_tried
                 pruned += first_result.pruned
             persona, persona_error = "", None
@@ -177,7 +195,7 @@ class SynthesizeMe:
             if persona_error:
                 logger.warning("user %s: no persona (%s); the judge works without one", uid, persona_error)
             instructions = personalized_instructions(PairwiseJudge.instructions, persona)
-            student = PersonalizedJudge(str(uid), persona, instructions=instructions).program()
+            student = PersonalizedJudge(str(uid), persona, instructions=instructions, attempts=1)
             if val:
                 search = DemoSearch(num_candidates=p.candidates, max_demos=p.max_demos or len(pool),
                                     target=p.target, seed=self.seed, num_threads=self.num_threads, memo=memo,
@@ -194,6 +212,7 @@ class SynthesizeMe:
             user_id=str(uid), persona=persona, demos=result.demos, instructions=instructions,
             val_accuracy=result.score, n_train=len(train), n_val=len(val), seed=self.seed,
             model=str(getattr(lm, "model", "")), preset=p.name, settings=self.settings(), candidates_tried=tried,
+            note=note,
             cost={**cost.to_dict(), "verified_traces": len(traces), "reused_predictions": memo.hits,
                   "pruned_candidates": pruned,
                   **({"persona_error": persona_error} if persona_error else {})},

@@ -42,6 +42,10 @@ def demo_data_path() -> Path:
 
 @dataclass
 class DemoUser:
+    """One demo user: the persona written from the verified reasoning on the train pairs (empty when
+    none was verified), the split sizes, the test pairs judged without and with it, the personas
+    inferred from the first train pairs, the user's ``taste`` label when the data has one, and the
+    cost."""
     user_id: str
     persona: str
     n_train: int
@@ -60,7 +64,7 @@ def _demo_user(user: UserHistory, *, lm: dspy.BaseLM, train_fraction: float, pi_
     train, test = split.train, split.test
     meter = CostMeter()
     with meter.track(), dspy.context(lm=lm, adapter=dspy.settings.adapter or default_adapter()):
-        infer = PersonaInference()
+        infer = PersonaInference(attempts=1)  # run_batch retries each record
         examples = train[:pi_examples]
 
         def infer_one(record: Any) -> dict[str, Any]:
@@ -72,17 +76,22 @@ def _demo_user(user: UserHistory, *, lm: dspy.BaseLM, train_fraction: float, pi_
         inferred = [{"record_id": examples[o.index].record_id,
                      **(o.value if o.value is not None else {"error": o.error})}
                     for o in sorted(outcomes, key=lambda o: o.index)]
-        verifier = VerifiedReasoning(max_attempts=max_attempts, seed=seed)
-        traces = [pred.trace for pred in map(verifier, train) if pred.verified]
+        verifier = VerifiedReasoning(attempts=max_attempts, seed=seed)
+        traces = [pred.trace for pred in map(verifier.for_record, train) if pred.verified]
         # zero-shot: a small model tends to copy a worked example, and the demo should show
         # the model's own writing
-        synthesis = PersonaSynthesis(demos=[])
-        synthesized = RetryPolicy(max_attempts=max_attempts).attempt(lambda: synthesis(traces))
-        persona = "" if synthesized.value is None else str(synthesized.value.persona)
-        if synthesized.error:
-            logger.warning("persona synthesis failed for %s: %s", user.user_id, synthesized.error)
-        plain = judge_records(test, lambda r: DefaultJudge(), lm=lm, max_attempts=max_attempts)
-        guided_judge = PersonaJudge(persona)
+        synthesis = PersonaSynthesis(demos=[], attempts=1)
+        persona = ""
+        if traces:
+            synthesized = RetryPolicy(max_attempts=max_attempts).attempt(lambda: synthesis(traces=traces))
+            persona = "" if synthesized.value is None else str(synthesized.value.persona)
+            if synthesized.error:
+                logger.warning("persona synthesis failed for %s: %s", user.user_id, synthesized.error)
+        else:
+            logger.warning("no verified traces for %s: no persona", user.user_id)
+        default = DefaultJudge(attempts=1)  # judge_records retries each judgment
+        plain = judge_records(test, lambda r: default, lm=lm, max_attempts=max_attempts)
+        guided_judge = PersonaJudge(persona, attempts=1) if persona else default
         guided = judge_records(test, lambda r: guided_judge, lm=lm, max_attempts=max_attempts)
     taste = next((r.metadata.get("taste") for r in user.records if r.metadata.get("taste")), None)
     return DemoUser(user.user_id, persona, len(train), len(test), len(traces), plain, guided,

@@ -53,6 +53,8 @@ LEDGER_FILE = "progress.jsonl"
 
 @dataclass
 class FitReport:
+    """What :func:`fit_users` did: the judges fitted now, the users skipped (fitted by an earlier run),
+    the users that failed with why, the counts and the cost of new calls."""
     fitted: list[PersonalizedJudge] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)       # already fitted by an earlier run
     failed: list[tuple[str, str]] = field(default_factory=list)

@@ -57,6 +57,9 @@ logger = logging.getLogger(__name__)
 
 @dataclass
 class InferReport:
+    """What :func:`infer_personas` did: the output written, how many records there were, inferred now,
+    resumed from an earlier run and failed (``failures`` names each with why), the counts and the
+    cost of new calls."""
     out: Path
     records: int
     inferred: int
@@ -174,7 +177,7 @@ def infer_personas(
     """
     out = Path(out)
     fmt = _output_format(out)
-    program = program or PersonaInference()
+    program = (program or PersonaInference()).with_attempts(1)  # the run retries each record
     ids = [r.record_id for r in records]
     if len(set(ids)) != len(ids):
         repeated = next(i for i in ids if ids.count(i) > 1)

@@ -13,7 +13,7 @@ from pydantic import BaseModel
 from personae.data import PreferenceRecord
 from personae.errors import DataError
 from personae.lm import Cost
-from personae.programs import Judge, PairVerdict, judge_digest, judge_pair
+from personae.programs import Judge, Verdict, judge_digest, judge_pair
 from personae.runs import (
     CostLog,
     Counts,
@@ -57,6 +57,7 @@ class JudgeReport:
 
     @property
     def judgments(self) -> list[Judgment]:
+        """The rows as :class:`~personae.runs.Judgment` objects."""
         return [Judgment.model_validate(row) for row in self.rows]
 
     def log(self, started: JudgeLog) -> JudgeLog:
@@ -69,18 +70,23 @@ class JudgeReport:
 
     @property
     def total(self) -> int:
+        """How many judgments were made (unscored ones included)."""
         return len(self.rows)
 
     @property
     def correct(self) -> int:
+        """How many judgments picked the chosen response."""
         return sum(1 for r in self.rows if r.get("correct") is True)
 
     @property
     def unscored(self) -> int:
+        """How many judgments failed (they count as wrong)."""
         return sum(1 for r in self.rows if r.get("error") is not None)
 
     @property
     def accuracy(self) -> float:
+        """The share of judgments that were correct, unscored ones counted wrong; NaN when none was
+        made."""
         return self.correct / self.total if self.total else float("nan")
 
 
@@ -92,24 +98,24 @@ def judge_factory(*, persona: str | None = None, column: str | None = None, prof
     from personae.programs import DefaultJudge, PersonaJudge, ProfileJudge
 
     if persona:
-        fixed: Judge = PersonaJudge(persona)
+        fixed: Judge = PersonaJudge(persona, attempts=1)
         return lambda record: fixed
     if column:
         def by_column(record: PreferenceRecord) -> Judge:
             value = record.metadata.get(column) or record.raw.get(column)
             if not isinstance(value, str) or not value.strip():
                 raise DataError(f"record {record.record_id} has no persona text", source=source, field=column)
-            return PersonaJudge(value)
+            return PersonaJudge(value, attempts=1)
 
         return by_column
     if profile:
         def by_profile(record: PreferenceRecord) -> Judge:
             if not record.profile:
                 raise DataError(f"record {record.record_id} has no user profile", source=source, field="profile")
-            return ProfileJudge(record.profile)
+            return ProfileJudge(record.profile, attempts=1)
 
         return by_profile
-    default: Judge = DefaultJudge()
+    default: Judge = DefaultJudge(attempts=1)  # the run retries each judgment
     return lambda record: default
 
 
@@ -141,10 +147,14 @@ def judge_records(
     items = [(r, True) for r in records] + ([(r, False) for r in records] if both_orders else [])
     judges: dict[str, Judge] = {}
     digests: dict[int, str] = {}  # by judge object: one fixed judge is digested once, not per record
+    single: dict[int, tuple[Judge, Judge]] = {}  # each judge given, and its copy that asks once
 
     def judge_of(record: PreferenceRecord) -> Judge:
         if record.record_id not in judges:
-            judges[record.record_id] = judge_for(record)
+            given = judge_for(record)
+            if id(given) not in single:  # the run retries each judgment (max_attempts), not the judge
+                single[id(given)] = (given, given.with_attempts(1))
+            judges[record.record_id] = single[id(given)][1]
         return judges[record.record_id]
 
     def key(item: tuple[PreferenceRecord, bool]) -> str:
@@ -155,11 +165,11 @@ def judge_records(
         first = "chosen" if chosen_first else "rejected"
         return f"{record_key(record)}/{method}/{digests[id(judge)]}/{first}"
 
-    def one(item: tuple[PreferenceRecord, bool]) -> PairVerdict:
+    def one(item: tuple[PreferenceRecord, bool]) -> Verdict:
         record, chosen_first = item
         return judge_pair(judge_of(record), record, chosen_first=chosen_first)
 
-    def row(item: tuple[PreferenceRecord, bool], outcome: Outcome[PairVerdict]) -> dict[str, Any]:
+    def row(item: tuple[PreferenceRecord, bool], outcome: Outcome[Verdict]) -> dict[str, Any]:
         record, chosen_first = item
         first, second = ("chosen", "rejected") if chosen_first else ("rejected", "chosen")
         persona = getattr(judge_of(record), "persona", None)

@@ -57,6 +57,8 @@ PERSONA_COLUMNS = ("chosen_persona", "rejected_persona", "persona_error")
 
 @dataclass
 class ShardReport:
+    """One shard of :func:`infer_shards`: its name, rows and failed rows (``failures`` by kind), whether
+    it was done by an earlier run (``resumed``), and the cost of new calls."""
     shard: str
     rows: int
     failed: int
@@ -312,7 +314,7 @@ def infer_shards(
         shards = [_Shard(_shard_name(p), str(p), path=p) for p in list_shards(source)]
     else:
         dataset, shards = _dataset_shards(source, split, shard_size)
-    program = program or PersonaInference()
+    program = (program or PersonaInference()).with_attempts(1)  # the run retries each record
     fingerprint = {**lm_fingerprint(lm), "program": program_digest(program),
                    "columns": json.dumps(columns or {}, sort_keys=True),
                    **({"shard_size": str(shard_size)} if shard_size is not None else {})}

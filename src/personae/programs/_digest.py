@@ -14,7 +14,11 @@ __all__ = ["program_digest", "stable_coin"]
 def program_digest(program: dspy.Module) -> str:
     """A short digest of a program's saved state (instructions, demos): what resume checks
     compare to tell whether results were made by the same program."""
-    state = json.dumps(program.dump_state(), sort_keys=True, default=str, ensure_ascii=False)
+    saved = program.dump_state()
+    for name, value in saved.items():  # how often a step may be asked again changes no answer
+        if name.endswith("program_settings") and isinstance(value, dict):
+            saved[name] = {k: v for k, v in value.items() if k != "attempts"}
+    state = json.dumps(saved, sort_keys=True, default=str, ensure_ascii=False)
     return hashlib.sha256(state.encode("utf-8")).hexdigest()[:16]
 
 

@@ -1,20 +1,23 @@
 """Pairwise judges: default, persona-guided, profile (demographics) and memory (raw history).
 
-Each judge is a chain-of-thought ``dspy.Module`` answering ``First`` or ``Second`` with its
-reasoning. :func:`judge_pair` shows a preference record in a given order and scores the
-answer against the user's real choice.
+Every judge is a chain-of-thought ``dspy.Module`` called with the pair's fields,
+``judge(prompt=..., response_a=..., response_b=...)``, and answers a :class:`Verdict`:
+``preferred`` (``"A"`` or ``"B"``), the judge's ``reasoning`` and, when the LM returned token
+log-probabilities, the ``probability`` that the user prefers A. :func:`judge_pair` shows a
+preference record in a given order.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import dspy
 
 from personae.data import PreferenceRecord
-from personae.errors import ContentError
+from personae.errors import ConfigError, ContentError, DataError
+from personae.programs._base import Ask, Program, Setting, Steps, require_text
 from personae.signatures import (
     JudgeForPersona,
     JudgeWithHistory,
@@ -25,109 +28,216 @@ from personae.signatures import (
 )
 
 __all__ = [
-    "DefaultJudge", "Judge", "PairVerdict", "MemoryJudge", "PersonaAccuracyJudge", "PersonaJudge", "ProfileJudge",
-    "check_preferred", "first_probability", "judge_digest", "judge_pair",
+    "DefaultJudge", "Judge", "MemoryJudge", "PersonaAccuracyJudge", "PersonaJudge", "ProfileJudge", "Verdict",
+    "check_preferred", "judge_digest", "judge_pair", "probability_of_a",
 ]
 
 
-class Judge(dspy.Module):
-    """Base of the pairwise judges. Subclasses name their signature and what they know."""
+class Verdict(dspy.Prediction):
+    """Which of two responses a user prefers: the one verdict of every judge, store and client.
+
+    Fields:
+        preferred: ``"A"`` (the first response given) or ``"B"``.
+        reasoning: why, in the judge's words (for a reward model, the two rewards).
+        probability: P(the user prefers A) when it is known (token log-probabilities, both
+            orders of a pair, or a reward model), else None.
+
+    A judgment by a :class:`personae.store.PersonaStore` adds ``version`` (the persona version
+    used, None before the first), ``personalization`` (``persona``, ``memory`` for the user's raw
+    choices, ``none``) and ``abstained`` (the probability fell short of the asked confidence).
+    It is a ``dspy.Prediction``, so metrics, ``dspy.Evaluate`` and the optimizers take it as is.
+    """
+
+    def __init__(self, preferred: Any = None, reasoning: Any = None, probability: float | None = None,
+                 **fields: Any) -> None:
+        if isinstance(preferred, (dict, dspy.Example)) or "base" in fields:  # DSPy copying a prediction
+            super().__init__(fields.pop("base", preferred), **fields)
+            return
+        super().__init__(preferred=preferred, reasoning="" if reasoning is None else reasoning,
+                         probability=probability, **fields)
+
+    def __repr__(self) -> str:
+        return "Verdict(" + ", ".join(f"{k}={v!r}" for k, v in self.items()) + ")"
+
+    def to_dict(self) -> dict[str, Any]:
+        """The verdict's fields as a plain dict (what the service sends)."""
+        return dict(self.toDict())
+
+    @classmethod
+    def __get_pydantic_core_schema__(cls, source: Any, handler: Any) -> Any:
+        """How pydantic (and so FastAPI and the HTTP client) reads and writes a verdict: a JSON
+        object of its fields, read back into a :class:`Verdict`."""
+        from pydantic_core import core_schema as cs
+
+        def optional(schema: Any) -> Any:
+            return cs.typed_dict_field(cs.nullable_schema(schema), required=False)
+
+        fields = cs.typed_dict_schema({
+            "preferred": cs.typed_dict_field(cs.literal_schema(["A", "B"])),
+            "reasoning": cs.typed_dict_field(cs.str_schema()),
+            "probability": optional(cs.float_schema()),
+            "version": optional(cs.int_schema()),
+            "personalization": cs.typed_dict_field(cs.str_schema(), required=False),
+            "abstained": cs.typed_dict_field(cs.bool_schema(), required=False),
+        }, ref="Verdict")
+        read = cs.no_info_after_validator_function(lambda data: cls(**data), fields)
+        return cs.json_or_python_schema(
+            json_schema=read, python_schema=cs.union_schema([cs.is_instance_schema(cls), read]),
+            serialization=cs.plain_serializer_function_ser_schema(lambda verdict: verdict.to_dict(),
+                                                                  return_schema=fields))
+
+
+class Judge(Program):
+    """Base of the pairwise judges: ``forward(prompt, response_a, response_b) -> Verdict``.
+
+    Subclasses name their signature and what they know of the user (:meth:`user_inputs`);
+    ``attempts`` answers are asked for before a call raises (see :class:`Program`).
+    """
 
     signature: type[dspy.Signature] = PairwiseJudge
+    user_field: str | None = None  # the signature's input that describes the user, if any
 
-    def __init__(self) -> None:
-        super().__init__()
+    def __init__(self, *, attempts: int = 3) -> None:
+        super().__init__(attempts=attempts)
         self.predict = dspy.ChainOfThought(self.signature)
 
     def user_inputs(self) -> dict[str, str]:
         """What this judge knows about the user, as signature inputs."""
         return {}
 
-    def forward(self, context: str, first_response: str, second_response: str, **user: str) -> dspy.Prediction:
-        inputs = {**self.user_inputs(), **user}
-        pred = self.predict(context=context, first_response=first_response, second_response=second_response, **inputs)
-        logprobs = pred.get("logprobs") if hasattr(pred, "get") else None
-        if logprobs:  # the LM was asked for token log-probabilities (``logprobs=True``)
-            return dspy.Prediction(preferred=pred.preferred, reasoning=pred.reasoning, logprobs=logprobs)
-        return dspy.Prediction(preferred=pred.preferred, reasoning=pred.reasoning)
+    def forward(self, prompt: str | None = None, response_a: str | None = None, response_b: str | None = None,
+                **user: str) -> Verdict:
+        """Judge one pair; ``user`` overrides what the judge knows (``persona=``, ``profile=``, ``history=``).
+
+        Returns a :class:`Verdict` (``preferred`` ``"A"``/``"B"``, ``reasoning``, ``probability``).
+        """
+        return self.run(self._steps(prompt, response_a, response_b, user))  # type: ignore[no-any-return]
+
+    async def aforward(self, prompt: str | None = None, response_a: str | None = None,
+                       response_b: str | None = None, **user: str) -> Verdict:
+        """:meth:`forward` on DSPy's async LM path (``await judge.acall(...)``)."""
+        return await self.arun(self._steps(prompt, response_a, response_b, user))  # type: ignore[no-any-return]
+
+    def _steps(self, prompt: Any, response_a: Any, response_b: Any, user: dict[str, Any]) -> Steps:
+        name = type(self).__name__
+        require_text(name, prompt=prompt, response_a=response_a, response_b=response_b)
+        known = {**self.user_inputs(), **user}
+        if self.user_field is not None:
+            if self.user_field not in known:
+                raise DataError(f"{name} knows nothing of the user: give {self.user_field}= when building it or "
+                                "calling it", source=f"{name} input", field=self.user_field)
+            require_text(name, **{self.user_field: known[self.user_field]})
+        pred = yield Ask(self.predict, {**known, "prompt": prompt, "response_a": response_a,
+                                        "response_b": response_b}, check=_checked_choice)
+        logprobs = pred.get("logprobs")
+        probability = probability_of_a(logprobs) if logprobs else None
+        return Verdict(pred.preferred, str(pred.reasoning), probability=probability)
+
+
+def _checked_choice(pred: dspy.Prediction) -> dspy.Prediction:
+    check_preferred(pred.preferred)
+    return pred
+
+
+def _described(name: str, field: str, value: str | None) -> str | None:
+    if value is not None and (not isinstance(value, str) or not value.strip()):
+        raise ConfigError(f"{name}({field}=...) needs a non-empty text; leave it out to give it per call, "
+                          "or use DefaultJudge to judge without knowing the user")
+    return value
 
 
 class DefaultJudge(Judge):
-    """Judges with no knowledge of the user: the non-personalized baseline."""
+    """Judges with no knowledge of the user: the non-personalized baseline.
+
+    ``judge(prompt=..., response_a=..., response_b=...) -> Verdict(preferred, reasoning, probability)``.
+    """
 
     signature = PairwiseJudge
 
 
 class PersonaJudge(Judge):
-    """Judges for the user described by ``persona``."""
+    """Judges for the user described by ``persona``.
+
+    ``PersonaJudge(persona)(prompt=..., response_a=..., response_b=...) -> Verdict(preferred,
+    reasoning, probability)``; built without a persona, it takes ``persona=`` with each call.
+    An empty persona is refused (:class:`~personae.errors.ConfigError` when building,
+    :class:`~personae.errors.DataError` when calling).
+    """
 
     signature = JudgeWithPersona
+    user_field = "persona"
+    persona = Setting()
 
-    def __init__(self, persona: str = "") -> None:
-        super().__init__()
-        self.persona = persona
+    def __init__(self, persona: str | None = None, *, attempts: int = 3) -> None:
+        super().__init__(attempts=attempts)
+        self.persona = _described(type(self).__name__, "persona", persona)
 
     def user_inputs(self) -> dict[str, str]:
-        return {"persona": self.persona} if self.persona else {}
+        """``{"persona": ...}`` when the judge was built with one."""
+        return {"persona": self.persona} if self.persona is not None else {}
 
 
 class PersonaAccuracyJudge(PersonaJudge):
     """The persona-accuracy judge: a :class:`PersonaJudge` that reads the persona after the
     responses, so one record's chosen-side and rejected-side judgments in one order share
-    their prompt up to the persona (a server with a prompt cache reads it once)."""
+    their prompt up to the persona (a server with a prompt cache reads it once).
+
+    ``PersonaAccuracyJudge(persona)(prompt=..., response_a=..., response_b=...) -> Verdict``.
+    """
 
     signature = JudgeForPersona
 
 
 class ProfileJudge(Judge):
-    """Judges for a user known by self-reported demographics."""
+    """Judges for a user known by self-reported demographics (``profile``).
+
+    ``ProfileJudge(profile)(prompt=..., response_a=..., response_b=...) -> Verdict``.
+    """
 
     signature = JudgeWithProfile
+    user_field = "profile"
+    profile = Setting()
 
-    def __init__(self, profile: str = "") -> None:
-        super().__init__()
-        self.profile = profile
+    def __init__(self, profile: str | None = None, *, attempts: int = 3) -> None:
+        super().__init__(attempts=attempts)
+        self.profile = _described(type(self).__name__, "profile", profile)
 
     def user_inputs(self) -> dict[str, str]:
-        return {"profile": self.profile} if self.profile else {}
+        """``{"profile": ...}`` when the judge was built with one."""
+        return {"profile": self.profile} if self.profile is not None else {}
 
 
 class MemoryJudge(Judge):
-    """Judges with the user's earlier choices in the prompt, verbatim (clipped to fit)."""
+    """Judges with the user's earlier choices in the prompt, verbatim (clipped to ``budget`` characters).
+
+    ``MemoryJudge(history)(prompt=..., response_a=..., response_b=...) -> Verdict``;
+    ``history`` is the user's earlier :class:`~personae.data.PreferenceRecord`s.
+    """
 
     signature = JudgeWithHistory
+    user_field = "history"
+    history_text = Setting()
 
-    def __init__(self, history: Sequence[PreferenceRecord] = (), *, budget: int = 8000) -> None:
-        super().__init__()
+    def __init__(self, history: Sequence[PreferenceRecord] = (), *, budget: int = 8000, attempts: int = 3) -> None:
+        super().__init__(attempts=attempts)
+        if isinstance(history, (str, bytes)):
+            raise ConfigError("MemoryJudge(history=...) takes the user's earlier PreferenceRecords, not text")
         self.history_text = render_history(history, budget=budget) if history else ""
 
     def user_inputs(self) -> dict[str, str]:
+        """``{"history": ...}``: the rendered earlier choices, when there are any."""
         return {"history": self.history_text} if self.history_text else {}
 
 
-@dataclass(frozen=True)
-class PairVerdict:
-    """A judge's answer about one record shown in one order."""
+def judge_pair(judge: Judge, record: PreferenceRecord, *, chosen_first: bool, **user: str) -> Verdict:
+    """Show ``record``'s two responses in the given order and return the :class:`Verdict`.
 
-    record_id: str
-    chosen_first: bool
-    preferred: str            # "First" | "Second"
-    reasoning: str
-
-    @property
-    def correct(self) -> bool:
-        return (self.preferred == "First") == self.chosen_first
-
-
-def judge_pair(judge: Judge, record: PreferenceRecord, *, chosen_first: bool, **user: str) -> PairVerdict:
-    """Show ``record``'s two responses in the given order and return the verdict.
-
-    An answer other than ``First`` or ``Second`` raises :class:`~personae.errors.ContentError`
-    (retried like an unparseable answer).
+    With ``chosen_first`` the chosen response is ``A``; the judge was right when
+    ``verdict.preferred == ("A" if chosen_first else "B")``.
     """
-    first, second = (record.chosen, record.rejected) if chosen_first else (record.rejected, record.chosen)
-    pred = judge(context=record.prompt, first_response=first, second_response=second, **user)
-    return PairVerdict(record.record_id, chosen_first, check_preferred(pred.preferred), str(pred.reasoning))
+    a, b = (record.chosen, record.rejected) if chosen_first else (record.rejected, record.chosen)
+    verdict: Verdict = judge(prompt=record.prompt, response_a=a, response_b=b, **user)
+    return verdict
 
 
 def judge_digest(judge: Judge) -> str:
@@ -143,30 +253,28 @@ def judge_digest(judge: Judge) -> str:
 
 
 def check_preferred(value: object) -> str:
-    """``value`` when it is ``First`` or ``Second``; else ContentError."""
-    if value not in ("First", "Second"):
-        raise ContentError(f"the judge answered {value!r}, not First or Second")
+    """``value`` when it is ``A`` or ``B``; else :class:`~personae.errors.ContentError`."""
+    if value not in ("A", "B"):
+        raise ContentError(f"the judge answered {value!r}, not A or B")
     return str(value)
 
 
-def first_probability(logprobs: Any) -> float | None:
-    """P(``First``) from the token log-probabilities of a judge's answer, or None when they do
+def probability_of_a(logprobs: Any) -> float | None:
+    """P(``A``) from the token log-probabilities of a judge's answer, or None when they do
     not show the answer.
 
-    The answer's token is the first one after the last ``"preferred"`` key (JSON answers) or
-    ``[[ ## preferred ## ]]`` marker (chat answers) that starts one of the two words; its
-    alternatives among the top log-probabilities that start ``First`` or ``Second`` (a prefix
-    of either word, quotes and spaces ignored) are weighed against each other. A server that
-    sends no alternatives gives 1 or 0 for the word it chose.
+    The answer's token is the first one after the last ``"preferred"`` key (JSON answers),
+    ``[[ ## preferred ## ]]`` marker (chat answers) or ``<preferred>`` tag (XML answers) that is
+    ``A`` or ``B`` (quotes and spaces ignored); its alternatives among the top log-probabilities
+    that are ``A`` or ``B`` are weighed against each other. A server that sends no alternatives
+    gives 1 or 0 for the answer it chose.
     """
-    import math
-
     content = logprobs.get("content") if isinstance(logprobs, dict) else getattr(logprobs, "content", None)
     if not content:
         return None
     tokens = [_get(entry, "token") or "" for entry in content]
     text = "".join(tokens)
-    found = [text.rfind(m) + len(m) for m in ('"preferred"', "## preferred ##") if m in text]
+    found = [text.rfind(m) + len(m) for m in ('"preferred"', "## preferred ##", "<preferred>") if m in text]
     if not found:
         return None
     marker = max(found)
@@ -175,18 +283,18 @@ def first_probability(logprobs: Any) -> float | None:
         start, offset = offset, offset + len(token)
         if offset <= marker:
             continue
-        word = token[max(0, marker - start):].strip().strip(':').strip().strip('"').strip()
-        if not word or _side(word) is None:
+        word = _side(token[max(0, marker - start):])
+        if word is None:
             continue
-        weights = {"First": 0.0, "Second": 0.0}
+        weights = {"A": 0.0, "B": 0.0}
         for alt in _get(entry, "top_logprobs") or [{"token": token, "logprob": _get(entry, "logprob") or 0.0}]:
-            side = _side((_get(alt, "token") or "").strip().strip('"').strip())
+            side = _side(_get(alt, "token") or "")
             if side is not None:
                 weights[side] += math.exp(float(_get(alt, "logprob") or 0.0))
-        total = weights["First"] + weights["Second"]
+        total = weights["A"] + weights["B"]
         if total <= 0:
-            return 1.0 if _side(word) == "First" else 0.0
-        return weights["First"] / total
+            return 1.0 if word == "A" else 0.0
+        return weights["A"] / total
     return None
 
 
@@ -194,10 +302,7 @@ def _get(entry: Any, key: str) -> Any:
     return entry.get(key) if isinstance(entry, dict) else getattr(entry, key, None)
 
 
-def _side(word: str) -> str | None:
-    """Which answer a token starts: a non-empty prefix of exactly one of the two words."""
-    first, second = "First".startswith(word) or word.startswith("First"), \
-        "Second".startswith(word) or word.startswith("Second")
-    if word and first != second:
-        return "First" if first else "Second"
-    return None
+def _side(token: str) -> str | None:
+    """Which answer a token is: ``A`` or ``B`` once quotes, colons and spaces are stripped."""
+    word = token.strip().strip(":").strip().strip('"').strip()
+    return word if word in ("A", "B") else None

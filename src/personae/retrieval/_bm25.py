@@ -55,4 +55,6 @@ class BM25:
         return out
 
     def score_many(self, queries: Sequence[str]) -> list[list[float]]:
+        """The scores of every document for each of ``queries``: one list per query, in document
+        order."""
         return [self.scores(query) for query in queries]

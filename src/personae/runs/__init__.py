@@ -20,6 +20,7 @@ from personae.runs._batch import ItemsRun, run_batch, run_items
 from personae.runs._executor import Executor, ThreadExecutor, carry_context
 from personae.runs._ledger import JUDGMENTS_FILE, LEDGER_VERSION, Ledger, content_digest, describe_changes, record_key
 from personae.runs._log import (
+    READABLE_VERSIONS,
     RUN_LOG_VERSION,
     CostLog,
     Counts,
@@ -35,6 +36,7 @@ from personae.runs._log import (
 from personae.runs._progress import BarProgress, LineProgress, NullProgress, Progress, progress_for
 from personae.runs._ray import KEY_ENV, RayExecutor, WorkerLostError, import_ray, load_payload, worker_payload
 from personae.runs._retry import (
+    ANSWER_FAILURES,
     CALL_FAILURES,
     FAILURE_KINDS,
     Outcome,
@@ -46,11 +48,13 @@ from personae.runs._retry import (
 )
 
 __all__ = [
+    "ANSWER_FAILURES",
     "CALL_FAILURES",
     "FAILURE_KINDS",
     "JUDGMENTS_FILE",
     "KEY_ENV",
     "LEDGER_VERSION",
+    "READABLE_VERSIONS",
     "RUN_LOG_VERSION",
     "BarProgress",
     "CostLog",

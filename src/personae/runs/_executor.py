@@ -46,7 +46,10 @@ class Executor(Protocol):
 
     concurrency: int
 
-    def map(self, fn: Callable[[I], T], items: Sequence[I], on_done: Callable[[int, T], None]) -> None: ...
+    def map(self, fn: Callable[[I], T], items: Sequence[I], on_done: Callable[[int, T], None]) -> None:
+        """Run ``fn`` on every item; ``on_done(index, result)`` is called once per item, one call at a
+        time. Returns nothing; an exception ``fn`` raises reaches the caller."""
+        ...
 
 
 class ThreadExecutor:
@@ -59,6 +62,9 @@ class ThreadExecutor:
         self.name = name
 
     def map(self, fn: Callable[[I], T], items: Sequence[I], on_done: Callable[[int, T], None]) -> None:
+        """Run ``fn`` over ``items`` on the threads (in this thread when ``concurrency`` is 1);
+        ``on_done(index, result)`` runs once per item, one call at a time. The first exception ``fn``
+        raises stops the run and is raised here."""
         if self.concurrency == 1 or len(items) <= 1:
             for index, item in enumerate(items):
                 on_done(index, fn(item))

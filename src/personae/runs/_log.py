@@ -32,7 +32,9 @@ from personae.runs._retry import Outcome
 __all__ = ["RUN_LOG_VERSION", "CostLog", "Counts", "Judgment", "RunLog", "RunStatus", "Tally",
            "package_versions", "read_log", "record_run", "write_log"]
 
-RUN_LOG_VERSION = 2
+RUN_LOG_VERSION = 3
+"""The run-log version written today (3: judgments answer A/B); version 2 logs are read too."""
+READABLE_VERSIONS = (2, 3)
 RunStatus = Literal["started", "success", "error", "interrupted"]
 
 
@@ -46,14 +48,17 @@ class CostLog(BaseModel):
 
     @property
     def total_tokens(self) -> int:
+        """Prompt and completion tokens together."""
         return self.prompt_tokens + self.completion_tokens
 
     @classmethod
     def of(cls, cost: Cost) -> CostLog:
+        """The log of a :class:`personae.lm.Cost`."""
         return cls(lm_calls=cost.lm_calls, prompt_tokens=cost.prompt_tokens,
                    completion_tokens=cost.completion_tokens, seconds=cost.seconds)
 
     def to_cost(self) -> Cost:
+        """This log as a :class:`personae.lm.Cost`."""
         return Cost(self.lm_calls, self.prompt_tokens, self.completion_tokens, self.seconds)
 
 
@@ -67,6 +72,7 @@ class Counts(BaseModel):
     failures: dict[str, int] = Field(default_factory=dict)
 
     def add(self, other: Counts) -> Counts:
+        """The counts of two runs (or stages) together, failure kinds most common first."""
         kinds = Counter(self.failures) + Counter(other.failures)
         return Counts(total=self.total + other.total, succeeded=self.succeeded + other.succeeded,
                       resumed=self.resumed + other.resumed, failed=self.failed + other.failed,
@@ -92,6 +98,7 @@ class Tally:
         self._failures: Counter[str] = Counter()
 
     def add(self, outcome: Outcome[Any]) -> None:
+        """Count one outcome: succeeded, or failed by its kind (``lm`` when it names none)."""
         with self._lock:
             if outcome.error is None:
                 self._succeeded += 1
@@ -100,6 +107,7 @@ class Tally:
 
     @property
     def counts(self) -> Counts:
+        """The outcomes so far, as a run's :class:`Counts`."""
         with self._lock:
             failed = sum(self._failures.values())
             return Counts(total=self._succeeded + failed, succeeded=self._succeeded, failed=failed,
@@ -109,8 +117,9 @@ class Tally:
 class Judgment(BaseModel):
     """One judgment: a pair shown to a judge in one order, and what came back.
 
-    ``first`` names the response shown first (``chosen``/``rejected`` for a preference pair,
-    ``A``/``B`` for two generators), ``picked`` the one the judge preferred. ``correct`` is
+    ``first`` names the response shown first, as ``A`` (``chosen``/``rejected`` for a preference
+    pair, ``A``/``B`` for two generators), ``preferred`` the judge's answer (``A`` or ``B``: the
+    position it preferred) and ``picked`` the response that was. ``correct`` is
     whether the pick was the right one (None when the judgment is unscored, or when there is
     no right answer, as between two generators). An unscored judgment has ``error`` (why)
     and ``kind`` (the failure kind, or ``no_judge`` when nothing could judge it); summaries
@@ -126,7 +135,7 @@ class Judgment(BaseModel):
     side: Literal["chosen", "rejected"] | None = None
     persona: str | None = None
     first: str = "chosen"
-    preferred: Literal["First", "Second"] | None = None
+    preferred: Literal["A", "B"] | None = None
     picked: str | None = None
     correct: bool | None = None
     reasoning: str | None = None
@@ -139,7 +148,10 @@ class Judgment(BaseModel):
     @model_validator(mode="before")
     @classmethod
     def _earlier_rows(cls, data: Any) -> Any:
-        """Rows written before version 2 said ``chosen_first``/``a_first`` and ``item_id``."""
+        """Rows written before version 2 said ``chosen_first``/``a_first`` and ``item_id``; before
+        version 3, ``preferred`` was ``First``/``Second``."""
+        if isinstance(data, dict) and data.get("preferred") in ("First", "Second"):
+            data = {**data, "preferred": "A" if data["preferred"] == "First" else "B"}
         if isinstance(data, dict) and "first" not in data:
             data = dict(data)
             if "chosen_first" in data:
@@ -163,14 +175,15 @@ class Judgment(BaseModel):
     @classmethod
     def of(cls, outcome: Outcome[Any], *, record_id: str, first: str, second: str, truth: str | None,
            **fields: Any) -> Judgment:
-        """The row of a judging outcome: its value is a verdict (``.preferred`` First or Second, and
-        ``.reasoning``), ``first``/``second`` name the responses in the order shown, ``truth`` the
-        right one (None: there is none). ``fields`` fill the rest (user, method, side, persona)."""
+        """The row of a judging outcome: its value is a :class:`~personae.programs.Verdict`
+        (``.preferred`` A or B, and ``.reasoning``), ``first``/``second`` name the responses shown
+        as A and B, ``truth`` the right one (None: there is none). ``fields`` fill the rest
+        (user, method, side, persona)."""
         value = outcome.value
-        preferred: Literal["First", "Second"] | None = None
+        preferred: Literal["A", "B"] | None = None
         if value is not None:
-            preferred = "First" if str(value.preferred) == "First" else "Second"
-        picked = None if preferred is None else first if preferred == "First" else second
+            preferred = "A" if str(value.preferred) == "A" else "B"
+        picked = None if preferred is None else first if preferred == "A" else second
         return cls(record_id=record_id, first=first, preferred=preferred, picked=picked,
                    correct=None if picked is None or truth is None else picked == truth,
                    reasoning=None if value is None else str(value.reasoning), error=outcome.error,
@@ -255,13 +268,13 @@ def record_run(log: L, path: str | os.PathLike[str] | None, body: Callable[[], L
 
 
 def read_log(path: str | os.PathLike[str], model: type[LogT], *, what: str = "run log",
-             versions: Iterable[int] = (RUN_LOG_VERSION,)) -> LogT:
+             versions: Iterable[int] = READABLE_VERSIONS) -> LogT:
     """Read a JSON run log of type ``model``; a missing, invalid or other-version file is a DataError."""
     import json
 
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        text = path.read_text(encoding="utf-8-sig")
     except FileNotFoundError:
         raise DataError("no such file", source=str(path)) from None
     try:

@@ -16,23 +16,34 @@ __all__ = ["BarProgress", "LineProgress", "NullProgress", "Progress", "progress_
 
 
 class Progress(Protocol):
-    def start(self, label: str, total: int, done: int = 0) -> None: ...
+    """What a run reports its progress to: one stage at a time, item by item (see the module docstring)."""
 
-    def advance(self, *, failed: str | None = None) -> None: ...
+    def start(self, label: str, total: int, done: int = 0) -> None:
+        """Begin a stage named ``label`` of ``total`` items, ``done`` of them already done by an earlier run."""
+        ...
 
-    def close(self) -> None: ...
+    def advance(self, *, failed: str | None = None) -> None:
+        """One more item of the stage finished; ``failed`` names the failure's kind when it failed."""
+        ...
+
+    def close(self) -> None:
+        """The run is over: release the display."""
+        ...
 
 
 class NullProgress:
     """Shows nothing."""
 
     def start(self, label: str, total: int, done: int = 0) -> None:
+        """Nothing to show."""
         pass
 
     def advance(self, *, failed: str | None = None) -> None:
+        """Nothing to show."""
         pass
 
     def close(self) -> None:
+        """Nothing to close."""
         pass
 
 
@@ -67,12 +78,16 @@ class LineProgress:
         self._last = 0.0
 
     def start(self, label: str, total: int, done: int = 0) -> None:
+        """Begin stage ``label`` of ``total`` items, ``done`` of them by an earlier run (said in a
+        line)."""
         self._counts.reset(label, total, done)
         self._last = time.perf_counter()
         if done:
             self._write(f"{label}: {done} of {total} done by an earlier run")
 
     def advance(self, *, failed: str | None = None) -> None:
+        """Count one finished item (failed when ``failed`` names a kind); writes a line when
+        ``interval`` has passed or the stage is done."""
         counts = self._counts
         counts.done += 1
         counts.failed += failed is not None
@@ -82,6 +97,7 @@ class LineProgress:
             self._write(counts.line())
 
     def close(self) -> None:
+        """Nothing to close: every line is written already."""
         pass
 
     def _write(self, line: str) -> None:
@@ -98,6 +114,8 @@ class BarProgress:
         self._failed = 0
 
     def start(self, label: str, total: int, done: int = 0) -> None:
+        """A new bar for stage ``label`` of ``total`` items, ``done`` of them by an earlier run (the
+        previous bar is closed)."""
         from tqdm import tqdm
 
         self.close()
@@ -106,6 +124,7 @@ class BarProgress:
                          smoothing=0.1)
 
     def advance(self, *, failed: str | None = None) -> None:
+        """Move the bar one item on; a ``failed`` item also counts in the bar's failures."""
         if self._bar is None:
             return
         if failed is not None:
@@ -114,6 +133,7 @@ class BarProgress:
         self._bar.update(1)
 
     def close(self) -> None:
+        """Close the bar, if one is showing."""
         if self._bar is not None:
             self._bar.close()
             self._bar = None

@@ -69,6 +69,8 @@ def _rebuild_lost(message: str, pending: int) -> WorkerLostError:
 
 
 def import_ray() -> Any:
+    """The ``ray`` module; :class:`~personae.errors.MissingExtraError` when the ``ray`` extra is not
+    installed."""
     try:
         import ray
     except ImportError as exc:
@@ -131,6 +133,8 @@ def worker_payload(obj: Any) -> bytes:
 
 
 def load_payload(data: bytes) -> Any:
+    """The object :func:`worker_payload` pickled; an LM in it takes its key from this process's
+    environment (the variable that held it in the driver)."""
     from ray import cloudpickle
 
     return cloudpickle.loads(data)
@@ -288,6 +292,10 @@ class RayExecutor:
 
     # -- map -------------------------------------------------------------------------------
     def map(self, fn: Callable[[I], T], items: Sequence[I], on_done: Callable[[int, T], None]) -> None:
+        """Run ``fn`` over ``items`` on the Ray workers; ``on_done(index, result)`` runs in this
+        process, once per item, one call at a time. The first exception ``fn`` raised is raised after
+        the items in flight finish; :class:`WorkerLostError` when workers died more than
+        ``max_worker_deaths`` times."""
         if not items:
             return
         import dspy

@@ -25,16 +25,16 @@ from __future__ import annotations
 import logging
 import os
 import re
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Collection, Iterator
+from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
 import dspy
 
 from personae.errors import ConfigError, ContentError, ItemError, LMCallError, PersonaeError
 
-__all__ = ["CALL_FAILURES", "FAILURE_KINDS", "Outcome", "RetryPolicy", "describe_error", "failure_kind", "redact",
-           "register_secrets"]
+__all__ = ["ANSWER_FAILURES", "CALL_FAILURES", "FAILURE_KINDS", "Outcome", "RetryPolicy", "describe_error",
+           "failure_kind", "redact", "register_secrets"]
 
 logger = logging.getLogger(__name__)
 
@@ -46,6 +46,8 @@ FAILURE_KINDS = ("timeout", "rate_limit", "server", "transport", "lm", "parse", 
 _BUGS = (TypeError, AttributeError, KeyError, IndexError, NameError, AssertionError, NotImplementedError)
 CALL_FAILURES = frozenset({"timeout", "rate_limit", "server", "transport", "lm"})
 """Kinds that mean the model gave no answer (as opposed to an answer that could not be used)."""
+ANSWER_FAILURES = frozenset({"parse", "content"})
+"""Kinds that mean the model answered, but the answer could not be used (a fresh sample may mend it)."""
 _NOT_RETRIED = frozenset({"context_window", "invalid_request", "input"})
 
 
@@ -173,9 +175,12 @@ class Outcome(Generic[T]):
     attempts: int = 0
     prompt: list[dict[str, Any]] | None = None
     raw_output: str | None = None
+    tried: list[str] = field(default_factory=list)
+    last_exception: BaseException | None = field(default=None, repr=False, compare=False)
 
     @property
     def ok(self) -> bool:
+        """Whether the item succeeded."""
         return self.error is None
 
     def exception(self, item: str | None = None) -> LMCallError:
@@ -205,48 +210,86 @@ class RetryPolicy:
         skipped, so a re-run samples afresh instead of replaying cached failures.
         """
         base_temperature = lm.kwargs.get("temperature") or 0.0
+        # An LM that is itself a retry's rollout (a program's own retries inside a run's) gets
+        # rollouts of its own, never one an outer attempt already drew.
+        outer = int(lm.kwargs.get("rollout_id") or 0) * 100
         for attempt in range(start, start + (attempts or self.max_attempts)):
             if attempt == 0:
                 yield lm
             else:
-                yield lm.copy(rollout_id=attempt, temperature=max(base_temperature, self.retry_temperature))
+                yield lm.copy(rollout_id=outer + attempt, temperature=max(base_temperature, self.retry_temperature))
 
     def attempt(self, fn: Callable[[], T], *, lm: dspy.BaseLM | None = None, start: int = 0, index: int = 0,
-                capture: bool = False, attempts: int | None = None) -> Outcome[T]:
+                capture: bool = False, attempts: int | None = None,
+                retry: Collection[str] | None = None) -> Outcome[T]:
         """Run ``fn`` until it succeeds or the attempts run out; never raise for a recorded failure.
 
         ``fn`` runs inside ``dspy.context(lm=<attempt LM>)``. With ``capture``, the outcome keeps
         the messages and raw output of the last LM call of the last attempt. ``attempts``
-        overrides ``max_attempts`` for this call.
+        overrides ``max_attempts`` for this call. ``retry`` limits the failure kinds recorded and
+        retried (e.g. :data:`ANSWER_FAILURES`); a failure of another kind is raised as it came.
         """
-        from personae.lm import CallCapture
-
-        base = lm or dspy.settings.lm
-        if base is None:
-            raise ConfigError("no LM: pass lm= or run inside dspy.context(lm=...)")
         outcome: Outcome[T] = Outcome(index, attempts=start)
-        for attempt_lm in self.rollouts(base, start=start, attempts=attempts):
+        for attempt_lm, probe in self._attempts(lm, start, attempts, capture):
             outcome.attempts += 1
-            probe = None
-            if capture:
-                probe = CallCapture()
-                attempt_lm = attempt_lm.copy()
-                attempt_lm.callbacks = [*attempt_lm.callbacks, probe]
             try:
                 with dspy.context(lm=attempt_lm):
                     outcome.value = fn()
                 outcome.error = outcome.kind = None
             except Exception as exc:
-                kind = failure_kind(exc)
-                if kind is None:
-                    raise
-                outcome.value, outcome.error, outcome.kind = None, describe_error(exc), kind
-                logger.debug("item %d attempt %d failed (%s): %s", index, outcome.attempts, kind, outcome.error)
-            if probe is not None:
-                outcome.prompt, outcome.raw_output = probe.messages, probe.output
-            if outcome.error is None or outcome.kind in _NOT_RETRIED:
+                self._failed(outcome, exc, retry)
+            if self._settled(outcome, probe):
                 break
         return outcome
+
+    async def aattempt(self, fn: Callable[[], Awaitable[T]], *, lm: dspy.BaseLM | None = None, start: int = 0,
+                       index: int = 0, capture: bool = False, attempts: int | None = None,
+                       retry: Collection[str] | None = None) -> Outcome[T]:
+        """:meth:`attempt` for a coroutine function, awaited on the running event loop."""
+        outcome: Outcome[T] = Outcome(index, attempts=start)
+        for attempt_lm, probe in self._attempts(lm, start, attempts, capture):
+            outcome.attempts += 1
+            try:
+                with dspy.context(lm=attempt_lm):
+                    outcome.value = await fn()
+                outcome.error = outcome.kind = None
+            except Exception as exc:
+                self._failed(outcome, exc, retry)
+            if self._settled(outcome, probe):
+                break
+        return outcome
+
+    def _attempts(self, lm: dspy.BaseLM | None, start: int, attempts: int | None,
+                  capture: bool) -> Iterator[tuple[dspy.BaseLM, Any]]:
+        """Each attempt's LM, with the probe that captures its last call when asked for."""
+        from personae.lm import CallCapture
+
+        base = lm or dspy.settings.lm
+        if base is None:
+            raise ConfigError("no LM: pass lm= or run inside dspy.context(lm=...)")
+        for attempt_lm in self.rollouts(base, start=start, attempts=attempts):
+            probe = None
+            if capture:
+                probe = CallCapture()
+                attempt_lm = attempt_lm.copy()
+                attempt_lm.callbacks = [*attempt_lm.callbacks, probe]
+            yield attempt_lm, probe
+
+    @staticmethod
+    def _failed(outcome: Outcome[Any], exc: Exception, retry: Collection[str] | None) -> None:
+        kind = failure_kind(exc)
+        if kind is None or (retry is not None and kind not in retry):
+            raise exc
+        outcome.value, outcome.error, outcome.kind = None, describe_error(exc), kind
+        outcome.tried.append(f"{kind}: {outcome.error}")
+        outcome.last_exception = exc
+        logger.debug("item %d attempt %d failed (%s): %s", outcome.index, outcome.attempts, kind, outcome.error)
+
+    @staticmethod
+    def _settled(outcome: Outcome[Any], probe: Any) -> bool:
+        if probe is not None:
+            outcome.prompt, outcome.raw_output = probe.messages, probe.output
+        return outcome.error is None or outcome.kind in _NOT_RETRIED
 
     def call(self, fn: Callable[[], T], *, lm: dspy.BaseLM | None = None, item: str | None = None) -> T:
         """``fn``'s value, retried by this policy; a call that keeps failing raises LMCallError."""

@@ -15,7 +15,7 @@ from typing import Annotated, Any, TypeVar
 
 from personae.errors import ConfigError, DataError, LMCallError, PersonaeError, ServiceError
 from personae.lm import CostMeter
-from personae.optimizers import Verdict
+from personae.programs import Verdict
 from personae.runs import redact, register_secrets
 from personae.service._models import (
     USER_ID_PATTERN,
@@ -32,7 +32,7 @@ from personae.service._models import (
     RankRequest,
     StoredPreference,
     UserList,
-    context_text,
+    prompt_text,
 )
 from personae.signatures import generation_system_prompt
 from personae.store import AddResult, Job, PersonaState, PersonaStore, Ranking, UnknownUserError
@@ -494,13 +494,13 @@ def create_app(store: PersonaStore, *, settings: ServiceSettings | None = None,
     def judge(user_id: UserId, body: JudgeRequest, tenant: Tenant, response: Response) -> Verdict:
         """Which response the user prefers ("A" or "B"), with its probability, by the current persona.
         ``Server-Timing: store;dur=MS`` says how long the store and its judge took."""
-        return timed(response, lambda: tenant.judge(user_id, context_text(body.context), body.a, body.b,
-                                                    abstain_below=body.abstain_below))
+        return timed(response, lambda: tenant.judge(user_id, prompt_text(body.prompt), body.response_a,
+                                                    body.response_b, abstain_below=body.abstain_below))
 
     @app.post("/v1/users/{user_id}/rank", response_model=Ranking, tags=["judging"], responses=LM_ERRORS)
     def rank(user_id: UserId, body: RankRequest, tenant: Tenant, response: Response) -> Ranking:
         """The best of several drafts for the user, and their order (``Server-Timing`` as for judge)."""
-        return timed(response, lambda: tenant.rank(user_id, context_text(body.context), body.candidates))
+        return timed(response, lambda: tenant.rank(user_id, prompt_text(body.prompt), body.candidates))
 
     @app.get("/v1/users/{user_id}/generation-prompt", response_model=GenerationPrompt, tags=["judging"],
              responses=NOT_FOUND)

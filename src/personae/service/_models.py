@@ -1,7 +1,7 @@
 """The HTTP API's request and error bodies, and its limits.
 
 Responses are the store's own result types (:class:`~personae.store.PersonaState`,
-:class:`~personae.optimizers.Verdict`, ...): FastAPI reads their dataclass fields into the
+:class:`~personae.programs.Verdict`, ...): FastAPI reads their dataclass fields into the
 OpenAPI schema, and :mod:`personae.client` reads the JSON back into the same classes.
 """
 
@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 from personae.data import PreferenceRecord, Turn
 from personae.store import PersonaVersion
@@ -19,7 +19,7 @@ __all__ = ["MAX_CANDIDATES", "MAX_PREFERENCES", "MAX_TEXT_CHARS", "MAX_TURNS", "
            "AddPreferencesRequest", "ErrorBody", "ErrorDetail", "FieldError", "Forgotten", "GenerationPrompt",
            "Health", "HistoryOut", "JudgeRequest", "PreferenceIn", "PreferenceList", "RankRequest", "StoredPreference",
            "TurnIn", "UserList",
-           "context_text"]
+           "prompt_text"]
 
 MAX_TEXT_CHARS = 32_000      # a prompt, response or turn
 MAX_TURNS = 64               # turns of one conversation
@@ -31,7 +31,8 @@ USER_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:@+=-]{0,127}$"
 
 _ID_PATTERN = r"^[\x20-\x7e]{1,256}$"   # printable ASCII: a client's preference id
 
-Text = Annotated[str, StringConstraints(min_length=1, max_length=MAX_TEXT_CHARS)]
+Text = Annotated[str, StringConstraints(min_length=1, max_length=MAX_TEXT_CHARS, pattern=r"\S")]
+"""A prompt or response: up to MAX_TEXT_CHARS characters, not blank."""
 
 
 class _Body(BaseModel):
@@ -76,25 +77,39 @@ class AddPreferencesRequest(_Body):
     preferences: Annotated[list[PreferenceIn], Field(min_length=1, max_length=MAX_PREFERENCES)]
 
 
-class JudgeRequest(_Body):
-    context: Text | Conversation = Field(description="the prompt, or the conversation so far")
-    a: Text = Field(description="the first response")
-    b: Text = Field(description="the second response")
+class _Prompted(_Body):
+    prompt: Text | Conversation = Field(description="the prompt, or the conversation so far",
+                                        validation_alias=AliasChoices("prompt", "context"))
+
+    @model_validator(mode="after")
+    def _prompt_has_text(self) -> _Prompted:
+        if not prompt_text(self.prompt).strip():
+            raise ValueError("the prompt has no text")
+        return self
+
+
+class JudgeRequest(_Prompted):
+    """Two responses to judge for a user (``context``, ``a`` and ``b``, the names of earlier
+    versions, are read too)."""
+
+    response_a: Text = Field(description="response A", validation_alias=AliasChoices("response_a", "a"))
+    response_b: Text = Field(description="response B", validation_alias=AliasChoices("response_b", "b"))
     abstain_below: float | None = Field(None, ge=0.5, le=1.0, description=(
         "abstain (abstained=true) when the preferred side's probability is under this"))
 
 
-class RankRequest(_Body):
-    context: Text | Conversation
+class RankRequest(_Prompted):
+    """Drafts to rank for a user (``context`` is read as ``prompt``, as earlier versions named it)."""
+
     candidates: Annotated[list[Text], Field(min_length=1, max_length=MAX_CANDIDATES)]
 
 
-def context_text(context: str | list[TurnIn]) -> str:
-    """The context as the store reads it: a prompt as is, turns rendered as a stored
+def prompt_text(prompt: str | list[TurnIn]) -> str:
+    """The prompt as the store reads it: a text as is, turns rendered as a stored
     preference's prompt is (:attr:`personae.data.PreferenceRecord.prompt`)."""
-    if isinstance(context, str):
-        return context
-    return PreferenceRecord([Turn(t.role, t.content) for t in context], "", "").prompt
+    if isinstance(prompt, str):
+        return prompt
+    return PreferenceRecord([Turn(t.role, t.content) for t in prompt], "", "").prompt
 
 
 @dataclass(frozen=True)

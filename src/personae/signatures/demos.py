@@ -10,26 +10,26 @@ __all__ = ["PERSONA_INFERENCE_DEMOS", "PERSONA_SYNTHESIS_DEMOS"]
 
 PERSONA_INFERENCE_DEMOS: list[dict[str, str]] = [
     {
-        "context": "What should I pack for a weekend hiking trip?",
-        "preferred_response": "Water, snacks, a rain jacket, a map and a headlamp. Layers for the cold night.",
-        "other_response": "Great question! Hiking is such a rewarding hobby. Before we get to the list, think "
+        "prompt": "What should I pack for a weekend hiking trip?",
+        "chosen": "Water, snacks, a rain jacket, a map and a headlamp. Layers for the cold night.",
+        "rejected": "Great question! Hiking is such a rewarding hobby. Before we get to the list, think "
                           "about the terrain, the forecast and your fitness. Then consider each category of "
                           "gear in turn, starting with footwear...",
         "persona": "The user is an experienced, busy hiker who wants a quick checklist without "
                    "encouragement or background.",
     },
     {
-        "context": "Is it safe to take ibuprofen with my blood pressure medication?",
-        "preferred_response": "It can be risky: ibuprofen can raise blood pressure and weaken some blood "
+        "prompt": "Is it safe to take ibuprofen with my blood pressure medication?",
+        "chosen": "It can be risky: ibuprofen can raise blood pressure and weaken some blood "
                               "pressure drugs. Ask your pharmacist or doctor before combining them.",
-        "other_response": "Yes, ibuprofen is a common painkiller and most people take it without problems.",
+        "rejected": "Yes, ibuprofen is a common painkiller and most people take it without problems.",
         "persona": "The user is health-conscious and cautious, and values accurate warnings and advice "
                    "to consult a professional over reassurance.",
     },
     {
-        "context": "Give me a name for my new goldfish.",
-        "preferred_response": "How about Sir Bubbles the Brave? Every fish deserves a knighthood!",
-        "other_response": "Common goldfish names include Goldie, Nemo and Finn.",
+        "prompt": "Give me a name for my new goldfish.",
+        "chosen": "How about Sir Bubbles the Brave? Every fish deserves a knighthood!",
+        "rejected": "Common goldfish names include Goldie, Nemo and Finn.",
         "persona": "The user is light-hearted and enjoys playful, witty answers with personality "
                    "more than plain lists.",
     },

@@ -1,7 +1,8 @@
 """Pairwise judges: which of two responses does this user prefer?
 
-Every judge answers ``First`` or ``Second``; programs add a reasoning field in front of the
-answer (chain of thought). The variants differ only in what they know about the user.
+Every judge reads ``prompt``, ``response_a`` and ``response_b`` and answers ``preferred``:
+``A`` or ``B``; programs add a reasoning field in front of the answer (chain of thought). The
+variants differ only in what they know about the user.
 """
 
 from __future__ import annotations
@@ -14,18 +15,19 @@ __all__ = [
     "Choice", "JudgeForPersona", "JudgeWithHistory", "JudgeWithPersona", "JudgeWithProfile", "PairwiseJudge",
 ]
 
-Choice = Literal["First", "Second"]
+Choice = Literal["A", "B"]
+"""A judge's answer: which response the user prefers."""
 
-_ANSWER = "First if the user prefers the first response, Second if they prefer the second"
+_ANSWER = "A if the user prefers response A, B if they prefer response B"
 
 
 class PairwiseJudge(dspy.Signature):
     """Two assistant responses answer the same request. Decide which one the user who wrote
     the request would prefer."""
 
-    context: str = dspy.InputField(desc="the user's request or conversation so far")
-    first_response: str = dspy.InputField(desc="candidate response one")
-    second_response: str = dspy.InputField(desc="candidate response two")
+    prompt: str = dspy.InputField(desc="the user's request or conversation so far")
+    response_a: str = dspy.InputField(desc="candidate response A")
+    response_b: str = dspy.InputField(desc="candidate response B")
     preferred: Choice = dspy.OutputField(desc=_ANSWER)
 
 
@@ -35,9 +37,9 @@ class JudgeWithPersona(dspy.Signature):
     described tastes rather than by what most people would like."""
 
     persona: str = dspy.InputField(desc="a description of this user's preferences")
-    context: str = dspy.InputField(desc="the user's request or conversation so far")
-    first_response: str = dspy.InputField(desc="candidate response one")
-    second_response: str = dspy.InputField(desc="candidate response two")
+    prompt: str = dspy.InputField(desc="the user's request or conversation so far")
+    response_a: str = dspy.InputField(desc="candidate response A")
+    response_b: str = dspy.InputField(desc="candidate response B")
     preferred: Choice = dspy.OutputField(desc=_ANSWER)
 
 
@@ -48,9 +50,9 @@ class JudgeForPersona(dspy.Signature):
 
     # The persona comes last: the judgments of one record's two personas then share the
     # prompt up to it, which a server's prompt cache computes once.
-    context: str = dspy.InputField(desc="the user's request or conversation so far")
-    first_response: str = dspy.InputField(desc="candidate response one")
-    second_response: str = dspy.InputField(desc="candidate response two")
+    prompt: str = dspy.InputField(desc="the user's request or conversation so far")
+    response_a: str = dspy.InputField(desc="candidate response A")
+    response_b: str = dspy.InputField(desc="candidate response B")
     persona: str = dspy.InputField(desc="a description of this user's preferences")
     preferred: Choice = dspy.OutputField(desc=_ANSWER)
 
@@ -61,9 +63,9 @@ class JudgeWithProfile(dspy.Signature):
     into account where it matters."""
 
     profile: str = dspy.InputField(desc="the user's demographics and background, as they reported them")
-    context: str = dspy.InputField(desc="the user's request or conversation so far")
-    first_response: str = dspy.InputField(desc="candidate response one")
-    second_response: str = dspy.InputField(desc="candidate response two")
+    prompt: str = dspy.InputField(desc="the user's request or conversation so far")
+    response_a: str = dspy.InputField(desc="candidate response A")
+    response_b: str = dspy.InputField(desc="candidate response B")
     preferred: Choice = dspy.OutputField(desc=_ANSWER)
 
 
@@ -73,7 +75,7 @@ class JudgeWithHistory(dspy.Signature):
     choices show about their taste."""
 
     history: str = dspy.InputField(desc="the user's earlier choices: request, chosen and passed-over responses")
-    context: str = dspy.InputField(desc="the user's request or conversation so far")
-    first_response: str = dspy.InputField(desc="candidate response one")
-    second_response: str = dspy.InputField(desc="candidate response two")
+    prompt: str = dspy.InputField(desc="the user's request or conversation so far")
+    response_a: str = dspy.InputField(desc="candidate response A")
+    response_b: str = dspy.InputField(desc="candidate response B")
     preferred: Choice = dspy.OutputField(desc=_ANSWER)

@@ -14,9 +14,9 @@ class InferPersona(dspy.Signature):
     chosen response meets and the other one misses. Do not restate the request, and do not
     copy phrases from either response."""
 
-    context: str = dspy.InputField(desc="the request or conversation the two responses answer")
-    preferred_response: str = dspy.InputField(desc="the response this person chose")
-    other_response: str = dspy.InputField(desc="the response this person passed over")
+    prompt: str = dspy.InputField(desc="the request or conversation the two responses answer")
+    chosen: str = dspy.InputField(desc="the response this person chose")
+    rejected: str = dspy.InputField(desc="the response this person passed over")
     persona: str = dspy.OutputField(
         desc="one sentence starting 'The user', under 40 words, describing who would make this choice"
     )

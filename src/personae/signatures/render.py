@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Protocol
 
-__all__ = ["clip", "render_history", "render_trace"]
+__all__ = ["clip", "render_history", "render_trace", "render_traces"]
 
 
 class _Pair(Protocol):
@@ -31,15 +31,15 @@ def clip(text: str, max_chars: int) -> str:
     return cut + " [...]"
 
 
-def render_trace(index: int, context: str, first: str, second: str, chosen: str, reasoning: str,
+def render_trace(index: int, prompt: str, response_a: str, response_b: str, preferred: str, reasoning: str,
                  *, max_chars: int = 600) -> str:
-    """One verified choice: the request, both responses as shown, the choice and why."""
+    """One verified choice: the request, both responses as shown, the choice (``A`` or ``B``) and why."""
     return (
         f"Choice {index}\n"
-        f"Request: {clip(context, max_chars)}\n"
-        f"Response A: {clip(first, max_chars)}\n"
-        f"Response B: {clip(second, max_chars)}\n"
-        f"Preferred: Response {'A' if chosen == 'First' else 'B'}\n"
+        f"Request: {clip(prompt, max_chars)}\n"
+        f"Response A: {clip(response_a, max_chars)}\n"
+        f"Response B: {clip(response_b, max_chars)}\n"
+        f"Preferred: Response {preferred}\n"
         f"Why: {clip(reasoning, max_chars)}"
     )
 
@@ -56,6 +56,7 @@ def _fit(blocks: list[str], budget: int) -> str:
 
 
 def render_traces(traces: Sequence[str], *, budget: int = 12000) -> str:
+    """Rendered traces joined oldest first, the oldest dropped until the block fits ``budget`` characters."""
     return _fit(list(traces), budget)
 
 

@@ -30,9 +30,9 @@ class TailoringPersonalizationJudge(dspy.Signature):
 
     persona: str = dspy.InputField(desc="a description of the user who wrote the request and their preferences")
     prompt: str = dspy.InputField(desc="the user's request")
-    first_response: str = dspy.InputField(desc="candidate response one")
-    second_response: str = dspy.InputField(desc="candidate response two")
-    preferred: Choice = dspy.OutputField(desc="First if the first response suits this user better, Second otherwise")
+    response_a: str = dspy.InputField(desc="candidate response A")
+    response_b: str = dspy.InputField(desc="candidate response B")
+    preferred: Choice = dspy.OutputField(desc="A if response A suits this user better, B otherwise")
 
 
 class TailoringQualityJudge(dspy.Signature):
@@ -41,6 +41,6 @@ class TailoringQualityJudge(dspy.Signature):
     longer."""
 
     prompt: str = dspy.InputField(desc="the user's request")
-    first_response: str = dspy.InputField(desc="candidate response one")
-    second_response: str = dspy.InputField(desc="candidate response two")
-    preferred: Choice = dspy.OutputField(desc="First if the first response is better, Second otherwise")
+    response_a: str = dspy.InputField(desc="candidate response A")
+    response_b: str = dspy.InputField(desc="candidate response B")
+    preferred: Choice = dspy.OutputField(desc="A if response A is better, B otherwise")

@@ -24,13 +24,12 @@ import dspy
 
 from personae.data import PreferenceRecord
 from personae.errors import ConfigError
-from personae.optimizers import PersonalizedJudge, Verdict
 from personae.programs import (
     DefaultJudge,
     Judge,
     MemoryJudge,
-    check_preferred,
-    first_probability,
+    PersonalizedJudge,
+    Verdict,
     judge_pair,
     stable_coin,
 )
@@ -48,21 +47,23 @@ class JudgeBackend(Protocol):
     name: str
     lm: dspy.BaseLM | None  # the LM the backend calls, if any (the store's updates may use it)
 
-    def compare(self, fitted: PersonalizedJudge | None, history: Sequence[PreferenceRecord], context: str,
-                a: str, b: str) -> Verdict: ...
-
-    def prequential(self, fitted: PersonalizedJudge | None, history: Sequence[PreferenceRecord],
-                    record: PreferenceRecord, *, record_id: str, seed: int) -> Judgment: ...
-
-    def scores(self, fitted: PersonalizedJudge | None, context: str, candidates: Sequence[str]) -> list[float] | None:
+    def compare(self, fitted: PersonalizedJudge | None, history: Sequence[PreferenceRecord], prompt: str,
+                response_a: str, response_b: str) -> Verdict:
+        """Which of ``response_a`` and ``response_b`` the user prefers, judged by ``fitted`` (or,
+        before the first persona, from ``history``): a :class:`~personae.programs.Verdict` with its
+        probability and personalization."""
         ...
 
+    def prequential(self, fitted: PersonalizedJudge | None, history: Sequence[PreferenceRecord],
+                    record: PreferenceRecord, *, record_id: str, seed: int) -> Judgment:
+        """One stored preference ``record`` judged by the given version, as a
+        :class:`~personae.runs.Judgment` row (``seed`` and ``record_id`` fix the order it is shown in)."""
+        ...
 
-@dataclass(frozen=True)
-class _Asked:
-    preferred: str
-    reasoning: str
-    p_first: float  # P(First) in the order shown
+    def scores(self, fitted: PersonalizedJudge | None, prompt: str, candidates: Sequence[str]) -> list[float] | None:
+        """A score per candidate, for ranking without pairwise comparisons; None when the
+        backend has no scores (the store then runs a knockout of comparisons)."""
+        ...
 
 
 class LLMJudgeBackend:
@@ -97,49 +98,51 @@ class LLMJudgeBackend:
                 if program is None:
                     if len(self._programs) > 1024:
                         self._programs.clear()
-                    program = self._programs[key] = fitted.program()
+                    program = self._programs[key] = fitted.with_attempts(1)  # retried here
             return program, "persona"
         if self.memory and history:
-            return MemoryJudge(history, budget=self.memory_budget), "memory"
-        return DefaultJudge(), "none"
+            return MemoryJudge(history, budget=self.memory_budget, attempts=1), "memory"
+        return DefaultJudge(attempts=1), "none"
 
-    def _ask(self, program: Judge, context: str, first: str, second: str) -> _Asked:
+    def _ask(self, program: Judge, prompt: str, response_a: str, response_b: str) -> Verdict:
         from personae.lm import default_adapter
 
-        def once() -> _Asked:
-            pred = program(context=context, first_response=first, second_response=second)
-            preferred = check_preferred(pred.preferred)
-            p_first = first_probability(pred.get("logprobs")) if self.logprobs else None
-            if p_first is None:
-                p_first = 1.0 if preferred == "First" else 0.0
-            return _Asked(preferred, str(pred.reasoning), p_first)
+        def once() -> Verdict:
+            verdict: Verdict = program(prompt=prompt, response_a=response_a, response_b=response_b)
+            if verdict.probability is None:  # no log-probabilities to weigh: the answer votes
+                verdict.probability = 1.0 if verdict.preferred == "A" else 0.0
+            return verdict
 
         with dspy.context(adapter=dspy.settings.adapter or default_adapter()):
             return self.retry.call(once, lm=self._asking_lm, item="judgment")
 
-    def compare(self, fitted: PersonalizedJudge | None, history: Sequence[PreferenceRecord], context: str,
-                a: str, b: str) -> Verdict:
+    def compare(self, fitted: PersonalizedJudge | None, history: Sequence[PreferenceRecord], prompt: str,
+                response_a: str, response_b: str) -> Verdict:
+        """Ask the judge in both orders (concurrently) and average P(A); the reasoning is
+        from an order that agrees with the result. Returns a :class:`~personae.programs.Verdict`."""
         from personae.runs import ThreadExecutor
 
         program, personalization = self._program(fitted, history)
-        answers: dict[int, _Asked] = {}
-        orders = [(a, b), (b, a)]
+        answers: dict[int, Verdict] = {}
+        orders = [(response_a, response_b), (response_b, response_a)]
 
-        def ask(order: tuple[str, str]) -> _Asked:
-            return self._ask(program, context, *order)
+        def ask(order: tuple[str, str]) -> Verdict:
+            return self._ask(program, prompt, *order)
 
         ThreadExecutor(2, name="judge").map(ask, orders, lambda index, asked: answers.__setitem__(index, asked))
         ab, ba = answers[0], answers[1]
-        probability = (ab.p_first + (1.0 - ba.p_first)) / 2
+        probability = (ab.probability + (1.0 - ba.probability)) / 2
         if probability != 0.5:
             preferred = "A" if probability > 0.5 else "B"
         else:  # the orders disagree and nothing weighs them: the first order's answer
-            preferred = "A" if ab.preferred == "First" else "B"
-        agrees = ab if (ab.preferred == "First") == (preferred == "A") else ba
+            preferred = ab.preferred
+        agrees = ab if ab.preferred == preferred else ba
         return Verdict(preferred, agrees.reasoning, probability=probability, personalization=personalization)
 
     def prequential(self, fitted: PersonalizedJudge | None, history: Sequence[PreferenceRecord],
                     record: PreferenceRecord, *, record_id: str, seed: int) -> Judgment:
+        """Judge ``record`` once, its order a stable coin of ``seed`` and ``record_id``;
+        returns the :class:`~personae.runs.Judgment` (unscored, with why, when the LM kept failing)."""
         from personae.lm import default_adapter
 
         program, personalization = self._program(fitted, history)
@@ -151,7 +154,8 @@ class LLMJudgeBackend:
                            user_id=record.user_id, method=f"prequential:{personalization}",
                            persona=fitted.persona if fitted else None)
 
-    def scores(self, fitted: PersonalizedJudge | None, context: str, candidates: Sequence[str]) -> list[float] | None:
+    def scores(self, fitted: PersonalizedJudge | None, prompt: str, candidates: Sequence[str]) -> list[float] | None:
+        """None: an LLM judge has no score per candidate, so ranking compares pairs."""
         return None
 
 
@@ -200,8 +204,8 @@ class RewardModelBackend:
         self._ready = threading.Condition()
         self._thread: threading.Thread | None = None
 
-    def _rewards(self, persona: str, context: str, responses: Sequence[str]) -> list[float]:
-        mine = _Scoring([(persona, context, r) for r in responses])
+    def _rewards(self, persona: str, prompt: str, responses: Sequence[str]) -> list[float]:
+        mine = _Scoring([(persona, prompt, r) for r in responses])
         with self._ready:
             if self._thread is None:
                 self._thread = threading.Thread(target=self._serve, name="reward-model", daemon=True)
@@ -239,10 +243,12 @@ class RewardModelBackend:
                 start += len(call.items)
                 call.done.set()
 
-    def compare(self, fitted: PersonalizedJudge | None, history: Sequence[PreferenceRecord], context: str,
-                a: str, b: str) -> Verdict:
+    def compare(self, fitted: PersonalizedJudge | None, history: Sequence[PreferenceRecord], prompt: str,
+                response_a: str, response_b: str) -> Verdict:
+        """Score both responses under the user's persona; the probability is
+        ``sigmoid(reward_a - reward_b)``. Returns a :class:`~personae.programs.Verdict`."""
         persona = fitted.persona if fitted else ""
-        reward_a, reward_b = self._rewards(persona, context, [a, b])
+        reward_a, reward_b = self._rewards(persona, prompt, [response_a, response_b])
         gap = reward_a - reward_b   # a stable sigmoid: no overflow however far apart the rewards are
         probability = 1.0 / (1.0 + math.exp(-gap)) if gap >= 0 else math.exp(gap) / (1.0 + math.exp(gap))
         return Verdict("A" if reward_a >= reward_b else "B", f"reward {reward_a:.4f} for A, {reward_b:.4f} for B",
@@ -250,13 +256,17 @@ class RewardModelBackend:
 
     def prequential(self, fitted: PersonalizedJudge | None, history: Sequence[PreferenceRecord],
                     record: PreferenceRecord, *, record_id: str, seed: int) -> Judgment:
+        """Score the record's chosen and rejected responses; the
+        :class:`~personae.runs.Judgment` is correct when the chosen one scores higher."""
         persona = fitted.persona if fitted else ""
         chosen, rejected = self._rewards(persona, record.prompt, [record.chosen, record.rejected])
         picked = "chosen" if chosen > rejected else "rejected"
         return Judgment(record_id=record_id, user_id=record.user_id,
                         method=f"prequential:{'persona' if persona else 'none'}", persona=persona or None,
-                        first="chosen", preferred="First" if picked == "chosen" else "Second", picked=picked,
+                        first="chosen", preferred="A" if picked == "chosen" else "B", picked=picked,
                         correct=picked == "chosen", reasoning=f"reward {chosen:.4f} chosen, {rejected:.4f} rejected")
 
-    def scores(self, fitted: PersonalizedJudge | None, context: str, candidates: Sequence[str]) -> list[float] | None:
-        return self._rewards(fitted.persona if fitted else "", context, candidates)
+    def scores(self, fitted: PersonalizedJudge | None, prompt: str, candidates: Sequence[str]) -> list[float] | None:
+        """The reward of each candidate under the user's persona (empty before the first
+        persona)."""
+        return self._rewards(fitted.persona if fitted else "", prompt, candidates)

@@ -53,6 +53,7 @@ class Job:
 
     @classmethod
     def of(cls, row: Any) -> Job:
+        """The job of a row of the jobs table (any row with the job's columns as attributes)."""
         return cls(**{name: getattr(row, name) for name in JOB_FIELDS})
 
 

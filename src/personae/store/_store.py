@@ -22,7 +22,7 @@ import sqlalchemy as sa
 from personae.data import PreferenceRecord, Turn
 from personae.errors import ConfigError, DataError, PersonaeError
 from personae.evaluation import wilson_interval
-from personae.optimizers import PersonalizedJudge, Verdict, judge_path
+from personae.programs import PersonalizedJudge, Verdict, judge_path
 from personae.runs import describe_error, failure_kind
 from personae.signatures import generation_system_prompt
 from personae.store._backends import JudgeBackend, LLMJudgeBackend
@@ -121,6 +121,12 @@ class Ranking:
     verdicts: list[Verdict] = field(default_factory=list)
 
 
+def _stored(verdict: Verdict, version: int | None, abstained: bool = False) -> Verdict:
+    """A backend's verdict as the store answers it: with the persona version and abstention."""
+    return Verdict(verdict.preferred, verdict.reasoning, probability=verdict.probability, version=version,
+                   personalization=verdict.get("personalization", "persona"), abstained=abstained)
+
+
 def _iso(seconds: float | None) -> str | None:
     return None if seconds is None else datetime.fromtimestamp(seconds, timezone.utc).isoformat(timespec="seconds")
 
@@ -166,6 +172,8 @@ class _Core:
                  policy: UpdatePolicy, background: bool) -> None:
         self.db = Database(target)
         self.policy = policy
+        if lm is None and backend is None:
+            lm = dspy.settings.lm  # the LM configured in DSPy, when the caller named none
         self.lm = lm if lm is not None else (backend.lm if backend is not None else None)
         self.backend = backend if backend is not None else (LLMJudgeBackend(lm, memory=policy.memory_judge)
                                                             if lm is not None else None)
@@ -353,6 +361,7 @@ class PersonaStore:
         return ordered if limit is None else ordered[:limit]
 
     def exists(self, user_id: str) -> bool:
+        """Whether this tenant holds preferences or a persona for the user."""
         with self._core.db.read() as conn:
             return any(conn.execute(sa.select(t.c.id).where(t.c.tenant == self.tenant, t.c.user_id == user_id)
                                     .limit(1)).first() for t in (preferences, personas))
@@ -494,20 +503,22 @@ class PersonaStore:
                 history = [PreferenceRecord.from_dict(r) for r in reversed(recent)]
         return backend, fitted, None if row is None else int(row.version), history
 
-    def judge(self, user_id: str, context: str, a: str, b: str, *, abstain_below: float | None = None) -> Verdict:
-        """Which of ``a`` and ``b`` the user prefers, judged in both orders by the user's current
-        persona version (cold start: the user's preferences, or nothing; ``personalization``
-        says which). With ``abstain_below``, a verdict whose probability for the preferred side
-        is under it comes back with ``abstained=True``. A user the store holds nothing on
-        raises :class:`UnknownUserError`."""
+    def judge(self, user_id: str, prompt: str, response_a: str, response_b: str, *,
+              abstain_below: float | None = None) -> Verdict:
+        """Which of ``response_a`` and ``response_b`` the user prefers, judged in both orders by the
+        user's current persona version (cold start: the user's preferences, or nothing;
+        ``personalization`` says which). Returns a :class:`~personae.programs.Verdict` with
+        ``preferred`` (A or B), ``reasoning``, ``probability``, ``version``, ``personalization`` and
+        ``abstained``: with ``abstain_below``, a verdict whose probability for the preferred side is
+        under it comes back with ``abstained=True``. A user the store holds nothing on raises
+        :class:`UnknownUserError`."""
         backend, fitted, version, history = self._judging(user_id)
-        verdict = replace(backend.compare(fitted, history, context, a, b), version=version)
-        if abstain_below is not None and verdict.probability is not None:
-            confidence = max(verdict.probability, 1.0 - verdict.probability)
-            verdict = replace(verdict, abstained=confidence < abstain_below)
-        return verdict
+        verdict = backend.compare(fitted, history, prompt, response_a, response_b)
+        confidence = None if verdict.probability is None else max(verdict.probability, 1.0 - verdict.probability)
+        abstained = abstain_below is not None and confidence is not None and confidence < abstain_below
+        return _stored(verdict, version, abstained)
 
-    def rank(self, user_id: str, context: str, candidates: Sequence[str]) -> Ranking:
+    def rank(self, user_id: str, prompt: str, candidates: Sequence[str]) -> Ranking:
         """The best of several drafts for the user. The reward model scores each (no LM call);
         the LLM judge runs a knockout: ``len(candidates) - 1`` comparisons, each in both orders,
         so at most ``2 * (n - 1)`` LM calls (attempts aside)."""
@@ -515,7 +526,7 @@ class PersonaStore:
         if not candidates or len(candidates) > MAX_RANK_CANDIDATES:
             raise ConfigError(f"rank takes 1 to {MAX_RANK_CANDIDATES} candidates, got {len(candidates)}")
         backend, fitted, version, history = self._judging(user_id)
-        scores = backend.scores(fitted, context, candidates)
+        scores = backend.scores(fitted, prompt, candidates)
         if scores is not None:
             order = sorted(range(len(candidates)), key=lambda i: -scores[i])
             personalization = "persona" if fitted is not None and fitted.persona else "none"
@@ -530,8 +541,8 @@ class PersonaStore:
             survivors = []
             for k in range(0, len(alive) - 1, 2):
                 i, j = alive[k], alive[k + 1]
-                verdict = backend.compare(fitted, history, context, candidates[i], candidates[j])
-                verdicts.append(replace(verdict, version=version))
+                verdict = _stored(backend.compare(fitted, history, prompt, candidates[i], candidates[j]), version)
+                verdicts.append(verdict)
                 winner, loser = (i, j) if verdict.preferred == "A" else (j, i)
                 wins[winner] += 1
                 out_in_round[loser] = round_no
@@ -551,6 +562,7 @@ class PersonaStore:
 
     # -- jobs ---------------------------------------------------------------------------------
     def job(self, job_id: str) -> Job | None:
+        """The update job with this id (None if this tenant has no such job)."""
         found = self._core.queue.get(job_id)
         return found if found is not None and found.tenant == self.tenant else None
 
@@ -601,61 +613,99 @@ class AsyncPersonaStore:
         self.sync = target if isinstance(target, PersonaStore) else PersonaStore(target, **options)
 
     def for_tenant(self, tenant: str) -> AsyncPersonaStore:
+        """The same store seen by another tenant (an async view of :meth:`PersonaStore.for_tenant`)."""
         return AsyncPersonaStore(self.sync.for_tenant(tenant))
 
     async def add_preferences(self, user_id: str,
                               records: Iterable[PreferenceRecord | Mapping[str, Any]]) -> AddResult:
+        """Runs :meth:`personae.store.PersonaStore.add_preferences` in a worker thread: store the user's
+        new preferences; returns the :class:`AddResult`."""
         return await asyncio.to_thread(self.sync.add_preferences, user_id, list(records))
 
     async def preferences(self, user_id: str) -> list[PreferenceRecord]:
+        """Runs :meth:`personae.store.PersonaStore.preferences` in a worker thread: the user's stored
+        preferences, in the order they arrived."""
         return await asyncio.to_thread(self.sync.preferences, user_id)
 
     async def fitted_judge(self, user_id: str, version: int | None = None) -> PersonalizedJudge | None:
+        """Runs :meth:`personae.store.PersonaStore.fitted_judge` in a worker thread: the user's judge
+        (None before the first persona)."""
         return await asyncio.to_thread(self.sync.fitted_judge, user_id, version)
 
     async def persona(self, user_id: str) -> PersonaState:
+        """Runs :meth:`personae.store.PersonaStore.persona` in a worker thread: the user's current
+        :class:`PersonaState`."""
         return await asyncio.to_thread(self.sync.persona, user_id)
 
     async def history(self, user_id: str) -> list[PersonaVersion]:
+        """Runs :meth:`personae.store.PersonaStore.history` in a worker thread: every persona version of
+        the user, oldest first."""
         return await asyncio.to_thread(self.sync.history, user_id)
 
-    async def judge(self, user_id: str, context: str, a: str, b: str, *,
+    async def judge(self, user_id: str, prompt: str, response_a: str, response_b: str, *,
                     abstain_below: float | None = None) -> Verdict:
-        return await asyncio.to_thread(self.sync.judge, user_id, context, a, b, abstain_below=abstain_below)
+        """Runs :meth:`personae.store.PersonaStore.judge` in a worker thread: which of ``response_a``
+        and ``response_b`` the user prefers, as a :class:`~personae.programs.Verdict`."""
+        return await asyncio.to_thread(self.sync.judge, user_id, prompt, response_a, response_b,
+                                       abstain_below=abstain_below)
 
-    async def rank(self, user_id: str, context: str, candidates: Sequence[str]) -> Ranking:
-        return await asyncio.to_thread(self.sync.rank, user_id, context, list(candidates))
+    async def rank(self, user_id: str, prompt: str, candidates: Sequence[str]) -> Ranking:
+        """Runs :meth:`personae.store.PersonaStore.rank` in a worker thread: the best of ``candidates``
+        for the user, as a :class:`Ranking`."""
+        return await asyncio.to_thread(self.sync.rank, user_id, prompt, list(candidates))
 
     async def generation_messages(self, user_id: str) -> list[dict[str, str]]:
+        """Runs :meth:`personae.store.PersonaStore.generation_messages` in a worker thread: a
+        one-message system prompt to write responses this user prefers."""
         return await asyncio.to_thread(self.sync.generation_messages, user_id)
 
     async def export(self, user_id: str, path: str | os.PathLike[str] | None = None, *,
                      version: int | None = None) -> PersonalizedJudge:
+        """Runs :meth:`personae.store.PersonaStore.export` in a worker thread: the user's judge, saved
+        to ``path`` when given."""
         return await asyncio.to_thread(self.sync.export, user_id, path, version=version)
 
     async def import_judges(self, source: str | os.PathLike[str] | Iterable[PersonalizedJudge]) -> list[str]:
+        """Runs :meth:`personae.store.PersonaStore.import_judges` in a worker thread: store fitted
+        judges as each user's newest persona version; returns the user ids."""
         return await asyncio.to_thread(self.sync.import_judges, source)
 
     async def forget(self, user_id: str) -> dict[str, int]:
+        """Runs :meth:`personae.store.PersonaStore.forget` in a worker thread: remove everything held on
+        the user; returns how many rows of each table went."""
         return await asyncio.to_thread(self.sync.forget, user_id)
 
     async def users(self, *, limit: int | None = None, after: str | None = None) -> list[str]:
+        """Runs :meth:`personae.store.PersonaStore.users` in a worker thread: the tenant's users in id
+        order, at most ``limit``, those after ``after``."""
         return await asyncio.to_thread(self.sync.users, limit=limit, after=after)
 
     async def job(self, job_id: str) -> Job | None:
+        """Runs :meth:`personae.store.PersonaStore.job` in a worker thread: the update job with this id
+        (None if this tenant has no such job)."""
         return await asyncio.to_thread(self.sync.job, job_id)
 
     async def wait_job(self, job_id: str, timeout: float = 60.0, poll_s: float = 0.05) -> Job | None:
+        """Runs :meth:`personae.store.PersonaStore.wait_job` in a worker thread: the job once done or
+        failed, or as it stands when ``timeout`` runs out (None if there is no such job)."""
         return await asyncio.to_thread(self.sync.wait_job, job_id, timeout, poll_s)
 
     async def exists(self, user_id: str) -> bool:
+        """Runs :meth:`personae.store.PersonaStore.exists` in a worker thread: whether this tenant holds
+        anything on the user."""
         return await asyncio.to_thread(self.sync.exists, user_id)
 
     async def process_jobs(self, *, include_waiting: bool = False) -> int:
+        """Runs :meth:`personae.store.PersonaStore.process_jobs` in a worker thread: run due update
+        jobs; returns how many ran."""
         return await asyncio.to_thread(self.sync.process_jobs, include_waiting=include_waiting)
 
     async def wait_idle(self, timeout: float = 60.0) -> bool:
+        """Runs :meth:`personae.store.PersonaStore.wait_idle` in a worker thread: True once this tenant
+        has no pending or running job, False when ``timeout`` ran out."""
         return await asyncio.to_thread(self.sync.wait_idle, timeout)
 
     async def close(self) -> None:
+        """Runs :meth:`personae.store.PersonaStore.close` in a worker thread: stop the update workers
+        and close the database connections."""
         await asyncio.to_thread(self.sync.close)

@@ -63,6 +63,8 @@ class AccessTokens:
         return record, secret
 
     def list(self, tenant: str | None = None) -> list[AccessToken]:
+        """The stored tokens (revoked ones too), oldest first: every tenant's, or only
+        ``tenant``'s."""
         query = sa.select(api_tokens.c.id, api_tokens.c.tenant, api_tokens.c.name, api_tokens.c.created_at,
                           api_tokens.c.revoked_at).order_by(api_tokens.c.created_at)
         if tenant is not None:

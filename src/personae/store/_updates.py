@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
@@ -16,9 +16,9 @@ import sqlalchemy as sa
 from personae.data import PreferenceRecord, split_user
 from personae.errors import PersonaeError
 from personae.lm import Cost, CostMeter, default_adapter
-from personae.optimizers import PersonalizedJudge, SynthesizeMe
-from personae.programs import PersonaRevision, Trace, VerifiedReasoning, check_reached
-from personae.runs import CALL_FAILURES, RetryPolicy
+from personae.optimizers import SynthesizeMe
+from personae.programs import PersonalizedJudge, PersonaRevision, Trace, VerifiedReasoning, check_reached
+from personae.runs import CALL_FAILURES, Judgment, RetryPolicy
 from personae.signatures import PairwiseJudge, personalized_instructions
 from personae.store._backends import JudgeBackend
 from personae.store._db import Database
@@ -184,26 +184,25 @@ class Updater:
                 judgments.c.pref_id.in_(list(by_id)))).all()
         traces = {}
         for pref_id, row in rows:
-            reasoning = row.get("reasoning")
-            if not reasoning or row.get("preferred") not in ("First", "Second"):
+            judged = Judgment.model_validate(row)  # rows of earlier versions read in today's names
+            if not judged.reasoning or judged.preferred is None:
                 continue
             record = by_id[pref_id]
-            chosen_first = row.get("first") == "chosen"
-            first, second = (record.chosen, record.rejected) if chosen_first else (record.rejected, record.chosen)
-            traces[pref_id] = Trace(pref_id, record.prompt, first, second, str(row["preferred"]), str(reasoning))
+            a, b = (record.chosen, record.rejected) if judged.chosen_first else (record.rejected, record.chosen)
+            traces[pref_id] = Trace(pref_id, record.prompt, a, b, judged.preferred, judged.reasoning)
         return traces
 
     def _revise(self, previous: PersonalizedJudge, new: Sequence[StoredPreference], user_id: str,
                 judged: dict[str, Trace]) -> tuple[PersonalizedJudge, str]:
-        verifier = VerifiedReasoning(max_attempts=self.policy.verify_attempts, seed=self.policy.seed)
+        verifier = VerifiedReasoning(attempts=self.policy.verify_attempts, seed=self.policy.seed)
         unexplained = [p for p in new if p.pref_id not in judged]
-        verified = [verifier(p.record) for p in unexplained]
+        verified = [verifier.for_record(p.record) for p in unexplained]
         check_reached(verified, f"user {user_id}: verified reasoning")
         found = {pred.trace.record_id: pred.trace for pred in verified if pred.verified}
         traces = [judged.get(p.pref_id) or found[p.pref_id] for p in new if p.pref_id in judged or p.pref_id in found]
         if not traces:
             return previous, f"no new pair verified ({len(new)} tried): persona unchanged"
-        revision = PersonaRevision()
+        revision = PersonaRevision(attempts=1)  # retried below (REVISION_ATTEMPTS)
         outcome = RetryPolicy(max_attempts=REVISION_ATTEMPTS).attempt(
             lambda: revision(persona=previous.persona, traces=traces))
         if outcome.kind in CALL_FAILURES:
@@ -212,8 +211,8 @@ class Updater:
             return previous, f"revision unusable ({outcome.error}): persona unchanged"
         persona = str(outcome.value.persona)
         created = datetime.now(timezone.utc).isoformat(timespec="seconds")
-        return replace(previous, persona=persona, created=created, val_accuracy=None,
-                       instructions=personalized_instructions(PairwiseJudge.instructions, persona)), \
+        return previous.replace(persona=persona, created=created, val_accuracy=None,
+                                instructions=personalized_instructions(PairwiseJudge.instructions, persona)), \
             (f"{len(traces)} of {len(new)} new pairs verified ({len(judged)} by their prequential judgment, "
              f"{len(unexplained)} explained anew)")
 
@@ -231,7 +230,7 @@ class Updater:
             unchanged = latest is not None and action == "incremental" and fitted.persona == latest.persona
             version = base if unchanged else base + 1
             if not unchanged:
-                fitted = replace(fitted, cost={**fitted.cost, **({"update": cost.to_dict()})})
+                fitted = fitted.replace(cost={**fitted.cost, **({"update": cost.to_dict()})})
                 conn.execute(personas.insert().values(
                     tenant=tenant, user_id=user_id, version=version, persona=fitted.persona,
                     judge=fitted.to_dict(), preference_ids=used, method=action, reason=reason,

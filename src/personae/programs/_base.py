@@ -1,0 +1,249 @@
+"""What every personae program shares, so each behaves like one of DSPy's own modules.
+
+- **One body for ``forward`` and ``aforward``.** A program writes its logic once, as a
+  generator of :class:`Ask` steps (a predictor and its inputs); :meth:`Program.run` makes the
+  calls in this thread and :meth:`Program.arun` awaits them on DSPy's async LM path (a list of
+  steps runs concurrently there).
+- **Answers checked and retried inside the program.** Each step's answer passes its check;
+  an answer DSPy cannot parse, or one the check refuses
+  (:class:`~personae.errors.ContentError`), is asked again on a fresh rollout of the LM
+  (``lm.copy(rollout_id=k)`` at a temperature of at least 1, as ``dspy.Refine`` and
+  ``dspy.BestOfN`` do), up to ``attempts`` times. Only when every attempt failed does the call
+  raise: a ``ContentError`` whose ``tried`` says why each answer was refused (or the parse
+  error when no answer parsed at all). Failed calls to the model itself (timeouts, rate
+  limits) are the LM's to retry and propagate at once.
+- **Settings saved with the state.** Attributes declared as :class:`Setting` (the persona,
+  the sides, the attempts) live in a :class:`Settings` parameter that ``save``/``load`` (and
+  ``dump_state``/``load_state``, ``dspy.load``) carry beside DSPy's predictor state, also when
+  the program is nested in another: a reloaded program is the program that was saved.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Generator
+from dataclasses import dataclass, field
+from typing import Any
+
+import dspy
+from dspy.predict.parameter import Parameter
+
+from personae.errors import ConfigError, ContentError, DataError
+
+__all__ = ["Ask", "Program", "Setting", "Settings", "Steps", "current_fields", "require_text"]
+
+
+@dataclass(frozen=True)
+class Ask:
+    """One call a program's steps want made: ``predictor(**inputs)``, whose answer passes
+    ``check`` (it returns the value to send back, or raises ContentError) before the steps see it.
+
+    ``retry`` names the failure kinds asked again on a fresh rollout (by default unusable
+    answers; ``None`` for every kind the run layer retries, model failures included). With
+    ``outcome``, the steps receive the :class:`~personae.runs.Outcome` itself, failed or not,
+    instead of a value or an exception.
+    """
+
+    predictor: dspy.Module
+    inputs: dict[str, Any]
+    check: Callable[[dspy.Prediction], Any] | None = field(default=None, compare=False)
+    retry: frozenset[str] | None = frozenset({"parse", "content"})
+    outcome: bool = False
+
+    def checked(self, pred: dspy.Prediction) -> Any:
+        """``pred`` through the check."""
+        return self.check(pred) if self.check is not None else pred
+
+
+Steps = Generator["Ask | list[Ask]", Any, Any]
+"""A program's body: yields steps (or lists of steps), receives their checked answers, returns
+the program's result."""
+
+
+_EARLIER_NAMES = {"context": "prompt", "first_response": "response_a", "second_response": "response_b",
+                  "preferred_response": "chosen", "other_response": "rejected"}
+_EARLIER_CHOICES = {"First": "A", "Second": "B"}
+
+
+def current_fields(values: dict[str, Any]) -> dict[str, Any]:
+    """A demonstration or saved row written with the field names of earlier versions
+    (``context``, ``first_response``/``second_response``, ``preferred_response``/``other_response``,
+    ``preferred`` First/Second) in today's names; one already current comes back unchanged."""
+    out = {_EARLIER_NAMES.get(k, k) if _EARLIER_NAMES.get(k, k) not in values else k: v for k, v in values.items()}
+    if out.get("preferred") in _EARLIER_CHOICES:
+        out["preferred"] = _EARLIER_CHOICES[out["preferred"]]
+    return out
+
+
+def require_text(program: str, **fields: Any) -> None:
+    """Raise :class:`~personae.errors.DataError` naming the first field that is not a non-empty string."""
+    for name, value in fields.items():
+        if not isinstance(value, str):
+            got = "nothing" if value is None else f"a {type(value).__name__}"
+            raise DataError(f"expected text, got {got}", source=f"{program} input", field=name)
+        if not value.strip():
+            raise DataError("empty text", source=f"{program} input", field=name)
+
+
+class Settings(Parameter):
+    """A program's own settings (persona, sides, attempts) as a DSPy parameter.
+
+    DSPy saves and loads the state of every parameter it finds in a module, however deeply
+    nested, so a program that nests a personae program keeps that program's settings too.
+    Optimizers tune predictors only and leave it alone.
+    """
+
+    def __init__(self) -> None:
+        self.values: dict[str, Any] = {}
+
+    def dump_state(self, json_mode: bool = True) -> dict[str, Any]:
+        """The settings as JSON values."""
+        return dict(self.values)
+
+    def load_state(self, state: dict[str, Any]) -> Settings:
+        """Take the saved settings (each is checked when the program reads it)."""
+        self.values.update(state)
+        return self
+
+    def reset(self) -> None:
+        """Nothing to reset: settings are not learned."""
+
+
+class Setting:
+    """A program attribute kept in its :class:`Settings` (saved and loaded with the state).
+
+    ``clean`` checks and normalises a value; it runs when the attribute is set and when it is
+    read, so a value that came from a saved file is checked before it is used.
+    """
+
+    def __init__(self, clean: Callable[[Any], Any] | None = None) -> None:
+        self.clean = clean
+        self.name = ""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+
+    def __get__(self, program: Any, owner: type | None = None) -> Any:
+        if program is None:
+            return self
+        raw = program.program_settings.values.get(self.name)
+        return self.clean(raw) if self.clean is not None and raw is not None else raw
+
+    def __set__(self, program: Any, value: Any) -> None:
+        cleaned = self.clean(value) if self.clean is not None and value is not None else value
+        program.program_settings.values[self.name] = list(cleaned) if isinstance(cleaned, tuple) else cleaned
+
+
+def _attempts(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ConfigError(f"attempts must be a whole number of at least 1, got {value!r}")
+    return value
+
+
+class Program(dspy.Module):
+    """Base of personae's DSPy modules (see the module docstring).
+
+    Args:
+        attempts: How many answers a step may ask for before the call raises (fresh rollouts
+            after the first); at least 1.
+    """
+
+    attempts = Setting(_attempts)
+
+    def __init__(self, *, attempts: int = 3) -> None:
+        super().__init__()
+        self.program_settings = Settings()
+        self.attempts = attempts
+
+    def with_attempts(self, attempts: int) -> Any:
+        """A copy of this program that asks ``attempts`` times per step. The run layer retries
+        whole items itself (and counts every attempt), so it runs programs with ``attempts=1``."""
+        if attempts == self.attempts:
+            return self
+        copy = self.deepcopy()
+        copy.attempts = attempts
+        return copy
+
+    # -- state ---------------------------------------------------------------------------
+    def load_state(self, state: dict[str, Any], **kwargs: Any) -> None:
+        """DSPy's ``load_state``, for states of earlier versions too: a state saved before
+        settings were kept keeps the current ones, and demonstrations written with earlier
+        field names are read in today's."""
+        state = {k: _current_demos(v) for k, v in state.items()}
+        for name, param in self.named_parameters():
+            if isinstance(param, Settings) and name not in state:
+                state[name] = param.dump_state()
+        super().load_state(state, **kwargs)
+
+    # -- running the steps ---------------------------------------------------------------
+    def run(self, steps: Steps) -> Any:
+        """Make the steps' calls in this thread (``forward``)."""
+        try:
+            ask = next(steps)
+            while True:
+                answer = [self._ask(a) for a in ask] if isinstance(ask, list) else self._ask(ask)
+                ask = steps.send(answer)
+        except StopIteration as stop:
+            return stop.value
+
+    async def arun(self, steps: Steps) -> Any:
+        """Await the steps' calls on DSPy's async LM path (``aforward``); a list of steps runs at once."""
+        try:
+            ask = next(steps)
+            while True:
+                if isinstance(ask, list):
+                    answer: Any = list(await asyncio.gather(*(self._aask(a) for a in ask)))
+                else:
+                    answer = await self._aask(ask)
+                ask = steps.send(answer)
+        except StopIteration as stop:
+            return stop.value
+
+    def _policy(self) -> Any:
+        from personae.runs import RetryPolicy
+
+        return RetryPolicy(max_attempts=self.attempts)
+
+    def _ask(self, ask: Ask) -> Any:
+        own = _own_lm(ask.predictor)
+
+        def once() -> Any:
+            return ask.checked(ask.predictor(**ask.inputs, **({"lm": dspy.settings.lm} if own else {})))
+
+        return self._settle(ask, self._policy().attempt(once, lm=own, retry=ask.retry))
+
+    async def _aask(self, ask: Ask) -> Any:
+        own = _own_lm(ask.predictor)
+
+        async def once() -> Any:
+            return ask.checked(await ask.predictor.acall(**ask.inputs, **({"lm": dspy.settings.lm} if own else {})))
+
+        return self._settle(ask, await self._policy().aattempt(once, lm=own, retry=ask.retry))
+
+    def _settle(self, ask: Ask, outcome: Any) -> Any:
+        """The step's answer, the outcome itself for a step that takes failures, or the failure raised."""
+        if ask.outcome or outcome.error is None:
+            return outcome if ask.outcome else outcome.value
+        if outcome.last_exception is not None and not any(t.startswith("content:") for t in outcome.tried):
+            raise outcome.last_exception  # no answer parsed at all (or the model failed): as it was raised
+        last = outcome.last_exception
+        cls = type(last) if isinstance(last, ContentError) else ContentError
+        error = cls.__new__(cls)
+        ContentError.__init__(error, f"{type(self).__name__}: no usable answer in {outcome.attempts} attempt"
+                                     f"{'s' if outcome.attempts != 1 else ''}; the last: {outcome.error}",
+                              tried=outcome.tried)
+        raise error
+
+
+def _own_lm(predictor: dspy.Module) -> dspy.BaseLM | None:
+    """The LM a predictor was given with ``set_lm`` (it wins over the configured one), if any."""
+    return next((p.lm for _, p in predictor.named_predictors() if p.lm is not None), None)
+
+
+def _current_demos(state: Any) -> Any:
+    """A predictor's saved state with its demonstrations in today's field names."""
+    if isinstance(state, dict) and isinstance(state.get("demos"), list):
+        return {**state, "demos": [current_fields(d) if isinstance(d, dict) else d for d in state["demos"]]}
+    return state
+
+
