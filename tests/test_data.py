@@ -662,6 +662,7 @@ def test_public_names() -> None:
             "append_jsonl",
             "as_record",
             "as_records",
+            "current_fields",
             "load_preferences",
             "read_jsonl_rows",
             "select_users",

@@ -405,3 +405,71 @@ def test_the_store_uses_the_configured_lm(tmp_path) -> None:
                                                           record_id="e1")])
             verdict = store.judge("u1", "q", "A longer answer.", "Short.")
     assert isinstance(verdict, Verdict) and verdict.personalization == "memory" and verdict.probability is not None
+
+
+# -- what earlier versions wrote, and what optimizers see ---------------------------------------------
+
+def test_a_refused_answer_never_reaches_the_trace_optimizers_bootstrap_from() -> None:
+    from personae.signatures import PERSONA_INFERENCE_DEMOS
+
+    echo = PERSONA_INFERENCE_DEMOS[0]["persona"]
+    answers = iter([echo, "The user wants the short one."])
+    trace: list = []
+    with dspy.context(lm=ScriptedLM(lambda call: {"persona": next(answers, echo)}), trace=trace):
+        PersonaInference(sides=("chosen",))(**PAIRS[0].inputs())
+    assert len(trace) == 1 and trace[0][2].persona == "The user wants the short one."
+
+
+def test_an_earlier_versions_judge_state_loads_in_todays_words(tmp_path) -> None:
+    import json
+
+    state = DefaultJudge().dump_state()
+    del state["program_settings"]
+    fields = state["predict.predict"]["signature"]["fields"]
+    fields[0]["prefix"], fields[1]["prefix"] = "Context:", "First Response:"
+    fields[-1]["description"] = "First if the user prefers the first response, Second if they prefer the second"
+    state["predict.predict"]["demos"] = [{"context": "c", "first_response": "a", "second_response": "b",
+                                          "reasoning": "r", "preferred": "Second"}]
+    state["metadata"] = {"dependency_versions": {}}
+    (tmp_path / "old.json").write_text(json.dumps(state))
+    judge = DefaultJudge()
+    judge.load(str(tmp_path / "old.json"))
+    assert judge.dump_state()["predict.predict"]["signature"] == DefaultJudge().dump_state()["predict.predict"][
+        "signature"]
+    assert dict(judge.predict.predict.demos[0]) == {"prompt": "c", "response_a": "a", "response_b": "b",
+                                                    "reasoning": "r", "preferred": "B"}
+    old_pickle = DefaultJudge.__new__(DefaultJudge)
+    with pytest.raises(Exception, match="earlier version of personae"):
+        old_pickle.__setstate__({"predict": judge.predict})  # what dspy.load of an old folder does
+
+
+def test_examples_without_ids_are_distinct_pairs_to_a_search() -> None:
+    from personae.optimizers import DemoSearch
+
+    examples = [dspy.Example(prompt=f"question {i}?", chosen=f"Yes {i}.", rejected=f"A long answer {i}.")
+                .with_inputs("prompt", "chosen", "rejected") for i in range(6)]
+    lm = ScriptedLM(script)
+    with dspy.context(lm=lm):
+        result = DemoSearch(num_candidates=1, max_demos=0).search(DefaultJudge(), [e for e in examples], pool=[])
+    assert len(lm.calls) == 6 and result.score == 1.0  # every pair asked: none taken for another's answer
+
+
+def test_verdicts_copy_with_changes_and_judges_refuse_fields_they_do_not_take() -> None:
+    from personae.errors import DataError
+
+    verdict = Verdict("A", "because", probability=0.8, version=2)
+    assert verdict.copy(preferred="B").preferred == "B" and verdict.copy(preferred="B").version == 2
+    with dspy.context(lm=ScriptedLM(script)):
+        with pytest.raises(DataError, match="context is now prompt"):
+            DefaultJudge()(context="q", first_response="a", second_response="b")
+        with pytest.raises(DataError, match="DefaultJudge takes prompt, response_a, response_b, not persona"):
+            DefaultJudge()(prompt="q", response_a="a", response_b="b", persona="A pirate.")
+
+
+def test_a_programs_digest_follows_its_prompts_not_its_bookkeeping() -> None:
+    from personae.programs import program_digest
+
+    fitted = PersonalizedJudge("u", SHORT, cost={"lm_calls": 3})
+    again = PersonalizedJudge("u", SHORT, cost={"lm_calls": 9}, created="2026-01-01T00:00:00+00:00", attempts=1)
+    assert program_digest(fitted) == program_digest(again)
+    assert program_digest(PersonaJudge(SHORT)) != program_digest(PersonaJudge("The user likes long reads."))

@@ -194,3 +194,41 @@ def test_cache_hits_are_not_counted_as_calls(tmp_path) -> None:
         dspy.Predict(sig)(context=f"same question {tmp_path}")
     assert len(lm.calls) == 1
     assert meter.cost.lm_calls == 1
+
+
+def test_the_embedded_engines_grammar_follows_the_adapters_layout() -> None:
+    import copy
+
+    from personae.lm import LlamaCppEngine
+    from personae.signatures import JudgeWithPersona
+
+    engine = LlamaCppEngine()  # nothing loads until a request comes
+    assert copy.deepcopy(engine) is engine and copy.copy(engine) is engine  # copies share the loaded model
+    judge = dspy.ChainOfThought(JudgeWithPersona).predict.signature
+    inputs = {"persona": "p", "prompt": "q", "response_a": "a", "response_b": "b"}
+
+    def body(adapter, signature=judge, values=inputs, max_tokens=512):
+        messages = adapter.format(signature, [], values)
+        from dspy.lm15 import Config, Message, Request
+
+        request = Request(model="m", messages=(Message.user(messages[1]["content"]),), system=messages[0]["content"],
+                          config=Config(max_tokens=max_tokens))
+        return engine.build_body(request)
+
+    chat = body(dspy.ChatAdapter())
+    assert '("A" | "B")' in chat["grammar"] and "[[ ## completed ## ]]" in chat["grammar"]
+    assert "text ::= [^[]{1,4" in chat["grammar"]  # the reasoning capped so the answer closes within 512 tokens
+    assert "<preferred>" in body(dspy.XMLAdapter())["grammar"]
+    assert "grammar" not in body(dspy.JSONAdapter())  # a response schema does that job
+    listing = dspy.Signature("question -> answers: list[str]")
+    assert "grammar" not in body(dspy.ChatAdapter(), listing, {"question": "q"})  # no grammar for a list
+
+
+def test_an_outcome_travels_without_its_exception() -> None:
+    import pickle
+
+    from personae.runs import Outcome
+
+    outcome = Outcome(0, error="parse: bad", kind="parse", last_exception=ValueError("bad"))
+    assert outcome.last_exception is not None
+    assert pickle.loads(pickle.dumps(outcome)).last_exception is None

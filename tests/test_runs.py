@@ -151,12 +151,17 @@ def test_ledger_resumes_by_key_and_names_what_changed(tmp_path: Path) -> None:
     assert again.succeeded("b") is None and again.attempts("b") == 3 and again.get("c") is None
     again.append("c", {"value": 3, "error": None})  # the torn line is dropped, not glued to this row
     rows = [json.loads(line) for line in path.read_text().splitlines()]
-    assert rows[0]["personae_ledger"] == 2 and [r["key"] for r in rows[1:]] == ["a", "b", "c"]
+    assert rows[0]["personae_ledger"] == 3 and [r["key"] for r in rows[1:]] == ["a", "b", "c"]
     with pytest.raises(ConfigError, match=r"other settings \(model 'm1' there, 'm2' now\).*--fresh"):
         Ledger(path, kind="infer", fingerprint={"model": "m2", "fractions": [0.5, 0.2, 0.3]})
     with pytest.raises(ConfigError, match="ledger of a 'infer' run"):
         Ledger(path, kind="evaluate", fingerprint={"model": "m1"})
     assert Ledger(path, kind="infer", fingerprint={"model": "m2"}, fresh=True).rows == {}
+    earlier = json.dumps({"personae_ledger": 2, "kind": "infer", "fingerprint": {"program": "p1"}}) + "\n"
+    path.write_text(earlier + '{"key": "a", "value": 1, "error": null}\n')
+    with pytest.raises(ConfigError, match="program 'p1' there, 'p2' now.*earlier version of personae"):
+        Ledger(path, kind="infer", fingerprint={"program": "p2"})
+    assert set(Ledger(path, kind="infer", fingerprint={"program": "p1"}).rows) == {"a"}  # still read
     path.write_text('{"key": "a"}\n')
     with pytest.raises(DataError, match="not a personae ledger"):
         Ledger(path, kind="infer", fingerprint={})

@@ -42,14 +42,16 @@ _EXPORTS: dict[str, str] = {
     "ProfileJudge": "personae.programs",
     "VerifiedReasoning": "personae.programs",
     "judge_pair": "personae.programs",
+    "PersonalizedJudge": "personae.programs",
+    "Verdict": "personae.programs",
     # the run layer
     "RetryPolicy": "personae.runs",
     "run_batch": "personae.runs",
     # fitting and evaluation
-    "PersonalizedJudge": "personae.optimizers",
     "SynthesizeMe": "personae.optimizers",
     "DemoSearch": "personae.optimizers",
     "evaluate_methods": "personae.evaluation",
+    "judge_accuracy": "personae.evaluation",
     # retrieval
     "PersonaIndex": "personae.retrieval",
     "measure_retrieval": "personae.retrieval",

@@ -17,14 +17,15 @@ from personae.data._records import (
     SkippedRecord,
     Turn,
     UserHistory,
-    as_record,
-    as_records,
+    current_fields,
 )
+from personae.data._rows import as_record, as_records
 from personae.data._splits import UserSplit, parse_fractions, select_users, split_by_prompt, split_user
 
 __all__ = [
     "as_record",
     "as_records",
+    "current_fields",
     "PERSONA_DEMO_FIELDS",
     "SUFFIXES",
     "PreferenceData",

@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 
 from personae.data._io import parse_line
+from personae.data._records import current_fields
 from personae.data._rows import record_from_row
 from personae.errors import DataError
 
@@ -13,9 +14,6 @@ __all__ = ["PERSONA_DEMO_FIELDS", "read_persona_demos"]
 
 PERSONA_DEMO_FIELDS = ("prompt", "chosen", "rejected", "persona")
 """The fields of one persona-inference demo (those of :class:`personae.signatures.InferPersona`)."""
-
-_EARLIER = {"context": "prompt", "preferred_response": "chosen", "other_response": "rejected"}
-
 
 def read_persona_demos(path: str | os.PathLike[str]) -> list[dict[str, str]]:
     """A domain's own few-shot examples for persona inference, read from a jsonl file.
@@ -46,7 +44,8 @@ def read_persona_demos(path: str | os.PathLike[str]) -> list[dict[str, str]]:
                 for key in ("context", "preferred_response", "other_response", "persona"):
                     if not isinstance(row.get(key), str) or not row[key].strip():
                         raise DataError("missing or not text", source=source, record=number, field=key)
-                demos.append({_EARLIER.get(key, key): row[key] for key in _EARLIER.keys() | {"persona"}})
+                demos.append(current_fields({key: row[key] for key in ("context", "preferred_response",
+                                                                       "other_response", "persona")}))
                 continue
             persona_key = next((k for k in ("persona", "chosen_persona", "chosen_persona_gold") if k in row), None)
             if persona_key is None:

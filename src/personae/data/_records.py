@@ -190,47 +190,18 @@ class PreferenceData(Sequence[PreferenceRecord]):
         return lines
 
 
-def as_record(item: Any, *, source: str = "examples", index: int | None = None) -> PreferenceRecord:
-    """``item`` as a :class:`PreferenceRecord`: a record itself, or a ``dspy.Example`` or dict with
-    ``prompt`` (text, or a list of ``{role, content}`` turns; ``context`` is read too), ``chosen``
-    and ``rejected``, and optionally ``record_id``, ``user_id``, ``profile``, ``split`` and
-    ``conversation_id``. A missing or empty side is a :class:`~personae.errors.DataError` naming
-    ``source``, the item (1-based ``index``) and the field."""
-    if isinstance(item, PreferenceRecord):
-        return item
-    values = item.toDict() if hasattr(item, "toDict") else item
-    if not isinstance(values, Mapping):
-        raise DataError(f"expected a PreferenceRecord, dspy.Example or dict, got a {type(item).__name__}",
-                        source=source, record=index)
-    prompt = values.get("prompt", values.get("context"))
-    if isinstance(prompt, str):
-        turns = [Turn("user", prompt)]
-    elif isinstance(prompt, (list, tuple)) and prompt:
-        try:
-            turns = [t if isinstance(t, Turn) else Turn(str(t["role"]), str(t["content"])) for t in prompt]
-        except (KeyError, TypeError):
-            raise DataError("expected text or {role, content} turns", source=source, record=index,
-                            field="prompt") from None
-    else:
-        raise DataError("missing or empty", source=source, record=index, field="prompt")
-    if not turns[-1].content.strip():
-        raise DataError("empty text", source=source, record=index, field="prompt")
-    for side in ("chosen", "rejected"):
-        if not isinstance(values.get(side), str) or not values[side].strip():
-            raise DataError("missing or not text", source=source, record=index, field=side)
-    conversation = values.get("conversation_id")
-    split = values.get("split")
-    if split not in (None, "", "train", "val", "test"):
-        raise DataError(f"unknown split {split!r}: expected train, val or test", source=source, record=index,
-                        field="split")
-    return PreferenceRecord(turns, values["chosen"], values["rejected"], user_id=values.get("user_id"),
-                            profile=values.get("profile"), split=split or None,
-                            record_id=str(values.get("record_id") or ""),
-                            metadata={"conversation_id": conversation} if conversation not in (None, "") else {})
+_EARLIER_NAMES = {"context": "prompt", "first_response": "response_a", "second_response": "response_b",
+                  "preferred_response": "chosen", "other_response": "rejected"}
+_EARLIER_CHOICES = {"First": "A", "Second": "B"}
 
 
-def as_records(items: Iterable[Any], *, source: str = "examples") -> list[PreferenceRecord]:
-    """Each of ``items`` as a :class:`PreferenceRecord` (see :func:`as_record`)."""
-    if isinstance(items, (str, bytes, Mapping)) or hasattr(items, "toDict"):
-        raise DataError("expected a list of pairs (records or dspy.Examples), not a single value", source=source)
-    return [as_record(item, source=source, index=i) for i, item in enumerate(items, 1)]
+def current_fields(values: Mapping[str, Any]) -> dict[str, Any]:
+    """A demonstration, trace or saved row written in the field names of earlier versions
+    (``context``, ``first_response``/``second_response``, ``preferred_response``/``other_response``,
+    ``preferred`` First/Second), in today's pair vocabulary (``prompt``, ``response_a``/``response_b``,
+    ``chosen``/``rejected``, ``preferred`` A/B); one already current comes back unchanged. A field
+    whose new name is taken already keeps its old one (a record's ``context`` beside its ``prompt``)."""
+    out = {_EARLIER_NAMES.get(k, k) if _EARLIER_NAMES.get(k, k) not in values else k: v for k, v in values.items()}
+    if out.get("preferred") in _EARLIER_CHOICES:
+        out["preferred"] = _EARLIER_CHOICES[out["preferred"]]
+    return out

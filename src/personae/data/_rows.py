@@ -7,14 +7,14 @@ import json
 import logging
 import math
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from personae.data._io import json_value
 from personae.data._records import PreferenceRecord, Turn
 from personae.errors import DataError
 
-__all__ = ["FIELD_COLUMNS", "normalise_split", "record_from_row"]
+__all__ = ["FIELD_COLUMNS", "as_record", "as_records", "normalise_split", "record_from_row"]
 
 logger = logging.getLogger(__name__)
 
@@ -288,3 +288,28 @@ def _unlabel(response: str) -> str:
     if text.startswith(_LABEL):
         text = text[len(_LABEL):].strip()
     return text or response.strip()
+
+
+def as_record(item: Any, *, source: str = "examples", index: int = 1) -> PreferenceRecord:
+    """``item`` as a :class:`PreferenceRecord`: a record itself, or a ``dspy.Example`` or dict read
+    as a row of a file is (:func:`record_from_row`: ``prompt`` text or ``context`` turns, ``chosen``,
+    ``rejected``, and ``record_id``, ``user_id``, ``split``... when given; the id defaults to
+    ``"<source>:<index>"``). A missing or empty side is a :class:`~personae.errors.DataError` naming
+    ``source``, the item (1-based ``index``) and the field."""
+    if isinstance(item, PreferenceRecord):
+        return item
+    values = item.toDict() if hasattr(item, "toDict") else item
+    if not isinstance(values, Mapping):
+        raise DataError(f"expected a PreferenceRecord, dspy.Example or dict, got {_kind(item)}", source=source,
+                        record=index)
+    values = dict(values)
+    if isinstance(values.get("prompt"), (list, tuple)) and "context" not in values:
+        values["context"] = values.pop("prompt")  # a conversation given as the prompt
+    return record_from_row(values, source=source, name=source, number=index)
+
+
+def as_records(items: Iterable[Any], *, source: str = "examples") -> list[PreferenceRecord]:
+    """Each of ``items`` as a :class:`PreferenceRecord` (see :func:`as_record`)."""
+    if isinstance(items, (str, bytes, Mapping)) or hasattr(items, "toDict"):
+        raise DataError("expected a list of pairs (records or dspy.Examples), not a single value", source=source)
+    return [as_record(item, source=source, index=i) for i, item in enumerate(items, 1)]

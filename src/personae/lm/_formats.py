@@ -35,6 +35,10 @@ class OutputSpec:
     name: str
     annotation: str
 
+    def scalar(self) -> bool:
+        """Whether a grammar can hold the field: text, a ``Literal``, ``bool``, ``int`` or ``float``."""
+        return self.annotation in ("str", "bool", "int", "float") or self.choices() is not None
+
     def choices(self) -> tuple[str, ...] | None:
         """The values a ``Literal`` or ``bool`` field may take, as the adapter parses them; else None."""
         if self.annotation == "bool":
@@ -81,8 +85,8 @@ class Layout:
         at most that many characters: a token is at least one character, so the answer always
         closes before the completion limit cuts it (a cut answer would not parse).
         """
-        if self.kind == "json" or not self.fields:
-            return None
+        if self.kind == "json" or not self.fields or not all(f.scalar() for f in self.fields):
+            return None  # a list, an object or a model: the adapter's own parsing, no grammar
         parts: list[str] = []
         fixed, free = 0, 0  # characters of markers and answers, and free-text fields
         for spec in self.fields:

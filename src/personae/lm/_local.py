@@ -94,6 +94,12 @@ class LlamaCppEngine:
         self._server: Any = None
         self._lock = threading.Lock()
 
+    def __copy__(self) -> LlamaCppEngine:
+        return self  # copies of an LM (one per retry, a program's deepcopy) share the loaded model
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> LlamaCppEngine:
+        return self
+
     def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
         # What builds it, not the loaded model: another process (a Ray worker) loads its own.
         return (_rebuild, (None if self.model_path is None else str(self.model_path), self.n_ctx, self.n_threads,
@@ -221,6 +227,12 @@ class AsyncLlamaCppEngine:
 
                 self._worker = ThreadPoolExecutor(1, thread_name_prefix="llama-cpp")
             return self._worker
+
+    def __copy__(self) -> AsyncLlamaCppEngine:
+        return self
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> AsyncLlamaCppEngine:
+        return self
 
     def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
         return (AsyncLlamaCppEngine, (self.engine,))

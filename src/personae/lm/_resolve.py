@@ -84,8 +84,8 @@ def get_lm(
             usual environment variable.
         temperature: Sampling temperature; 0 by default so runs repeat. Retries draw fresh
             samples with ``lm.copy(rollout_id=..., temperature=...)``, never by changing this.
-        max_tokens: Completion cap (default 1024). For the embedded model, free-text fields are
-            capped so that an answer always closes within it.
+        max_tokens: Completion cap (default 512 for the local model, 1024 otherwise). For the
+            embedded model, free-text fields are capped so that an answer always closes within it.
         cache: Use DSPy's request cache (set ``DSPY_CACHEDIR`` to choose its folder).
         num_retries: Retries of transient failures (rate limits, timeouts, 5xx) inside DSPy.
         timeout: Seconds before a remote call is abandoned.
@@ -111,7 +111,7 @@ def get_lm(
         local_engine = _local_engine(path, int(kwargs.pop("n_ctx", 8192)))
         name = LOCAL_MODEL_NAME if path is None else f"local/{os.path.basename(path)}"
         lm = dspy.LM(name, engine=local_engine, async_engine=_async_local_engine(local_engine),
-                     temperature=temperature, max_tokens=max_tokens or 1024,
+                     temperature=temperature, max_tokens=max_tokens or 512,
                      cache=cache, num_retries=num_retries, **kwargs)
         if max_string_chars is not None:
             if max_string_chars < 1:

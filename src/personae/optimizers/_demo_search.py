@@ -39,8 +39,8 @@ from dspy.teleprompt.teleprompt import Teleprompter
 from personae.data import PreferenceRecord
 from personae.errors import ConfigError
 from personae.lm import Cost, CostMeter
-from personae.programs import Judge, Trace, VerifiedReasoning, check_preferred, judge_pair, stable_coin
-from personae.runs import CALL_FAILURES, RetryPolicy, ThreadExecutor
+from personae.programs import Judge, Trace, VerifiedReasoning, judge_pair, stable_coin
+from personae.runs import CALL_FAILURES, RetryPolicy, ThreadExecutor, record_key
 from personae.signatures import clip
 
 __all__ = ["Candidate", "DemoSearch", "PredictionMemo", "SearchResult", "as_demo", "labeled_demo"]
@@ -184,12 +184,12 @@ class DemoSearch(Teleprompter):
     def _judge_once(self, student: Judge, demos: Sequence[dict[str, str]], record: PreferenceRecord,
                     memo: PredictionMemo) -> tuple[bool, str | None]:
         chosen_first = self.shows_chosen_first(record)
-        key = (_instructions(student), *sorted(_demo_key(d) for d in demos), record.record_id, str(chosen_first))
+        key = (_instructions(student), *sorted(_demo_key(d) for d in demos), record_key(record), str(chosen_first))
         found = memo.get(key)
         if found is not None:
             return found
         outcome = RetryPolicy(max_attempts=self.max_attempts).attempt(
-            lambda: check_preferred(judge_pair(student, record, chosen_first=chosen_first).preferred))
+            lambda: judge_pair(student, record, chosen_first=chosen_first).preferred)
         if outcome.kind in CALL_FAILURES:  # the model gave no answer: no score can be trusted, fit again later
             raise outcome.exception(f"demo search on {record.record_id}")
         # an answer that kept failing to parse counts as wrong, with its reason
@@ -197,9 +197,13 @@ class DemoSearch(Teleprompter):
         memo.put(key, result)
         return result
 
-    def search(self, student: Judge, valset: Sequence[PreferenceRecord], *,
+    def search(self, student: Judge, valset: Sequence[PreferenceRecord | dspy.Example], *,
                pool: Sequence[dict[str, str]] = (), labeled: Sequence[dict[str, str]] = ()) -> SearchResult:
-        """Score every candidate demo set on ``valset`` and return the best one."""
+        """Score every candidate demo set on ``valset`` (records, or ``dspy.Example`` pairs) and
+        return the best one."""
+        from personae.data import as_records
+
+        valset = as_records(valset, source="valset")
         memo = self.memo or PredictionMemo()
         hits_before = memo.hits
         candidates = self.candidates(pool, labeled)

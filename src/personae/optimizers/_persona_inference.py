@@ -31,7 +31,7 @@ from typing import Any
 import dspy
 from dspy.utils.usage_tracker import UsageTracker
 
-from personae.data import PreferenceRecord, as_records
+from personae.data import PreferenceRecord, as_records, current_fields
 from personae.errors import ConfigError, DataError
 from personae.evaluation.metrics import PersonaAccuracy, persona_inference_examples
 from personae.lm import default_adapter
@@ -174,5 +174,5 @@ def load_persona_inference(path: str | os.PathLike[str], *,
     except (ValueError, TypeError) as exc:
         raise DataError(f"not a saved DSPy program: {exc}", source=str(path)) from None
     if demos is not None:
-        program.infer.demos = [dspy.Example(**dict(d)) for d in demos]
+        program.infer.demos = [dspy.Example(**current_fields(dict(d))) for d in demos]
     return program

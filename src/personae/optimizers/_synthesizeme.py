@@ -117,7 +117,8 @@ class SynthesizeMe:
         self.seed = seed
         self.num_threads = num_threads
         self.max_lm_calls = max_lm_calls
-        self.synthesis = synthesis or PersonaSynthesis(attempts=1)  # fit retries it (SYNTHESIS_ATTEMPTS)
+        # the fit asks SYNTHESIS_ATTEMPTS times itself, counting each attempt in its cost
+        self.synthesis = (synthesis or PersonaSynthesis()).with_attempts(1)
 
     def settings(self) -> dict[str, Any]:
         """What a fitted judge depends on besides the user's pairs and the LM, as JSON values:
@@ -152,6 +153,7 @@ class SynthesizeMe:
             raise ConfigError("no LM: pass lm= or configure one with dspy.configure(lm=...)")
         records = list(user.records) if isinstance(user, UserHistory) else as_records(user, source="fit")
         uid = user_id or (user.user_id if isinstance(user, UserHistory) else records[0].user_id if records else None)
+        uid = uid or "user"  # pairs that name no user
         if not records:
             raise ItemError(f"user {uid!r} has no preference pairs to fit", item=str(uid))
         p = self.preset

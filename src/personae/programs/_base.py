@@ -21,16 +21,18 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Generator
+from collections.abc import Callable, Coroutine, Generator, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
 import dspy
 from dspy.predict.parameter import Parameter
 
+from personae.data import current_fields
 from personae.errors import ConfigError, ContentError, DataError
 
-__all__ = ["Ask", "Program", "Setting", "Settings", "Steps", "current_fields", "require_text"]
+__all__ = ["Ask", "Program", "Setting", "Settings", "Steps", "require_text"]
 
 
 @dataclass(frozen=True)
@@ -58,21 +60,6 @@ class Ask:
 Steps = Generator["Ask | list[Ask]", Any, Any]
 """A program's body: yields steps (or lists of steps), receives their checked answers, returns
 the program's result."""
-
-
-_EARLIER_NAMES = {"context": "prompt", "first_response": "response_a", "second_response": "response_b",
-                  "preferred_response": "chosen", "other_response": "rejected"}
-_EARLIER_CHOICES = {"First": "A", "Second": "B"}
-
-
-def current_fields(values: dict[str, Any]) -> dict[str, Any]:
-    """A demonstration or saved row written with the field names of earlier versions
-    (``context``, ``first_response``/``second_response``, ``preferred_response``/``other_response``,
-    ``preferred`` First/Second) in today's names; one already current comes back unchanged."""
-    out = {_EARLIER_NAMES.get(k, k) if _EARLIER_NAMES.get(k, k) not in values else k: v for k, v in values.items()}
-    if out.get("preferred") in _EARLIER_CHOICES:
-        out["preferred"] = _EARLIER_CHOICES[out["preferred"]]
-    return out
 
 
 def require_text(program: str, **fields: Any) -> None:
@@ -113,11 +100,14 @@ class Setting:
     """A program attribute kept in its :class:`Settings` (saved and loaded with the state).
 
     ``clean`` checks and normalises a value; it runs when the attribute is set and when it is
-    read, so a value that came from a saved file is checked before it is used.
+    read, so a value that came from a saved file is checked before it is used. ``digest=False``
+    marks a setting that changes no answer (how often to retry, what a fit cost): the digest
+    that tells whether results came from the same program leaves it out.
     """
 
-    def __init__(self, clean: Callable[[Any], Any] | None = None) -> None:
+    def __init__(self, clean: Callable[[Any], Any] | None = None, *, digest: bool = True) -> None:
         self.clean = clean
+        self.digest = digest
         self.name = ""
 
     def __set_name__(self, owner: type, name: str) -> None:
@@ -148,12 +138,18 @@ class Program(dspy.Module):
             after the first); at least 1.
     """
 
-    attempts = Setting(_attempts)
+    attempts = Setting(_attempts, digest=False)
 
     def __init__(self, *, attempts: int = 3) -> None:
         super().__init__()
         self.program_settings = Settings()
         self.attempts = attempts
+
+    @classmethod
+    def undigested(cls) -> set[str]:
+        """The settings that change no answer (left out of :func:`~personae.programs.program_digest`)."""
+        return {name for klass in cls.__mro__ for name, value in vars(klass).items()
+                if isinstance(value, Setting) and not value.digest}
 
     def with_attempts(self, attempts: int) -> Any:
         """A copy of this program that asks ``attempts`` times per step. The run layer retries
@@ -167,13 +163,23 @@ class Program(dspy.Module):
     # -- state ---------------------------------------------------------------------------
     def load_state(self, state: dict[str, Any], **kwargs: Any) -> None:
         """DSPy's ``load_state``, for states of earlier versions too: a state saved before
-        settings were kept keeps the current ones, and demonstrations written with earlier
-        field names are read in today's."""
-        state = {k: _current_demos(v) for k, v in state.items()}
+        settings were kept keeps the current ones; demonstrations written with earlier field
+        names are read in today's, and so are the fields' descriptions (the saved instructions
+        and demonstrations stay)."""
+        state = dict(state)
         for name, param in self.named_parameters():
             if isinstance(param, Settings) and name not in state:
                 state[name] = param.dump_state()
+            elif isinstance(state.get(name), dict) and isinstance(param, dspy.Predict):
+                state[name] = _current_predictor(state[name], param)
         super().load_state(state, **kwargs)
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        if "program_settings" not in state:
+            raise DataError(f"a {type(self).__name__} pickled by an earlier version of personae, whose fields had "
+                            "other names; load its JSON state instead (program.load(path)), or save it again",
+                            source="dspy.load")
+        super().__setstate__(state)
 
     # -- running the steps ---------------------------------------------------------------
     def run(self, steps: Steps) -> Any:
@@ -192,7 +198,7 @@ class Program(dspy.Module):
             ask = next(steps)
             while True:
                 if isinstance(ask, list):
-                    answer: Any = list(await asyncio.gather(*(self._aask(a) for a in ask)))
+                    answer: Any = await _all(self._aask(a) for a in ask)
                 else:
                     answer = await self._aask(ask)
                 ask = steps.send(answer)
@@ -202,13 +208,14 @@ class Program(dspy.Module):
     def _policy(self) -> Any:
         from personae.runs import RetryPolicy
 
-        return RetryPolicy(max_attempts=self.attempts)
+        return RetryPolicy(max_attempts=self.attempts, rollout_offset=PROGRAM_ROLLOUTS)
 
     def _ask(self, ask: Ask) -> Any:
         own = _own_lm(ask.predictor)
 
         def once() -> Any:
-            return ask.checked(ask.predictor(**ask.inputs, **({"lm": dspy.settings.lm} if own else {})))
+            with _kept_if_checked() as keep:
+                return keep(ask.checked(ask.predictor(**ask.inputs, **({"lm": dspy.settings.lm} if own else {}))))
 
         return self._settle(ask, self._policy().attempt(once, lm=own, retry=ask.retry))
 
@@ -216,7 +223,9 @@ class Program(dspy.Module):
         own = _own_lm(ask.predictor)
 
         async def once() -> Any:
-            return ask.checked(await ask.predictor.acall(**ask.inputs, **({"lm": dspy.settings.lm} if own else {})))
+            with _kept_if_checked() as keep:
+                pred = await ask.predictor.acall(**ask.inputs, **({"lm": dspy.settings.lm} if own else {}))
+                return keep(ask.checked(pred))
 
         return self._settle(ask, await self._policy().aattempt(once, lm=own, retry=ask.retry))
 
@@ -232,7 +241,39 @@ class Program(dspy.Module):
         ContentError.__init__(error, f"{type(self).__name__}: no usable answer in {outcome.attempts} attempt"
                                      f"{'s' if outcome.attempts != 1 else ''}; the last: {outcome.error}",
                               tried=outcome.tried)
-        raise error
+        raise error from last
+
+
+PROGRAM_ROLLOUTS = 10_000
+"""Where a program's own retries number their rollouts (see ``RetryPolicy.rollout_offset``)."""
+
+
+@contextmanager
+def _kept_if_checked() -> Iterator[Callable[[Any], Any]]:
+    """Record an attempt's predictor calls in DSPy's trace (what optimizers bootstrap demos
+    from) only once its answer passed the check: a refused answer never becomes a demo."""
+    outer = dspy.settings.trace
+    if outer is None:
+        yield lambda value: value
+        return
+    mine: list[Any] = []
+
+    def keep(value: Any) -> Any:
+        outer.extend(mine)
+        return value
+
+    with dspy.context(trace=mine):
+        yield keep
+
+
+async def _all(calls: Iterable[Coroutine[Any, Any, Any]]) -> list[Any]:
+    """The calls' answers, run at once; when one fails, the others are cancelled and it raises."""
+    tasks = [asyncio.ensure_future(call) for call in calls]
+    try:
+        return list(await asyncio.gather(*tasks))
+    finally:
+        for task in tasks:
+            task.cancel()
 
 
 def _own_lm(predictor: dspy.Module) -> dspy.BaseLM | None:
@@ -240,10 +281,21 @@ def _own_lm(predictor: dspy.Module) -> dspy.BaseLM | None:
     return next((p.lm for _, p in predictor.named_predictors() if p.lm is not None), None)
 
 
-def _current_demos(state: Any) -> Any:
-    """A predictor's saved state with its demonstrations in today's field names."""
-    if isinstance(state, dict) and isinstance(state.get("demos"), list):
-        return {**state, "demos": [current_fields(d) if isinstance(d, dict) else d for d in state["demos"]]}
+_EARLIER_PREFIXES = {"Context:", "First Response:", "Second Response:", "Preferred Response:", "Other Response:"}
+
+
+def _current_predictor(state: dict[str, Any], predictor: dspy.Predict) -> dict[str, Any]:
+    """A predictor's saved state in today's field names: its demonstrations renamed, and the
+    fields' prefixes and descriptions of an earlier version's signature replaced by today's."""
+    state = dict(state)
+    if isinstance(state.get("demos"), list):
+        state["demos"] = [current_fields(d) if isinstance(d, dict) else d for d in state["demos"]]
+    signature = state.get("signature")
+    if not isinstance(signature, dict):
+        return state
+    fields = signature.get("fields")
+    if isinstance(fields, list) and any(isinstance(f, dict) and f.get("prefix") in _EARLIER_PREFIXES for f in fields):
+        state["signature"] = {**signature, "fields": predictor.dump_state()["signature"]["fields"]}
     return state
 
 

@@ -14,10 +14,13 @@ __all__ = ["program_digest", "stable_coin"]
 def program_digest(program: dspy.Module) -> str:
     """A short digest of a program's saved state (instructions, demos): what resume checks
     compare to tell whether results were made by the same program."""
+    from personae.programs._base import Program
+
     saved = program.dump_state()
-    for name, value in saved.items():  # how often a step may be asked again changes no answer
-        if name.endswith("program_settings") and isinstance(value, dict):
-            saved[name] = {k: v for k, v in value.items() if k != "attempts"}
+    for path, module in program.named_sub_modules():  # settings that change no answer are left out
+        key = "program_settings" if path == "self" else f"{path.removeprefix('self.')}.program_settings"
+        if isinstance(module, Program) and isinstance(saved.get(key), dict):
+            saved[key] = {k: v for k, v in saved[key].items() if k not in module.undigested()}
     state = json.dumps(saved, sort_keys=True, default=str, ensure_ascii=False)
     return hashlib.sha256(state.encode("utf-8")).hexdigest()[:16]
 

@@ -33,6 +33,9 @@ __all__ = [
 ]
 
 
+_UNSET: Any = object()
+
+
 class Verdict(dspy.Prediction):
     """Which of two responses a user prefers: the one verdict of every judge, store and client.
 
@@ -48,13 +51,15 @@ class Verdict(dspy.Prediction):
     It is a ``dspy.Prediction``, so metrics, ``dspy.Evaluate`` and the optimizers take it as is.
     """
 
-    def __init__(self, preferred: Any = None, reasoning: Any = None, probability: float | None = None,
+    def __init__(self, preferred: Any = _UNSET, reasoning: Any = _UNSET, probability: Any = _UNSET,
                  **fields: Any) -> None:
+        given = {name: value for name, value in (("preferred", preferred), ("reasoning", reasoning),
+                                                 ("probability", probability)) if value is not _UNSET}
         if isinstance(preferred, (dict, dspy.Example)) or "base" in fields:  # DSPy copying a prediction
-            super().__init__(fields.pop("base", preferred), **fields)
+            base = fields.pop("base", None) if "base" in fields else given.pop("preferred")
+            super().__init__(base, **given, **fields)
             return
-        super().__init__(preferred=preferred, reasoning="" if reasoning is None else reasoning,
-                         probability=probability, **fields)
+        super().__init__(**{"preferred": None, "reasoning": "", "probability": None, **given}, **fields)
 
     def __repr__(self) -> str:
         return "Verdict(" + ", ".join(f"{k}={v!r}" for k, v in self.items()) + ")"
@@ -120,6 +125,13 @@ class Judge(Program):
 
     def _steps(self, prompt: Any, response_a: Any, response_b: Any, user: dict[str, Any]) -> Steps:
         name = type(self).__name__
+        takes = ["prompt", "response_a", "response_b", *([self.user_field] if self.user_field else [])]
+        unknown = sorted(set(user) - set(takes))
+        if unknown:
+            renamed = {"context": "prompt", "first_response": "response_a", "second_response": "response_b"}
+            hint = "; ".join(f"{k} is now {renamed[k]}" for k in unknown if k in renamed)
+            message = f"{name} takes {', '.join(takes)}, not {', '.join(unknown)}" + (f" ({hint})" if hint else "")
+            raise DataError(message, source=f"{name} input", field=unknown[0])
         require_text(name, prompt=prompt, response_a=response_a, response_b=response_b)
         known = {**self.user_inputs(), **user}
         if self.user_field is not None:

@@ -13,9 +13,9 @@ from typing import Any
 
 import dspy
 
-from personae.data import PreferenceRecord
+from personae.data import PreferenceRecord, current_fields
 from personae.errors import ConfigError
-from personae.programs._base import Ask, Program, Setting, Steps, current_fields, require_text
+from personae.programs._base import Ask, Program, Setting, Steps, require_text
 from personae.programs._copying import DemoCopyError, NotAPersonaError, copies_demo, not_a_persona
 from personae.signatures import PERSONA_INFERENCE_DEMOS, InferPersona
 

@@ -20,8 +20,9 @@ from typing import Any, Generic, TypeVar
 
 import dspy
 
+from personae.data import current_fields
 from personae.errors import DataError
-from personae.programs._base import Setting, current_fields
+from personae.programs._base import Setting
 from personae.programs.judges import Judge, Verdict
 from personae.signatures import PairwiseJudge, generation_system_prompt, personalized_instructions
 
@@ -71,19 +72,21 @@ class PersonalizedJudge(Judge):
     """
 
     signature = PairwiseJudge
-    user_id = Setting()
-    persona = Setting()
-    val_accuracy = Setting()
-    n_train = Setting()
-    n_val = Setting()
-    seed = Setting()
-    model = Setting()
-    preset = Setting()
-    settings = Setting()
-    candidates_tried = Setting()
-    cost = Setting()
-    created = Setting()
-    note = Setting()
+    # What the fit was and cost; what the judge asks is all in its predictor (the persona sits in
+    # the instructions), so none of these changes an answer.
+    user_id = Setting(digest=False)
+    persona = Setting(digest=False)
+    val_accuracy = Setting(digest=False)
+    n_train = Setting(digest=False)
+    n_val = Setting(digest=False)
+    seed = Setting(digest=False)
+    model = Setting(digest=False)
+    preset = Setting(digest=False)
+    settings = Setting(digest=False)
+    candidates_tried = Setting(digest=False)
+    cost = Setting(digest=False)
+    created = Setting(digest=False)
+    note = Setting(digest=False)
 
     def __init__(self, user_id: str = "", persona: str = "", demos: Sequence[dict[str, str]] = (),
                  instructions: str = "", val_accuracy: float | None = None, n_train: int = 0, n_val: int = 0,

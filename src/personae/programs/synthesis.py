@@ -7,8 +7,9 @@ from typing import Any
 
 import dspy
 
+from personae.data import current_fields
 from personae.errors import DataError
-from personae.programs._base import Ask, Program, Setting, Steps, current_fields, require_text
+from personae.programs._base import Ask, Program, Setting, Steps, require_text
 from personae.programs._copying import DemoCopyError, NotAPersonaError, copies_demo, not_a_persona
 from personae.programs.verified_reasoning import Trace, as_traces
 from personae.signatures import PERSONA_SYNTHESIS_DEMOS, RevisePersona, SynthesizePersona, render_trace, render_traces

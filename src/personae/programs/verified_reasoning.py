@@ -17,9 +17,9 @@ from typing import Any
 
 import dspy
 
-from personae.data import PreferenceRecord
+from personae.data import PreferenceRecord, current_fields
 from personae.errors import ContentError, DataError
-from personae.programs._base import Ask, Program, Setting, Steps, current_fields, require_text
+from personae.programs._base import Ask, Program, Setting, Steps, require_text
 from personae.programs._digest import stable_coin
 from personae.signatures import PairwiseJudge
 

@@ -32,7 +32,8 @@ __all__ = ["JUDGMENTS_FILE", "LEDGER_VERSION", "Ledger", "content_digest", "desc
 
 logger = logging.getLogger(__name__)
 
-LEDGER_VERSION = 2
+LEDGER_VERSION = 3
+"""The ledger format written today (3: rows of the A/B vocabulary); earlier ledgers are read."""
 JUDGMENTS_FILE = "judgments.jsonl"
 """The ledger's name in the output folder of a judging command (evaluate, eval-personas, eval-tailoring)."""
 _HEADER = "personae_ledger"
@@ -116,8 +117,10 @@ class Ledger:
                          if k not in unrecorded and recorded.get(k) != self.fingerprint.get(k))
         fatal = [k for k in changed if k not in dependent]
         if fatal:
+            earlier = header.get(_HEADER) != LEDGER_VERSION
             raise ConfigError(f"{self.path} holds results made with other settings "
-                              f"({describe_changes(recorded, self.fingerprint, fatal)}); "
+                              f"({describe_changes(recorded, self.fingerprint, fatal)})"
+                              f"{' by an earlier version of personae, whose prompts differ' if earlier else ''}; "
                               "use another output, or --fresh to start over")
         self.changed = changed
         stale = [dependent[k] for k in changed]

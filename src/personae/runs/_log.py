@@ -25,6 +25,7 @@ from typing import Any, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, Field, computed_field, model_validator
 
+from personae.data import current_fields
 from personae.errors import DataError
 from personae.lm import Cost
 from personae.runs._retry import Outcome
@@ -151,7 +152,7 @@ class Judgment(BaseModel):
         """Rows written before version 2 said ``chosen_first``/``a_first`` and ``item_id``; before
         version 3, ``preferred`` was ``First``/``Second``."""
         if isinstance(data, dict) and data.get("preferred") in ("First", "Second"):
-            data = {**data, "preferred": "A" if data["preferred"] == "First" else "B"}
+            data = current_fields(data)
         if isinstance(data, dict) and "first" not in data:
             data = dict(data)
             if "chosen_first" in data:

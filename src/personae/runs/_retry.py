@@ -178,6 +178,11 @@ class Outcome(Generic[T]):
     tried: list[str] = field(default_factory=list)
     last_exception: BaseException | None = field(default=None, repr=False, compare=False)
 
+    def __getstate__(self) -> dict[str, Any]:
+        # The exception stays in this process: an outcome travels (from a Ray worker) without it,
+        # as some exceptions cannot be rebuilt from a pickle.
+        return {**self.__dict__, "last_exception": None}
+
     @property
     def ok(self) -> bool:
         """Whether the item succeeded."""
@@ -198,6 +203,9 @@ class RetryPolicy:
 
     max_attempts: int = 3
     retry_temperature: float = 1.0
+    rollout_offset: int = 0
+    """Added to every retry's rollout id: a program's own retries (10_000) never draw a rollout
+    that a run's retries around it draw too."""
 
     def __post_init__(self) -> None:
         if self.max_attempts < 1:
@@ -212,7 +220,7 @@ class RetryPolicy:
         base_temperature = lm.kwargs.get("temperature") or 0.0
         # An LM that is itself a retry's rollout (a program's own retries inside a run's) gets
         # rollouts of its own, never one an outer attempt already drew.
-        outer = int(lm.kwargs.get("rollout_id") or 0) * 100
+        outer = int(lm.kwargs.get("rollout_id") or 0) * 100 + self.rollout_offset
         for attempt in range(start, start + (attempts or self.max_attempts)):
             if attempt == 0:
                 yield lm
@@ -235,7 +243,7 @@ class RetryPolicy:
             try:
                 with dspy.context(lm=attempt_lm):
                     outcome.value = fn()
-                outcome.error = outcome.kind = None
+                outcome.error = outcome.kind = outcome.last_exception = None
             except Exception as exc:
                 self._failed(outcome, exc, retry)
             if self._settled(outcome, probe):
@@ -252,7 +260,7 @@ class RetryPolicy:
             try:
                 with dspy.context(lm=attempt_lm):
                     outcome.value = await fn()
-                outcome.error = outcome.kind = None
+                outcome.error = outcome.kind = outcome.last_exception = None
             except Exception as exc:
                 self._failed(outcome, exc, retry)
             if self._settled(outcome, probe):
