@@ -2,7 +2,7 @@
 
 Shared by ``tests/test_reliability.py`` (small sizes) and ``benchmarks/reliability.py`` (the
 full figures). Every run is the real command line, ``personae.cli.main.main``, in a child
-process forked from this one (the imports are paid once, so a run starts at once), with its
+process forked from a fork server that imported it once (so a run starts at once), with its
 stdout and stderr written to files, against a :mod:`fault_server` on 127.0.0.1. A kill is a
 real ``SIGKILL`` of that child at a random moment.
 """
@@ -116,60 +116,97 @@ def _plain_warnings() -> None:
         warnings.simplefilter("ignore", category)
 
 
+def _child(args: list[str], out_path: str, err_path: str, environ: dict[str, str], cwd: str) -> None:
+    """The child: the real command line, its output to files, then exit at once."""
+    status = 70
+    try:
+        out_fd = os.open(out_path, os.O_WRONLY | os.O_TRUNC)
+        err_fd = os.open(err_path, os.O_WRONLY | os.O_TRUNC)
+        os.dup2(out_fd, 1)
+        os.dup2(err_fd, 2)
+        import sys
+
+        sys.stdout = open(1, "w", closefd=False)  # noqa: SIM115
+        sys.stderr = open(2, "w", closefd=False)  # noqa: SIM115
+        os.environ.clear()
+        os.environ.update(environ)
+        os.chdir(cwd)
+        _plain_warnings()
+        from personae.cli.main import main
+
+        status = main(args)
+        sys.stdout.flush()
+        sys.stderr.flush()
+    except BaseException:  # noqa: BLE001  (a child must never return into its parent's code)
+        import traceback
+
+        traceback.print_exc()
+        status = 70
+    finally:
+        os._exit(status)
+
+
+_forkserver: Any = None
+
+
+def _preload() -> None:
+    """What every child would otherwise make for itself and, killed, leave behind: tqdm's
+    multiprocessing lock, made once where this module is imported (in the fork server too, which
+    preloads it), so that children share it."""
+    from tqdm import tqdm
+
+    tqdm.get_lock()
+
+
+_preload()
+
+
+def _children() -> Any:
+    """Where children come from: a fork server, a clean single-threaded process that imported the
+    command line once (a child starts at once, and never inherits a test's threads: forking a
+    process whose threads hold locks, or run gRPC or OpenMP, can leave the child dead on arrival)."""
+    global _forkserver
+    if _forkserver is None:
+        import multiprocessing
+
+        _forkserver = multiprocessing.get_context("forkserver")
+        _forkserver.set_forkserver_preload(["personae.cli.main", "personae.pipelines", "personae.evaluation",
+                                            "personae.optimizers", "dspy", "datasets", "pyarrow.parquet", __name__])
+    return _forkserver
+
+
 def run_child(args: Sequence[str], logs: Path, *, kill_after: float | None = None,
               env: dict[str, str] | None = None, limit_s: float = 120.0) -> Run:
-    """Run ``personae ARGS`` in a forked child; with ``kill_after``, SIGKILL it after that many seconds."""
+    """Run ``personae ARGS`` in a child process; with ``kill_after``, SIGKILL it after that many seconds."""
     logs.mkdir(parents=True, exist_ok=True)
     stamp = f"{time.time_ns()}"
     out_path, err_path = logs / f"{stamp}.out", logs / f"{stamp}.err"
     out_path.touch()  # here, not in the child: a child killed before it opens them leaves none
     err_path.touch()
+    process = _children().Process(target=_child, args=(list(args), str(out_path), str(err_path),
+                                                        {**os.environ, **(env or {})}, os.getcwd()), daemon=True)
     started = time.monotonic()
-    pid = os.fork()
-    if pid == 0:  # the child: the real command line, its output to files, then exit at once
-        status = 70
-        try:
-            out_fd = os.open(out_path, os.O_WRONLY | os.O_TRUNC)
-            err_fd = os.open(err_path, os.O_WRONLY | os.O_TRUNC)
-            os.dup2(out_fd, 1)
-            os.dup2(err_fd, 2)
-            import sys
-
-            sys.stdout = open(1, "w", closefd=False)  # noqa: SIM115
-            sys.stderr = open(2, "w", closefd=False)  # noqa: SIM115
-            os.environ.update(env or {})
-            _plain_warnings()
-            from personae.cli.main import main
-
-            status = main(list(args))
-            sys.stdout.flush()
-            sys.stderr.flush()
-        except BaseException:  # noqa: BLE001  (a child must never return into the parent's code)
-            import traceback
-
-            traceback.print_exc()
-            status = 70
-        finally:
-            os._exit(status)
+    process.start()
+    pid = process.pid
     killed = False
     deadline = started + limit_s
     while True:
-        done, wait_status = os.waitpid(pid, os.WNOHANG)
-        if done:
+        if not process.is_alive():
             break
         now = time.monotonic()
         if kill_after is not None and now - started >= kill_after:
             os.kill(pid, signal.SIGKILL)
-            os.waitpid(pid, 0)
+            process.join()
             killed = True
             break
         if now > deadline:
             os.kill(pid, signal.SIGKILL)
-            os.waitpid(pid, 0)
+            process.join()
             raise TimeoutError(f"personae {' '.join(args[:1])} ran past {limit_s} s")
         time.sleep(0.005)
+    process.join()
     seconds = time.monotonic() - started
-    status = None if killed else os.waitstatus_to_exitcode(wait_status)
+    status = None if killed else process.exitcode
     return Run(status, seconds, out_path.read_text(errors="replace"), err_path.read_text(errors="replace"), killed)
 
 
