@@ -306,6 +306,27 @@ def test_streamify_streams_a_judges_reasoning() -> None:
     assert isinstance(final, Verdict) and final.preferred == "B"
 
 
+def test_streamify_streams_from_an_openai_compatible_server_too() -> None:
+    from openai_stub import stub_server
+    from personae.lm import get_lm
+
+    answer = "[[ ## reasoning ## ]]\nThe second one is shorter.\n\n[[ ## preferred ## ]]\nB\n\n[[ ## completed ## ]]"
+    stream = dspy.streamify(PersonaJudge(SHORT),
+                            stream_listeners=[dspy.streaming.StreamListener(signature_field_name="reasoning")])
+
+    async def read(lm):
+        chunks = []
+        with dspy.context(lm=lm):
+            async for item in stream(prompt="q", response_a="A long answer.", response_b="Short."):
+                if isinstance(item, dspy.streaming.StreamResponse):
+                    chunks.append(item.chunk)
+        return chunks
+
+    with stub_server(lambda body: (200, answer)) as server:
+        chunks = asyncio.run(read(get_lm("openai/stub", api_base=server.api_base, api_key="k", cache=False)))
+    assert len(chunks) > 2 and "".join(chunks).strip() == "The second one is shorter."
+
+
 def test_batch_and_track_usage() -> None:
     devset = judge_examples(PAIRS[:4])
     with dspy.context(lm=ScriptedLM(script), track_usage=True):

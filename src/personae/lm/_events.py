@@ -10,10 +10,10 @@ have arrived: word by word, each piece a text delta, then the end event with the
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Awaitable, Iterator
 from typing import Any
 
-__all__ = ["piecewise_events"]
+__all__ = ["piecewise_events", "piecewise_stream"]
 
 _PIECE = re.compile(r"\s*\S+|\s+")
 
@@ -32,3 +32,9 @@ def piecewise_events(response: Any) -> Iterator[Any]:
                 text=piece, part_index=delta.part_index,
                 logprobs=delta.logprobs if number == 0 else (),
                 logprobs_complete=delta.logprobs_complete if number == 0 else True))
+
+
+async def piecewise_stream(answer: Awaitable[Any]) -> AsyncIterator[Any]:
+    """:func:`piecewise_events` of an awaited ``Response``: an async engine's ``stream``."""
+    for event in piecewise_events(await answer):
+        yield event

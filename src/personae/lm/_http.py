@@ -238,11 +238,10 @@ class AsyncHTTPEngine:
         answer = _Answer(response.status_code, {k.lower(): v for k, v in response.headers.items()}, response.content)
         return engine.read(answer, request)
 
-    async def stream(self, request: Any) -> Any:
-        from personae.lm._events import piecewise_events
+    def stream(self, request: Any) -> Any:
+        from personae.lm._events import piecewise_stream
 
-        for event in piecewise_events(await self.complete(request)):
-            yield event
+        return piecewise_stream(self.complete(request))
 
     async def aclose(self) -> None:
         import asyncio

@@ -242,11 +242,10 @@ class AsyncLlamaCppEngine:
 
         return await asyncio.get_running_loop().run_in_executor(self._executor(), self.engine.complete, request)
 
-    async def stream(self, request: Any) -> Any:
-        from personae.lm._events import piecewise_events
+    def stream(self, request: Any) -> Any:
+        from personae.lm._events import piecewise_stream
 
-        for event in piecewise_events(await self.complete(request)):
-            yield event
+        return piecewise_stream(self.complete(request))
 
     async def aclose(self) -> None:
         pass
