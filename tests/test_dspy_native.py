@@ -494,3 +494,55 @@ def test_a_programs_digest_follows_its_prompts_not_its_bookkeeping() -> None:
     again = PersonalizedJudge("u", SHORT, cost={"lm_calls": 9}, created="2026-01-01T00:00:00+00:00", attempts=1)
     assert program_digest(fitted) == program_digest(again)
     assert program_digest(PersonaJudge(SHORT)) != program_digest(PersonaJudge("The user likes long reads."))
+
+
+def test_a_state_loads_only_into_the_program_it_belongs_to(tmp_path) -> None:
+    from personae.errors import DataError
+
+    PersonaJudge(SHORT).save(str(tmp_path / "judge.json"))
+    PersonaInference().save(str(tmp_path / "inference.json"))
+    assert PersonaJudge().load(str(tmp_path / "judge.json")).persona == SHORT  # load returns the program
+    with pytest.raises(DataError, match="state of a PersonaJudge, not of a PersonalizedJudge"):
+        PersonalizedJudge.load(tmp_path / "judge.json")
+    with pytest.raises(DataError, match="state of a PersonaInference, not of a PersonaSynthesis"):
+        PersonaSynthesis().load(str(tmp_path / "inference.json"))
+
+
+def test_every_program_names_the_fields_it_takes_when_given_others() -> None:
+    from personae.errors import DataError
+
+    with dspy.context(lm=ScriptedLM(script)):
+        with pytest.raises(DataError, match="PersonaInference takes prompt, chosen, rejected, not response_a"):
+            PersonaInference()(prompt="q", response_a="a", response_b="b")
+        with pytest.raises(DataError, match="preferred_response is now chosen"):
+            VerifiedReasoning()(prompt="q", preferred_response="a", other_response="b")
+        with pytest.raises(DataError, match="PersonaSynthesis takes traces, preference_history, not history"):
+            PersonaSynthesis()(history="...")
+
+
+def test_an_answer_that_never_parses_is_an_answer_parse_error_counted_as_parse() -> None:
+    from personae.errors import AnswerParseError, ContentError
+    from personae.runs import failure_kind
+
+    lm = ScriptedLM(lambda call: {"reasoning": "r", "preferred": "C"})
+    with dspy.context(lm=lm, adapter=dspy.JSONAdapter()), pytest.raises(AnswerParseError) as raised:
+        PersonaJudge(SHORT, attempts=2)(prompt="q", response_a="a", response_b="b")
+    assert isinstance(raised.value, ContentError) and len(raised.value.tried) == 2 and len(lm.calls) == 2
+    assert failure_kind(raised.value) == "parse" and "Parse" in str(raised.value)
+
+
+def test_judge_metrics_read_labels_and_carry_what_a_pair_says_of_its_user() -> None:
+    from personae.errors import DataError
+
+    assert judge_accuracy(dspy.Example(preferred="First"), Verdict("a", "")) == 1.0
+    assert judge_accuracy(dspy.Example(preferred="B"), Verdict("A", "")) == 0.0
+    with pytest.raises(DataError, match="no preferred answer"):
+        judge_accuracy(dspy.Example(preferred="A"), dspy.Prediction(chosen_persona="p"))
+    pairs = [dspy.Example(prompt="q", chosen="Yes.", rejected="A long answer.", persona=SHORT)
+             .with_inputs("prompt", "chosen", "rejected", "persona")]
+    [example] = judge_examples(pairs)
+    assert example.inputs().toDict() == {"prompt": "q", "response_a": example.response_a,
+                                         "response_b": example.response_b, "persona": SHORT}
+    assert example.labels().toDict() == {"preferred": example.preferred}
+    with dspy.context(lm=ScriptedLM(script)):
+        assert judge_accuracy(example, PersonaJudge()(**example.inputs())) == 1.0

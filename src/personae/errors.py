@@ -9,8 +9,9 @@ carries the thing that failed::
     │   └── ItemError      one item of a run cannot be done as given (a user with too few
     │                      pairs): recorded as failed, never retried, the run goes on
     ├── MissingExtraError  an optional dependency group is not installed
-    ├── ContentError       an answer parsed but cannot be used (an echoed example, no persona,
-    │                      a verdict outside the allowed ones); retried on a fresh sample
+    ├── ContentError       an answer cannot be used (an echoed example, no persona, a verdict
+    │   │                  outside the allowed ones); retried on a fresh sample
+    │   └── AnswerParseError   no answer parsed as the signature asks
     ├── LMCallError        an item's LM calls failed after every retry (what it was for, the
     │                      kind of failure, the reason, the attempts)
     └── ServiceError       the persona service refused or failed a request (HTTP status, error
@@ -24,8 +25,8 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["ConfigError", "ContentError", "DataError", "ItemError", "LMCallError", "MissingExtraError", "PersonaeError",
-           "ServiceError"]
+__all__ = ["AnswerParseError", "ConfigError", "ContentError", "DataError", "ItemError", "LMCallError",
+           "MissingExtraError", "PersonaeError", "ServiceError"]
 
 
 class PersonaeError(Exception):
@@ -89,9 +90,9 @@ class MissingExtraError(PersonaeError, ImportError):
 
 
 class ContentError(PersonaeError, ValueError):
-    """A model's answer parsed but cannot be used: it echoes a worked example, describes nobody,
-    or names a verdict the task does not allow. Like a parse failure, it is retried on a fresh
-    sample (failure kind ``content``).
+    """A model's answer cannot be used: it echoes a worked example, describes nobody, or names a
+    verdict the task does not allow (failure kind ``content``), or it does not parse as the
+    signature asks (:class:`AnswerParseError`, kind ``parse``). It is retried on a fresh sample.
 
     A program that gave up after several fresh samples raises it with ``tried``: why each
     attempt's answer was refused, in order.
@@ -103,6 +104,11 @@ class ContentError(PersonaeError, ValueError):
 
     def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:  # keep pickling (worker processes) working
         return (_rebuild_content_error, (type(self), str(self), self.tried))
+
+
+class AnswerParseError(ContentError):
+    """No answer of a program's attempts parsed as its signature asks (DSPy's adapter could not
+    read it); the last parse error is its cause. Failure kind ``parse``."""
 
 
 def _rebuild_content_error(cls: type[ContentError], message: str, tried: tuple[str, ...]) -> ContentError:

@@ -32,8 +32,8 @@ from typing import Any
 
 import dspy
 
-from personae.data import PreferenceRecord, as_record, as_records
-from personae.errors import ConfigError
+from personae.data import PreferenceRecord, as_record, as_records, current_fields
+from personae.errors import ConfigError, DataError
 from personae.programs import PersonaJudge, judge_pair, stable_coin
 from personae.runs import RetryPolicy, Tally
 
@@ -47,6 +47,7 @@ __all__ = [
     "judge_examples",
     "persona_inference_examples",
     "trace_verified",
+    "USER_FIELDS",
 ]
 
 logger = logging.getLogger(__name__)
@@ -56,19 +57,27 @@ _ONE_TRY = RetryPolicy(max_attempts=1)  # inside a metric: a failed judgment cou
 
 # -- examples ---------------------------------------------------------------------------------
 
+USER_FIELDS = ("persona", "profile", "history")
+"""What a pair may say about its user, carried into its judge examples as inputs."""
+
+
 def judge_examples(pairs: Iterable[Any], *, both_orders: bool = False, seed: int = 0) -> list[dspy.Example]:
     """Judge examples from preference pairs (records, or ``dspy.Example``s/dicts with ``prompt``,
-    ``chosen`` and ``rejected``): inputs ``prompt``, ``response_a``, ``response_b``, label
+    ``chosen`` and ``rejected``): inputs ``prompt``, ``response_a``, ``response_b`` (and the pair's
+    ``persona``, ``profile`` or ``history`` when it has one, for the judge that reads it), label
     ``preferred``. Each pair is shown in an order fixed by a seeded coin (so a judge that always
     answers A scores about half), or in both orders with ``both_orders``. No LM is called."""
     examples = []
     for record in as_records(pairs, source="judge_examples"):
+        user = {k: record.metadata[k] for k in USER_FIELDS if isinstance(record.metadata.get(k), str)}
+        if record.profile and "profile" not in user:
+            user["profile"] = record.profile
         orders = (True, False) if both_orders else (stable_coin(seed, "judge", record.record_id, record.prompt),)
         for chosen_first in orders:
             a, b = (record.chosen, record.rejected) if chosen_first else (record.rejected, record.chosen)
-            examples.append(dspy.Example(prompt=record.prompt, response_a=a, response_b=b,
-                                         preferred="A" if chosen_first else "B", record_id=record.record_id)
-                            .with_inputs("prompt", "response_a", "response_b"))
+            examples.append(dspy.Example(prompt=record.prompt, response_a=a, response_b=b, **user,
+                                         preferred="A" if chosen_first else "B")
+                            .with_inputs("prompt", "response_a", "response_b", *user))
     return examples
 
 
@@ -81,8 +90,24 @@ def persona_inference_examples(records: Sequence[PreferenceRecord]) -> list[dspy
 # -- judges -------------------------------------------------------------------------------------
 
 def judge_accuracy(example: dspy.Example, pred: dspy.Prediction, trace: Any = None) -> float:
-    """1.0 when the judge's ``preferred`` is the example's (the response the user chose), else 0.0."""
-    return float(pred.get("preferred") == example.preferred)
+    """1.0 when the judge's ``preferred`` is the example's (the response the user chose), else 0.0.
+
+    Labels are read as ``A``/``B`` whatever their case (``First``/``Second``, the words of earlier
+    versions, too); a prediction with no ``preferred`` (not a judge's) or an example without a
+    label is a :class:`~personae.errors.DataError`, not a zero.
+    """
+    if "preferred" not in example:
+        raise DataError("the example has no label: judge examples carry preferred (A or B)",
+                        source="judge_accuracy", field="preferred")
+    if pred.get("preferred") is None:
+        raise DataError(f"the prediction has no preferred answer (fields: {', '.join(pred.keys())}): "
+                        "judge_accuracy scores a judge's Verdict", source="judge_accuracy", field="preferred")
+    return float(_choice(pred.preferred) == _choice(example.preferred))
+
+
+def _choice(value: Any) -> str:
+    text = str(value).strip()
+    return current_fields({"preferred": text.capitalize()})["preferred"].upper() if text else text
 
 
 def judge_accuracy_feedback(example: dspy.Example, pred: dspy.Prediction, trace: Any = None,

@@ -169,7 +169,23 @@ class AsyncScriptedEngine:
 
 
 class ScriptedLM(dspy.LM):
-    """A ``dspy.LM`` answering from a script; no network, no model, no cache by default."""
+    """A ``dspy.LM`` answering from a script; no network, no model, no cache by default.
+
+    ``script`` is a list of answers (given in turn) or a function of the request, called with a
+    :class:`ScriptedCall` (its ``system`` prompt, ``messages``, ``user`` text, ``field(name)`` for
+    an input field's value, ``config``). An answer is a dict of output fields, written in the
+    layout the active adapter parses (``[[ ## field ## ]]`` sections under DSPy's default
+    ``ChatAdapter``, tags under ``XMLAdapter``, a JSON object under ``JSONAdapter``); a ``str``,
+    sent verbatim; or an exception, raised as the call's failure. ``calls`` lists every request
+    that reached it (cache hits do not). It works synchronously, awaited (``acall``) and streamed.
+
+    Example::
+
+        lm = ScriptedLM(lambda call: {"reasoning": "shorter", "preferred": "A"})
+        with dspy.context(lm=lm):
+            PersonaJudge("Likes brevity.")(prompt="q", response_a="Yes.", response_b="Well...")
+        lm.calls[0].field("persona")   # "Likes brevity."
+    """
 
     def __init__(self, script: Script, *, model: str = "scripted/fake", cache: bool = False,
                  num_retries: int = 0, **kwargs: Any) -> None:

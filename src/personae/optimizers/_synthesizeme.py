@@ -167,8 +167,10 @@ class SynthesizeMe:
         if not train or (not val and require_validation):
             raise ItemError(f"user {uid!r}: {len(records)} pairs are too few for a train and a validation side",
                             item=str(uid))
-        note = "" if val else (f"no validation side: {len(records)} pairs on {len({r.prompt_key for r in records})} "
-                               "prompts; the first verified traces are the demonstrations, unscored")
+        prompts = len({r.prompt_key for r in records})
+        note = "" if val else (f"no validation side: {len(records)} pair{'s' * (len(records) != 1)} on {prompts} "
+                               f"prompt{'s' * (prompts != 1)}; the first verified traces are the demonstrations, "
+                               "unscored")
         meter = CostMeter()
         memo = PredictionMemo()
         tried = pruned = 0

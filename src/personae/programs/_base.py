@@ -9,9 +9,12 @@
   (:class:`~personae.errors.ContentError`), is asked again on a fresh rollout of the LM
   (``lm.copy(rollout_id=k)`` at a temperature of at least 1, as ``dspy.Refine`` and
   ``dspy.BestOfN`` do), up to ``attempts`` times. Only when every attempt failed does the call
-  raise: a ``ContentError`` whose ``tried`` says why each answer was refused (or the parse
-  error when no answer parsed at all). Failed calls to the model itself (timeouts, rate
-  limits) are the LM's to retry and propagate at once.
+  raise: a ``ContentError`` whose ``tried`` says why each answer was refused
+  (:class:`~personae.errors.AnswerParseError` when none parsed, DSPy's parse error as its
+  cause); with ``attempts=1`` (how the run layer, which retries whole items, runs programs)
+  the one answer's error is raised as it came. Failed calls to the model itself (timeouts,
+  rate limits) are the LM's to retry (its ``num_retries``) and propagate at once as DSPy's LM
+  errors.
 - **Settings saved with the state.** Attributes declared as :class:`Setting` (the persona,
   the sides, the attempts) live in a :class:`Settings` parameter that ``save``/``load`` (and
   ``dump_state``/``load_state``, ``dspy.load``) carry beside DSPy's predictor state, also when
@@ -30,9 +33,9 @@ import dspy
 from dspy.predict.parameter import Parameter
 
 from personae.data import current_fields
-from personae.errors import ConfigError, ContentError, DataError
+from personae.errors import AnswerParseError, ConfigError, ContentError, DataError
 
-__all__ = ["Ask", "Program", "Setting", "Settings", "Steps", "require_text"]
+__all__ = ["Ask", "Program", "Setting", "Settings", "Steps", "refuse_unknown", "require_text"]
 
 
 @dataclass(frozen=True)
@@ -60,6 +63,20 @@ class Ask:
 Steps = Generator["Ask | list[Ask]", Any, Any]
 """A program's body: yields steps (or lists of steps), receives their checked answers, returns
 the program's result."""
+
+
+_RENAMED = {"context": "prompt", "first_response": "response_a", "second_response": "response_b",
+            "preferred_response": "chosen", "other_response": "rejected"}
+
+
+def refuse_unknown(program: str, takes: list[str], given: dict[str, Any]) -> None:
+    """Raise :class:`~personae.errors.DataError` naming the inputs in ``given`` that the program
+    does not take (with today's name of a field an earlier version called otherwise)."""
+    unknown = sorted(set(given) - set(takes))
+    if unknown:
+        hint = "; ".join(f"{k} is now {_RENAMED[k]}" for k in unknown if k in _RENAMED)
+        message = f"{program} takes {', '.join(takes)}, not {', '.join(unknown)}" + (f" ({hint})" if hint else "")
+        raise DataError(message, source=f"{program} input", field=unknown[0])
 
 
 def require_text(program: str, **fields: Any) -> None:
@@ -143,6 +160,7 @@ class Program(dspy.Module):
     def __init__(self, *, attempts: int = 3) -> None:
         super().__init__()
         self.program_settings = Settings()
+        self.program_settings.values["program"] = type(self).__name__  # what the saved state belongs to
         self.attempts = attempts
 
     @classmethod
@@ -161,16 +179,29 @@ class Program(dspy.Module):
         return copy
 
     # -- state ---------------------------------------------------------------------------
+    def load(self, path: Any, allow_pickle: bool = False, allow_unsafe_lm_state: bool = False) -> Any:
+        """DSPy's ``load`` (the state saved at ``path`` into this program), returning the program."""
+        super().load(path, allow_pickle=allow_pickle, allow_unsafe_lm_state=allow_unsafe_lm_state)
+        return self
+
     def load_state(self, state: dict[str, Any], **kwargs: Any) -> None:
         """DSPy's ``load_state``, for states of earlier versions too: a state saved before
         settings were kept keeps the current ones; demonstrations written with earlier field
         names are read in today's, and so are the fields' descriptions (the saved instructions
         and demonstrations stay)."""
         state = dict(state)
+        saved = state.get("program_settings")
+        program = saved.get("program") if isinstance(saved, dict) else None
+        if program is not None and program != type(self).__name__:
+            raise DataError(f"the state of a {program}, not of a {type(self).__name__}: load it into a {program}",
+                            source="load_state")
         for name, param in self.named_parameters():
             if isinstance(param, Settings) and name not in state:
                 state[name] = param.dump_state()
-            elif isinstance(state.get(name), dict) and isinstance(param, dspy.Predict):
+            elif isinstance(param, dspy.Predict):
+                if not isinstance(state.get(name), dict):
+                    raise DataError(f"not the state of a {type(self).__name__} (it has no {name!r} predictor)",
+                                    source="load_state")
                 state[name] = _current_predictor(state[name], param)
         super().load_state(state, **kwargs)
 
@@ -233,10 +264,11 @@ class Program(dspy.Module):
         """The step's answer, the outcome itself for a step that takes failures, or the failure raised."""
         if ask.outcome or outcome.error is None:
             return outcome if ask.outcome else outcome.value
-        if outcome.last_exception is not None and not any(t.startswith("content:") for t in outcome.tried):
-            raise outcome.last_exception  # no answer parsed at all (or the model failed): as it was raised
         last = outcome.last_exception
-        cls = type(last) if isinstance(last, ContentError) else ContentError
+        if last is not None and (outcome.kind not in ("parse", "content") or outcome.attempts == 1):
+            raise last  # the model failed, or one attempt was all there was: the error as it came
+        parsed = any(t.startswith("content:") for t in outcome.tried)  # some answer parsed, then was refused
+        cls = type(last) if isinstance(last, ContentError) else ContentError if parsed else AnswerParseError
         error = cls.__new__(cls)
         ContentError.__init__(error, f"{type(self).__name__}: no usable answer in {outcome.attempts} attempt"
                                      f"{'s' if outcome.attempts != 1 else ''}; the last: {outcome.error}",

@@ -17,7 +17,7 @@ import dspy
 
 from personae.data import PreferenceRecord
 from personae.errors import ConfigError, ContentError, DataError
-from personae.programs._base import Ask, Program, Setting, Steps, require_text
+from personae.programs._base import Ask, Program, Setting, Steps, refuse_unknown, require_text
 from personae.signatures import (
     JudgeForPersona,
     JudgeWithHistory,
@@ -125,13 +125,8 @@ class Judge(Program):
 
     def _steps(self, prompt: Any, response_a: Any, response_b: Any, user: dict[str, Any]) -> Steps:
         name = type(self).__name__
-        takes = ["prompt", "response_a", "response_b", *([self.user_field] if self.user_field else [])]
-        unknown = sorted(set(user) - set(takes))
-        if unknown:
-            renamed = {"context": "prompt", "first_response": "response_a", "second_response": "response_b"}
-            hint = "; ".join(f"{k} is now {renamed[k]}" for k in unknown if k in renamed)
-            message = f"{name} takes {', '.join(takes)}, not {', '.join(unknown)}" + (f" ({hint})" if hint else "")
-            raise DataError(message, source=f"{name} input", field=unknown[0])
+        refuse_unknown(name, ["prompt", "response_a", "response_b", *([self.user_field] if self.user_field else [])],
+                       user)
         require_text(name, prompt=prompt, response_a=response_a, response_b=response_b)
         known = {**self.user_inputs(), **user}
         if self.user_field is not None:
@@ -173,7 +168,8 @@ class PersonaJudge(Judge):
     ``PersonaJudge(persona)(prompt=..., response_a=..., response_b=...) -> Verdict(preferred,
     reasoning, probability)``; built without a persona, it takes ``persona=`` with each call.
     An empty persona is refused (:class:`~personae.errors.ConfigError` when building,
-    :class:`~personae.errors.DataError` when calling).
+    :class:`~personae.errors.DataError` when calling). ``attempts`` (3) answers are asked for
+    before an unusable one raises :class:`~personae.errors.ContentError`.
     """
 
     signature = JudgeWithPersona

@@ -15,7 +15,7 @@ import dspy
 
 from personae.data import PreferenceRecord, current_fields
 from personae.errors import ConfigError
-from personae.programs._base import Ask, Program, Setting, Steps, require_text
+from personae.programs._base import Ask, Program, Setting, Steps, refuse_unknown, require_text
 from personae.programs._copying import DemoCopyError, NotAPersonaError, copies_demo, not_a_persona
 from personae.signatures import PERSONA_INFERENCE_DEMOS, InferPersona
 
@@ -48,14 +48,16 @@ class PersonaInference(Program):
         examples = PERSONA_INFERENCE_DEMOS if demos is None else demos
         self.infer.demos = [dspy.Example(**current_fields(dict(d))) for d in examples]
 
-    def forward(self, prompt: str | None = None, chosen: str | None = None,
-                rejected: str | None = None) -> dspy.Prediction:
+    def forward(self, prompt: str | None = None, chosen: str | None = None, rejected: str | None = None,
+                **other: Any) -> dspy.Prediction:
         """The personas of a pair: ``Prediction(chosen_persona, rejected_persona)`` (None for a side not asked)."""
+        refuse_unknown(type(self).__name__, ["prompt", "chosen", "rejected"], other)
         return self.run(self._steps(prompt, chosen, rejected))
 
-    async def aforward(self, prompt: str | None = None, chosen: str | None = None,
-                       rejected: str | None = None) -> dspy.Prediction:
+    async def aforward(self, prompt: str | None = None, chosen: str | None = None, rejected: str | None = None,
+                       **other: Any) -> dspy.Prediction:
         """:meth:`forward` on DSPy's async LM path, both sides at once."""
+        refuse_unknown(type(self).__name__, ["prompt", "chosen", "rejected"], other)
         return await self.arun(self._steps(prompt, chosen, rejected))
 
     def for_record(self, record: PreferenceRecord) -> dspy.Prediction:

@@ -9,7 +9,7 @@ import dspy
 
 from personae.data import current_fields
 from personae.errors import DataError
-from personae.programs._base import Ask, Program, Setting, Steps, require_text
+from personae.programs._base import Ask, Program, Setting, Steps, refuse_unknown, require_text
 from personae.programs._copying import DemoCopyError, NotAPersonaError, copies_demo, not_a_persona
 from personae.programs.verified_reasoning import Trace, as_traces
 from personae.signatures import PERSONA_SYNTHESIS_DEMOS, RevisePersona, SynthesizePersona, render_trace, render_traces
@@ -55,14 +55,16 @@ class PersonaSynthesis(Program):
         ]
         return render_traces(blocks, budget=self.budget)
 
-    def forward(self, traces: Sequence[Trace] | None = None,
-                preference_history: str | None = None) -> dspy.Prediction:
+    def forward(self, traces: Sequence[Trace] | None = None, preference_history: str | None = None,
+                **other: Any) -> dspy.Prediction:
         """The persona from ``traces`` (or from a rendered ``preference_history``)."""
+        refuse_unknown(type(self).__name__, ["traces", "preference_history"], other)
         return self.run(self._steps(self._history(traces, preference_history)))
 
-    async def aforward(self, traces: Sequence[Trace] | None = None,
-                       preference_history: str | None = None) -> dspy.Prediction:
+    async def aforward(self, traces: Sequence[Trace] | None = None, preference_history: str | None = None,
+                       **other: Any) -> dspy.Prediction:
         """:meth:`forward` on DSPy's async LM path."""
+        refuse_unknown(type(self).__name__, ["traces", "preference_history"], other)
         return await self.arun(self._steps(self._history(traces, preference_history)))
 
     def _history(self, traces: Any, preference_history: Any) -> str:
@@ -103,16 +105,17 @@ class PersonaRevision(PersonaSynthesis):
         self.revise = dspy.ChainOfThought(RevisePersona)
 
     def forward(self, persona: str | None = None, traces: Sequence[Trace] | None = None,  # type: ignore[override]
-                preference_history: str | None = None) -> dspy.Prediction:
+                preference_history: str | None = None, **other: Any) -> dspy.Prediction:
         """``persona`` revised with ``traces`` (or a rendered ``preference_history`` of new choices)."""
+        refuse_unknown(type(self).__name__, ["persona", "traces", "preference_history"], other)
         return self.run(self._revision(persona, self._history(traces, preference_history)))
 
     async def aforward(self, persona: str | None = None,  # type: ignore[override]
-                       traces: Sequence[Trace] | None = None,
-                       preference_history: str | None = None) -> dspy.Prediction:
+                       traces: Sequence[Trace] | None = None, preference_history: str | None = None,
+                       **other: Any) -> dspy.Prediction:
         """:meth:`forward` on DSPy's async LM path."""
-        return await self.arun(
-            self._revision(persona, self._history(traces, preference_history)))
+        refuse_unknown(type(self).__name__, ["persona", "traces", "preference_history"], other)
+        return await self.arun(self._revision(persona, self._history(traces, preference_history)))
 
     def _revision(self, persona: Any, choices: str) -> Steps:
         if persona is not None and not isinstance(persona, str):

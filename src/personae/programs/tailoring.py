@@ -7,7 +7,7 @@ from typing import Any
 import dspy
 
 from personae.errors import ConfigError
-from personae.programs._base import Ask, Program, Setting, Steps, require_text
+from personae.programs._base import Ask, Program, Setting, Steps, refuse_unknown, require_text
 from personae.programs.judges import Verdict, _checked_choice
 from personae.signatures import TailoringPersonalizationJudge, TailoringQualityJudge
 
@@ -49,13 +49,15 @@ class TailoringJudge(Program):
         super().load_state(state, **kwargs)
 
     def forward(self, prompt: str | None = None, persona: str | None = None, response_a: str | None = None,
-                response_b: str | None = None) -> Verdict:
+                response_b: str | None = None, **other: Any) -> Verdict:
         """Compare two responses on the judge's criterion."""
+        refuse_unknown(type(self).__name__, ["prompt", "persona", "response_a", "response_b"], other)
         return self.run(self._steps(prompt, persona, response_a, response_b))  # type: ignore[no-any-return]
 
     async def aforward(self, prompt: str | None = None, persona: str | None = None, response_a: str | None = None,
-                       response_b: str | None = None) -> Verdict:
+                       response_b: str | None = None, **other: Any) -> Verdict:
         """:meth:`forward` on DSPy's async LM path."""
+        refuse_unknown(type(self).__name__, ["prompt", "persona", "response_a", "response_b"], other)
         return await self.arun(self._steps(prompt, persona, response_a, response_b))  # type: ignore[no-any-return]
 
     def _steps(self, prompt: Any, persona: Any, response_a: Any, response_b: Any) -> Steps:

@@ -19,7 +19,7 @@ import dspy
 
 from personae.data import PreferenceRecord, current_fields
 from personae.errors import ContentError, DataError
-from personae.programs._base import Ask, Program, Setting, Steps, require_text
+from personae.programs._base import Ask, Program, Setting, Steps, refuse_unknown, require_text
 from personae.programs._digest import stable_coin
 from personae.signatures import PairwiseJudge
 
@@ -103,13 +103,15 @@ class VerifiedReasoning(Program):
         self.explain = dspy.ChainOfThought(PairwiseJudge)
 
     def forward(self, prompt: str | None = None, chosen: str | None = None, rejected: str | None = None,
-                record_id: str | None = None) -> dspy.Prediction:
+                record_id: str | None = None, **other: Any) -> dspy.Prediction:
         """Explain one pair; see the class docstring for what comes back."""
+        refuse_unknown(type(self).__name__, ["prompt", "chosen", "rejected", "record_id"], other)
         return self.run(self._steps(prompt, chosen, rejected, record_id))
 
     async def aforward(self, prompt: str | None = None, chosen: str | None = None, rejected: str | None = None,
-                       record_id: str | None = None) -> dspy.Prediction:
+                       record_id: str | None = None, **other: Any) -> dspy.Prediction:
         """:meth:`forward` on DSPy's async LM path."""
+        refuse_unknown(type(self).__name__, ["prompt", "chosen", "rejected", "record_id"], other)
         return await self.arun(self._steps(prompt, chosen, rejected, record_id))
 
     def for_record(self, record: PreferenceRecord) -> dspy.Prediction:

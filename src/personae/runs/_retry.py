@@ -31,7 +31,7 @@ from typing import Any, Generic, TypeVar
 
 import dspy
 
-from personae.errors import ConfigError, ContentError, ItemError, LMCallError, PersonaeError
+from personae.errors import AnswerParseError, ConfigError, ContentError, ItemError, LMCallError, PersonaeError
 
 __all__ = ["ANSWER_FAILURES", "CALL_FAILURES", "FAILURE_KINDS", "Outcome", "RetryPolicy", "describe_error",
            "failure_kind", "redact", "register_secrets"]
@@ -101,6 +101,8 @@ def failure_kind(exc: BaseException) -> str | None:
 
     if isinstance(exc, LMCallError):
         return exc.kind
+    if isinstance(exc, AnswerParseError):
+        return "parse"
     if isinstance(exc, ContentError):
         return "content"
     if isinstance(exc, ItemError):
