@@ -14,8 +14,11 @@ carries the thing that failed::
     │   └── AnswerParseError   no answer parsed as the signature asks
     ├── LMCallError        an item's LM calls failed after every retry (what it was for, the
     │                      kind of failure, the reason, the attempts)
-    └── ServiceError       the persona service refused or failed a request (HTTP status, error
-                           kind, message, field at fault, Retry-After, request id)
+    ├── ServiceError       the persona service refused or failed a request (HTTP status, error
+    │                      kind, message, field at fault, Retry-After, request id)
+    ├── UnknownUserError   the persona store holds nothing for this user (user, tenant)
+    ├── UpdateConflict     a persona update lost its footing to another; its job is tried again
+    └── WorkerLostError    Ray workers kept dying (how many items were left pending)
 
 Which failures are retried, and which surface at once, is decided in one place:
 :class:`personae.runs.RetryPolicy`.
@@ -26,7 +29,8 @@ from __future__ import annotations
 from typing import Any
 
 __all__ = ["AnswerParseError", "ConfigError", "ContentError", "DataError", "ItemError", "LMCallError",
-           "MissingExtraError", "PersonaeError", "ServiceError"]
+           "MissingExtraError", "PersonaeError", "ServiceError", "UnknownUserError", "UpdateConflict",
+           "WorkerLostError"]
 
 
 class PersonaeError(Exception):
@@ -162,3 +166,38 @@ class ServiceError(PersonaeError):
         self.failure = failure
         self.errors = errors
         super().__init__(f"HTTP {status} {kind}: {message}" + (f" (request {request_id})" if request_id else ""))
+
+
+class UnknownUserError(PersonaeError, KeyError):
+    """The persona store holds nothing for this user (in this tenant): ``user_id``, ``tenant``."""
+
+    def __init__(self, user_id: str, tenant: str) -> None:
+        self.user_id = user_id
+        self.tenant = tenant
+        super().__init__(f"no user {user_id!r} in tenant {tenant!r}")
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+    def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
+        return (UnknownUserError, (self.user_id, self.tenant))
+
+
+class UpdateConflict(PersonaeError):
+    """A persona update lost its footing: another update of the user wrote first, the user was
+    forgotten, or the job's lease went to another worker. The job is tried again."""
+
+
+class WorkerLostError(PersonaeError, RuntimeError):
+    """Ray workers kept dying; ``pending`` items were not run (a re-run picks them up)."""
+
+    def __init__(self, message: str, *, pending: int = 0) -> None:
+        self.pending = pending
+        super().__init__(message)
+
+    def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
+        return (_rebuild_lost, (str(self), self.pending))
+
+
+def _rebuild_lost(message: str, pending: int) -> WorkerLostError:
+    return WorkerLostError(message, pending=pending)

@@ -40,7 +40,7 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
-from personae.errors import ConfigError, MissingExtraError, PersonaeError
+from personae.errors import ConfigError, MissingExtraError, WorkerLostError
 
 __all__ = ["KEY_ENV", "RayExecutor", "WorkerLostError", "import_ray", "load_payload", "worker_payload"]
 
@@ -51,21 +51,6 @@ I = TypeVar("I")
 
 KEY_ENV = "PERSONAE_API_KEY"
 """Where the command line puts a key given as ``--api-key`` so that local Ray workers inherit it."""
-
-
-class WorkerLostError(PersonaeError, RuntimeError):
-    """Ray workers kept dying; ``pending`` items were not run (a re-run picks them up)."""
-
-    def __init__(self, message: str, *, pending: int = 0) -> None:
-        self.pending = pending
-        super().__init__(message)
-
-    def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
-        return (_rebuild_lost, (str(self), self.pending))
-
-
-def _rebuild_lost(message: str, pending: int) -> WorkerLostError:
-    return WorkerLostError(message, pending=pending)
 
 
 def import_ray() -> Any:

@@ -10,6 +10,8 @@ arrived (prequential accuracy), then fit, revise or refit the persona by
 ``personae fit`` writes.
 """
 
+from personae.errors import UnknownUserError
+from personae.store._api import API_METHODS, AsyncStoreAPI, StoreAPI
 from personae.store._backends import JudgeBackend, LLMJudgeBackend, RewardModelBackend
 from personae.store._jobs import Job
 from personae.store._policy import UpdatePolicy
@@ -20,12 +22,14 @@ from personae.store._store import (
     PersonaStore,
     PersonaVersion,
     Ranking,
-    UnknownUserError,
     content_hash,
 )
 from personae.store._tokens import AccessToken, AccessTokens
 
 __all__ = [
+    "API_METHODS",
+    "AsyncStoreAPI",
+    "StoreAPI",
     "AccessToken",
     "AccessTokens",
     "AddResult",

@@ -20,7 +20,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from personae.errors import ConfigError, DataError, LMCallError, PersonaeError
+from personae.errors import ConfigError, DataError, LMCallError, PersonaeError, UpdateConflict
 from personae.runs import failure_kind, redact
 from personae.store._db import Database
 from personae.store._policy import UpdatePolicy
@@ -211,9 +211,8 @@ def _running_for(table: sa.Table) -> sa.Exists:
 
 
 def _kind(exc: BaseException) -> str:
-    from personae.store._updates import Conflict
 
-    if isinstance(exc, Conflict):
+    if isinstance(exc, UpdateConflict):
         return "conflict"
     if isinstance(exc, sa.exc.OperationalError) or (isinstance(exc, sa.exc.DBAPIError)
                                                     and exc.connection_invalidated):

@@ -20,7 +20,7 @@ import dspy
 import sqlalchemy as sa
 
 from personae.data import PreferenceRecord, Turn
-from personae.errors import ConfigError, DataError, PersonaeError
+from personae.errors import ConfigError, DataError, PersonaeError, UnknownUserError
 from personae.evaluation import wilson_interval
 from personae.programs import PersonalizedJudge, Verdict, judge_path
 from personae.runs import describe_error, failure_kind
@@ -41,18 +41,6 @@ logger = logging.getLogger(__name__)
 
 MEMORY_PAIRS = 50  # cold start: the memory judge reads at most this many recent preferences
 MAX_RANK_CANDIDATES = 64
-
-
-class UnknownUserError(PersonaeError, KeyError):
-    """The store holds nothing for this user (in this tenant)."""
-
-    def __init__(self, user_id: str, tenant: str) -> None:
-        self.user_id = user_id
-        self.tenant = tenant
-        super().__init__(f"no user {user_id!r} in tenant {tenant!r}")
-
-    def __str__(self) -> str:
-        return str(self.args[0])
 
 
 @dataclass(frozen=True)
@@ -695,15 +683,25 @@ class AsyncPersonaStore:
         anything on the user."""
         return await asyncio.to_thread(self.sync.exists, user_id)
 
-    async def process_jobs(self, *, include_waiting: bool = False) -> int:
+    async def process_jobs(self, *, include_waiting: bool = False, limit: int | None = None) -> int:
         """Runs :meth:`personae.store.PersonaStore.process_jobs` in a worker thread: run due update
-        jobs; returns how many ran."""
-        return await asyncio.to_thread(self.sync.process_jobs, include_waiting=include_waiting)
+        jobs (at most ``limit``); returns how many ran."""
+        return await asyncio.to_thread(self.sync.process_jobs, include_waiting=include_waiting, limit=limit)
 
     async def wait_idle(self, timeout: float = 60.0) -> bool:
         """Runs :meth:`personae.store.PersonaStore.wait_idle` in a worker thread: True once this tenant
         has no pending or running job, False when ``timeout`` ran out."""
         return await asyncio.to_thread(self.sync.wait_idle, timeout)
+
+    async def ping(self) -> str:
+        """Runs :meth:`personae.store.PersonaStore.ping` in a worker thread: the schema revision, once
+        the database answers with a current schema."""
+        return await asyncio.to_thread(self.sync.ping)
+
+    async def job_counts(self) -> dict[str, int]:
+        """Runs :meth:`personae.store.PersonaStore.job_counts` in a worker thread: update jobs of every
+        tenant by status."""
+        return await asyncio.to_thread(self.sync.job_counts)
 
     async def close(self) -> None:
         """Runs :meth:`personae.store.PersonaStore.close` in a worker thread: stop the update workers

@@ -14,7 +14,7 @@ import dspy
 import sqlalchemy as sa
 
 from personae.data import PreferenceRecord, split_user
-from personae.errors import PersonaeError
+from personae.errors import UpdateConflict
 from personae.lm import Cost, CostMeter, default_adapter
 from personae.optimizers import SynthesizeMe
 from personae.programs import PersonalizedJudge, PersonaRevision, Trace, VerifiedReasoning, check_reached
@@ -26,7 +26,7 @@ from personae.store._jobs import Job, JobQueue
 from personae.store._policy import UpdatePolicy
 from personae.store._schema import judgments, personas, preferences
 
-__all__ = ["FULL_FITS", "Conflict", "StoredPreference", "Updater", "load_preferences", "load_version"]
+__all__ = ["FULL_FITS", "StoredPreference", "Updater", "load_preferences", "load_version"]
 
 logger = logging.getLogger(__name__)
 
@@ -74,7 +74,7 @@ class Updater:
     # -- prequential ------------------------------------------------------------------------
     def _check(self, conn: sa.Connection, job: Job | None, user_id: str) -> None:
         if job is not None and not self.queue.holds(conn, job):
-            raise Conflict(f"user {user_id}: job {job.id} is no longer this worker's (forgotten, or taken up)")
+            raise UpdateConflict(f"user {user_id}: job {job.id} is no longer this worker's (forgotten, or taken up)")
 
     def judge_new(self, tenant: str, user_id: str, prefs: Sequence[StoredPreference],
                   job: Job | None = None) -> dict[str, Any]:
@@ -143,7 +143,7 @@ class Updater:
         try:
             version = self._write_version(tenant, user_id, latest, fitted, used, new, action, reason, cost, job)
         except sa.exc.IntegrityError as exc:  # another writer took this version number first
-            raise Conflict(f"user {user_id}: another update wrote a persona version meanwhile") from exc
+            raise UpdateConflict(f"user {user_id}: another update wrote a persona version meanwhile") from exc
         logger.info("user %s/%s: persona version %s by %s (%s), %s", tenant, user_id, version, action, reason,
                     cost.summary())
         return {**result, "action": action, "reason": reason, "version": version, "cost": cost.to_dict()}
@@ -226,7 +226,7 @@ class Updater:
             current = load_version(conn, tenant, user_id)
             base = 0 if current is None else int(current.version)
             if base != (0 if latest is None else int(latest.version)):
-                raise Conflict(f"user {user_id}: another update wrote version {base} meanwhile")
+                raise UpdateConflict(f"user {user_id}: another update wrote version {base} meanwhile")
             unchanged = latest is not None and action == "incremental" and fitted.persona == latest.persona
             version = base if unchanged else base + 1
             if not unchanged:
@@ -241,11 +241,6 @@ class Updater:
                 preferences.c.pref_id.in_(learned), preferences.c.learned_version.is_(None))
                 .values(learned_version=version))
         return version
-
-
-class Conflict(PersonaeError):
-    """The update lost its footing: another update of the user wrote first, the user was
-    forgotten, or the job's lease went to another worker. The job is tried again."""
 
 
 def _call_failure(error: str | None, kind: str | None, item: str) -> Exception:

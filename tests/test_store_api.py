@@ -1,0 +1,43 @@
+"""The store's API is declared once (personae.store.StoreAPI); every surface carries all of it."""
+
+from __future__ import annotations
+
+import inspect
+
+import pytest
+
+from personae.client import AsyncPersonaeClient, PersonaeClient
+from personae.store import API_METHODS, AsyncPersonaStore, AsyncStoreAPI, PersonaStore, StoreAPI
+
+
+def _shape(function: object) -> list[tuple[str, object]]:
+    """A method's parameters as the caller sees them: names and kinds (defaults and types aside)."""
+    return [(p.name, p.kind) for p in inspect.signature(function).parameters.values()]  # type: ignore[arg-type]
+
+
+def test_the_declaration_lists_the_api() -> None:
+    assert API_METHODS[:3] == ("add_preferences", "preferences", "users") and "judge" in API_METHODS
+    assert len(API_METHODS) == 14
+
+
+@pytest.mark.parametrize("name", API_METHODS)
+def test_every_surface_takes_the_declared_parameters(name: str) -> None:
+    declared = _shape(getattr(StoreAPI, name))
+    assert _shape(getattr(AsyncStoreAPI, name)) == declared
+    assert inspect.iscoroutinefunction(getattr(AsyncStoreAPI, name))
+    for surface in (PersonaStore, PersonaeClient):
+        assert _shape(getattr(surface, name)) == declared, surface.__name__
+        assert not inspect.iscoroutinefunction(getattr(surface, name))
+    for surface in (AsyncPersonaStore, AsyncPersonaeClient):
+        assert _shape(getattr(surface, name)) == declared, surface.__name__
+        assert inspect.iscoroutinefunction(getattr(surface, name)), surface.__name__
+
+
+def test_the_async_store_has_every_method_of_the_store() -> None:
+    for name, value in vars(PersonaStore).items():
+        if name.startswith("_") or isinstance(value, property):
+            continue
+        mirror = getattr(AsyncPersonaStore, name, None)
+        assert mirror is not None, f"AsyncPersonaStore lacks {name}"
+        assert _shape(mirror) == _shape(value), name
+        assert inspect.iscoroutinefunction(mirror) or name == "for_tenant", name
