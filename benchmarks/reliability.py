@@ -33,11 +33,9 @@ import tempfile
 import time
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE.parent / "tests"))
-
-import reliability as rel  # noqa: E402
-from fault_server import FAULT_KINDS, Faults, fault_server  # noqa: E402
+from personae.testing import FAULT_KINDS, Faults, fault_server
+from personae.testing import malformed as corpus
+from personae.testing import reliability as rel
 
 
 def _table(header: list[str], rows: list[list[object]]) -> str:
@@ -87,8 +85,6 @@ def faults(root: Path, data: Path, rate: float, seed: int) -> bool:
 
 
 def malformed(root: Path) -> bool:
-    import test_malformed_input as corpus
-
     print(f"\n## malformed input: {len(corpus.CASES)} broken files, each run through `personae judge`")
     import datasets
 

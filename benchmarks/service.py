@@ -62,12 +62,11 @@ from typing import Any
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")   # as serve-api sets it: the same backend on both sides
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests"))  # the test suite's service process and OpenAI-compatible stub
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from store import _clip, _percentiles, _simulated_server, _table  # noqa: E402  (the store benchmark's helpers)
+from common import clip_record, percentiles, simulated_server, table  # noqa: E402
 
-from service_server import create_token, serve_api  # noqa: E402
+from personae.testing import create_token, serve_api  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data" / "prism" / "pairs.jsonl"
 TENANT = "bench"
@@ -101,7 +100,7 @@ def _workload(args: argparse.Namespace) -> Workload:
 
     pairs_n = 64
     need = pairs_n + SEEDS * args.users
-    records = [replace(_clip(r, args.clip_chars), metadata={}, raw={}, profile=None, user_id=None)
+    records = [replace(clip_record(r, args.clip_chars), metadata={}, raw={}, profile=None, user_id=None)
                for r in load_preferences(args.data, limit=need)]
     if len(records) < need:
         raise SystemExit(f"{args.data}: {len(records)} preferences, {need} needed")
@@ -187,8 +186,8 @@ def _load(fn: Callable[[int], float | None], n: int, concurrency: int, errors: C
     for thread in threads:
         thread.join()
     wall = time.perf_counter() - started
-    p50, p99 = _percentiles(latencies) if latencies else (float("nan"), float("nan"))
-    over = _percentiles(beyond) if beyond else (float("nan"), float("nan"))
+    p50, p99 = percentiles(latencies) if latencies else (float("nan"), float("nan"))
+    over = percentiles(beyond) if beyond else (float("nan"), float("nan"))
     return Figures(p50, p99, len(latencies) / wall, failed[0], *over)
 
 
@@ -314,7 +313,7 @@ def part_calls(args: argparse.Namespace, root: Path, work: Workload, parts: set[
     if "add" in calls:
         add_rows += _compare("reward model", "add", reward["http"], reward["local"])
     if "judge" in calls:
-        with _simulated_server(args.lm_latency) as stub:
+        with simulated_server(args.lm_latency) as stub:
             flags = ["--judge", "openai/simulated", "--api-base", stub.api_base, "--api-key", "none", "--no-cache"]
             with _served(root, "simulated-lm", [*flags, *QUIET, *DEBOUNCED], work) as (_, client):
                 http = _rows(client, ["judge"], work, args, "HTTP", errors)
@@ -329,7 +328,7 @@ def part_calls(args: argparse.Namespace, root: Path, work: Workload, parts: set[
     held = True
     if "judge" in calls:
         print("\n## 1. judge: HTTP (personae serve-api + PersonaeClient) against the store in-process\n")
-        print(_table(HEADER, judge_rows))
+        print(table(HEADER, judge_rows))
         print()
         h, p = reward["http"]["judge", 16], reward["local"]["judge", 16]
         ratio = h.rate / p.rate if p.rate else 0.0
@@ -346,7 +345,7 @@ def part_calls(args: argparse.Namespace, root: Path, work: Workload, parts: set[
     if "add" in calls:
         print(f"\n## 2. add_preferences (one new preference a request, {ADD_USERS} users): HTTP against "
               f"the store in-process\n")
-        print(_table(HEADER, add_rows))
+        print(table(HEADER, add_rows))
         print()
         failed = sum(f.failed for side in reward.values() for (call, _), f in side.items() if call == "add")
         held &= _verdict("no add-preference request failed", failed == 0, f"{failed} failed")
@@ -407,7 +406,7 @@ def part_memory(args: argparse.Namespace, root: Path, work: Workload) -> bool:
         if service.process.poll() is not None:
             errors[f"the server exited with {service.process.returncode}"] += 1
     print()
-    print(_table(["done", "requests", "server RSS MiB", "req/s in the tenth", "failed so far"], rows))
+    print(table(["done", "requests", "server RSS MiB", "req/s in the tenth", "failed so far"], rows))
     start, middle, end = samples[0][1], samples[5][1], samples[-1][1]
     growth = (end - middle) / middle
     failed = sum(errors.values())

@@ -35,51 +35,30 @@ directly; 50 concurrent writers lose no preference.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import replace
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests"))  # the test suite's PostgreSQL server and OpenAI-compatible stub
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
+from common import clip_record, percentiles, simulated_server, table  # noqa: E402
 from reward_model import compact_profile  # noqa: E402  (the PRISM profile, shortened as that benchmark does)
 
 DATA = ROOT.parent / "shared" / "data" / "prism" / "pairs.jsonl"
-
-
-def _clip(record: Any, chars: int) -> Any:
-    from personae.data import Turn
-    from personae.signatures import clip
-
-    if not chars:
-        return record
-    return replace(record, context=[Turn(t.role, clip(t.content, chars)) for t in record.context],
-                   chosen=clip(record.chosen, chars), rejected=clip(record.rejected, chars))
 
 
 def _users(args: argparse.Namespace, need: int) -> list[Any]:
     from personae.data import load_preferences
 
     return [h for h in load_preferences(args.data).by_user().values() if len(h.records) >= need]
-
-
-def _table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
-    cells = [[str(c) for c in header]] + [[str(c) for c in row] for row in rows]
-    widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
-    lines = ["  ".join(c.rjust(w) if i else c.ljust(w) for i, (c, w) in enumerate(zip(row, widths, strict=True)))
-             for row in cells]
-    lines.insert(1, "  ".join("-" * w for w in widths))
-    return "\n".join(lines)
 
 
 def _wilson(right: int, n: int) -> str:
@@ -116,7 +95,7 @@ def part_cost(args: argparse.Namespace, root: Path) -> bool:
     with dspy.context(adapter=default_adapter()), \
             PersonaStore(root / "cost.db", lm=lm, policy=policy, background=False) as store:
         for user in users:
-            records = [_clip(r, args.clip_chars) for r in user.records[:need]]
+            records = [clip_record(r, args.clip_chars) for r in user.records[:need]]
             store.add_preferences(user.user_id, records[: args.start])
             store.process_jobs()
             for step in range(args.steps):
@@ -148,7 +127,7 @@ def part_cost(args: argparse.Namespace, root: Path) -> bool:
                 totals["preq"][1] += preq.get("total_tokens", 0)
                 totals["new"] += args.batch
     print()
-    print(_table(["user", "pairs", "update", "incr calls/pref", "incr tokens/pref", "refit calls/pref",
+    print(table(["user", "pairs", "update", "incr calls/pref", "incr tokens/pref", "refit calls/pref",
                   "refit tokens/pref", "calls ratio", "prequential calls/pref"], rows))
     new = max(totals["new"], 1)
     ratio = totals["inc"][0] / max(totals["refit"][0], 1)
@@ -207,7 +186,7 @@ def part_prequential(args: argparse.Namespace, root: Path, backend: Any, users: 
             PersonaStore(root / "prequential.db", lm=lm, backend=backend,
                          policy=UpdatePolicy(debounce_s=0.0), background=False) as store:
         for user in users:
-            records = [_clip(r, args.clip_chars) for r in user.records[: args.replay_pairs]]
+            records = [clip_record(r, args.clip_chars) for r in user.records[: args.replay_pairs]]
             for start in range(0, len(records), args.replay_batch):
                 store.add_preferences(user.user_id, records[start:start + args.replay_batch])
                 store.process_jobs()
@@ -235,18 +214,13 @@ def part_prequential(args: argparse.Namespace, root: Path, backend: Any, users: 
             print(f"  {user.user_id[:14]}: {len(records)} pairs, version {state.version}, prequential "
                   f"{state.prequential_accuracy}, persona: {state.persona[:90]!r}", flush=True)
     print()
-    print(_table(["judge (same pairs, same order)", "pairs", "accuracy [95% Wilson]"],
+    print(table(["judge (same pairs, same order)", "pairs", "accuracy [95% Wilson]"],
                  [[name, n, _wilson(right, n)] for name, (right, n) in counts.items()]))
     print(f"\n{time.perf_counter() - started:.0f} s, persona updates on the embedded model")
     return True
 
 
 # -- 3. latency and throughput ----------------------------------------------------------------------
-def _percentiles(samples: list[float]) -> tuple[float, float]:
-    ordered = sorted(samples)
-    return (statistics.median(ordered) * 1000, ordered[min(len(ordered) - 1, int(0.99 * len(ordered)))] * 1000)
-
-
 def _load(fn: Callable[[int], None], n: int, concurrency: int) -> tuple[float, float, float]:
     """p50 ms, p99 ms, operations per second of ``fn(i)`` for i < n on ``concurrency`` threads."""
     latencies: list[float] = []
@@ -272,22 +246,8 @@ def _load(fn: Callable[[int], None], n: int, concurrency: int) -> tuple[float, f
     for thread in threads:
         thread.join()
     wall = time.perf_counter() - started
-    p50, p99 = _percentiles(latencies)
+    p50, p99 = percentiles(latencies)
     return p50, p99, n / wall
-
-
-def _simulated_server(latency: float) -> Any:
-    from openai_stub import stub_server
-
-    def answer(body: dict[str, Any]) -> tuple[int, str]:
-        time.sleep(latency)
-        user = body["messages"][-1]["content"]
-        first = user.split("response_a ## ]]\n", 1)[-1].split("\n", 1)[0]
-        second = user.split("response_b ## ]]\n", 1)[-1].split("\n", 1)[0]
-        preferred = "A" if len(first) <= len(second) else "B"
-        return 200, json.dumps({"reasoning": "the shorter one", "preferred": preferred})
-
-    return stub_server(answer)
 
 
 def part_latency(args: argparse.Namespace, root: Path, rm_backend: Any) -> bool:
@@ -297,7 +257,7 @@ def part_latency(args: argparse.Namespace, root: Path, rm_backend: Any) -> bool:
     from personae.lm import default_adapter, get_lm
     from personae.optimizers import PersonalizedJudge
     from personae.store import LLMJudgeBackend, PersonaStore, UpdatePolicy
-    from postgres import PostgresServer, PostgresUnavailable
+    from personae.testing import PostgresServer, PostgresUnavailable
 
     print(f"\n## 3. Latency and throughput ({args.requests} requests per row; simulated LM: "
           f"{args.lm_latency * 1000:.0f} ms per request on 127.0.0.1)\n", flush=True)
@@ -319,7 +279,7 @@ def part_latency(args: argparse.Namespace, root: Path, rm_backend: Any) -> bool:
         print(f"PostgreSQL rows left out: {exc}")
         databases = {"sqlite": str(root / "latency.db")}
     try:
-        with _simulated_server(args.lm_latency) as stub, dspy.context(adapter=default_adapter()):
+        with simulated_server(args.lm_latency) as stub, dspy.context(adapter=default_adapter()):
             lm = get_lm("openai/simulated", api_base=stub.api_base, api_key="none", cache=False)
             backends = {"reward model": rm_backend, "simulated LM": LLMJudgeBackend(lm)}
             for db_name, target in databases.items():
@@ -362,7 +322,7 @@ def part_latency(args: argparse.Namespace, root: Path, rm_backend: Any) -> bool:
     finally:
         server.stop()
     print()
-    print(_table(["database", "backend", "call", "threads", "store p50 ms", "store p99 ms", "store /s",
+    print(table(["database", "backend", "call", "threads", "store p50 ms", "store p99 ms", "store /s",
                   "direct p50 ms", "direct p99 ms", "direct /s", "store's own p50 ms"], rows))
     overheads = [float(r[-1]) for r in rows if r[2] == "judge" and r[3] == 1]
     worst = max(overheads) if overheads else float("nan")

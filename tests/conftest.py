@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from postgres import PostgresServer, PostgresUnavailable
+from personae.testing import PostgresServer, PostgresUnavailable
 
 # Before DSPy is imported anywhere: tests never read or write the user's caches, and
 # LiteLLM never reaches for the network.

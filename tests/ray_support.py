@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from openai_stub import output_fields
+from personae.testing import output_fields
 
 TESTS = Path(__file__).resolve().parent
 KEY = "ray-test-key-7f3a9c2e5b1d"  # in the workers' environment only: never in a task

@@ -4,8 +4,8 @@ import json
 
 import pytest
 
-from openai_stub import output_fields, stub_server
 from personae.cli.main import main
+from personae.testing import output_fields, stub_server
 
 
 def _answer(body):

@@ -724,7 +724,7 @@ def test_a_persona_store_judges_and_ranks_with_the_reward_model(tiny_bert: Path,
     # the same judgments over HTTP: `personae serve-api --judge reward-model:DIR`, offline
     pytest.importorskip("fastapi")
     from personae.client import PersonaeClient
-    from service_server import serve_api
+    from personae.testing import serve_api
 
     offline = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
     args = ["--judge", f"reward-model:{tmp_path / 'rm'}", "--model", "none", "--device", "cpu", "--no-auth"]

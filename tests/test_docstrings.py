@@ -12,7 +12,7 @@ import pytest
 
 PACKAGES = ("personae", "personae.data", "personae.distill", "personae.errors", "personae.evaluation", "personae.lm",
             "personae.optimizers", "personae.pipelines", "personae.programs", "personae.retrieval", "personae.runs",
-            "personae.signatures", "personae.store", "personae.client")
+            "personae.signatures", "personae.store", "personae.client", "personae.testing")
 
 
 def _public_api() -> list[tuple[str, object]]:

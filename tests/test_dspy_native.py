@@ -257,8 +257,8 @@ def test_acall_with_asyncio_gather() -> None:
 
 
 def test_gather_over_32_judgments_runs_them_concurrently_against_a_server() -> None:
-    from openai_stub import stub_server
     from personae.lm import get_lm
+    from personae.testing import stub_server
 
     together = threading.Condition()
     in_flight, most = [0], [0]
@@ -307,8 +307,8 @@ def test_streamify_streams_a_judges_reasoning() -> None:
 
 
 def test_streamify_streams_from_an_openai_compatible_server_too() -> None:
-    from openai_stub import stub_server
     from personae.lm import get_lm
+    from personae.testing import stub_server
 
     answer = "[[ ## reasoning ## ]]\nThe second one is shorter.\n\n[[ ## preferred ## ]]\nB\n\n[[ ## completed ## ]]"
     stream = dspy.streamify(PersonaJudge(SHORT),

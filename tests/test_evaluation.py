@@ -279,7 +279,7 @@ def _cli(argv: list[str]) -> int:
 
 
 def test_evaluate_command_writes_run_log_and_report_and_resumes(tmp_path, capsys) -> None:
-    from openai_stub import output_fields, stub_server
+    from personae.testing import output_fields, stub_server
 
     rows = [{"prompt": f"{u} q{i}", "chosen": f"good {i}", "rejected": f"bad {i}", "user_id": u,
              "profile": "teacher" if u == "ana" else None}

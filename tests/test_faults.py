@@ -12,12 +12,12 @@ from collections import Counter
 import dspy
 import pytest
 
-from fault_server import FAULT_KINDS, Faults, fault_server
 from helpers import record
 from personae.lm import default_adapter, get_lm
 from personae.pipelines import judge_records
 from personae.programs import DefaultJudge, judge_pair
 from personae.runs import RetryPolicy
+from personae.testing import FAULT_KINDS, Faults, fault_server
 
 TIMEOUT_S = 1.0
 SLOW_S = 1.5 * TIMEOUT_S

@@ -7,11 +7,11 @@ import json
 import dspy
 import pytest
 
-from openai_stub import output_fields, stub_server
 from personae.cli.main import main
 from personae.errors import ConfigError
 from personae.lm import CostMeter, get_lm
 from personae.programs import PersonaInference
+from personae.testing import output_fields, stub_server
 
 
 def _answer(body):

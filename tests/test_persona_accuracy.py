@@ -7,7 +7,6 @@ import dspy
 import pytest
 
 from helpers import record
-from openai_stub import output_fields, stub_server
 from personae.data import read_persona_demos
 from personae.errors import ConfigError, DataError
 from personae.evaluation import (
@@ -22,6 +21,7 @@ from personae.lm import CostMeter, ScriptedLM
 from personae.optimizers import load_persona_inference, optimize_persona_inference
 from personae.pipelines import infer_personas, progress_path
 from personae.programs import PersonaInference
+from personae.testing import output_fields, stub_server
 
 
 @pytest.fixture(autouse=True)

@@ -11,7 +11,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.pool import NullPool
 
-from postgres import PostgresServer
+from personae.testing import PostgresServer
 
 
 @contextmanager

@@ -21,11 +21,11 @@ import pytest
 pytest.importorskip("ray")
 
 from helpers import record  # noqa: E402
-from openai_stub import stub_server  # noqa: E402
 from personae.errors import ConfigError  # noqa: E402
 from personae.lm import default_adapter, get_lm  # noqa: E402
 from personae.pipelines import infer_personas, judge_factory, judge_records  # noqa: E402
 from personae.runs import RayExecutor, run_batch  # noqa: E402
+from personae.testing import stub_server  # noqa: E402
 from ray_support import KEY, KEY_ENV, answer, jsonl, ledger_rows, local_ray, wait_for_rows  # noqa: E402
 
 

@@ -16,12 +16,12 @@ import pytest
 
 pytest.importorskip("ray")
 
-from openai_stub import stub_server  # noqa: E402
 from personae.data import load_preferences, select_users  # noqa: E402
 from personae.lm import default_adapter, get_lm  # noqa: E402
 from personae.optimizers import SynthesizeMe  # noqa: E402
 from personae.pipelines import fit_users, infer_personas  # noqa: E402
 from personae.runs import RayExecutor, ThreadExecutor  # noqa: E402
+from personae.testing import stub_server  # noqa: E402
 from ray_support import KEY_ENV, answer, jsonl, ledger_rows, two_node_cluster, wait_for_rows  # noqa: E402
 
 

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-import reliability as rel
-from fault_server import Faults, fault_server
+from personae.testing import Faults, fault_server
+from personae.testing import reliability as rel
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="needs fork and SIGKILL")
 

@@ -283,10 +283,10 @@ def test_records_judged_in_threads_are_rows_of_one_shape() -> None:
 
 
 def test_exit_status_says_what_happened(tmp_path: Path, capsys, monkeypatch) -> None:
-    from openai_stub import output_fields, stub_server
     from personae.cli import judge as judge_command
     from personae.cli.main import main
     from personae.errors import LMCallError
+    from personae.testing import output_fields, stub_server
 
     data = tmp_path / "pairs.jsonl"
     data.write_text("".join(json.dumps({"prompt": f"q{i}", "chosen": f"a{i}", "rejected": f"b{i}"}) + "\n"

@@ -17,12 +17,11 @@ import httpx
 import pytest
 
 from helpers import record
-from openai_stub import stub_server
 from personae.client import AsyncPersonaeClient, PersonaeClient, ServiceError
 from personae.data import PreferenceRecord
 from personae.errors import ConfigError, DataError, LMCallError
 from personae.store import UnknownUserError
-from service_server import create_token, serve_api, tokens
+from personae.testing import create_token, serve_api, stub_server, tokens
 
 pytest.importorskip("fastapi")
 

@@ -29,9 +29,12 @@ from schemathesis.specs.openapi.checks import (  # noqa: E402
     status_code_conformance,
 )
 
-from openai_stub import stub_server  # noqa: E402
 from personae.client import PersonaeClient  # noqa: E402
-from service_server import create_token, serve_api  # noqa: E402
+from personae.testing import (  # noqa: E402
+    create_token,
+    serve_api,
+    stub_server,  # noqa: E402
+)
 
 EXAMPLES = int(os.environ.get("SCHEMA_EXAMPLES", "25"))
 

@@ -475,9 +475,9 @@ def test_probability_comes_from_token_logprobs_averaged_over_both_orders(tmp_pat
     import math
     import re
 
-    from openai_stub import stub_server
     from personae.lm import get_lm
     from personae.store import LLMJudgeBackend
+    from personae.testing import stub_server
 
     def answer(body):
         user = body["messages"][-1]["content"]

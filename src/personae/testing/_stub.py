@@ -19,6 +19,9 @@ Handler = Callable[[dict[str, Any]], "tuple[int, str] | tuple[int, str, list[dic
 
 
 class StubServer:
+    """An OpenAI-compatible chat server on 127.0.0.1 whose ``handler`` decides each answer; it keeps
+    every request body (``requests``) and its headers. Its ``api_base`` is what ``get_lm`` takes."""
+
     def __init__(self, handler: Handler) -> None:
         self.handler = handler
         self.requests: list[dict[str, Any]] = []
@@ -36,7 +39,8 @@ class StubServer:
                 stub.headers.append({k.lower(): v for k, v in self.headers.items()})
                 answer = stub.handler(body)
                 status, content = answer[0], answer[1]
-                logprobs = answer[2] if len(answer) > 2 else None  # type: ignore[misc]
+                logprobs = answer[2] if len(answer) > 2 else None
+                payload: dict[str, Any]
                 if status != 200:
                     payload = {"error": {"message": content, "type": "server_error", "code": status}}
                 else:
@@ -65,11 +69,12 @@ class StubServer:
     @property
     def api_base(self) -> str:
         host, port = self.server.server_address[:2]
-        return f"http://{host}:{port}/v1"
+        return f"http://{host!s}:{port}/v1"
 
 
 @contextmanager
 def stub_server(handler: Handler) -> Iterator[StubServer]:
+    """A running :class:`StubServer` for the block (``handler(body) -> (status, content[, logprobs])``)."""
     stub = StubServer(handler)
     stub.thread.start()
     try:

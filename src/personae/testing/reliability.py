@@ -89,6 +89,8 @@ def _lines(path: Path) -> list[dict[str, Any]]:
 
 @dataclass
 class Run:
+    """One child run: its exit status (None when killed), seconds, stdout, stderr, whether it was killed."""
+
     status: int | None          # the exit status; None when it was killed
     seconds: float
     stdout: str
@@ -97,14 +99,12 @@ class Run:
 
 
 def prepare_children() -> None:
-    """Import what a run needs before forking, so every child starts at once."""
-    import litellm  # noqa: F401  (seconds to import)
+    """Start the fork server the children come from (it imports what a run needs once), so that
+    every child, the first one included, starts at once."""
+    from multiprocessing import forkserver
 
-    import personae.cli.main  # noqa: F401  (first: it keeps LiteLLM from fetching its cost map)
-    import personae.evaluation  # noqa: F401
-    import personae.optimizers  # noqa: F401
-    import personae.pipelines.fit  # noqa: F401
-    import personae.pipelines.judge  # noqa: F401
+    _children()
+    forkserver.ensure_running()
 
 
 def _plain_warnings() -> None:
@@ -170,7 +170,7 @@ def _children() -> Any:
         import multiprocessing
 
         _forkserver = multiprocessing.get_context("forkserver")
-        _forkserver.set_forkserver_preload(["personae.cli.main", "personae.pipelines", "personae.evaluation",
+        _forkserver.set_forkserver_preload(["personae.cli.main", "litellm", "personae.pipelines", "personae.evaluation",
                                             "personae.optimizers", "dspy", "datasets", "pyarrow.parquet", __name__])
     return _forkserver
 
@@ -215,6 +215,8 @@ def run_child(args: Sequence[str], logs: Path, *, kill_after: float | None = Non
 
 @dataclass
 class KillReport:
+    """What a command did over its kills: calls of the uninterrupted run and in all, the bound, the outcome."""
+
     command: str
     kills: int
     sequences: int
@@ -227,14 +229,17 @@ class KillReport:
 
     @property
     def calls_again(self) -> int:
+        """The calls made beyond the uninterrupted run's (those lost in flight)."""
         return self.calls_total - self.calls_baseline
 
     @property
     def held(self) -> bool:
+        """Whether the promise held."""
         return self.same_output and self.calls_again <= self.bound and self.duplicate_rows == 0
 
 
 def ledger_paths(command: str, out: Path) -> list[Path]:
+    """Where ``command`` keeps its ledger under ``out``."""
     return {"infer-personas": [out / "personas.jsonl.progress.jsonl"],
             "judge": [out / "judgments.jsonl.progress.jsonl"], "fit": [out / "judges" / "progress.jsonl"],
             "evaluate": [out / "eval" / "judgments.jsonl"], "eval-personas": [out / "acc" / "judgments.jsonl"]}[command]
@@ -288,6 +293,8 @@ def kill_and_resume(command: str, data: Path, root: Path, server: Any, *, kills:
 
 @dataclass
 class FaultReport:
+    """What a command did against a failing server: its exit status and counts by failure kind."""
+
     command: str
     status: int | None
     total: int
@@ -298,6 +305,7 @@ class FaultReport:
 
     @property
     def held(self) -> bool:
+        """Whether the promise held."""
         return self.status in (0, 1) and self.total > 0 and self.succeeded + self.failed == self.total
 
 
@@ -319,6 +327,7 @@ def counts_of(command: str, out: Path, stdout: str) -> dict[str, Any]:
 
 
 def under_faults(command: str, data: Path, root: Path, server: Any) -> FaultReport:
+    """Run ``command`` against the fault server ``server`` and read its counts."""
     out = root / command / "faults"
     before = len(server.served)
     run = run_child(argv(command, data, out, server.api_base, concurrency=4, extra=["--max-attempts", "3"]),
@@ -336,11 +345,14 @@ def under_faults(command: str, data: Path, root: Path, server: Any) -> FaultRepo
 
 @dataclass
 class SecretReport:
+    """How many files the commands wrote, and those that hold a key."""
+
     files: int
     leaks: list[str]
 
     @property
     def held(self) -> bool:
+        """Whether the promise held."""
         return self.files > 0 and not self.leaks
 
 
@@ -372,12 +384,15 @@ def secrets_stay_secret(data: Path, root: Path, server: Any,
 
 @dataclass
 class InjectionReport:
+    """Judgments made over injected records, those unscored, and any user's text in another's files."""
+
     judgments: int
     unscored: int
     crossed: list[str]
 
     @property
     def held(self) -> bool:
+        """Whether the promise held."""
         return self.judgments > 0 and self.unscored == 0 and not self.crossed
 
 
@@ -405,5 +420,6 @@ def injection_holds(data: Path, root: Path, server: Any, *, users: int) -> Injec
 
 
 def check_all(reports: Sequence[Any]) -> bool:
+    """Whether every report held."""
     return all(r.held for r in reports)
 

@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from openai_stub import output_fields
+from personae.testing._stub import output_fields
 
 FAULT_KINDS: tuple[str, ...] = ("http_500", "http_429", "slow", "non_json", "truncated", "bad_literal", "disconnect")
 """``http_500``/``http_429``: error answers (429 with Retry-After); ``slow``: a correct answer after
@@ -130,7 +130,7 @@ class FaultServer:
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
         self.server.daemon_threads = True
-        self.server.block_on_close = False  # type: ignore[attr-defined]
+        self.server.block_on_close = False
         self._thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05},
                                         daemon=True)
         self._timer = threading.Timer(self.lifetime_s, self.stop)
@@ -146,12 +146,14 @@ class FaultServer:
             return Counter(s.fault for s in self.served if s.fault is not None)
 
     def start(self) -> FaultServer:
+        """Start serving (and the timer that stops the server after ``lifetime_s``)."""
         self._thread.start()
         self._timer.start()
         atexit.register(self.stop)
         return self
 
     def stop(self) -> None:
+        """Stop serving and close the socket; safe to repeat."""
         if self._stop.is_set():
             return
         self._stop.set()  # wakes slow answers

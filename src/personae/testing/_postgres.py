@@ -32,6 +32,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+from personae.errors import PersonaeError
+
 SUPERUSER = "postgres"
 SETTINGS = {
     "listen_addresses": "127.0.0.1",
@@ -44,7 +46,7 @@ SETTINGS = {
 _NAME = re.compile(r"[a-z_][a-z0-9_]{0,62}")
 
 
-class PostgresUnavailable(RuntimeError):
+class PostgresUnavailable(PersonaeError, RuntimeError):
     """No PostgreSQL binaries were found, or the server could not be set up or started."""
 
     def __init__(self, reason: str) -> None:
@@ -94,6 +96,7 @@ class PostgresServer:
         return self.url_for(self.dbname)
 
     def url_for(self, dbname: str) -> str:
+        """The SQLAlchemy URL of database ``dbname`` on this server."""
         return f"postgresql+psycopg://{SUPERUSER}@127.0.0.1:{self.port}/{dbname}"
 
     @property
@@ -111,6 +114,8 @@ class PostgresServer:
         self.stop()
 
     def start(self) -> None:
+        """Make a cluster in a fresh folder and start it on a free port; :class:`PostgresUnavailable`
+        says why when this machine cannot."""
         if self.base is not None:
             raise RuntimeError("this PostgresServer is already started")
         bindir = find_bindir()

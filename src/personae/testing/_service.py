@@ -37,11 +37,13 @@ class ServiceProcess:
         return self.log_path.read_text(errors="replace")
 
     def kill(self) -> None:
+        """SIGKILL the service (a crash, as far as it knows) and keep its log."""
         self.process.kill()
         self.process.wait(30)
         self.stop()
 
     def stop(self) -> int:
+        """Stop the service (SIGTERM, then harder) and keep its log; its exit status."""
         if self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)
             try:
@@ -66,6 +68,7 @@ def tokens(store: str | Path, *args: str, env: dict[str, str] | None = None) -> 
 
 
 def create_token(store: str | Path, tenant: str) -> str:
+    """A new bearer token of ``tenant`` on the store at ``store`` (``personae serve-api tokens create``)."""
     return tokens(store, "create", "--tenant", tenant).strip().splitlines()[-1]
 
 
