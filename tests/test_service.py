@@ -227,6 +227,7 @@ def test_bad_requests_get_4xx_naming_the_field(tmp_path, lm) -> None:
         missing = error(http.post("/v1/users/u1/preferences", json={"preferences": [{"prompt": "q", "chosen": "a"}]}),
                         422)
         assert missing["field"] == "body.preferences.0.rejected" and "required" in missing["message"]
+        assert missing["record"] == 1  # the preference at fault, counted from 1 as the store counts
         both = error(http.post("/v1/users/u1/preferences", json={"preferences": [
             {**api_pair(0), "context": [{"role": "user", "content": "q"}]}]}), 422)
         assert both["field"] == "body.preferences.0"
@@ -259,7 +260,7 @@ def test_bad_requests_get_4xx_naming_the_field(tmp_path, lm) -> None:
         # a record the store itself rejects names its place in the batch
         blank = {"id": "p1", "context": [{"role": "user", "content": "  "}], "chosen": "a", "rejected": "b"}
         last_turn = error(http.post("/v1/users/u1/preferences", json={"preferences": [api_pair(0), blank]}), 422)
-        assert last_turn["field"] == "body.preferences.1.context"
+        assert last_turn["field"] == "body.preferences.1.context" and last_turn["record"] == 2
         assert error(http.get("/v1/users/u1/persona"), 404)   # nothing of the rejected batch was kept
 
         with PersonaeClient(service.url, token=token) as client:

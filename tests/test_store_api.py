@@ -41,3 +41,30 @@ def test_the_async_store_has_every_method_of_the_store() -> None:
         assert mirror is not None, f"AsyncPersonaStore lacks {name}"
         assert _shape(mirror) == _shape(value), name
         assert inspect.iscoroutinefunction(mirror) or name == "for_tenant", name
+
+
+def test_one_error_table_takes_an_error_to_http_and_back() -> None:
+    from personae.errors import (
+        ERROR_KINDS,
+        ConfigError,
+        DataError,
+        LMCallError,
+        UnknownUserError,
+        service_error,
+        store_error,
+    )
+
+    cases = [UnknownUserError("u1", "acme"), LMCallError("down", kind="timeout"), LMCallError("junk", kind="parse"),
+             LMCallError("too long", kind="context_window"), ConfigError("rank takes 1 to 64 candidates"),
+             DataError("missing", source="add_preferences('u1')", record=3, field="chosen")]
+    for exc in cases:
+        answer = service_error(exc)
+        assert answer is not None and answer.status == ERROR_KINDS[answer.kind].status, exc
+        back = store_error(answer, call="POST /v1/users/u1/judge", user_id="u1")
+        assert type(back) is type(exc), (exc, back)
+        if isinstance(exc, LMCallError):
+            assert back.kind == exc.kind and ERROR_KINDS[answer.kind].retry == (exc.kind in ("timeout", "parse"))
+        if isinstance(exc, DataError):
+            assert (back.record, back.field) == (3, "chosen")
+    assert service_error(ValueError("a bug")) is None  # answered as internal, never mapped
+    assert service_error(DataError("unreadable", source="persona version 2 of u1")) is None

@@ -25,7 +25,7 @@ import asyncio
 import os
 import re
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Generator, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from functools import cache
 from pathlib import Path
@@ -35,9 +35,9 @@ from urllib.parse import quote
 import httpx
 
 from personae.data import PreferenceRecord, Turn
-from personae.errors import ConfigError, DataError, LMCallError, ServiceError
+from personae.errors import ConfigError, DataError, ServiceError, store_error
 from personae.programs import PersonalizedJudge, Verdict, judge_path
-from personae.store import AddResult, Job, PersonaState, PersonaVersion, Ranking, UnknownUserError
+from personae.store import AddResult, Job, PersonaState, PersonaVersion, Ranking
 
 __all__ = ["AsyncPersonaeClient", "PersonaeClient", "ServiceError"]
 
@@ -98,40 +98,22 @@ class _Call:
     conflict: Callable[[], Any] | None = None   # what a 409 means, when it means a value
 
 
-_FIELD = re.compile(r"^body\.preferences\.(\d+)(?:\.(\w+))?")
-
-
 def _raise_for(call: _Call, response: httpx.Response) -> Any:
-    """The store's error for an error answer (or the value a 404 stands for)."""
+    """The store's error for an error answer (:func:`~personae.errors.store_error`, the one table
+    the service answers from), or the value a 404 or 409 stands for in this call."""
     try:
         error = response.json().get("error") or {}
     except ValueError:
         error = {}
-    kind = str(error.get("type") or "http_error")
-    message = str(error.get("message") or response.reason_phrase or "")
-    field = error.get("field")
-    retry_after = error.get("retry_after")
-    failure = error.get("failure")
-    if failure and kind in ("lm_unavailable", "lm_bad_answer", "invalid_request"):
-        raise LMCallError(message, kind=str(failure), item=f"{call.method} {call.path}")
-    if response.status_code == 404 and kind == "not_found":   # not "no_route": a wrong base URL is no unknown user
-        if call.missing is not None:
-            return call.missing()
-        if call.user_id is not None:
-            raise UnknownUserError(call.user_id, "of this token")
-    if response.status_code == 409 and kind == "conflict" and call.conflict is not None:
+    answer = ServiceError(response.status_code, str(error.get("type") or "http_error"),
+                          str(error.get("message") or response.reason_phrase or ""), field=error.get("field"),
+                          retry_after=error.get("retry_after"), request_id=response.headers.get("x-request-id"),
+                          failure=error.get("failure"), errors=error.get("errors"), record=error.get("record"))
+    if answer.kind == "not_found" and call.missing is not None:   # not "no_route": a wrong URL is no missing user
+        return call.missing()
+    if answer.kind == "conflict" and call.conflict is not None:
         return call.conflict()
-    if response.status_code == 409 and kind == "conflict":
-        raise ConfigError(message)   # e.g. no persona yet to export, as the store says
-    if response.status_code == 422 and kind == "invalid_request":
-        found = _FIELD.match(field or "")
-        if found:
-            name = {"id": "record_id"}.get(found.group(2) or "", found.group(2))
-            raise DataError(message.split(": ", 1)[-1] if ": " in message else message,
-                            source=f"add_preferences({call.user_id!r})", record=int(found.group(1)) + 1, field=name)
-        raise ConfigError(message)
-    raise ServiceError(response.status_code, kind, message, field=field, retry_after=retry_after,
-                       request_id=response.headers.get("x-request-id"))
+    raise store_error(answer, call=f"{call.method} {call.path}", user_id=call.user_id)
 
 
 def _wait(response: httpx.Response | None, attempt: int, max_wait: float) -> float:
@@ -141,6 +123,35 @@ def _wait(response: httpx.Response | None, attempt: int, max_wait: float) -> flo
     except ValueError:
         wanted = 1.0
     return min(max(wanted, 0.0), max_wait)
+
+
+def _exchange(call: _Call, retries: int, max_wait: float,
+              base_url: str) -> Generator[float | None, httpx.Response | Exception | None, Any]:
+    """One call's conversation with the service, the one request core of both clients: it yields
+    None to have the request sent (and receives the response, or the transport error that kept
+    it from arriving) or the seconds to wait before sending it again, and returns the call's
+    value or raises its error. Every route is idempotent, so a dropped connection or a 502-504
+    is sent again ``retries`` times, waiting what ``Retry-After`` says (at most ``max_wait``)."""
+    resent = False
+    for attempt in range(retries + 1):
+        outcome = yield None
+        if isinstance(outcome, Exception):
+            resent = True
+            if attempt >= retries:
+                raise ServiceError(0, "unreachable", f"{base_url}: {type(outcome).__name__}: {outcome}") from outcome
+            yield _wait(None, attempt, max_wait)
+            continue
+        if outcome is None:
+            raise TypeError("the request core was sent nothing for a request")
+        if outcome.status_code in _RETRIED_STATUS and attempt < retries:
+            yield _wait(outcome, attempt, max_wait)
+            continue
+        if outcome.is_success:
+            return call.parse(outcome.json())
+        if resent and call.method == "DELETE" and outcome.status_code == 404:
+            return call.parse({"removed": {}})   # the first attempt did it; its answer was lost
+        return _raise_for(call, outcome)
+    raise AssertionError("unreachable")  # the loop returns or raises
 
 
 class _Routes:
@@ -244,26 +255,22 @@ class PersonaeClient:
     def _run(self, call: _Call) -> Any:
         if not call.path:
             return call.missing() if call.missing else None
-        resent = False
-        for attempt in range(self.retries + 1):
-            try:
-                response = self._http.request(call.method, call.path, json=call.json, params=call.params,
-                                              headers=self._auth)
-            except _RETRIED_TRANSPORT as exc:
-                resent = True
-                if attempt >= self.retries:
-                    raise ServiceError(0, "unreachable", f"{self.base_url}: {type(exc).__name__}: {exc}") from exc
-                time.sleep(_wait(None, attempt, self.max_wait))
-                continue
-            if response.status_code in _RETRIED_STATUS and attempt < self.retries:
-                time.sleep(_wait(response, attempt, self.max_wait))
-                continue
-            if response.is_success:
-                return call.parse(response.json())
-            if resent and call.method == "DELETE" and response.status_code == 404:
-                return call.parse({"removed": {}})   # the first attempt did it; its answer was lost
-            return _raise_for(call, response)
-        raise AssertionError("unreachable")  # the loop returns or raises
+        exchange = _exchange(call, self.retries, self.max_wait, self.base_url)
+        try:
+            step = next(exchange)
+            while True:
+                if step is None:
+                    try:
+                        outcome: httpx.Response | Exception = self._http.request(
+                            call.method, call.path, json=call.json, params=call.params, headers=self._auth)
+                    except _RETRIED_TRANSPORT as exc:
+                        outcome = exc
+                    step = exchange.send(outcome)
+                else:
+                    time.sleep(step)
+                    step = exchange.send(None)
+        except StopIteration as done:
+            return done.value
 
     def for_tenant(self, tenant: str) -> PersonaeClient:
         """Not possible over HTTP: a token is bound to one tenant, so this raises
@@ -404,26 +411,22 @@ class AsyncPersonaeClient:
     async def _run(self, call: _Call) -> Any:
         if not call.path:
             return call.missing() if call.missing else None
-        resent = False
-        for attempt in range(self.retries + 1):
-            try:
-                response = await self._http.request(call.method, call.path, json=call.json, params=call.params,
-                                              headers=self._auth)
-            except _RETRIED_TRANSPORT as exc:
-                resent = True
-                if attempt >= self.retries:
-                    raise ServiceError(0, "unreachable", f"{self.base_url}: {type(exc).__name__}: {exc}") from exc
-                await asyncio.sleep(_wait(None, attempt, self.max_wait))
-                continue
-            if response.status_code in _RETRIED_STATUS and attempt < self.retries:
-                await asyncio.sleep(_wait(response, attempt, self.max_wait))
-                continue
-            if response.is_success:
-                return call.parse(response.json())
-            if resent and call.method == "DELETE" and response.status_code == 404:
-                return call.parse({"removed": {}})   # the first attempt did it; its answer was lost
-            return _raise_for(call, response)
-        raise AssertionError("unreachable")
+        exchange = _exchange(call, self.retries, self.max_wait, self.base_url)
+        try:
+            step = next(exchange)
+            while True:
+                if step is None:
+                    try:
+                        outcome: httpx.Response | Exception = await self._http.request(
+                            call.method, call.path, json=call.json, params=call.params, headers=self._auth)
+                    except _RETRIED_TRANSPORT as exc:
+                        outcome = exc
+                    step = exchange.send(outcome)
+                else:
+                    await asyncio.sleep(step)
+                    step = exchange.send(None)
+        except StopIteration as done:
+            return done.value
 
     def for_tenant(self, tenant: str) -> AsyncPersonaeClient:
         """Not possible over HTTP: a token is bound to one tenant, so this raises

@@ -6,8 +6,9 @@ carries the thing that failed::
     PersonaeError
     ├── DataError          a preference file or record is malformed (file, record, field)
     ├── ConfigError        an option or model string cannot be used
-    │   └── ItemError      one item of a run cannot be done as given (a user with too few
-    │                      pairs): recorded as failed, never retried, the run goes on
+    │   ├── ItemError      one item of a run cannot be done as given (a user with too few
+    │   │                  pairs): recorded as failed, never retried, the run goes on
+    │   └── NoPersonaError the store's user has no persona version yet (or not that one)
     ├── MissingExtraError  an optional dependency group is not installed
     ├── ContentError       an answer cannot be used (an echoed example, no persona, a verdict
     │   │                  outside the allowed ones); retried on a fresh sample
@@ -26,11 +27,12 @@ Which failures are retried, and which surface at once, is decided in one place:
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["AnswerParseError", "ConfigError", "ContentError", "DataError", "ItemError", "LMCallError",
-           "MissingExtraError", "PersonaeError", "ServiceError", "UnknownUserError", "UpdateConflict",
-           "WorkerLostError"]
+__all__ = ["ERROR_KINDS", "AnswerParseError", "ConfigError", "ContentError", "DataError", "ErrorKind", "ItemError",
+           "LMCallError", "MissingExtraError", "NoPersonaError", "PersonaeError", "ServiceError", "UnknownUserError",
+           "UpdateConflict", "WorkerLostError", "service_error", "store_error"]
 
 
 class PersonaeError(Exception):
@@ -81,6 +83,14 @@ class ItemError(ConfigError):
 
     def __init__(self, message: str, *, item: str | None = None):
         self.item = item
+        super().__init__(message)
+
+
+class NoPersonaError(ConfigError):
+    """The user is known but has no persona version yet (or not the one asked for): ``user_id``."""
+
+    def __init__(self, message: str, *, user_id: str | None = None) -> None:
+        self.user_id = user_id
         super().__init__(message)
 
 
@@ -146,9 +156,10 @@ def _rebuild_lm_call_error(reason: str, kind: str, item: str | None, attempts: i
 
 
 class ServiceError(PersonaeError):
-    """The persona service refused or failed a request: HTTP ``status``, error ``kind``, its
-    ``message``, the ``field`` at fault, ``retry_after`` seconds, the server's ``request_id``
-    (for its log); ``failure`` is how the judge's model failed, ``errors`` every field error.
+    """The persona service refused or failed a request: HTTP ``status``, error ``kind`` (one of
+    :data:`ERROR_KINDS`), its ``message``, the ``field`` at fault, the 1-based ``record`` of a
+    preference at fault, ``retry_after`` seconds, the server's ``request_id`` (for its log);
+    ``failure`` is how the judge's model failed, ``errors`` every field error.
 
     The service raises it to answer with an error; :mod:`personae.client` raises it for what
     only a remote call can hit (a bad token, a body too large, a server that stays away).
@@ -156,7 +167,7 @@ class ServiceError(PersonaeError):
 
     def __init__(self, status: int, kind: str, message: str, *, field: str | None = None,
                  retry_after: int | None = None, request_id: str | None = None, failure: str | None = None,
-                 errors: list[Any] | None = None) -> None:
+                 errors: list[Any] | None = None, record: int | None = None) -> None:
         self.status = status
         self.kind = kind
         self.message = message
@@ -165,7 +176,100 @@ class ServiceError(PersonaeError):
         self.request_id = request_id
         self.failure = failure
         self.errors = errors
+        self.record = record
         super().__init__(f"HTTP {status} {kind}: {message}" + (f" (request {request_id})" if request_id else ""))
+
+
+@dataclass(frozen=True)
+class ErrorKind:
+    """One kind of error the persona service answers with: its HTTP ``status``, what it means, and
+    whether the same request may succeed later (``retry``, after the answer's Retry-After)."""
+
+    kind: str
+    status: int
+    meaning: str
+    retry: bool = False
+
+
+ERROR_KINDS: dict[str, ErrorKind] = {k.kind: k for k in (
+    ErrorKind("invalid_request", 422, "a malformed request (the field is named), or one the judge's model refused"),
+    ErrorKind("unauthorized", 401, "no bearer token, or an unknown or revoked one"),
+    ErrorKind("not_found", 404, "no such user or job in this token's tenant"),
+    ErrorKind("no_route", 404, "no such route"),
+    ErrorKind("method_not_allowed", 405, "the route takes another method"),
+    ErrorKind("timeout", 408, "the request body did not arrive in time"),
+    ErrorKind("conflict", 409, "the user has no persona version yet (or not the one asked for)"),
+    ErrorKind("payload_too_large", 413, "the body is larger than the service takes"),
+    ErrorKind("internal", 500, "a bug; the server log has the details under the request id"),
+    ErrorKind("lm_bad_answer", 502, "the judge's model gave no usable answer", retry=True),
+    ErrorKind("lm_unavailable", 503, "the judge's model did not answer, or is misconfigured", retry=True),
+    ErrorKind("store_unavailable", 503, "the persona store's database is busy, unreachable or not ready",
+              retry=True),
+)}
+"""Every error the persona service answers with, by kind: the one table the service answers from
+(:func:`service_error`) and the client reads back (:func:`store_error`)."""
+
+_LM_UNAVAILABLE = frozenset({"timeout", "rate_limit", "server", "transport", "lm"})
+
+
+def service_error(exc: BaseException, *, retry_after_s: int = 5) -> ServiceError | None:
+    """How the service answers an exception a request raised (None: a bug, answered as ``internal``)."""
+    if isinstance(exc, ServiceError):
+        return exc
+    if isinstance(exc, UnknownUserError):
+        return ServiceError(404, "not_found", f"no user {exc.user_id!r}")
+    if isinstance(exc, LMCallError):
+        if exc.kind in _LM_UNAVAILABLE:
+            wait = 2 * retry_after_s if exc.kind == "rate_limit" else retry_after_s
+            return ServiceError(503, "lm_unavailable", f"the judge's model did not answer ({exc.kind}): {exc.reason}",
+                                retry_after=wait, failure=exc.kind)
+        if exc.kind in ("context_window", "invalid_request"):
+            return ServiceError(422, "invalid_request", f"the judge's model refused the request ({exc.kind}): "
+                                f"{exc.reason}", field="body", failure=exc.kind)
+        return ServiceError(502, "lm_bad_answer", f"the judge's model gave no usable answer ({exc.kind}): "
+                            f"{exc.reason}", retry_after=1, failure=exc.kind)
+    if type(exc).__module__.startswith("sqlalchemy") and type(exc).__name__ in (
+            "OperationalError", "InterfaceError", "TimeoutError"):
+        return ServiceError(503, "store_unavailable", "the persona store's database is busy or unreachable",
+                            retry_after=1)
+    if isinstance(exc, NoPersonaError):
+        return ServiceError(409, "conflict", str(exc))
+    if isinstance(exc, DataError):
+        if exc.record is not None or exc.source.startswith("add_preferences"):  # a preference of the request
+            field = {"record_id": "id"}.get(exc.field or "", exc.field)
+            where = f"body.preferences.{exc.record - 1}" if exc.record else "body.preferences"
+            return ServiceError(422, "invalid_request", exc.message, field=f"{where}.{field}" if field else where,
+                                record=exc.record)
+        return None  # a stored row that cannot be read: the server's fault
+    if isinstance(exc, ConfigError):
+        cause = exc.__cause__
+        if cause is not None and type(cause).__module__.startswith("dspy"):
+            # the LM rejects the service's own configuration (a bad key): nothing the client can mend
+            return ServiceError(503, "lm_unavailable", "the judge's model is misconfigured on the server",
+                                retry_after=10 * retry_after_s)
+        return ServiceError(422, "invalid_request", str(exc))
+    if isinstance(exc, PersonaeError):
+        return ServiceError(422, "invalid_request", str(exc))
+    return None
+
+
+def store_error(error: ServiceError, *, call: str, user_id: str | None = None) -> PersonaeError:
+    """The store's own exception for a service's error answer to ``call`` (``"POST /v1/..."``):
+    what the store raises in process for the same cause, else the :class:`ServiceError` itself."""
+    if error.failure and error.kind in ("lm_unavailable", "lm_bad_answer", "invalid_request"):
+        return LMCallError(error.message, kind=error.failure, item=call)
+    if error.kind == "not_found" and user_id is not None:
+        return UnknownUserError(user_id, "of this token")
+    if error.kind == "invalid_request" and error.record is not None:
+        field = (error.field or "").rsplit(".", 1)[-1]
+        message = error.message.split(": ", 1)[-1] if ": " in error.message else error.message
+        return DataError(message, source=f"add_preferences({user_id!r})", record=error.record,
+                         field={"id": "record_id"}.get(field, field) if field and not field.isdigit() else None)
+    if error.kind == "conflict":
+        return NoPersonaError(error.message, user_id=user_id)
+    if error.kind == "invalid_request":
+        return ConfigError(error.message)
+    return error
 
 
 class UnknownUserError(PersonaeError, KeyError):

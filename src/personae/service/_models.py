@@ -13,6 +13,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 from personae.data import PreferenceRecord, Turn
+from personae.errors import ERROR_KINDS
 from personae.store import PersonaVersion
 
 __all__ = ["MAX_CANDIDATES", "MAX_PREFERENCES", "MAX_TEXT_CHARS", "MAX_TURNS", "USER_ID_PATTERN",
@@ -166,10 +167,13 @@ class FieldError(BaseModel):
 
 
 class ErrorDetail(BaseModel):
-    type: str = Field(description="unauthorized | not_found | invalid_request | payload_too_large | "
-                                  "lm_unavailable | lm_bad_answer | store_unavailable | conflict | internal")
+    """What went wrong: the kind of error, a message, the field at fault."""
+
+    type: str = Field(description="the kind of error: " + "; ".join(
+        f"{k.kind} ({k.status}): {k.meaning}" for k in ERROR_KINDS.values()))
     message: str
     field: str | None = Field(None, description="the field at fault, as a dotted path (body.preferences.0.chosen)")
+    record: int | None = Field(None, description="the preference at fault (1-based) in a request that adds them")
     errors: list[FieldError] | None = None
     retry_after: int | None = Field(None, description="seconds to wait before retrying, when a retry may work")
     failure: str | None = Field(None, description="how the judge's model failed: timeout, rate_limit, server, "

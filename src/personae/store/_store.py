@@ -20,7 +20,7 @@ import dspy
 import sqlalchemy as sa
 
 from personae.data import PreferenceRecord, Turn
-from personae.errors import ConfigError, DataError, PersonaeError, UnknownUserError
+from personae.errors import ConfigError, DataError, NoPersonaError, PersonaeError, UnknownUserError
 from personae.evaluation import wilson_interval
 from personae.programs import PersonalizedJudge, Verdict, judge_path
 from personae.runs import describe_error, failure_kind
@@ -76,6 +76,11 @@ class PersonaState:
     val_accuracy: float | None = None
     updated: str | None = None
     pending_job: str | None = None
+
+    def generation_messages(self) -> list[dict[str, str]]:
+        """A system prompt (as a one-message list) to write responses this user prefers (the plain
+        prompt before the first persona)."""
+        return [{"role": "system", "content": generation_system_prompt(self.persona)}]
 
 
 @dataclass(frozen=True)
@@ -423,8 +428,10 @@ class PersonaStore:
         if judge is None:
             if not self.exists(user_id):
                 raise UnknownUserError(user_id, self.tenant)
-            raise ConfigError(f"user {user_id!r} has no persona yet (fewer than {self.policy.min_pairs} pairs, "
-                              "or its first update has not run)")
+            if version is not None:
+                raise NoPersonaError(f"user {user_id!r} has no persona version {version}", user_id=user_id)
+            raise NoPersonaError(f"user {user_id!r} has no persona yet (fewer than {self.policy.min_pairs} pairs, "
+                                 "or its first update has not run)", user_id=user_id)
         if path is not None:
             target = Path(path)
             judge.save(judge_path(target, user_id) if target.is_dir() or not target.suffix else target)
@@ -546,7 +553,7 @@ class PersonaStore:
     def generation_messages(self, user_id: str) -> list[dict[str, str]]:
         """A system prompt (as a one-message list) to write responses this user prefers (the
         plain prompt before the first persona)."""
-        return [{"role": "system", "content": generation_system_prompt(self.persona(user_id).persona)}]
+        return self.persona(user_id).generation_messages()
 
     # -- jobs ---------------------------------------------------------------------------------
     def job(self, job_id: str) -> Job | None:

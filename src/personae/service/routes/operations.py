@@ -1,0 +1,46 @@
+"""Operations: is the process up, is the store ready, what do the metrics say.
+
+No ``from __future__ import annotations`` here: FastAPI reads the annotations at definition time.
+"""
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Request, Response
+
+from personae.errors import ServiceError
+from personae.service._models import Health
+from personae.service.deps import ServiceState, documented, service_state
+
+__all__ = ["router"]
+
+router = APIRouter(tags=["operations"])
+
+
+@router.get("/healthz", response_model=Health)
+async def healthz() -> Health:
+    """The process answers."""
+    return Health("ok", {})
+
+
+@router.get("/readyz", response_model=Health, responses=documented("store_unavailable", store_unavailable="not ready"))
+def readyz(service: Annotated[ServiceState, Depends(service_state)]) -> Health:
+    """The store's database answers with a current schema, and a judge is loaded."""
+    store = service.store
+    if store.backend is None:
+        raise ServiceError(503, "store_unavailable", "no judge backend is configured", retry_after=10)
+    try:
+        revision = store.ping()
+    except Exception as exc:
+        raise ServiceError(503, "store_unavailable", f"the persona store is not ready: {type(exc).__name__}",
+                           retry_after=1) from None
+    return Health("ready", {"schema": revision, "judge": store.backend.name})
+
+
+@router.get("/metrics", response_class=Response,
+            responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}},
+                             "description": "Prometheus text format"}})
+async def metrics_text(request: Request) -> Response:
+    """Prometheus metrics: requests and latencies by route, LM calls and tokens, update jobs."""
+    from prometheus_client import CONTENT_TYPE_LATEST
+
+    return Response(request.app.state.metrics.text(), media_type=CONTENT_TYPE_LATEST)
