@@ -171,7 +171,7 @@ def run_cli(argv: list[str] | None, *, doc: str | None, bench_type: type, run: A
     """Parse ``bench_type``'s and RewardModelConfig's options, set up logging, run ``run(bench, model_config)``
     and print the total time: the command line of the reward-model benchmarks."""
     sys.path.insert(0, str(ROOT / "src"))
-    from personae.cli.distill import add_config_options, config_from_args, quiet_libraries
+    from personae.cli.options import add_config_options, config_from_args, quiet_libraries
     from personae.distill import RewardModelConfig
 
     parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)

@@ -161,7 +161,7 @@ def test_missing_extra_names_the_pip_install(monkeypatch: pytest.MonkeyPatch, tm
 def test_cli_options_come_from_the_configs() -> None:
     args = _parser().parse_args(["distill", "reward-model", "data.jsonl", "--persona", "judges:j,profile",
                                  "--no-length-prior", "--freeze-layers", "2", "--evaluate", "--out", "o"])
-    from personae.cli.distill import config_from_args
+    from personae.cli.options import config_from_args
     from personae.distill import RewardModelConfig
     from personae.pipelines.distill import RewardModelScript
 
@@ -173,7 +173,7 @@ def test_cli_options_come_from_the_configs() -> None:
 
 
 def test_config_options_take_a_benchmarks_defaults_and_show_them() -> None:
-    from personae.cli.distill import add_config_options, config_from_args
+    from personae.cli.options import add_config_options, config_from_args
     from personae.distill import RewardModelConfig
 
     parser = argparse.ArgumentParser()
@@ -432,7 +432,7 @@ def test_length_grouped_order_pads_less_and_keeps_batches_whole() -> None:
 
 
 def test_flipped_training_is_checked_and_parsed() -> None:
-    from personae.cli.distill import config_from_args
+    from personae.cli.options import config_from_args
     from personae.distill import RewardModelConfig
 
     args = _parser().parse_args(["distill", "reward-model", "d.jsonl", "--persona", "column:chosen_persona_gold",

@@ -46,9 +46,8 @@ def test_infer_personas_resumes_without_redoing_finished_records(tmp_path) -> No
     records = [record(i) for i in range(6)]
     out = tmp_path / "out.parquet"
     # a first run of an earlier version that stopped after three records (one of which had failed)
-    from personae.pipelines import lm_fingerprint
     from personae.programs import PersonaInference, program_digest
-    from personae.runs import content_digest
+    from personae.runs import content_digest, lm_fingerprint
 
     def _record_digest(r):
         return content_digest(r.prompt, r.chosen, r.rejected)

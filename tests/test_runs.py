@@ -333,7 +333,7 @@ def test_exit_status_says_what_happened(tmp_path: Path, capsys, monkeypatch) -> 
 
 def test_the_lm_fingerprint_names_model_server_and_sampling_never_the_key() -> None:
     from personae.lm import get_lm
-    from personae.pipelines import lm_fingerprint
+    from personae.runs import lm_fingerprint
 
     lm = get_lm("openai/m", api_base="http://127.0.0.1:9/v1", api_key="sk-secret-1", temperature=0.3, timeout=5,
                 structured_output=True, max_string_chars=600)

@@ -8,7 +8,9 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, TextIO, TypeVar
+
+C = TypeVar("C")
 
 __all__ = ["add_data_options", "add_executor_options", "add_model_options", "build_lm", "digest", "executor",
            "load_data", "prepare_environment", "print_counts", "progress", "share_key_with_workers"]
@@ -181,3 +183,49 @@ def progress() -> Any:
 def print_counts(counts: Any, noun: str = "items") -> None:
     """The closing count of a command: succeeded, resumed, failed by kind."""
     print(counts.line(noun))
+
+
+# -- shared by several commands ----------------------------------------------------------------
+
+def add_program_options(parser: argparse.ArgumentParser) -> None:
+    """``--program`` and ``--demos``: which persona-inference program to run."""
+    group = parser.add_argument_group("persona inference program")
+    group.add_argument("--program", default=None,
+                       help="a compiled persona-inference program saved as DSPy JSON "
+                            "(personae optimize-persona-inference) instead of the shipped one")
+    group.add_argument("--demos", default=None,
+                       help="jsonl of the domain's own few-shot examples, replacing the program's: rows of "
+                            "prompt/chosen/rejected with the chosen side's persona in persona (or chosen_persona, "
+                            "chosen_persona_gold)")
+
+
+def inference_program(args: argparse.Namespace) -> Any:
+    """The :class:`PersonaInference` that ``--program`` and ``--demos`` ask for (None: the default)."""
+    from personae.data import read_persona_demos
+
+    demos = read_persona_demos(args.demos) if args.demos else None
+    if args.program:
+        from personae.optimizers import load_persona_inference
+
+        return load_persona_inference(args.program, demos=demos)
+    if demos is not None:
+        from personae.programs import PersonaInference
+
+        return PersonaInference(demos=demos)
+    return None
+
+
+def judge_lm_from_args(args: argparse.Namespace) -> Any:
+    """The judge's LM from ``--judge-model``, ``--judge-api-base`` and ``--judge-api-key`` (the other
+    model options shared with ``--model``); None when no ``--judge-model`` was given."""
+    from personae.errors import ConfigError
+    from personae.lm import get_lm
+
+    if not args.judge_model:
+        if args.judge_api_base or args.judge_api_key:
+            raise ConfigError("--judge-api-base and --judge-api-key need --judge-model")
+        return None
+    return get_lm(args.judge_model, api_base=args.judge_api_base, api_key=args.judge_api_key,
+                  temperature=args.temperature, max_tokens=args.max_tokens, cache=not args.no_cache,
+                  num_retries=args.lm_retries, timeout=args.timeout, max_string_chars=args.max_field_chars,
+                  structured_output=bool(args.structured_output))

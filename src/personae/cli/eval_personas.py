@@ -23,14 +23,16 @@ from personae.cli._common import (
     add_data_options,
     add_executor_options,
     add_model_options,
+    add_program_options,
     build_lm,
     digest,
     executor,
+    inference_program,
+    judge_lm_from_args,
     load_data,
     print_counts,
     progress,
 )
-from personae.cli.infer_personas import add_program_options, inference_program
 
 RUN_FILE = "run.json"
 REPORT_FILE = "report.md"
@@ -72,20 +74,7 @@ def _judgment_row(row: Any) -> bool:
     return str(row.get("key", "")).startswith("judge/")
 
 
-def judge_lm_from_args(args: argparse.Namespace) -> Any:
-    """The judge's LM from ``--judge-model``, ``--judge-api-base`` and ``--judge-api-key`` (the other
-    model options shared with ``--model``); None when no ``--judge-model`` was given."""
-    from personae.errors import ConfigError
-    from personae.lm import get_lm
 
-    if not args.judge_model:
-        if args.judge_api_base or args.judge_api_key:
-            raise ConfigError("--judge-api-base and --judge-api-key need --judge-model")
-        return None
-    return get_lm(args.judge_model, api_base=args.judge_api_base, api_key=args.judge_api_key,
-                  temperature=args.temperature, max_tokens=args.max_tokens, cache=not args.no_cache,
-                  num_retries=args.lm_retries, timeout=args.timeout, max_string_chars=args.max_field_chars,
-                  structured_output=bool(args.structured_output))
 
 
 def run(args: argparse.Namespace) -> int:
@@ -99,8 +88,7 @@ def run(args: argparse.Namespace) -> int:
         write_persona_accuracy_report,
     )
     from personae.lm import is_local
-    from personae.pipelines import lm_fingerprint
-    from personae.runs import JUDGMENTS_FILE, Ledger
+    from personae.runs import JUDGMENTS_FILE, Ledger, lm_fingerprint
 
     program = inference_program(args)
     data = load_data(args)

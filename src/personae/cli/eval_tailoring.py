@@ -12,8 +12,13 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from personae.cli._common import add_model_options, build_lm, print_counts, progress
-from personae.cli.distill import add_config_options, config_from_args, quiet_libraries
+from personae.cli._common import (
+    add_model_options,
+    build_lm,
+    print_counts,
+    progress,
+)
+from personae.cli.options import add_config_options, config_from_args, quiet_libraries
 
 
 def register(sub: Any) -> None:

@@ -62,8 +62,7 @@ def run(args: argparse.Namespace) -> int:
     from personae.data import parse_fractions, select_users
     from personae.evaluation import evaluate_methods, read_personas, summary_table, write_report
     from personae.evaluation.methods import check_methods
-    from personae.pipelines import lm_fingerprint
-    from personae.runs import JUDGMENTS_FILE, Ledger
+    from personae.runs import JUDGMENTS_FILE, Ledger, lm_fingerprint
 
     methods = check_methods(args.method.split(","), judges_dir=args.judges)
     fractions = parse_fractions(args.fractions)

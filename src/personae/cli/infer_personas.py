@@ -10,8 +10,10 @@ from personae.cli._common import (
     add_data_options,
     add_executor_options,
     add_model_options,
+    add_program_options,
     build_lm,
     executor,
+    inference_program,
     load_data,
     print_counts,
     progress,
@@ -47,34 +49,6 @@ def register(sub: Any) -> None:
                         help="sharded input: rows per Ray Data batch (default four times each worker's share of "
                              "--concurrency)")
     parser.set_defaults(run=run)
-
-
-def add_program_options(parser: argparse.ArgumentParser) -> None:
-    """``--program`` and ``--demos``: which persona-inference program to run."""
-    group = parser.add_argument_group("persona inference program")
-    group.add_argument("--program", default=None,
-                       help="a compiled persona-inference program saved as DSPy JSON "
-                            "(personae optimize-persona-inference) instead of the shipped one")
-    group.add_argument("--demos", default=None,
-                       help="jsonl of the domain's own few-shot examples, replacing the program's: rows of "
-                            "prompt/chosen/rejected with the chosen side's persona in persona (or chosen_persona, "
-                            "chosen_persona_gold)")
-
-
-def inference_program(args: argparse.Namespace) -> Any:
-    """The :class:`PersonaInference` that ``--program`` and ``--demos`` ask for (None: the default)."""
-    from personae.data import read_persona_demos
-
-    demos = read_persona_demos(args.demos) if args.demos else None
-    if args.program:
-        from personae.optimizers import load_persona_inference
-
-        return load_persona_inference(args.program, demos=demos)
-    if demos is not None:
-        from personae.programs import PersonaInference
-
-        return PersonaInference(demos=demos)
-    return None
 
 
 def run(args: argparse.Namespace) -> int:

@@ -53,8 +53,8 @@ def run(args: argparse.Namespace) -> int:
     """Judge every pair (in both orders unless ``--one-order``), write the judgments to ``--out`` when
     given and print the accuracy; exit status 1 when some judgments failed, else 0."""
     from personae.data import write_rows
-    from personae.pipelines import judge_factory, judge_records, lm_fingerprint, progress_path
-    from personae.runs import Ledger
+    from personae.pipelines import judge_factory, judge_records, progress_path
+    from personae.runs import Ledger, lm_fingerprint
 
     data = load_data(args)
     lm = build_lm(args)

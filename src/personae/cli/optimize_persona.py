@@ -39,8 +39,8 @@ def run(args: argparse.Namespace) -> int:
     from personae.data import select_users
     from personae.lm import CostMeter
     from personae.optimizers import optimize_persona_program, verify_synthesis_examples
-    from personae.pipelines import lm_fingerprint, progress_path
-    from personae.runs import ItemsRun, Ledger
+    from personae.pipelines import progress_path
+    from personae.runs import ItemsRun, Ledger, lm_fingerprint
 
     data = load_data(args)
     users = select_users(data, top=args.users, min_pairs=args.min_pairs)

@@ -50,7 +50,7 @@ def run(args: argparse.Namespace) -> int:
     file); returns exit status 0."""
     from pathlib import Path
 
-    from personae.cli.eval_personas import judge_lm_from_args
+    from personae.cli._common import judge_lm_from_args
     from personae.data import read_persona_demos
     from personae.errors import ConfigError
     from personae.lm import CostMeter

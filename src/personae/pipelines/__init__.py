@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     )
     from personae.pipelines.eval_tailoring import TailoringEvalConfig, eval_tailoring
     from personae.pipelines.fit import FitReport, fit_users
-    from personae.pipelines.infer import InferReport, infer_personas, lm_fingerprint, progress_path
+    from personae.pipelines.infer import InferReport, infer_personas, progress_path
     from personae.pipelines.judge import JudgeReport, judge_factory, judge_records
 
 _EXPORTS: dict[str, str] = {
@@ -40,7 +40,6 @@ _EXPORTS: dict[str, str] = {
     "fit_users": "personae.pipelines.fit",
     "InferReport": "personae.pipelines.infer",
     "infer_personas": "personae.pipelines.infer",
-    "lm_fingerprint": "personae.pipelines.infer",
     "progress_path": "personae.pipelines.infer",
     "JudgeReport": "personae.pipelines.judge",
     "judge_factory": "personae.pipelines.judge",
@@ -64,7 +63,6 @@ __all__ = [
     "infer_personas",
     "judge_factory",
     "judge_records",
-    "lm_fingerprint",
     "progress_path",
     "run_demo",
 ]

@@ -116,8 +116,7 @@ def eval_tailoring(config: TailoringEvalConfig, lm: dspy.BaseLM, *, concurrency:
     """Build the items from ``config``, judge them with ``lm``, write ``OUT/run.json`` (resumable)."""
     from personae.data import load_preferences, write_rows
     from personae.evaluation import TailoringItem, compare_generations
-    from personae.pipelines.infer import lm_fingerprint
-    from personae.runs import JUDGMENTS_FILE, Ledger
+    from personae.runs import JUDGMENTS_FILE, Ledger, lm_fingerprint
 
     if not (config.data and config.a and config.b and config.out):
         raise ConfigError("data, a, b and out are required")

@@ -29,7 +29,6 @@ from personae.data import UserHistory
 from personae.errors import ConfigError
 from personae.lm import Cost
 from personae.optimizers import COST_ONLY_SETTINGS, PersonalizedJudge, SynthesizeMe, judge_path
-from personae.pipelines.infer import lm_fingerprint
 from personae.runs import (
     Counts,
     Executor,
@@ -40,6 +39,7 @@ from personae.runs import (
     ThreadExecutor,
     content_digest,
     describe_changes,
+    lm_fingerprint,
     record_key,
     run_items,
 )

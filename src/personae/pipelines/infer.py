@@ -20,7 +20,6 @@ inference program (``PersonaInference(demos=read_persona_demos(path))``).
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import shutil
@@ -44,11 +43,12 @@ from personae.runs import (
     Progress,
     RetryPolicy,
     ThreadExecutor,
+    lm_fingerprint,
     record_key,
     run_items,
 )
 
-__all__ = ["InferReport", "infer_personas", "lm_fingerprint", "progress_path", "write_dataset_folder"]
+__all__ = ["InferReport", "infer_personas", "progress_path", "write_dataset_folder"]
 
 _DATASETS_MARKERS = ("dataset_info.json", "state.json", "dataset_dict.json")
 
@@ -84,25 +84,6 @@ def progress_path(out: str | os.PathLike[str]) -> Path:
 
 def _legacy_key(row: Mapping[str, Any]) -> str | None:  # rows of version-1 ledgers
     return f"{row['record_id']}@{row['digest']}" if "record_id" in row and "digest" in row else None
-
-
-SAMPLING_KEYS = ("temperature", "max_tokens", "max_completion_tokens", "top_p", "top_k", "seed", "stop")
-
-
-def lm_fingerprint(lm: dspy.BaseLM) -> dict[str, str | None]:
-    """What of an LM its answers depend on, as a ledger's fingerprint records it: the model, the
-    server, the sampling settings and the cap on free-text fields (never a key or a token)."""
-    from personae.lm import MAX_STRING_CHARS_ATTR
-
-    kwargs = getattr(lm, "kwargs", None) or {}
-    sampling = {k: kwargs[k] for k in SAMPLING_KEYS if kwargs.get(k) is not None}
-    cap = getattr(lm, MAX_STRING_CHARS_ATTR, None)
-    if cap is not None:
-        sampling["max_string_chars"] = cap
-    api_base = kwargs.get("api_base") or getattr(getattr(lm, "engine", None), "api_base", None)
-    return {"model": str(getattr(lm, "model", type(lm).__name__)),
-            "api_base": None if api_base is None else str(api_base),
-            "sampling": json.dumps(sampling, sort_keys=True, default=str)}
 
 
 def _output_format(out: Path) -> str:

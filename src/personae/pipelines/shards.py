@@ -306,8 +306,7 @@ def infer_shards(
     Data's read and write tasks beside a pool as large as the cluster. ``out`` is
     a folder or an fsspec URL; see the module's notes for what a re-run reuses.
     """
-    from personae.pipelines.infer import lm_fingerprint
-    from personae.runs import RayExecutor, worker_payload
+    from personae.runs import RayExecutor, lm_fingerprint, worker_payload
 
     dataset: Any = None
     if shard_size is None:

@@ -18,7 +18,16 @@ these pieces:
 
 from personae.runs._batch import ItemsRun, run_batch, run_items
 from personae.runs._executor import Executor, ThreadExecutor, carry_context
-from personae.runs._ledger import JUDGMENTS_FILE, LEDGER_VERSION, Ledger, content_digest, describe_changes, record_key
+from personae.runs._ledger import (
+    JUDGMENTS_FILE,
+    LEDGER_VERSION,
+    SAMPLING_KEYS,
+    Ledger,
+    content_digest,
+    describe_changes,
+    lm_fingerprint,
+    record_key,
+)
 from personae.runs._log import (
     READABLE_VERSIONS,
     RUN_LOG_VERSION,
@@ -54,6 +63,7 @@ __all__ = [
     "JUDGMENTS_FILE",
     "KEY_ENV",
     "LEDGER_VERSION",
+    "SAMPLING_KEYS",
     "READABLE_VERSIONS",
     "RUN_LOG_VERSION",
     "BarProgress",
@@ -77,6 +87,7 @@ __all__ = [
     "carry_context",
     "content_digest",
     "describe_changes",
+    "lm_fingerprint",
     "describe_error",
     "redact",
     "register_secrets",

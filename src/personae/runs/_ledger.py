@@ -28,7 +28,8 @@ from typing import Any
 from personae.data import append_jsonl, read_jsonl_rows, write_text_atomic
 from personae.errors import ConfigError, DataError
 
-__all__ = ["JUDGMENTS_FILE", "LEDGER_VERSION", "Ledger", "content_digest", "describe_changes", "record_key"]
+__all__ = ["JUDGMENTS_FILE", "LEDGER_VERSION", "SAMPLING_KEYS", "Ledger", "content_digest", "describe_changes",
+           "lm_fingerprint", "record_key"]
 
 logger = logging.getLogger(__name__)
 
@@ -175,3 +176,22 @@ class Ledger:
             append_jsonl(entry, self.path)
             self.rows[key] = entry
         return entry
+
+
+SAMPLING_KEYS = ("temperature", "max_tokens", "max_completion_tokens", "top_p", "top_k", "seed", "stop")
+
+
+def lm_fingerprint(lm: Any) -> dict[str, str | None]:
+    """What of an LM its answers depend on, as a ledger's fingerprint records it: the model, the
+    server, the sampling settings and the cap on free-text fields (never a key or a token)."""
+    from personae.lm import MAX_STRING_CHARS_ATTR
+
+    kwargs = getattr(lm, "kwargs", None) or {}
+    sampling = {k: kwargs[k] for k in SAMPLING_KEYS if kwargs.get(k) is not None}
+    cap = getattr(lm, MAX_STRING_CHARS_ATTR, None)
+    if cap is not None:
+        sampling["max_string_chars"] = cap
+    api_base = kwargs.get("api_base") or getattr(getattr(lm, "engine", None), "api_base", None)
+    return {"model": str(getattr(lm, "model", type(lm).__name__)),
+            "api_base": None if api_base is None else str(api_base),
+            "sampling": json.dumps(sampling, sort_keys=True, default=str)}
