@@ -39,7 +39,7 @@ from personae.evaluation import (
     method_stats,
     summarise_method,
 )
-from personae.runs import CostLog, Counts, Judgment, package_versions
+from personae.runs import Cost, Counts, Judgment, package_versions
 
 __all__ = ["SIDES", "Scorer", "check_prompt_split", "evaluate_scorers", "evaluate_sides", "length_scorer",
            "reward_judgments", "side_figures"]
@@ -127,7 +127,7 @@ def evaluate_scorers(
             judgments += reward_judgments(method, user_id, [record], [reward])
     summaries, per_user = [], {}
     for method in scorers:
-        summary, per_user[method] = summarise_method(method, judgments, CostLog(seconds=seconds[method]), seed=seed,
+        summary, per_user[method] = summarise_method(method, judgments, Cost(seconds=seconds[method]), seed=seed,
                                                      confidence=confidence, resamples=resamples)
         summaries.append(summary)
     config = RunConfig(model=model, methods=list(scorers), fractions=fractions, seed=seed, concurrency=1,
@@ -138,7 +138,7 @@ def evaluate_scorers(
              for user_id, split in splits.items()]
     counts = Counts(total=len(judgments), succeeded=len(judgments))  # a tie is unscored, not a failed call
     log = EvaluationLog(command="distill reward-model", config=config, versions=package_versions(), started=started,
-                        cost=CostLog(seconds=sum(seconds.values())), counts=counts, judgments=judgments,
+                        cost=Cost(seconds=sum(seconds.values())), counts=counts, judgments=judgments,
                         costs={s.method: s.cost for s in summaries},
                         results=EvaluationResults(summary=summaries, users=users))
     return log.ended("success")

@@ -22,7 +22,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 
 from personae.evaluation.stats import method_stats
-from personae.runs import CostLog, Judgment, RunLog, read_log, write_log
+from personae.runs import Cost, Judgment, RunLog, read_log, write_log
 
 __all__ = [
     "EvaluationLog",
@@ -78,7 +78,7 @@ class MethodSummary(BaseModel):
     pairs_both_scored: int
     orders_agreed: int
     unscored_reasons: dict[str, int] = Field(default_factory=dict)
-    cost: CostLog = Field(default_factory=CostLog)
+    cost: Cost = Field(default_factory=Cost)
 
 
 class UserRow(BaseModel):
@@ -110,7 +110,7 @@ EvaluationLog.__doc__ = """The run log of ``personae evaluate``: a :class:`perso
 :class:`RunConfig` and :class:`EvaluationResults` (read back with :func:`read_run_log`)."""
 
 
-def summarise_method(method: str, judgments: Sequence[Judgment], cost: CostLog, *, seed: int, confidence: float,
+def summarise_method(method: str, judgments: Sequence[Judgment], cost: Cost, *, seed: int, confidence: float,
                      resamples: int) -> tuple[MethodSummary, dict[str, float]]:
     """``method``'s summary from its judgments in ``judgments`` (other methods' are skipped) and its
     accuracy per user; the bootstrap's random stream depends on ``seed`` and the method alone."""

@@ -52,10 +52,9 @@ from personae.evaluation.log import (
     finite,
 )
 from personae.evaluation.stats import method_stats
-from personae.lm import Cost
 from personae.programs import PersonaAccuracyJudge, PersonaInference, Verdict, judge_pair
 from personae.runs import (
-    CostLog,
+    Cost,
     Counts,
     Executor,
     Judgment,
@@ -127,17 +126,17 @@ class PersonaAccuracyRun:
     @property
     def cost(self) -> Cost:
         """The LM cost of the whole run (inference and judging)."""
-        return self.log.cost.to_cost()
+        return self.log.cost
 
     @property
     def inference_cost(self) -> Cost:
         """The LM cost of inferring personas (nothing when both came from columns)."""
-        return self.log.costs["inference"].to_cost()
+        return self.log.costs["inference"]
 
     @property
     def judge_cost(self) -> Cost:
         """The LM cost of judging with the personas."""
-        return self.log.costs["judging"].to_cost()
+        return self.log.costs["judging"]
 
 
 def persona_column(record: PreferenceRecord, column: str) -> str | None:
@@ -332,8 +331,8 @@ def evaluate_persona_accuracy(
                                          records_both_scored=sum(s.records_both_scored for s in summaries),
                                          personas=personas)
         final = log.model_copy(update={
-            "cost": CostLog.of(infer_cost + judged.cost), "costs": {"inference": CostLog.of(infer_cost),
-                                                                     "judging": CostLog.of(judged.cost)},
+            "cost": infer_cost + judged.cost, "costs": {"inference": infer_cost,
+                                                                     "judging": judged.cost},
             "counts": counts.add(judged.counts), "results": results, "judgments": judgments})
         return final.ended("success")
 

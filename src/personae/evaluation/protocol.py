@@ -29,10 +29,9 @@ from personae.evaluation.log import (
     summarise_method,
 )
 from personae.evaluation.methods import check_methods, judge_for
-from personae.lm import Cost
 from personae.programs import DefaultJudge, Judge, Verdict, judge_digest, judge_pair
 from personae.runs import (
-    CostLog,
+    Cost,
     Counts,
     Executor,
     Judgment,
@@ -76,11 +75,11 @@ class EvaluationRun:
     @property
     def cost(self) -> Cost:
         """The LM cost of the whole run (judgments reused from an earlier run cost nothing)."""
-        return self.log.cost.to_cost()
+        return self.log.cost
 
     def method_cost(self, method: str) -> Cost:
         """The LM cost of ``method``'s judgments (KeyError for a method the run did not evaluate)."""
-        return self.log.results.method(method).cost.to_cost()
+        return self.log.results.method(method).cost
 
     def accuracy(self, method: str) -> float:
         """Pooled accuracy of ``method`` (unscored judgments counted wrong)."""
@@ -210,14 +209,14 @@ def evaluate_methods(
         counts = Counts()  # items judged; the unjudged ones are unscored in the summary, not run
         policy, executor_ = RetryPolicy(max_attempts=max_attempts), executor or ThreadExecutor(concurrency)
         total = Cost()
-        costs: dict[str, CostLog] = {}
+        costs: dict[str, Cost] = {}
         for method in chosen:  # one method at a time, so each method's cost is its own
             run = run_items(judge_one, tasks[method], key=lambda task: task.key, row=row, ledger=ledger, lm=lm,
                             policy=policy, executor=executor_, progress=progress, label=f"evaluate {method}",
                             capture=True, on_row=made)
             judgments += [Judgment.model_validate(entry) for entry in run.rows]
             counts = counts.add(run.counts)
-            costs[method] = CostLog.of(run.cost)
+            costs[method] = run.cost
             total += run.cost
         for judgment in unjudged:
             made(judgment.model_dump(mode="json"))
@@ -235,7 +234,7 @@ def evaluate_methods(
                     accuracy={m: per_user[m].get(user_id) for m in chosen})
             for user_id, split in splits.items()
         ]
-        final = log.model_copy(update={"cost": CostLog.of(total), "costs": costs, "counts": counts,
+        final = log.model_copy(update={"cost": total, "costs": costs, "counts": counts,
                                        "judgments": judgments,
                                        "results": EvaluationResults(summary=summaries, users=user_rows)})
         return final.ended("success")

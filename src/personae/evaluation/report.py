@@ -15,7 +15,7 @@ from typing import Any
 
 from personae.data import write_text_atomic
 from personae.evaluation.log import EvaluationLog, MethodSummary, PersonaAccuracyLog, SideSummary
-from personae.runs import CostLog, RunLog
+from personae.runs import Cost, RunLog
 
 __all__ = [
     "PLOT_FILES",
@@ -260,8 +260,8 @@ def write_persona_accuracy_report(run: Any, out_dir: str | os.PathLike[str], *,
         "orders picked "
         "the same response whichever way round it was shown).",
         "",
-        f"Cost: inference {log.costs.get('inference', CostLog()).lm_calls} calls, judging "
-        f"{log.costs.get('judging', CostLog()).lm_calls} calls; total "
+        f"Cost: inference {log.costs.get('inference', Cost()).lm_calls} calls, judging "
+        f"{log.costs.get('judging', Cost()).lm_calls} calls; total "
         f"{log.cost.lm_calls} calls, {log.cost.prompt_tokens:,} prompt + {log.cost.completion_tokens:,} completion "
         f"tokens, {log.cost.seconds:.1f} s.",
         "",

@@ -30,7 +30,6 @@ from personae.errors import ConfigError, DataError
 from personae.evaluation.log import finite
 from personae.programs import CRITERIA, TailoringJudge, Verdict
 from personae.runs import (
-    CostLog,
     Executor,
     Judgment,
     Ledger,
@@ -216,7 +215,7 @@ def compare_generations(
         p_wr, q_wr = rates.get("personalization"), rates.get("quality")
         results = TailoringResults(model=model, a=a, b=b, summary=summaries, outcomes=outcomes,
                                    delta_pq=None if p_wr is None or q_wr is None else finite(delta_pq(p_wr, q_wr)))
-        final = log.model_copy(update={"cost": CostLog.of(run.cost), "counts": run.counts, "results": results,
+        final = log.model_copy(update={"cost": run.cost, "counts": run.counts, "results": results,
                                        "judgments": judgments})
         return final.ended("success")
 

@@ -12,10 +12,9 @@ from pydantic import BaseModel
 
 from personae.data import PreferenceRecord
 from personae.errors import DataError
-from personae.lm import Cost
 from personae.programs import Judge, Verdict, judge_digest, judge_pair
 from personae.runs import (
-    CostLog,
+    Cost,
     Counts,
     Executor,
     Judgment,
@@ -64,7 +63,7 @@ class JudgeReport:
         """This report as the finished form of the run log ``started``."""
         results = JudgeResults(judgments=self.total, correct=self.correct, unscored=self.unscored,
                                accuracy=self.accuracy if self.total else None)
-        log = started.model_copy(update={"cost": CostLog.of(self.cost), "counts": self.counts,
+        log = started.model_copy(update={"cost": self.cost, "counts": self.counts,
                                          "judgments": self.judgments, "results": results})
         return log.ended("success")
 

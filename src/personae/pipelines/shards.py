@@ -35,7 +35,7 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -240,8 +240,7 @@ class _InferBatch:
             else:
                 errors[position - 1] = outcome.error
                 kinds[outcome.kind or "lm"] += 1
-        cost = meter.cost
-        self.tally.add.remote(self.shard, cost.lm_calls, cost.prompt_tokens, cost.completion_tokens, dict(kinds))
+        self.tally.add.remote(self.shard, meter.cost, dict(kinds))
         for name, values in zip(PERSONA_COLUMNS, (chosen, rejected, errors), strict=True):
             if name in table.column_names:
                 table = table.drop_columns([name])
@@ -262,16 +261,14 @@ class _Tally:
     def refusal(self, shard: str) -> tuple[str, str | None] | None:
         return self.refused.pop(shard, None)
 
-    def add(self, shard: str, calls: int, prompt: int, completion: int, kinds: dict[str, int]) -> None:
-        entry = self.shards.setdefault(shard, {"calls": 0, "prompt": 0, "completion": 0, "kinds": Counter()})
-        entry["calls"] += calls
-        entry["prompt"] += prompt
-        entry["completion"] += completion
+    def add(self, shard: str, cost: Cost, kinds: dict[str, int]) -> None:
+        entry = self.shards.setdefault(shard, {"cost": Cost(), "kinds": Counter()})
+        entry["cost"] += cost
         entry["kinds"].update(kinds)
 
     def take(self, shard: str) -> dict[str, Any]:
-        entry = self.shards.pop(shard, {"calls": 0, "prompt": 0, "completion": 0, "kinds": Counter()})
-        return {**entry, "kinds": dict(entry["kinds"])}
+        entry = self.shards.pop(shard, {"cost": Cost(), "kinds": Counter()})
+        return {"cost": entry["cost"], "kinds": dict(entry["kinds"])}
 
 
 # -- the driver -----------------------------------------------------------------------------------
@@ -378,8 +375,7 @@ def infer_shards(
                 raise
             rows = _count_rows(fs, final)
             kinds = {k: int(v) for k, v in taken["kinds"].items()}
-            cost = Cost(int(taken["calls"]), int(taken["prompt"]), int(taken["completion"]),
-                        round(time.perf_counter() - started, 3))
+            cost = replace(taken["cost"], seconds=round(time.perf_counter() - started, 3))
             done = ShardReport(shard.name, rows, sum(kinds.values()), False, cost, kinds)
             _write_manifest(fs, f"{final}/{MANIFEST}", {
                 "shard": shard.label, "source_digest": digests[shard], "fingerprint": fingerprint, "rows": rows,

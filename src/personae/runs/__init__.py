@@ -16,6 +16,7 @@ these pieces:
 * :func:`run_batch` and :func:`run_items`: the loop that ties them together.
 """
 
+from personae.lm import Cost
 from personae.runs._batch import ItemsRun, run_batch, run_items
 from personae.runs._executor import Executor, ThreadExecutor, carry_context
 from personae.runs._ledger import (
@@ -31,7 +32,6 @@ from personae.runs._ledger import (
 from personae.runs._log import (
     READABLE_VERSIONS,
     RUN_LOG_VERSION,
-    CostLog,
     Counts,
     Judgment,
     RunLog,
@@ -67,7 +67,7 @@ __all__ = [
     "READABLE_VERSIONS",
     "RUN_LOG_VERSION",
     "BarProgress",
-    "CostLog",
+    "Cost",
     "Counts",
     "Executor",
     "ItemsRun",

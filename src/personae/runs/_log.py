@@ -30,37 +30,13 @@ from personae.errors import DataError
 from personae.lm import Cost
 from personae.runs._retry import Outcome
 
-__all__ = ["RUN_LOG_VERSION", "CostLog", "Counts", "Judgment", "RunLog", "RunStatus", "Tally",
+__all__ = ["RUN_LOG_VERSION", "Counts", "Judgment", "RunLog", "RunStatus", "Tally",
            "package_versions", "read_log", "record_run", "write_log"]
 
 RUN_LOG_VERSION = 3
 """The run-log version written today (3: judgments answer A/B); version 2 logs are read too."""
 READABLE_VERSIONS = (2, 3)
 RunStatus = Literal["started", "success", "error", "interrupted"]
-
-
-class CostLog(BaseModel):
-    """What some LM calls cost (see :class:`personae.lm.Cost`)."""
-
-    lm_calls: int = 0
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    seconds: float = 0.0
-
-    @property
-    def total_tokens(self) -> int:
-        """Prompt and completion tokens together."""
-        return self.prompt_tokens + self.completion_tokens
-
-    @classmethod
-    def of(cls, cost: Cost) -> CostLog:
-        """The log of a :class:`personae.lm.Cost`."""
-        return cls(lm_calls=cost.lm_calls, prompt_tokens=cost.prompt_tokens,
-                   completion_tokens=cost.completion_tokens, seconds=cost.seconds)
-
-    def to_cost(self) -> Cost:
-        """This log as a :class:`personae.lm.Cost`."""
-        return Cost(self.lm_calls, self.prompt_tokens, self.completion_tokens, self.seconds)
 
 
 class Counts(BaseModel):
@@ -206,8 +182,8 @@ class RunLog(BaseModel, Generic[C, R]):
     versions: dict[str, str | None] = Field(default_factory=dict)
     started: datetime = Field(default_factory=lambda: datetime.now(timezone.utc))
     finished: datetime | None = None
-    cost: CostLog = Field(default_factory=CostLog)
-    costs: dict[str, CostLog] = Field(default_factory=dict)
+    cost: Cost = Field(default_factory=Cost)
+    costs: dict[str, Cost] = Field(default_factory=dict)
     counts: Counts = Field(default_factory=Counts)
     results: R
     judgments: list[Judgment] = Field(default_factory=list)
