@@ -90,8 +90,8 @@ def test_help_and_version(argv, capsys) -> None:
 
 
 @pytest.mark.parametrize(("command", "shown"), [
-    ("demo", ["(default 2)", "(default: local)"]),  # the demo tries each item twice
-    ("judge", ["(default 3)", "(default: local)"]),
+    ("demo", ["(default: 2)", "(default: local)"]),  # the demo tries each item twice
+    ("judge", ["(default: 3)", "(default: local)"]),
     ("serve-api", ["(default: the judge's own LM, or 'local' with a reward-model judge)"]),
 ])
 def test_help_shows_the_defaults_each_command_runs_with(command, shown, capsys) -> None:

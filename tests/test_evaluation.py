@@ -15,7 +15,6 @@ from personae.evaluation import (
     METHODS,
     EvaluationLog,
     bootstrap_ci,
-    evaluate_methods,
     judge_path,
     method_stats,
     read_run_log,
@@ -24,6 +23,7 @@ from personae.evaluation import (
     write_run_log,
 )
 from personae.lm import ScriptedLM
+from personae.pipelines import evaluate_methods
 from personae.programs import PersonalizedJudge
 from personae.programs import judge_path as fitted_judge_path
 

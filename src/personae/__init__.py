@@ -50,7 +50,7 @@ _EXPORTS: dict[str, str] = {
     # fitting and evaluation
     "SynthesizeMe": "personae.optimizers",
     "DemoSearch": "personae.optimizers",
-    "evaluate_methods": "personae.evaluation",
+    "evaluate_methods": "personae.pipelines",
     "judge_accuracy": "personae.evaluation",
     # retrieval
     "PersonaIndex": "personae.retrieval",

@@ -10,58 +10,51 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TextIO, TypeVar
 
+from personae.cli.options import add_config_options, config_from_args
+
 C = TypeVar("C")
 
 __all__ = ["add_data_options", "add_executor_options", "add_model_options", "build_lm", "digest", "executor",
-           "load_data", "prepare_environment", "print_counts", "progress", "share_key_with_workers"]
+           "load_data", "prepare_environment", "print_counts", "progress", "run_spec", "share_key_with_workers"]
 
 
 def add_model_options(parser: argparse.ArgumentParser, *, default_model: str | None = "local",
-                      default_model_help: str | None = None) -> None:
-    """The LM options; a command whose ``--model`` defaults to something else says so with ``default_model``
-    and, where that is not a model string, ``default_model_help`` (what the help shows as the default)."""
-    group = parser.add_argument_group("model")
-    group.add_argument("--model", default=default_model,
-                       help="'local' (embedded SmolLM2-135M, offline) or a LiteLLM model string "
-                            f"such as openai/gpt-4o-mini (default: {default_model_help or default_model})")
-    group.add_argument("--api-base", help="base URL of an OpenAI-compatible server, e.g. http://127.0.0.1:8000/v1")
-    group.add_argument("--api-key", help="API key (default: the provider's usual environment variable)")
-    group.add_argument("--structured-output", action="store_true",
-                       help="the server honours JSON-schema response formats (vLLM, llama.cpp, ...)")
-    group.add_argument("--max-field-chars", type=int, default=None,
-                       help="with --structured-output, cap each free-text output field at this many "
-                            "characters in the JSON schema (keeps a small model's JSON short enough to close)")
-    group.add_argument("--engine", default="auto", choices=["auto", "http", "litellm", "lm15"],
-                       help="what reaches a remote model: http (personae's lean client for OpenAI-compatible "
-                            "servers), litellm (every hosted provider), lm15 (DSPy's own); auto: http for "
-                            "openai/NAME with --api-base, litellm otherwise")
-    group.add_argument("--temperature", type=float, default=0.0, help="sampling temperature (default %(default)s)")
-    group.add_argument("--max-tokens", type=int, default=None, help="completion token cap per call")
-    group.add_argument("--concurrency", type=int, default=None,
-                       help="parallel LM calls (default 1 for the local model, 8 otherwise)")
-    group.add_argument("--max-attempts", type=int, default=3,
-                       help="tries per item before it is recorded as failed (default %(default)s)")
-    group.add_argument("--lm-retries", type=int, default=3,
-                       help="retries of transient LM errors (rate limits, timeouts, 5xx) with backoff "
-                            "(default %(default)s)")
-    group.add_argument("--timeout", type=float, default=None,
-                       help="seconds before a call to a remote model is abandoned (then retried as a failure; "
-                            "default: the provider library's)")
-    group.add_argument("--cache-dir", default=None,
-                       help="DSPy request cache folder (default: $DSPY_CACHEDIR or ~/.cache/personae/dspy)")
-    group.add_argument("--no-cache", action="store_true", help="do not read or write the request cache")
+                      default_model_help: str | None = None, max_attempts: int | None = None) -> None:
+    """The LM options (:class:`~personae.specs.LMSpec`) with ``--concurrency`` and ``--max-attempts``; a
+    command whose ``--model`` defaults to something else says so with ``default_model`` and, where that
+    is not a model string, ``default_model_help`` (what the help shows as the default); so does one
+    that tries its items another number of times, with ``max_attempts``."""
+    from personae.specs import RunSpec
+
+    shown = {"model": default_model_help} if default_model_help else None
+    defaults: dict[str, Any] = {"model": default_model}
+    if max_attempts is not None:
+        defaults["max_attempts"] = max_attempts
+    add_config_options(parser, RunSpec, only=(*_lm_fields(), "concurrency", "max_attempts"),
+                       defaults=defaults, shown=shown)
 
 
 def add_executor_options(parser: argparse.ArgumentParser) -> None:
-    group = parser.add_argument_group("execution")
-    group.add_argument("--executor", default="thread", choices=["thread", "ray"],
-                       help="run the items on threads of this process (default) or on Ray workers")
-    group.add_argument("--ray-address", default=None,
-                       help="the Ray cluster to join (auto, HOST:6379 or ray://HOST:10001; default: a local Ray "
-                            "started for the run)")
-    group.add_argument("--workers", type=int, default=None,
-                       help="Ray worker processes (default: one per CPU of the cluster); --concurrency is "
-                            "shared among them")
+    """Where the items run: ``--executor``, ``--ray-address``, ``--workers``."""
+    from personae.specs import RunSpec
+
+    add_config_options(parser, RunSpec, only=("executor", "ray_address", "workers"), title="execution")
+
+
+def _lm_fields() -> tuple[str, ...]:
+    import dataclasses
+
+    from personae.specs import LMSpec
+
+    return tuple(f.name for f in dataclasses.fields(LMSpec))
+
+
+def run_spec(args: argparse.Namespace) -> Any:
+    """The :class:`~personae.specs.RunSpec` the parsed options describe (options a command does not
+    have keep their defaults)."""
+    from personae.specs import RunSpec
+
+    return config_from_args(RunSpec, args)
 
 
 def add_data_options(parser: argparse.ArgumentParser) -> None:
@@ -126,14 +119,11 @@ def load_data(args: argparse.Namespace, err: TextIO | None = None) -> Any:
 
 
 def build_lm(args: argparse.Namespace) -> Any:
-    from personae.lm import get_lm, is_local
-
-    if args.concurrency is None:
-        args.concurrency = 1 if is_local(args.model) else 8
-    return get_lm(args.model, api_base=args.api_base, api_key=args.api_key, temperature=args.temperature,
-                  max_tokens=args.max_tokens, cache=not args.no_cache, num_retries=args.lm_retries,
-                  timeout=args.timeout, max_string_chars=args.max_field_chars, engine=args.engine,
-                  structured_output=bool(args.structured_output))
+    """The LM the model options describe; ``args.concurrency`` gets its default for that model."""
+    spec = run_spec(args)
+    args.concurrency = spec.resolved_concurrency()
+    assert spec.lm is not None
+    return spec.lm.build()
 
 
 def share_key_with_workers(args: argparse.Namespace) -> None:
@@ -148,15 +138,14 @@ def share_key_with_workers(args: argparse.Namespace) -> None:
 
 @contextmanager
 def executor(args: argparse.Namespace, concurrency: int, name: str = "personae") -> Iterator[Any]:
-    """The executor ``--executor`` asks for, with ``concurrency`` items in flight; closed afterwards."""
-    from personae.runs import RayExecutor, ThreadExecutor
+    """The executor ``--executor`` asks for, with ``concurrency`` items in flight; closed afterwards
+    (for Ray, ``--api-key`` is put where local workers read it, never sent with a task)."""
+    import dataclasses
 
-    if getattr(args, "executor", "thread") != "ray":
-        yield ThreadExecutor(concurrency, name=name)
-        return
-    share_key_with_workers(args)
-    with RayExecutor(concurrency, workers=args.workers, address=args.ray_address, name=name) as ray_executor:
-        yield ray_executor
+    from personae.runs import open_executor
+
+    with open_executor(dataclasses.replace(run_spec(args), concurrency=concurrency), name) as pool:
+        yield pool
 
 
 def digest(path: str | None) -> str | None:
@@ -219,13 +208,11 @@ def judge_lm_from_args(args: argparse.Namespace) -> Any:
     """The judge's LM from ``--judge-model``, ``--judge-api-base`` and ``--judge-api-key`` (the other
     model options shared with ``--model``); None when no ``--judge-model`` was given."""
     from personae.errors import ConfigError
-    from personae.lm import get_lm
 
     if not args.judge_model:
         if args.judge_api_base or args.judge_api_key:
             raise ConfigError("--judge-api-base and --judge-api-key need --judge-model")
         return None
-    return get_lm(args.judge_model, api_base=args.judge_api_base, api_key=args.judge_api_key,
-                  temperature=args.temperature, max_tokens=args.max_tokens, cache=not args.no_cache,
-                  num_retries=args.lm_retries, timeout=args.timeout, max_string_chars=args.max_field_chars,
-                  structured_output=bool(args.structured_output))
+    spec = run_spec(args).lm
+    return spec.build(model=args.judge_model, api_base=args.judge_api_base, api_key=args.judge_api_key,
+                      engine="auto")

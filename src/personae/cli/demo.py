@@ -23,8 +23,8 @@ def register(sub: Any) -> None:
     parser.add_argument("--users", type=int, default=None, help="only the first N users")
     parser.add_argument("--train-fraction", type=float, default=2 / 3,
                         help="share of each user's prompts (in order) used to build the persona (default 2/3)")
-    add_model_options(parser)
-    parser.set_defaults(run=run, max_attempts=2)
+    add_model_options(parser, max_attempts=2)
+    parser.set_defaults(run=run)
 
 
 def _pct(report: Any) -> str:

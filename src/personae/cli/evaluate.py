@@ -16,15 +16,12 @@ from personae.cli._common import (
     add_data_options,
     add_executor_options,
     add_model_options,
-    build_lm,
     digest,
-    executor,
     load_data,
     print_counts,
     progress,
+    run_spec,
 )
-
-RUN_FILE = "run.json"
 
 
 def register(sub: Any) -> None:
@@ -60,35 +57,29 @@ def run(args: argparse.Namespace) -> int:
     """Evaluate the ``--method`` judges on each user's test pairs, write ``run.json`` and the report
     into ``--out`` and print the summary; exit status 1 when some judgments failed, else 0."""
     from personae.data import parse_fractions, select_users
-    from personae.evaluation import evaluate_methods, read_personas, summary_table, write_report
-    from personae.evaluation.methods import check_methods
-    from personae.runs import JUDGMENTS_FILE, Ledger, lm_fingerprint
+    from personae.evaluation import read_personas, summary_table, write_report
+    from personae.pipelines import EvaluateTask, EvaluationRun
+    from personae.runs import RUN_FILE, run
 
-    methods = check_methods(args.method.split(","), judges_dir=args.judges)
     fractions = parse_fractions(args.fractions)
     personas = read_personas(args.personas) if args.personas else None
     data = load_data(args)
     users = {u.user_id: u for u in select_users(data, top=args.users, min_pairs=args.min_pairs)}
-    lm = build_lm(args)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+    spec = run_spec(args)
     # What each judge knows (persona, profile, history, a fitted judge's demos) is part of each
     # judgment's key: a judge that changed is asked again, the others' judgments are reused.
-    state = {**lm_fingerprint(lm), "data": args.data, "columns": args.columns, "split": args.split,
-             "fractions": list(fractions)}
-    ledger = Ledger(out / JUDGMENTS_FILE, kind="evaluate", fingerprint=state, fresh=args.fresh)
-    with executor(args, args.concurrency, "evaluate") as runner:
-        evaluation = evaluate_methods(
-            users, methods, lm=lm, fractions=fractions, judges_dir=args.judges, personas=personas,
-            executor=runner, max_attempts=args.max_attempts, seed=args.seed, ledger=ledger,
-            source=args.data, extra={**state, "judges": args.judges, "personas": args.personas,
-                                     "judges_digest": digest(args.judges), "personas_digest": digest(args.personas),
-                                     "users": args.users, "min_pairs": args.min_pairs},
-            progress=progress(), log_path=out / RUN_FILE,
-        )
+    state = {"data": args.data, "columns": args.columns, "split": args.split, "fractions": list(fractions)}
+    task = EvaluateTask(users, args.method.split(","), fractions=fractions, judges_dir=args.judges,
+                        personas=personas, source=args.data, state=state,
+                        extra={**state, "judges": args.judges, "personas": args.personas,
+                               "judges_digest": digest(args.judges), "personas_digest": digest(args.personas),
+                               "users": args.users, "min_pairs": args.min_pairs})
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    evaluation = EvaluationRun(run(task, spec, progress=progress()))
     report = write_report(evaluation, out)
     n_test = sum(u.n_test for u in evaluation.users)
-    print(f"evaluated {len(users)} users, {n_test} test pairs, both orders, methods: {', '.join(methods)}")
+    print(f"evaluated {len(users)} users, {n_test} test pairs, both orders, methods: {', '.join(task.stages)}")
     print(summary_table(evaluation, markdown=False))
     for summary in evaluation.log.results.summary:
         if summary.unscored_reasons:

@@ -28,21 +28,45 @@ def _plain_type(annotation: Any) -> Any:
     return annotation
 
 
+def _dataclass_type(annotation: Any) -> type | None:
+    """The dataclass an annotation names (``LMSpec | None`` -> LMSpec), else None."""
+    kind = _plain_type(annotation)
+    return kind if isinstance(kind, type) and dataclasses.is_dataclass(kind) else None
+
+
 def add_config_options(parser: argparse.ArgumentParser | Any, cls: type, *, skip: tuple[str, ...] = (),
-                       title: str | None = None, defaults: Mapping[str, Any] | None = None) -> None:
+                       title: str | None = None, defaults: Mapping[str, Any] | None = None,
+                       required: tuple[str, ...] = (), only: tuple[str, ...] | None = None,
+                       shown: Mapping[str, str] | None = None) -> None:
     """One ``--option`` per field of the dataclass ``cls``, its help from the field's metadata.
 
-    A bool field becomes ``--name/--no-name``; a field whose metadata says ``required`` must be given.
-    ``defaults`` replaces fields' own defaults (a benchmark's chosen settings), in the help too.
+    A bool field becomes ``--name/--no-name``; a field whose metadata gives ``choices`` accepts only
+    those; a field that is itself a dataclass adds its own fields, in a group named by the field's
+    ``group`` metadata. A field whose metadata says ``required``, or named in ``required``, must be
+    given. ``defaults`` replaces fields' own defaults (a command's or a benchmark's chosen settings),
+    in the help too, and ``shown`` says in words what a default is; ``skip`` leaves fields out (they
+    keep their defaults), nested fields included, and ``only`` keeps just the fields it names.
     """
     group = parser.add_argument_group(title) if title else parser
     hints = typing.get_type_hints(cls)
     defaults = dict(defaults or {})
-    unknown = sorted(set(defaults) - {f.name for f in dataclasses.fields(cls)})
+    names = set(_field_names(cls))
+    unknown = sorted(set(defaults) - names)
     if unknown:
         raise ValueError(f"defaults name fields that {cls.__name__} does not have: {unknown}")
+    shown = dict(shown or {})
     for f in dataclasses.fields(cls):
         if f.name in skip:
+            continue
+        nested = _dataclass_type(hints[f.name])
+        if nested is not None:
+            inner = set(_field_names(nested))
+            if only is None or inner & set(only):
+                add_config_options(parser, nested, skip=skip, title=f.metadata.get("group", title),
+                                   defaults={k: v for k, v in defaults.items() if k in inner},
+                                   required=tuple(r for r in required if r in inner), only=only, shown=shown)
+            continue
+        if only is not None and f.name not in only:
             continue
         kind = _plain_type(hints[f.name])
         flag = "--" + f.name.replace("_", "-")
@@ -52,18 +76,42 @@ def add_config_options(parser: argparse.ArgumentParser | Any, cls: type, *, skip
             group.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction, default=default,
                                help=f"{help_text} (default: {'on' if default else 'off'})")
             continue
-        if f.metadata.get("required"):
-            group.add_argument(flag, dest=f.name, type=kind, required=True, metavar=f.name.upper(), help=help_text)
+        choices = f.metadata.get("choices")
+        metavar = None if choices else f.name.upper()
+        if f.metadata.get("required") or f.name in required:
+            group.add_argument(flag, dest=f.name, type=kind, required=True, metavar=metavar, choices=choices,
+                               help=help_text)
             continue
-        shown = "none" if default is None else default
-        group.add_argument(flag, dest=f.name, type=kind, default=default, metavar=f.name.upper(),
-                           help=f"{help_text} (default: {shown})")
+        text = shown.get(f.name, "none" if default is None else default)
+        if "default:" not in help_text or f.name in shown:  # a help that explains its default keeps its words
+            help_text = f"{help_text} (default: {text})"
+        group.add_argument(flag, dest=f.name, type=kind, default=default, metavar=metavar, choices=choices,
+                           help=help_text)
+
+
+def _field_names(cls: type) -> list[str]:
+    """The names of a dataclass's fields, a nested dataclass's fields in place of its own."""
+    hints = typing.get_type_hints(cls)
+    names: list[str] = []
+    for f in dataclasses.fields(cls):
+        nested = _dataclass_type(hints[f.name])
+        names += _field_names(nested) if nested is not None else [f.name]
+    return names
 
 
 def config_from_args(cls: type[C], args: argparse.Namespace) -> C:
-    """Build the dataclass ``cls`` from the parsed options (fields absent from ``args`` keep defaults)."""
-    names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
-    return cls(**{name: getattr(args, name) for name in names if hasattr(args, name)})
+    """Build the dataclass ``cls`` from the parsed options (fields absent from ``args`` keep defaults;
+    a nested dataclass is built from its own fields, or left at its default when none was parsed)."""
+    hints = typing.get_type_hints(cls)
+    values: dict[str, Any] = {}
+    for f in dataclasses.fields(cls):  # type: ignore[arg-type]
+        nested = _dataclass_type(hints[f.name])
+        if nested is not None:
+            if any(hasattr(args, name) for name in _field_names(nested)):
+                values[f.name] = config_from_args(nested, args)
+        elif hasattr(args, f.name):
+            values[f.name] = getattr(args, f.name)
+    return cls(**values)
 
 
 def quiet_libraries(verbose: int) -> None:

@@ -1,12 +1,13 @@
-"""Evaluation: the PersonalRewardBench protocol, bootstrap intervals, run logs and reports.
+"""Evaluation: judging methods, the one pair-judging base, bootstrap intervals, run logs and reports.
 
-::
+The runs themselves are tasks in :mod:`personae.pipelines` (``evaluate_methods``,
+``evaluate_persona_accuracy``, ``compare_generations``)::
 
-    from personae.evaluation import evaluate_methods, write_report, write_run_log
+    from personae.evaluation import write_report
+    from personae.pipelines import evaluate_methods
 
     run = evaluate_methods(data, ["default", "profile", "memory"], lm=lm)
     print(run.accuracy("default"), run.summary["memory"].ci_low)
-    write_run_log(run, "out/run.json")
     write_report(run, "out")
 
 Each user's pairs are split by prompt; every method judges the same test pairs, each in both
@@ -35,7 +36,7 @@ from personae.evaluation.log import (
     summarise_method,
     write_run_log,
 )
-from personae.evaluation.methods import METHODS, judge_for, judge_path, read_personas, safe_name
+from personae.evaluation.methods import METHODS, check_methods, judge_for, judge_path, read_personas, safe_name
 from personae.evaluation.metrics import (
     HeldOutAccuracy,
     HeldOutAccuracyFeedback,
@@ -53,7 +54,6 @@ from personae.evaluation.persona_accuracy import (
     persona_column,
     resolve_persona_columns,
 )
-from personae.evaluation.protocol import EvaluationRun, evaluate_methods
 from personae.evaluation.report import (
     persona_accuracy_summary,
     summary_table,
@@ -99,7 +99,6 @@ __all__ = [
     "METHODS",
     "EvaluationLog",
     "EvaluationResults",
-    "EvaluationRun",
     "MethodStats",
     "MethodSummary",
     "PersonaAccuracyConfig",
@@ -111,7 +110,7 @@ __all__ = [
     "SideSummary",
     "UserRow",
     "bootstrap_ci",
-    "evaluate_methods",
+    "check_methods",
     "evaluate_persona_accuracy",
     "judge_for",
     "judge_path",
@@ -131,3 +130,17 @@ __all__ = [
     "write_report",
     "write_run_log",
 ]
+
+_MOVED = {"EvaluationRun": "personae.pipelines", "evaluate_methods": "personae.pipelines"}
+
+
+def __getattr__(name: str) -> object:
+    """Names that moved to :mod:`personae.pipelines` still import from here, with a warning."""
+    module = _MOVED.get(name)
+    if module is None:
+        raise AttributeError(f"module 'personae.evaluation' has no attribute {name!r}")
+    import importlib
+    import warnings
+
+    warnings.warn(f"personae.evaluation.{name} moved to {module}.{name}", DeprecationWarning, stacklevel=2)
+    return getattr(importlib.import_module(module), name)

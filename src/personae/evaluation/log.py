@@ -13,15 +13,13 @@ from __future__ import annotations
 
 import math
 import os
-import random
-from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from personae.evaluation.stats import method_stats
+from personae.evaluation.judging import pair_stats
 from personae.runs import Cost, Judgment, RunLog, read_log, write_log
 
 __all__ = [
@@ -114,16 +112,14 @@ def summarise_method(method: str, judgments: Sequence[Judgment], cost: Cost, *, 
                      resamples: int) -> tuple[MethodSummary, dict[str, float]]:
     """``method``'s summary from its judgments in ``judgments`` (other methods' are skipped) and its
     accuracy per user; the bootstrap's random stream depends on ``seed`` and the method alone."""
-    mine = [j for j in judgments if j.method == method]
-    stats = method_stats([(j.user_id or "", j.record_id, j.chosen_first, j.correct is True, j.scored) for j in mine],
-                         rng=random.Random(f"{seed}/{method}"), confidence=confidence, resamples=resamples)
-    reasons = Counter((j.error or "").split(":", 1)[0] for j in mine if not j.scored)
+    stats, reasons = pair_stats([j for j in judgments if j.method == method], label=method, seed=seed,
+                                confidence=confidence, resamples=resamples)
     summary = MethodSummary(
         method=method, judgments=stats.judgments, correct=stats.correct, unscored=stats.unscored,
         accuracy=finite(stats.accuracy), ci_low=finite(stats.ci_low), ci_high=finite(stats.ci_high),
         mean_user_accuracy=finite(stats.mean_user_accuracy), users=stats.users, pairs=stats.pairs,
         pairs_both_scored=stats.pairs_both_scored, orders_agreed=stats.orders_agreed,
-        unscored_reasons=dict(reasons.most_common()), cost=cost,
+        unscored_reasons=reasons, cost=cost,
     )
     return summary, stats.per_user
 

@@ -7,6 +7,7 @@ from personae.lm._fake import ScriptedCall, ScriptedEngine, ScriptedLM
 from personae.lm._http import HTTPEngine
 from personae.lm._local import LOCAL_MODEL_NAME, LlamaCppEngine, find_local_model
 from personae.lm._resolve import DEFAULT_MODEL, ENGINES, default_adapter, engine_for, get_lm, is_local
+from personae.specs import LMSpec
 
 __all__ = [
     "CallCapture",
@@ -18,6 +19,7 @@ __all__ = [
     "MAX_STRING_CHARS_ATTR",
     "Cost",
     "CostMeter",
+    "LMSpec",
     "LlamaCppEngine",
     "ScriptedCall",
     "ScriptedEngine",

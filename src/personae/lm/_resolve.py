@@ -25,21 +25,13 @@ import dspy
 from personae.errors import ConfigError
 from personae.lm._adapter import MAX_STRING_CHARS_ATTR, JSONAdapter
 from personae.lm._local import LOCAL_MODEL_NAME, AsyncLlamaCppEngine, LlamaCppEngine
+from personae.specs import DEFAULT_MODEL, ENGINES, is_local
 
 __all__ = ["DEFAULT_MODEL", "ENGINES", "default_adapter", "engine_for", "get_lm", "is_local"]
 
-DEFAULT_MODEL = "local"
-ENGINES = ("auto", "http", "litellm", "lm15")
-_LOCAL_ALIASES = {"local", "smollm2", LOCAL_MODEL_NAME}
 _local_engines: dict[tuple[str | None, int], LlamaCppEngine] = {}
 _async_local_engines: dict[LlamaCppEngine, AsyncLlamaCppEngine] = {}
 _local_lock = threading.Lock()
-
-
-def is_local(model: str) -> bool:
-    """Whether ``model`` names the embedded llama.cpp model: ``local``, ``smollm2``,
-    ``local/smollm2-135m-instruct`` or ``local:<path to a GGUF file>``."""
-    return model in _LOCAL_ALIASES or model.startswith("local:")
 
 
 def _local_engine(path: str | None, n_ctx: int) -> LlamaCppEngine:

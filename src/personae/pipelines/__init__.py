@@ -1,8 +1,9 @@
 """Running the programs end to end over files and folders: the orchestration behind each command.
 
 ``infer_personas`` (file-level persona inference), ``judge_records``, ``fit_users``,
-``eval_tailoring``, ``distill_reward_model`` / ``distill_tailor`` and the demo. Each goes
-through the run layer (:mod:`personae.runs`): one executor, one retry policy, one ledger.
+``evaluate_methods``, ``eval_tailoring``, ``distill_reward_model`` / ``distill_tailor`` and the
+demo. Each long command is a :class:`~personae.runs.Task` run by :func:`personae.runs.run`: one
+executor, one retry policy, one ledger, one run log.
 Names load on first use, so the command line can read their option dataclasses cheaply.
 """
 
@@ -21,6 +22,7 @@ if TYPE_CHECKING:
         distill_tailor,
     )
     from personae.pipelines.eval_tailoring import TailoringEvalConfig, eval_tailoring
+    from personae.pipelines.evaluate import EvaluateTask, EvaluationRun, evaluate_methods
     from personae.pipelines.fit import FitReport, fit_users
     from personae.pipelines.infer import InferReport, infer_personas, progress_path
     from personae.pipelines.judge import JudgeReport, judge_factory, judge_records
@@ -34,6 +36,9 @@ _EXPORTS: dict[str, str] = {
     "TailorScript": "personae.pipelines.distill",
     "distill_reward_model": "personae.pipelines.distill",
     "distill_tailor": "personae.pipelines.distill",
+    "EvaluateTask": "personae.pipelines.evaluate",
+    "EvaluationRun": "personae.pipelines.evaluate",
+    "evaluate_methods": "personae.pipelines.evaluate",
     "TailoringEvalConfig": "personae.pipelines.eval_tailoring",
     "eval_tailoring": "personae.pipelines.eval_tailoring",
     "FitReport": "personae.pipelines.fit",
@@ -48,6 +53,8 @@ _EXPORTS: dict[str, str] = {
 
 __all__ = [
     "DemoUser",
+    "EvaluateTask",
+    "EvaluationRun",
     "FitReport",
     "InferReport",
     "JudgeReport",
@@ -59,6 +66,7 @@ __all__ = [
     "distill_reward_model",
     "distill_tailor",
     "eval_tailoring",
+    "evaluate_methods",
     "fit_users",
     "infer_personas",
     "judge_factory",

@@ -55,8 +55,17 @@ from personae.runs._retry import (
     redact,
     register_secrets,
 )
+from personae.runs._task import RUN_FILE, BaseTask, Finished, Task, open_executor, run
+from personae.specs import RunSpec
 
 __all__ = [
+    "RUN_FILE",
+    "BaseTask",
+    "Finished",
+    "RunSpec",
+    "Task",
+    "open_executor",
+    "run",
     "ANSWER_FAILURES",
     "CALL_FAILURES",
     "FAILURE_KINDS",

@@ -113,6 +113,7 @@ def run_items(
     capture: bool = False,
     reusable: Callable[[I, Mapping[str, Any]], bool] | None = None,
     on_row: Callable[[dict[str, Any]], None] | None = None,
+    earlier_key: Callable[[I], str | None] | None = None,
 ) -> ItemsRun:
     """Run ``fn`` over the items a ledger does not hold yet, recording each result as it comes.
 
@@ -121,6 +122,8 @@ def run_items(
     filled in from the outcome unless the row sets them). An item whose key the ledger holds
     a successful row for (and, with ``reusable(item, row)``, one it accepts) is reused; a failed one is
     tried again, its attempts counted on from the earlier run's. ``on_row`` sees every new row.
+    ``earlier_key(item)`` is the key an earlier version of personae gave the item: a row the
+    ledger holds under it is moved to ``key(item)`` and used as if it had been written so.
     """
     progress = progress or NullProgress()
     keys = [key(item) for item in items]
@@ -130,6 +133,10 @@ def run_items(
                         source=label, field="record_id")
     rows: list[dict[str, Any] | None] = [None] * len(items)
     todo: list[int] = []
+    if ledger is not None and earlier_key is not None:
+        for item, k in zip(items, keys, strict=True):
+            if k not in ledger.rows and (old := earlier_key(item)) is not None:
+                ledger.adopt(old, k)
     for index, k in enumerate(keys):
         earlier = ledger.succeeded(k) if ledger is not None else None
         if earlier is not None and (reusable is None or reusable(items[index], earlier)):

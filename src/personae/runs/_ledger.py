@@ -169,6 +169,14 @@ class Ledger:
         row = self.rows.get(key)
         return int(row.get("attempts") or 0) if row is not None and row.get("error") is not None else 0
 
+    def adopt(self, earlier: str, key: str) -> dict[str, Any] | None:
+        """Give the row an earlier version kept under the key ``earlier`` the key ``key`` (appended
+        under it, so later runs find it there); None when there is no such row, or ``key`` has one."""
+        row = self.rows.get(earlier)
+        if row is None or key in self.rows:
+            return None
+        return self.append(key, row)
+
     def append(self, key: str, row: Mapping[str, Any]) -> dict[str, Any]:
         """Record ``row`` as the result of ``key``: appended and flushed before this returns."""
         entry = {"key": key, **{k: v for k, v in row.items() if k != "key"}}

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, Field, computed_field, model_validator
+from typing_extensions import Self
 
 from personae.data import current_fields
 from personae.errors import DataError
@@ -189,7 +190,7 @@ class RunLog(BaseModel, Generic[C, R]):
     judgments: list[Judgment] = Field(default_factory=list)
     error: str | None = None
 
-    def ended(self, status: RunStatus, *, error: str | None = None) -> RunLog[C, R]:
+    def ended(self, status: RunStatus, *, error: str | None = None) -> Self:
         """This log with its end recorded."""
         return self.model_copy(update={"status": status, "finished": datetime.now(timezone.utc), "error": error})
 
