@@ -11,7 +11,6 @@ from personae.data import read_persona_demos
 from personae.errors import ConfigError, DataError
 from personae.evaluation import (
     PersonaAccuracy,
-    evaluate_persona_accuracy,
     persona_inference_examples,
     read_persona_accuracy_log,
     write_persona_accuracy_report,
@@ -19,7 +18,7 @@ from personae.evaluation import (
 )
 from personae.lm import CostMeter, ScriptedLM
 from personae.optimizers import load_persona_inference, optimize_persona_inference
-from personae.pipelines import infer_personas, progress_path
+from personae.pipelines import evaluate_persona_accuracy, infer_personas, progress_path
 from personae.programs import PersonaInference
 from personae.testing import output_fields, stub_server
 

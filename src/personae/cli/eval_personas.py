@@ -24,17 +24,16 @@ from personae.cli._common import (
     add_executor_options,
     add_model_options,
     add_program_options,
-    build_lm,
     digest,
-    executor,
     inference_program,
     judge_lm_from_args,
     load_data,
     print_counts,
     progress,
+    run_spec,
 )
+from personae.specs import is_local
 
-RUN_FILE = "run.json"
 REPORT_FILE = "report.md"
 
 
@@ -70,25 +69,13 @@ def register(sub: Any) -> None:
     parser.set_defaults(run=run)
 
 
-def _judgment_row(row: Any) -> bool:
-    return str(row.get("key", "")).startswith("judge/")
-
-
-
-
-
 def run(args: argparse.Namespace) -> int:
     """Measure persona accuracy on the data (personas read from columns or inferred), write ``run.json``
     and ``report.md`` into ``--out`` and print the summary; exit status 1 when some items failed,
     else 0."""
-    from personae.evaluation import (
-        evaluate_persona_accuracy,
-        persona_accuracy_summary,
-        resolve_persona_columns,
-        write_persona_accuracy_report,
-    )
-    from personae.lm import is_local
-    from personae.runs import JUDGMENTS_FILE, Ledger, lm_fingerprint
+    from personae.evaluation import persona_accuracy_summary, resolve_persona_columns, write_persona_accuracy_report
+    from personae.pipelines import PersonaAccuracyRun, PersonaAccuracyTask
+    from personae.runs import RUN_FILE, run
 
     program = inference_program(args)
     data = load_data(args)
@@ -97,11 +84,12 @@ def run(args: argparse.Namespace) -> int:
     infers = not (chosen and rejected)
     if (program is not None) and not infers:
         print("personae: --program/--demos unused: both personas are read from columns", file=sys.stderr)
+    spec = run_spec(args)
     judge_lm = judge_lm_from_args(args)
     models = ([args.model] if infers or judge_lm is None else []) + ([args.judge_model] if judge_lm else [])
-    if args.concurrency is None:
-        args.concurrency = 1 if any(is_local(m) for m in models) else 8
-    infer_lm = build_lm(args) if infers or judge_lm is None else None
+    if spec.concurrency is None:
+        spec.concurrency = 1 if any(is_local(m) for m in models) else 8
+    infer_lm = spec.lm.build() if infers or judge_lm is None else None
     lm = judge_lm or infer_lm
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -110,29 +98,19 @@ def run(args: argparse.Namespace) -> int:
              "temperature": args.temperature, "max_tokens": args.max_tokens, "data": args.data,
              "columns": args.columns, "split": args.split, "limit": args.limit, "program": args.program,
              "demos": args.demos}
-    state = {**{k: v for k, v in extra.items() if k != "limit"}, "chosen_column": chosen,
-             "rejected_column": rejected, "program_digest": digest(args.program), "demos_digest": digest(args.demos),
-             "judge": lm_fingerprint(lm), "infer": lm_fingerprint(infer_lm) if infer_lm is not None else None}
     # the judge's settings feed only the judgments: with another judge the inferred personas still hold
-    judgments_only = {key: _judgment_row for key in ("judge", "judge_model", "judge_api_base")}
-    ledger = Ledger(out / JUDGMENTS_FILE, kind="eval-personas", fingerprint=state, fresh=args.fresh,
-                    dependent=judgments_only)
-    if ledger.rows:
-        print(f"personae: {len(ledger.rows)} results of an earlier run in {out}; reusing the finished ones",
-              file=sys.stderr)
-    with executor(args, args.concurrency, "eval-personas") as runner:
-        run = evaluate_persona_accuracy(
-            data.records, lm=lm, chosen_column=chosen, rejected_column=rejected, infer_lm=infer_lm,
-            program=program, executor=runner, max_attempts=args.max_attempts, seed=args.seed,
-            source=args.data, extra=extra, progress=progress(), ledger=ledger, log_path=out / RUN_FILE,
-        )
-    report = write_persona_accuracy_report(run, out, filename=REPORT_FILE)
+    state = {**{k: v for k, v in extra.items() if k != "limit"}, "chosen_column": chosen,
+             "rejected_column": rejected, "program_digest": digest(args.program), "demos_digest": digest(args.demos)}
+    task = PersonaAccuracyTask(data.records, chosen_column=chosen, rejected_column=rejected, infer_lm=infer_lm,
+                               program=program, source=args.data, extra=extra, state=state)
+    result = PersonaAccuracyRun(run(task, spec, lm=lm, progress=progress()))
+    report = write_persona_accuracy_report(result, out, filename=REPORT_FILE)
     sources = [f"{side} from column {column}" if column else f"{side} inferred"
                for side, column in (("chosen", chosen), ("rejected", rejected))]
     print(f"persona accuracy on {len(data)} records ({', '.join(sources)}), judged in both orders by "
-          f"{run.log.config.judge_model}")
-    print(persona_accuracy_summary(run, markdown=False))
-    results = run.log.results
+          f"{result.log.config.judge_model}")
+    print(persona_accuracy_summary(result, markdown=False))
+    results = result.log.results
     agreement = results.order_agreement
     print(f"order agreement: {'n/a' if agreement is None else f'{agreement:.1%}'} "
           f"({results.orders_agreed}/{results.records_both_scored})")
@@ -140,8 +118,8 @@ def run(args: argparse.Namespace) -> int:
         if summary.unscored_reasons:
             reasons = ", ".join(f"{n} {reason}" for reason, n in summary.unscored_reasons.items())
             print(f"{summary.side}-side: unscored (counted wrong): {reasons}")
-    print_counts(run.log.counts)
-    print(f"cost: {run.cost.summary()} (inference {run.inference_cost.lm_calls} calls, "
-          f"judging {run.judge_cost.lm_calls} calls)")
+    print_counts(result.log.counts)
+    print(f"cost: {result.cost.summary()} (inference {result.inference_cost.lm_calls} calls, "
+          f"judging {result.judge_cost.lm_calls} calls)")
     print(f"wrote {out / RUN_FILE} and {report}")
-    return 1 if run.log.counts.failed else 0
+    return 1 if result.log.counts.failed else 0

@@ -34,9 +34,19 @@ from personae.evaluation.log import (
     read_persona_accuracy_log,
     read_run_log,
     summarise_method,
+    summarise_side,
     write_run_log,
 )
-from personae.evaluation.methods import METHODS, check_methods, judge_for, judge_path, read_personas, safe_name
+from personae.evaluation.methods import (
+    METHODS,
+    check_methods,
+    judge_for,
+    judge_path,
+    persona_column,
+    read_personas,
+    resolve_persona_columns,
+    safe_name,
+)
 from personae.evaluation.metrics import (
     HeldOutAccuracy,
     HeldOutAccuracyFeedback,
@@ -47,12 +57,6 @@ from personae.evaluation.metrics import (
     judge_examples,
     persona_inference_examples,
     trace_verified,
-)
-from personae.evaluation.persona_accuracy import (
-    PersonaAccuracyRun,
-    evaluate_persona_accuracy,
-    persona_column,
-    resolve_persona_columns,
 )
 from personae.evaluation.report import (
     persona_accuracy_summary,
@@ -104,14 +108,12 @@ __all__ = [
     "PersonaAccuracyConfig",
     "PersonaAccuracyLog",
     "PersonaAccuracyResults",
-    "PersonaAccuracyRun",
     "PersonaRow",
     "RunConfig",
     "SideSummary",
     "UserRow",
     "bootstrap_ci",
     "check_methods",
-    "evaluate_persona_accuracy",
     "judge_for",
     "judge_path",
     "method_stats",
@@ -123,6 +125,7 @@ __all__ = [
     "resolve_persona_columns",
     "safe_name",
     "summarise_method",
+    "summarise_side",
     "summary_table",
     "user_table",
     "wilson_interval",
@@ -131,7 +134,8 @@ __all__ = [
     "write_run_log",
 ]
 
-_MOVED = {"EvaluationRun": "personae.pipelines", "evaluate_methods": "personae.pipelines"}
+_MOVED = {"EvaluationRun": "personae.pipelines", "evaluate_methods": "personae.pipelines",
+          "PersonaAccuracyRun": "personae.pipelines", "evaluate_persona_accuracy": "personae.pipelines"}
 
 
 def __getattr__(name: str) -> object:

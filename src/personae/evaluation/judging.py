@@ -14,7 +14,7 @@ from __future__ import annotations
 import random
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal, TypeVar
 
 from typing_extensions import override
@@ -62,6 +62,10 @@ class PairItem:
     def second(self) -> str:
         """The label shown as B."""
         return self.labels[1] if self.first == self.labels[0] else self.labels[0]
+
+    def with_earlier(self, key: str) -> PairItem:
+        """This item, with the key an earlier version of personae gave it."""
+        return replace(self, earlier=key)
 
     def shown(self) -> tuple[str, str]:
         """The texts shown as A and B."""

@@ -124,6 +124,20 @@ def summarise_method(method: str, judgments: Sequence[Judgment], cost: Cost, *, 
     return summary, stats.per_user
 
 
+def summarise_side(side: Side, judgments: Sequence[Judgment], *, seed: int, confidence: float,
+                   resamples: int) -> SideSummary:
+    """The summary of ``side``'s persona judgments in ``judgments`` (the other side's are skipped);
+    the bootstrap's random stream depends on ``seed`` and the side alone."""
+    stats, reasons = pair_stats([j for j in judgments if j.side == side], label=side, seed=seed,
+                                confidence=confidence, resamples=resamples)
+    return SideSummary(
+        side=side, judgments=stats.judgments, correct=stats.correct, unscored=stats.unscored,
+        accuracy=finite(stats.accuracy), ci_low=finite(stats.ci_low), ci_high=finite(stats.ci_high),
+        records=stats.pairs, records_both_scored=stats.pairs_both_scored, orders_agreed=stats.orders_agreed,
+        unscored_reasons=reasons,
+    )
+
+
 def finite(value: float) -> float | None:
     """``value``, or None when it is NaN (JSON has no NaN)."""
     return None if math.isnan(value) else value

@@ -22,7 +22,8 @@ from personae.data import PreferenceRecord, UserHistory
 from personae.errors import ConfigError, DataError
 from personae.programs import DefaultJudge, Judge, MemoryJudge, PersonaJudge, ProfileJudge
 
-__all__ = ["METHODS", "PERSONA_COLUMN", "check_methods", "judge_for", "judge_path", "read_personas", "safe_name"]
+__all__ = ["METHODS", "PERSONA_COLUMN", "check_methods", "judge_for", "judge_path", "persona_column", "read_personas",
+           "resolve_persona_columns", "safe_name"]
 
 logger = logging.getLogger(__name__)
 
@@ -146,3 +147,30 @@ def judge_for(
         judge: Judge = fitted.with_attempts(1)  # the run retries each judgment
         return judge
     raise ConfigError(f"unknown method {method!r}; choose from {', '.join(METHODS)}")
+
+
+def persona_column(record: PreferenceRecord, column: str) -> str | None:
+    """The persona text in ``column`` of ``record`` (None when absent or blank)."""
+    value = record.metadata.get(column)
+    if value is None:
+        value = record.raw.get(column)
+    return value if isinstance(value, str) and value.strip() else None
+
+
+def _has_column(records: Sequence[PreferenceRecord], column: str) -> bool:
+    return any(column in r.metadata or column in r.raw for r in records)
+
+
+def resolve_persona_columns(records: Sequence[PreferenceRecord], chosen: str | None, rejected: str | None,
+                            source: str) -> tuple[str | None, str | None]:
+    """The persona columns to read: the given ones, the other side by the chosen/rejected naming rule."""
+    for column in (chosen, rejected):
+        if column and records and not _has_column(records, column):
+            raise DataError("no such column in the data", source=source, field=column)
+    if chosen and not rejected and "chosen" in chosen:
+        twin = chosen.replace("chosen", "rejected")
+        rejected = twin if _has_column(records, twin) else None
+    elif rejected and not chosen and "rejected" in rejected:
+        twin = rejected.replace("rejected", "chosen")
+        chosen = twin if _has_column(records, twin) else None
+    return chosen, rejected

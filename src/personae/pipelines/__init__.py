@@ -21,6 +21,7 @@ if TYPE_CHECKING:
         distill_reward_model,
         distill_tailor,
     )
+    from personae.pipelines.eval_personas import PersonaAccuracyRun, PersonaAccuracyTask, evaluate_persona_accuracy
     from personae.pipelines.eval_tailoring import TailoringEvalConfig, eval_tailoring
     from personae.pipelines.evaluate import EvaluateTask, EvaluationRun, evaluate_methods
     from personae.pipelines.fit import FitReport, fit_users
@@ -39,6 +40,9 @@ _EXPORTS: dict[str, str] = {
     "EvaluateTask": "personae.pipelines.evaluate",
     "EvaluationRun": "personae.pipelines.evaluate",
     "evaluate_methods": "personae.pipelines.evaluate",
+    "PersonaAccuracyRun": "personae.pipelines.eval_personas",
+    "PersonaAccuracyTask": "personae.pipelines.eval_personas",
+    "evaluate_persona_accuracy": "personae.pipelines.eval_personas",
     "TailoringEvalConfig": "personae.pipelines.eval_tailoring",
     "eval_tailoring": "personae.pipelines.eval_tailoring",
     "FitReport": "personae.pipelines.fit",
@@ -58,6 +62,8 @@ __all__ = [
     "FitReport",
     "InferReport",
     "JudgeReport",
+    "PersonaAccuracyRun",
+    "PersonaAccuracyTask",
     "RewardModelResult",
     "RewardModelScript",
     "TailorScript",
@@ -67,6 +73,7 @@ __all__ = [
     "distill_tailor",
     "eval_tailoring",
     "evaluate_methods",
+    "evaluate_persona_accuracy",
     "fit_users",
     "infer_personas",
     "judge_factory",

@@ -84,9 +84,20 @@ class Task(Protocol[I, T, L]):
     ``call``, ``start`` and ``summary``.
     """
 
-    name: str
-    stages: Sequence[str]
-    capture: bool
+    @property
+    def name(self) -> str:
+        """The ledger's kind and the run log's command."""
+        ...
+
+    @property
+    def stages(self) -> Sequence[str]:
+        """The stages, run in order."""
+        ...
+
+    @property
+    def capture(self) -> bool:
+        """Whether each item's prompts and raw answers are kept (for judgments)."""
+        ...
 
     def start(self, spec: RunSpec, lm: dspy.BaseLM) -> L:
         """The run log as it stands at the start: status ``started``, configuration filled in."""
