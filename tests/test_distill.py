@@ -645,8 +645,9 @@ def _judge(call: Any) -> Any:
 
 
 def test_win_rates_ties_and_delta_pq() -> None:
-    from personae.evaluation import TailoringItem, compare_generations, delta_pq
+    from personae.evaluation import TailoringItem, delta_pq
     from personae.lm import ScriptedLM
+    from personae.pipelines import compare_generations
 
     items = [TailoringItem(f"i{k}", f"prompt {k}", "likes it short", f"tailored {k}", f"plain {k}") for k in range(3)]
     items.append(TailoringItem("i3", "broken prompt", "likes it short", "tailored", "plain"))

@@ -13,9 +13,15 @@ from pathlib import Path
 import dspy
 import pytest
 
-from personae.evaluation import compare_generations
 from personae.lm import ScriptedLM
-from personae.pipelines import evaluate_methods, evaluate_persona_accuracy, judge_factory, judge_records, progress_path
+from personae.pipelines import (
+    compare_generations,
+    evaluate_methods,
+    evaluate_persona_accuracy,
+    judge_factory,
+    judge_records,
+    progress_path,
+)
 from personae.runs import JUDGMENTS_FILE, Ledger, lm_fingerprint
 
 PREVIOUS = Path(__file__).parent / "fixtures" / "previous_runs"

@@ -73,9 +73,9 @@ from personae.evaluation.tailoring import (
     TailoringEvalLog,
     TailoringItem,
     TailoringResults,
-    compare_generations,
     delta_pq,
     item_outcome,
+    tailoring_results,
 )
 
 __all__ = [
@@ -93,9 +93,9 @@ __all__ = [
     "TailoringEvalLog",
     "TailoringItem",
     "TailoringResults",
-    "compare_generations",
     "delta_pq",
     "item_outcome",
+    "tailoring_results",
     "SalientWord",
     "persona_saliency",
     "saliency_table",
@@ -135,7 +135,8 @@ __all__ = [
 ]
 
 _MOVED = {"EvaluationRun": "personae.pipelines", "evaluate_methods": "personae.pipelines",
-          "PersonaAccuracyRun": "personae.pipelines", "evaluate_persona_accuracy": "personae.pipelines"}
+          "PersonaAccuracyRun": "personae.pipelines", "evaluate_persona_accuracy": "personae.pipelines",
+          "compare_generations": "personae.pipelines"}
 
 
 def __getattr__(name: str) -> object:

@@ -12,37 +12,22 @@ so two indistinguishable generators score 0.5, and
 combines the personalization and quality win rates (0: no better than B; 1: A always wins).
 Every judgment is a :class:`personae.runs.Judgment` (``first`` and ``picked`` are ``A`` or
 ``B``, ``method`` the criterion) with the messages sent and the judge's raw output; the run
-is one :class:`personae.runs.RunLog` (``TailoringEvalLog``).
+is one :class:`personae.runs.RunLog` (``TailoringEvalLog``). The run itself is
+:func:`personae.pipelines.compare_generations`.
 """
 
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-import dspy
 from pydantic import BaseModel, Field
 
-from personae.errors import ConfigError, DataError
 from personae.evaluation.log import finite
-from personae.programs import CRITERIA, TailoringJudge, Verdict
-from personae.runs import (
-    Executor,
-    Judgment,
-    Ledger,
-    Outcome,
-    Progress,
-    RetryPolicy,
-    RunLog,
-    ThreadExecutor,
-    content_digest,
-    package_versions,
-    record_run,
-    run_items,
-)
+from personae.programs import CRITERIA
+from personae.runs import Judgment, RunLog
 
 __all__ = [
     "CRITERIA",
@@ -51,9 +36,9 @@ __all__ = [
     "TailoringEvalLog",
     "TailoringItem",
     "TailoringResults",
-    "compare_generations",
     "delta_pq",
     "item_outcome",
+    "tailoring_results",
 ]
 
 logger = logging.getLogger(__name__)
@@ -139,84 +124,20 @@ def _summarise(criterion: str, outcomes: Sequence[ItemOutcome]) -> CriterionSumm
                             win_rate=(wins + 0.5 * ties) / n if n else None)
 
 
-@dataclass(frozen=True)
-class _Task:
-    item: TailoringItem
-    criterion: str
-    a_first: bool
-
-    @property
-    def key(self) -> str:
-        texts = content_digest(self.item.prompt, self.item.persona, self.item.response_a, self.item.response_b)
-        return f"{self.item.item_id}@{texts}/{self.criterion}/{'A' if self.a_first else 'B'}"
-
-
-def compare_generations(
-    items: Sequence[TailoringItem],
-    *,
-    lm: dspy.BaseLM,
-    criteria: Sequence[str] = CRITERIA,
-    concurrency: int = 1,
-    max_attempts: int = 3,
-    a: str = "A",
-    b: str = "B",
-    config: dict[str, Any] | None = None,
-    ledger: Ledger | None = None,
-    executor: Executor | None = None,
-    progress: Progress | None = None,
-    log_path: str | os.PathLike[str] | None = None,
-) -> TailoringEvalLog:
-    """Judge A against B on every item and criterion, in both orders; summarise (see the module docstring).
-
-    ``a`` and ``b`` name the two generators in the log; ``config`` is kept in it as given. With a
-    ``ledger``, judgments are written as they are made and those it holds are reused; with a
-    ``log_path``, the run log is kept there (``started``, then ``success``, or ``interrupted``/``error``).
-    """
-    criteria = list(dict.fromkeys(criteria))
+def tailoring_results(items: Sequence[TailoringItem], judgments: Sequence[Judgment], *, criteria: Sequence[str],
+                      model: str = "", a: str = "A", b: str = "B") -> TailoringResults:
+    """Each item's outcome per criterion, each criterion's summary, and DeltaPQ when both
+    personalization and quality were judged (``method`` of a judgment is its criterion)."""
+    outcomes: dict[str, dict[str, str]] = {}
+    summaries = []
     for criterion in criteria:
-        if criterion not in CRITERIA:
-            raise ConfigError(f"unknown criterion {criterion!r}; choose from {', '.join(CRITERIA)}")
-    if len({item.item_id for item in items}) != len(items):
-        raise DataError("item ids must be distinct", source="<items>", field="item_id")
-    judges = {criterion: TailoringJudge(criterion, attempts=1) for criterion in criteria}
-    tasks = [_Task(item, criterion, a_first) for item in items for criterion in criteria for a_first in (True, False)]
-    model = str(getattr(lm, "model", type(lm).__name__))
-    log = TailoringEvalLog(command="eval-tailoring", versions=package_versions(), results=TailoringResults(),
-                           config=TailoringConfig(model=model, criteria=criteria, concurrency=concurrency,
-                                                  max_attempts=max_attempts, extra=dict(config or {})))
-
-    def judge_one(task: _Task) -> Verdict:
-        first, second = ((task.item.response_a, task.item.response_b) if task.a_first
-                         else (task.item.response_b, task.item.response_a))
-        verdict: Verdict = judges[task.criterion](prompt=task.item.prompt, persona=task.item.persona,
-                                                  response_a=first, response_b=second)
-        return verdict
-
-    def row(task: _Task, outcome: Outcome[Verdict]) -> dict[str, Any]:
-        first, second = ("A", "B") if task.a_first else ("B", "A")
-        return Judgment.of(outcome, record_id=task.item.item_id, first=first, second=second, truth=None,
-                           method=task.criterion, persona=task.item.persona).model_dump(mode="json")
-
-    def body() -> TailoringEvalLog:
-        run = run_items(judge_one, tasks, key=lambda task: task.key, row=row, ledger=ledger, lm=lm,
-                        policy=RetryPolicy(max_attempts=max_attempts), executor=executor or ThreadExecutor(concurrency),
-                        progress=progress, label="eval-tailoring", capture=True)
-        judgments = [Judgment.model_validate(entry) for entry in run.rows]
-        outcomes: dict[str, dict[str, str]] = {}
-        summaries = []
-        for criterion in criteria:
-            per_item: list[ItemOutcome] = []
-            for item in items:
-                outcome = item_outcome([j for j in judgments if j.record_id == item.item_id and j.method == criterion])
-                outcomes.setdefault(item.item_id, {})[criterion] = outcome
-                per_item.append(outcome)
-            summaries.append(_summarise(criterion, per_item))
-        rates = {s.criterion: s.win_rate for s in summaries}
-        p_wr, q_wr = rates.get("personalization"), rates.get("quality")
-        results = TailoringResults(model=model, a=a, b=b, summary=summaries, outcomes=outcomes,
-                                   delta_pq=None if p_wr is None or q_wr is None else finite(delta_pq(p_wr, q_wr)))
-        final = log.model_copy(update={"cost": run.cost, "counts": run.counts, "results": results,
-                                       "judgments": judgments})
-        return final.ended("success")
-
-    return record_run(log, log_path, body)
+        per_item: list[ItemOutcome] = []
+        for item in items:
+            outcome = item_outcome([j for j in judgments if j.record_id == item.item_id and j.method == criterion])
+            outcomes.setdefault(item.item_id, {})[criterion] = outcome
+            per_item.append(outcome)
+        summaries.append(_summarise(criterion, per_item))
+    rates = {s.criterion: s.win_rate for s in summaries}
+    p_wr, q_wr = rates.get("personalization"), rates.get("quality")
+    return TailoringResults(model=model, a=a, b=b, summary=summaries, outcomes=outcomes,
+                            delta_pq=None if p_wr is None or q_wr is None else finite(delta_pq(p_wr, q_wr)))

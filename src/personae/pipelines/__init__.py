@@ -13,6 +13,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from personae.pipelines.compare import TailoringTask, compare_generations
     from personae.pipelines.demo import DemoUser, demo_data_path, run_demo
     from personae.pipelines.distill import (
         RewardModelResult,
@@ -29,6 +30,8 @@ if TYPE_CHECKING:
     from personae.pipelines.judge import JudgeReport, judge_factory, judge_records
 
 _EXPORTS: dict[str, str] = {
+    "TailoringTask": "personae.pipelines.compare",
+    "compare_generations": "personae.pipelines.compare",
     "DemoUser": "personae.pipelines.demo",
     "demo_data_path": "personae.pipelines.demo",
     "run_demo": "personae.pipelines.demo",
@@ -68,6 +71,8 @@ __all__ = [
     "RewardModelScript",
     "TailorScript",
     "TailoringEvalConfig",
+    "TailoringTask",
+    "compare_generations",
     "demo_data_path",
     "distill_reward_model",
     "distill_tailor",

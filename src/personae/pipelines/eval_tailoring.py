@@ -3,8 +3,8 @@
 A side (generator A or B) is a ``.jsonl`` of generations in data order, ``column:NAME`` (a
 column of the test data, e.g. ``column:chosen``), or ``model:PATH`` (a generator folder,
 ``smollm2`` or a ``.gguf`` file, run now; needs the ``distill`` extra). The judging is
-:func:`personae.evaluation.compare_generations`; its judgments go to the ledger
-``OUT/judgments.jsonl`` as they are made (the same command resumes), its run log to
+:class:`~personae.pipelines.TailoringTask`, run by :func:`personae.runs.run`: its judgments go to
+the ledger ``OUT/judgments.jsonl`` as they are made (the same command resumes), its run log to
 ``OUT/run.json``.
 """
 
@@ -115,8 +115,9 @@ def eval_tailoring(config: TailoringEvalConfig, lm: dspy.BaseLM, *, concurrency:
                    executor: Executor | None = None, progress: Progress | None = None) -> TailoringEvalLog:
     """Build the items from ``config``, judge them with ``lm``, write ``OUT/run.json`` (resumable)."""
     from personae.data import load_preferences, write_rows
-    from personae.evaluation import TailoringItem, compare_generations
-    from personae.runs import JUDGMENTS_FILE, Ledger, lm_fingerprint
+    from personae.evaluation import TailoringItem
+    from personae.pipelines.compare import TailoringTask
+    from personae.runs import RunSpec, run
 
     if not (config.data and config.a and config.b and config.out):
         raise ConfigError("data, a, b and out are required")
@@ -139,9 +140,7 @@ def eval_tailoring(config: TailoringEvalConfig, lm: dspy.BaseLM, *, concurrency:
         sides[name] = texts
     items = [TailoringItem(record.record_id, record.prompt, persona, a, b)
              for record, persona, a, b in zip(records, personas, sides["a"], sides["b"], strict=True)]
-    ledger = Ledger(out / JUDGMENTS_FILE, kind="eval-tailoring", fingerprint=lm_fingerprint(lm), fresh=config.fresh)
-    log = compare_generations(items, lm=lm, criteria=[c.strip() for c in config.criteria.split(",") if c.strip()],
-                              concurrency=concurrency, max_attempts=max_attempts, a=config.a, b=config.b,
-                              config=asdict(config), ledger=ledger, executor=executor, progress=progress,
-                              log_path=out / RUN_FILE)
-    return log
+    task = TailoringTask(items, criteria=[c.strip() for c in config.criteria.split(",") if c.strip()],
+                         a=config.a, b=config.b, config=asdict(config))
+    spec = RunSpec(concurrency=concurrency, max_attempts=max_attempts, out=config.out, fresh=config.fresh)
+    return run(task, spec, lm=lm, executor=executor, progress=progress)
