@@ -10,10 +10,10 @@ from personae.cli._common import (
     add_executor_options,
     add_model_options,
     build_lm,
-    executor,
     load_data,
     print_counts,
     progress,
+    run_spec,
 )
 
 
@@ -53,26 +53,20 @@ def run(args: argparse.Namespace) -> int:
     """Judge every pair (in both orders unless ``--one-order``), write the judgments to ``--out`` when
     given and print the accuracy; exit status 1 when some judgments failed, else 0."""
     from personae.data import write_rows
-    from personae.pipelines import judge_factory, judge_records, progress_path
-    from personae.runs import Ledger, lm_fingerprint
+    from personae.pipelines import JudgeReport, JudgeTask, judge_factory
+    from personae.runs import lm_fingerprint, run
 
     data = load_data(args)
     lm = build_lm(args)
-    factory = judge_factory(persona=args.persona, column=args.persona_column, profile=args.profile,
-                            source=args.data)
+    spec = run_spec(args)
     method = _method(args)
     config = {"data": args.data, "columns": args.columns, "split": args.split, "method": method,
               "persona": args.persona, "persona_column": args.persona_column, "profile": args.profile,
               "both_orders": not args.one_order, **lm_fingerprint(lm)}
-    ledger = None
-    if args.out:
-        ledger = Ledger(progress_path(args.out), kind="judge", fresh=args.fresh,
-                        fingerprint={**lm_fingerprint(lm), "method": method})
-    with executor(args, args.concurrency, "judge") as runner:
-        report = judge_records(data.records, factory, lm=lm, both_orders=not args.one_order, method=method,
-                               max_attempts=args.max_attempts, ledger=ledger, executor=runner,
-                               progress=progress(), log_path=f"{args.out}.run.json" if args.out else None,
-                               config=config)
+    factory = judge_factory(persona=args.persona, column=args.persona_column, profile=args.profile, source=args.data)
+    task = JudgeTask(data.records, factory, both_orders=not args.one_order, method=method, config=config)
+    log = run(task, spec, lm=lm, progress=progress())
+    report = JudgeReport(task.rows, log.cost, log.counts)
     if args.out:
         write_rows([j.model_dump(mode="json") for j in report.judgments], args.out)
     print(f"judged {len(data)} pairs, {report.total} judgments: accuracy {report.accuracy:.1%} "

@@ -24,7 +24,7 @@ from personae.evaluation.stats import MethodStats, method_stats
 from personae.programs import Judge, Verdict
 from personae.runs import BaseTask, Judgment, Outcome, RunLog, record_key
 
-__all__ = ["PairItem", "PairJudging", "both_orders", "pair_stats", "unscored_reason"]
+__all__ = ["PairItem", "PairJudging", "pair_stats", "record_items", "unscored_reason"]
 
 L = TypeVar("L", bound=RunLog[Any, Any])
 
@@ -55,8 +55,8 @@ class PairItem:
 
     @property
     def key(self) -> str:
-        """``SCOPE/METHOD/JUDGE/PAIR/FIRST``."""
-        return f"{self.scope}/{self.method}/{self.judge_id}/{self.pair_id}/{self.first}"
+        """``SCOPE/METHOD/JUDGE/PAIR/FIRST`` (``-`` for no scope)."""
+        return f"{self.scope or '-'}/{self.method}/{self.judge_id}/{self.pair_id}/{self.first}"
 
     @property
     def second(self) -> str:
@@ -72,11 +72,13 @@ class PairItem:
         return self.responses if self.first == self.labels[0] else (self.responses[1], self.responses[0])
 
 
-def both_orders(record: PreferenceRecord, judge: Judge, **fields: Any) -> list[PairItem]:
-    """A record's two judgments: chosen response first, then rejected first (``fields`` fill the rest)."""
+def record_items(record: PreferenceRecord, judge: Judge, *, orders: Sequence[str] = ("chosen", "rejected"),
+                 **fields: Any) -> list[PairItem]:
+    """A record's judgments: one per order (by default both: chosen response first, then rejected
+    first); ``fields`` fill the rest of each :class:`PairItem`."""
     return [PairItem(record_id=record.record_id, pair_id=record_key(record), prompt=record.prompt,
                      responses=(record.chosen, record.rejected), first=first, judge=judge, **fields)
-            for first in ("chosen", "rejected")]
+            for first in orders]
 
 
 class PairJudging(BaseTask[PairItem, Verdict, L]):

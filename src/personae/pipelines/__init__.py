@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from personae.pipelines.evaluate import EvaluateTask, EvaluationRun, evaluate_methods
     from personae.pipelines.fit import FitReport, fit_users
     from personae.pipelines.infer import InferReport, infer_personas, progress_path
-    from personae.pipelines.judge import JudgeReport, judge_factory, judge_records
+    from personae.pipelines.judge import JudgeReport, JudgeTask, judge_factory, judge_records
 
 _EXPORTS: dict[str, str] = {
     "TailoringTask": "personae.pipelines.compare",
@@ -54,6 +54,7 @@ _EXPORTS: dict[str, str] = {
     "infer_personas": "personae.pipelines.infer",
     "progress_path": "personae.pipelines.infer",
     "JudgeReport": "personae.pipelines.judge",
+    "JudgeTask": "personae.pipelines.judge",
     "judge_factory": "personae.pipelines.judge",
     "judge_records": "personae.pipelines.judge",
 }
@@ -65,6 +66,7 @@ __all__ = [
     "FitReport",
     "InferReport",
     "JudgeReport",
+    "JudgeTask",
     "PersonaAccuracyRun",
     "PersonaAccuracyTask",
     "RewardModelResult",

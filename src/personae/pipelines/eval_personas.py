@@ -47,7 +47,7 @@ from personae.evaluation import (
     persona_column,
     summarise_side,
 )
-from personae.evaluation.judging import PairItem, PairJudging, both_orders
+from personae.evaluation.judging import PairItem, PairJudging, record_items
 from personae.evaluation.log import SIDES, Side
 from personae.lm import Cost
 from personae.programs import PersonaAccuracyJudge, PersonaInference
@@ -232,7 +232,7 @@ class PersonaAccuracyTask(PairJudging[PersonaAccuracyLog]):
                 digest = content_digest(persona)
                 items += [
                     item.with_earlier(f"judge/{item.pair_id}/{side}/{digest}/{item.first}")
-                    for item in both_orders(record, PersonaAccuracyJudge(persona, attempts=1), method="persona",
+                    for item in record_items(record, PersonaAccuracyJudge(persona, attempts=1), method="persona",
                                             scope=side, judge_id=digest, truth=side, side=side, persona=persona)]
             self.persona_rows.append(row)
         # One record's two personas back to back in each order: their prompts differ only from

@@ -30,7 +30,7 @@ from personae.evaluation import (
     judge_for,
     summarise_method,
 )
-from personae.evaluation.judging import PairItem, PairJudging, both_orders
+from personae.evaluation.judging import PairItem, PairJudging, record_items
 from personae.lm import Cost
 from personae.programs import DefaultJudge, judge_digest
 from personae.runs import Executor, Finished, Judgment, Ledger, Progress, RunSpec, package_versions, run
@@ -139,7 +139,7 @@ class EvaluateTask(PairJudging[EvaluationLog]):
                                                       first=first, error=judge, kind="no_judge")
                                              for first in ("chosen", "rejected")]
                 elif judge is not None:
-                    items += both_orders(record, judge, method=stage, scope=user_id, user_id=user_id,
+                    items += record_items(record, judge, method=stage, scope=user_id, user_id=user_id,
                                          judge_id=judge_digest(judge))
         return items
 

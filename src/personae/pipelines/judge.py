@@ -1,36 +1,37 @@
-"""Judging preference records in one or both orders, with failures counted as unscored."""
+"""``personae judge`` as a task: judging preference records in one or both orders, failures counted as unscored."""
 
 from __future__ import annotations
 
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import dspy
 from pydantic import BaseModel
+from typing_extensions import override
 
 from personae.data import PreferenceRecord
 from personae.errors import DataError
-from personae.programs import Judge, Verdict, judge_digest, judge_pair
+from personae.evaluation.judging import PairItem, PairJudging, record_items
+from personae.pipelines.infer import progress_path
+from personae.programs import Judge, judge_digest
 from personae.runs import (
     Cost,
     Counts,
     Executor,
+    Finished,
     Judgment,
     Ledger,
-    Outcome,
     Progress,
-    RetryPolicy,
     RunLog,
-    ThreadExecutor,
+    RunSpec,
     package_versions,
-    record_key,
-    record_run,
-    run_items,
+    run,
 )
 
-__all__ = ["JudgeLog", "JudgeReport", "JudgeResults", "judge_factory", "judge_records"]
+__all__ = ["JudgeLog", "JudgeReport", "JudgeResults", "JudgeTask", "judge_factory", "judge_records"]
 
 
 class JudgeResults(BaseModel):
@@ -58,14 +59,6 @@ class JudgeReport:
     def judgments(self) -> list[Judgment]:
         """The rows as :class:`~personae.runs.Judgment` objects."""
         return [Judgment.model_validate(row) for row in self.rows]
-
-    def log(self, started: JudgeLog) -> JudgeLog:
-        """This report as the finished form of the run log ``started``."""
-        results = JudgeResults(judgments=self.total, correct=self.correct, unscored=self.unscored,
-                               accuracy=self.accuracy if self.total else None)
-        log = started.model_copy(update={"cost": self.cost, "counts": self.counts,
-                                         "judgments": self.judgments, "results": results})
-        return log.ended("success")
 
     @property
     def total(self) -> int:
@@ -118,74 +111,70 @@ def judge_factory(*, persona: str | None = None, column: str | None = None, prof
     return lambda record: default
 
 
+class JudgeTask(PairJudging[JudgeLog]):
+    """Judge each record, chosen response first and then (with ``both_orders``) second.
+
+    ``judge_for`` gives the judge for a record (the same object for every record when the user
+    is fixed; default: the default judge). A judgment whose calls kept failing is a row with
+    ``error`` and ``kind`` set and ``correct`` None: it counts and is never correct. The output
+    ``OUT`` of a :class:`~personae.runs.RunSpec` is a file: the ledger is ``OUT.progress.jsonl``,
+    the run log ``OUT.run.json``.
+    """
+
+    name = "judge"
+
+    def __init__(self, records: Sequence[PreferenceRecord],
+                 judge_for: Callable[[PreferenceRecord], Judge] | None = None, *, both_orders: bool = True,
+                 method: str = "default", config: dict[str, Any] | None = None) -> None:
+        self.records, self.judge_for = records, judge_for or judge_factory()
+        self.orders = ("chosen", "rejected") if both_orders else ("chosen",)
+        self.method, self.config, self.state = method, dict(config or {}), {"method": method}
+        self.rows: list[dict[str, Any]] = []
+
+    @override
+    def start(self, spec: RunSpec, lm: dspy.BaseLM) -> JudgeLog:
+        return JudgeLog(command="judge", config=self.config, versions=package_versions(), results=JudgeResults())
+
+    @override
+    def items(self, stage: str, done: Finished) -> list[PairItem]:
+        single: dict[int, tuple[Judge, str]] = {}  # each judge given: its copy that asks once, and its digest
+        items: dict[str, list[PairItem]] = {first: [] for first in self.orders}
+        for record in self.records:
+            given = self.judge_for(record)
+            if id(given) not in single:  # the run retries each judgment (max_attempts), not the judge
+                once = given.with_attempts(1)
+                single[id(given)] = (once, judge_digest(once))
+            judge, digest = single[id(given)]
+            for item in record_items(record, judge, orders=self.orders, method=self.method, judge_id=digest,
+                                     scope=record.user_id or "", user_id=record.user_id,
+                                     persona=getattr(judge, "persona", None) or None):
+                items[item.first].append(item.with_earlier(f"{item.pair_id}/{self.method}/{digest}/{item.first}"))
+        return [item for first in self.orders for item in items[first]]
+
+    @override
+    def summary(self, started: JudgeLog, done: Finished) -> JudgeLog:
+        self.rows = done.all_rows
+        report = JudgeReport(self.rows)
+        results = JudgeResults(judgments=report.total, correct=report.correct, unscored=report.unscored,
+                               accuracy=report.accuracy if report.total else None)
+        return started.model_copy(update={"judgments": report.judgments, "results": results})
+
+    @override
+    def paths(self, out: Path) -> tuple[Path, Path]:
+        return progress_path(out), Path(f"{out}.run.json")
+
+
 def judge_records(
-    records: Sequence[PreferenceRecord],
-    judge_for: Callable[[PreferenceRecord], Judge],
-    *,
-    lm: dspy.BaseLM,
-    both_orders: bool = True,
-    concurrency: int = 1,
-    max_attempts: int = 3,
-    method: str = "default",
-    ledger: Ledger | None = None,
-    executor: Executor | None = None,
-    progress: Progress | None = None,
-    on_result: Callable[[dict[str, Any]], None] | None = None,
-    log_path: str | os.PathLike[str] | None = None,
+    records: Sequence[PreferenceRecord], judge_for: Callable[[PreferenceRecord], Judge], *, lm: dspy.BaseLM,
+    both_orders: bool = True, concurrency: int = 1, max_attempts: int = 3, method: str = "default",
+    ledger: Ledger | None = None, executor: Executor | None = None, progress: Progress | None = None,
+    on_result: Callable[[dict[str, Any]], None] | None = None, log_path: str | os.PathLike[str] | None = None,
     config: dict[str, Any] | None = None,
 ) -> JudgeReport:
-    """Judge each record (chosen shown first, then second when ``both_orders``).
-
-    ``judge_for`` gives the judge for a record (the same object for every record when the
-    user is fixed). A judgment whose calls kept failing is a row with ``error`` and ``kind`` set
-    and ``correct`` None: it counts in ``total`` and never as correct. With a ``ledger``,
-    judgments it holds are reused and new ones are appended as they are made. With a
-    ``log_path``, the run log (``config`` as its configuration) is kept there: status ``started``
-    at once, then ``success``, or ``interrupted``/``error``.
-    """
-    items = [(r, True) for r in records] + ([(r, False) for r in records] if both_orders else [])
-    judges: dict[str, Judge] = {}
-    digests: dict[int, str] = {}  # by judge object: one fixed judge is digested once, not per record
-    single: dict[int, tuple[Judge, Judge]] = {}  # each judge given, and its copy that asks once
-
-    def judge_of(record: PreferenceRecord) -> Judge:
-        if record.record_id not in judges:
-            given = judge_for(record)
-            if id(given) not in single:  # the run retries each judgment (max_attempts), not the judge
-                single[id(given)] = (given, given.with_attempts(1))
-            judges[record.record_id] = single[id(given)][1]
-        return judges[record.record_id]
-
-    def key(item: tuple[PreferenceRecord, bool]) -> str:
-        record, chosen_first = item
-        judge = judge_of(record)
-        if id(judge) not in digests:
-            digests[id(judge)] = judge_digest(judge)
-        first = "chosen" if chosen_first else "rejected"
-        return f"{record_key(record)}/{method}/{digests[id(judge)]}/{first}"
-
-    def one(item: tuple[PreferenceRecord, bool]) -> Verdict:
-        record, chosen_first = item
-        return judge_pair(judge_of(record), record, chosen_first=chosen_first)
-
-    def row(item: tuple[PreferenceRecord, bool], outcome: Outcome[Verdict]) -> dict[str, Any]:
-        record, chosen_first = item
-        first, second = ("chosen", "rejected") if chosen_first else ("rejected", "chosen")
-        persona = getattr(judge_of(record), "persona", None)
-        judgment = Judgment.of(outcome, record_id=record.record_id, first=first, second=second, truth="chosen",
-                               user_id=record.user_id, method=method, persona=persona or None)
-        return judgment.model_dump(mode="json")
-
-    started = JudgeLog(command="judge", config=dict(config or {}), versions=package_versions(),
-                       results=JudgeResults())
-    reports: list[JudgeReport] = []
-
-    def body() -> JudgeLog:
-        run = run_items(one, items, key=key, row=row, ledger=ledger, lm=lm,
-                        policy=RetryPolicy(max_attempts=max_attempts), executor=executor or ThreadExecutor(concurrency),
-                        progress=progress, label="judge", capture=True, on_row=on_result)
-        reports.append(JudgeReport(run.rows, run.cost, run.counts))
-        return reports[0].log(started)
-
-    record_run(started, log_path, body)
-    return reports[0]
+    """:class:`JudgeTask` run by :func:`personae.runs.run` in one call. With a ``ledger``, judgments
+    it holds are reused and new ones are appended as they are made (each also to ``on_result``).
+    With a ``log_path``, the run log (``config`` as its configuration) is kept there."""
+    task = JudgeTask(records, judge_for, both_orders=both_orders, method=method, config=config)
+    log = run(task, RunSpec(concurrency=concurrency, max_attempts=max_attempts), lm=lm, ledger=ledger,
+              log_path=log_path, executor=executor, progress=progress, on_row=on_result)
+    return JudgeReport(task.rows, log.cost, log.counts)
