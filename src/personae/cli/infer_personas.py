@@ -64,7 +64,9 @@ def run(args: argparse.Namespace) -> int:
     lm = build_lm(args)
     with executor(args, args.concurrency, "infer-personas") as runner:
         report = infer_personas(data.records, Path(args.out), lm=lm, program=program, executor=runner,
-                                max_attempts=args.max_attempts, progress=progress(), fresh=args.fresh)
+                                max_attempts=args.max_attempts, progress=progress(), fresh=args.fresh,
+                                config={"data": args.data, "columns": args.columns, "split": args.split,
+                                        "limit": args.limit, "program": args.program, "demos": args.demos})
     print(f"wrote {report.records} records to {report.out} "
           f"({report.inferred} inferred now, {report.resumed} from an earlier run, {report.failed} failed)")
     print_counts(report.counts, "records")

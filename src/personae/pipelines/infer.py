@@ -1,14 +1,15 @@
 """Persona inference over a whole preference file, written as it goes and resumable.
 
-Every record's result is appended to a ledger beside the output (``OUT.progress.jsonl``) as
-it completes. A re-run, also one over more records (a larger ``--limit``, the whole file
-after a sample), reuses every record the ledger holds with the same text, and tries the
-failed ones again on fresh samples. The ledger starts with the model, its sampling settings and
-the inference program it was made with; a run with another of them stops instead of mixing
-results (``fresh=True`` starts a new ledger). When every record has been tried, the output
-is written in input order: each source row as it was read, plus ``chosen_persona`` and
-``rejected_persona`` (and ``persona_error`` with the reason for a record whose calls kept
-failing, whose personas are then empty). The ledger stays, so the next run can build on it.
+Every record's result is appended to a ledger beside the output (``OUT.progress.jsonl``) as it
+completes, and the run log (with its cost) is kept in ``OUT.run.json``. A re-run, also one over
+more records (a larger ``--limit``, the whole file after a sample), reuses every record the
+ledger holds with the same text, and tries the failed ones again on fresh samples. The ledger
+starts with the model, its sampling settings and the inference program it was made with; a run
+with another of them stops instead of mixing results (``fresh=True`` starts a new ledger). When
+every record has been tried, the output is written in input order: each source row as it was
+read, plus ``chosen_persona`` and ``rejected_persona`` (and ``persona_error`` with the reason
+for a record whose calls kept failing, whose personas are then empty). The ledger stays, so the
+next run can build on it.
 
 ``out`` is a file (.jsonl, .jsonl.gz, .json, .csv, .parquet) or, when its name has no
 suffix, a ``datasets`` folder written with ``Dataset.save_to_disk`` (loadable with
@@ -30,25 +31,29 @@ from pathlib import Path
 from typing import Any
 
 import dspy
+from pydantic import BaseModel, Field
+from typing_extensions import override
 
 from personae.data import SUFFIXES, PreferenceRecord, write_rows
 from personae.errors import ConfigError, DataError
 from personae.lm import Cost
 from personae.programs import PersonaInference, program_digest
 from personae.runs import (
+    BaseTask,
     Counts,
     Executor,
-    Ledger,
+    Finished,
     Outcome,
     Progress,
-    RetryPolicy,
-    ThreadExecutor,
-    lm_fingerprint,
+    RunLog,
+    RunSpec,
+    package_versions,
     record_key,
-    run_items,
+    run,
 )
 
-__all__ = ["InferReport", "infer_personas", "progress_path", "write_dataset_folder"]
+__all__ = ["InferLog", "InferReport", "InferResults", "InferTask", "infer_personas", "progress_path",
+           "write_dataset_folder"]
 
 _DATASETS_MARKERS = ("dataset_info.json", "state.json", "dataset_dict.json")
 
@@ -80,10 +85,6 @@ def progress_path(out: str | os.PathLike[str]) -> Path:
     """The ledger of per-record results kept beside ``out``."""
     out = Path(out)
     return out.with_name(out.name + ".progress.jsonl")
-
-
-def _legacy_key(row: Mapping[str, Any]) -> str | None:  # rows of version-1 ledgers
-    return f"{row['record_id']}@{row['digest']}" if "record_id" in row and "digest" in row else None
 
 
 def _output_format(out: Path) -> str:
@@ -136,6 +137,87 @@ def write_dataset_folder(rows: Sequence[Mapping[str, Any]], out: str | os.PathLi
     return out
 
 
+class InferResults(BaseModel):
+    """What persona inference did: records, inferred now, resumed, failed (each with why)."""
+
+    records: int = 0
+    inferred: int = 0
+    resumed: int = 0
+    failed: int = 0
+    failures: list[tuple[str, str]] = Field(default_factory=list)
+
+
+InferLog = RunLog[dict[str, Any], InferResults]
+"""The run log of ``personae infer-personas`` (``OUT.run.json``)."""
+
+
+class InferTask(BaseTask[PreferenceRecord, dict[str, Any], InferLog]):
+    """Infer both personas of every record; the output ``OUT`` is a file or a datasets folder, its
+    ledger ``OUT.progress.jsonl`` and its run log ``OUT.run.json``. After the run, ``table`` holds
+    the output rows in input order (each source row with its personas, or ``persona_error``)."""
+
+    name = "infer"
+
+    def __init__(self, records: Sequence[PreferenceRecord], *, program: PersonaInference | None = None,
+                 config: dict[str, Any] | None = None, source: str = "<records>") -> None:
+        ids = [r.record_id for r in records]
+        if len(set(ids)) != len(ids):
+            repeated = next(i for i in ids if ids.count(i) > 1)
+            raise DataError(f"record id {repeated!r} repeats; cannot resume safely", source=source,
+                            field="record_id")
+        self.records, self.config = records, dict(config or {})
+        self.program = (program or PersonaInference()).with_attempts(1)  # the run retries each record
+        self.state = {"program": program_digest(self.program)}
+        self.table: list[dict[str, Any]] = []
+        self.failures: list[tuple[str, str]] = []
+
+    @override
+    def start(self, spec: RunSpec, lm: dspy.BaseLM) -> InferLog:
+        return InferLog(command="infer-personas", config=self.config, versions=package_versions(),
+                        results=InferResults())
+
+    @override
+    def items(self, stage: str, done: Finished) -> Sequence[PreferenceRecord]:
+        return self.records
+
+    @override
+    def key(self, item: PreferenceRecord) -> str:
+        return record_key(item)
+
+    @override
+    def call(self, item: PreferenceRecord) -> dict[str, Any]:
+        pred = self.program.for_record(item)
+        return {"chosen_persona": pred.chosen_persona, "rejected_persona": pred.rejected_persona}
+
+    @override
+    def row(self, item: PreferenceRecord, outcome: Outcome[dict[str, Any]]) -> dict[str, Any]:
+        return {"record_id": item.record_id, **(outcome.value or {"chosen_persona": None, "rejected_persona": None})}
+
+    @override
+    def legacy_key(self, row: Mapping[str, Any]) -> str | None:  # rows of version-1 ledgers
+        return f"{row['record_id']}@{row['digest']}" if "record_id" in row and "digest" in row else None
+
+    @override
+    def summary(self, started: InferLog, done: Finished) -> InferLog:
+        self.table, self.failures = [], []
+        for record, result in zip(self.records, done.all_rows, strict=True):
+            table_row = dict(record.raw) if record.raw else _flat_row(record)
+            table_row["chosen_persona"] = result.get("chosen_persona")
+            table_row["rejected_persona"] = result.get("rejected_persona")
+            if result.get("error"):
+                table_row["persona_error"] = result["error"]
+                self.failures.append((record.record_id, str(result["error"])))
+            self.table.append(table_row)
+        counts = done.counts
+        results = InferResults(records=len(self.records), inferred=counts.succeeded, resumed=counts.resumed,
+                               failed=counts.failed, failures=self.failures)
+        return started.model_copy(update={"results": results})
+
+    @override
+    def paths(self, out: Path) -> tuple[Path, Path | None]:
+        return progress_path(out), out.with_name(out.name + ".run.json")
+
+
 def infer_personas(
     records: Sequence[PreferenceRecord],
     out: str | os.PathLike[str],
@@ -147,52 +229,27 @@ def infer_personas(
     executor: Executor | None = None,
     progress: Progress | None = None,
     fresh: bool = False,
+    config: dict[str, Any] | None = None,
 ) -> InferReport:
-    """Infer both personas for every record and write ``out``.
+    """Infer both personas for every record and write ``out``: :class:`InferTask` run by
+    :func:`personae.runs.run`, then the output written.
 
     ``out`` is a .jsonl, .jsonl.gz, .json, .csv or .parquet file, or a ``datasets`` folder when
     its name has no suffix. ``program`` is the inference program (default
     :class:`PersonaInference`; e.g. a compiled one, ``PersonaInference().load(path)``).
     Results an earlier run left in the ledger are reused (see the module's notes); ``fresh``
-    discards them. ``executor`` runs the records (default: ``concurrency`` threads).
+    discards them. ``executor`` runs the records (default: ``concurrency`` threads); ``config``
+    is kept in the run log.
     """
     out = Path(out)
     fmt = _output_format(out)
-    program = (program or PersonaInference()).with_attempts(1)  # the run retries each record
-    ids = [r.record_id for r in records]
-    if len(set(ids)) != len(ids):
-        repeated = next(i for i in ids if ids.count(i) > 1)
-        raise DataError(f"record id {repeated!r} repeats; cannot resume safely", source=str(out),
-                        field="record_id")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    ledger = Ledger(progress_path(out), kind="infer", fresh=fresh, legacy_key=_legacy_key,
-                    fingerprint={**lm_fingerprint(lm), "program": program_digest(program)})
-    if ledger.rows:
-        logger.info("resuming from %s (%d results there)", ledger.path, len(ledger.rows))
-
-    def infer(record: PreferenceRecord) -> dict[str, Any]:
-        pred = program.for_record(record)
-        return {"chosen_persona": pred.chosen_persona, "rejected_persona": pred.rejected_persona}
-
-    def row(record: PreferenceRecord, outcome: Outcome[dict[str, Any]]) -> dict[str, Any]:
-        return {"record_id": record.record_id, **(outcome.value or {"chosen_persona": None, "rejected_persona": None})}
-
-    run = run_items(infer, records, key=record_key, row=row, ledger=ledger, lm=lm,
-                    policy=RetryPolicy(max_attempts=max_attempts), executor=executor or ThreadExecutor(concurrency),
-                    progress=progress, label="infer-personas")
-    rows, failures = [], []
-    for record, result in zip(records, run.rows, strict=True):
-        table_row = dict(record.raw) if record.raw else _flat_row(record)
-        table_row["chosen_persona"] = result.get("chosen_persona")
-        table_row["rejected_persona"] = result.get("rejected_persona")
-        if result.get("error"):
-            table_row["persona_error"] = result["error"]
-            failures.append((record.record_id, str(result["error"])))
-        rows.append(table_row)
+    task = InferTask(records, program=program, config=config, source=str(out))
+    log = run(task, RunSpec(concurrency=concurrency, max_attempts=max_attempts, out=str(out), fresh=fresh), lm=lm,
+              executor=executor, progress=progress)
     if fmt == "datasets":
-        write_dataset_folder(rows, out)
+        write_dataset_folder(task.table, out)
     else:
-        write_rows(rows, out)
-    counts = run.counts
-    return InferReport(out, len(records), counts.succeeded, counts.resumed, counts.failed, run.cost, failures,
+        write_rows(task.table, out)
+    counts = log.counts
+    return InferReport(out, len(records), counts.succeeded, counts.resumed, counts.failed, log.cost, task.failures,
                        counts)

@@ -151,8 +151,16 @@ class Task(Protocol[I, T, L]):
         """What progress calls ``stage``."""
         ...
 
-    def paths(self, out: Path) -> tuple[Path, Path]:
-        """The ledger and the run log in the output ``out``."""
+    def paths(self, out: Path) -> tuple[Path, Path | None]:
+        """The ledger and the run log in the output ``out`` (None: the task keeps no run log there)."""
+        ...
+
+    def legacy_key(self, row: Mapping[str, Any]) -> str | None:
+        """The key of a ledger row an old version wrote without one (None: the row is skipped)."""
+        ...
+
+    def opened(self, ledger: Ledger, spec: RunSpec, lm: dspy.BaseLM) -> None:
+        """Called once the ledger is open, before any item runs (e.g. to record results found beside it)."""
         ...
 
 
@@ -220,9 +228,16 @@ class BaseTask(Generic[I, T, L]):
         """The task's name and the stage."""
         return f"{self.name} {stage}".strip()
 
-    def paths(self, out: Path) -> tuple[Path, Path]:
+    def paths(self, out: Path) -> tuple[Path, Path | None]:
         """``OUT/judgments.jsonl`` and ``OUT/run.json``."""
         return out / JUDGMENTS_FILE, out / RUN_FILE
+
+    def legacy_key(self, row: Mapping[str, Any]) -> str | None:
+        """None: no old ledger format to read."""
+        return None
+
+    def opened(self, ledger: Ledger, spec: RunSpec, lm: dspy.BaseLM) -> None:
+        """Nothing to do."""
 
 
 @contextmanager
@@ -269,8 +284,10 @@ def run(task: Task[Any, Any, L], spec: RunSpec | None = None, *, lm: dspy.BaseLM
         ledger_file, log_file = task.paths(out)
         if ledger is None:
             ledger = Ledger(ledger_file, kind=task.name, fingerprint=task.fingerprint(lm), fresh=spec.fresh,
-                            dependent=task.dependent())
+                            dependent=task.dependent(), legacy_key=task.legacy_key)
         log_path = log_file if log_path is None else log_path
+    if ledger is not None:
+        task.opened(ledger, spec, lm)
     if ledger is not None and ledger.rows:
         logger.info("%s: %d results of an earlier run; reusing the finished ones", ledger.path, len(ledger.rows))
     policy = RetryPolicy(max_attempts=spec.max_attempts)
