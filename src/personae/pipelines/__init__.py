@@ -25,8 +25,8 @@ if TYPE_CHECKING:
     from personae.pipelines.eval_personas import PersonaAccuracyRun, PersonaAccuracyTask, evaluate_persona_accuracy
     from personae.pipelines.eval_tailoring import TailoringEvalConfig, eval_tailoring
     from personae.pipelines.evaluate import EvaluateTask, EvaluationRun, evaluate_methods
-    from personae.pipelines.fit import FitReport, fit_users
-    from personae.pipelines.infer import InferReport, infer_personas, progress_path
+    from personae.pipelines.fit import FitReport, FitTask, fit_users
+    from personae.pipelines.infer import InferReport, InferTask, infer_personas, progress_path
     from personae.pipelines.judge import JudgeReport, JudgeTask, judge_factory, judge_records
 
 _EXPORTS: dict[str, str] = {
@@ -49,8 +49,10 @@ _EXPORTS: dict[str, str] = {
     "TailoringEvalConfig": "personae.pipelines.eval_tailoring",
     "eval_tailoring": "personae.pipelines.eval_tailoring",
     "FitReport": "personae.pipelines.fit",
+    "FitTask": "personae.pipelines.fit",
     "fit_users": "personae.pipelines.fit",
     "InferReport": "personae.pipelines.infer",
+    "InferTask": "personae.pipelines.infer",
     "infer_personas": "personae.pipelines.infer",
     "progress_path": "personae.pipelines.infer",
     "JudgeReport": "personae.pipelines.judge",
@@ -64,7 +66,9 @@ __all__ = [
     "EvaluateTask",
     "EvaluationRun",
     "FitReport",
+    "FitTask",
     "InferReport",
+    "InferTask",
     "JudgeReport",
     "JudgeTask",
     "PersonaAccuracyRun",

@@ -18,37 +18,54 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import dspy
+from pydantic import BaseModel, Field
+from typing_extensions import override
 
 from personae.data import UserHistory
 from personae.errors import ConfigError
 from personae.lm import Cost
 from personae.optimizers import COST_ONLY_SETTINGS, PersonalizedJudge, SynthesizeMe, judge_path
 from personae.runs import (
+    BaseTask,
     Counts,
     Executor,
+    Finished,
     Ledger,
     Outcome,
     Progress,
-    RetryPolicy,
-    ThreadExecutor,
+    RunLog,
+    RunSpec,
     content_digest,
     describe_changes,
     lm_fingerprint,
+    package_versions,
     record_key,
-    run_items,
+    run,
 )
 
-__all__ = ["LEDGER_FILE", "FitReport", "fit_users"]
+__all__ = ["LEDGER_FILE", "FitLog", "FitReport", "FitResults", "FitTask", "fit_users"]
 
 logger = logging.getLogger(__name__)
 
 LEDGER_FILE = "progress.jsonl"
+
+
+class FitResults(BaseModel):
+    """The users fitted now, skipped (fitted by an earlier run) and failed (with why)."""
+
+    fitted: list[str] = Field(default_factory=list)
+    skipped: list[str] = Field(default_factory=list)
+    failed: list[tuple[str, str]] = Field(default_factory=list)
+
+
+FitLog = RunLog[dict[str, Any], FitResults]
+"""The run log of a fit (kept in memory: the output folder holds judges only)."""
 
 
 @dataclass
@@ -98,6 +115,88 @@ def user_key(user: UserHistory) -> str:
     return f"{user.user_id}@{content_digest(*(record_key(r) for r in user.records))}"
 
 
+class FitTask(BaseTask[UserHistory, PersonalizedJudge, FitLog]):
+    """Fit a judge for every user not yet fitted in the output folder (see the module docstring).
+
+    Each judge is written as soon as it is fitted, before its ledger row. The output folder holds
+    the judges and the ledger (``progress.jsonl``) and no run log: it is a folder of judges, read
+    as such. After the run, ``report`` says what happened.
+    """
+
+    name = "fit"
+
+    def __init__(self, users: Sequence[UserHistory], *, fitter: SynthesizeMe | None = None) -> None:
+        self.users, self.fitter = users, fitter or SynthesizeMe()
+        self.settings = self.fitter.settings()
+        self.out = Path(".")
+        self.lm: dspy.BaseLM | None = None
+        self.fitted: dict[str, PersonalizedJudge] = {}
+        self.report = FitReport()
+
+    @override
+    def fingerprint(self, lm: dspy.BaseLM) -> Mapping[str, Any]:
+        return {**lm_fingerprint(lm), **{k: v for k, v in self.settings.items() if k not in COST_ONLY_SETTINGS},
+                "max_lm_calls": self.fitter.max_lm_calls}
+
+    @override
+    def paths(self, out: Path) -> tuple[Path, Path | None]:
+        return out / LEDGER_FILE, None
+
+    @override
+    def opened(self, ledger: Ledger, spec: RunSpec, lm: dspy.BaseLM) -> None:
+        self.out, self.lm = ledger.path.parent, lm
+        if not spec.fresh:
+            _adopt(self.users, self.out, ledger, str(getattr(lm, "model", "")), self.settings)
+
+    @override
+    def start(self, spec: RunSpec, lm: dspy.BaseLM) -> FitLog:
+        return FitLog(command="fit", config={"settings": self.settings}, versions=package_versions(),
+                      results=FitResults())
+
+    @override
+    def items(self, stage: str, done: Finished) -> Sequence[UserHistory]:
+        return self.users
+
+    @override
+    def key(self, item: UserHistory) -> str:
+        return user_key(item)
+
+    @override
+    def call(self, item: UserHistory) -> PersonalizedJudge:
+        return self.fitter.fit(item, lm=self.lm)  # on a worker: it writes nothing
+
+    @override
+    def row(self, item: UserHistory, outcome: Outcome[PersonalizedJudge]) -> dict[str, Any]:
+        # Here, on the caller's side and one user at a time, the judge is written before its
+        # ledger row: a row always names a file that is there.
+        judge, path = outcome.value, judge_path(self.out, item.user_id)
+        if judge is None:
+            logger.warning("fitting %s failed (%s): %s", item.user_id, outcome.kind, outcome.error)
+            return {"user_id": item.user_id}
+        judge.save(path)
+        self.fitted[item.user_id] = judge
+        return {"user_id": item.user_id, "judge": path.name, "val_accuracy": judge.val_accuracy,
+                "demos": len(judge.demos), "cost": judge.cost}
+
+    @override
+    def reusable(self, item: UserHistory, row: Mapping[str, Any]) -> bool:
+        return judge_path(self.out, item.user_id).exists()
+
+    @override
+    def summary(self, started: FitLog, done: Finished) -> FitLog:
+        report = FitReport(counts=done.counts, cost=done.cost)
+        for user, entry in zip(self.users, done.all_rows, strict=True):
+            if entry.get("error"):
+                report.failed.append((user.user_id, str(entry["error"])))
+            elif user.user_id in self.fitted:
+                report.fitted.append(self.fitted[user.user_id])
+            else:
+                report.skipped.append(user.user_id)
+        self.report = report
+        results = FitResults(fitted=[j.user_id for j in report.fitted], skipped=report.skipped, failed=report.failed)
+        return started.model_copy(update={"results": results})
+
+
 def fit_users(
     users: Sequence[UserHistory],
     out: str | os.PathLike[str],
@@ -110,51 +209,16 @@ def fit_users(
     on_done: Callable[[str, str, PersonalizedJudge | None], None] | None = None,
     fresh: bool = False,
 ) -> FitReport:
-    """Fit every user not yet fitted in ``out``; ``on_done(user_id, status, judge)`` reports each
-    user fitted or failed now (status ``fitted`` or ``failed``)."""
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    fitter = fitter or SynthesizeMe()
-    model, settings = str(getattr(lm, "model", "")), fitter.settings()
-    fingerprint = {**lm_fingerprint(lm), **{k: v for k, v in settings.items() if k not in COST_ONLY_SETTINGS},
-                   "max_lm_calls": fitter.max_lm_calls}
-    ledger = Ledger(out / LEDGER_FILE, kind="fit", fingerprint=fingerprint, fresh=fresh)
-    if not fresh:
-        _adopt(users, out, ledger, model, settings)
-    fitted: dict[str, PersonalizedJudge] = {}
-
-    def fit(user: UserHistory) -> PersonalizedJudge:
-        return fitter.fit(user, lm=lm)  # on a worker: it writes nothing
-
-    def row(user: UserHistory, outcome: Outcome[PersonalizedJudge]) -> dict[str, Any]:
-        # Here, on the caller's side and one user at a time, the judge is written before its
-        # ledger row: a row always names a file that is there.
-        judge = outcome.value
-        if judge is None:
-            logger.warning("fitting %s failed (%s): %s", user.user_id, outcome.kind, outcome.error)
-            return {"user_id": user.user_id}
-        judge.save(judge_path(out, user.user_id))
-        fitted[user.user_id] = judge
-        return {"user_id": user.user_id, "judge": judge_path(out, user.user_id).name,
-                "val_accuracy": judge.val_accuracy, "demos": len(judge.demos), "cost": judge.cost}
+    """Fit every user not yet fitted in ``out``: :class:`FitTask` run by :func:`personae.runs.run`,
+    ``user_concurrency`` users at a time, each fit once (every call inside a fit has its own retries)."""
+    Path(out).mkdir(parents=True, exist_ok=True)
+    task = FitTask(users, fitter=fitter)
 
     def report(entry: dict[str, Any]) -> None:
         if on_done is not None:
             user_id = str(entry["user_id"])
-            on_done(user_id, "failed" if entry.get("error") else "fitted", fitted.get(user_id))
+            on_done(user_id, "failed" if entry.get("error") else "fitted", task.fitted.get(user_id))
 
-    run = run_items(
-        fit, users, key=user_key, row=row, ledger=ledger, lm=lm,
-        policy=RetryPolicy(max_attempts=1),  # each call inside a fit has its own retries
-        executor=executor or ThreadExecutor(user_concurrency, name="fit"), progress=progress, label="fit",
-        reusable=lambda user, _: judge_path(out, user.user_id).exists(), on_row=report,
-    )
-    result = FitReport(counts=run.counts, cost=run.cost)
-    for user, entry in zip(users, run.rows, strict=True):
-        if entry.get("error"):
-            result.failed.append((user.user_id, str(entry["error"])))
-        elif user.user_id in fitted:
-            result.fitted.append(fitted[user.user_id])
-        else:
-            result.skipped.append(user.user_id)
-    return result
+    spec = RunSpec(concurrency=user_concurrency, max_attempts=1, out=str(out), fresh=fresh)
+    run(task, spec, lm=lm, executor=executor, progress=progress, on_row=report)
+    return task.report
