@@ -38,26 +38,23 @@ def run(args: argparse.Namespace) -> int:
 
     from personae.data import select_users
     from personae.lm import CostMeter
-    from personae.optimizers import optimize_persona_program, verify_synthesis_examples
-    from personae.pipelines import progress_path
-    from personae.runs import ItemsRun, Ledger, lm_fingerprint
+    from personae.optimizers import SynthesisExamplesTask, optimize_persona_program
+    from personae.runs import RunSpec, run
 
     data = load_data(args)
     users = select_users(data, top=args.users, min_pairs=args.min_pairs)
     lm = build_lm(args)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    ledger = Ledger(progress_path(out), kind="optimize-persona-prompt", fresh=args.fresh,
-                    fingerprint={**lm_fingerprint(lm), "seed": args.seed, "verify_attempts": args.max_attempts})
+    task = SynthesisExamplesTask(users, seed=args.seed, verify_attempts=args.max_attempts)
     meter = CostMeter()
-    runs: list[ItemsRun] = []
     with meter.track():
-        examples = verify_synthesis_examples(users, lm=lm, seed=args.seed, verify_attempts=args.max_attempts,
-                                             ledger=ledger, progress=progress(), runs=runs)
+        verified = run(task, RunSpec(max_attempts=1, out=str(out), fresh=args.fresh), lm=lm, progress=progress())
+        examples = task.examples
         program = optimize_persona_program(examples, lm=lm, optimizer=args.optimizer, auto=args.auto,
                                            num_threads=args.concurrency, seed=args.seed)
     program.save(str(out))
     print(f"optimized over {len(examples)} users with {args.optimizer}; saved to {out}")
-    print_counts(runs[0].counts, "users verified")
+    print_counts(verified.counts, "users verified")
     print(f"cost: {meter.cost.summary()}")
     return 0

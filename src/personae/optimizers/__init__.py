@@ -11,7 +11,11 @@ from personae.optimizers._persona_inference import (
     load_persona_inference,
     optimize_persona_inference,
 )
-from personae.optimizers._persona_prompt import optimize_persona_program, verify_synthesis_examples
+from personae.optimizers._persona_prompt import (
+    SynthesisExamplesTask,
+    optimize_persona_program,
+    verify_synthesis_examples,
+)
 from personae.optimizers._synthesizeme import COST_ONLY_SETTINGS, PRESETS, Preset, SynthesizeMe, preset_overrides
 from personae.programs import ARTIFACT_VERSION, PersonalizedJudge, Verdict, judge_path
 
@@ -34,4 +38,5 @@ __all__ = [
     "optimize_persona_program",
     "preset_overrides",
     "verify_synthesis_examples",
+    "SynthesisExamplesTask",
 ]

@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import dspy
+from typing_extensions import override
 
 from personae.data import UserHistory, split_user
 from personae.errors import ConfigError
@@ -21,63 +23,106 @@ from personae.evaluation.metrics import HeldOutAccuracy, HeldOutAccuracyFeedback
 from personae.lm import default_adapter
 from personae.programs import PersonaSynthesis, VerifiedReasoning, check_reached
 from personae.runs import (
+    BaseTask,
     Executor,
-    ItemsRun,
+    Finished,
     Ledger,
+    Outcome,
     Progress,
-    RetryPolicy,
+    RunLog,
+    RunSpec,
     content_digest,
+    package_versions,
     record_key,
-    run_items,
+    run,
 )
 
-__all__ = ["optimize_persona_program", "verify_synthesis_examples"]
+__all__ = ["SynthesisExamplesLog", "SynthesisExamplesTask", "optimize_persona_program", "verify_synthesis_examples"]
+
+SynthesisExamplesLog = RunLog[dict[str, Any], dict[str, Any]]
+"""The run log of verifying users for the persona prompt's optimization."""
 
 logger = logging.getLogger(__name__)
+
+
+class SynthesisExamplesTask(BaseTask[UserHistory, str, SynthesisExamplesLog]):
+    """Verified reasoning over each user's train pairs, rendered as the synthesis program reads it:
+    one item per user with validation pairs (users are fitted whole; each verification has its own
+    retries). The output ``OUT`` is the compiled program's file: the ledger is ``OUT.progress.jsonl``.
+    After the run, ``examples`` holds one :class:`dspy.Example` per user with verified traces."""
+
+    name = "optimize-persona-prompt"
+
+    def __init__(self, users: Sequence[UserHistory], *, fractions: tuple[float, float, float] = (0.5, 0.2, 0.3),
+                 verify_attempts: int = 2, seed: int = 0) -> None:
+        self.synthesis = PersonaSynthesis()
+        self.splits = {user.user_id: split_user(user.records, fractions) for user in users}
+        self.users = [user for user in users if self.splits[user.user_id].val]
+        self.verifier = VerifiedReasoning(attempts=verify_attempts, seed=seed)
+        self.adapter = dspy.settings.adapter or default_adapter()
+        self.seed, self.state = seed, {"seed": seed, "verify_attempts": verify_attempts}
+        self.examples: list[dspy.Example] = []
+
+    @override
+    def start(self, spec: RunSpec, lm: dspy.BaseLM) -> SynthesisExamplesLog:
+        return SynthesisExamplesLog(command=self.name, config=dict(self.state), versions=package_versions(),
+                                    results={})
+
+    @override
+    def items(self, stage: str, done: Finished) -> Sequence[UserHistory]:
+        return self.users
+
+    @override
+    def key(self, item: UserHistory) -> str:
+        return f"{item.user_id}@{content_digest(*(record_key(r) for r in item.records))}"
+
+    @override
+    def call(self, item: UserHistory) -> str:
+        with dspy.context(adapter=self.adapter):
+            verified = [self.verifier.for_record(record) for record in self.splits[item.user_id].train]
+        check_reached(verified, f"user {item.user_id}: verified reasoning")  # an outage is no result
+        traces = [p.trace for p in verified if p.verified]
+        return self.synthesis.render(traces) if traces else ""
+
+    @override
+    def row(self, item: UserHistory, outcome: Outcome[str]) -> dict[str, Any]:
+        return {"user_id": item.user_id, "history": outcome.value}
+
+    @override
+    def paths(self, out: Path) -> tuple[Path, Path | None]:
+        return out.with_name(out.name + ".progress.jsonl"), None
+
+    @override
+    def summary(self, started: SynthesisExamplesLog, done: Finished) -> SynthesisExamplesLog:
+        self.examples = []
+        for user, row in zip(self.users, done.all_rows, strict=True):
+            if not row.get("history"):
+                logger.info("user %s has no verified traces; left out of optimization", user.user_id)
+                continue
+            self.examples.append(dspy.Example(preference_history=row["history"], user_id=user.user_id,
+                                              val=[r.to_dict() for r in self.splits[user.user_id].val],
+                                              seed=self.seed).with_inputs("preference_history"))
+        return started.model_copy(update={"results": {"examples": len(self.examples)}})
 
 
 def verify_synthesis_examples(users: Sequence[UserHistory], *, lm: dspy.BaseLM,
                               fractions: tuple[float, float, float] = (0.5, 0.2, 0.3), verify_attempts: int = 2,
                               seed: int = 0, ledger: Ledger | None = None, executor: Executor | None = None,
                               progress: Progress | None = None,
-                              runs: list[ItemsRun] | None = None) -> list[dspy.Example]:
+                              runs: list[SynthesisExamplesLog] | None = None) -> list[dspy.Example]:
     """One persona-synthesis example per user, made with LM calls on ``lm``: verified reasoning
     over the user's train pairs gives the input ``preference_history``; the user's validation
     pairs go in ``val`` (what :class:`~personae.evaluation.HeldOutAccuracy` scores on).
 
-    Users are verified through the run layer: ``executor`` runs them (default one at a time),
-    a ``ledger`` keeps each user's rendered traces as they finish (a re-run reuses them), and
-    ``runs``, when given, receives the :class:`~personae.runs.ItemsRun` (counts and cost).
+    :class:`SynthesisExamplesTask` run by :func:`personae.runs.run`: ``executor`` runs the users
+    (default one at a time), a ``ledger`` keeps each user's rendered traces as they finish (a
+    re-run reuses them), and ``runs``, when given, receives the run log (counts and cost).
     """
-    synthesis = PersonaSynthesis()
-    splits = {user.user_id: split_user(user.records, fractions) for user in users}
-    usable = [user for user in users if splits[user.user_id].val]
-    verifier = VerifiedReasoning(attempts=verify_attempts, seed=seed)
-
-    def verify(user: UserHistory) -> str:
-        verified = [verifier.for_record(record) for record in splits[user.user_id].train]
-        check_reached(verified, f"user {user.user_id}: verified reasoning")  # an outage is no result
-        traces = [p.trace for p in verified if p.verified]
-        return synthesis.render(traces) if traces else ""
-
-    def key(user: UserHistory) -> str:
-        return f"{user.user_id}@{content_digest(*(record_key(r) for r in user.records))}"
-
-    with dspy.context(adapter=dspy.settings.adapter or default_adapter()):
-        run = run_items(verify, usable, key=key, row=lambda user, o: {"user_id": user.user_id, "history": o.value},
-                        ledger=ledger, lm=lm, policy=RetryPolicy(max_attempts=1), executor=executor,
-                        progress=progress, label="verify users")
+    task = SynthesisExamplesTask(users, fractions=fractions, verify_attempts=verify_attempts, seed=seed)
+    log = run(task, RunSpec(max_attempts=1), lm=lm, ledger=ledger, executor=executor, progress=progress)
     if runs is not None:
-        runs.append(run)
-    examples = []
-    for user, row in zip(usable, run.rows, strict=True):
-        if not row.get("history"):
-            logger.info("user %s has no verified traces; left out of optimization", user.user_id)
-            continue
-        examples.append(dspy.Example(preference_history=row["history"], user_id=user.user_id,
-                                     val=[r.to_dict() for r in splits[user.user_id].val], seed=seed)
-                        .with_inputs("preference_history"))
-    return examples
+        runs.append(log)
+    return task.examples
 
 
 def optimize_persona_program(examples: Sequence[dspy.Example], *, lm: dspy.BaseLM | None = None,
