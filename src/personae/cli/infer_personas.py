@@ -104,5 +104,7 @@ def _run_shards(args: argparse.Namespace, program: Any) -> int:
     print(f"wrote {len(report.shards)} shards ({report.counts.total} records) to {report.out} "
           f"({len(report.shards) - resumed} inferred now, {resumed} from an earlier run)")
     print_counts(report.counts, "records")
+    for shard, reason in report.failed_shards:
+        print(f"  failed shard {shard} (done again by the next run): {reason}")
     print(f"cost: {report.cost.summary()}")
-    return 1 if report.counts.failed else 0
+    return 1 if report.counts.failed or report.failed_shards else 0

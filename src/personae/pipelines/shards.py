@@ -34,19 +34,34 @@ import logging
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import dspy
+from typing_extensions import override
 
 from personae.errors import ConfigError, DataError
 from personae.lm import Cost
 from personae.programs import PersonaInference, program_digest
-from personae.runs import Counts, describe_changes
+from personae.runs import (
+    BaseTask,
+    Counts,
+    Finished,
+    Ledger,
+    ManifestLedger,
+    Outcome,
+    RayExecutor,
+    RunLog,
+    RunSpec,
+    ThreadExecutor,
+    package_versions,
+    run,
+    worker_payload,
+)
 
-__all__ = ["MANIFEST", "ShardReport", "ShardsReport", "infer_shards", "is_sharded", "list_shards"]
+__all__ = ["MANIFEST", "InferShardsTask", "ShardReport", "ShardsReport", "infer_shards", "is_sharded", "list_shards"]
 
 logger = logging.getLogger(__name__)
 
@@ -75,6 +90,9 @@ class ShardsReport:
     shards: list[ShardReport] = field(default_factory=list)
     counts: Counts = field(default_factory=Counts)
     cost: Cost = field(default_factory=Cost)
+    failed_shards: list[tuple[str, str]] = field(default_factory=list)
+    """Shards not written (a failure of the whole shard, e.g. the LM server gone), with why: a re-run
+    does them again."""
 
 
 def is_sharded(source: str) -> bool:
@@ -273,6 +291,139 @@ class _Tally:
 
 # -- the driver -----------------------------------------------------------------------------------
 
+ShardsLog = RunLog[dict[str, Any], dict[str, Any]]
+"""The run log of sharded inference (kept in memory: ``OUT`` holds the shards and their manifests)."""
+
+
+class InferShardsTask(BaseTask[_Shard, dict[str, Any], ShardsLog]):
+    """Each shard an item: read with Ray Data, its personas inferred on a pool of actors, written
+    whole under ``OUT/<shard name>/``; its ledger row is the shard's manifest (a
+    :class:`~personae.runs.ManifestLedger` over ``OUT``). The shards run one after another, each
+    with all of the cluster; ``pool`` is the :class:`~personae.runs.RayExecutor` they run on.
+    After the run, ``report`` says what happened, shard by shard."""
+
+    name = "infer-shards"
+
+    def __init__(self, source: str, out: str, *, program: PersonaInference | None = None,
+                 columns: dict[str, str] | None = None, concurrency: int = 8, max_attempts: int = 3,
+                 batch_size: int | None = None, skip_invalid: bool = False, shard_size: int | None = None,
+                 split: str | None = None) -> None:
+        self.dataset: Any = None
+        if shard_size is None:
+            self.shards = [_Shard(_shard_name(p), str(p), path=p) for p in list_shards(source)]
+        else:
+            self.dataset, self.shards = _dataset_shards(source, split, shard_size)
+        self.program = (program or PersonaInference()).with_attempts(1)  # the run retries each record
+        self.digests = {shard: shard.digest(self.dataset) for shard in self.shards}
+        self.state = {"program": program_digest(self.program), "columns": json.dumps(columns or {}, sort_keys=True),
+                      **({"shard_size": str(shard_size)} if shard_size is not None else {})}
+        self.out, self.columns, self.concurrency = out, columns, concurrency
+        self.max_attempts, self.batch_size, self.skip_invalid = max_attempts, batch_size, skip_invalid
+        self.fs, self.root = _filesystem(out)
+        self.pool: Any = None
+        self.new: set[str] = set()  # the shards done by this run
+        self.lm: dspy.BaseLM | None = None
+        self.report = ShardsReport(out=out)
+
+    def ledger(self, lm: dspy.BaseLM, *, fresh: bool = False) -> ManifestLedger:
+        """The shards' manifests under ``OUT``."""
+        return ManifestLedger(self.out, kind=self.name, fingerprint=self.fingerprint(lm), fresh=fresh,
+                              manifest=MANIFEST, legacy_key=_legacy_key)
+
+    @override
+    def opened(self, ledger: Ledger, spec: RunSpec, lm: dspy.BaseLM) -> None:
+        self.lm = lm
+
+    @override
+    def start(self, spec: RunSpec, lm: dspy.BaseLM) -> ShardsLog:
+        return ShardsLog(command=self.name, config={"out": self.out, **self.state}, versions=package_versions(),
+                         results={})
+
+    @override
+    def items(self, stage: str, done: Finished) -> Sequence[_Shard]:
+        return self.shards
+
+    @override
+    def key(self, item: _Shard) -> str:
+        return f"{item.name}@{self.digests[item]}"
+
+    @override
+    def call(self, item: _Shard) -> dict[str, Any]:
+        ray, pool = self.pool.connect(), self.pool  # joins or starts Ray; map_batches' actors are Ray Data's own
+        count = pool.worker_count()
+        threads = max(1, -(-self.concurrency // count))
+        started = time.perf_counter()
+        final, tmp = f"{self.root}/{item.name}", f"{self.root}/.{item.name}.{uuid.uuid4().hex[:8]}.tmp"
+        tally = ray.remote(num_cpus=0)(_Tally).remote()
+        rows_in = item.read(ray, self.dataset).repartition(4 * count)  # one file is one read: split for every actor
+        rows_out = rows_in.map_batches(
+            _InferBatch, batch_format="pyarrow", batch_size=self.batch_size or 4 * threads, concurrency=count,
+            num_cpus=0.5, fn_constructor_kwargs={"payload": worker_payload((self.lm, self.program)),
+                                               "shard": item.label, "columns": self.columns, "threads": threads,
+                                               "max_attempts": self.max_attempts, "skip_invalid": self.skip_invalid,
+                                               "tally": tally})
+        try:
+            rows_out.write_parquet(tmp, filesystem=_arrow_filesystem(self.fs))
+            taken = ray.get(tally.take.remote(item.label))
+            if self.fs.exists(final):
+                self.fs.rm(final, recursive=True)
+            self.fs.mv(tmp, final, recursive=True)
+        except Exception:
+            if self.fs.exists(tmp):
+                self.fs.rm(tmp, recursive=True)
+            refused = ray.get(tally.refusal.remote(item.label))
+            if refused is not None:
+                raise DataError(refused[0], source=item.label, field=refused[1]) from None
+            raise
+        except BaseException:
+            if self.fs.exists(tmp):
+                self.fs.rm(tmp, recursive=True)
+            raise
+        kinds = {k: int(v) for k, v in taken["kinds"].items()}
+        cost = replace(taken["cost"], seconds=round(time.perf_counter() - started, 3))
+        rows = _count_rows(self.fs, final)
+        logger.info("shard %s: %d rows, %d failed, %s", item.name, rows, sum(kinds.values()), cost.summary())
+        self.new.add(item.name)
+        return {"folder": item.name, "shard": item.label, "source_digest": self.digests[item], "rows": rows,
+                "failed": sum(kinds.values()), "failures": kinds, "cost": cost.to_dict()}
+
+    @override
+    def row(self, item: _Shard, outcome: Outcome[dict[str, Any]]) -> dict[str, Any]:
+        return outcome.value if outcome.value is not None else {"folder": item.name, "shard": item.label}
+
+    @override
+    def summary(self, started: ShardsLog, done: Finished) -> ShardsLog:
+        rows = [row for row in done.all_rows if row.get("error") is None]
+        report = ShardsReport(out=self.out, shards=[_shard_report(row, new=row["folder"] in self.new) for row in rows],
+                              failed_shards=[(str(row["folder"]), str(row["error"])) for row in done.all_rows
+                                             if row.get("error") is not None])
+        failures: Counter[str] = Counter()
+        for shard in report.shards:
+            failures.update(shard.failures)
+            report.cost += shard.cost
+        report.counts = Counts(total=sum(s.rows for s in report.shards),
+                               succeeded=sum(s.rows - s.failed for s in report.shards if not s.resumed),
+                               resumed=sum(s.rows for s in report.shards if s.resumed),
+                               failed=sum(s.failed for s in report.shards if not s.resumed),
+                               failures=dict(failures.most_common()))
+        self.report = report
+        return started.model_copy(update={"results": {"rows": report.counts.total}})
+
+
+def _legacy_key(manifest: Mapping[str, Any]) -> str | None:  # manifests written before they had a key
+    folder, digest = manifest.get("folder"), manifest.get("source_digest")
+    return f"{folder}@{digest}" if folder and digest else None
+
+
+def _shard_report(row: Mapping[str, Any], *, new: bool) -> ShardReport:
+    """A shard's report from its ledger row (``new``: made by this run; else its manifest, reused)."""
+    cost = Cost()
+    if new and isinstance(row.get("cost"), dict):
+        cost = Cost(**{k: v for k, v in row["cost"].items() if k != "total_tokens"})
+    return ShardReport(str(row["folder"]), int(row["rows"]), int(row["failed"]), not new, cost,
+                       dict(row.get("failures", {})))
+
+
 def infer_shards(
     source: str,
     out: str,
@@ -302,122 +453,28 @@ def infer_shards(
     waits on the LM most of the time: it asks Ray for half a CPU, which leaves room for Ray
     Data's read and write tasks beside a pool as large as the cluster. ``out`` is
     a folder or an fsspec URL; see the module's notes for what a re-run reuses.
+    :class:`InferShardsTask`, run by :func:`personae.runs.run`, one shard at a time.
     """
-    from personae.runs import RayExecutor, lm_fingerprint, worker_payload
+    task = InferShardsTask(source, out, program=program, columns=columns, concurrency=concurrency,
+                           max_attempts=max_attempts, batch_size=batch_size, skip_invalid=skip_invalid,
+                           shard_size=shard_size, split=split)
+    ledger = task.ledger(lm, fresh=fresh)
 
-    dataset: Any = None
-    if shard_size is None:
-        shards = [_Shard(_shard_name(p), str(p), path=p) for p in list_shards(source)]
-    else:
-        dataset, shards = _dataset_shards(source, split, shard_size)
-    program = (program or PersonaInference()).with_attempts(1)  # the run retries each record
-    fingerprint = {**lm_fingerprint(lm), "program": program_digest(program),
-                   "columns": json.dumps(columns or {}, sort_keys=True),
-                   **({"shard_size": str(shard_size)} if shard_size is not None else {})}
-    fs, root = _filesystem(out)
-    fs.makedirs(root, exist_ok=True)
-    digests = {shard: shard.digest(dataset) for shard in shards}
-    todo: list[_Shard] = []
-    report = ShardsReport(out=out)
-    mismatched: list[str] = []
-    for shard in shards:
-        manifest = _read_manifest(fs, f"{root}/{shard.name}/{MANIFEST}")
-        if manifest is None or fresh:
-            todo.append(shard)
-            continue
-        differences = describe_changes(manifest.get("fingerprint", {}), fingerprint, sorted(fingerprint))
-        if differences:
-            mismatched.append(f"{shard.name}: {differences}")
-            continue
-        if manifest.get("source_digest") != digests[shard]:
-            todo.append(shard)  # the shard changed: done again
-            continue
-        done = ShardReport(shard.name, int(manifest["rows"]), int(manifest["failed"]), True,
-                           failures=dict(manifest.get("failures", {})))
-        report.shards.append(done)
-    if mismatched:
-        more = f" and {len(mismatched) - 2} more shards" if len(mismatched) > 2 else ""
-        raise ConfigError(f"{out} holds shards inferred with other settings ({'; '.join(mismatched[:2])}{more}); "
-                          "use another --out, or --fresh to infer them again")
+    def shard_done(row: dict[str, Any]) -> None:
+        if on_shard is not None and row.get("error") is None:
+            on_shard(_shard_report(row, new=True))
+
     with RayExecutor(concurrency, workers=workers, address=address, name="infer-shards") as pool:
-        ray = pool.connect()  # joins or starts Ray; the actors of map_batches are Ray Data's own
-        count = pool.worker_count()
-        threads = max(1, -(-concurrency // count))
-        payload = worker_payload((lm, program))
-        tally = ray.remote(num_cpus=0)(_Tally).remote()
-        for shard in todo:
-            started = time.perf_counter()
-            name = shard.name
-            final, tmp = f"{root}/{name}", f"{root}/.{name}.{uuid.uuid4().hex[:8]}.tmp"
-            blocks = 4 * count  # one shard file is one read: split so that every actor gets batches
-            rows_in = shard.read(ray, dataset).repartition(blocks)
-            rows_out = rows_in.map_batches(
-                _InferBatch, batch_format="pyarrow", batch_size=batch_size or 4 * threads, concurrency=count,
-                num_cpus=0.5, fn_constructor_kwargs={"payload": payload, "shard": shard.label, "columns": columns,
-                                                   "threads": threads, "max_attempts": max_attempts,
-                                                   "skip_invalid": skip_invalid, "tally": tally})
-            try:
-                rows_out.write_parquet(tmp, filesystem=_arrow_filesystem(fs))
-                taken = ray.get(tally.take.remote(shard.label))
-                if fs.exists(final):
-                    fs.rm(final, recursive=True)
-                fs.mv(tmp, final, recursive=True)
-            except Exception:
-                if fs.exists(tmp):
-                    fs.rm(tmp, recursive=True)
-                refused = ray.get(tally.refusal.remote(shard.label))
-                if refused is not None:
-                    raise DataError(refused[0], source=shard.label, field=refused[1]) from None
-                raise
-            except BaseException:
-                if fs.exists(tmp):
-                    fs.rm(tmp, recursive=True)
-                raise
-            rows = _count_rows(fs, final)
-            kinds = {k: int(v) for k, v in taken["kinds"].items()}
-            cost = replace(taken["cost"], seconds=round(time.perf_counter() - started, 3))
-            done = ShardReport(shard.name, rows, sum(kinds.values()), False, cost, kinds)
-            _write_manifest(fs, f"{final}/{MANIFEST}", {
-                "shard": shard.label, "source_digest": digests[shard], "fingerprint": fingerprint, "rows": rows,
-                "failed": done.failed, "failures": kinds, "cost": cost.to_dict()})
-            report.shards.append(done)
-            report.cost += cost
-            logger.info("shard %s: %d rows, %d failed, %s", shard.name, rows, done.failed, cost.summary())
-            if on_shard is not None:
-                on_shard(done)
-    order = {shard.name: i for i, shard in enumerate(shards)}
-    report.shards.sort(key=lambda s: order[s.shard])
-    failures: Counter[str] = Counter()
-    for s in report.shards:
-        failures.update(s.failures)
-    report.counts = Counts(total=sum(s.rows for s in report.shards),
-                           succeeded=sum(s.rows - s.failed for s in report.shards if not s.resumed),
-                           resumed=sum(s.rows for s in report.shards if s.resumed),
-                           failed=sum(s.failed for s in report.shards if not s.resumed),
-                           failures=dict(failures.most_common()))
-    return report
+        task.pool = pool
+        run(task, RunSpec(concurrency=1, max_attempts=1), lm=lm, ledger=ledger, executor=ThreadExecutor(1),
+            on_row=shard_done)
+    return task.report
 
 
 def _arrow_filesystem(fs: Any) -> Any:
     from pyarrow.fs import FSSpecHandler, PyFileSystem
 
     return PyFileSystem(FSSpecHandler(fs))
-
-
-def _read_manifest(fs: Any, path: str) -> dict[str, Any] | None:
-    if not fs.exists(path):
-        return None
-    with fs.open(path, "rb") as fh:
-        try:
-            manifest = json.loads(fh.read())
-        except ValueError:
-            return None  # a manifest cut short: the shard is done again
-    return manifest if isinstance(manifest, dict) else None
-
-
-def _write_manifest(fs: Any, path: str, manifest: dict[str, Any]) -> None:
-    with fs.open(path, "wb") as fh:
-        fh.write(json.dumps(manifest, indent=1, sort_keys=True).encode())
 
 
 def _count_rows(fs: Any, folder: str) -> int:

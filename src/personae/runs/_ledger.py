@@ -28,8 +28,8 @@ from typing import Any
 from personae.data import append_jsonl, read_jsonl_rows, write_text_atomic
 from personae.errors import ConfigError, DataError
 
-__all__ = ["JUDGMENTS_FILE", "LEDGER_VERSION", "SAMPLING_KEYS", "Ledger", "content_digest", "describe_changes",
-           "lm_fingerprint", "record_key"]
+__all__ = ["JUDGMENTS_FILE", "LEDGER_VERSION", "SAMPLING_KEYS", "Ledger", "ManifestLedger", "content_digest",
+           "describe_changes", "lm_fingerprint", "record_key"]
 
 logger = logging.getLogger(__name__)
 
@@ -187,6 +187,73 @@ class Ledger:
 
 
 SAMPLING_KEYS = ("temperature", "max_tokens", "max_completion_tokens", "top_p", "top_k", "seed", "stop")
+
+
+class ManifestLedger(Ledger):
+    """A ledger kept as one manifest per finished item, inside the item's own output folder:
+    ``ROOT/FOLDER/MANIFEST``, on any fsspec filesystem (a local folder, ``s3://bucket/out``).
+
+    For outputs that may live in an object store, where no file can be appended to: each
+    successful row names its ``folder`` and is written there, with the fingerprint, after the
+    folder is whole. A row that failed is kept for this run only (the item is tried again next
+    time). A manifest made with another fingerprint stops the run, naming each difference
+    (``fresh`` ignores every manifest). ``legacy_key`` gives the key of a manifest an older
+    version wrote without one.
+    """
+
+    def __init__(self, root: str, *, kind: str, fingerprint: Mapping[str, Any], fresh: bool = False,
+                 manifest: str = "_personae.json",
+                 legacy_key: Callable[[Mapping[str, Any]], str | None] | None = None) -> None:
+        import fsspec
+
+        self.fs, self.root = fsspec.core.url_to_fs(root)
+        self.root = str(self.root).rstrip("/")
+        self.url, self.manifest = root, manifest
+        super().__init__(root, kind=kind, fingerprint=fingerprint, fresh=fresh, legacy_key=legacy_key)
+
+    def _open(self, fresh: bool, dependent: dict[str, Callable[[Mapping[str, Any]], bool]]) -> None:
+        self.fs.makedirs(self.root, exist_ok=True)
+        if fresh:
+            return
+        mismatched: list[str] = []
+        for path in sorted(self.fs.glob(f"{self.root}/*/{self.manifest}")):
+            row = self._read(path)
+            if row is None:
+                continue  # a manifest cut short: the item is done again
+            folder = path.rstrip("/").split("/")[-2]
+            differences = describe_changes(row.get("fingerprint", {}), self.fingerprint, sorted(self.fingerprint))
+            if differences:
+                mismatched.append(f"{folder}: {differences}")
+                continue
+            key = row.get("key")
+            if not isinstance(key, str):
+                key = self._legacy_key({"folder": folder, **row}) if self._legacy_key is not None else None
+                if key is None:
+                    continue
+            self.rows[key] = {"key": key, "folder": folder, **{k: v for k, v in row.items() if k != "fingerprint"}}
+        if mismatched:
+            more = f" and {len(mismatched) - 2} more" if len(mismatched) > 2 else ""
+            raise ConfigError(f"{self.url} holds results made with other settings ({'; '.join(mismatched[:2])}{more}); "
+                              "use another output, or --fresh to start over")
+
+    def _read(self, path: str) -> dict[str, Any] | None:
+        with self.fs.open(path, "rb") as fh:
+            try:
+                row = json.loads(fh.read())
+            except ValueError:
+                return None
+        return row if isinstance(row, dict) else None
+
+    def append(self, key: str, row: Mapping[str, Any]) -> dict[str, Any]:
+        """Record ``row`` (which names its ``folder``): its manifest is written when it succeeded."""
+        entry = {"key": key, **{k: v for k, v in row.items() if k != "key"}}
+        if entry.get("error") is None:
+            manifest = {**entry, "fingerprint": self.fingerprint}
+            with self.fs.open(f"{self.root}/{entry['folder']}/{self.manifest}", "wb") as fh:
+                fh.write(json.dumps(manifest, indent=1, sort_keys=True, default=str).encode())
+        with self._lock:
+            self.rows[key] = entry
+        return entry
 
 
 def lm_fingerprint(lm: Any) -> dict[str, str | None]:
