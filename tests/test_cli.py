@@ -182,3 +182,36 @@ def test_more_help(command, capsys) -> None:
     with pytest.raises(SystemExit) as exit_info:
         main([command, "--help"])
     assert exit_info.value.code == 0 and command in capsys.readouterr().out
+
+
+def test_the_command_lines_defaults_are_the_python_apis() -> None:
+    """Options come from the spec dataclasses; where the same setting has a Python default, they agree."""
+    import dataclasses
+    import inspect
+
+    from personae.cli.main import build_parser
+    from personae.data import parse_fractions, split_user
+    from personae.evaluation import persona_saliency
+    from personae.lm import get_lm
+    from personae.optimizers import SynthesizeMe
+    from personae.pipelines import EvaluateTask, evaluate_methods
+    from personae.runs import RetryPolicy
+    from personae.specs import EvaluateOptions, FitOptions, LMSpec, RunSpec, SaliencyOptions
+
+    def default(fn, name):
+        return inspect.signature(fn).parameters[name].default
+
+    lm = LMSpec()
+    assert (lm.model, lm.temperature, lm.lm_retries, lm.engine, lm.cache) == (
+        default(get_lm, "model"), default(get_lm, "temperature"), default(get_lm, "num_retries"),
+        default(get_lm, "engine"), default(get_lm, "cache"))
+    assert RunSpec().max_attempts == RetryPolicy().max_attempts == default(evaluate_methods, "max_attempts")
+    assert RunSpec().confidence == default(evaluate_methods, "confidence")
+    fractions = parse_fractions(EvaluateOptions().fractions)
+    assert fractions == default(EvaluateTask.__init__, "fractions") == default(split_user, "fractions")
+    assert FitOptions().preset == default(SynthesizeMe.__init__, "preset")
+    assert (SaliencyOptions().top, SaliencyOptions().min_count) == (default(persona_saliency, "top"),
+                                                                   default(persona_saliency, "min_count"))
+    parsed = build_parser().parse_args(["evaluate", "data.jsonl", "--out", "o"])
+    for name in (f.name for f in dataclasses.fields(EvaluateOptions)):
+        assert getattr(parsed, name) == getattr(EvaluateOptions(out="o"), name)

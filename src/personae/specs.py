@@ -13,7 +13,10 @@ from typing import Any
 
 from personae.errors import ConfigError
 
-__all__ = ["DEFAULT_MODEL", "ENGINES", "LOCAL_ALIASES", "LMSpec", "RunSpec", "is_local"]
+__all__ = ["DEFAULT_MODEL", "ENGINES", "LOCAL_ALIASES", "DataSpec", "DemoOptions", "EvalPersonasOptions",
+           "EvaluateOptions", "FitOptions", "InferOptions", "InferenceProgramSpec", "JudgeModelSpec", "JudgeOptions",
+           "LMSpec", "OptimizeInferenceOptions", "OptimizePersonaOptions", "RetrieveOptions", "RunSpec",
+           "SaliencyOptions", "ServeApiOptions", "ServeOptions", "ServiceSettings", "TokenOptions", "is_local"]
 
 DEFAULT_MODEL = "local"
 """The embedded SmolLM2 model, run in-process and offline."""
@@ -125,3 +128,317 @@ class RunSpec:
             raise ConfigError("concurrency and max_attempts must be at least 1")
         if not 0 < self.confidence < 1 or self.resamples < 1:
             raise ConfigError("confidence must lie between 0 and 1 and resamples be at least 1")
+
+
+# -- what each command reads and writes ------------------------------------------------------------
+# The options of each command beside its model and run options. The command line is built from
+# these fields (``personae.cli.options.add_config_options``) and gives them back as the dataclass.
+
+@dataclass
+class DataSpec:
+    """Which preference data to read, and how (``personae.data.load_preferences``)."""
+
+    data: str = field(default="", metadata={
+        "positional": True, "help": "preference data: .jsonl(.gz), .json, .csv, .parquet, a datasets folder or hub id"})
+    columns: str | None = field(default=None, metadata={
+        "help": "column mapping, e.g. prompt=question,chosen=good,rejected=bad"})
+    split: str | None = field(default=None, metadata={"help": "split of a datasets source to read"})
+    limit: int | None = field(default=None, metadata={"help": "use only the first N valid records"})
+    skip_invalid: bool = field(default=False, metadata={
+        "help": "skip malformed records (reported with their reasons) instead of stopping"})
+
+
+_JUDGE_GROUP = "judge model (default: the --model options)"
+
+
+@dataclass
+class JudgeModelSpec:
+    """A second model for judging (default: the ``--model`` options)."""
+
+    judge_model: str | None = field(default=None, metadata={
+        "group": _JUDGE_GROUP, "help": "LiteLLM model string or 'local' for the judge"})
+    judge_api_base: str | None = field(default=None, metadata={
+        "group": _JUDGE_GROUP, "help": "base URL of the judge's OpenAI-compatible server"})
+    judge_api_key: str | None = field(default=None, repr=False, metadata={
+        "group": _JUDGE_GROUP, "help": "API key of the judge's server"})
+
+
+@dataclass
+class InferenceProgramSpec:
+    """Which persona-inference program to run."""
+
+    program: str | None = field(default=None, metadata={
+        "group": "persona inference program",
+        "help": "a compiled persona-inference program saved as DSPy JSON (personae optimize-persona-inference) "
+                "instead of the shipped one"})
+    demos: str | None = field(default=None, metadata={
+        "group": "persona inference program",
+        "help": "jsonl of the domain's own few-shot examples, replacing the program's: rows of prompt/chosen/rejected "
+                "with the chosen side's persona in persona (or chosen_persona, chosen_persona_gold)"})
+
+
+@dataclass
+class InferOptions:
+    """``personae infer-personas``."""
+
+    out: str = field(default="", metadata={
+        "required": True,
+        "help": "output: a .jsonl, .jsonl.gz, .json, .csv or .parquet file, or a name without suffix for a datasets "
+                "folder (Dataset.save_to_disk); per-record results are kept in OUT.progress.jsonl, which later runs "
+                "(also over more records) build on; for sharded input, a folder or fsspec URL (s3://bucket/path)"})
+    fresh: bool = field(default=False, metadata={
+        "help": "discard the results an earlier run left in OUT.progress.jsonl and infer every record"})
+    shard_size: int | None = field(default=None, metadata={
+        "help": "with --executor ray: read DATA (a datasets folder, a .jsonl/.parquet file or a hub id) through Ray "
+                "Data in shards of this many rows, written and resumed as a folder of shards is"})
+    batch_size: int | None = field(default=None, metadata={
+        "help": "sharded input: rows per Ray Data batch (default: four times each worker's share of --concurrency)"})
+
+
+@dataclass
+class JudgeOptions:
+    """``personae judge``."""
+
+    persona: str | None = field(default=None, metadata={
+        "exclusive": "who", "help": "a persona text used for every pair"})
+    persona_column: str | None = field(default=None, metadata={
+        "exclusive": "who", "help": "a column holding each record's persona (e.g. chosen_persona)"})
+    profile: bool = field(default=False, metadata={
+        "exclusive": "who", "help": "use each record's user profile (demographics)"})
+    one_order: bool = field(default=False, metadata={"help": "judge only with the chosen response first"})
+    out: str | None = field(default=None, metadata={
+        "help": "write every judgment to this .jsonl file, with its run log in OUT.run.json; judgments are kept in "
+                "OUT.progress.jsonl as they are made, and the same command resumes from there"})
+    fresh: bool = field(default=False, metadata={
+        "help": "discard the judgments an earlier run left in OUT.progress.jsonl"})
+
+
+@dataclass
+class FitOptions:
+    """``personae fit``."""
+
+    out: str = field(default="", metadata={"required": True, "help": "folder for the fitted judges"})
+    preset: str = field(default="default", metadata={
+        "choices": ("default", "paper"), "help": "default (cheap) or paper (the reference settings)"})
+    settings: list[str] = field(default_factory=list, metadata={
+        "flag": "--set", "metavar": "KEY=VALUE",
+        "help": "change one setting of the preset, e.g. --set candidates=4 --set target=null (repeatable; values "
+                "are read as JSON)"})
+    fresh: bool = field(default=False, metadata={
+        "help": "fit every user again, replacing judges already in --out (by default they are kept, and judges "
+                "fitted with other settings stop the run)"})
+    users: int | None = field(default=None, metadata={"help": "only the N users with the most pairs"})
+    min_pairs: int = field(default=4, metadata={"help": "skip users with fewer pairs"})
+    user_concurrency: int = field(default=1, metadata={
+        "help": "users fitted at once (with --executor ray, over all workers)"})
+    max_lm_calls: int | None = field(default=None, metadata={"help": "LM call budget per user"})
+    seed: int = field(default=0, metadata={"help": "seed for orders and demo candidates"})
+    persona_program: str | None = field(default=None, metadata={
+        "help": "a persona-synthesis program saved by optimize-persona-prompt (default: the shipped one)"})
+
+
+@dataclass
+class EvaluateOptions:
+    """``personae evaluate``."""
+
+    method: str = field(default="default", metadata={
+        "help": "comma-separated methods: default, profile, memory, persona, synthesizeme"})
+    judges: str | None = field(default=None, metadata={
+        "help": "folder of fitted judges (personae fit), needed by synthesizeme"})
+    personas: str | None = field(default=None, metadata={
+        "help": "jsonl file of {user_id, persona} rows for the persona method (default: the records' 'persona' "
+                "column)"})
+    users: int | None = field(default=None, metadata={"help": "evaluate only the N users with the most pairs"})
+    min_pairs: int = field(default=0, metadata={"help": "skip users with fewer than K pairs"})
+    fractions: str = field(default="0.5,0.2,0.3", metadata={"help": "train,val,test shares of each user's prompts"})
+    seed: int = field(default=0, metadata={"help": "seed of the bootstrap intervals"})
+    out: str = field(default="", metadata={
+        "required": True, "help": "output folder for run.json, report.md and plots"})
+    fresh: bool = field(default=False, metadata={
+        "help": "ignore judgments left in OUT by an earlier run instead of reusing them"})
+
+
+@dataclass
+class EvalPersonasOptions:
+    """``personae eval-personas``."""
+
+    out: str = field(default="", metadata={"required": True, "help": "output folder for run.json and report.md"})
+    persona_column: str | None = field(default=None, metadata={
+        "help": "column holding the chosen-side persona (e.g. chosen_persona_gold); the rejected side is then read "
+                "from the same name with 'chosen' replaced by 'rejected' when that column exists. Sides without a "
+                "column are inferred with --model"})
+    rejected_persona_column: str | None = field(default=None, metadata={
+        "help": "column holding the rejected-side persona"})
+    seed: int = field(default=0, metadata={"help": "seed of the bootstrap intervals"})
+    fresh: bool = field(default=False, metadata={
+        "help": "ignore judgments left in OUT by an earlier run instead of reusing them"})
+
+
+@dataclass
+class OptimizePersonaOptions:
+    """``personae optimize-persona-prompt``."""
+
+    out: str = field(default="", metadata={"required": True, "help": "where to save the compiled program (.json)"})
+    optimizer: str = field(default="mipro", metadata={"choices": ("mipro", "gepa"), "help": "the DSPy optimizer"})
+    auto: str = field(default="light", metadata={"choices": ("light", "medium", "heavy"), "help": "search budget"})
+    users: int | None = field(default=None, metadata={"help": "only the N users with the most pairs"})
+    min_pairs: int = field(default=10, metadata={"help": "skip users with fewer pairs"})
+    seed: int = field(default=0, metadata={"help": "seed of the optimizer and of the validation orders"})
+    fresh: bool = field(default=False, metadata={
+        "help": "verify every user again instead of reusing OUT.progress.jsonl from an earlier run"})
+
+
+@dataclass
+class OptimizeInferenceOptions:
+    """``personae optimize-persona-inference``."""
+
+    out: str = field(default="", metadata={"required": True, "help": "where to save the compiled program (.json)"})
+    optimizer: str = field(default="bootstrap", metadata={
+        "choices": ("bootstrap", "mipro"),
+        "help": "bootstrap: random search over bootstrapped demo sets; mipro: MIPROv2, which also rewrites the "
+                "instructions"})
+    max_demos: int = field(default=4, metadata={"help": "most demos in the program"})
+    candidates: int = field(default=4, metadata={
+        "help": "random demo sets tried by bootstrap, besides zero-shot and the unshuffled set"})
+    auto: str = field(default="light", metadata={"choices": ("light", "medium", "heavy"), "help": "MIPROv2 budget"})
+    one_order: bool = field(default=False, metadata={
+        "help": "judge each persona in one seeded order instead of both (half the judge calls)"})
+    demos: str | None = field(default=None, metadata={
+        "help": "jsonl of the domain's own few-shot examples to start from (see infer-personas --demos)"})
+    seed: int = field(default=0, metadata={"help": "seed of the demo sets and orders"})
+
+
+@dataclass
+class RetrieveOptions:
+    """``personae retrieve-personas``."""
+
+    train: list[str] = field(default_factory=list, metadata={
+        "positional": True, "metavar": "TRAIN",
+        "help": "training preference file(s) holding personas; several are indexed together"})
+    test: str = field(default="", metadata={
+        "positional": True, "metavar": "TEST", "help": "preference file whose prompts get personas"})
+    out: str = field(default="", metadata={"required": True, "help": "output file: .jsonl, .json, .csv or .parquet"})
+    k: int = field(default=1, metadata={
+        "help": "training prompts retrieved per test prompt; the best fills the persona columns, all k go to a "
+                "'retrieved' column and the hit-within-k figures"})
+    embedder: str = field(default="auto", metadata={
+        "choices": ("auto", "minilm", "bm25"),
+        "help": "minilm: all-MiniLM-L6-v2 embeddings (needs personae[retrieval]); bm25: word matching, no extra; "
+                "auto: minilm when installed, else bm25"})
+    model_path: str | None = field(default=None, metadata={
+        "help": "another sentence-transformers model folder (or cached hub id) instead of the packaged "
+                "all-MiniLM-L6-v2"})
+    train_persona_suffix: str | None = field(default=None, metadata={
+        "metavar": "SUFFIX",
+        "help": "read the training personas from chosen_persona_SUFFIX/rejected_persona_SUFFIX (e.g. gold) instead "
+                "of chosen_persona/rejected_persona"})
+    reference_suffix: str = field(default="retr", metadata={
+        "metavar": "SUFFIX",
+        "help": "compare with the test file's chosen_persona_SUFFIX/rejected_persona_SUFFIX columns when present"})
+    exclude_same_prompt: bool = field(default=False, metadata={
+        "help": "never retrieve a training record whose prompt is exactly the test prompt"})
+    limit: int | None = field(default=None, metadata={"help": "use only the first N test records"})
+    batch_size: int = field(default=64, metadata={"help": "texts encoded per batch"})
+
+
+@dataclass
+class SaliencyOptions:
+    """``personae persona-saliency``."""
+
+    data: str = field(default="", metadata={
+        "positional": True, "metavar": "FILE",
+        "help": "preference file with persona columns (e.g. the output of infer-personas)"})
+    chosen_column: str = field(default="chosen_persona", metadata={"help": "column of the chosen-side personas"})
+    rejected_column: str = field(default="rejected_persona", metadata={"help": "column of the rejected-side personas"})
+    out: str = field(default="", metadata={
+        "required": True, "metavar": "DIR", "help": "folder for saliency.md and saliency.png"})
+    top: int = field(default=20, metadata={"help": "words shown per side"})
+    min_count: int = field(default=3, metadata={"help": "leave out words seen fewer times over both columns"})
+
+
+@dataclass
+class DemoOptions:
+    """``personae demo``."""
+
+    data: str | None = field(default=None, metadata={"help": "another preference file to run the demo on"})
+    users: int | None = field(default=None, metadata={"help": "only the first N users"})
+    train_fraction: float = field(default=2 / 3, metadata={
+        "help": "share of each user's prompts (in order) used to build the persona (default: 2/3)"})
+
+
+@dataclass
+class ServeOptions:
+    """``personae serve``."""
+
+    port: int = field(default=8080, metadata={"help": "port on 127.0.0.1"})
+    gguf: str | None = field(default=None, metadata={"help": "another GGUF model file to serve"})
+    n_ctx: int = field(default=8192, metadata={"help": "context window in tokens"})
+
+
+@dataclass
+class ServiceSettings:
+    """How the HTTP service guards itself (``personae serve-api``'s options of that kind).
+
+    ``auth``: bearer tokens bound to tenants (off only for a single-tenant service on loopback;
+    every request is then the ``default`` tenant). ``max_body_bytes``: larger bodies get 413.
+    ``cors_origins``: origins a browser may call from (none by default: CORS stays off).
+    ``threads``: request threads for the store's blocking calls. ``token_cache_s``: how long a
+    token lookup is trusted (a revoked token stops working within it). ``secrets``: strings (an LM key)
+    that must never appear in a response or log line, besides the environment's keys and tokens.
+    """
+
+    auth: bool = field(default=True, metadata={
+        "help": "bearer tokens bound to tenants; --no-auth: every request is tenant 'default' (only on a loopback "
+                "address)"})
+    max_body_bytes: int = field(default=1 << 20, metadata={"help": "largest request body"})
+    cors_origins: list[str] = field(default_factory=list, metadata={
+        "flag": "--cors-origin", "metavar": "ORIGIN",
+        "help": "let browsers on this origin call the API (repeatable; default: CORS off)"})
+    threads: int = field(default=64, metadata={"help": "threads for the store's blocking calls"})
+    secrets: tuple[str, ...] = field(default=(), metadata={"cli": False})
+    retry_after_s: int = field(default=5, metadata={
+        "flag": "--retry-after", "help": "seconds a 503 answer asks the client to wait"})
+    token_cache_s: float = field(default=5.0, metadata={
+        "flag": "--token-cache", "help": "seconds a token lookup is trusted; a revoked token stops within it"})
+    body_timeout_s: float = field(default=30.0, metadata={
+        "flag": "--body-timeout", "help": "seconds a request body may take to arrive before 408"})
+    root_path: str = field(default="", metadata={
+        "help": "the path prefix a proxy serves the API under (e.g. /personae)"})
+
+
+@dataclass
+class ServeApiOptions:
+    """``personae serve-api``: the store, the judge, where to listen, and how updates run."""
+
+    store: str = field(default="personae.db", metadata={"help": "an SQLite file or a postgresql:// URL"})
+    judge: str = field(default="local", metadata={
+        "help": "'reward-model:DIR' (a model from 'personae distill reward-model', no LM at request time) or a model "
+                "string judged by the LLM ('local', openai/gpt-4o-mini; the model options below apply)"})
+    logprobs: bool = field(default=False, metadata={
+        "help": "with an LLM judge, read probabilities from token log-probabilities"})
+    device: str = field(default="auto", metadata={"help": "reward-model device: auto, cpu, cuda"})
+    torch_threads: int | None = field(default=None, metadata={
+        "help": "reward model: CPU threads for torch (default: torch's, all cores; fewer leave cores to the HTTP "
+                "work)"})
+    max_batch: int = field(default=8, metadata={
+        "help": "reward model: most responses scored in one forward pass when requests arrive together (larger "
+                "answers more per second on a GPU, each answer later)"})
+    host: str = field(default="127.0.0.1", metadata={"help": "address to listen on"})
+    port: int = field(default=8000, metadata={"help": "port (0 picks a free one)"})
+    limit_concurrency: int | None = field(default=None, metadata={
+        "help": "answer 503 beyond this many connections in flight (default: no limit)"})
+    debounce: float | None = field(default=None, metadata={
+        "help": "seconds after a user's last preference before its update runs (default: 2; an update never waits "
+                "more than 30 s after the first new preference)"})
+    update_workers: int | None = field(default=None, metadata={"help": "update jobs run at once (default: 2)"})
+    access_log: bool = field(default=False, metadata={"help": "log every request line"})
+    service: ServiceSettings = field(default_factory=ServiceSettings, metadata={"group": "service"})
+
+
+@dataclass
+class TokenOptions:
+    """``personae serve-api tokens create|list|revoke``: which tenant, which token."""
+
+    tenant: str | None = field(default=None, metadata={"help": "the tenant the token may see (list: only its)"})
+    name: str = field(default="", metadata={"help": "a label for the token (who or what uses it)"})
+    token_id: str = field(default="", metadata={"positional": True, "help": "the id of the token to revoke"})

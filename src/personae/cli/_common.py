@@ -58,13 +58,10 @@ def run_spec(args: argparse.Namespace) -> Any:
 
 
 def add_data_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("data", help="preference data: .jsonl(.gz), .json, .csv, .parquet, a datasets folder or hub id")
-    parser.add_argument("--columns", default=None,
-                        help="column mapping, e.g. prompt=question,chosen=good,rejected=bad")
-    parser.add_argument("--split", default=None, help="split of a datasets source to read")
-    parser.add_argument("--limit", type=int, default=None, help="use only the first N valid records")
-    parser.add_argument("--skip-invalid", action="store_true",
-                        help="skip malformed records (reported with their reasons) instead of stopping")
+    """The data argument and its reading options (:class:`~personae.specs.DataSpec`)."""
+    from personae.specs import DataSpec
+
+    add_config_options(parser, DataSpec)
 
 
 def prepare_environment(args: argparse.Namespace) -> None:
@@ -178,14 +175,16 @@ def print_counts(counts: Any, noun: str = "items") -> None:
 
 def add_program_options(parser: argparse.ArgumentParser) -> None:
     """``--program`` and ``--demos``: which persona-inference program to run."""
-    group = parser.add_argument_group("persona inference program")
-    group.add_argument("--program", default=None,
-                       help="a compiled persona-inference program saved as DSPy JSON "
-                            "(personae optimize-persona-inference) instead of the shipped one")
-    group.add_argument("--demos", default=None,
-                       help="jsonl of the domain's own few-shot examples, replacing the program's: rows of "
-                            "prompt/chosen/rejected with the chosen side's persona in persona (or chosen_persona, "
-                            "chosen_persona_gold)")
+    from personae.specs import InferenceProgramSpec
+
+    add_config_options(parser, InferenceProgramSpec)
+
+
+def add_judge_model_options(parser: argparse.ArgumentParser) -> None:
+    """``--judge-model``, ``--judge-api-base``, ``--judge-api-key``: a second model that judges."""
+    from personae.specs import JudgeModelSpec
+
+    add_config_options(parser, JudgeModelSpec)
 
 
 def inference_program(args: argparse.Namespace) -> Any:

@@ -19,10 +19,10 @@ def register(sub: Any) -> None:
         description="For each user: infer personas of earlier pairs, synthesize the user's persona from "
                     "verified reasoning on the earlier pairs, and judge the later pairs with and without it.",
     )
-    parser.add_argument("--data", default=None, help="another preference file to run the demo on")
-    parser.add_argument("--users", type=int, default=None, help="only the first N users")
-    parser.add_argument("--train-fraction", type=float, default=2 / 3,
-                        help="share of each user's prompts (in order) used to build the persona (default 2/3)")
+    from personae.cli.options import add_config_options
+    from personae.specs import DemoOptions
+
+    add_config_options(parser, DemoOptions)
     add_model_options(parser, max_attempts=2)
     parser.set_defaults(run=run)
 

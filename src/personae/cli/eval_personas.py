@@ -22,6 +22,7 @@ from typing import Any
 from personae.cli._common import (
     add_data_options,
     add_executor_options,
+    add_judge_model_options,
     add_model_options,
     add_program_options,
     digest,
@@ -32,6 +33,7 @@ from personae.cli._common import (
     progress,
     run_spec,
 )
+from personae.cli.options import add_config_options
 from personae.specs import is_local
 
 REPORT_FILE = "report.md"
@@ -48,21 +50,11 @@ def register(sub: Any) -> None:
                     "bootstrap interval over records, the order agreement and the LM cost. Unscored judgments "
                     "count as wrong.",
     )
+    from personae.specs import EvalPersonasOptions
+
     add_data_options(parser)
-    parser.add_argument("--out", required=True, help="output folder for run.json and report.md")
-    parser.add_argument("--persona-column", default=None,
-                        help="column holding the chosen-side persona (e.g. chosen_persona_gold); the rejected "
-                             "side is then read from the same name with 'chosen' replaced by 'rejected' when "
-                             "that column exists. Sides without a column are inferred with --model")
-    parser.add_argument("--rejected-persona-column", default=None,
-                        help="column holding the rejected-side persona")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the bootstrap intervals (default 0)")
-    parser.add_argument("--fresh", action="store_true",
-                        help="ignore judgments left in OUT by an earlier run instead of reusing them")
-    judge = parser.add_argument_group("judge model (default: the --model options)")
-    judge.add_argument("--judge-model", default=None, help="LiteLLM model string or 'local' for the judge")
-    judge.add_argument("--judge-api-base", default=None, help="base URL of the judge's OpenAI-compatible server")
-    judge.add_argument("--judge-api-key", default=None, help="API key of the judge's server")
+    add_config_options(parser, EvalPersonasOptions)
+    add_judge_model_options(parser)
     add_program_options(parser)
     add_model_options(parser)
     add_executor_options(parser)

@@ -32,8 +32,7 @@ def register(sub: Any) -> None:
                     "quality, in both orders (a tie when the orders disagree). A side is a .jsonl of generations, "
                     "column:NAME of the test data, or model:PATH to generate now (needs personae[distill]).",
     )
-    parser.add_argument("data", help="test prompts with personas, e.g. persona_tailoring/BeaverTails__test.jsonl")
-    add_config_options(parser, TailoringEvalConfig, skip=("data",))
+    add_config_options(parser, TailoringEvalConfig)
     add_model_options(parser)
     parser.set_defaults(run=run)
 

@@ -22,6 +22,7 @@ from personae.cli._common import (
     progress,
     run_spec,
 )
+from personae.cli.options import add_config_options
 
 
 def register(sub: Any) -> None:
@@ -33,21 +34,10 @@ def register(sub: Any) -> None:
                     "orders with every method, and report pooled accuracy with a 95 percent bootstrap interval, "
                     "per-user accuracy and LM cost. Unscored judgments count as wrong.",
     )
+    from personae.specs import EvaluateOptions
+
     add_data_options(parser)
-    parser.add_argument("--method", default="default",
-                        help="comma-separated methods: default, profile, memory, persona, synthesizeme "
-                             "(default: default)")
-    parser.add_argument("--judges", help="folder of fitted judges (personae fit), needed by synthesizeme")
-    parser.add_argument("--personas", help="jsonl file of {user_id, persona} rows for the persona method "
-                                           "(default: the records' 'persona' column)")
-    parser.add_argument("--users", type=int, default=None, help="evaluate only the N users with the most pairs")
-    parser.add_argument("--min-pairs", type=int, default=0, help="skip users with fewer than K pairs")
-    parser.add_argument("--fractions", default="0.5,0.2,0.3",
-                        help="train,val,test shares of each user's prompts (default 0.5,0.2,0.3)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the bootstrap intervals (default 0)")
-    parser.add_argument("--out", required=True, help="output folder for run.json, report.md and plots")
-    parser.add_argument("--fresh", action="store_true",
-                        help="ignore judgments left in OUT by an earlier run instead of reusing them")
+    add_config_options(parser, EvaluateOptions)
     add_model_options(parser)
     add_executor_options(parser)
     parser.set_defaults(run=run)

@@ -16,6 +16,7 @@ from personae.cli._common import (
     print_counts,
     progress,
 )
+from personae.cli.options import add_config_options
 
 
 def register(sub: Any) -> None:
@@ -28,24 +29,10 @@ def register(sub: Any) -> None:
                     "skips them. A user whose fit fails is recorded there with the reason, the others go on, "
                     "and the next run tries it again.",
     )
+    from personae.specs import FitOptions
+
     add_data_options(parser)
-    parser.add_argument("--out", required=True, help="folder for the fitted judges")
-    parser.add_argument("--preset", default="default", choices=["default", "paper"],
-                        help="default (cheap) or paper (the reference settings)")
-    parser.add_argument("--set", dest="settings", action="append", default=[], metavar="KEY=VALUE",
-                        help="change one setting of the preset, e.g. --set candidates=4 --set target=null "
-                             "(repeatable; values are read as JSON)")
-    parser.add_argument("--fresh", action="store_true",
-                        help="fit every user again, replacing judges already in --out (by default they are "
-                             "kept, and judges fitted with other settings stop the run)")
-    parser.add_argument("--users", type=int, default=None, help="only the N users with the most pairs")
-    parser.add_argument("--min-pairs", type=int, default=4, help="skip users with fewer pairs (default 4)")
-    parser.add_argument("--user-concurrency", type=int, default=1,
-                        help="users fitted at once (default 1; with --executor ray, over all workers)")
-    parser.add_argument("--max-lm-calls", type=int, default=None, help="LM call budget per user")
-    parser.add_argument("--seed", type=int, default=0, help="seed for orders and demo candidates")
-    parser.add_argument("--persona-program", default=None,
-                        help="a persona-synthesis program saved by optimize-persona-prompt (default: the shipped one)")
+    add_config_options(parser, FitOptions)
     add_model_options(parser)
     add_executor_options(parser)
     parser.set_defaults(run=run)

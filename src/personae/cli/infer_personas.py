@@ -18,6 +18,7 @@ from personae.cli._common import (
     print_counts,
     progress,
 )
+from personae.cli.options import add_config_options
 
 
 def register(sub: Any) -> None:
@@ -30,24 +31,13 @@ def register(sub: Any) -> None:
                     "glob of .parquet/.jsonl shards is read and written through Ray Data (--executor ray): "
                     "one parquet folder per shard under OUT (a folder or fsspec URL), resumable shard by shard.",
     )
+    from personae.specs import InferOptions
+
     add_data_options(parser)
-    parser.add_argument("--out", required=True,
-                        help="output: a .jsonl, .jsonl.gz, .json, .csv or .parquet file, or a name without "
-                             "suffix for a datasets folder (Dataset.save_to_disk); per-record results are kept "
-                             "in OUT.progress.jsonl, which later runs (also over more records) build on; for "
-                             "sharded input, a folder or fsspec URL (s3://bucket/path)")
-    parser.add_argument("--fresh", action="store_true",
-                        help="discard the results an earlier run left in OUT.progress.jsonl and infer every record")
+    add_config_options(parser, InferOptions)
     add_program_options(parser)
     add_model_options(parser)
     add_executor_options(parser)
-    parser.add_argument("--shard-size", type=int, default=None,
-                        help="with --executor ray: read DATA (a datasets folder, a .jsonl/.parquet file or a hub "
-                             "id) through Ray Data in shards of this many rows, written and resumed as a folder "
-                             "of shards is")
-    parser.add_argument("--batch-size", type=int, default=None,
-                        help="sharded input: rows per Ray Data batch (default four times each worker's share of "
-                             "--concurrency)")
     parser.set_defaults(run=run)
 
 

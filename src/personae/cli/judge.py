@@ -15,6 +15,7 @@ from personae.cli._common import (
     progress,
     run_spec,
 )
+from personae.cli.options import add_config_options
 
 
 def register(sub: Any) -> None:
@@ -25,17 +26,10 @@ def register(sub: Any) -> None:
         description="Judge every pair in both orders and report accuracy; unparseable or failed "
                     "judgments count as wrong and are listed as unscored.",
     )
+    from personae.specs import JudgeOptions
+
     add_data_options(parser)
-    who = parser.add_mutually_exclusive_group()
-    who.add_argument("--persona", help="a persona text used for every pair")
-    who.add_argument("--persona-column", help="a column holding each record's persona (e.g. chosen_persona)")
-    who.add_argument("--profile", action="store_true", help="use each record's user profile (demographics)")
-    parser.add_argument("--one-order", action="store_true", help="judge only with the chosen response first")
-    parser.add_argument("--out", help="write every judgment to this .jsonl file, with its run log in OUT.run.json; "
-                                      "judgments are kept in OUT.progress.jsonl as they are made, and the same "
-                                      "command resumes from there")
-    parser.add_argument("--fresh", action="store_true",
-                        help="discard the judgments an earlier run left in OUT.progress.jsonl")
+    add_config_options(parser, JudgeOptions)
     add_model_options(parser)
     add_executor_options(parser)
     parser.set_defaults(run=run)

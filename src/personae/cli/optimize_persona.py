@@ -6,6 +6,7 @@ import argparse
 from typing import Any
 
 from personae.cli._common import add_data_options, add_model_options, build_lm, load_data, print_counts, progress
+from personae.cli.options import add_config_options
 
 
 def register(sub: Any) -> None:
@@ -18,15 +19,10 @@ def register(sub: Any) -> None:
                     "the validation accuracy of a judge guided by the synthesized persona. The compiled "
                     "program is saved as JSON; use it with `personae fit --persona-program`.",
     )
+    from personae.specs import OptimizePersonaOptions
+
     add_data_options(parser)
-    parser.add_argument("--out", required=True, help="where to save the compiled program (.json)")
-    parser.add_argument("--optimizer", default="mipro", choices=["mipro", "gepa"])
-    parser.add_argument("--auto", default="light", choices=["light", "medium", "heavy"], help="search budget")
-    parser.add_argument("--users", type=int, default=None, help="only the N users with the most pairs")
-    parser.add_argument("--min-pairs", type=int, default=10, help="skip users with fewer pairs (default 10)")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--fresh", action="store_true",
-                        help="verify every user again instead of reusing OUT.progress.jsonl from an earlier run")
+    add_config_options(parser, OptimizePersonaOptions)
     add_model_options(parser)
     parser.set_defaults(run=run)
 

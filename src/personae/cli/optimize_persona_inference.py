@@ -7,7 +7,15 @@ import contextlib
 import sys
 from typing import Any
 
-from personae.cli._common import add_data_options, add_model_options, build_lm, load_data, print_counts
+from personae.cli._common import (
+    add_data_options,
+    add_judge_model_options,
+    add_model_options,
+    build_lm,
+    load_data,
+    print_counts,
+)
+from personae.cli.options import add_config_options
 
 
 def register(sub: Any) -> None:
@@ -22,25 +30,11 @@ def register(sub: Any) -> None:
                     "starting program on the validation records. Saved as DSPy JSON; use it with "
                     "`personae infer-personas --program` or `personae eval-personas --program`.",
     )
+    from personae.specs import OptimizeInferenceOptions
+
     add_data_options(parser)
-    parser.add_argument("--out", required=True, help="where to save the compiled program (.json)")
-    parser.add_argument("--optimizer", default="bootstrap", choices=["bootstrap", "mipro"],
-                        help="bootstrap: random search over bootstrapped demo sets; mipro: MIPROv2, which also "
-                             "rewrites the instructions (default bootstrap)")
-    parser.add_argument("--max-demos", type=int, default=4, help="most demos in the program (default 4)")
-    parser.add_argument("--candidates", type=int, default=4,
-                        help="random demo sets tried by bootstrap, besides zero-shot and the unshuffled set "
-                             "(default 4)")
-    parser.add_argument("--auto", default="light", choices=["light", "medium", "heavy"], help="MIPROv2 budget")
-    parser.add_argument("--one-order", action="store_true",
-                        help="judge each persona in one seeded order instead of both (half the judge calls)")
-    parser.add_argument("--demos", default=None,
-                        help="jsonl of the domain's own few-shot examples to start from (see infer-personas --demos)")
-    parser.add_argument("--seed", type=int, default=0)
-    judge = parser.add_argument_group("judge model of the metric (default: the --model options)")
-    judge.add_argument("--judge-model", default=None, help="LiteLLM model string or 'local' for the judge")
-    judge.add_argument("--judge-api-base", default=None, help="base URL of the judge's OpenAI-compatible server")
-    judge.add_argument("--judge-api-key", default=None, help="API key of the judge's server")
+    add_config_options(parser, OptimizeInferenceOptions)
+    add_judge_model_options(parser)
     add_model_options(parser)
     parser.set_defaults(run=run)
 

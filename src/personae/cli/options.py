@@ -34,20 +34,33 @@ def _dataclass_type(annotation: Any) -> type | None:
     return kind if isinstance(kind, type) and dataclasses.is_dataclass(kind) else None
 
 
+def _default(f: dataclasses.Field[Any]) -> Any:
+    if f.default is not dataclasses.MISSING:
+        return f.default
+    if f.default_factory is not dataclasses.MISSING:
+        return f.default_factory()
+    return None
+
+
 def add_config_options(parser: argparse.ArgumentParser | Any, cls: type, *, skip: tuple[str, ...] = (),
                        title: str | None = None, defaults: Mapping[str, Any] | None = None,
                        required: tuple[str, ...] = (), only: tuple[str, ...] | None = None,
                        shown: Mapping[str, str] | None = None) -> None:
-    """One ``--option`` per field of the dataclass ``cls``, its help from the field's metadata.
+    """One option per field of the dataclass ``cls``, its help and shape from the field's metadata.
 
-    A bool field becomes ``--name/--no-name``; a field whose metadata gives ``choices`` accepts only
-    those; a field that is itself a dataclass adds its own fields, in a group named by the field's
-    ``group`` metadata. A field whose metadata says ``required``, or named in ``required``, must be
-    given. ``defaults`` replaces fields' own defaults (a command's or a benchmark's chosen settings),
-    in the help too, and ``shown`` says in words what a default is; ``skip`` leaves fields out (they
-    keep their defaults), nested fields included, and ``only`` keeps just the fields it names.
+    A bool field becomes ``--name/--no-name``; a ``list[str]`` field takes the flag again for each
+    value (a positional one takes several values). Metadata: ``help``; ``choices``; ``required``;
+    ``positional`` (an argument, not an option); ``flag`` (another option name than ``--name``);
+    ``metavar``; ``group`` (the title of the option's group; a field that is itself a dataclass
+    adds its own fields under it); ``exclusive`` (the name of a set of options of which one at
+    most may be given). A field named in ``required`` must be given. ``defaults`` replaces fields'
+    own defaults (a command's or a benchmark's chosen settings), in the help too, and ``shown``
+    says in words what a default is; ``skip`` leaves fields out (they keep their defaults), nested
+    fields included, and ``only`` keeps just the fields it names.
     """
-    group = parser.add_argument_group(title) if title else parser
+    base = parser.add_argument_group(title) if title else parser
+    groups: dict[str, Any] = {}
+    exclusive: dict[str, Any] = {}
     hints = typing.get_type_hints(cls)
     defaults = dict(defaults or {})
     names = set(_field_names(cls))
@@ -58,35 +71,57 @@ def add_config_options(parser: argparse.ArgumentParser | Any, cls: type, *, skip
     for f in dataclasses.fields(cls):
         if f.name in skip:
             continue
+        meta = f.metadata
+        if meta.get("cli") is False:
+            continue
         nested = _dataclass_type(hints[f.name])
         if nested is not None:
             inner = set(_field_names(nested))
             if only is None or inner & set(only):
-                add_config_options(parser, nested, skip=skip, title=f.metadata.get("group", title),
+                add_config_options(parser, nested, skip=skip, title=meta.get("group", title),
                                    defaults={k: v for k, v in defaults.items() if k in inner},
                                    required=tuple(r for r in required if r in inner), only=only, shown=shown)
             continue
         if only is not None and f.name not in only:
             continue
+        group = base
+        if meta.get("group"):
+            if meta["group"] not in groups:
+                groups[meta["group"]] = parser.add_argument_group(meta["group"])
+            group = groups[meta["group"]]
+        if meta.get("exclusive"):
+            if meta["exclusive"] not in exclusive:
+                exclusive[meta["exclusive"]] = group.add_mutually_exclusive_group()
+            group = exclusive[meta["exclusive"]]
         kind = _plain_type(hints[f.name])
-        flag = "--" + f.name.replace("_", "-")
-        help_text = f.metadata.get("help", "")
-        default = defaults.get(f.name, f.default)
+        listed = typing.get_origin(kind) is list
+        help_text = meta.get("help", "")
+        default = defaults.get(f.name, _default(f))
+        if meta.get("positional"):
+            group.add_argument(f.name, metavar=meta.get("metavar", f.name.upper()), help=help_text,
+                               nargs="+" if listed else None)
+            continue
+        flag = meta.get("flag", "--" + f.name.replace("_", "-"))
         if kind is bool:
             group.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction, default=default,
                                help=f"{help_text} (default: {'on' if default else 'off'})")
             continue
-        choices = f.metadata.get("choices")
-        metavar = None if choices else f.name.upper()
-        if f.metadata.get("required") or f.name in required:
-            group.add_argument(flag, dest=f.name, type=kind, required=True, metavar=metavar, choices=choices,
-                               help=help_text)
+        choices = meta.get("choices")
+        options: dict[str, Any] = {"dest": f.name, "choices": choices, "metavar": meta.get(
+            "metavar", None if choices else flag.lstrip("-").replace("-", "_").upper())}
+        if listed:
+            options.update(action="append", type=typing.get_args(kind)[0])
+        else:
+            options["type"] = kind
+        if meta.get("required") or f.name in required:
+            group.add_argument(flag, required=True, help=help_text, **options)
             continue
-        text = shown.get(f.name, "none" if default is None else default)
-        if "default:" not in help_text or f.name in shown:  # a help that explains its default keeps its words
+        text = shown.get(f.name, "none" if default in (None, "") else default)
+        if listed or ("default:" in help_text and f.name not in shown):
+            pass  # a list starts empty; a help that explains its default keeps its words
+        else:
             help_text = f"{help_text} (default: {text})"
-        group.add_argument(flag, dest=f.name, type=kind, default=default, metavar=metavar, choices=choices,
-                           help=help_text)
+        group.add_argument(flag, default=default, help=help_text, **options)
 
 
 def _field_names(cls: type) -> list[str]:

@@ -17,29 +17,10 @@ def register(sub: Any) -> None:
                     "chosen_persona_retrieved and rejected_persona_retrieved columns. When the test file has "
                     "reference columns (chosen_persona_retr, rejected_persona_retr) the match rates are printed.",
     )
-    parser.add_argument("train", nargs="+", metavar="TRAIN",
-                        help="training preference file(s) holding personas; several are indexed together")
-    parser.add_argument("test", metavar="TEST", help="preference file whose prompts get personas")
-    parser.add_argument("--out", required=True, help="output file: .jsonl, .json, .csv or .parquet")
-    parser.add_argument("--k", type=int, default=1,
-                        help="training prompts retrieved per test prompt; the best fills the persona columns, "
-                             "all k go to a 'retrieved' column and the hit-within-k figures (default 1)")
-    parser.add_argument("--embedder", choices=("auto", "minilm", "bm25"), default="auto",
-                        help="minilm: all-MiniLM-L6-v2 embeddings (needs personae[retrieval]); bm25: word "
-                             "matching, no extra; auto: minilm when installed, else bm25 (default)")
-    parser.add_argument("--model-path", default=None,
-                        help="another sentence-transformers model folder (or cached hub id) instead of the "
-                             "packaged all-MiniLM-L6-v2")
-    parser.add_argument("--train-persona-suffix", default=None, metavar="SUFFIX",
-                        help="read the training personas from chosen_persona_SUFFIX/rejected_persona_SUFFIX "
-                             "(e.g. gold) instead of chosen_persona/rejected_persona")
-    parser.add_argument("--reference-suffix", default="retr", metavar="SUFFIX",
-                        help="compare with the test file's chosen_persona_SUFFIX/rejected_persona_SUFFIX "
-                             "columns when present (default retr)")
-    parser.add_argument("--exclude-same-prompt", action="store_true",
-                        help="never retrieve a training record whose prompt is exactly the test prompt")
-    parser.add_argument("--limit", type=int, default=None, help="use only the first N test records")
-    parser.add_argument("--batch-size", type=int, default=64, help="texts encoded per batch (default 64)")
+    from personae.cli.options import add_config_options
+    from personae.specs import RetrieveOptions
+
+    add_config_options(parser, RetrieveOptions)
     parser.set_defaults(run=run)
 
 

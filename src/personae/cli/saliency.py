@@ -14,16 +14,10 @@ def register(sub: Any) -> None:
         description="Log-odds ratio with an informative Dirichlet prior (Monroe et al. 2008) over the words of "
                     "the two persona columns; writes saliency.md and saliency.png into --out and prints the table.",
     )
-    parser.add_argument("data", metavar="FILE",
-                        help="preference file with persona columns (e.g. the output of infer-personas)")
-    parser.add_argument("--chosen-column", default="chosen_persona",
-                        help="column of the chosen-side personas (default chosen_persona)")
-    parser.add_argument("--rejected-column", default="rejected_persona",
-                        help="column of the rejected-side personas (default rejected_persona)")
-    parser.add_argument("--out", required=True, metavar="DIR", help="folder for saliency.md and saliency.png")
-    parser.add_argument("--top", type=int, default=20, help="words shown per side (default 20)")
-    parser.add_argument("--min-count", type=int, default=3,
-                        help="leave out words seen fewer times over both columns (default 3)")
+    from personae.cli.options import add_config_options
+    from personae.specs import SaliencyOptions
+
+    add_config_options(parser, SaliencyOptions)
     parser.set_defaults(run=run)
 
 

@@ -16,9 +16,10 @@ def register(sub: Any) -> None:
                     "HTTP endpoint on 127.0.0.1, so any command can reach it through LiteLLM with "
                     "--model openai/<name> --api-base <printed URL>. Stop with Ctrl-C.",
     )
-    parser.add_argument("--port", type=int, default=8080, help="port on 127.0.0.1 (default 8080)")
-    parser.add_argument("--gguf", default=None, help="another GGUF model file to serve")
-    parser.add_argument("--n-ctx", type=int, default=8192, help="context window in tokens (default 8192)")
+    from personae.cli.options import add_config_options
+    from personae.specs import ServeOptions
+
+    add_config_options(parser, ServeOptions)
     parser.set_defaults(run=run)
 
 

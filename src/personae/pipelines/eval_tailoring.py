@@ -34,7 +34,7 @@ class TailoringEvalConfig:
     """What to compare (the options of ``personae eval-tailoring``, less the judge's model options)."""
 
     data: str = field(default="", metadata={
-        "help": "test prompts with personas, e.g. persona_tailoring/*__test.jsonl"})
+        "positional": True, "help": "test prompts with personas, e.g. persona_tailoring/BeaverTails__test.jsonl"})
     a: str = field(default="", metadata={
         "required": True,
         "help": "generator A: a .jsonl file of generations (a 'response' per row, in data order), "

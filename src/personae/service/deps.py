@@ -13,6 +13,7 @@ from typing import Annotated, Any, TypeVar
 from personae.errors import ERROR_KINDS, ServiceError
 from personae.lm import CostMeter
 from personae.service._models import USER_ID_PATTERN, ErrorBody
+from personae.specs import ServiceSettings
 from personae.store import PersonaStore
 
 try:
@@ -27,29 +28,6 @@ __all__ = ["LM_ERRORS", "NOT_FOUND", "ServiceSettings", "ServiceState", "Tenant"
            "documented", "service_state", "tenant_store", "timer"]
 
 T = TypeVar("T")
-
-
-@dataclass
-class ServiceSettings:
-    """How the service guards itself.
-
-    ``auth``: bearer tokens bound to tenants (off only for a single-tenant service on loopback;
-    every request is then the ``default`` tenant). ``max_body_bytes``: larger bodies get 413.
-    ``cors_origins``: origins a browser may call from (none by default: CORS stays off).
-    ``threads``: request threads for the store's blocking calls. ``token_cache_s``: how long a
-    token lookup is trusted (a revoked token stops working within it). ``secrets``: strings (an LM key)
-    that must never appear in a response or log line, besides the environment's keys and tokens.
-    """
-
-    auth: bool = True
-    max_body_bytes: int = 1 << 20
-    cors_origins: list[str] = field(default_factory=list)
-    threads: int = 64
-    secrets: tuple[str, ...] = ()
-    retry_after_s: int = 5
-    token_cache_s: float = 5.0
-    body_timeout_s: float = 30.0
-    root_path: str = ""
 
 
 @dataclass
