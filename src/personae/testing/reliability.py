@@ -256,6 +256,10 @@ def kill_and_resume(command: str, data: Path, root: Path, server: Any, *, kills:
     finishes (a moment drawn after the end lets it finish); its output must equal the uninterrupted
     one, and the calls it made beyond the uninterrupted run's are those lost in flight."""
     base_out = root / command / "uninterrupted"
+    # A first run warms the children's imports: timed cold, the moments to kill at would be drawn
+    # from a span the later runs finish well within, and few kills would land.
+    run_child(argv(command, data, root / command / "warm-up", server.api_base, concurrency=concurrency),
+              root / "logs")
     before = len(server.served)
     baseline = run_child(argv(command, data, base_out, server.api_base, concurrency=concurrency), root / "logs")
     if baseline.status not in (0, 1):
