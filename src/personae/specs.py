@@ -15,7 +15,7 @@ from personae.errors import ConfigError
 
 __all__ = ["DEFAULT_MODEL", "ENGINES", "LOCAL_ALIASES", "DataSpec", "DemoOptions", "EvalPersonasOptions",
            "EvaluateOptions", "FitOptions", "InferOptions", "InferenceProgramSpec", "JudgeModelSpec", "JudgeOptions",
-           "LMSpec", "OptimizeInferenceOptions", "OptimizePersonaOptions", "RetrieveOptions", "RunSpec",
+           "LMSpec", "McpOptions", "OptimizeInferenceOptions", "OptimizePersonaOptions", "RetrieveOptions", "RunSpec",
            "SaliencyOptions", "ServeApiOptions", "ServeOptions", "ServiceSettings", "TokenOptions", "is_local"]
 
 DEFAULT_MODEL = "local"
@@ -442,3 +442,19 @@ class TokenOptions:
     tenant: str | None = field(default=None, metadata={"help": "the tenant the token may see (list: only its)"})
     name: str = field(default="", metadata={"help": "a label for the token (who or what uses it)"})
     token_id: str = field(default="", metadata={"positional": True, "help": "the id of the token to revoke"})
+
+
+@dataclass
+class McpOptions:
+    """``personae mcp``: the store and judge an MCP client on stdio reaches, as one tenant."""
+
+    store: str = field(default="personae.db", metadata={"help": "an SQLite file or a postgresql:// URL"})
+    tenant: str = field(default="default", metadata={"help": "the tenant whose users the client sees"})
+    judge: str = field(default="local", metadata={
+        "help": "'reward-model:DIR' (a model from 'personae distill reward-model', no LM at request time) or a model "
+                "string judged by the LLM ('local', openai/gpt-4o-mini; the model options below apply)"})
+    logprobs: bool = field(default=False, metadata={
+        "help": "with an LLM judge, read probabilities from token log-probabilities"})
+    device: str = field(default="auto", metadata={"help": "reward-model device: auto, cpu, cuda"})
+    debounce: float | None = field(default=None, metadata={
+        "help": "seconds after a user's last preference before its update runs (default: 2)"})

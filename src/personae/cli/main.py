@@ -18,6 +18,7 @@ from personae.cli import (
     fit,
     infer_personas,
     judge,
+    mcp,
     optimize_persona,
     optimize_persona_inference,
     retrieve,
@@ -30,7 +31,7 @@ from personae.cli._common import prepare_environment
 __all__ = ["build_parser", "main"]
 
 _COMMANDS = (infer_personas, judge, fit, evaluate, eval_personas, optimize_persona, optimize_persona_inference,
-             retrieve, saliency, distill, eval_tailoring, demo, serve, serve_api)
+             retrieve, saliency, distill, eval_tailoring, demo, serve, serve_api, mcp)
 
 
 def build_parser() -> argparse.ArgumentParser:

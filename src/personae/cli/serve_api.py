@@ -83,8 +83,7 @@ def run(args: argparse.Namespace) -> int:
 
     from personae.errors import ConfigError
     from personae.lm import CostMeter
-    from personae.service import REWARD_MODEL_PREFIX, judge_backend, serve
-    from personae.store import PersonaStore, UpdatePolicy
+    from personae.service import REWARD_MODEL_PREFIX, open_store, serve
 
     options = config_from_args(ServeApiOptions, args)
 
@@ -96,26 +95,22 @@ def run(args: argparse.Namespace) -> int:
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     if not options.service.auth and options.service.cors_origins:
         raise ConfigError("--cors-origin needs authentication: drop --no-auth")
-    backend = judge_backend(options.judge, lm_for, logprobs=options.logprobs, device=options.device,
-                            max_batch=options.max_batch, threads=options.torch_threads)
-    writer = args.model or ("local" if options.judge.startswith(REWARD_MODEL_PREFIX) else None)
-    persona_lm = None if writer == "none" else (lm_for(writer) if writer else backend.lm)
-    policy = UpdatePolicy()
-    if options.debounce is not None:
-        policy = dataclasses.replace(policy, debounce_s=options.debounce)
-    if options.update_workers is not None:
-        policy = dataclasses.replace(policy, concurrency=options.update_workers)
+    store = open_store(options.store, options.judge, lm_for, writer=args.model, logprobs=options.logprobs,
+                       device=options.device, max_batch=options.max_batch, threads=options.torch_threads,
+                       debounce=options.debounce, update_workers=options.update_workers)
+    writer = args.model or ("local" if options.judge.startswith(REWARD_MODEL_PREFIX) else options.judge)
     settings = dataclasses.replace(options.service, secrets=tuple(s for s in (args.api_key,) if s))
-    with PersonaStore(options.store, lm=persona_lm, backend=backend, policy=policy) as store:
+    with store:
         live = [t for t in store.tokens.list() if t.revoked_at is None]
         if settings.auth and not live:
             print("personae: no tokens yet: every request gets 401 until you run "
                   f"'personae serve-api tokens create --tenant T --store {options.store}'", file=sys.stderr)
 
         def ready(url: str) -> None:
-            print(f"serving {store.database} on {url} (judge: {backend.name}; personas written by "
-                  f"{'nobody' if persona_lm is None else getattr(persona_lm, 'model', 'the LM')}); "
-                  f"the schema is at {url}/openapi.json", flush=True)
+            judge = store.backend.name if store.backend is not None else "none"
+            print(f"serving {store.database} on {url} (judge: {judge}; personas written by "
+                  f"{'nobody' if writer == 'none' else writer}); the schema is at {url}/openapi.json; "
+                  f"MCP at {url}/mcp/", flush=True)
 
         serve(store, host=options.host, port=options.port, settings=settings, meter=CostMeter(entries=False),
               access_log=options.access_log, log_level="info" if args.verbose else "warning",

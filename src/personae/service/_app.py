@@ -5,11 +5,12 @@ the request guard and the metrics.
 No ``from __future__ import annotations`` here: FastAPI reads annotations at definition time.
 """
 
+import contextlib
 import logging
 import time
 import traceback
 import uuid
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from typing import Any, TypeVar
 
 from personae.errors import PersonaeError, ServiceError, service_error
@@ -215,15 +216,23 @@ def create_app(store: PersonaStore, *, settings: ServiceSettings | None = None,
     metrics = _Metrics(store, meter)
     store.tokens.cache_s = settings.token_cache_s
 
-    async def startup() -> None:
+    from personae.service.mcp import McpGate, create_mcp, current_store
+
+    mcp = create_mcp(current_store, secrets=secrets)
+    mcp_app = mcp.streamable_http_app(streamable_http_path="/", stateless_http=True, json_response=True)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         import anyio.to_thread
 
         anyio.to_thread.current_default_thread_limiter().total_tokens = max(1, settings.threads)
+        async with mcp.session_manager.run():
+            yield
 
     app = FastAPI(title="personae", version=__version__, root_path=settings.root_path,
                   description="Personas and personalized judges for an application's users, kept current from "
-                              "their pairwise preferences.",
-                  on_startup=[startup],
+                              "their pairwise preferences. The same store is an MCP server at /mcp.",
+                  lifespan=lifespan,
                   responses=documented("unauthorized", "payload_too_large", "invalid_request", "store_unavailable",
                                        store_unavailable="the store's database is unavailable"))
     app.state.service = ServiceState(store, settings, meter, own_meter, secrets)
@@ -283,6 +292,7 @@ def create_app(store: PersonaStore, *, settings: ServiceSettings | None = None,
 
     for router in ROUTERS:
         app.include_router(router)
+    app.mount("/mcp", McpGate(mcp_app, app.state.service))
     if settings.cors_origins:
         from fastapi.middleware.cors import CORSMiddleware
 

@@ -13,7 +13,7 @@ from personae.errors import ConfigError, MissingExtraError
 from personae.lm import CostMeter
 from personae.store import JudgeBackend, LLMJudgeBackend, PersonaStore, RewardModelBackend
 
-__all__ = ["REWARD_MODEL_PREFIX", "is_loopback", "judge_backend", "serve"]
+__all__ = ["REWARD_MODEL_PREFIX", "is_loopback", "judge_backend", "open_store", "serve"]
 
 logger = logging.getLogger("personae.service")
 
@@ -30,6 +30,27 @@ def judge_backend(spec: str, build_lm: Callable[[str], Any], *, logprobs: bool =
             raise ConfigError("--judge reward-model: needs the model's folder, e.g. reward-model:runs/rm")
         return RewardModelBackend(folder, device=device, max_batch=max_batch, threads=threads)
     return LLMJudgeBackend(build_lm(spec), logprobs=logprobs)
+
+
+def open_store(url: str, judge: str, build_lm: Callable[[str], Any], *, writer: str | None = None,
+               logprobs: bool = False, device: str = "auto", max_batch: int = 8, threads: int | None = None,
+               debounce: float | None = None, update_workers: int | None = None) -> PersonaStore:
+    """The persona store a serving command describes: its database ``url``, its ``judge`` (see
+    :func:`judge_backend`), and the LM that writes personas: ``writer`` (``none``: no persona
+    writing; default: the judge's own LM, or ``local`` beside a reward model)."""
+    import dataclasses
+
+    from personae.store import UpdatePolicy
+
+    backend = judge_backend(judge, build_lm, logprobs=logprobs, device=device, max_batch=max_batch, threads=threads)
+    writer = writer or ("local" if judge.startswith(REWARD_MODEL_PREFIX) else None)
+    persona_lm = None if writer == "none" else (build_lm(writer) if writer else backend.lm)
+    policy = UpdatePolicy()
+    if debounce is not None:
+        policy = dataclasses.replace(policy, debounce_s=debounce)
+    if update_workers is not None:
+        policy = dataclasses.replace(policy, concurrency=update_workers)
+    return PersonaStore(url, lm=persona_lm, backend=backend, policy=policy)
 
 
 def is_loopback(host: str) -> bool:

@@ -1,0 +1,250 @@
+"""The persona store as an MCP server: what an agent can do with a user's persona, declared once.
+
+:data:`TOOLS` declares each tool: its name, what it tells the agent, its input (the HTTP
+routes' own request model, so an MCP call is validated as a REST body is) and its store call.
+:func:`create_mcp` builds an ``MCPServer`` (the official ``mcp`` SDK) from that table over any
+store view: ``personae mcp --store URL`` serves it on stdio (what desktop agents and IDEs
+launch), and ``personae serve-api`` mounts it at ``/mcp`` (streamable HTTP) behind the same
+bearer tokens and tenants as ``/v1``. A tool that fails answers a tool error that starts with
+its kind (``not_found: ...``, ``invalid_request: ...``, ``lm_unavailable: ...``), never a
+crashed session; no key or token is in any answer.
+
+Besides the tools: a resource per user's persona (``persona://{user_id}``) and a prompt,
+``write_for_user``, that asks for a response written for the user.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import inspect
+import json
+import logging
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+from pydantic import BaseModel, Field, TypeAdapter, ValidationError
+
+from personae.errors import MissingExtraError, PersonaeError, service_error
+from personae.runs import redact
+from personae.service._models import (
+    USER_ID_PATTERN,
+    Forgotten,
+    GenerationPrompt,
+    HistoryOut,
+    JudgeRequest,
+    PreferenceIn,
+    RankRequest,
+    prompt_text,
+)
+
+try:
+    from mcp.server.mcpserver import MCPServer
+    from mcp.server.mcpserver.exceptions import ToolError
+except ImportError as exc:  # pragma: no cover - the extra is named in the error
+    raise MissingExtraError("service", "the MCP server") from exc
+
+__all__ = ["TOOLS", "McpGate", "ToolSpec", "create_mcp", "current_store"]
+
+logger = logging.getLogger(__name__)
+
+StoreFor = Callable[[], Any]
+"""Gives the store view of the caller (its tenant's), for each call."""
+
+UserIdArg = Annotated[str, Field(pattern=USER_ID_PATTERN, max_length=128,
+                                 description="the user's id in your application (letters, digits, ._:@+=-)")]
+
+
+@dataclass(frozen=True)
+class ToolSpec:
+    """One tool: ``name`` and ``description`` as the agent reads them, the ``body`` model its
+    inputs are validated with (None: the user id alone), and the store ``call`` it makes."""
+
+    name: str
+    description: str
+    body: type[BaseModel] | None
+    call: Callable[[Any, str, Any], Any]
+    writes: bool = False
+
+
+TOOLS: tuple[ToolSpec, ...] = (
+    ToolSpec(
+        "record_choice",
+        "Record that the user chose one draft over another for a prompt. Call it whenever the user "
+        "picks, prefers or keeps one of two responses. Give an `id` (your event id) so a retry is not "
+        "stored twice. The user's persona updates from these choices in the background.",
+        PreferenceIn, lambda store, user, body: store.add_preferences(user, [body.to_record()]), writes=True),
+    ToolSpec(
+        "get_persona",
+        "The user's current persona: a short description of what they prefer, its version, how many "
+        "choices it has seen, and how well it predicted their recent choices (prequential accuracy, "
+        "with its confidence). Read it before writing for the user.",
+        None, lambda store, user, body: store.persona(user)),
+    ToolSpec(
+        "judge_drafts",
+        "Which of two drafts this user would prefer, 'A' or 'B', with the probability and the reasoning. "
+        "Use it to choose between two candidate responses before showing one.",
+        JudgeRequest, lambda store, user, body: store.judge(user, prompt_text(body.prompt), body.response_a,
+                                                            body.response_b, abstain_below=body.abstain_below)),
+    ToolSpec(
+        "rank_drafts",
+        "Order several drafts for this user, best first (best-of-n for this user).",
+        RankRequest, lambda store, user, body: store.rank(user, prompt_text(body.prompt), body.candidates)),
+    ToolSpec(
+        "system_prompt",
+        "A system prompt (chat messages) for writing responses this user prefers, from their persona.",
+        None, lambda store, user, body: _generation_prompt(store, user)),
+    ToolSpec(
+        "persona_history",
+        "Every persona version of the user, oldest first: how each was made (first fit, revision, refit), "
+        "on how many choices, and how well it predicted the choices after it.",
+        None, lambda store, user, body: HistoryOut(store.history(user))),
+    ToolSpec(
+        "forget_user",
+        "Remove everything stored about the user: their choices, personas, judgments and jobs. Only when "
+        "the user asks to be forgotten; it cannot be undone.",
+        None, lambda store, user, body: Forgotten(user, store.forget(user)), writes=True),
+)
+"""The tools, declared once: :func:`create_mcp` generates each from its entry."""
+
+
+def _generation_prompt(store: Any, user_id: str) -> GenerationPrompt:
+    state = store.persona(user_id)   # one read: the prompt and its version agree
+    return GenerationPrompt(state.generation_messages(), state.version, state.personalization)
+
+
+def _plain(value: Any) -> Any:
+    """A store answer as JSON values."""
+    if isinstance(value, BaseModel):
+        return value.model_dump(mode="json")
+    return TypeAdapter(type(value)).dump_python(value, mode="json")
+
+
+def _signature(spec: ToolSpec) -> inspect.Signature:
+    """``user_id`` and the body's fields, as keyword parameters: what the tool's input schema shows."""
+    params = [inspect.Parameter("user_id", inspect.Parameter.KEYWORD_ONLY, annotation=UserIdArg)]
+    for name, info in (spec.body.model_fields if spec.body is not None else {}).items():
+        annotation: Any = Annotated[info.annotation, info] if info.metadata or info.description else info.annotation
+        default = inspect.Parameter.empty if info.is_required() else info.default
+        params.append(inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, annotation=annotation, default=default))
+    return inspect.Signature(params, return_annotation=dict[str, Any])
+
+
+def _tool(spec: ToolSpec, store_for: StoreFor, secrets: tuple[str, ...]) -> Callable[..., dict[str, Any]]:
+    def run(**arguments: Any) -> dict[str, Any]:
+        user_id = arguments.pop("user_id")
+        try:
+            body = spec.body.model_validate(arguments) if spec.body is not None else None
+            answer: dict[str, Any] = _plain(spec.call(store_for(), user_id, body))
+            return answer
+        except ValidationError as exc:
+            fields = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
+            raise ToolError(f"invalid_request: {redact(fields, secrets)}") from None
+        except PersonaeError as exc:
+            error = service_error(exc)
+            if error is None:
+                raise _internal(spec, exc, secrets) from None
+            where = f" (field {error.field})" if error.field else ""
+            retry = f"; retry after {error.retry_after} s" if error.retry_after else ""
+            raise ToolError(f"{error.kind}: {redact(error.message, secrets)}{where}{retry}") from None
+        except Exception as exc:  # a bug: the session goes on, the log has the details
+            raise _internal(spec, exc, secrets) from None
+
+    run.__name__ = spec.name
+    run.__doc__ = spec.description
+    signature = _signature(spec)
+    run.__signature__ = signature  # type: ignore[attr-defined]
+    run.__annotations__ = {p.name: p.annotation for p in signature.parameters.values()}
+    return run
+
+
+def _internal(spec: ToolSpec, exc: BaseException, secrets: tuple[str, ...]) -> ToolError:
+    request_id = uuid.uuid4().hex[:12]
+    logger.error("mcp tool %s failed (request %s): %s", spec.name, request_id,
+                 redact(f"{type(exc).__name__}: {exc}", secrets))
+    return ToolError(f"internal: the tool failed; the server's log has request {request_id}")
+
+
+def create_mcp(store_for: StoreFor, *, secrets: tuple[str, ...] = (), name: str = "personae") -> MCPServer:
+    """An MCP server over the store view ``store_for()`` gives for each call: every tool of
+    :data:`TOOLS`, the ``persona://{user_id}`` resource and the ``write_for_user`` prompt."""
+    server = MCPServer(name, instructions=(
+        "personae learns what each user prefers from the choices they make between two drafts, and keeps a "
+        "persona per user. Record each choice with record_choice; read get_persona or system_prompt before "
+        "writing for a user; use judge_drafts or rank_drafts to pick the draft the user would prefer."))
+    for spec in TOOLS:
+        server.add_tool(_tool(spec, store_for, secrets), name=spec.name, description=spec.description)
+
+    @server.resource("persona://{user_id}", name="persona", mime_type="application/json",
+                     description="The user's current persona, as get_persona returns it.")
+    def persona_resource(user_id: str) -> str:
+        return json.dumps(_tool(TOOLS[1], store_for, secrets)(user_id=user_id))
+
+    @server.prompt(name="write_for_user",
+                   description="Write a response to a request, for one user's taste.")
+    def write_for_user(user_id: str, request: str) -> str:
+        try:
+            state = store_for().persona(user_id)
+            persona = state.persona or "(no persona yet: write plainly)"
+        except PersonaeError:
+            persona = "(the store does not know this user yet: write plainly)"
+        return (f"Write a response to the request below for a user described by this persona.\n\n"
+                f"Persona: {persona}\n\nRequest: {request}")
+
+    return server
+
+
+_CALLER: contextvars.ContextVar[Any] = contextvars.ContextVar("personae_mcp_caller", default=None)
+
+
+def current_store() -> Any:
+    """The store view of the caller of ``/mcp``: its token's tenant (set by :class:`McpGate`)."""
+    view = _CALLER.get()
+    if view is None:  # pragma: no cover - the gate always sets it
+        raise PersonaeError("no caller: /mcp is reached through its gate only")
+    return view
+
+
+class McpGate:
+    """``/mcp`` behind the service's bearer tokens: a request without a known token gets 401 (as
+    ``/v1`` does), one with a token reaches the MCP app seeing its tenant's store view alone."""
+
+    def __init__(self, app: Any, state: Any) -> None:
+        self.app, self.state = app, state
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        """Answer 401, or pass the request on as the token's tenant."""
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        tenant = await self._tenant(dict(scope.get("headers") or []).get(b"authorization", b"").decode("latin-1"))
+        if tenant is None:
+            body = json.dumps({"error": {"type": "unauthorized",
+                                         "message": "a known bearer token is required in the Authorization header"}})
+            await send({"type": "http.response.start", "status": 401,
+                        "headers": [(b"content-type", b"application/json"), (b"www-authenticate", b"Bearer")]})
+            await send({"type": "http.response.body", "body": body.encode()})
+            return
+        view = self.state.views.get(tenant)
+        if view is None:
+            view = self.state.views[tenant] = self.state.store.for_tenant(tenant)
+        token = _CALLER.set(view)
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            _CALLER.reset(token)
+
+    async def _tenant(self, authorization: str) -> str | None:
+        if not self.state.settings.auth:
+            return "default"
+        scheme, _, secret = authorization.partition(" ")
+        if scheme.lower() != "bearer" or not secret.strip():
+            return None
+        known, found = self.state.store.tokens.cached(secret.strip())
+        if not known:
+            import anyio.to_thread
+
+            found = await anyio.to_thread.run_sync(self.state.store.tokens.tenant_of, secret.strip())
+        return found  # type: ignore[no-any-return]
+
