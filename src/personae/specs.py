@@ -16,7 +16,8 @@ from personae.errors import ConfigError
 __all__ = ["DEFAULT_MODEL", "ENGINES", "LOCAL_ALIASES", "DataSpec", "DemoOptions", "EvalPersonasOptions",
            "EvaluateOptions", "FitOptions", "InferOptions", "InferenceProgramSpec", "JudgeModelSpec", "JudgeOptions",
            "LMSpec", "McpOptions", "OptimizeInferenceOptions", "OptimizePersonaOptions", "RetrieveOptions", "RunSpec",
-           "SaliencyOptions", "ServeApiOptions", "ServeOptions", "ServiceSettings", "TokenOptions", "is_local"]
+           "SaliencyOptions", "ServeApiOptions", "StoreAdminOptions", "StoreVerbArgs", "ServeOptions",
+           "ServiceSettings", "TokenOptions", "is_local"]
 
 DEFAULT_MODEL = "local"
 """The embedded SmolLM2 model, run in-process and offline."""
@@ -458,3 +459,27 @@ class McpOptions:
     device: str = field(default="auto", metadata={"help": "reward-model device: auto, cpu, cuda"})
     debounce: float | None = field(default=None, metadata={
         "help": "seconds after a user's last preference before its update runs (default: 2)"})
+
+
+@dataclass
+class StoreAdminOptions:
+    """``personae store VERB``: which store, which tenant, and how to print."""
+
+    store: str = field(default="personae.db", metadata={"help": "an SQLite file or a postgresql:// URL"})
+    tenant: str = field(default="default", metadata={"help": "the tenant whose users the command sees"})
+    json: bool = field(default=False, metadata={"help": "print JSON for scripts instead of text for a terminal"})
+
+
+@dataclass
+class StoreVerbArgs:
+    """The arguments the verbs of ``personae store`` take (each verb declares which)."""
+
+    user_id: str = field(default="", metadata={"positional": True, "help": "the user's id"})
+    folder: str = field(default="", metadata={"positional": True, "help": "a folder of fitted judges (personae fit)"})
+    limit: int = field(default=100, metadata={"help": "at most this many rows"})
+    after: str | None = field(default=None, metadata={"help": "the page after this user id (users are in id order)"})
+    out: str | None = field(default=None, metadata={"help": "write the judge's JSON here (a folder gets USER.json)"})
+    version: int | None = field(default=None, metadata={"help": "this persona version (default: the newest)"})
+    status: str | None = field(default=None, metadata={
+        "choices": ("pending", "running", "done", "failed"), "help": "only jobs of this status"})
+    yes: bool = field(default=False, metadata={"help": "yes, remove everything stored on the user"})

@@ -215,3 +215,45 @@ def judge_lm_from_args(args: argparse.Namespace) -> Any:
     spec = run_spec(args).lm
     return spec.build(model=args.judge_model, api_base=args.judge_api_base, api_key=args.judge_api_key,
                       engine="auto")
+
+
+def register_tokens(sub: Any) -> None:
+    """``tokens create|list|revoke``: the service's bearer tokens, in a store (``serve-api tokens``
+    and ``store tokens`` are this one command)."""
+    from personae.specs import StoreAdminOptions, TokenOptions
+
+    tokens = sub.add_parser("tokens", help="create, list and revoke the service's bearer tokens")
+    verbs = tokens.add_subparsers(dest="verb", metavar="VERB", required=True)
+    create = verbs.add_parser("create", help="a new token bound to a tenant (shown once)")
+    add_config_options(create, TokenOptions, only=("tenant", "name"), required=("tenant",))
+    listing = verbs.add_parser("list", help="the tokens (ids, tenants, names; never the secrets)")
+    add_config_options(listing, TokenOptions, only=("tenant",))
+    revoke = verbs.add_parser("revoke", help="revoke a token by its id (effective within 5 s)")
+    add_config_options(revoke, TokenOptions, only=("token_id",))
+    for verb in (create, listing, revoke):
+        add_config_options(verb, StoreAdminOptions, only=("store",),
+                           defaults={"store": os.environ.get("PERSONAE_STORE", "personae.db")},
+                           shown={"store": "$PERSONAE_STORE or personae.db; prefer the variable for a URL with a "
+                                           "password"})
+        verb.set_defaults(run=run_tokens)
+
+
+def run_tokens(args: argparse.Namespace) -> int:
+    """Create, list or revoke a token; the secret is printed once, at creation."""
+    from personae.store import PersonaStore
+
+    with PersonaStore(args.store, background=False) as store:
+        if args.verb == "create":
+            record, secret = store.tokens.create(args.tenant, args.name)
+            print(f"token {record.id} for tenant {record.tenant!r} in {store.database}; it is shown only now:")
+            print(secret)
+        elif args.verb == "list":
+            for token in store.tokens.list(args.tenant):
+                state = "revoked" if token.revoked_at is not None else "live"
+                print(f"{token.id}  {token.tenant}  {state}  {token.name}")
+        elif not store.tokens.revoke(args.token_id):
+            print(f"personae: error: no live token {args.token_id!r}", file=sys.stderr)
+            return 2
+        else:
+            print(f"revoked {args.token_id}")
+    return 0

@@ -25,13 +25,14 @@ from personae.cli import (
     saliency,
     serve,
     serve_api,
+    store,
 )
 from personae.cli._common import prepare_environment
 
 __all__ = ["build_parser", "main"]
 
 _COMMANDS = (infer_personas, judge, fit, evaluate, eval_personas, optimize_persona, optimize_persona_inference,
-             retrieve, saliency, distill, eval_tailoring, demo, serve, serve_api, mcp)
+             retrieve, saliency, distill, eval_tailoring, demo, serve, serve_api, mcp, store)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -7,9 +7,9 @@ import os
 import sys
 from typing import Any
 
-from personae.cli._common import add_model_options, build_lm
+from personae.cli._common import add_model_options, build_lm, register_tokens
 from personae.cli.options import add_config_options, config_from_args
-from personae.specs import ServeApiOptions, TokenOptions
+from personae.specs import ServeApiOptions
 
 __all__ = ["register"]
 
@@ -21,10 +21,6 @@ _STORE_SHOWN = {"store": "$PERSONAE_STORE or personae.db; prefer the variable fo
 
 def _store_default() -> dict[str, str]:
     return {"store": os.environ.get("PERSONAE_STORE", _DEFAULT_STORE)}
-
-
-def _add_store_option(parser: argparse.ArgumentParser) -> None:
-    add_config_options(parser, ServeApiOptions, only=("store",), defaults=_store_default(), shown=_STORE_SHOWN)
 
 
 def register(sub: Any) -> None:
@@ -45,37 +41,7 @@ def register(sub: Any) -> None:
     parser.set_defaults(run=run)
 
     actions = parser.add_subparsers(dest="action", metavar="ACTION")
-    tokens = actions.add_parser("tokens", help="create, list and revoke the service's bearer tokens")
-    verbs = tokens.add_subparsers(dest="verb", metavar="VERB", required=True)
-    create = verbs.add_parser("create", help="a new token bound to a tenant (shown once)")
-    add_config_options(create, TokenOptions, only=("tenant", "name"), required=("tenant",))
-    listing = verbs.add_parser("list", help="the tokens (ids, tenants, names; never the secrets)")
-    add_config_options(listing, TokenOptions, only=("tenant",))
-    revoke = verbs.add_parser("revoke", help="revoke a token by its id (effective within 5 s)")
-    add_config_options(revoke, TokenOptions, only=("token_id",))
-    for verb in (create, listing, revoke):
-        _add_store_option(verb)
-        verb.set_defaults(run=run_tokens)
-
-
-def run_tokens(args: argparse.Namespace) -> int:
-    from personae.store import PersonaStore
-
-    with PersonaStore(args.store, background=False) as store:
-        if args.verb == "create":
-            record, secret = store.tokens.create(args.tenant, args.name)
-            print(f"token {record.id} for tenant {record.tenant!r} in {store.database}; it is shown only now:")
-            print(secret)
-        elif args.verb == "list":
-            for token in store.tokens.list(args.tenant):
-                state = "revoked" if token.revoked_at is not None else "live"
-                print(f"{token.id}  {token.tenant}  {state}  {token.name}")
-        elif not store.tokens.revoke(args.token_id):
-            print(f"personae: error: no live token {args.token_id!r}", file=sys.stderr)
-            return 2
-        else:
-            print(f"revoked {args.token_id}")
-    return 0
+    register_tokens(actions)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -199,6 +199,15 @@ class JobQueue:
             row = conn.execute(sa.select(jobs).where(jobs.c.id == job_id)).first()
         return None if row is None else Job.of(row)
 
+    def list(self, tenant: str, *, status: str | None = None, limit: int = 100) -> list[Job]:
+        """A tenant's jobs, newest first (only those of ``status`` when given)."""
+        query = sa.select(jobs).where(jobs.c.tenant == tenant)
+        if status is not None:
+            query = query.where(jobs.c.status == status)
+        with self.db.read() as conn:
+            rows = conn.execute(query.order_by(jobs.c.created_at.desc()).limit(limit)).all()
+        return [Job.of(row) for row in rows]
+
 
 _RETRIED = frozenset({"timeout", "rate_limit", "server", "transport", "lm", "conflict", "database"})
 

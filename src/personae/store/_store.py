@@ -561,6 +561,13 @@ class PersonaStore:
         found = self._core.queue.get(job_id)
         return found if found is not None and found.tenant == self.tenant else None
 
+    def jobs(self, *, status: str | None = None, limit: int = 100) -> list[Job]:
+        """This tenant's update jobs, newest first: those of ``status`` (``pending``, ``running``,
+        ``done``, ``failed``) when given; a failed job says why (``kind``, ``error``)."""
+        if status is not None and status not in ("pending", "running", "done", "failed"):
+            raise ConfigError(f"status must be pending, running, done or failed, not {status!r}")
+        return self._core.queue.list(self.tenant, status=status, limit=limit)
+
     def wait_job(self, job_id: str, timeout: float = 60.0, poll_s: float = 0.05) -> Job | None:
         """Wait until the job is done or failed (None if this tenant has no such job); the job as
         it stands when ``timeout`` runs out."""
@@ -679,6 +686,11 @@ class AsyncPersonaStore:
         """Runs :meth:`personae.store.PersonaStore.job` in a worker thread: the update job with this id
         (None if this tenant has no such job)."""
         return await asyncio.to_thread(self.sync.job, job_id)
+
+    async def jobs(self, *, status: str | None = None, limit: int = 100) -> list[Job]:
+        """Runs :meth:`personae.store.PersonaStore.jobs` in a worker thread: this tenant's update jobs,
+        newest first."""
+        return await asyncio.to_thread(lambda: self.sync.jobs(status=status, limit=limit))
 
     async def wait_job(self, job_id: str, timeout: float = 60.0, poll_s: float = 0.05) -> Job | None:
         """Runs :meth:`personae.store.PersonaStore.wait_job` in a worker thread: the job once done or

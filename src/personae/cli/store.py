@@ -1,0 +1,119 @@
+"""``personae store VERB``: the persona store for its operator, on a store URL.
+
+The verbs are declared once in :data:`VERBS` (the arguments each takes, the store call it
+makes); the parser and the output come from that table. Text for a terminal by default,
+``--json`` for scripts. ``personae store tokens`` manages the service's bearer tokens.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from personae.cli._common import register_tokens
+from personae.cli.options import add_config_options
+from personae.specs import StoreAdminOptions, StoreVerbArgs
+
+__all__ = ["VERBS", "register"]
+
+
+@dataclass(frozen=True)
+class Verb:
+    """One verb: its name and help, the arguments it takes (fields of :class:`StoreVerbArgs`),
+    and the store call that answers it."""
+
+    name: str
+    help: str
+    args: tuple[str, ...]
+    call: Callable[[Any, argparse.Namespace], Any]
+
+
+def _forget(store: Any, args: argparse.Namespace) -> Any:
+    from personae.errors import ConfigError
+
+    if not args.yes:
+        raise ConfigError(f"forget removes everything stored on {args.user_id!r} and cannot be undone: add --yes")
+    return {"user_id": args.user_id, "removed": store.forget(args.user_id)}
+
+
+VERBS: tuple[Verb, ...] = (
+    Verb("users", "this tenant's users, in id order, a page at a time", ("limit", "after"),
+         lambda store, a: store.users(limit=a.limit, after=a.after)),
+    Verb("persona", "a user's current persona, its version, pairs seen and prequential accuracy", ("user_id",),
+         lambda store, a: store.persona(a.user_id)),
+    Verb("history", "every persona version of a user: how it was made and how it did", ("user_id",),
+         lambda store, a: store.history(a.user_id)),
+    Verb("export", "a user's fitted judge, the JSON personae fit writes", ("user_id", "out", "version"),
+         lambda store, a: store.export(a.user_id, a.out, version=a.version).to_dict()),
+    Verb("import", "take in a folder of judges fitted by personae fit, as each user's newest persona", ("folder",),
+         lambda store, a: {"imported": store.import_judges(a.folder)}),
+    Verb("forget", "remove everything stored on a user (needs --yes)", ("user_id", "yes"), _forget),
+    Verb("jobs", "update jobs, newest first: pending, running, done, and failed with their reasons",
+         ("status", "limit"), lambda store, a: store.jobs(status=a.status, limit=a.limit)),
+)
+"""The verbs of ``personae store``, declared once."""
+
+
+def register(sub: Any) -> None:
+    """Add ``personae store`` and its verbs to ``sub``, the main parser's subcommands."""
+    parser = sub.add_parser("store", help="the persona store for its operator: users, personas, jobs, tokens",
+                            description="Read and manage a persona store (an SQLite file or a PostgreSQL URL) "
+                                        "without the service: its users, their personas and history, exports "
+                                        "and imports of fitted judges, forgetting a user, update jobs, tokens.")
+    verbs = parser.add_subparsers(dest="verb", metavar="VERB", required=True)
+    defaults = {"store": os.environ.get("PERSONAE_STORE", "personae.db")}
+    for verb in VERBS:
+        command = verbs.add_parser(verb.name, help=verb.help, description=verb.help[0].upper() + verb.help[1:] + ".")
+        add_config_options(command, StoreVerbArgs, only=verb.args)
+        add_config_options(command, StoreAdminOptions, defaults=defaults,
+                           shown={"store": "$PERSONAE_STORE or personae.db"})
+        command.set_defaults(run=run, call=verb.call)
+    register_tokens(verbs)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Answer the verb from the store and print it; exit status 0 (2 for what the store refuses)."""
+    from personae.store import PersonaStore
+
+    with PersonaStore(args.store, background=False) as root:
+        answer = args.call(root.for_tenant(args.tenant), args)
+    print(json.dumps(_plain(answer), indent=1) if args.json else _text(_plain(answer)))
+    return 0
+
+
+def _plain(value: Any) -> Any:
+    """Any answer as JSON values."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return _plain(dataclasses.asdict(value))
+    if hasattr(value, "model_dump"):
+        return value.model_dump(mode="json")
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
+
+
+def _text(value: Any, indent: str = "") -> str:
+    """JSON values as lines for a terminal: a mapping as ``key: value``, a list one item a line
+    (mappings in a list separated by a blank line), long texts wrapped under their key."""
+    if isinstance(value, dict):
+        lines = []
+        for key, item in value.items():
+            if isinstance(item, (dict, list)) and item:
+                lines += [f"{indent}{key}:", _text(item, indent + "  ")]
+            else:
+                lines.append(f"{indent}{key}: {'' if item is None else item}")
+        return "\n".join(lines)
+    if isinstance(value, list):
+        if not value:
+            return f"{indent}(none)"
+        sep = "\n\n" if any(isinstance(v, dict) for v in value) else "\n"
+        return sep.join(_text(item, indent) for item in value)
+    return f"{indent}{value}"
+

@@ -1,0 +1,78 @@
+"""``personae store VERB``: the operator's view of a store, as text and as JSON."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from personae.cli.main import main
+from personae.data import PreferenceRecord, Turn
+from personae.lm import ScriptedLM
+from personae.store import PersonaStore, UpdatePolicy
+
+
+def _answer(call):
+    return {"reasoning": "the short one", "preferred": "A", "persona": "Wants short answers with a first step.",
+            "revised_persona": "Wants short answers, revised."}
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> Path:
+    path = tmp_path / "s.db"
+    pairs = [PreferenceRecord([Turn("user", f"question {i}")], f"ok {i}", f"a much longer answer {i}",
+                              record_id=f"e{i}") for i in range(6)]
+    with PersonaStore(path, lm=ScriptedLM(_answer), background=False, policy=UpdatePolicy(debounce_s=0)) as store:
+        acme = store.for_tenant("acme")
+        acme.add_preferences("ana", pairs)
+        acme.add_preferences("ben", pairs[:2])
+        acme.process_jobs()
+    return path
+
+
+def store(db: Path, capsys, *argv: str) -> tuple[int, str, str]:
+    code = main(["store", *argv, "--store", str(db), "--tenant", "acme"])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_users_persona_history_and_jobs(db: Path, capsys) -> None:
+    assert store(db, capsys, "users")[1].split() == ["ana", "ben"]
+    assert store(db, capsys, "users", "--limit", "1", "--after", "ana")[1].split() == ["ben"]
+    code, out, _ = store(db, capsys, "persona", "ana")
+    assert code == 0 and "persona: Wants short answers" in out and "pairs_seen: 6" in out
+    persona = json.loads(store(db, capsys, "persona", "ana", "--json")[1])
+    assert persona["version"] == 1 and persona["personalization"] == "persona"
+    history = json.loads(store(db, capsys, "history", "ana", "--json")[1])
+    assert [v["version"] for v in history] == [1]
+    jobs = json.loads(store(db, capsys, "jobs", "--json")[1])
+    assert {j["user_id"] for j in jobs} == {"ana", "ben"} and all(j["status"] == "done" for j in jobs)
+    assert json.loads(store(db, capsys, "jobs", "--status", "failed", "--json")[1]) == []
+    code, _, err = store(db, capsys, "persona", "nobody")
+    assert code == 2 and "nobody" in err
+
+
+def test_export_import_and_forget(db: Path, tmp_path: Path, capsys) -> None:
+    out = tmp_path / "judges"
+    out.mkdir()
+    assert store(db, capsys, "export", "ana", "--out", str(out))[0] == 0
+    assert json.loads((out / "ana.json").read_text())["persona"].startswith("Wants short answers")
+    code = main(["store", "import", str(out), "--store", str(db), "--tenant", "other", "--json"])
+    assert code == 0 and json.loads(capsys.readouterr().out) == {"imported": ["ana"]}
+    code, _, err = store(db, capsys, "forget", "ana")
+    assert code == 2 and "--yes" in err
+    removed = json.loads(store(db, capsys, "forget", "ana", "--yes", "--json")[1])
+    assert removed["removed"]["preferences"] == 6
+    assert store(db, capsys, "users")[1].split() == ["ben"]
+    code = main(["store", "users", "--store", str(db), "--tenant", "other"])
+    assert code == 0 and capsys.readouterr().out.split() == ["ana"]   # the other tenant's import stays
+
+
+def test_tokens_under_store_and_serve_api_are_one_command(db: Path, capsys) -> None:
+    assert main(["store", "tokens", "create", "--tenant", "acme", "--store", str(db)]) == 0
+    secret = capsys.readouterr().out.splitlines()[1]
+    assert secret.startswith("pst_")
+    assert main(["serve-api", "tokens", "list", "--store", str(db)]) == 0
+    listed = capsys.readouterr().out
+    assert "acme" in listed and "live" in listed and secret not in listed
