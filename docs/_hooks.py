@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import tempfile
-from pathlib import Path
 from typing import Any
 
 _OPENAPI: dict[str, Any] | None = None
@@ -92,12 +90,9 @@ def openapi() -> dict[str, Any]:
     """The schema ``personae serve-api`` serves, from an app over a throwaway store."""
     global _OPENAPI
     if _OPENAPI is None:
-        from personae.service import create_app
-        from personae.store import PersonaStore
+        from personae.service import openapi_schema
 
-        with tempfile.TemporaryDirectory() as folder, \
-                PersonaStore(str(Path(folder) / "docs.db"), background=False) as store:
-            _OPENAPI = create_app(store).openapi()
+        _OPENAPI = openapi_schema()
     return _OPENAPI
 
 

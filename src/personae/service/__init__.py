@@ -12,9 +12,9 @@ on stdio with ``personae mcp --store personae.db``.
 from typing import Any
 
 __all__ = ["REWARD_MODEL_PREFIX", "ServiceSettings", "create_app", "create_mcp", "is_loopback", "judge_backend",
-           "open_store", "serve"]
+           "open_store", "openapi_schema", "serve"]
 
-_APP = ("ServiceSettings", "create_app")
+_APP = ("ServiceSettings", "create_app", "openapi_schema")
 
 
 def __getattr__(name: str) -> Any:  # FastAPI is imported only when the app is built

@@ -31,7 +31,7 @@ except ImportError as exc:  # pragma: no cover - the extra is named in the error
 
     raise MissingExtraError("service", "the HTTP service") from exc
 
-__all__ = ["ServiceSettings", "create_app"]
+__all__ = ["ServiceSettings", "create_app", "openapi_schema"]
 
 logger = logging.getLogger("personae.service")
 
@@ -307,3 +307,14 @@ def create_app(store: PersonaStore, *, settings: ServiceSettings | None = None,
     app.state.metrics = metrics
     app.state.meter = meter
     return app
+
+
+def openapi_schema() -> dict[str, Any]:
+    """The OpenAPI schema the service serves at ``/openapi.json``, from an app over a throwaway
+    store (for the docs and the TypeScript client's generated types)."""
+    import tempfile
+    from pathlib import Path
+
+    with tempfile.TemporaryDirectory() as folder, \
+            PersonaStore(str(Path(folder) / "schema.db"), background=False) as store:
+        return create_app(store).openapi()
