@@ -40,7 +40,7 @@ test-ts: $(VENV)/.dev
 	cd clients/typescript && npm ci --no-audit --no-fund --loglevel=error
 	cd clients/typescript && PERSONAE_PYTHON=$(CURDIR)/$(PY) node scripts/schema.mjs check
 	cd clients/typescript && npm run build --silent
-	cd clients/typescript && PERSONAE_BIN=$(CURDIR)/$(VENV)/bin/personae node --test test/
+	cd clients/typescript && PERSONAE_BIN=$(CURDIR)/$(VENV)/bin/personae PERSONAE_PYTHON=$(CURDIR)/$(PY) node --test test/
 
 docs: $(VENV)/.dev
 	$(VENV)/bin/mkdocs build --strict

@@ -1,12 +1,13 @@
 // The client against a real `personae serve-api`, started here with a scripted LM server beside it.
 // PERSONAE_BIN names the personae command (default: `personae` on the PATH).
 import assert from "node:assert/strict";
-import { spawn, spawnSync } from "node:child_process";
+import { execFile, spawn, spawnSync } from "node:child_process";
 import { mkdtempSync } from "node:fs";
 import { createServer } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, test } from "node:test";
+import { promisify } from "node:util";
 
 import {
   DataError, LMCallError, NoPersonaError, PersonaeClient, ServiceError, UnknownUserError,
@@ -144,4 +145,62 @@ test("an add whose answer was lost is sent again and stored once", async () => {
   assert.equal(dropped, 1);
   assert.deepEqual(result.duplicates, ["p7"]);   // the first try stored it; the retry found it there
   assert.equal((await client.preferences("u3")).length, 1);
+});
+
+// The same user, read through three surfaces: this client, the Python client and MCP over /mcp.
+const PYTHON_SIDE = `
+import asyncio, json, sys
+import httpx2
+from mcp.client.client import Client
+from mcp.client.streamable_http import streamable_http_client
+from pydantic import TypeAdapter
+from personae.client import PersonaeClient
+from personae.programs import Verdict
+from personae.store import PersonaState, PersonaVersion
+
+url, token, user = sys.argv[1:4]
+ask = ("Plan a trip.", "Go.", "A long plan for the trip.")
+with PersonaeClient(url, token=token) as client:
+    python = {"persona": TypeAdapter(PersonaState).dump_python(client.persona(user), mode="json"),
+              "verdict": TypeAdapter(Verdict).dump_python(client.judge(user, *ask), mode="json"),
+              "history": TypeAdapter(list[PersonaVersion]).dump_python(client.history(user), mode="json"),
+              "messages": client.generation_messages(user)}
+
+async def over_mcp():
+    async with httpx2.AsyncClient(headers={"Authorization": f"Bearer {token}"}) as http, \\
+            Client(streamable_http_client(url + "/mcp/", http_client=http)) as mcp:
+        async def call(name, **arguments):
+            result = await mcp.call_tool(name, {"user_id": user, **arguments})
+            return json.loads(result.content[0].text)
+        return {"persona": await call("get_persona"),
+                "verdict": await call("judge_drafts", prompt=ask[0], response_a=ask[1], response_b=ask[2]),
+                "history": (await call("persona_history"))["versions"],
+                "messages": (await call("system_prompt"))["messages"]}
+
+print(json.dumps({"python": python, "mcp": asyncio.run(over_mcp())}))
+`;
+
+test("the Python client and MCP give the same answers for the same user", async () => {
+  const python = process.env.PERSONAE_PYTHON ?? "python3";
+  const client = new PersonaeClient(url, { token });
+  const added = await client.addPreferences("same", [11, 12, 13, 14].map(pair));
+  await client.waitJob(added.job_id, { timeoutMs: 60_000 });
+  const ours = {
+    persona: await client.persona("same"),
+    verdict: await client.judge("same", "Plan a trip.", "Go.", "A long plan for the trip."),
+    history: await client.history("same"),
+    messages: await client.generationMessages("same"),
+  };
+  // asynchronously: the scripted LM the service asks lives in this process's event loop
+  const { stdout } = await promisify(execFile)(python, ["-c", PYTHON_SIDE, url, token, "same"],
+    { encoding: "utf8", maxBuffer: 16 * 1024 * 1024 });
+  const theirs = JSON.parse(stdout);
+  for (const surface of ["python", "mcp"]) {
+    assert.deepEqual(theirs[surface].persona, ours.persona, surface);
+    assert.deepEqual(theirs[surface].history, ours.history, surface);
+    assert.deepEqual(theirs[surface].messages, ours.messages, surface);
+    for (const key of ["preferred", "probability", "reasoning", "version", "personalization"]) {
+      assert.deepEqual(theirs[surface].verdict[key], ours.verdict[key], `${surface} verdict ${key}`);
+    }
+  }
 });
