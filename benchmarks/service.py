@@ -24,6 +24,12 @@ Three parts, each printed beside what it is compared with (``--parts judge,add,m
    (VmRSS in /proc/PID/status) is read before the first request and after every tenth of
    them. Every request must answer 2xx.
 
+4. **mcp**: ``judge`` through MCP over HTTP (``/mcp`` on the same ``personae serve-api``, the
+   official SDK's client calling the ``judge_drafts`` tool; one session, its calls issued from
+   the threads) beside the REST route (``PersonaeClient``), at concurrency 1 and 16, on the
+   simulated LM and, when ``--reward-model`` holds a model, on the reward model. Printed: MCP
+   throughput over REST throughput. Target: at least 0.8 at concurrency 16.
+
 Every server runs ``--model none`` (no persona is written) with one update worker. The
 reward model judges one request at a time (one model, one lock): about 70 ms a judgment on
 2 CPU cores, so that backend's rows are bound by it on both sides.
@@ -32,6 +38,7 @@ reward model judges one request at a time (one model, one lock): about 70 ms a j
                                                       # 10 of them the memory part's judgments)
     python benchmarks/service.py --parts judge,add    # a few minutes
     python benchmarks/service.py --smoke              # every part, tiny: checks the script
+    python benchmarks/service.py --parts mcp          # MCP against REST (a minute without a reward model)
 
 Targets: with the reward-model backend at concurrency 16, HTTP judge throughput is at least
 70% of in-process, and the HTTP judge p99 at most 50 ms plus the backend's own time: each HTTP
@@ -209,6 +216,7 @@ def _served(root: Path, name: str, flags: list[str], work: Workload) -> Iterator
     token = create_token(db, TENANT)
     started = time.perf_counter()
     with serve_api(db, flags) as service:
+        service.token = token   # for the MCP part's own client
         print(f"  {name}: server up in {time.perf_counter() - started:.1f} s ({service.url})", flush=True)
         limits = httpx.Limits(max_connections=max(CONCURRENCY), max_keepalive_connections=max(CONCURRENCY))
         with httpx.Client(base_url=service.url, timeout=300.0, limits=limits,
@@ -353,6 +361,106 @@ def part_calls(args: argparse.Namespace, root: Path, work: Workload, parts: set[
     return held
 
 
+# -- 4. MCP over HTTP against the REST route ----------------------------------------------------------
+class _McpCaller:
+    """One MCP session over ``/mcp`` (the official SDK's client) on an event loop of its own, so
+    threads can issue ``judge_drafts`` calls through it as they issue REST calls. The session is
+    opened and closed by one task on that loop (the SDK's cancel scopes ask for it)."""
+
+    def __init__(self, url: str, token: str) -> None:
+        import asyncio
+
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.thread.start()
+        self.client: Any = None
+        self.ready = threading.Event()
+        self.stop: Any = None
+        self.session = asyncio.run_coroutine_threadsafe(self._session(url, token), self.loop)
+        if not self.ready.wait(60):
+            raise RuntimeError(f"no MCP session with {url}/mcp/: {self.session.exception(1)}")
+
+    async def _session(self, url: str, token: str) -> None:
+        import asyncio
+
+        import httpx2
+        from mcp.client.client import Client
+        from mcp.client.streamable_http import streamable_http_client
+
+        self.stop = asyncio.Event()
+        limits = httpx2.Limits(max_connections=max(CONCURRENCY), max_keepalive_connections=max(CONCURRENCY))
+        async with httpx2.AsyncClient(headers={"Authorization": f"Bearer {token}"}, timeout=300.0,
+                                      limits=limits) as http, \
+                Client(streamable_http_client(f"{url}/mcp/", http_client=http)) as client:
+            self.client = client
+            self.ready.set()
+            await self.stop.wait()
+
+    def judge(self, user_id: str, prompt: str, a: str, b: str) -> None:
+        import asyncio
+
+        call = self.client.call_tool("judge_drafts", {"user_id": user_id, "prompt": prompt, "response_a": a,
+                                                      "response_b": b})
+        result = asyncio.run_coroutine_threadsafe(call, self.loop).result()
+        if result.is_error:
+            raise RuntimeError(result.content[0].text if result.content else "tool error")
+
+    def close(self) -> None:
+        self.loop.call_soon_threadsafe(self.stop.set)
+        self.session.result(30)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(10)
+
+
+def part_mcp(args: argparse.Namespace, root: Path, work: Workload) -> bool:
+    """``judge`` through ``/mcp`` and through ``/v1`` of the same server, at concurrency 1 and 16."""
+    backends: list[tuple[str, list[str]]] = []
+    with simulated_server(args.lm_latency) as stub:
+        backends.append((f"simulated LM ({args.lm_latency * 1000:.0f} ms)",
+                         ["--judge", "openai/simulated", "--api-base", stub.api_base, "--api-key", "none",
+                          "--no-cache"]))
+        if (Path(args.reward_model) / "personae_reward.json").exists():
+            backends.append(("reward model", ["--judge", f"reward-model:{args.reward_model}",
+                                              "--max-batch", str(args.max_batch)]))
+        print(f"\n## measuring judge over MCP and REST ({args.requests} requests a row at 16 threads, "
+              f"{_count(args, 1)} at 1)\n", flush=True)
+        errors: Counter[str] = Counter()
+        rows: list[list[object]] = []
+        held = True
+        for name, flags in backends:
+            with _served(root, f"mcp-{len(rows)}", [*flags, *QUIET, *DEBOUNCED], work) as (service, client):
+                mcp = _McpCaller(service.url, service.token)
+                try:
+                    mcp.judge(*work.judge_args(0))
+                    client.judge(*work.judge_args(0))
+                    figures: dict[tuple[str, int], Figures] = {}
+                    for concurrency in (1, 16):
+                        for side, target in (("REST", client), ("MCP", mcp)):
+                            def call(i: int, target: Any = target) -> None:
+                                target.judge(*work.judge_args(i))
+                            f = figures[side, concurrency] = _load(call, _count(args, concurrency), concurrency,
+                                                                   errors)
+                            print(f"    {name} {side} c{concurrency}: p50 {f.p50:.1f} ms, p99 {f.p99:.1f} ms, "
+                                  f"{f.rate:,.1f}/s, {f.failed} failed", flush=True)
+                finally:
+                    mcp.close()
+            for concurrency in (1, 16):
+                r, m = figures["REST", concurrency], figures["MCP", concurrency]
+                rows.append([name, concurrency, f"{r.p50:.1f}", f"{r.p99:.1f}", f"{r.rate:,.1f}", f"{m.p50:.1f}",
+                             f"{m.p99:.1f}", f"{m.rate:,.1f}", f"{m.rate / r.rate:.2f}" if r.rate else "n/a",
+                             f"{r.failed} / {m.failed}"])
+            ratio = figures["MCP", 16].rate / figures["REST", 16].rate if figures["REST", 16].rate else 0.0
+            held &= _verdict(f"{name}, 16 threads: MCP judge throughput >= 0.8 of REST", ratio >= 0.8,
+                             f"{ratio:.2f}")
+        print("\n## 4. judge: MCP over HTTP (/mcp) against REST (/v1), the same server\n")
+        print(table(["backend", "threads", "REST p50 ms", "REST p99 ms", "REST /s", "MCP p50 ms", "MCP p99 ms",
+                     "MCP /s", "MCP/REST /s", "failed REST / MCP"], rows))
+        failed = sum(int(str(row[-1]).split(" / ")[0]) + int(str(row[-1]).split(" / ")[1]) for row in rows)
+        held &= _verdict("no judge request failed", failed == 0, f"{failed} failed")
+        _errors(errors)
+    return held
+
+
 def _errors(errors: Counter[str]) -> None:
     if errors:
         print("failures:")
@@ -441,7 +549,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.smoke:
         args.requests, args.requests_memory, args.users = 16, 100, 4
     parts = set(args.parts.split(","))
-    if not (Path(args.reward_model) / "personae_reward.json").exists():
+    if parts - {"mcp"} and not (Path(args.reward_model) / "personae_reward.json").exists():
         raise SystemExit(f"{args.reward_model}: no reward model (train one with benchmarks/store.py or "
                          "'personae distill reward-model')")
     work = _workload(args)
@@ -454,6 +562,8 @@ def main(argv: list[str] | None = None) -> int:
             held.append(part_calls(args, root, work, parts))
         if "memory" in parts:
             held.append(part_memory(args, root, work))
+        if "mcp" in parts:
+            held.append(part_mcp(args, root, work))
     return 0 if all(held) else 1
 
 
