@@ -27,8 +27,10 @@ Three parts, each printed beside what it is compared with (``--parts judge,add,m
 4. **mcp**: ``judge`` through MCP over HTTP (``/mcp`` on the same ``personae serve-api``, the
    official SDK's client calling the ``judge_drafts`` tool; one session, its calls issued from
    the threads) beside the REST route (``PersonaeClient``), at concurrency 1 and 16, on the
-   simulated LM and, when ``--reward-model`` holds a model, on the reward model. Printed: MCP
-   throughput over REST throughput. Target: at least 0.8 at concurrency 16.
+   simulated LM and, when ``--reward-model`` holds a model, on the reward model. Each row runs
+   twice, in the order REST, MCP, MCP, REST, and the two runs of a side are averaged (what
+   runs first on a warm server answers differently). Printed: MCP throughput over REST
+   throughput. Target: at least 0.8 at concurrency 16.
 
 Every server runs ``--model none`` (no persona is written) with one update worker. The
 reward model judges one request at a time (one model, one lock): about 70 ms a judgment on
@@ -55,6 +57,7 @@ from __future__ import annotations
 import argparse
 import os
 import random
+import statistics
 import sys
 import tempfile
 import threading
@@ -434,14 +437,20 @@ def part_mcp(args: argparse.Namespace, root: Path, work: Workload) -> bool:
                     mcp.judge(*work.judge_args(0))
                     client.judge(*work.judge_args(0))
                     figures: dict[tuple[str, int], Figures] = {}
+                    targets = {"REST": client, "MCP": mcp}
                     for concurrency in (1, 16):
-                        for side, target in (("REST", client), ("MCP", mcp)):
-                            def call(i: int, target: Any = target) -> None:
+                        runs: dict[str, list[Figures]] = {"REST": [], "MCP": []}
+                        for side in ("REST", "MCP", "MCP", "REST"):   # ABBA: neither side always goes first
+                            def call(i: int, target: Any = targets[side]) -> None:
                                 target.judge(*work.judge_args(i))
-                            f = figures[side, concurrency] = _load(call, _count(args, concurrency), concurrency,
-                                                                   errors)
+                            f = _load(call, _count(args, concurrency), concurrency, errors)
+                            runs[side].append(f)
                             print(f"    {name} {side} c{concurrency}: p50 {f.p50:.1f} ms, p99 {f.p99:.1f} ms, "
                                   f"{f.rate:,.1f}/s, {f.failed} failed", flush=True)
+                        for side, pair in runs.items():   # the two runs of a side, averaged
+                            figures[side, concurrency] = Figures(
+                                statistics.fmean(f.p50 for f in pair), statistics.fmean(f.p99 for f in pair),
+                                statistics.fmean(f.rate for f in pair), sum(f.failed for f in pair))
                 finally:
                     mcp.close()
             for concurrency in (1, 16):
