@@ -51,12 +51,20 @@ def test_users_persona_history_and_jobs(db: Path, capsys) -> None:
     assert json.loads(store(db, capsys, "jobs", "--status", "failed", "--json")[1]) == []
     code, _, err = store(db, capsys, "persona", "nobody")
     assert code == 2 and "nobody" in err
+    assert "created_at: 20" in store(db, capsys, "jobs")[1]   # times as dates on a terminal
+
+
+def test_a_store_that_is_not_there_is_not_created(tmp_path: Path, capsys) -> None:
+    missing = tmp_path / "typo.db"
+    assert main(["store", "users", "--store", str(missing)]) == 2
+    assert "no store at" in capsys.readouterr().err and not missing.exists()
 
 
 def test_export_import_and_forget(db: Path, tmp_path: Path, capsys) -> None:
     out = tmp_path / "judges"
     out.mkdir()
-    assert store(db, capsys, "export", "ana", "--out", str(out))[0] == 0
+    code, text, _ = store(db, capsys, "export", "ana", "--out", str(out))
+    assert code == 0 and text.split() == ["user_id:", "ana", "wrote:", str(out / "ana.json")]
     assert json.loads((out / "ana.json").read_text())["persona"].startswith("Wants short answers")
     code = main(["store", "import", str(out), "--store", str(db), "--tenant", "other", "--json"])
     assert code == 0 and json.loads(capsys.readouterr().out) == {"imported": ["ana"]}

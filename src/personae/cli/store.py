@@ -13,6 +13,8 @@ import json
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
 from typing import Any
 
 from personae.cli._common import register_tokens
@@ -33,6 +35,14 @@ class Verb:
     call: Callable[[Any, argparse.Namespace], Any]
 
 
+def _export(store: Any, args: argparse.Namespace) -> Any:
+    judge = store.export(args.user_id, args.out, version=args.version)
+    if args.out is None:
+        return judge.to_dict()
+    target = Path(args.out)
+    return {"user_id": args.user_id, "wrote": str(target / f"{judge.user_id}.json" if target.is_dir() else target)}
+
+
 def _forget(store: Any, args: argparse.Namespace) -> Any:
     from personae.errors import ConfigError
 
@@ -48,8 +58,8 @@ VERBS: tuple[Verb, ...] = (
          lambda store, a: store.persona(a.user_id)),
     Verb("history", "every persona version of a user: how it was made and how it did", ("user_id",),
          lambda store, a: store.history(a.user_id)),
-    Verb("export", "a user's fitted judge, the JSON personae fit writes", ("user_id", "out", "version"),
-         lambda store, a: store.export(a.user_id, a.out, version=a.version).to_dict()),
+    Verb("export", "a user's fitted judge, the JSON personae fit writes (printed, or written to --out)",
+         ("user_id", "out", "version"), _export),
     Verb("import", "take in a folder of judges fitted by personae fit, as each user's newest persona", ("folder",),
          lambda store, a: {"imported": store.import_judges(a.folder)}),
     Verb("forget", "remove everything stored on a user (needs --yes)", ("user_id", "yes"), _forget),
@@ -78,8 +88,11 @@ def register(sub: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Answer the verb from the store and print it; exit status 0 (2 for what the store refuses)."""
+    from personae.errors import ConfigError
     from personae.store import PersonaStore
 
+    if "://" not in args.store and not Path(args.store).exists():   # reading a mistyped path would create it
+        raise ConfigError(f"no store at {args.store}: give an existing SQLite file or a postgresql:// URL")
     with PersonaStore(args.store, background=False) as root:
         answer = args.call(root.for_tenant(args.tenant), args)
     print(json.dumps(_plain(answer), indent=1) if args.json else _text(_plain(answer)))
@@ -99,16 +112,28 @@ def _plain(value: Any) -> Any:
     return value
 
 
+def _scalar(key: str, value: Any) -> str:
+    """A value for a terminal: ``-`` for none, times (``*_at``, seconds since the epoch) as UTC
+    dates, other fractions to four decimals."""
+    if value is None or value == "":
+        return "-"
+    if isinstance(value, float) and key.endswith("_at"):
+        return datetime.fromtimestamp(value, timezone.utc).isoformat(timespec="seconds")
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)
+
+
 def _text(value: Any, indent: str = "") -> str:
     """JSON values as lines for a terminal: a mapping as ``key: value``, a list one item a line
-    (mappings in a list separated by a blank line), long texts wrapped under their key."""
+    (mappings in a list separated by a blank line)."""
     if isinstance(value, dict):
         lines = []
         for key, item in value.items():
             if isinstance(item, (dict, list)) and item:
                 lines += [f"{indent}{key}:", _text(item, indent + "  ")]
             else:
-                lines.append(f"{indent}{key}: {'' if item is None else item}")
+                lines.append(f"{indent}{key}: {_scalar(str(key), item)}")
         return "\n".join(lines)
     if isinstance(value, list):
         if not value:

@@ -169,7 +169,9 @@ def _internal(spec: ToolSpec, exc: BaseException, secrets: tuple[str, ...]) -> T
 def create_mcp(store_for: StoreFor, *, secrets: tuple[str, ...] = (), name: str = "personae") -> MCPServer:
     """An MCP server over the store view ``store_for()`` gives for each call: every tool of
     :data:`TOOLS`, the ``persona://{user_id}`` resource and the ``write_for_user`` prompt."""
-    server = MCPServer(name, instructions=(
+    from personae import __version__
+
+    server = MCPServer(name, version=__version__, instructions=(
         "personae learns what each user prefers from the choices they make between two drafts, and keeps a "
         "persona per user. Record each choice with record_choice; read get_persona or system_prompt before "
         "writing for a user; use judge_drafts or rank_drafts to pick the draft the user would prefer."))
