@@ -19,6 +19,7 @@ import contextvars
 import inspect
 import json
 import logging
+import re
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -166,12 +167,39 @@ def _internal(spec: ToolSpec, exc: BaseException, secrets: tuple[str, ...]) -> T
     return ToolError(f"internal: the tool failed; the server's log has request {request_id}")
 
 
+_VALIDATION = re.compile(r"^\d+ validation errors? for \w+\n")
+_UNION_TAG = re.compile(r"^(constrained-\w+|list\[.*\]|str|int|float|bool|none|function-\w+.*)$")
+
+
+def _argument_errors(text: str) -> str:
+    """The SDK's account of arguments the schema refused, as ``invalid_request: field: what``."""
+    lines = [line for line in text.splitlines()[1:] if not line.strip().startswith("For further information")]
+    found: dict[str, str] = {}
+    for loc, message in zip(lines[::2], lines[1::2], strict=False):
+        field = ".".join(part for part in loc.strip().split(".") if not _UNION_TAG.match(part))
+        found.setdefault(field, message.strip().split(" [type=", 1)[0])
+    return "invalid_request: " + "; ".join(f"{field}: {message}" for field, message in found.items())
+
+
+async def _kinds_first(ctx: Any, call_next: Any) -> Any:
+    """Every tool error as ``KIND: message``: the SDK's prefix off, its argument errors in the
+    service's words (the middleware of :func:`create_mcp`)."""
+    result = await call_next(ctx)
+    if ctx.method != "tools/call" or not isinstance(result, dict) or not result.get("isError"):
+        return result
+    for part in result.get("content") or []:
+        if part.get("type") == "text" and isinstance(part.get("text"), str):
+            text = re.sub(r"^Error executing tool \w+: ", "", part["text"])
+            part["text"] = _argument_errors(text) if _VALIDATION.match(text) else text
+    return result
+
+
 def create_mcp(store_for: StoreFor, *, secrets: tuple[str, ...] = (), name: str = "personae") -> MCPServer:
     """An MCP server over the store view ``store_for()`` gives for each call: every tool of
     :data:`TOOLS`, the ``persona://{user_id}`` resource and the ``write_for_user`` prompt."""
     from personae import __version__
 
-    server = MCPServer(name, version=__version__, instructions=(
+    server = MCPServer(name, version=__version__, middleware=[_kinds_first], instructions=(
         "personae learns what each user prefers from the choices they make between two drafts, and keeps a "
         "persona per user. Record each choice with record_choice; read get_persona or system_prompt before "
         "writing for a user; use judge_drafts or rank_drafts to pick the draft the user would prefer."))
