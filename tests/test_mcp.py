@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import re
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -24,22 +23,14 @@ mcp = pytest.importorskip("mcp")
 from mcp.client.client import Client  # noqa: E402
 from mcp.client.stdio import StdioServerParameters  # noqa: E402
 
+from helpers import stub_answer  # noqa: E402
 from personae.service.mcp import TOOLS  # noqa: E402
 from personae.testing import create_token, serve_api, stub_server  # noqa: E402
 
 SECRET_KEY = "zq7Rkeyfor_the_mcp_stub_31337"
 
 
-def _answer(body: dict[str, Any]) -> tuple[int, str]:
-    system = body["messages"][0]["content"]
-    user = body["messages"][-1]["content"]
-    if "revised_persona" in system:
-        return 200, json.dumps({"reasoning": "r", "revised_persona": "Prefers short answers; revised."})
-    if "preferred" not in system:
-        return 200, json.dumps({"reasoning": "r", "persona": "Prefers short answers."})
-    first = re.search(r"response_a ## \]\]\n(.*?)\n", user).group(1)
-    second = re.search(r"response_b ## \]\]\n(.*?)\n", user).group(1)
-    return 200, json.dumps({"reasoning": "shorter wins", "preferred": "A" if len(first) <= len(second) else "B"})
+_answer = stub_answer
 
 
 @pytest.fixture

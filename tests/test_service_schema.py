@@ -8,9 +8,7 @@ persona. ``SCHEMA_EXAMPLES`` sets the examples per operation (default 25).
 
 from __future__ import annotations
 
-import json
 import os
-import re
 import zlib
 from collections import Counter
 
@@ -29,6 +27,7 @@ from schemathesis.specs.openapi.checks import (  # noqa: E402
     status_code_conformance,
 )
 
+from helpers import stub_answer  # noqa: E402
 from personae.client import PersonaeClient  # noqa: E402
 from personae.testing import (  # noqa: E402
     create_token,
@@ -39,17 +38,7 @@ from personae.testing import (  # noqa: E402
 EXAMPLES = int(os.environ.get("SCHEMA_EXAMPLES", "25"))
 
 
-def _answer(body):
-    system = body["messages"][0]["content"]
-    user = body["messages"][-1]["content"]
-    if "revised_persona" in system:
-        return 200, json.dumps({"reasoning": "r", "revised_persona": "Prefers short answers; revised."})
-    if "preferred" not in system:
-        return 200, json.dumps({"reasoning": "r", "persona": "Prefers short answers."})
-    first = re.search(r"response_a ## \]\]\n(.*?)(?:\n|$)", user, re.S)
-    second = re.search(r"response_b ## \]\]\n(.*?)(?:\n|$)", user, re.S)
-    shorter = first is None or second is None or len(first.group(1)) <= len(second.group(1))
-    return 200, json.dumps({"reasoning": "shorter wins", "preferred": "A" if shorter else "B"})
+_answer = stub_answer
 
 
 @pytest.fixture(scope="module")

@@ -203,13 +203,15 @@ def create_mcp(store_for: StoreFor, *, secrets: tuple[str, ...] = (), name: str 
         "personae learns what each user prefers from the choices they make between two drafts, and keeps a "
         "persona per user. Record each choice with record_choice; read get_persona or system_prompt before "
         "writing for a user; use judge_drafts or rank_drafts to pick the draft the user would prefer."))
+    tools = {spec.name: _tool(spec, store_for, secrets) for spec in TOOLS}
     for spec in TOOLS:
-        server.add_tool(_tool(spec, store_for, secrets), name=spec.name, description=spec.description)
+        server.add_tool(tools[spec.name], name=spec.name, description=spec.description)
+    read_persona = tools["get_persona"]
 
     @server.resource("persona://{user_id}", name="persona", mime_type="application/json",
                      description="The user's current persona, as get_persona returns it.")
     def persona_resource(user_id: str) -> str:
-        return json.dumps(_tool(TOOLS[1], store_for, secrets)(user_id=user_id))
+        return json.dumps(read_persona(user_id=user_id))
 
     @server.prompt(name="write_for_user",
                    description="Write a response to a request, for one user's taste.")
