@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from browser import browser  # noqa: F401 - the pages' tests' Chromium, a fixture
 from personae.testing import PostgresServer, PostgresUnavailable
 
 # Before DSPy is imported anywhere: tests never read or write the user's caches, and

@@ -405,6 +405,8 @@ class ServiceSettings:
         "flag": "--body-timeout", "help": "seconds a request body may take to arrive before 408"})
     root_path: str = field(default="", metadata={
         "help": "the path prefix a proxy serves the API under (e.g. /personae)"})
+    console: bool = field(default=True, metadata={
+        "help": "serve the store console at /console (sign-in with a tenant token); --no-console: API only"})
 
 
 @dataclass

@@ -293,6 +293,10 @@ def create_app(store: PersonaStore, *, settings: ServiceSettings | None = None,
     for router in ROUTERS:
         app.include_router(router)
     app.mount("/mcp", McpGate(mcp_app, app.state.service))
+    if settings.console:
+        from personae.web import ConsoleAccess, mount_console
+
+        mount_console(app, store, ConsoleAccess.tokens(store) if settings.auth else ConsoleAccess.open())
     if settings.cors_origins:
         from fastapi.middleware.cors import CORSMiddleware
 

@@ -21,7 +21,9 @@ from personae.store._store import (
     PersonaState,
     PersonaStore,
     PersonaVersion,
+    PreferenceEvidence,
     Ranking,
+    UserSummary,
     content_hash,
 )
 from personae.store._tokens import AccessToken, AccessTokens
@@ -40,9 +42,11 @@ __all__ = [
     "PersonaState",
     "PersonaStore",
     "PersonaVersion",
+    "PreferenceEvidence",
     "Ranking",
     "RewardModelBackend",
     "UnknownUserError",
     "UpdatePolicy",
+    "UserSummary",
     "content_hash",
 ]

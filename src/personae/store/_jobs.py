@@ -199,9 +199,12 @@ class JobQueue:
             row = conn.execute(sa.select(jobs).where(jobs.c.id == job_id)).first()
         return None if row is None else Job.of(row)
 
-    def list(self, tenant: str, *, status: str | None = None, limit: int = 100) -> list[Job]:
-        """A tenant's jobs, newest first (only those of ``status`` when given)."""
+    def list(self, tenant: str, *, status: str | None = None, limit: int = 100,
+             user_id: str | None = None) -> list[Job]:
+        """A tenant's jobs, newest first (only those of ``status`` and ``user_id`` when given)."""
         query = sa.select(jobs).where(jobs.c.tenant == tenant)
+        if user_id is not None:
+            query = query.where(jobs.c.user_id == user_id)
         if status is not None:
             query = query.where(jobs.c.status == status)
         with self.db.read() as conn:

@@ -34,8 +34,8 @@ from personae.store._schema import check_id as _check_id
 from personae.store._tokens import AccessTokens
 from personae.store._updates import Updater, load_version
 
-__all__ = ["AddResult", "AsyncPersonaStore", "PersonaState", "PersonaStore", "PersonaVersion", "Ranking",
-           "UnknownUserError", "content_hash"]
+__all__ = ["AddResult", "AsyncPersonaStore", "PersonaState", "PersonaStore", "PersonaVersion", "PreferenceEvidence",
+           "Ranking", "UnknownUserError", "UserSummary", "content_hash"]
 
 logger = logging.getLogger(__name__)
 
@@ -112,6 +112,39 @@ class Ranking:
     personalization: str
     version: int | None
     verdicts: list[Verdict] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class UserSummary:
+    """One user at a glance (an operator's list): pairs seen, the current version and when it was
+    made, prequential accuracy with its 95% Wilson interval, and failed update jobs."""
+
+    user_id: str
+    pairs_seen: int
+    version: int | None
+    updated: str | None
+    prequential_judged: int
+    prequential_correct: int
+    prequential_accuracy: float | None
+    interval: tuple[float, float] | None
+    failed_jobs: int
+
+
+@dataclass(frozen=True)
+class PreferenceEvidence:
+    """A stored preference with what became of it: ``arrived_version`` was the persona version
+    current when it arrived (0: none yet), which judged it before any version learned from it
+    (``judged``; ``correct`` None when that judgment is unscored, ``judgment`` the row with its
+    reasoning or failure), and ``learned_version`` the version that learned from it (None: not yet)."""
+
+    pref_id: str
+    record: PreferenceRecord
+    arrived_version: int
+    learned_version: int | None
+    judged: bool
+    correct: bool | None
+    judgment: dict[str, Any] | None
+    judged_at: str | None
 
 
 def _stored(verdict: Verdict, version: int | None, abstained: bool = False) -> Verdict:
@@ -359,6 +392,70 @@ class PersonaStore:
             return any(conn.execute(sa.select(t.c.id).where(t.c.tenant == self.tenant, t.c.user_id == user_id)
                                     .limit(1)).first() for t in (preferences, personas))
 
+    # -- operator reads (the console; in process, not part of the declared API) -------------
+    def user_summaries(self, *, search: str | None = None, after: str | None = None,
+                       limit: int = 50) -> list[UserSummary]:
+        """This tenant's users in id order, each summarised (:class:`UserSummary`): those whose id
+        contains ``search`` (any case), after ``after``, at most ``limit``. One query per table."""
+        tenant = self.tenant
+        with self._core.db.read() as conn:
+            found: set[str] = set()
+            for table in (preferences, personas):
+                query = sa.select(table.c.user_id).where(table.c.tenant == tenant).distinct() \
+                    .order_by(table.c.user_id).limit(limit)
+                if after is not None:
+                    query = query.where(table.c.user_id > after)
+                if search:
+                    text = search.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+                    query = query.where(sa.func.lower(table.c.user_id).like(f"%{text}%", escape="\\"))
+                found |= set(conn.execute(query).scalars())
+            ids = sorted(found)[:limit]
+            if not ids:
+                return []
+            seen: dict[str, int] = dict(conn.execute(sa.select(preferences.c.user_id, sa.func.count()).where(
+                preferences.c.tenant == tenant, preferences.c.user_id.in_(ids)).group_by(preferences.c.user_id)).all())
+            latest = {r.user_id: (r.version, r.at) for r in conn.execute(
+                sa.select(personas.c.user_id, sa.func.max(personas.c.version).label("version"),
+                          sa.func.max(personas.c.created_at).label("at"))
+                .where(personas.c.tenant == tenant, personas.c.user_id.in_(ids)).group_by(personas.c.user_id))}
+            judged = {r.user_id: (int(r.n), int(r.right or 0)) for r in conn.execute(
+                sa.select(judgments.c.user_id, sa.func.count().label("n"),
+                          sa.func.sum(sa.case((judgments.c.correct.is_(True), 1), else_=0)).label("right"))
+                .where(judgments.c.tenant == tenant, judgments.c.user_id.in_(ids)).group_by(judgments.c.user_id))}
+            failed: dict[str, int] = dict(conn.execute(sa.select(jobs.c.user_id, sa.func.count()).where(
+                jobs.c.tenant == tenant, jobs.c.user_id.in_(ids), jobs.c.status == "failed")
+                .group_by(jobs.c.user_id)).all())
+        out = []
+        for user_id in ids:
+            version, at = latest.get(user_id, (None, None))
+            n, right = judged.get(user_id, (0, 0))
+            out.append(UserSummary(user_id=user_id, pairs_seen=int(seen.get(user_id, 0)),
+                                   version=None if version is None else int(version), updated=_iso(at),
+                                   prequential_judged=n, prequential_correct=right,
+                                   prequential_accuracy=right / n if n else None,
+                                   interval=wilson_interval(right, n), failed_jobs=int(failed.get(user_id, 0))))
+        return out
+
+    def evidence(self, user_id: str) -> list[PreferenceEvidence]:
+        """The user's preferences in arrival order, each with its prequential judgment and the
+        version that learned from it: why each persona version believes what it does."""
+        tenant = self.tenant
+        on = sa.and_(judgments.c.tenant == preferences.c.tenant, judgments.c.user_id == preferences.c.user_id,
+                     judgments.c.pref_id == preferences.c.pref_id)
+        with self._core.db.read() as conn:
+            rows = conn.execute(
+                sa.select(preferences.c.pref_id, preferences.c.record, preferences.c.arrived_version,
+                          preferences.c.learned_version, judgments.c.id.label("judged"), judgments.c.correct,
+                          judgments.c.row, judgments.c.created_at)
+                .outerjoin(judgments, on)
+                .where(preferences.c.tenant == tenant, preferences.c.user_id == user_id)
+                .order_by(preferences.c.id)).all()
+        return [PreferenceEvidence(pref_id=r.pref_id, record=PreferenceRecord.from_dict(r.record),
+                                   arrived_version=int(r.arrived_version), learned_version=r.learned_version,
+                                   judged=r.judged is not None, correct=r.correct,
+                                   judgment=None if r.row is None else dict(r.row), judged_at=_iso(r.created_at))
+                for r in rows]
+
     # -- personas ---------------------------------------------------------------------------
     def persona(self, user_id: str) -> PersonaState:
         """The user's current persona, version, pairs seen, prequential accuracy and confidence.
@@ -561,12 +658,12 @@ class PersonaStore:
         found = self._core.queue.get(job_id)
         return found if found is not None and found.tenant == self.tenant else None
 
-    def jobs(self, *, status: str | None = None, limit: int = 100) -> list[Job]:
+    def jobs(self, *, status: str | None = None, limit: int = 100, user_id: str | None = None) -> list[Job]:
         """This tenant's update jobs, newest first: those of ``status`` (``pending``, ``running``,
-        ``done``, ``failed``) when given; a failed job says why (``kind``, ``error``)."""
+        ``done``, ``failed``) and of ``user_id`` when given; a failed job says why (``kind``, ``error``)."""
         if status is not None and status not in ("pending", "running", "done", "failed"):
             raise ConfigError(f"status must be pending, running, done or failed, not {status!r}")
-        return self._core.queue.list(self.tenant, status=status, limit=limit)
+        return self._core.queue.list(self.tenant, status=status, limit=limit, user_id=user_id)
 
     def wait_job(self, job_id: str, timeout: float = 60.0, poll_s: float = 0.05) -> Job | None:
         """Wait until the job is done or failed (None if this tenant has no such job); the job as
@@ -682,15 +779,24 @@ class AsyncPersonaStore:
         order, at most ``limit``, those after ``after``."""
         return await asyncio.to_thread(self.sync.users, limit=limit, after=after)
 
+    async def user_summaries(self, *, search: str | None = None, after: str | None = None,
+                             limit: int = 50) -> list[UserSummary]:
+        """Runs :meth:`personae.store.PersonaStore.user_summaries` in a worker thread."""
+        return await asyncio.to_thread(lambda: self.sync.user_summaries(search=search, after=after, limit=limit))
+
+    async def evidence(self, user_id: str) -> list[PreferenceEvidence]:
+        """Runs :meth:`personae.store.PersonaStore.evidence` in a worker thread."""
+        return await asyncio.to_thread(self.sync.evidence, user_id)
+
     async def job(self, job_id: str) -> Job | None:
         """Runs :meth:`personae.store.PersonaStore.job` in a worker thread: the update job with this id
         (None if this tenant has no such job)."""
         return await asyncio.to_thread(self.sync.job, job_id)
 
-    async def jobs(self, *, status: str | None = None, limit: int = 100) -> list[Job]:
+    async def jobs(self, *, status: str | None = None, limit: int = 100, user_id: str | None = None) -> list[Job]:
         """Runs :meth:`personae.store.PersonaStore.jobs` in a worker thread: this tenant's update jobs,
         newest first."""
-        return await asyncio.to_thread(lambda: self.sync.jobs(status=status, limit=limit))
+        return await asyncio.to_thread(lambda: self.sync.jobs(status=status, limit=limit, user_id=user_id))
 
     async def wait_job(self, job_id: str, timeout: float = 60.0, poll_s: float = 0.05) -> Job | None:
         """Runs :meth:`personae.store.PersonaStore.wait_job` in a worker thread: the job once done or

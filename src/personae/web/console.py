@@ -1,0 +1,394 @@
+"""The store console: a tenant's users, each user's persona versions with the evidence behind
+each change, prequential accuracy over time, jobs, a judging playground, export and forget.
+
+Pages are rendered on the server (Jinja2, every value escaped) and work without JavaScript
+except the charts. Sign-in takes a tenant's token (``personae serve-api``) or the one-time
+operator token that ``personae store console`` prints; the session lives in the server's memory
+behind an HttpOnly, SameSite=Strict cookie, and every form that changes something carries the
+session's CSRF token and must come from this origin.
+
+No ``from __future__ import annotations`` here: FastAPI reads annotations at definition time.
+"""
+
+import hmac
+import json
+import logging
+import secrets
+import threading
+import time
+import urllib.parse
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from personae.errors import NoPersonaError, PersonaeError, UnknownUserError
+from personae.evaluation import wilson_interval
+from personae.store import PersonaStore
+from personae.web._pages import chart, page, word_diff
+
+try:
+    import anyio.to_thread
+    from fastapi import APIRouter, Request
+    from starlette.responses import RedirectResponse, Response
+except ImportError as exc:  # pragma: no cover - the extra is named in the error
+    from personae.errors import MissingExtraError
+
+    raise MissingExtraError("service", "the store console") from exc
+
+__all__ = ["COOKIE", "ConsoleAccess", "Sessions", "console_router"]
+
+logger = logging.getLogger("personae.console")
+
+COOKIE = "personae_console"
+PAGE_SIZES = (50, 200, 1000)
+MAX_DRAFTS = 6
+T = TypeVar("T")
+
+
+@dataclass
+class Session:
+    """A signed-in browser: its tenant, its CSRF token, the token it signed in with (checked again
+    on every request, so a revoked token ends the session), and when it expires."""
+
+    id: str
+    tenant: str
+    csrf: str
+    token: str | None
+    expires: float
+
+
+class Sessions:
+    """Sessions in the server's memory (a restart signs everyone out), at most ``limit`` at once."""
+
+    def __init__(self, ttl_s: float = 12 * 3600, limit: int = 10_000) -> None:
+        self.ttl_s = ttl_s
+        self.limit = limit
+        self._items: dict[str, Session] = {}
+        self._lock = threading.Lock()
+
+    def open(self, tenant: str, token: str | None) -> Session:
+        """A new session for ``tenant``."""
+        now = time.time()
+        session = Session(secrets.token_urlsafe(32), tenant, secrets.token_urlsafe(32), token, now + self.ttl_s)
+        with self._lock:
+            if len(self._items) >= self.limit:   # drop the expired, then the oldest
+                for key in [k for k, s in self._items.items() if s.expires < now] or list(self._items)[:1]:
+                    del self._items[key]
+            self._items[session.id] = session
+        return session
+
+    def get(self, session_id: str | None) -> Session | None:
+        """The live session of this id, if any."""
+        if not session_id:
+            return None
+        with self._lock:
+            session = self._items.get(session_id)
+            if session is not None and session.expires < time.time():
+                del self._items[session_id]
+                return None
+            return session
+
+    def close(self, session_id: str) -> None:
+        """End a session."""
+        with self._lock:
+            self._items.pop(session_id, None)
+
+
+@dataclass
+class ConsoleAccess:
+    """Who may sign in. ``tenant_of`` maps a token to its tenant (None: refused); with ``open_tenant``
+    no token is asked for (a single-tenant service on loopback without tokens)."""
+
+    tenant_of: Callable[[str], str | None] | None = None
+    open_tenant: str | None = None
+    what: str = "a tenant token"
+    sessions: Sessions = field(default_factory=Sessions)
+
+    @classmethod
+    def tokens(cls, store: PersonaStore) -> "ConsoleAccess":
+        """Sign-in with any token of the store's tenants (``personae serve-api tokens create``)."""
+        return cls(tenant_of=store.tokens.tenant_of, what="a tenant token (personae serve-api tokens create)")
+
+    @classmethod
+    def operator(cls, token: str, tenant: str) -> "ConsoleAccess":
+        """Sign-in with one operator's token, into one tenant (``personae store console``)."""
+        def tenant_of(given: str) -> str | None:
+            return tenant if hmac.compare_digest(given.encode(), token.encode()) else None
+
+        return cls(tenant_of=tenant_of, what="the operator token that personae store console printed")
+
+    @classmethod
+    def open(cls, tenant: str = "default") -> "ConsoleAccess":
+        """No sign-in: every browser that reaches the console works in ``tenant``."""
+        return cls(open_tenant=tenant)
+
+
+class _Refused(Exception):
+    def __init__(self, response: Response) -> None:
+        self.response = response
+
+
+def _seg(value: str) -> str:
+    return urllib.parse.quote(value, safe="")
+
+
+def console_router(store: PersonaStore, access: ConsoleAccess) -> APIRouter:
+    """The console's pages under ``/console`` over ``store`` (its root view; each session works in
+    its tenant's view)."""
+    router = APIRouter(prefix="/console", include_in_schema=False)
+    views: dict[str, PersonaStore] = {}
+
+    def view(tenant: str) -> PersonaStore:
+        found = views.get(tenant)
+        if found is None:
+            found = views[tenant] = store.for_tenant(tenant)
+        return found
+
+    def base(request: Request) -> str:
+        return f"{request.scope.get('root_path', '')}/console"
+
+    def sign_in(request: Request, tenant: str, token: str | None, to: str) -> Response:
+        session = access.sessions.open(tenant, token)
+        response = RedirectResponse(to, status_code=303)
+        response.set_cookie(COOKIE, session.id, httponly=True, samesite="strict", path=base(request),
+                            secure=request.url.scheme == "https", max_age=int(access.sessions.ttl_s))
+        logger.info("console: a session signed in to tenant %s", tenant)
+        return response
+
+    async def session_of(request: Request) -> Session:
+        """The request's session, else a redirect to the sign-in page."""
+        session = access.sessions.get(request.cookies.get(COOKIE))
+        if session is not None and session.token is not None and access.tenant_of is not None:
+            token, check = session.token, access.tenant_of
+            if await anyio.to_thread.run_sync(lambda: check(token)) != session.tenant:   # revoked meanwhile
+                access.sessions.close(session.id)
+                session = None
+        if session is None:
+            if access.open_tenant is not None:
+                raise _Refused(sign_in(request, access.open_tenant, None, str(request.url.path)
+                                       + (f"?{request.url.query}" if request.url.query else "")))
+            raise _Refused(RedirectResponse(f"{base(request)}/login", status_code=303))
+        return session
+
+    def same_origin(request: Request) -> bool:
+        """A state-changing request must come from this origin (CSRF): browsers say where a form
+        was posted from in ``Sec-Fetch-Site`` and ``Origin``."""
+        if request.headers.get("sec-fetch-site") not in (None, "same-origin", "none"):
+            return False
+        origin = request.headers.get("origin")
+        if origin is None or origin == "null":
+            return origin is None
+        return origin == f"{request.url.scheme}://{request.url.netloc}"
+
+    async def form_of(request: Request, session: Session | None) -> dict[str, str]:
+        """The posted form (URL-encoded), checked for origin and, with a session, its CSRF token."""
+        if not same_origin(request):
+            raise _Refused(_message(request, 403, "Refused", "This form was posted from another site."))
+        body = (await request.body()).decode("utf-8", "replace")
+        form = {k: v[-1] for k, v in urllib.parse.parse_qs(body, keep_blank_values=True).items()}
+        if session is not None and not hmac.compare_digest(form.get("csrf", "").encode(), session.csrf.encode()):
+            raise _Refused(_message(request, 403, "Refused", "The form's security token is missing or stale; "
+                                                             "reload the page and try again."))
+        return form
+
+    def _message(request: Request, status: int, title: str, text: str) -> Response:
+        return page("message.html", status_code=status, base=base(request), session=None, title=title, text=text)
+
+    async def call(function: Callable[[], T]) -> T:
+        return await anyio.to_thread.run_sync(function)
+
+    def guarded(handler: Callable[..., Any]) -> Callable[..., Any]:
+        async def run(request: Request) -> Response:
+            try:
+                result: Response = await handler(request)
+                return result
+            except _Refused as refused:
+                return refused.response
+            except UnknownUserError as exc:
+                return page("message.html", status_code=404, base=base(request),
+                            session=access.sessions.get(request.cookies.get(COOKIE)), title="No such user",
+                            text=f"This tenant holds nothing on user {exc.user_id!r} (forgotten, or never added).")
+        run.__name__ = handler.__name__
+        return run
+
+    # -- sign-in ------------------------------------------------------------------------------
+    @router.get("")
+    @router.get("/")
+    async def home(request: Request) -> Response:
+        return RedirectResponse(f"{base(request)}/users", status_code=303)
+
+    async def login_page(request: Request) -> Response:
+        if access.open_tenant is not None:
+            return sign_in(request, access.open_tenant, None, f"{base(request)}/users")
+        token = request.query_params.get("token")
+        if token:   # the link personae store console prints
+            return await _check_token(request, token)
+        return page("login.html", base=base(request), session=None, what=access.what, error=None)
+
+    async def _check_token(request: Request, token: str) -> Response:
+        check = access.tenant_of
+        tenant = None if check is None else await call(lambda: check(token.strip()))
+        if tenant is None:
+            logger.info("console: a sign-in was refused (unknown or revoked token)")
+            return page("login.html", status_code=401, base=base(request), session=None, what=access.what,
+                        error="That token is unknown or revoked.")
+        return sign_in(request, tenant, token.strip(), f"{base(request)}/users")
+
+    async def login(request: Request) -> Response:
+        form = await form_of(request, None)
+        return await _check_token(request, form.get("token", ""))
+
+    async def logout(request: Request) -> Response:
+        session = await session_of(request)
+        await form_of(request, session)
+        access.sessions.close(session.id)
+        response = RedirectResponse(f"{base(request)}/login", status_code=303)
+        response.delete_cookie(COOKIE, path=base(request))
+        return response
+
+    # -- users --------------------------------------------------------------------------------
+    async def users(request: Request) -> Response:
+        session = await session_of(request)
+        params = request.query_params
+        query = params.get("q", "").strip()[:256]
+        after = params.get("after") or None
+        try:
+            limit = int(params.get("limit", PAGE_SIZES[0]))
+        except ValueError:
+            limit = PAGE_SIZES[0]
+        limit = limit if limit in PAGE_SIZES else PAGE_SIZES[0]
+        tenant = view(session.tenant)
+        rows = await call(lambda: tenant.user_summaries(search=query or None, after=after, limit=limit + 1))
+        more = len(rows) > limit
+        rows = rows[:limit]
+        next_link = None
+        if more:
+            next_link = "?" + urllib.parse.urlencode({"q": query, "after": rows[-1].user_id, "limit": limit})
+        return page("users.html", base=base(request), session=session, rows=rows, q=query, after=after,
+                    limit=limit, sizes=PAGE_SIZES, next_link=next_link, seg=_seg,
+                    flash=params.get("flash"))
+
+    async def user(request: Request, user_id: str | None = None, *, playground: dict[str, Any] | None = None,
+                   error: str | None = None, status: int = 200) -> Response:
+        session = await session_of(request)
+        user_id = user_id if user_id is not None else request.query_params.get("id") or ""
+        tenant = view(session.tenant)
+        data = await call(lambda: _user_data(tenant, user_id))
+        a, b = _versions_to_compare(request, [v.version for v in data["versions"]])
+        by_version = {v.version: v for v in data["versions"]}
+        diff = word_diff(by_version[a].persona, by_version[b].persona) if a is not None and b is not None else None
+        return page("user.html", status_code=status, base=base(request), session=session, user_id=user_id,
+                    seg=_seg, a=a, b=b, diff=diff, playground=playground, error=error, max_drafts=MAX_DRAFTS,
+                    **data)
+
+    async def user_page(request: Request) -> Response:
+        return await user(request)
+
+    async def try_judge(request: Request) -> Response:
+        session = await session_of(request)
+        form = await form_of(request, session)
+        user_id = form.get("user_id", "")
+        prompt = form.get("prompt", "").strip()
+        drafts = [form.get(f"draft_{i}", "").strip() for i in range(1, MAX_DRAFTS + 1)]
+        drafts = [d for d in drafts if d]
+        state: dict[str, Any] = {"user_id": user_id, "prompt": prompt, "drafts": drafts,
+                                 "mode": form.get("mode", "judge"), "verdict": None, "ranking": None,
+                                 "failure": None}
+        if not prompt or len(drafts) < 2:
+            return await user(request, user_id, playground=state, error="Give a prompt and at least two drafts.",
+                              status=422)
+        tenant = view(session.tenant)
+        try:
+            if state["mode"] == "rank":
+                ranking = await call(lambda: tenant.rank(user_id, prompt, drafts))
+                state["ranking"] = ranking
+            else:
+                verdict = await call(lambda: tenant.judge(user_id, prompt, drafts[0], drafts[1]))
+                state["verdict"] = verdict
+        except UnknownUserError:
+            raise
+        except PersonaeError as exc:   # the judge's model failed: said on the page, nothing crashes
+            state["failure"] = f"{type(exc).__name__}: {exc}"
+        return await user(request, user_id, playground=state)
+
+    async def export(request: Request) -> Response:
+        session = await session_of(request)
+        user_id = request.query_params.get("id") or ""
+        tenant = view(session.tenant)
+        try:
+            judge = await call(lambda: tenant.export(user_id))
+        except NoPersonaError as exc:
+            return _message(request, 409, "Nothing to export yet", str(exc))
+        body = json.dumps(judge.to_dict(), ensure_ascii=False, indent=1)
+        name = "".join(c if c.isalnum() or c in "-_." else "_" for c in user_id)[:100] or "user"
+        logger.info("console: tenant %s exported a user's judge", session.tenant)
+        return Response(body, media_type="application/json", headers={
+            "Content-Disposition": f'attachment; filename="{name}.json"', "Cache-Control": "no-store"})
+
+    async def forget(request: Request) -> Response:
+        session = await session_of(request)
+        form = await form_of(request, session)
+        user_id = form.get("user_id", "")
+        if form.get("confirm", "") != user_id:
+            return await user(request, user_id, error="To forget this user, type the user id exactly.", status=422)
+        tenant = view(session.tenant)
+        removed = await call(lambda: tenant.forget(user_id))
+        logger.info("console: tenant %s forgot a user (%s)", session.tenant,
+                    ", ".join(f"{n} {table}" for table, n in removed.items()))
+        flash = f"Forgot {user_id}: " + ", ".join(f"{n} {table}" for table, n in removed.items()) + " removed."
+        return RedirectResponse(f"{base(request)}/users?" + urllib.parse.urlencode({"flash": flash}), status_code=303)
+
+    for path, handler, methods in (("/login", login_page, ["GET"]), ("/login", login, ["POST"]),
+                                   ("/logout", logout, ["POST"]), ("/users", users, ["GET"]),
+                                   ("/user", user_page, ["GET"]), ("/user/playground", try_judge, ["POST"]),
+                                   ("/user/export", export, ["GET"]), ("/user/forget", forget, ["POST"])):
+        router.add_api_route(path, guarded(handler), methods=methods)
+    return router
+
+
+def _versions_to_compare(request: Request, versions: list[int]) -> tuple[int | None, int | None]:
+    """The two versions to diff: ``a`` and ``b`` from the query, else the last two."""
+    def pick(name: str, default: int | None) -> int | None:
+        try:
+            value = int(request.query_params.get(name, ""))
+        except ValueError:
+            return default
+        return value if value in versions else default
+
+    if len(versions) < 2:
+        return None, None
+    return pick("a", versions[-2]), pick("b", versions[-1])
+
+
+def _user_data(store: PersonaStore, user_id: str) -> dict[str, Any]:
+    """Everything the user's page shows, read in one thread."""
+    state = store.persona(user_id)
+    versions = store.history(user_id)
+    evidence = store.evidence(user_id)
+    jobs = store.jobs(user_id=user_id, limit=50)
+    by_id = {e.pref_id: e for e in evidence}
+    changes = []
+    previous: set[str] = set()
+    for v in versions:
+        used = list(v.preference_ids)
+        new = [by_id[p] for p in used if p not in previous and p in by_id]
+        judged = [e for e in evidence if e.judged and e.arrived_version == v.version]
+        changes.append({"version": v, "new": new, "judged": judged, "fitted_on": len(used)})
+        previous = set(used)
+    judged_all = [e for e in evidence if e.judged]
+    cold = [e for e in judged_all if e.arrived_version == 0]
+    points, right = [], 0
+    for k, e in enumerate(judged_all, start=1):
+        right += bool(e.correct)
+        lo, hi = wilson_interval(right, k) or (None, None)
+        points.append((k, right / k, lo, hi, e.arrived_version))
+    accuracy_chart = chart("line", [p[0] for p in points], [
+        {"label": "95% interval (low)", "data": [p[2] for p in points], "pointRadius": 0, "borderWidth": 0,
+         "fill": False, "legendHidden": True},
+        {"label": "95% interval", "data": [p[3] for p in points], "pointRadius": 0, "borderWidth": 0,
+         "fill": "-1", "backgroundColor": "rgba(47, 91, 211, 0.18)"},
+        {"label": "prequential accuracy", "data": [p[1] for p in points], "borderColor": "#2f5bd3",
+         "backgroundColor": "#2f5bd3", "pointRadius": 0 if len(points) > 60 else 2, "fill": False},
+    ], x_title="preferences judged, in arrival order", y_title="right before learning") if points else None
+    return {"state": state, "versions": versions, "changes": changes, "cold": cold, "jobs": jobs,
+            "pairs": len(evidence), "accuracy_chart": accuracy_chart}
