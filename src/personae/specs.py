@@ -16,8 +16,8 @@ from personae.errors import ConfigError
 __all__ = ["DEFAULT_MODEL", "ENGINES", "LOCAL_ALIASES", "DataSpec", "DemoOptions", "EvalPersonasOptions",
            "EvaluateOptions", "FitOptions", "InferOptions", "InferenceProgramSpec", "JudgeModelSpec", "JudgeOptions",
            "LMSpec", "McpOptions", "OptimizeInferenceOptions", "OptimizePersonaOptions", "RetrieveOptions", "RunSpec",
-           "SaliencyOptions", "ServeApiOptions", "StoreAdminOptions", "StoreVerbArgs", "ServeOptions",
-           "ServiceSettings", "TokenOptions", "is_local"]
+           "SaliencyOptions", "ServeApiOptions", "ServeOptions", "ServiceSettings", "StoreAdminOptions",
+           "StoreConsoleOptions", "StoreVerbArgs", "TokenOptions", "ViewOptions", "is_local"]
 
 DEFAULT_MODEL = "local"
 """The embedded SmolLM2 model, run in-process and offline."""
@@ -365,6 +365,11 @@ class DemoOptions:
     users: int | None = field(default=None, metadata={"help": "only the first N users"})
     train_fraction: float = field(default=2 / 3, metadata={
         "help": "share of each user's prompts (in order) used to build the persona (default: 2/3)"})
+    out: str = field(default="personae-demo", metadata={
+        "metavar": "DIR", "help": "where the run log (run.json, for personae view) and the persona store the users' "
+                                  "pairs were fed to (store.db, for personae store console) go"})
+    store: bool = field(default=True, metadata={
+        "help": "feed the users' pairs to a persona store in DIR/store.db; --no-store skips it"})
 
 
 @dataclass
@@ -470,6 +475,24 @@ class StoreAdminOptions:
     store: str = field(default="personae.db", metadata={"help": "an SQLite file or a postgresql:// URL"})
     tenant: str = field(default="default", metadata={"help": "the tenant whose users the command sees"})
     json: bool = field(default=False, metadata={"help": "print JSON for scripts instead of text for a terminal"})
+
+
+@dataclass
+class StoreConsoleOptions:
+    """``personae store console``: the console for one operator, on loopback."""
+
+    port: int = field(default=8766, metadata={"help": "port on 127.0.0.1 (0 picks a free one)"})
+
+
+@dataclass
+class ViewOptions:
+    """``personae view``."""
+
+    path: str = field(default="", metadata={
+        "positional": True, "metavar": "PATH",
+        "help": "a run log (run.json, OUT.run.json) or the output folder of evaluate, eval-personas, "
+                "eval-tailoring, judge or fit"})
+    port: int = field(default=8765, metadata={"help": "port on 127.0.0.1 (0 picks a free one)"})
 
 
 @dataclass

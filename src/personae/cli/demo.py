@@ -34,9 +34,13 @@ def _pct(report: Any) -> str:
 def run(args: argparse.Namespace) -> int:
     """Run the demo on the packaged data set (or ``--data``) and print, per user, the persona and the
     test accuracy without and with it, the cost, and the personas inferred; returns exit status 0."""
+    from datetime import datetime, timezone
+    from pathlib import Path
+
     from personae.data import load_preferences
     from personae.lm import is_local
-    from personae.pipelines import run_demo
+    from personae.pipelines import demo_data_path, demo_run_log, demo_store, run_demo
+    from personae.runs import write_log
 
     data = load_preferences(args.data) if args.data else None
     lm = build_lm(args)
@@ -45,6 +49,7 @@ def run(args: argparse.Namespace) -> int:
               "chance level:\nthe run shows the pipeline working, not what personas are worth. "
               "Use --model with a real LLM for that.\n")
     start = time.perf_counter()
+    started = datetime.now(timezone.utc)
 
     def show(user: Any) -> None:
         print(f"[{user.user_id}] persona from {user.verified}/{user.n_train} verified traces, "
@@ -81,4 +86,19 @@ def run(args: argparse.Namespace) -> int:
         for user_id, e in examples:
             print(f"  {user_id}  chosen:   {textwrap.shorten(e['chosen_persona'] or '', 160)}")
             print(f"  {'':<{len(user_id)}}  rejected: {textwrap.shorten(e['rejected_persona'] or '', 160)}")
+    out = Path(args.out)
+    log = write_log(demo_run_log(users, model=args.model, train_fraction=args.train_fraction,
+                                 data_source=str(args.data or demo_data_path()), started=started), out / "run.json")
+    print(f"\nThe run's log: {log} (see it with: personae view {out})")
+    if args.store:
+        print("Keeping the users in a persona store: each persona as the first version, fitted on the earlier "
+              "pairs; the later pairs judged by it before the store learns from them:", file=sys.stderr)
+
+        def stored(user_id: str, state: Any) -> None:
+            accuracy = "-" if state.prequential_accuracy is None else f"{state.prequential_accuracy:.0%}"
+            print(f"[{user_id}] store: persona version {state.version} ({state.method}), prequential accuracy "
+                  f"{accuracy} over {state.prequential_judged} pairs", file=sys.stderr)
+
+        path = demo_store(users, out / "store.db", lm=lm, on_user=stored)
+        print(f"The persona store: {path} (see it with: personae store console --store {path})")
     return 0

@@ -26,13 +26,14 @@ from personae.cli import (
     serve,
     serve_api,
     store,
+    view,
 )
 from personae.cli._common import prepare_environment
 
 __all__ = ["build_parser", "main"]
 
 _COMMANDS = (infer_personas, judge, fit, evaluate, eval_personas, optimize_persona, optimize_persona_inference,
-             retrieve, saliency, distill, eval_tailoring, demo, serve, serve_api, mcp, store)
+             retrieve, saliency, distill, eval_tailoring, demo, serve, serve_api, mcp, store, view)
 
 
 def build_parser() -> argparse.ArgumentParser:

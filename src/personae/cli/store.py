@@ -19,7 +19,7 @@ from typing import Any
 
 from personae.cli._common import register_tokens
 from personae.cli.options import add_config_options
-from personae.specs import StoreAdminOptions, StoreVerbArgs
+from personae.specs import StoreAdminOptions, StoreConsoleOptions, StoreVerbArgs
 
 __all__ = ["VERBS", "register"]
 
@@ -84,6 +84,18 @@ def register(sub: Any) -> None:
                            shown={"store": "$PERSONAE_STORE or personae.db"})
         command.set_defaults(run=run, call=verb.call)
     register_tokens(verbs)
+    console = verbs.add_parser(
+        "console", help="the store console in the browser, on 127.0.0.1, for one operator",
+        description="Serve the store console (the /console pages of serve-api) for one tenant on 127.0.0.1, "
+                    "behind a one-time token printed in its address: users, persona versions and their evidence, "
+                    "prequential accuracy, jobs, a judging playground (judged with --model), export and forget.")
+    add_config_options(console, StoreConsoleOptions)
+    add_config_options(console, StoreAdminOptions, defaults=defaults, only=("store", "tenant"),
+                       shown={"store": "$PERSONAE_STORE or personae.db"})
+    from personae.cli._common import add_model_options
+
+    add_model_options(console)
+    console.set_defaults(run=run_console)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -96,6 +108,28 @@ def run(args: argparse.Namespace) -> int:
     with PersonaStore(args.store, background=False) as root:
         answer = args.call(root.for_tenant(args.tenant), args)
     print(json.dumps(_plain(answer), indent=1) if args.json else _text(_plain(answer)))
+    return 0
+
+
+def run_console(args: argparse.Namespace) -> int:
+    """Serve the console for one operator until interrupted; exit status 0."""
+    import secrets
+
+    from personae.cli._common import build_lm
+    from personae.errors import ConfigError
+    from personae.service import run_app
+    from personae.store import PersonaStore
+    from personae.web import ConsoleAccess, console_app
+
+    if "://" not in args.store and not Path(args.store).exists():
+        raise ConfigError(f"no store at {args.store}: give an existing SQLite file or a postgresql:// URL")
+    token = secrets.token_urlsafe(24)
+    with PersonaStore(args.store, lm=build_lm(args), background=False) as store:
+        def ready(url: str) -> None:
+            print(f"console of tenant {args.tenant} of {store.database} on {url}/console/login?token={token}\n"
+                  "(the token in this address signs you in; Ctrl-C stops)", flush=True)
+
+        run_app(console_app(store, ConsoleAccess.operator(token, args.tenant)), port=args.port, ready=ready)
     return 0
 
 

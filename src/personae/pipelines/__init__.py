@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from personae.pipelines.compare import TailoringTask, compare_generations
-    from personae.pipelines.demo import DemoUser, demo_data_path, run_demo
+    from personae.pipelines.demo import DemoUser, demo_data_path, demo_run_log, demo_store, run_demo
     from personae.pipelines.distill import (
         RewardModelResult,
         RewardModelScript,
@@ -34,6 +34,8 @@ _EXPORTS: dict[str, str] = {
     "compare_generations": "personae.pipelines.compare",
     "DemoUser": "personae.pipelines.demo",
     "demo_data_path": "personae.pipelines.demo",
+    "demo_run_log": "personae.pipelines.demo",
+    "demo_store": "personae.pipelines.demo",
     "run_demo": "personae.pipelines.demo",
     "RewardModelResult": "personae.pipelines.distill",
     "RewardModelScript": "personae.pipelines.distill",
@@ -80,6 +82,8 @@ __all__ = [
     "TailoringTask",
     "compare_generations",
     "demo_data_path",
+    "demo_run_log",
+    "demo_store",
     "distill_reward_model",
     "distill_tailor",
     "eval_tailoring",

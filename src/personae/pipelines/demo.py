@@ -5,6 +5,10 @@ pairs (persona inference), explain the earlier pairs with verified reasoning and
 the kept traces into the user's persona (persona synthesis, zero-shot), then judge the user's later
 pairs in both orders with the default judge and with the persona-guided judge, on the same
 pairs in the same run.
+
+:func:`demo_run_log` keeps the run as a run log (``personae view`` shows it), and
+:func:`demo_store` feeds the same users' pairs, earlier ones first, to a persona store, which
+fits, judges each later pair before learning from it, and revises (``personae store console``).
 """
 
 from __future__ import annotations
@@ -30,7 +34,7 @@ from personae.programs import (
 )
 from personae.runs import RetryPolicy, run_batch
 
-__all__ = ["DemoUser", "demo_data_path", "run_demo"]
+__all__ = ["DemoUser", "demo_data_path", "demo_run_log", "demo_store", "run_demo"]
 
 logger = logging.getLogger(__name__)
 
@@ -56,6 +60,8 @@ class DemoUser:
     inferred: list[dict[str, Any]] = field(default_factory=list)
     taste: str | None = None
     cost: Cost = Cost()
+    train: list[Any] = field(default_factory=list, repr=False)
+    test: list[Any] = field(default_factory=list, repr=False)
 
 
 def _demo_user(user: UserHistory, *, lm: dspy.BaseLM, train_fraction: float, pi_examples: int,
@@ -92,10 +98,12 @@ def _demo_user(user: UserHistory, *, lm: dspy.BaseLM, train_fraction: float, pi_
         default = DefaultJudge(attempts=1)  # judge_records retries each judgment
         plain = judge_records(test, lambda r: default, lm=lm, max_attempts=max_attempts)
         guided_judge = PersonaJudge(persona, attempts=1) if persona else default
-        guided = judge_records(test, lambda r: guided_judge, lm=lm, max_attempts=max_attempts)
+        guided = judge_records(test, lambda r: guided_judge, lm=lm, max_attempts=max_attempts, method="persona")
     taste = next((r.metadata.get("taste") for r in user.records if r.metadata.get("taste")), None)
+    if persona:
+        guided.rows = [{**row, "persona": persona} for row in guided.rows]
     return DemoUser(user.user_id, persona, len(train), len(test), len(traces), plain, guided,
-                    inferred, taste, meter.cost)
+                    inferred, taste, meter.cost, train=list(train), test=list(test))
 
 
 def run_demo(
@@ -120,3 +128,61 @@ def run_demo(
         if on_user:
             on_user(result)
     return results
+
+
+def demo_run_log(users: list[DemoUser], *, model: str, train_fraction: float, data_source: str,
+                 started: Any = None) -> Any:
+    """The demo as a run log (``RunLog``, command ``demo``): its settings, each user's split,
+    persona and accuracy without and with it, the cost, and every judgment (methods ``default``
+    and ``persona``)."""
+    from personae.runs import Counts, RunLog, package_versions
+
+    judgments = [j for u in users for report in (u.without_persona, u.with_persona) for j in report.judgments]
+    counts = Counts()
+    for u in users:
+        counts = counts.add(u.without_persona.counts).add(u.with_persona.counts)
+    cost = Cost()
+    for u in users:
+        cost = cost + u.cost
+    results = {"users": [{"user_id": u.user_id, "n_train": u.n_train, "n_val": 0, "n_test": u.n_test,
+                          "verified": u.verified, "persona": u.persona,
+                          "accuracy": {"default": u.without_persona.accuracy, "persona": u.with_persona.accuracy}}
+                         for u in users]}
+    config = {"model": model, "methods": ["default", "persona"], "train_fraction": train_fraction,
+              "data_source": data_source, "users": len(users)}
+    log = RunLog[dict[str, Any], dict[str, Any]](command="demo", config=config, versions=package_versions(),
+                                                 results=results, judgments=judgments, cost=cost, counts=counts)
+    if started is not None:
+        log = log.model_copy(update={"started": started})
+    return log.ended("success")
+
+
+def demo_store(users: list[DemoUser], path: str | Path, *, lm: dspy.BaseLM,
+               on_user: Callable[[str, Any], None] | None = None) -> Path:
+    """Keep the demo's users in the persona store at ``path``: each user's persona as a first
+    version fitted on the earlier pairs (imported with them), then the later pairs added, which
+    the store judges with that persona before learning from them (prequential accuracy) and then
+    learns from (an incremental revision). A second run over the same store adds nothing and
+    runs no update. ``on_user`` gets each user's state."""
+    from personae.programs import PersonalizedJudge
+    from personae.signatures import PairwiseJudge, personalized_instructions
+    from personae.store import PersonaStore, UpdatePolicy
+
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    # no validation side: the store revises the demo's persona instead of refitting it
+    policy = UpdatePolicy(min_pairs=4, debounce_s=0.0, memory_judge=False, fractions=(1.0, 0.0, 0.0))
+    with PersonaStore(target, lm=lm, policy=policy, background=False) as store:
+        for user in users:
+            if not store.exists(user.user_id) and user.persona:
+                judge = PersonalizedJudge(persona=user.persona, user_id=user.user_id, n_train=user.n_train,
+                                          preset="the demo", model=str(getattr(lm, "model", "")),
+                                          instructions=personalized_instructions(PairwiseJudge.instructions,
+                                                                                 user.persona),
+                                          cost=user.cost.to_dict())
+                store.import_judges([judge], preferences={user.user_id: user.train})
+            store.add_preferences(user.user_id, [*user.train, *user.test])
+            store.process_jobs(include_waiting=True)
+            if on_user is not None:
+                on_user(user.user_id, store.persona(user.user_id))
+    return target

@@ -12,7 +12,7 @@ on stdio with ``personae mcp --store personae.db``.
 from typing import Any
 
 __all__ = ["REWARD_MODEL_PREFIX", "ServiceSettings", "create_app", "create_mcp", "is_loopback", "judge_backend",
-           "open_store", "openapi_schema", "serve"]
+           "open_store", "openapi_schema", "run_app", "serve"]
 
 _APP = ("ServiceSettings", "create_app", "openapi_schema")
 

@@ -13,7 +13,7 @@ from personae.errors import ConfigError, MissingExtraError
 from personae.lm import CostMeter
 from personae.store import JudgeBackend, LLMJudgeBackend, PersonaStore, RewardModelBackend
 
-__all__ = ["REWARD_MODEL_PREFIX", "is_loopback", "judge_backend", "open_store", "serve"]
+__all__ = ["REWARD_MODEL_PREFIX", "is_loopback", "judge_backend", "open_store", "run_app", "serve"]
 
 logger = logging.getLogger("personae.service")
 
@@ -70,10 +70,6 @@ def serve(store: PersonaStore, *, host: str = "127.0.0.1", port: int = 8000, set
     ``meter`` is installed as the process's DSPy usage tracker, so the metrics count every LM
     call, those of update jobs included. ``ready`` is called with the URL once the socket listens.
     """
-    try:
-        import uvicorn
-    except ImportError:
-        raise MissingExtraError("service", "the HTTP service") from None
     import dspy
 
     from personae.service._app import ServiceSettings, create_app
@@ -84,9 +80,22 @@ def serve(store: PersonaStore, *, host: str = "127.0.0.1", port: int = 8000, set
     meter = meter or CostMeter(entries=False)
     dspy.configure(usage_tracker=meter)
     app = create_app(store, settings=settings, meter=meter)
+    run_app(app, host=host, port=port, access_log=access_log, log_level=log_level,
+            limit_concurrency=limit_concurrency, ready=ready, graceful_s=30)
+
+
+def run_app(app: Any, *, host: str = "127.0.0.1", port: int = 8000, access_log: bool = False,
+            log_level: str = "warning", limit_concurrency: int | None = None,
+            ready: Callable[[str], None] | None = None, graceful_s: int = 5) -> None:
+    """Run an ASGI app on uvicorn until SIGINT or SIGTERM (the service, the console, the run
+    viewer); ``ready`` is called with the URL once the socket listens (``port`` 0 picks one)."""
+    try:
+        import uvicorn
+    except ImportError:
+        raise MissingExtraError("service", "the HTTP service") from None
     config = uvicorn.Config(app, host=host, port=port, log_level=log_level, access_log=access_log,
-                            limit_concurrency=limit_concurrency, server_header=False, timeout_graceful_shutdown=30,
-                            proxy_headers=False)
+                            limit_concurrency=limit_concurrency, server_header=False,
+                            timeout_graceful_shutdown=graceful_s, proxy_headers=False)
     server = uvicorn.Server(config)
     # Everything loaded so far (the model, DSPy, the libraries) lives as long as the process: out of
     # the collector's sight, a full collection no longer walks millions of objects mid-request.
@@ -103,4 +112,3 @@ def serve(store: PersonaStore, *, host: str = "127.0.0.1", port: int = 8000, set
 
         threading.Thread(target=announce, daemon=True).start()
     server.run()
-    logger.info("service stopped")

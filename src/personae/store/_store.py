@@ -338,26 +338,39 @@ class PersonaStore:
         source = f"add_preferences({user_id!r})"
         rows = [_as_record(item, user_id, source, index) for index, item in enumerate(records, 1)]
         db, now = self._core.db, time.time()
-        added: list[str] = []
-        duplicates: list[str] = []
         job_id = None
         with db.write() as conn:
             db.lock(conn, "preferences", self.tenant, user_id)
             current = conn.execute(sa.select(sa.func.max(personas.c.version)).where(
                 personas.c.tenant == self.tenant, personas.c.user_id == user_id)).scalar() or 0
-            for record in rows:
-                digest = content_hash(record)
-                pref_id = record.record_id or f"sha256:{digest[:40]}"
-                inserted = conn.execute(db.insert(preferences).values(
-                    tenant=self.tenant, user_id=user_id, pref_id=pref_id, content_hash=digest,
-                    record={**record.to_dict(), "record_id": pref_id}, created_at=now,
-                    arrived_version=current).on_conflict_do_nothing().returning(preferences.c.id)).first()
-                (added if inserted is not None else duplicates).append(pref_id)
+            added, duplicates = self._insert(conn, user_id, rows, now, arrived=current)
             if added and self._core.updater is not None:
                 job_id = self._core.queue.enqueue(conn, self.tenant, user_id)
         if job_id is not None and self._core.worker is not None:
             self._core.worker.wake()
         return AddResult(added, duplicates, job_id)
+
+    def _insert(self, conn: sa.Connection, user_id: str, rows: Sequence[PreferenceRecord], now: float, *,
+                arrived: int, learned: int | None = None) -> tuple[list[str], list[str]]:
+        """Insert preference rows (those already stored change nothing); the ids added and the
+        duplicates. With ``learned``, the rows (new or not yet learned) are marked learned by it."""
+        db = self._core.db
+        added: list[str] = []
+        duplicates: list[str] = []
+        for record in rows:
+            digest = content_hash(record)
+            pref_id = record.record_id or f"sha256:{digest[:40]}"
+            inserted = conn.execute(db.insert(preferences).values(
+                tenant=self.tenant, user_id=user_id, pref_id=pref_id, content_hash=digest,
+                record={**record.to_dict(), "record_id": pref_id}, created_at=now, arrived_version=arrived,
+                learned_version=learned).on_conflict_do_nothing().returning(preferences.c.id)).first()
+            (added if inserted is not None else duplicates).append(pref_id)
+        if learned is not None and duplicates:
+            conn.execute(preferences.update().where(
+                preferences.c.tenant == self.tenant, preferences.c.user_id == user_id,
+                preferences.c.pref_id.in_(duplicates), preferences.c.learned_version.is_(None))
+                .values(learned_version=learned))
+        return added, duplicates
 
     def preferences(self, user_id: str) -> list[PreferenceRecord]:
         """The user's stored preferences, in the order they arrived (:class:`UnknownUserError`
@@ -534,9 +547,13 @@ class PersonaStore:
             judge.save(judge_path(target, user_id) if target.is_dir() or not target.suffix else target)
         return judge
 
-    def import_judges(self, source: str | os.PathLike[str] | Iterable[PersonalizedJudge]) -> list[str]:
+    def import_judges(self, source: str | os.PathLike[str] | Iterable[PersonalizedJudge], *,
+                      preferences: Mapping[str, Iterable[PreferenceRecord | Mapping[str, Any]]] | None = None,
+                      ) -> list[str]:
         """Store fitted judges (a folder of ``personae fit`` output, or judges) as each user's
-        newest persona version (method ``imported``); returns the user ids."""
+        newest persona version (method ``imported``); returns the user ids. ``preferences`` gives,
+        by user, the pairs a judge was fitted on: they are stored as learned by the imported
+        version (so they are its evidence, and no prequential judgment is made of them)."""
         if isinstance(source, (str, os.PathLike)):
             folder = Path(source)
             if not folder.is_dir():
@@ -544,17 +561,22 @@ class PersonaStore:
             judges = [PersonalizedJudge.load(p) for p in sorted(folder.glob("*.json")) if p.name != "run.json"]
         else:
             judges = list(source)
+        fitted_on = {user: [_as_record(item, user, f"import_judges(preferences[{user!r}])", index)
+                            for index, item in enumerate(items, 1)] for user, items in (preferences or {}).items()}
         imported = []
+        now = time.time()
         with self._core.db.write() as conn:
             for judge in judges:
                 user_id = _check_id("user_id", judge.user_id)
                 current = conn.execute(sa.select(sa.func.max(personas.c.version)).where(
                     personas.c.tenant == self.tenant, personas.c.user_id == user_id)).scalar() or 0
+                added, already = self._insert(conn, user_id, fitted_on.get(user_id, []), now, arrived=current,
+                                              learned=current + 1)
                 conn.execute(personas.insert().values(
                     tenant=self.tenant, user_id=user_id, version=current + 1, persona=judge.persona,
-                    judge=judge.to_dict(), preference_ids=[], method="imported",
+                    judge=judge.to_dict(), preference_ids=[*added, *already], method="imported",
                     reason=f"fitted by {judge.preset or 'personae fit'} on {judge.n_train} train pairs",
-                    val_accuracy=judge.val_accuracy, cost=dict(judge.cost), created_at=time.time()))
+                    val_accuracy=judge.val_accuracy, cost=dict(judge.cost), created_at=now))
                 imported.append(user_id)
         return imported
 
@@ -764,10 +786,12 @@ class AsyncPersonaStore:
         to ``path`` when given."""
         return await asyncio.to_thread(self.sync.export, user_id, path, version=version)
 
-    async def import_judges(self, source: str | os.PathLike[str] | Iterable[PersonalizedJudge]) -> list[str]:
+    async def import_judges(self, source: str | os.PathLike[str] | Iterable[PersonalizedJudge], *,
+                            preferences: Mapping[str, Iterable[PreferenceRecord | Mapping[str, Any]]] | None = None,
+                            ) -> list[str]:
         """Runs :meth:`personae.store.PersonaStore.import_judges` in a worker thread: store fitted
         judges as each user's newest persona version; returns the user ids."""
-        return await asyncio.to_thread(self.sync.import_judges, source)
+        return await asyncio.to_thread(lambda: self.sync.import_judges(source, preferences=preferences))
 
     async def forget(self, user_id: str) -> dict[str, int]:
         """Runs :meth:`personae.store.PersonaStore.forget` in a worker thread: remove everything held on

@@ -82,7 +82,9 @@ class Updater:
         with self.db.read() as conn:
             done = set(conn.execute(sa.select(judgments.c.pref_id).where(
                 judgments.c.tenant == tenant, judgments.c.user_id == user_id)).scalars())
-            todo = [p for p in prefs if p.pref_id not in done]
+            # a preference learned before it was judged (it came with an imported judge) has no
+            # prequential judgment: no version judged it before learning from it
+            todo = [p for p in prefs if p.pref_id not in done and p.learned_version is None]
             fitted: dict[int, PersonalizedJudge | None] = {0: None}
             for version in {p.arrived_version for p in todo} - {0}:
                 row = load_version(conn, tenant, user_id, version)
