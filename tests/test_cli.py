@@ -71,14 +71,24 @@ def test_judge_profile_needs_a_profile(tmp_path, capsys) -> None:
     assert "profile" in capsys.readouterr().err
 
 
-def test_demo_prints_its_table(capsys) -> None:
+def test_demo_prints_its_table_and_leaves_a_run_log_and_a_store(tmp_path, capsys) -> None:
+    from personae.store import PersonaStore
+    from personae.web.viewer import load_run
+
     with stub_server(_answer) as stub:
-        code = main(["demo", "--users", "2", *_remote(stub)])
+        code = main(["demo", "--users", "2", "--out", str(tmp_path / "demo"), *_remote(stub)])
     out = capsys.readouterr().out
     assert code == 0
     assert "with persona" in out and "calls" in out and "tokens" in out
     lines = [line for line in out.splitlines() if line.startswith(("ana ", "ben "))]
     assert len(lines) == 2 and all("The user wants short answers." in line for line in lines)
+    assert f"personae view {tmp_path / 'demo'}" in out and "personae store console --store" in out
+    run = load_run(tmp_path / "demo")
+    assert run.command == "demo" and run.users == ["ana", "ben"] and [g.label for g in run.groups] == ["default",
+                                                                                                       "persona"]
+    with PersonaStore(tmp_path / "demo" / "store.db", background=False) as store:
+        assert store.users() == ["ana", "ben"]
+        assert [v.method for v in store.history("ana")][0] == "imported"
 
 
 @pytest.mark.parametrize("argv", [["--version"], ["infer-personas", "--help"], ["judge", "--help"], ["demo", "--help"]])

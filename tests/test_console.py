@@ -6,6 +6,10 @@ from __future__ import annotations
 import itertools
 import json
 import re
+import subprocess
+import sys
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -22,6 +26,7 @@ from personae.testing import serve_api, stub_server
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
+CLI = [sys.executable, "-c", "import sys; from personae.cli.main import main; sys.exit(main())"]
 HOSTILE_PROMPT = "<script>window.__xss = 1</script><b>bold?</b>"
 HOSTILE_CHOSEN = "<img src=x onerror=\"window.__xss = 2\">"
 
@@ -71,7 +76,8 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]
         args = ["--judge", "openai/stub-model", "--api-base", stub.api_base, "--api-key", "k", "--no-cache",
                 "--lm-retries", "0", "--max-attempts", "2", "--debounce", "0"]
         with serve_api(db, args) as service:
-            yield {"url": service.url, "acme": acme, "other": other, "service": service}
+            yield {"url": service.url, "acme": acme, "other": other, "service": service, "db": db,
+                   "api_base": stub.api_base}
 
 
 def _page(browser: Any, **options: Any) -> Any:
@@ -224,3 +230,39 @@ def test_changes_need_the_sessions_token_and_this_origin(served: dict[str, Any])
         assert client.get("/console/user", params={"id": "alice"}).status_code == 200   # alice is still there
         assert client.get("/console/users").status_code == 200
     assert httpx.get(f"{url}/console/users", follow_redirects=False).status_code == 303   # no cookie: sign in
+
+
+def test_store_console_for_one_operator(browser: Any, served: dict[str, Any]) -> None:
+    """``personae store console``: one tenant, on loopback, signed in by the address it prints."""
+    argv = [*CLI, "store", "console", "--store", str(served["db"]), "--tenant", "acme", "--port", "0",
+            "--model", "openai/stub-model", "--api-base", served["api_base"], "--no-cache"]
+    with subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) as process:
+        said: list[str] = []
+
+        def read() -> None:
+            assert process.stdout is not None
+            said.extend(process.stdout)
+
+        reader = threading.Thread(target=read, daemon=True)
+        reader.start()
+        deadline = time.monotonic() + 60
+        while not any("token=" in line for line in said) and process.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        try:
+            link = next(re.search(r"(http://127\.0\.0\.1:\d+)/console/login\?token=(\S+)", line)
+                        for line in said if "token=" in line)
+            assert link is not None, "".join(said)
+            base, token = link.group(1), link.group(2)
+            page = _page(browser)
+            response = page.goto(f"{base}/console/login?token=wrong")
+            assert response is not None and response.status == 401
+            page.goto(link.group(0))
+            page.wait_for_url(re.compile(r"/console/users$"))
+            assert "alice" in page.inner_text("#users") and "tenant acme" in page.inner_text("header")
+            shot(page, "store-console")
+            page.close()
+            assert token not in "".join(said[1:])   # the token is printed once, in the address
+        finally:
+            process.terminate()
+            process.wait(30)
+            reader.join(10)

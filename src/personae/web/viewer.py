@@ -254,7 +254,7 @@ def _charts(view: RunView) -> dict[str, Any]:
     from personae.web._pages import chart, interval_chart
 
     scored = [g for g in view.groups if g.accuracy is not None]
-    charts: dict[str, Any] = {}
+    charts: dict[str, Any] = {"methods": None, "users": None, "train": None}
     if scored:
         charts["methods"] = interval_chart([g.label for g in scored], [(g.accuracy, g.ci_low, g.ci_high)
                                                                       for g in scored], y_title="accuracy")
