@@ -681,3 +681,37 @@ def test_wait_job_waits_for_the_job_of_this_tenant(tmp_path) -> None:
         assert store.for_tenant("other").wait_job(job_id, timeout=1) is None   # not its job
         done = store.wait_job(job_id, timeout=60)
         assert done is not None and done.status == "done" and store.persona("u1").version == 1
+
+
+def test_operator_reads_page_search_and_show_the_evidence(target) -> None:
+    script = Script()
+    with PersonaStore(target, lm=script.lm, policy=SYNC, background=False) as store:
+        for user in ("a_1", "a%2", "ab", "b-3"):
+            store.add_preferences(user, [pair(i, user) for i in range(5)])
+        store.process_jobs(include_waiting=True)
+        assert [u.user_id for u in store.user_summaries(search="A_")] == ["a_1"]   # any case; _ and % literal
+        assert [u.user_id for u in store.user_summaries(search="%")] == ["a%2"]
+        assert [u.user_id for u in store.user_summaries(limit=2)] == ["a%2", "a_1"]
+        assert [u.user_id for u in store.user_summaries(limit=2, after="a_1")] == ["ab", "b-3"]
+        for summary in store.user_summaries():   # the figures persona() gives, for a page in one go
+            state = store.persona(summary.user_id)
+            assert (summary.pairs_seen, summary.version, summary.prequential_judged, summary.prequential_accuracy) \
+                == (state.pairs_seen, state.version, state.prequential_judged, state.prequential_accuracy)
+            assert summary.interval is not None and summary.failed_jobs == 0
+        evidence = store.evidence("ab")
+        assert [e.pref_id for e in evidence] == [f"r{i}" for i in range(5)]
+        assert all(e.judged and e.arrived_version == 0 and e.learned_version == 1 for e in evidence)
+        assert all(e.judgment is not None and e.judgment["reasoning"] for e in evidence)
+        assert {j.user_id for j in store.jobs(user_id="ab")} == {"ab"}
+
+        # a judge imported with the pairs it was fitted on: they are its evidence, and not judged after it
+        judge = PersonalizedJudge(user_id="imp", persona="Likes short answers.", n_train=4)
+        store.import_judges([judge], preferences={"imp": [pair(i, "imp") for i in range(4)]})
+        [version] = store.history("imp")
+        assert version.method == "imported" and version.preference_ids == [f"r{i}" for i in range(4)]
+        store.add_preferences("imp", [pair(i, "imp") for i in range(6)])   # four already there, two new
+        store.process_jobs(include_waiting=True)
+        evidence = store.evidence("imp")
+        assert [e.judged for e in evidence] == [False] * 4 + [True] * 2
+        assert [e.arrived_version for e in evidence] == [0] * 4 + [1] * 2
+        assert store.persona("imp").prequential_judged == 2 and len(store.history("imp")) == 2
