@@ -715,3 +715,8 @@ def test_operator_reads_page_search_and_show_the_evidence(target) -> None:
         assert [e.judged for e in evidence] == [False] * 4 + [True] * 2
         assert [e.arrived_version for e in evidence] == [0] * 4 + [1] * 2
         assert store.persona("imp").prequential_judged == 2 and len(store.history("imp")) == 2
+        with pytest.raises(ConfigError, match="without a judge"):
+            store.import_judges([judge], preferences={"someone else": [pair(0, "someone else")]})
+        store.add_preferences("Zed", [pair(0, "Zed")])   # pages by code point on both databases
+        assert store.users(limit=1) == ["Zed"] and store.users(after="Zed", limit=1) == ["a%2"]
+        assert [u.user_id for u in store.user_summaries(limit=2)] == ["Zed", "a%2"]

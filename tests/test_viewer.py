@@ -63,8 +63,8 @@ def test_it_reads_an_evaluate_output_with_the_commands_figures(evaluated: Path) 
     assert [g.label for g in view.groups] == ["default", "persona"]
     for group in view.groups:   # the same figures the command reported
         summary = next(s for s in log["results"]["summary"] if s["method"] == group.label)
-        assert (group.accuracy, group.judgments, group.unscored) == (summary["accuracy"], summary["judgments"],
-                                                                     summary["unscored"])
+        assert (group.accuracy, group.ci_low, group.ci_high, group.judgments, group.unscored) == (
+            summary["accuracy"], summary["ci_low"], summary["ci_high"], summary["judgments"], summary["unscored"])
     assert view.cost is not None and view.cost.lm_calls == log["cost"]["lm_calls"] > 0
     assert view.train_sizes == {u["user_id"]: u["n_train"] for u in log["results"]["users"]}
     fields = judgment_fields(view.judgments[0])

@@ -87,8 +87,9 @@ def register(sub: Any) -> None:
     console = verbs.add_parser(
         "console", help="the store console in the browser, on 127.0.0.1, for one operator",
         description="Serve the store console (the /console pages of serve-api) for one tenant on 127.0.0.1, "
-                    "behind a one-time token printed in its address: users, persona versions and their evidence, "
-                    "prequential accuracy, jobs, a judging playground (judged with --model), export and forget.")
+                    "behind a token made for this run and printed in its address: users, persona versions and "
+                    "their evidence, prequential accuracy, jobs, a judging playground (judged with --model), "
+                    "export and forget.")
     add_config_options(console, StoreConsoleOptions)
     add_config_options(console, StoreAdminOptions, defaults=defaults, only=("store", "tenant"),
                        shown={"store": "$PERSONAE_STORE or personae.db"})
@@ -117,17 +118,19 @@ def run_console(args: argparse.Namespace) -> int:
 
     from personae.cli._common import build_lm
     from personae.errors import ConfigError
+    from personae.runs import register_secrets
     from personae.service import run_app
     from personae.store import PersonaStore
     from personae.web import ConsoleAccess, console_app
 
+    register_secrets(args.api_key)   # never on a page or in a log line
     if "://" not in args.store and not Path(args.store).exists():
         raise ConfigError(f"no store at {args.store}: give an existing SQLite file or a postgresql:// URL")
     token = secrets.token_urlsafe(24)
     with PersonaStore(args.store, lm=build_lm(args), background=False) as store:
         def ready(url: str) -> None:
             print(f"console of tenant {args.tenant} of {store.database} on {url}/console/login?token={token}\n"
-                  "(the token in this address signs you in; Ctrl-C stops)", flush=True)
+                  "(the token in this address, made for this run, signs you in; Ctrl-C stops)", flush=True)
 
         run_app(console_app(store, ConsoleAccess.operator(token, args.tenant)), port=args.port, ready=ready)
     return 0

@@ -296,7 +296,15 @@ def create_app(store: PersonaStore, *, settings: ServiceSettings | None = None,
     if settings.console:
         from personae.web import ConsoleAccess, mount_console
 
-        mount_console(app, store, ConsoleAccess.tokens(store) if settings.auth else ConsoleAccess.open())
+        service: ServiceState = app.state.service
+
+        def view(tenant: str) -> PersonaStore:   # the same tenant views the API's routes use
+            found = service.views.get(tenant)
+            if found is None:
+                found = service.views[tenant] = store.for_tenant(tenant)
+            return found
+
+        mount_console(app, store, ConsoleAccess.tokens(store) if settings.auth else ConsoleAccess.open(), view)
     if settings.cors_origins:
         from fastapi.middleware.cors import CORSMiddleware
 

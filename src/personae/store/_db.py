@@ -115,6 +115,11 @@ class Database:
 
         return postgresql.insert(table)
 
+    def bytewise(self, column: Any) -> Any:
+        """``column`` compared and sorted by code point, as Python sorts strings (SQLite does so
+        already; PostgreSQL's default collation would not, and pages by id would skip or repeat)."""
+        return column if self.sqlite else column.collate("C")
+
     def lock(self, conn: sa.Connection, *key: str) -> None:
         """Serialize the transactions that take the same ``key`` until they end: adds to one
         user on PostgreSQL (on SQLite every write transaction is serialized already), so that

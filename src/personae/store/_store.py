@@ -387,15 +387,25 @@ class PersonaStore:
         """The users of this tenant that have preferences or personas, in id order: at most
         ``limit`` of them, those after ``after`` (to page through many)."""
         with self._core.db.read() as conn:
-            found: set[str] = set()
-            for table in (preferences, personas):
-                query = sa.select(table.c.user_id).where(table.c.tenant == self.tenant).distinct() \
-                    .order_by(table.c.user_id)
-                if after is not None:
-                    query = query.where(table.c.user_id > after)
-                if limit is not None:
-                    query = query.limit(limit)
-                found |= set(conn.execute(query).scalars())
+            return self._user_ids(conn, limit=limit, after=after)
+
+    def _user_ids(self, conn: sa.Connection, *, limit: int | None, after: str | None,
+                  search: str | None = None) -> list[str]:
+        """The tenant's user ids in code-point order: those containing ``search`` (any case), after
+        ``after``, at most ``limit``."""
+        db = self._core.db
+        found: set[str] = set()
+        for table in (preferences, personas):
+            column = db.bytewise(table.c.user_id)
+            query = sa.select(column).where(table.c.tenant == self.tenant).distinct().order_by(column)
+            if after is not None:
+                query = query.where(column > after)
+            if search:
+                text = search.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+                query = query.where(sa.func.lower(table.c.user_id).like(f"%{text}%", escape="\\"))
+            if limit is not None:
+                query = query.limit(limit)
+            found |= set(conn.execute(query).scalars())
         ordered = sorted(found)
         return ordered if limit is None else ordered[:limit]
 
@@ -412,17 +422,7 @@ class PersonaStore:
         contains ``search`` (any case), after ``after``, at most ``limit``. One query per table."""
         tenant = self.tenant
         with self._core.db.read() as conn:
-            found: set[str] = set()
-            for table in (preferences, personas):
-                query = sa.select(table.c.user_id).where(table.c.tenant == tenant).distinct() \
-                    .order_by(table.c.user_id).limit(limit)
-                if after is not None:
-                    query = query.where(table.c.user_id > after)
-                if search:
-                    text = search.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-                    query = query.where(sa.func.lower(table.c.user_id).like(f"%{text}%", escape="\\"))
-                found |= set(conn.execute(query).scalars())
-            ids = sorted(found)[:limit]
+            ids = self._user_ids(conn, limit=limit, after=after, search=search)
             if not ids:
                 return []
             seen: dict[str, int] = dict(conn.execute(sa.select(preferences.c.user_id, sa.func.count()).where(
@@ -563,6 +563,9 @@ class PersonaStore:
             judges = list(source)
         fitted_on = {user: [_as_record(item, user, f"import_judges(preferences[{user!r}])", index)
                             for index, item in enumerate(items, 1)] for user, items in (preferences or {}).items()}
+        strays = sorted(set(fitted_on) - {judge.user_id for judge in judges})
+        if strays:
+            raise ConfigError(f"import_judges: preferences given for users without a judge: {strays[:5]}")
         imported = []
         now = time.time()
         with self._core.db.write() as conn:

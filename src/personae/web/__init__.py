@@ -5,6 +5,7 @@ Needs the ``service`` extra (``pip install 'personae[service]'``)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from personae.web.console import ConsoleAccess, Sessions, console_router
@@ -17,11 +18,13 @@ if TYPE_CHECKING:
 __all__ = ["ConsoleAccess", "Sessions", "console_app", "console_router", "mount_console"]
 
 
-def mount_console(app: FastAPI, store: PersonaStore, access: ConsoleAccess) -> None:
-    """Serve the console's pages at ``/console`` of ``app`` over ``store``."""
+def mount_console(app: FastAPI, store: PersonaStore, access: ConsoleAccess,
+                  view: Callable[[str], PersonaStore] | None = None) -> None:
+    """Serve the console's pages at ``/console`` of ``app`` over ``store`` (tenants' views from
+    ``view`` when given: the service's own)."""
     from personae.web._pages import static_files
 
-    app.include_router(console_router(store, access))
+    app.include_router(console_router(store, access, view))
     app.mount("/console/static", static_files(), name="console-static")
 
 

@@ -2,10 +2,10 @@
 each change, prequential accuracy over time, jobs, a judging playground, export and forget.
 
 Pages are rendered on the server (Jinja2, every value escaped) and work without JavaScript
-except the charts. Sign-in takes a tenant's token (``personae serve-api``) or the one-time
-operator token that ``personae store console`` prints; the session lives in the server's memory
-behind an HttpOnly, SameSite=Strict cookie, and every form that changes something carries the
-session's CSRF token and must come from this origin.
+except the charts. Sign-in takes a tenant's token (``personae serve-api``) or the token that
+``personae store console`` makes for its run and prints; the session lives in the server's
+memory behind an HttpOnly, SameSite=Strict cookie, and every form that changes something
+carries the session's CSRF token and must come from this site.
 
 No ``from __future__ import annotations`` here: FastAPI reads annotations at definition time.
 """
@@ -23,6 +23,7 @@ from typing import Any, TypeVar
 
 from personae.errors import NoPersonaError, PersonaeError, UnknownUserError
 from personae.evaluation import wilson_interval
+from personae.runs import describe_error
 from personae.store import PersonaStore
 from personae.web._pages import chart, page, word_diff
 
@@ -48,13 +49,15 @@ T = TypeVar("T")
 @dataclass
 class Session:
     """A signed-in browser: its tenant, its CSRF token, the token it signed in with (checked again
-    on every request, so a revoked token ends the session), and when it expires."""
+    on every request, so a revoked token ends the session), when it expires, and a message for
+    its next page."""
 
     id: str
     tenant: str
     csrf: str
     token: str | None
     expires: float
+    flash: str | None = None
 
 
 class Sessions:
@@ -103,19 +106,28 @@ class ConsoleAccess:
     open_tenant: str | None = None
     what: str = "a tenant token"
     sessions: Sessions = field(default_factory=Sessions)
+    link_sign_in: bool = False
 
     @classmethod
     def tokens(cls, store: PersonaStore) -> "ConsoleAccess":
-        """Sign-in with any token of the store's tenants (``personae serve-api tokens create``)."""
-        return cls(tenant_of=store.tokens.tenant_of, what="a tenant token (personae serve-api tokens create)")
+        """Sign-in with any token of the store's tenants (``personae serve-api tokens create``),
+        typed into the sign-in form (never taken from an address, where logs and history keep it)."""
+        tokens = store.tokens
+
+        def tenant_of(token: str) -> str | None:
+            known, tenant = tokens.cached(token)   # a recent answer costs no database lookup
+            return tenant if known else tokens.tenant_of(token)
+
+        return cls(tenant_of=tenant_of, what="a tenant token (personae serve-api tokens create)")
 
     @classmethod
     def operator(cls, token: str, tenant: str) -> "ConsoleAccess":
-        """Sign-in with one operator's token, into one tenant (``personae store console``)."""
+        """Sign-in with the token made for one ``personae store console`` run, into one tenant;
+        the address it prints carries the token (``/console/login?token=``)."""
         def tenant_of(given: str) -> str | None:
             return tenant if hmac.compare_digest(given.encode(), token.encode()) else None
 
-        return cls(tenant_of=tenant_of, what="the operator token that personae store console printed")
+        return cls(tenant_of=tenant_of, what="the token personae store console printed", link_sign_in=True)
 
     @classmethod
     def open(cls, tenant: str = "default") -> "ConsoleAccess":
@@ -132,17 +144,20 @@ def _seg(value: str) -> str:
     return urllib.parse.quote(value, safe="")
 
 
-def console_router(store: PersonaStore, access: ConsoleAccess) -> APIRouter:
-    """The console's pages under ``/console`` over ``store`` (its root view; each session works in
-    its tenant's view)."""
+def console_router(store: PersonaStore, access: ConsoleAccess,
+                   view: Callable[[str], PersonaStore] | None = None) -> APIRouter:
+    """The console's pages under ``/console`` over ``store`` (its root view); each session works
+    in its tenant's view, from ``view`` (the service's own views) or made here."""
     router = APIRouter(prefix="/console", include_in_schema=False)
     views: dict[str, PersonaStore] = {}
 
-    def view(tenant: str) -> PersonaStore:
+    def own_view(tenant: str) -> PersonaStore:
         found = views.get(tenant)
         if found is None:
             found = views[tenant] = store.for_tenant(tenant)
         return found
+
+    view = view or own_view
 
     def base(request: Request) -> str:
         return f"{request.scope.get('root_path', '')}/console"
@@ -150,8 +165,9 @@ def console_router(store: PersonaStore, access: ConsoleAccess) -> APIRouter:
     def sign_in(request: Request, tenant: str, token: str | None, to: str) -> Response:
         session = access.sessions.open(tenant, token)
         response = RedirectResponse(to, status_code=303)
+        secure = request.url.scheme == "https" or request.headers.get("x-forwarded-proto") == "https"
         response.set_cookie(COOKIE, session.id, httponly=True, samesite="strict", path=base(request),
-                            secure=request.url.scheme == "https", max_age=int(access.sessions.ttl_s))
+                            secure=secure, max_age=int(access.sessions.ttl_s))
         logger.info("console: a session signed in to tenant %s", tenant)
         return response
 
@@ -164,21 +180,23 @@ def console_router(store: PersonaStore, access: ConsoleAccess) -> APIRouter:
                 access.sessions.close(session.id)
                 session = None
         if session is None:
-            if access.open_tenant is not None:
-                raise _Refused(sign_in(request, access.open_tenant, None, str(request.url.path)
-                                       + (f"?{request.url.query}" if request.url.query else "")))
+            if access.open_tenant is not None:   # a form posted without a session goes nowhere: start over
+                to = str(request.url.path) + (f"?{request.url.query}" if request.url.query else "") \
+                    if request.method == "GET" else f"{base(request)}/users"
+                raise _Refused(sign_in(request, access.open_tenant, None, to))
             raise _Refused(RedirectResponse(f"{base(request)}/login", status_code=303))
         return session
 
     def same_origin(request: Request) -> bool:
-        """A state-changing request must come from this origin (CSRF): browsers say where a form
-        was posted from in ``Sec-Fetch-Site`` and ``Origin``."""
+        """A state-changing request must come from this site (CSRF): browsers say where a form
+        was posted from in ``Sec-Fetch-Site`` and ``Origin``. The origin's host is compared with
+        the request's ``Host`` (a proxy ending TLS changes the scheme, not the host)."""
         if request.headers.get("sec-fetch-site") not in (None, "same-origin", "none"):
             return False
         origin = request.headers.get("origin")
-        if origin is None or origin == "null":
-            return origin is None
-        return origin == f"{request.url.scheme}://{request.url.netloc}"
+        if origin is None:
+            return True
+        return urllib.parse.urlsplit(origin).netloc == request.headers.get("host", request.url.netloc)
 
     async def form_of(request: Request, session: Session | None) -> dict[str, str]:
         """The posted form (URL-encoded), checked for origin and, with a session, its CSRF token."""
@@ -221,7 +239,7 @@ def console_router(store: PersonaStore, access: ConsoleAccess) -> APIRouter:
         if access.open_tenant is not None:
             return sign_in(request, access.open_tenant, None, f"{base(request)}/users")
         token = request.query_params.get("token")
-        if token:   # the link personae store console prints
+        if token and access.link_sign_in:   # the address personae store console prints
             return await _check_token(request, token)
         return page("login.html", base=base(request), session=None, what=access.what, error=None)
 
@@ -264,9 +282,9 @@ def console_router(store: PersonaStore, access: ConsoleAccess) -> APIRouter:
         next_link = None
         if more:
             next_link = "?" + urllib.parse.urlencode({"q": query, "after": rows[-1].user_id, "limit": limit})
+        flash, session.flash = session.flash, None
         return page("users.html", base=base(request), session=session, rows=rows, q=query, after=after,
-                    limit=limit, sizes=PAGE_SIZES, next_link=next_link, seg=_seg,
-                    flash=params.get("flash"))
+                    limit=limit, sizes=PAGE_SIZES, next_link=next_link, seg=_seg, flash=flash)
 
     async def user(request: Request, user_id: str | None = None, *, playground: dict[str, Any] | None = None,
                    error: str | None = None, status: int = 200) -> Response:
@@ -308,7 +326,7 @@ def console_router(store: PersonaStore, access: ConsoleAccess) -> APIRouter:
         except UnknownUserError:
             raise
         except PersonaeError as exc:   # the judge's model failed: said on the page, nothing crashes
-            state["failure"] = f"{type(exc).__name__}: {exc}"
+            state["failure"] = describe_error(exc)
         return await user(request, user_id, playground=state)
 
     async def export(request: Request) -> Response:
@@ -320,10 +338,12 @@ def console_router(store: PersonaStore, access: ConsoleAccess) -> APIRouter:
         except NoPersonaError as exc:
             return _message(request, 409, "Nothing to export yet", str(exc))
         body = json.dumps(judge.to_dict(), ensure_ascii=False, indent=1)
-        name = "".join(c if c.isalnum() or c in "-_." else "_" for c in user_id)[:100] or "user"
+        name = "".join(c if c.isascii() and (c.isalnum() or c in "-_.") else "_" for c in user_id)[:100] or "user"
+        full = urllib.parse.quote(f"{user_id}.json", safe="")
         logger.info("console: tenant %s exported a user's judge", session.tenant)
         return Response(body, media_type="application/json", headers={
-            "Content-Disposition": f'attachment; filename="{name}.json"', "Cache-Control": "no-store"})
+            "Content-Disposition": f"attachment; filename=\"{name}.json\"; filename*=UTF-8''{full}",
+            "Cache-Control": "no-store"})
 
     async def forget(request: Request) -> Response:
         session = await session_of(request)
@@ -335,8 +355,9 @@ def console_router(store: PersonaStore, access: ConsoleAccess) -> APIRouter:
         removed = await call(lambda: tenant.forget(user_id))
         logger.info("console: tenant %s forgot a user (%s)", session.tenant,
                     ", ".join(f"{n} {table}" for table, n in removed.items()))
-        flash = f"Forgot {user_id}: " + ", ".join(f"{n} {table}" for table, n in removed.items()) + " removed."
-        return RedirectResponse(f"{base(request)}/users?" + urllib.parse.urlencode({"flash": flash}), status_code=303)
+        session.flash = f"Forgot {user_id}: " + ", ".join(f"{n} {table}" for table, n in removed.items()) \
+            + " removed."
+        return RedirectResponse(f"{base(request)}/users", status_code=303)
 
     for path, handler, methods in (("/login", login_page, ["GET"]), ("/login", login, ["POST"]),
                                    ("/logout", logout, ["POST"]), ("/users", users, ["GET"]),

@@ -18,8 +18,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from personae.data import read_jsonl_rows
 from personae.errors import DataError
 from personae.evaluation.judging import pair_stats
+from personae.evaluation.log import finite
 from personae.lm import Cost
 from personae.runs import JUDGMENTS_FILE, Counts, Judgment, RunLog, read_log
 
@@ -72,8 +74,16 @@ class RunView:
 
     @property
     def users(self) -> list[str]:
-        """Every user with a judgment, in id order."""
-        return sorted({j.user_id or "" for j in self.judgments})
+        """Every user with a judgment, in id order (``(none)`` for judgments without one)."""
+        return sorted({user_of(j) for j in self.judgments})
+
+
+NO_USER = "(none)"
+
+
+def user_of(judgment: Judgment) -> str:
+    """The judgment's user as the viewer lists it."""
+    return judgment.user_id or NO_USER
 
 
 def group_label(judgment: Judgment) -> str:
@@ -81,13 +91,11 @@ def group_label(judgment: Judgment) -> str:
     return judgment.method if judgment.side is None else f"{judgment.method} · {judgment.side}"
 
 
-def _finite(value: float) -> float | None:
-    return None if math.isnan(value) else value
-
-
 def summarise(judgments: list[Judgment], *, seed: int = 0, confidence: float = 0.95,
-              resamples: int = 1000) -> list[Group]:
-    """One :class:`Group` per method (and side), in the order they first appear."""
+              resamples: int = 2000) -> list[Group]:
+    """One :class:`Group` per method (and side), in the order they first appear; the bootstrap
+    draws the same stream the commands' summaries do (labelled by side, else by method), so
+    the intervals are the ones the command printed."""
     by_label: dict[str, list[Judgment]] = {}
     for judgment in judgments:
         by_label.setdefault(group_label(judgment), []).append(judgment)
@@ -96,9 +104,10 @@ def summarise(judgments: list[Judgment], *, seed: int = 0, confidence: float = 0
         truth = any(j.correct is not None for j in rows)
         picks = dict(Counter(j.picked or "unscored" for j in rows).most_common())
         if truth:
-            stats, _ = pair_stats(rows, label=label, seed=seed, confidence=confidence, resamples=resamples)
-            groups.append(Group(label, stats.judgments, stats.correct, stats.unscored, _finite(stats.accuracy),
-                                _finite(stats.ci_low), _finite(stats.ci_high), stats.users, stats.orders_agreed,
+            stream = rows[0].side or rows[0].method
+            stats, _ = pair_stats(rows, label=stream, seed=seed, confidence=confidence, resamples=resamples)
+            groups.append(Group(label, stats.judgments, stats.correct, stats.unscored, finite(stats.accuracy),
+                                finite(stats.ci_low), finite(stats.ci_high), stats.users, stats.orders_agreed,
                                 stats.pairs_both_scored, picks, dict(stats.per_user)))
         else:
             unscored = sum(not j.scored for j in rows)
@@ -109,22 +118,11 @@ def summarise(judgments: list[Judgment], *, seed: int = 0, confidence: float = 0
 
 def _ledger_rows(path: Path) -> list[Judgment]:
     """The judgments of a ledger (or a ``judge`` output file): the last row of each key, the
-    header and a torn last line skipped."""
+    header, other rows (personas inferred on the way) and a torn last line skipped."""
     rows: dict[str, Judgment] = {}
-    lines = path.read_text(encoding="utf-8").splitlines()
-    for number, line in enumerate(lines, start=1):
-        if not line.strip():
+    for number, row in enumerate(read_jsonl_rows(path), start=1):
+        if not isinstance(row, dict) or not {"first", "chosen_first", "a_first", "preferred"} & row.keys():
             continue
-        try:
-            row = json.loads(line)
-        except ValueError:
-            if number == len(lines):   # a kill mid-write
-                continue
-            raise DataError("not a JSON line", source=str(path), record=number) from None
-        if not isinstance(row, dict) or "personae_ledger" in row:
-            continue
-        if not {"first", "chosen_first", "a_first", "preferred"} & row.keys():
-            continue   # not a judgment (a persona inferred on the way, say)
         try:
             judgment = Judgment.model_validate(row)
         except ValueError as exc:
@@ -219,7 +217,7 @@ def load_run(path: str | Path) -> RunView:
         view = _from_ledger(target)
     seed = view.config.get("seed", 0)
     confidence = view.config.get("confidence", 0.95)
-    resamples = min(int(view.config.get("resamples", 1000) or 1000), 1000)
+    resamples = int(view.config.get("resamples", 2000) or 2000)
     view.groups = summarise(view.judgments, seed=seed if isinstance(seed, int) else 0,
                             confidence=confidence if isinstance(confidence, float) else 0.95, resamples=resamples)
     return view
@@ -294,7 +292,7 @@ def viewer_app(view: RunView) -> Any:
     charts = _charts(view)
     labels = [g.label for g in view.groups]
     users = view.users
-    per_user = {u: {g.label: g.per_user.get(u) for g in view.groups} for u in users}
+    per_user = {u: {g.label: g.per_user.get("" if u == NO_USER else u) for g in view.groups} for u in users}
 
     async def overview(request: Request) -> Response:
         return page("run.html", static="static", view=view, charts=charts, users=users, per_user=per_user,
@@ -311,7 +309,7 @@ def viewer_app(view: RunView) -> Any:
         except ValueError:
             number = 1
         rows = [(i, j) for i, j in enumerate(view.judgments, start=1)
-                if (not user or (j.user_id or "") == user) and (not method or group_label(j) == method)
+                if (not user or user_of(j) == user) and (not method or group_label(j) == method)
                 and (outcome == "all" or _outcome(j) == outcome)]
         pages = max(1, math.ceil(len(rows) / PAGE))
         number = min(number, pages)
