@@ -159,7 +159,8 @@ def main() -> int:
     from personae.store import PersonaStore
     from personae.web.viewer import load_run, viewer_app
 
-    logging.getLogger("mcp").setLevel(logging.WARNING)
+    for noisy in ("mcp", "httpx"):   # one line per request would bury the table
+        logging.getLogger(noisy).setLevel(logging.WARNING)
     rows: list[tuple[str, float]] = []
     with tempfile.TemporaryDirectory() as folder:
         db, log = Path(folder) / "store.db", Path(folder) / "run.json"
