@@ -720,3 +720,156 @@ def test_operator_reads_page_search_and_show_the_evidence(target) -> None:
         store.add_preferences("Zed", [pair(0, "Zed")])   # pages by code point on both databases
         assert store.users(limit=1) == ["Zed"] and store.users(after="Zed", limit=1) == ["a%2"]
         assert [u.user_id for u in store.user_summaries(limit=2)] == ["Zed", "a%2"]
+
+
+# -- what forget, crashes and races leave ---------------------------------------------------------
+
+MARKER = "quokka-7f3e-forget-me"
+
+
+def _files_holding(folder: Path, needle: bytes) -> list[str]:
+    return sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file() and needle in p.read_bytes())
+
+
+def test_forget_erases_the_users_text_from_the_database_files(target, tmp_path, request) -> None:
+    """Rows gone is not enough: no byte of the forgotten user's text stays in the SQLite file or its
+    WAL; on PostgreSQL, ``erase`` leaves none in the tables' data files."""
+    marker = MARKER.encode()
+    with PersonaStore(target, lm=Script().lm, policy=SYNC, background=False) as store:
+        store.add_preferences("keep", [pair(i, "keep") for i in range(3)])
+        store.add_preferences("gone", [record(i, user="gone", prompt=f"{MARKER} question {i}",
+                                              chosen=f"ok {MARKER}", rejected=f"a longer {MARKER} {i}")
+                                       for i in range(5)])
+        store.process_jobs()
+        assert store.persona("gone").version == 1
+        if "://" in target:
+            server = request.getfixturevalue("postgres_server")
+            engine = sa.create_engine(target.replace("postgresql://", "postgresql+psycopg://", 1))
+            with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+                conn.exec_driver_sql("CHECKPOINT")   # the rows reach the data files
+                folder = server.base / "data" / "base"
+                assert _files_holding(folder, marker), "the text never reached the files: the test proves nothing"
+                store.forget("gone")
+                store.erase()
+                conn.exec_driver_sql("CHECKPOINT")
+            engine.dispose()
+        else:
+            folder = tmp_path
+            assert _files_holding(folder, marker)
+            store.forget("gone")
+        assert _files_holding(folder, marker) == []
+        assert store.users() == ["keep"] and len(store.preferences("keep")) == 3
+        store.add_preferences("keep", [pair(7, "keep")])   # the store goes on as before
+        assert len(store.preferences("keep")) == 4
+
+
+def test_durability_is_normal_or_full_on_sqlite_and_refused_on_postgresql(tmp_path, postgres_url) -> None:
+    from personae.store._db import Database
+
+    def synchronous(db: Database) -> int:
+        with db.write() as conn:
+            return int(conn.exec_driver_sql("PRAGMA synchronous").scalar_one())
+
+    normal, full = Database(tmp_path / "a.db"), Database(f"sqlite:///{tmp_path / 'b.db'}?durability=full")
+    assert (normal.durability, synchronous(normal)) == ("normal", 1)
+    assert (full.durability, synchronous(full)) == ("full", 2) and "?" not in full.name
+    for db in (normal, full):
+        db.close()
+    with PersonaStore(tmp_path / "c.db", durability="full", background=False) as store:
+        store.add_preferences("u1", [pair(1)])
+        assert len(store.preferences("u1")) == 1
+    with pytest.raises(ConfigError, match="durability is one of"):
+        Database(tmp_path / "d.db", durability="paranoid")
+    with pytest.raises(ConfigError, match="synchronous_commit"):
+        Database(postgres_url, durability="full")
+
+
+def _crashing_update(target: str, started: str) -> None:
+    """A worker whose persona synthesis takes its process down (here: hangs until killed)."""
+    import time
+
+    def script(call):
+        if call.field("preference_history") is not None:
+            Path(started).write_text("synthesizing")
+            time.sleep(60)
+        return Script()(call)
+
+    policy = UpdatePolicy(debounce_s=0.0, poll_s=0.05, lease_s=1.0, job_attempts=2)
+    store = PersonaStore(target, lm=ScriptedLM(script), policy=policy)
+    store.add_preferences("u1", [pair(i) for i in range(5)])   # a retry: stored already, the job stays
+    time.sleep(120)
+
+
+def test_a_job_that_takes_its_worker_down_job_attempts_times_ends_failed_with_that_reason(target, tmp_path) -> None:
+    import multiprocessing
+    import os
+    import signal
+    import time
+
+    context = multiprocessing.get_context("fork")
+    for attempt in (1, 2):
+        started = tmp_path / f"started-{attempt}"
+        child = context.Process(target=_crashing_update, args=(target, str(started)))
+        child.start()
+        deadline = time.monotonic() + 60
+        while not started.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert started.exists(), f"attempt {attempt} never started"
+        os.kill(child.pid, signal.SIGKILL)
+        child.join(10)
+    policy = UpdatePolicy(debounce_s=0.0, poll_s=0.05, lease_s=1.0, job_attempts=2)
+    with PersonaStore(target, lm=Script().lm, policy=policy, background=False) as store:
+        job_id = store.persona("u1").pending_job
+        assert job_id is not None and store.job(job_id).attempts == 2
+        time.sleep(1.2)                     # the second worker's lease runs out too
+        assert store.process_jobs() == 0    # nothing is run a third time
+        job = store.job(job_id)
+        assert (job.status, job.kind, job.attempts) == ("failed", "interrupted", 2)
+        assert "stopped before it finished, 2 times" in job.error
+        assert store.persona("u1").version is None and store.persona("u1").pairs_seen == 5
+        store.add_preferences("u1", [pair(9)])   # a new pair queues a new job, which runs
+        assert store.process_jobs() == 1 and store.persona("u1").version == 1
+
+
+def _racer(target: str, log: str, start_at: float) -> None:
+    """Waits for the start, then runs every due job it can claim, logging each synthesis it makes."""
+    import os
+    import time
+
+    def script(call):
+        if call.field("preference_history") is not None:
+            with open(log, "a") as out:
+                out.write(f"{os.getpid()} {call.field('preference_history').count('Choice')}\n")
+            time.sleep(0.2)   # long enough for the others to try the same job
+        return Script()(call)
+
+    with PersonaStore(target, lm=ScriptedLM(script), policy=SYNC, background=False) as store:
+        while time.time() < start_at:
+            time.sleep(0.005)
+        store.process_jobs()
+
+
+def test_processes_racing_for_jobs_never_run_one_twice(target, tmp_path) -> None:
+    import multiprocessing
+    import time
+
+    users = [f"r{k}" for k in range(6)]
+    with PersonaStore(target, lm=Script().lm, policy=SYNC, background=False) as store:
+        for user in users:
+            store.add_preferences(user, [pair(i, user) for i in range(5)])
+        jobs = [store.persona(user).pending_job for user in users]
+    log = tmp_path / "synth.log"
+    start_at = time.time() + 3.0
+    context = multiprocessing.get_context("fork")
+    racers = [context.Process(target=_racer, args=(target, str(log), start_at)) for _ in range(4)]
+    for racer in racers:
+        racer.start()
+    for racer in racers:
+        racer.join(120)
+    assert [r.exitcode for r in racers] == [0, 0, 0, 0]
+    runs = log.read_text().splitlines()
+    assert len(runs) == len(users), runs              # one synthesis per user's job, never two
+    assert len({line.split()[0] for line in runs}) > 1   # the processes did share the work
+    with PersonaStore(target, policy=SYNC, background=False) as store:
+        assert all(store.job(job).status == "done" and store.job(job).attempts == 1 for job in jobs)
+        assert all(store.persona(user).version == 1 for user in users)

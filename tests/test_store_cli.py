@@ -70,8 +70,9 @@ def test_export_import_and_forget(db: Path, tmp_path: Path, capsys) -> None:
     assert code == 0 and json.loads(capsys.readouterr().out) == {"imported": ["ana"]}
     code, _, err = store(db, capsys, "forget", "ana")
     assert code == 2 and "--yes" in err
-    removed = json.loads(store(db, capsys, "forget", "ana", "--yes", "--json")[1])
+    removed = json.loads(store(db, capsys, "forget", "ana", "--yes", "--erase-now", "--json")[1])
     assert removed["removed"]["preferences"] == 6
+    assert not any(b"question 5" in p.read_bytes() for p in db.parent.glob("s.db*"))   # ben has 0 and 1 only
     assert store(db, capsys, "users")[1].split() == ["ben"]
     code = main(["store", "users", "--store", str(db), "--tenant", "other"])
     assert code == 0 and capsys.readouterr().out.split() == ["ana"]   # the other tenant's import stays

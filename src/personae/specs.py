@@ -439,6 +439,10 @@ class ServeApiOptions:
         "help": "seconds after a user's last preference before its update runs (default: 2; an update never waits "
                 "more than 30 s after the first new preference)"})
     update_workers: int | None = field(default=None, metadata={"help": "update jobs run at once (default: 2)"})
+    durability: str | None = field(default=None, metadata={
+        "choices": ("normal", "full"),
+        "help": "SQLite: 'normal' (default) keeps acknowledged writes through a crash of the process, 'full' "
+                "through a power cut too (a disk sync per write); PostgreSQL's is the server's"})
     access_log: bool = field(default=False, metadata={"help": "log every request line"})
     service: ServiceSettings = field(default_factory=ServiceSettings, metadata={"group": "service"})
 
@@ -508,3 +512,6 @@ class StoreVerbArgs:
     status: str | None = field(default=None, metadata={
         "choices": ("pending", "running", "done", "failed"), "help": "only jobs of this status"})
     yes: bool = field(default=False, metadata={"help": "yes, remove everything stored on the user"})
+    erase_now: bool = field(default=False, metadata={
+        "help": "PostgreSQL: rewrite the tables now (VACUUM FULL, locks them meanwhile) so no byte of the user stays "
+                "in the data files; SQLite erases at once always"})

@@ -48,7 +48,10 @@ def _forget(store: Any, args: argparse.Namespace) -> Any:
 
     if not args.yes:
         raise ConfigError(f"forget removes everything stored on {args.user_id!r} and cannot be undone: add --yes")
-    return {"user_id": args.user_id, "removed": store.forget(args.user_id)}
+    removed = store.forget(args.user_id)
+    if args.erase_now:
+        store.erase()
+    return {"user_id": args.user_id, "removed": removed}
 
 
 VERBS: tuple[Verb, ...] = (
@@ -62,7 +65,8 @@ VERBS: tuple[Verb, ...] = (
          ("user_id", "out", "version"), _export),
     Verb("import", "take in a folder of judges fitted by personae fit, as each user's newest persona", ("folder",),
          lambda store, a: {"imported": store.import_judges(a.folder)}),
-    Verb("forget", "remove everything stored on a user (needs --yes)", ("user_id", "yes"), _forget),
+    Verb("forget", "remove everything stored on a user, text gone from the files too (needs --yes)",
+         ("user_id", "yes", "erase_now"), _forget),
     Verb("jobs", "update jobs, newest first: pending, running, done, and failed with their reasons",
          ("status", "limit"), lambda store, a: store.jobs(status=a.status, limit=a.limit)),
 )

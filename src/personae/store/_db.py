@@ -3,7 +3,20 @@
 SQLite runs in WAL mode, so readers never wait for the writer, with a busy timeout, and every
 write transaction starts with ``BEGIN IMMEDIATE``: a transaction that reads and then writes
 takes the write lock first, so writers from several threads and processes queue instead of
-failing with "database is locked". PostgreSQL needs neither. The schema is brought to the
+failing with "database is locked" (and a busy answer SQLite gives without waiting, as when a
+connection opens during another's recovery of the WAL, is waited out and retried here up to the
+same timeout). PostgreSQL needs neither.
+
+Durability on SQLite (:data:`DURABILITY`): ``normal`` (``synchronous=NORMAL``, the default) keeps
+every acknowledged commit through a crash of the process, but a power cut or an OS crash may
+lose the last commits; ``full`` (``synchronous=FULL``) syncs the WAL at every commit and keeps
+them through that too, at the cost of a sync per write. Choose with ``durability=`` or the
+store URL's ``?durability=full``. PostgreSQL's durability is its server's (``synchronous_commit``,
+on by default: a commit it acknowledged is on disk).
+
+Deleted rows are overwritten on SQLite (``secure_delete``), and :meth:`Database.erase` copies the
+WAL into the database and truncates it, so a forgotten user's text is gone from the files; on
+PostgreSQL :meth:`Database.erase` rewrites the tables (``VACUUM FULL``). The schema is brought to the
 newest Alembic revision when the store opens, under a lock (SQLite's write lock, a PostgreSQL
 advisory lock), so several processes opening one new database migrate it once.
 """
@@ -12,23 +25,47 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.engine import URL, Connection, Engine, make_url
 
 from personae.errors import ConfigError, MissingExtraError
 
-__all__ = ["Database", "store_url"]
+__all__ = ["DURABILITY", "Database", "store_url"]
 
 logger = logging.getLogger(__name__)
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 _MIGRATION_LOCK = 0x70657273  # the advisory lock key of migrations on PostgreSQL
 BUSY_TIMEOUT_S = 60.0
+DURABILITY = ("normal", "full")
+"""The durability settings of an SQLite store: ``synchronous=NORMAL`` or ``synchronous=FULL``."""
+T = TypeVar("T")
+
+
+def _busy(exc: BaseException) -> bool:
+    text = str(getattr(exc, "orig", exc)).lower()
+    return "database is locked" in text or "database is busy" in text
+
+
+def _waiting_out_busy(call: Callable[[], T], what: str) -> T:
+    """``call()``, tried again while SQLite answers busy, for up to :data:`BUSY_TIMEOUT_S`."""
+    deadline = time.monotonic() + BUSY_TIMEOUT_S
+    delay = 0.005
+    while True:
+        try:
+            return call()
+        except Exception as exc:   # sqlite3's or SQLAlchemy's OperationalError
+            if not _busy(exc) or time.monotonic() + delay > deadline:
+                raise
+            logger.debug("%s: the database is busy, trying again in %.3f s", what, delay)
+            time.sleep(delay)
+            delay = min(2 * delay, 0.25)
 
 
 def store_url(target: str | os.PathLike[str]) -> URL:
@@ -54,11 +91,22 @@ def store_url(target: str | os.PathLike[str]) -> URL:
 class Database:
     """Engines for one store database: ``write()`` and ``read()`` give connections in a transaction."""
 
-    def __init__(self, target: str | os.PathLike[str], *, pool_size: int = 10) -> None:
-        self.url = store_url(target)
+    def __init__(self, target: str | os.PathLike[str], *, pool_size: int = 10,
+                 durability: str | None = None) -> None:
+        url = store_url(target)
+        asked = url.query.get("durability")
+        url = url.difference_update_query(["durability"])
+        self.url = url
+        self.sqlite = url.get_backend_name() == "sqlite"
+        chosen = durability or (asked if isinstance(asked, str) else None)
+        if chosen is not None and chosen not in DURABILITY:
+            raise ConfigError(f"durability is one of {', '.join(DURABILITY)}, not {chosen!r}")
+        if chosen is not None and not self.sqlite:
+            raise ConfigError("durability applies to an SQLite store; PostgreSQL's is the server's "
+                              "synchronous_commit (on by default: what it acknowledged is on disk)")
+        self.durability = chosen or "normal"
         shown = self.url.update_query_dict({k: "***" for k in self.url.query if "password" in k.lower()})
         self.name = shown.render_as_string(hide_password=True)  # for logs and messages: never a password
-        self.sqlite = self.url.get_backend_name() == "sqlite"
         self.head: str | None = None  # the newest schema revision, set by migrate()
         if self.sqlite:
             self._writer = self._sqlite_engine(immediate=True)
@@ -78,14 +126,16 @@ class Database:
         if database and database != ":memory:":
             Path(database).parent.mkdir(parents=True, exist_ok=True)
         engine = sa.create_engine(self.url, connect_args={"timeout": BUSY_TIMEOUT_S, "check_same_thread": False})
+        synchronous = self.durability.upper()
 
         @sa.event.listens_for(engine, "connect")
         def _connect(dbapi: Any, _record: Any) -> None:
             dbapi.isolation_level = None  # transactions begin where the "begin" hook says
             cursor = dbapi.cursor()
-            cursor.execute("PRAGMA journal_mode=WAL")
-            cursor.execute("PRAGMA synchronous=NORMAL")
             cursor.execute(f"PRAGMA busy_timeout={int(BUSY_TIMEOUT_S * 1000)}")
+            _waiting_out_busy(lambda: cursor.execute("PRAGMA journal_mode=WAL"), "journal mode")
+            cursor.execute(f"PRAGMA synchronous={synchronous}")
+            cursor.execute("PRAGMA secure_delete=ON")   # deleted rows are overwritten, not left in free space
             cursor.close()
 
         @sa.event.listens_for(engine, "begin")
@@ -97,8 +147,45 @@ class Database:
     @contextmanager
     def write(self) -> Iterator[Connection]:
         """A connection in a write transaction, committed when the block ends without error."""
-        with self._writer.begin() as conn:
-            yield conn
+        if not self.sqlite:
+            with self._writer.begin() as conn:
+                yield conn
+            return
+        conn = self._writer.connect()
+        try:
+            transaction = _waiting_out_busy(conn.begin, "a write transaction")
+            with transaction:
+                yield conn
+        finally:
+            conn.close()
+
+    def erase(self) -> None:
+        """Leave no trace of deleted rows in the database's files: on SQLite, copy the WAL into
+        the database and truncate it (deleted rows are overwritten already, ``secure_delete``),
+        waiting for readers of older snapshots; on PostgreSQL, rewrite the tables
+        (``VACUUM FULL``: it locks each table while it runs)."""
+        if self.sqlite:
+            def checkpoint() -> tuple[int, int, int]:
+                with self._writer.connect() as conn:
+                    raw = conn.connection.dbapi_connection
+                    assert raw is not None
+                    row = raw.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+                    return int(row[0]), int(row[1]), int(row[2])
+
+            deadline = time.monotonic() + BUSY_TIMEOUT_S
+            while True:
+                busy, _, _ = _waiting_out_busy(checkpoint, "erasing")
+                if not busy:
+                    return
+                if time.monotonic() > deadline:   # a reader held an old snapshot all along
+                    raise sa.exc.OperationalError("PRAGMA wal_checkpoint(TRUNCATE)", {},
+                                                  RuntimeError("database is busy: readers kept the WAL"))
+                time.sleep(0.05)
+        from personae.store._schema import METADATA
+
+        with self._writer.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            for table in METADATA.sorted_tables:
+                conn.exec_driver_sql(f"VACUUM FULL {table.name}")
 
     @contextmanager
     def read(self) -> Iterator[Connection]:

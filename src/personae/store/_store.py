@@ -195,8 +195,8 @@ class _Core:
     """What every tenant view of one store shares: database, backend, updater, worker, caches."""
 
     def __init__(self, target: str | os.PathLike[str], lm: dspy.BaseLM | None, backend: JudgeBackend | None,
-                 policy: UpdatePolicy, background: bool) -> None:
-        self.db = Database(target)
+                 policy: UpdatePolicy, background: bool, durability: str | None = None) -> None:
+        self.db = Database(target, durability=durability)
         self.policy = policy
         if lm is None and backend is None:
             lm = dspy.settings.lm  # the LM configured in DSPy, when the caller named none
@@ -267,14 +267,16 @@ class PersonaStore:
     :class:`RewardModelBackend`). Every user lives in a tenant (``tenant``, or a view from
     :meth:`for_tenant`). With ``background`` (the default) update jobs run on worker threads;
     without, :meth:`process_jobs` runs them. Thread-safe; several processes may share the
-    database. See :class:`UpdatePolicy` for how personas are kept current.
+    database. See :class:`UpdatePolicy` for how personas are kept current. ``durability``
+    (SQLite: ``normal``, the default, or ``full``; also ``?durability=full`` in the URL) says
+    whether an acknowledged write survives a power cut as well as a crash of the process.
     """
 
     def __init__(self, target: str | os.PathLike[str] = "personae.db", *, lm: dspy.BaseLM | None = None,
                  backend: JudgeBackend | None = None, tenant: str = "default", policy: UpdatePolicy | None = None,
-                 background: bool = True, _core: _Core | None = None) -> None:
+                 background: bool = True, durability: str | None = None, _core: _Core | None = None) -> None:
         self.tenant = _check_id("tenant", tenant)
-        self._core = _core or _Core(target, lm, backend, policy or UpdatePolicy(), background)
+        self._core = _core or _Core(target, lm, backend, policy or UpdatePolicy(), background, durability)
         self._owner = _core is None
 
     # -- lifecycle ----------------------------------------------------------------------
@@ -585,16 +587,34 @@ class PersonaStore:
 
     def forget(self, user_id: str) -> dict[str, int]:
         """Remove everything the store holds on the user: preferences, personas, judgments, jobs.
-        Returns how many rows of each went; raises :class:`UnknownUserError` when there was none."""
+        Returns how many rows of each went; raises :class:`UnknownUserError` when there was none.
+
+        On SQLite the user's text is gone from the database's files when this returns (deleted
+        rows are overwritten, and the WAL is copied in and truncated). On PostgreSQL the rows'
+        space is freed when autovacuum next visits the tables and overwritten when it is reused;
+        :meth:`erase` rewrites the tables at once."""
         removed = {}
-        with self._core.db.write() as conn:
+        db = self._core.db
+        with db.write() as conn:
             for table in (preferences, personas, judgments, jobs):
                 result = conn.execute(table.delete().where(table.c.tenant == self.tenant,
                                                            table.c.user_id == user_id))
                 removed[table.name] = int(result.rowcount)
+        with self._core.lock:   # no judge of the user stays decoded in memory
+            self._core.fitted.clear()
+        if db.sqlite:
+            db.erase()   # also when nothing went: a retry after a busy erasure finishes it
         if not any(removed.values()):
             raise UnknownUserError(user_id, self.tenant)
         return removed
+
+    def erase(self) -> None:
+        """Leave no byte of deleted rows (a forgotten user's) in the database's files. On SQLite
+        :meth:`forget` does it already (the WAL copied into the database and truncated); on
+        PostgreSQL it rewrites the tables (``VACUUM FULL``, which locks each table while it runs:
+        an operator's call, ``personae store forget --erase-now``). PostgreSQL's WAL segments and
+        any backups keep old rows until they are recycled or expire."""
+        self._core.db.erase()
 
     # -- judging ------------------------------------------------------------------------------
     def _judging(self, user_id: str) -> tuple[JudgeBackend, PersonalizedJudge | None, int | None,
@@ -800,6 +820,10 @@ class AsyncPersonaStore:
         """Runs :meth:`personae.store.PersonaStore.forget` in a worker thread: remove everything held on
         the user; returns how many rows of each table went."""
         return await asyncio.to_thread(self.sync.forget, user_id)
+
+    async def erase(self) -> None:
+        """Runs :meth:`personae.store.PersonaStore.erase` in a worker thread."""
+        await asyncio.to_thread(self.sync.erase)
 
     async def users(self, *, limit: int | None = None, after: str | None = None) -> list[str]:
         """Runs :meth:`personae.store.PersonaStore.users` in a worker thread: the tenant's users in id
