@@ -439,6 +439,9 @@ class ServeApiOptions:
         "help": "seconds after a user's last preference before its update runs (default: 2; an update never waits "
                 "more than 30 s after the first new preference)"})
     update_workers: int | None = field(default=None, metadata={"help": "update jobs run at once (default: 2)"})
+    lease: float | None = field(default=None, metadata={
+        "help": "seconds an update job's lease lasts (renewed while it runs): a job whose worker was killed is "
+                "taken up again this long after (default: 60)"})
     durability: str | None = field(default=None, metadata={
         "choices": ("normal", "full"),
         "help": "SQLite: 'normal' (default) keeps acknowledged writes through a crash of the process, 'full' "

@@ -35,7 +35,7 @@ def judge_backend(spec: str, build_lm: Callable[[str], Any], *, logprobs: bool =
 def open_store(url: str, judge: str, build_lm: Callable[[str], Any], *, writer: str | None = None,
                logprobs: bool = False, device: str = "auto", max_batch: int = 8, threads: int | None = None,
                debounce: float | None = None, update_workers: int | None = None,
-               durability: str | None = None) -> PersonaStore:
+               durability: str | None = None, lease: float | None = None) -> PersonaStore:
     """The persona store a serving command describes: its database ``url``, its ``judge`` (see
     :func:`judge_backend`), and the LM that writes personas: ``writer`` (``none``: no persona
     writing; default: the judge's own LM, or ``local`` beside a reward model); ``durability``
@@ -52,6 +52,8 @@ def open_store(url: str, judge: str, build_lm: Callable[[str], Any], *, writer: 
         policy = dataclasses.replace(policy, debounce_s=debounce)
     if update_workers is not None:
         policy = dataclasses.replace(policy, concurrency=update_workers)
+    if lease is not None:
+        policy = dataclasses.replace(policy, lease_s=lease)
     return PersonaStore(url, lm=persona_lm, backend=backend, policy=policy, durability=durability)
 
 

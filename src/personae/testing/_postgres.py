@@ -83,9 +83,13 @@ def _world_traversable(path: Path) -> bool:
 class PostgresServer:
     """A PostgreSQL cluster of its own, running while the ``with`` block lasts."""
 
-    def __init__(self, dbname: str = "test", startup_timeout_s: float = 30.0) -> None:
+    def __init__(self, dbname: str = "test", startup_timeout_s: float = 30.0,
+                 settings: dict[str, str] | None = None) -> None:
+        """``settings`` override :data:`SETTINGS` (which trade durability for speed: pass
+        ``{"synchronous_commit": "on"}`` where a commit must survive a crash of the server)."""
         self.dbname = dbname
         self.startup_timeout_s = startup_timeout_s
+        self.settings = {**SETTINGS, **(settings or {})}
         self.port = 0
         self.base: Path | None = None
         self._proc: subprocess.Popen[bytes] | None = None
@@ -163,7 +167,7 @@ class PostgresServer:
         """Start postgres; True once it accepts connections, False if it exited (port taken?)."""
         assert self.base is not None
         command = [str(bindir / "postgres"), "-D", str(self.base / "data"), "-p", str(self.port)]
-        settings = {**SETTINGS, "unix_socket_directories": str(self.base)}
+        settings = {**self.settings, "unix_socket_directories": str(self.base)}
         for key, value in settings.items():
             command += ["-c", f"{key}={value}"]
         log = self.base / "postgres.log"
@@ -209,6 +213,29 @@ class PostgresServer:
         with psycopg.connect(**self._connect_args("postgres"), autocommit=True) as conn:
             conn.execute(sql.SQL("CREATE DATABASE {} TEMPLATE template0").format(sql.Identifier(name)))
         return self.url_for(name)
+
+    def restart(self, mode: str = "fast") -> float:
+        """Stop the server and start it again on the same port and data: ``fast`` (a clean
+        shutdown that ends every connection) or ``immediate`` (as if it crashed: recovery from
+        the WAL at start). Returns the seconds it was down."""
+        if mode not in ("fast", "immediate"):
+            raise ValueError(f"mode is fast or immediate, not {mode!r}")
+        proc = self._proc
+        if proc is None or self.base is None:
+            raise RuntimeError("the server is not running")
+        start = time.monotonic()
+        proc.send_signal(signal.SIGINT if mode == "fast" else signal.SIGQUIT)
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(10)
+        self._proc = None
+        for _ in range(100):   # the port is ours again once the old process has let go of it
+            if self._launch(find_bindir()):
+                return time.monotonic() - start
+            time.sleep(0.1)
+        raise PostgresUnavailable(f"postgres did not start again on port {self.port}")
 
     def stop(self) -> None:
         """Stop the server (fast shutdown, then harder) and delete its folder; safe to repeat."""
