@@ -304,9 +304,9 @@ def chaos_run(database: str, args: argparse.Namespace, folder: Path) -> Outcome:
                     postgres.restart("fast" if outcome.db_restarts % 2 == 0 else "immediate")
                     outcome.db_restarts += 1
                     outcome.db_recoveries.append(supervisor.ready(since))
+                took = (outcome.recoveries if event == "kill" else outcome.db_recoveries)[-1]
                 print(f"  {database}: {event} {i + 1}/{len(events)} at {time.monotonic() - start:5.1f} s, "
-                      f"ready again after {(outcome.recoveries if event == 'kill' else outcome.db_recoveries)[-1]:.2f} s",
-                      file=sys.stderr, flush=True)
+                      f"ready again after {took:.2f} s", file=sys.stderr, flush=True)
             for thread in threads:
                 thread.join(max(1.0, end + 150 - time.monotonic()))
             outcome.clients_done = sum(1 for t, log in zip(threads, logs, strict=True)
