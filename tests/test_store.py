@@ -873,3 +873,40 @@ def test_processes_racing_for_jobs_never_run_one_twice(target, tmp_path) -> None
     with PersonaStore(target, policy=SYNC, background=False) as store:
         assert all(store.job(job).status == "done" and store.job(job).attempts == 1 for job in jobs)
         assert all(store.persona(user).version == 1 for user in users)
+
+
+def test_a_busy_answer_sqlite_gives_without_waiting_is_waited_out(tmp_path) -> None:
+    """SQLite answers "database is locked" at once in a few cases its busy handler does not
+    cover; a write transaction then waits and tries again instead of failing."""
+    import sqlite3
+
+    from personae.store import _db
+
+    with PersonaStore(tmp_path / "busy.db", background=False) as store:
+        engine = store._core.db._writer
+        failures = {"left": 3}
+
+        @sa.event.listens_for(engine, "begin", insert=True)   # before BEGIN IMMEDIATE, as SQLite refuses it
+        def _refuse(conn) -> None:
+            if failures["left"]:
+                failures["left"] -= 1
+                raise sa.exc.OperationalError("BEGIN IMMEDIATE", {}, sqlite3.OperationalError("database is locked"))
+
+        store.add_preferences("u1", [pair(1)])
+        assert failures["left"] == 0 and len(store.preferences("u1")) == 1
+        calls = {"n": 0}
+
+        def always_locked() -> None:
+            calls["n"] += 1
+            raise sqlite3.OperationalError("database is locked")
+
+        before = _db.BUSY_TIMEOUT_S
+        _db.BUSY_TIMEOUT_S = 0.3
+        try:
+            with pytest.raises(sqlite3.OperationalError, match="locked"):   # not forever: up to the timeout
+                _db._waiting_out_busy(always_locked, "a test")
+        finally:
+            _db.BUSY_TIMEOUT_S = before
+        assert calls["n"] > 3
+        with pytest.raises(sqlite3.OperationalError, match="no such table"):   # other errors at once
+            _db._waiting_out_busy(lambda: (_ for _ in ()).throw(sqlite3.OperationalError("no such table: x")), "t")

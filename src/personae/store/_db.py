@@ -151,9 +151,16 @@ class Database:
             with self._writer.begin() as conn:
                 yield conn
             return
-        conn = self._writer.connect()
+        def begin() -> tuple[Connection, Any]:
+            conn = self._writer.connect()
+            try:
+                return conn, conn.begin()
+            except BaseException:
+                conn.close()   # back to the pool, rolled back: the next try starts clean
+                raise
+
+        conn, transaction = _waiting_out_busy(begin, "a write transaction")
         try:
-            transaction = _waiting_out_busy(conn.begin, "a write transaction")
             with transaction:
                 yield conn
         finally:
