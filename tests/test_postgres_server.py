@@ -8,10 +8,11 @@ from contextlib import contextmanager
 from threading import Barrier
 from typing import Any
 
+import pytest
 import sqlalchemy as sa
 from sqlalchemy.pool import NullPool
 
-from personae.testing import PostgresServer
+from personae.testing import PostgresServer, PostgresUnavailable
 
 
 @contextmanager
@@ -58,3 +59,31 @@ def test_sixty_concurrent_connections(postgres_url: str) -> None:
     with engine_for(postgres_url, poolclass=NullPool) as engine, ThreadPoolExecutor(60) as pool:
         results = [future.result() for future in [pool.submit(work) for _ in range(60)]]
     assert results == [60] * 60
+
+
+def test_a_restarted_server_keeps_what_it_committed() -> None:
+    """``restart`` (fast, then immediate: a crash as far as PostgreSQL knows) on the same port;
+    with ``synchronous_commit=on`` every committed row is there after each."""
+    server = PostgresServer(settings={"synchronous_commit": "on"})
+    try:
+        server.start()
+    except PostgresUnavailable as exc:
+        pytest.skip(str(exc))
+    try:
+        url = server.create_database("restarts")
+        port = server.port
+        for n, mode in enumerate(("fast", "immediate"), 1):
+            engine = sa.create_engine(url, poolclass=NullPool)
+            with engine.begin() as conn:
+                if n == 1:
+                    conn.execute(sa.text("create table t (n int)"))
+                conn.execute(sa.text("insert into t values (:n)"), {"n": n})
+            engine.dispose()
+            assert server.restart(mode) < 30 and server.port == port
+            engine = sa.create_engine(url, poolclass=NullPool)
+            with engine.connect() as conn:
+                assert conn.execute(sa.text("select count(*) from t")).scalar() == n
+                assert conn.execute(sa.text("show synchronous_commit")).scalar() == "on"
+            engine.dispose()
+    finally:
+        server.stop()
