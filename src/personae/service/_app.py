@@ -165,12 +165,13 @@ class _Guard:
                 too_large = size > limit
                 body = b"".join(chunks)
                 sent = [False]
+                arrived = receive   # replay's own: ``receive`` names replay below
 
                 async def replay() -> Message:
                     if not sent[0]:
                         sent[0] = True
                         return {"type": "http.request", "body": body, "more_body": False}
-                    return await receive()
+                    return await arrived()   # after the body: the client's disconnect
 
                 receive = replay
             if too_large:
