@@ -15,8 +15,8 @@ The methods take and return what :class:`personae.store.PersonaStore`'s do (``Ad
 :class:`~personae.errors.LMCallError` when the judge's model failed. What only a remote call
 can hit raises :class:`ServiceError` (a bad token, a body too large, a server that stays
 unavailable). Every route is idempotent (preferences by their id or content), so a dropped
-connection or a 503 is retried ``retries`` times, waiting what ``Retry-After`` says (at most
-``max_wait`` seconds).
+connection, a 429 (the tenant's rate) or a 502-504 is retried ``retries`` times, waiting what
+``Retry-After`` says (at most ``max_wait`` seconds).
 """
 
 from __future__ import annotations
@@ -35,14 +35,15 @@ from urllib.parse import quote
 import httpx
 
 from personae.data import PreferenceRecord, Turn
-from personae.errors import ConfigError, DataError, ServiceError, store_error
+from personae.errors import ERROR_KINDS, ConfigError, DataError, ServiceError, store_error
 from personae.programs import PersonalizedJudge, Verdict, judge_path
 from personae.store import AddResult, Job, PersonaState, PersonaVersion, Ranking
 
 __all__ = ["AsyncPersonaeClient", "PersonaeClient", "ServiceError"]
 
 T = TypeVar("T")
-_RETRIED_STATUS = frozenset({502, 503, 504})
+# what the service's error table marks retryable (429 rate_limited, 502, 503), and a proxy's 504
+_RETRIED_STATUS = frozenset({504} | {kind.status for kind in ERROR_KINDS.values() if kind.retry})
 # failures before the request reached the service, or a connection it dropped: safe to send again.
 # A read timeout is not among them: the service may still be judging, and a resend would pay twice.
 _RETRIED_TRANSPORT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, httpx.RemoteProtocolError)
@@ -130,8 +131,8 @@ def _exchange(call: _Call, retries: int, max_wait: float,
     """One call's conversation with the service, the one request core of both clients: it yields
     None to have the request sent (and receives the response, or the transport error that kept
     it from arriving) or the seconds to wait before sending it again, and returns the call's
-    value or raises its error. Every route is idempotent, so a dropped connection or a 502-504
-    is sent again ``retries`` times, waiting what ``Retry-After`` says (at most ``max_wait``)."""
+    value or raises its error. Every route is idempotent, so a dropped connection, a 429 or a
+    502-504 is sent again ``retries`` times, waiting what ``Retry-After`` says (at most ``max_wait``)."""
     resent = False
     for attempt in range(retries + 1):
         outcome = yield None

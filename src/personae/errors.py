@@ -200,10 +200,14 @@ ERROR_KINDS: dict[str, ErrorKind] = {k.kind: k for k in (
     ErrorKind("timeout", 408, "the request body did not arrive in time"),
     ErrorKind("conflict", 409, "the user has no persona version yet (or not the one asked for)"),
     ErrorKind("payload_too_large", 413, "the body is larger than the service takes"),
+    ErrorKind("rate_limited", 429, "the token's tenant sent more requests a second, or has more in flight, than the "
+              "service takes", retry=True),
     ErrorKind("internal", 500, "a bug; the server log has the details under the request id"),
     ErrorKind("lm_bad_answer", 502, "the judge's model gave no usable answer", retry=True),
     ErrorKind("lm_unavailable", 503, "the judge's model did not answer, or is misconfigured", retry=True),
     ErrorKind("store_unavailable", 503, "the persona store's database is busy, unreachable or not ready",
+              retry=True),
+    ErrorKind("overloaded", 503, "the judge is at capacity and its queue full, or the request waited too long",
               retry=True),
 )}
 """Every error the persona service answers with, by kind: the one table the service answers from

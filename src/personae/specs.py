@@ -388,7 +388,11 @@ class ServiceSettings:
     ``auth``: bearer tokens bound to tenants (off only for a single-tenant service on loopback;
     every request is then the ``default`` tenant). ``max_body_bytes``: larger bodies get 413.
     ``cors_origins``: origins a browser may call from (none by default: CORS stays off).
-    ``threads``: request threads for the store's blocking calls. ``token_cache_s``: how long a
+    ``threads``: request threads for the store's blocking calls. ``rate_limit``, ``rate_burst``,
+    ``tenant_concurrency``: a tenant's requests a second, at once in a burst, and in flight (429
+    beyond; off by default); ``judge_concurrency``, ``judge_queue``, ``judge_queue_timeout_s``:
+    judgments at once, waiting requests per tenant, and their longest wait (503 beyond; see
+    :mod:`personae.service._admission`). ``token_cache_s``: how long a
     token lookup is trusted (a revoked token stops working within it). ``secrets``: strings (an LM key)
     that must never appear in a response or log line, besides the environment's keys and tokens.
     """
@@ -401,6 +405,20 @@ class ServiceSettings:
         "flag": "--cors-origin", "metavar": "ORIGIN",
         "help": "let browsers on this origin call the API (repeatable; default: CORS off)"})
     threads: int = field(default=64, metadata={"help": "threads for the store's blocking calls"})
+    rate_limit: float | None = field(default=None, metadata={
+        "metavar": "PER_S", "help": "a tenant's /v1 and /mcp requests a second, beyond which it gets 429 (default: "
+                                    "no limit)"})
+    rate_burst: int | None = field(default=None, metadata={
+        "help": "requests a tenant may send at once above --rate-limit (default: one second's worth)"})
+    tenant_concurrency: int | None = field(default=None, metadata={
+        "help": "a tenant's requests in flight, beyond which it gets 429 (default: no limit)"})
+    judge_concurrency: int | None = field(default=None, metadata={
+        "help": "judgments (judge, rank, the MCP judging tools) at once, below --threads (default: three quarters "
+                "of --threads)"})
+    judge_queue: int = field(default=64, metadata={
+        "help": "a tenant's judge requests that wait for a slot, served round-robin by tenant; beyond, 503"})
+    judge_queue_timeout_s: float = field(default=10.0, metadata={
+        "flag": "--judge-queue-timeout", "help": "seconds a judge request may wait for a slot before 503"})
     secrets: tuple[str, ...] = field(default=(), metadata={"cli": False})
     retry_after_s: int = field(default=5, metadata={
         "flag": "--retry-after", "help": "seconds a 503 answer asks the client to wait"})

@@ -172,7 +172,8 @@ export interface paths {
         /**
          * Judge
          * @description Which response the user prefers ("A" or "B"), with its probability, by the current persona.
-         *     ``Server-Timing: store;dur=MS`` says how long the store and its judge took.
+         *     ``Server-Timing: store;dur=MS`` says how long the store and its judge took (not the wait for a
+         *     judge slot: 503 ``overloaded`` when the judge's queue is full).
          */
         post: operations["judge_v1_users__user_id__judge_post"];
         delete?: never;
@@ -324,7 +325,7 @@ export interface components {
             retry_after?: number | null;
             /**
              * Type
-             * @description the kind of error: invalid_request (422): a malformed request (the field is named), or one the judge's model refused; unauthorized (401): no bearer token, or an unknown or revoked one; not_found (404): no such user or job in this token's tenant; no_route (404): no such route; method_not_allowed (405): the route takes another method; timeout (408): the request body did not arrive in time; conflict (409): the user has no persona version yet (or not the one asked for); payload_too_large (413): the body is larger than the service takes; internal (500): a bug; the server log has the details under the request id; lm_bad_answer (502): the judge's model gave no usable answer; lm_unavailable (503): the judge's model did not answer, or is misconfigured; store_unavailable (503): the persona store's database is busy, unreachable or not ready
+             * @description the kind of error: invalid_request (422): a malformed request (the field is named), or one the judge's model refused; unauthorized (401): no bearer token, or an unknown or revoked one; not_found (404): no such user or job in this token's tenant; no_route (404): no such route; method_not_allowed (405): the route takes another method; timeout (408): the request body did not arrive in time; conflict (409): the user has no persona version yet (or not the one asked for); payload_too_large (413): the body is larger than the service takes; rate_limited (429): the token's tenant sent more requests a second, or has more in flight, than the service takes; internal (500): a bug; the server log has the details under the request id; lm_bad_answer (502): the judge's model gave no usable answer; lm_unavailable (503): the judge's model did not answer, or is misconfigured; store_unavailable (503): the persona store's database is busy, unreachable or not ready; overloaded (503): the judge is at capacity and its queue full, or the request waited too long
              */
             type: string;
         };
@@ -856,6 +857,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            /** @description the token's tenant sent more requests a second, or has more in flight, than the service takes */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
             /** @description the store's database is unavailable */
             503: {
                 headers: {
@@ -908,6 +918,15 @@ export interface operations {
             };
             /** @description a malformed request (the field is named), or one the judge's model refused */
             422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the token's tenant sent more requests a second, or has more in flight, than the service takes */
+            429: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -976,6 +995,15 @@ export interface operations {
             };
             /** @description a malformed request (the field is named), or one the judge's model refused */
             422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the token's tenant sent more requests a second, or has more in flight, than the service takes */
+            429: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -1064,6 +1092,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            /** @description the token's tenant sent more requests a second, or has more in flight, than the service takes */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
             /** @description the store's database is unavailable */
             503: {
                 headers: {
@@ -1125,6 +1162,15 @@ export interface operations {
             };
             /** @description a malformed request (the field is named), or one the judge's model refused */
             422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the token's tenant sent more requests a second, or has more in flight, than the service takes */
+            429: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -1204,6 +1250,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            /** @description the token's tenant sent more requests a second, or has more in flight, than the service takes */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
             /** @description the judge's model gave no usable answer */
             502: {
                 headers: {
@@ -1213,7 +1268,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description the judge's model did not answer, or is misconfigured; or the persona store's database is busy, unreachable or not ready */
+            /** @description the judge's model did not answer, or is misconfigured; or the persona store's database is busy, unreachable or not ready; or the judge is at capacity and its queue full, or the request waited too long */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -1274,6 +1329,15 @@ export interface operations {
             };
             /** @description a malformed request (the field is named), or one the judge's model refused */
             422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the token's tenant sent more requests a second, or has more in flight, than the service takes */
+            429: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -1349,6 +1413,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            /** @description the token's tenant sent more requests a second, or has more in flight, than the service takes */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
             /** @description the store's database is unavailable */
             503: {
                 headers: {
@@ -1410,6 +1483,15 @@ export interface operations {
             };
             /** @description a malformed request (the field is named), or one the judge's model refused */
             422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the token's tenant sent more requests a second, or has more in flight, than the service takes */
+            429: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -1489,6 +1571,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            /** @description the token's tenant sent more requests a second, or has more in flight, than the service takes */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
             /** @description the store's database is unavailable */
             503: {
                 headers: {
@@ -1561,6 +1652,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            /** @description the token's tenant sent more requests a second, or has more in flight, than the service takes */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
             /** @description the judge's model gave no usable answer */
             502: {
                 headers: {
@@ -1570,7 +1670,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description the judge's model did not answer, or is misconfigured; or the persona store's database is busy, unreachable or not ready */
+            /** @description the judge's model did not answer, or is misconfigured; or the persona store's database is busy, unreachable or not ready; or the judge is at capacity and its queue full, or the request waited too long */
             503: {
                 headers: {
                     [name: string]: unknown;

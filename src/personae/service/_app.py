@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 from personae.errors import PersonaeError, ServiceError, service_error
 from personae.lm import CostMeter
 from personae.runs import redact, register_secrets
+from personae.service._admission import REASONS, TENANT_ADMISSION, Admission, McpAdmission
 from personae.service._models import ErrorBody, ErrorDetail, FieldError
 from personae.service.deps import ServiceSettings, ServiceState, documented
 from personae.store import PersonaStore
@@ -43,10 +44,11 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 T = TypeVar("T")
 
 class _Metrics:
-    """Prometheus counters of one app: requests, latencies, LM calls and tokens, the job queue."""
+    """Prometheus counters of one app: requests, latencies, LM calls and tokens, the job queue,
+    admission's refusals and the judge's queue."""
 
-    def __init__(self, store: PersonaStore, meter: CostMeter) -> None:
-        from prometheus_client import CollectorRegistry, Counter, Histogram, disable_created_metrics
+    def __init__(self, store: PersonaStore, meter: CostMeter, admission: Admission) -> None:
+        from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics
         from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
         disable_created_metrics()  # type: ignore[no-untyped-call]
@@ -56,6 +58,19 @@ class _Metrics:
         self.latency = Histogram("personae_http_request_duration_seconds", "time to answer a request",
                                  ["method", "route"], registry=self.registry,
                                  buckets=(.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60))
+        refused = Counter("personae_requests_refused", "requests refused by admission, by reason (rate_limit, "
+                          "tenant_concurrency: 429; queue_full, queue_timeout: 503)", ["reason"],
+                          registry=self.registry)
+        for reason in REASONS:
+            refused.labels(reason)
+        admission.refused = lambda reason: refused.labels(reason).inc()
+        for name, text, read in (
+                ("personae_judge_queue_depth", "judge requests waiting for a slot (every tenant)",
+                 lambda: admission.queue.depth),
+                ("personae_judge_in_flight", "judgments running (every tenant)", lambda: admission.queue.running),
+                ("personae_requests_in_flight", "admitted /v1 and /mcp requests not yet answered (every tenant)",
+                 lambda: admission.requests_in_flight)):
+            Gauge(name, text, registry=self.registry).set_function(read)
         queue: dict[str, Any] = {"at": 0.0, "counts": {}}
 
         counters = (("personae_lm_calls", "lm_calls", "LM requests that reached a model"),
@@ -165,12 +180,13 @@ class _Guard:
                 too_large = size > limit
                 body = b"".join(chunks)
                 sent = [False]
+                arrived = receive   # replay's own: ``receive`` names replay below
 
                 async def replay() -> Message:
                     if not sent[0]:
                         sent[0] = True
                         return {"type": "http.request", "body": body, "more_body": False}
-                    return await receive()
+                    return await arrived()   # after the body: the client's disconnect
 
                 receive = replay
             if too_large:
@@ -206,14 +222,15 @@ def create_app(store: PersonaStore, *, settings: ServiceSettings | None = None,
     for the whole process, updates included); without one, the app counts those its requests make.
     """
     from personae import __version__
-    from personae.service.routes import ROUTERS
+    from personae.service.routes import ROUTERS, operations
 
     settings = settings or ServiceSettings()
     secrets = tuple(s for s in settings.secrets if s)
     register_secrets(*secrets)   # the store's job records and logs redact them too
     own_meter = meter is None
     meter = meter or CostMeter()
-    metrics = _Metrics(store, meter)
+    admission = Admission(settings)
+    metrics = _Metrics(store, meter, admission)
     store.tokens.cache_s = settings.token_cache_s
 
     from personae.service.mcp import McpGate, create_mcp, current_store
@@ -236,6 +253,7 @@ def create_app(store: PersonaStore, *, settings: ServiceSettings | None = None,
                   responses=documented("unauthorized", "payload_too_large", "invalid_request", "store_unavailable",
                                        store_unavailable="the store's database is unavailable"))
     app.state.service = ServiceState(store, settings, meter, own_meter, secrets)
+    app.state.admission = admission
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -290,9 +308,11 @@ def create_app(store: PersonaStore, *, settings: ServiceSettings | None = None,
         app.add_exception_handler(database_error, _mapped)
     # no handler for Exception: a bug is answered (500, redacted log) by _Guard, outermost
 
-    for router in ROUTERS:
-        app.include_router(router)
-    app.mount("/mcp", McpGate(mcp_app, app.state.service))
+    for router in ROUTERS:   # health, readiness and metrics are never refused
+        guarded = router is not operations.router
+        app.include_router(router, dependencies=[TENANT_ADMISSION] if guarded else None,
+                           responses=documented("rate_limited") if guarded else None)
+    app.mount("/mcp", McpGate(McpAdmission(mcp_app, admission, lambda: current_store().tenant), app.state.service))
     if settings.console:
         from personae.web import ConsoleAccess, mount_console
 

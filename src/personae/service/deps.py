@@ -125,6 +125,6 @@ def documented(*kinds: str, **descriptions: str) -> dict[int | str, dict[str, An
 
 NOT_FOUND = documented("not_found", not_found="no such user (in this token's tenant)")
 """What a route on one user documents."""
-LM_ERRORS = documented("not_found", "lm_bad_answer", "lm_unavailable", "store_unavailable",
+LM_ERRORS = documented("not_found", "lm_bad_answer", "lm_unavailable", "store_unavailable", "overloaded",
                        not_found="no such user (in this token's tenant)")
 """What a route that asks the judge documents."""

@@ -6,6 +6,7 @@ No ``from __future__ import annotations`` here: FastAPI reads the annotations at
 from fastapi import APIRouter
 
 from personae.programs import Verdict
+from personae.service._admission import JUDGE_SLOT
 from personae.service._models import GenerationPrompt, JudgeRequest, RankRequest, prompt_text
 from personae.service.deps import LM_ERRORS, NOT_FOUND, Tenant, Timed, UserId
 from personae.store import Ranking
@@ -15,15 +16,16 @@ __all__ = ["router"]
 router = APIRouter(tags=["judging"])
 
 
-@router.post("/v1/users/{user_id}/judge", response_model=Verdict, responses=LM_ERRORS)
+@router.post("/v1/users/{user_id}/judge", response_model=Verdict, responses=LM_ERRORS, dependencies=[JUDGE_SLOT])
 def judge(user_id: UserId, body: JudgeRequest, tenant: Tenant, timed: Timed) -> Verdict:
     """Which response the user prefers ("A" or "B"), with its probability, by the current persona.
-    ``Server-Timing: store;dur=MS`` says how long the store and its judge took."""
+    ``Server-Timing: store;dur=MS`` says how long the store and its judge took (not the wait for a
+    judge slot: 503 ``overloaded`` when the judge's queue is full)."""
     return timed(lambda: tenant.judge(user_id, prompt_text(body.prompt), body.response_a, body.response_b,
                                       abstain_below=body.abstain_below))
 
 
-@router.post("/v1/users/{user_id}/rank", response_model=Ranking, responses=LM_ERRORS)
+@router.post("/v1/users/{user_id}/rank", response_model=Ranking, responses=LM_ERRORS, dependencies=[JUDGE_SLOT])
 def rank(user_id: UserId, body: RankRequest, tenant: Tenant, timed: Timed) -> Ranking:
     """The best of several drafts for the user, and their order (``Server-Timing`` as for judge)."""
     return timed(lambda: tenant.rank(user_id, prompt_text(body.prompt), body.candidates))

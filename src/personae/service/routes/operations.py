@@ -23,13 +23,15 @@ async def healthz() -> Health:
 
 
 @router.get("/readyz", response_model=Health, responses=documented("store_unavailable", store_unavailable="not ready"))
-def readyz(service: Annotated[ServiceState, Depends(service_state)]) -> Health:
+async def readyz(request: Request, service: Annotated[ServiceState, Depends(service_state)]) -> Health:
     """The store's database answers with a current schema, and a judge is loaded."""
+    import anyio.to_thread
+
     store = service.store
     if store.backend is None:
         raise ServiceError(503, "store_unavailable", "no judge backend is configured", retry_after=10)
-    try:
-        revision = store.ping()
+    try:   # on threads of its own: busy request threads do not make the service look unready
+        revision = await anyio.to_thread.run_sync(store.ping, limiter=request.app.state.admission.health)
     except Exception as exc:
         raise ServiceError(503, "store_unavailable", f"the persona store is not ready: {type(exc).__name__}",
                            retry_after=1) from None
