@@ -87,7 +87,7 @@ def test_every_route_through_the_client(tmp_path, lm) -> None:
     token = create_token(db, "acme")
     with serve_api(db, llm_args(lm)) as service, PersonaeClient(service.url, token=token) as client:
         assert client.health() == {"status": "ok", "detail": {}}
-        assert client.health(ready=True)["detail"] == {"schema": "0002", "judge": "llm"}
+        assert client.health(ready=True)["detail"] == {"schema": "0003", "judge": "llm"}
         assert not client.exists("u1") and client.users() == []
         with pytest.raises(UnknownUserError):
             client.persona("u1")

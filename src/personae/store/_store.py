@@ -25,6 +25,8 @@ from personae.evaluation import wilson_interval
 from personae.programs import PersonalizedJudge, Verdict, judge_path
 from personae.runs import describe_error, failure_kind
 from personae.signatures import generation_system_prompt
+from personae.store import _audit
+from personae.store._audit import AuditEntry
 from personae.store._backends import JudgeBackend, LLMJudgeBackend
 from personae.store._db import Database
 from personae.store._jobs import Job, JobQueue, UpdateWorker
@@ -545,6 +547,8 @@ class PersonaStore:
         if path is not None:
             target = Path(path)
             judge.save(judge_path(target, user_id) if target.is_dir() or not target.suffix else target)
+        with self._core.db.write() as conn:   # audited once the judge is out (see acting_as)
+            _audit.write(conn, self.tenant, user_id, "export")
         return judge
 
     def import_judges(self, source: str | os.PathLike[str] | Iterable[PersonalizedJudge], *,
@@ -585,16 +589,29 @@ class PersonaStore:
 
     def forget(self, user_id: str) -> dict[str, int]:
         """Remove everything the store holds on the user: preferences, personas, judgments, jobs.
-        Returns how many rows of each went; raises :class:`UnknownUserError` when there was none."""
+        Returns how many rows of each went; raises :class:`UnknownUserError` when there was none.
+        The audit log keeps that it happened (who, when; no text of the user's), written in the
+        same transaction as the delete."""
         removed = {}
         with self._core.db.write() as conn:
             for table in (preferences, personas, judgments, jobs):
                 result = conn.execute(table.delete().where(table.c.tenant == self.tenant,
                                                            table.c.user_id == user_id))
                 removed[table.name] = int(result.rowcount)
+            if any(removed.values()):
+                _audit.write(conn, self.tenant, user_id, "forget")
         if not any(removed.values()):
             raise UnknownUserError(user_id, self.tenant)
         return removed
+
+    def audit(self, limit: int = 100) -> list[AuditEntry]:
+        """This tenant's audit log, newest first (at most ``limit`` rows): every export and forget,
+        who did it (``token <id>``, ``console token <id>``, ``cli``, ``python``...), when, and the
+        service's request id. An operator read, not part of the declared API."""
+        if not isinstance(limit, int) or limit < 1:
+            raise ConfigError(f"limit must be a positive integer, got {limit!r}")
+        with self._core.db.read() as conn:
+            return _audit.read(conn, self.tenant, limit)
 
     # -- judging ------------------------------------------------------------------------------
     def _judging(self, user_id: str) -> tuple[JudgeBackend, PersonalizedJudge | None, int | None,
@@ -800,6 +817,11 @@ class AsyncPersonaStore:
         """Runs :meth:`personae.store.PersonaStore.forget` in a worker thread: remove everything held on
         the user; returns how many rows of each table went."""
         return await asyncio.to_thread(self.sync.forget, user_id)
+
+    async def audit(self, limit: int = 100) -> list[AuditEntry]:
+        """Runs :meth:`personae.store.PersonaStore.audit` in a worker thread: this tenant's audit log,
+        newest first."""
+        return await asyncio.to_thread(self.sync.audit, limit)
 
     async def users(self, *, limit: int | None = None, after: str | None = None) -> list[str]:
         """Runs :meth:`personae.store.PersonaStore.users` in a worker thread: the tenant's users in id
