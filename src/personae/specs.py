@@ -449,6 +449,14 @@ class TokenOptions:
 
     tenant: str | None = field(default=None, metadata={"help": "the tenant the token may see (list: only its)"})
     name: str = field(default="", metadata={"help": "a label for the token (who or what uses it)"})
+    scopes: list[str] = field(default_factory=list, metadata={
+        "flag": "--scope", "metavar": "SCOPE",
+        "help": "what the token may do: read, write, admin (export, forget, the console; also all read and write "
+                "do), ops (/metrics and /readyz under --private-ops); repeatable or a comma list (default: "
+                "read,write,admin, all a tenant's token could do before scopes)"})
+    expires: str | None = field(default=None, metadata={
+        "help": "when the token stops working: after 90s, 15m, 12h or 30d, or at an ISO date or time (UTC unless "
+                "it names a zone) (default: never; revoke it instead)"})
     token_id: str = field(default="", metadata={"positional": True, "help": "the id of the token to revoke"})
 
 
