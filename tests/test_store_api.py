@@ -75,3 +75,10 @@ def test_one_error_table_takes_an_error_to_http_and_back() -> None:
         if isinstance(exc, DataError):
             assert (back.record, back.field) == (3, "chosen")
     assert service_error(ValueError("a bug")) is None  # answered as internal, never mapped
+    from personae.errors import ServiceError
+
+    refused = ServiceError(403, "forbidden", "the bearer token lacks the 'admin' scope this needs")
+    assert ERROR_KINDS["forbidden"].status == 403 and not ERROR_KINDS["forbidden"].retry
+    back = store_error(refused, call="DELETE /v1/users/u1", user_id="u1")   # as unauthorized: the answer itself
+    assert isinstance(back, ServiceError) and (back.status, back.kind) == (403, "forbidden")
+    assert service_error(DataError("unreadable", source="persona version 2 of u1")) is None

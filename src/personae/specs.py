@@ -391,6 +391,7 @@ class ServiceSettings:
     ``threads``: request threads for the store's blocking calls. ``token_cache_s``: how long a
     token lookup is trusted (a revoked token stops working within it). ``secrets``: strings (an LM key)
     that must never appear in a response or log line, besides the environment's keys and tokens.
+    ``private_ops``: ``/metrics`` and ``/readyz`` answer only a token holding the ``ops`` scope.
     """
 
     auth: bool = field(default=True, metadata={
@@ -412,6 +413,8 @@ class ServiceSettings:
         "help": "the path prefix a proxy serves the API under (e.g. /personae)"})
     console: bool = field(default=True, metadata={
         "help": "serve the store console at /console (sign-in with a tenant token); --no-console: API only"})
+    private_ops: bool = field(default=False, metadata={
+        "help": "/metrics and /readyz only for a bearer token with the ops scope (/healthz stays open)"})
 
 
 @dataclass
