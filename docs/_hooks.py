@@ -108,6 +108,10 @@ def http_reference() -> str:
                 lines += [f"**{_escape(op['summary'])}**", ""]
             if op.get("description"):
                 lines += [op["description"].strip(), ""]
+            scopes = [scope for need in op.get("security", []) for names in need.values() for scope in names]
+            if scopes:
+                lines += [f"Scope: `{'`, `'.join(scopes)}`" + (" (only with `--private-ops`)" if scopes == ["ops"]
+                                                               else ""), ""]
             params = op.get("parameters", [])
             if params:
                 lines += ["| parameter | in | type | required | description |", "|---|---|---|---|---|"]

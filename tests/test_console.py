@@ -43,9 +43,10 @@ def _answer(body: dict[str, Any]) -> tuple[int, str]:
     return stub_answer(body)
 
 
-def _populate(db: Path, api_base: str) -> tuple[str, str]:
+def _populate(db: Path, api_base: str) -> dict[str, str]:
     """Tenant acme: alice (three versions), bob (one, and a failed job), mallory (HTML in her
-    texts); tenant other: zed. Returns a token of each tenant."""
+    texts); tenant other: zed. Returns a token of each tenant (``acme``, ``other``), the id of
+    acme's (``acme_id``), and a token of acme without the admin scope (``reader``)."""
     lm = get_lm("openai/stub-model", api_base=api_base, api_key="k", cache=False, num_retries=0)
     policy = UpdatePolicy(debounce_s=0.0, poll_s=0.05, min_pairs=4)
     with PersonaStore(db, lm=lm, policy=policy, background=False, tenant="acme") as acme:
@@ -63,21 +64,27 @@ def _populate(db: Path, api_base: str) -> tuple[str, str]:
                                               error="the model timed out 3 times", kind="timeout"))
         other = acme.for_tenant("other")
         other.add_preferences("zed", [record(0, user="zed")])
-        acme_token = acme.tokens.create("acme")[1]
+        made, acme_token = acme.tokens.create("acme")
         other_token = acme.tokens.create("other")[1]
-    return acme_token, other_token
+        reader = acme.tokens.create("acme", "reader", scopes=["read", "write"])[1]
+    return {"acme": acme_token, "other": other_token, "acme_id": made.id, "reader": reader}
 
 
 @pytest.fixture(scope="module")
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     db = tmp_path_factory.mktemp("console") / "store.db"
     with stub_server(_answer) as stub:
-        acme, other = _populate(db, stub.api_base)
+        tokens = _populate(db, stub.api_base)
         args = ["--judge", "openai/stub-model", "--api-base", stub.api_base, "--api-key", "k", "--no-cache",
                 "--lm-retries", "0", "--max-attempts", "2", "--debounce", "0"]
         with serve_api(db, args) as service:
-            yield {"url": service.url, "acme": acme, "other": other, "service": service, "db": db,
-                   "api_base": stub.api_base}
+            yield {"url": service.url, **tokens, "service": service, "db": db, "api_base": stub.api_base}
+
+
+def _audit(db: Path) -> list[tuple[str, str, str]]:
+    """Tenant acme's audit log, newest first: (action, user id, actor)."""
+    with PersonaStore(db, background=False, tenant="acme") as store:
+        return [(e.action, e.user_id, e.actor) for e in store.audit()]
 
 
 def _page(browser: Any, **options: Any) -> Any:
@@ -102,8 +109,12 @@ def test_sign_in_users_versions_chart_and_playground(browser: Any, served: dict[
     assert page.url.endswith("/console/login")   # nothing without signing in
     page.fill("#token", "not-a-token")
     page.click("button[type=submit]")
-    assert "unknown or revoked" in page.inner_text("[role=alert]")
+    assert "unknown, revoked or expired" in page.inner_text("[role=alert]")
     shot(page, "console-sign-in")
+    page.fill("#token", served["reader"])   # a live token of acme, without the admin scope
+    page.click("button[type=submit]")
+    assert "lacks the admin scope" in page.inner_text("[role=alert]") and page.url.endswith("/console/login")
+    assert page.goto(f"{url}/console/users").url.endswith("/console/login")   # and no session came of it
 
     _sign_in(page, url, served["acme"])
     users = page.locator("#users tbody tr td:first-child").all_inner_texts()
@@ -157,6 +168,7 @@ def test_sign_in_users_versions_chart_and_playground(browser: Any, served: dict[
         page.click("text=Download the user's judge")
     exported = json.loads(Path(download.value.path()).read_text())
     assert exported["user_id"] == "alice" and "revision 2" in exported["persona"]
+    assert _audit(served["db"])[0] == ("export", "alice", f"console token {served['acme_id']}")
 
     page.set_viewport_size({"width": 390, "height": 844})   # a phone: nothing wider than the screen
     page.goto(f"{url}/console/user?id=alice")
@@ -192,6 +204,7 @@ def test_forget_behind_a_confirmation_and_the_user_is_gone(browser: Any, served:
     page.click("#forget-form button")
     page.wait_for_url(re.compile(r"/console/users"))
     assert "Forgot bob" in page.inner_text("[role=status]")
+    assert _audit(served["db"])[0] == ("forget", "bob", f"console token {served['acme_id']}")
     assert "bob" not in page.locator("#users tbody").inner_text()
     shot(page, "console-forgotten")
     response = page.goto(f"{url}/console/user?id=bob")
@@ -215,6 +228,9 @@ def test_another_tenant_sees_only_its_own(browser: Any, served: dict[str, Any]) 
 def test_changes_need_the_sessions_token_and_this_origin(served: dict[str, Any]) -> None:
     url = served["url"]
     with httpx.Client(base_url=url, follow_redirects=False, timeout=30) as client:
+        lacking = client.post("/console/login", data={"token": served["reader"]})
+        assert lacking.status_code == 403 and "set-cookie" not in lacking.headers
+        assert "lacks the admin scope" in lacking.text
         signed = client.post("/console/login", data={"token": served["acme"]})
         assert signed.status_code == 303 and "HttpOnly" in signed.headers["set-cookie"]
         assert "SameSite=strict" in signed.headers["set-cookie"]
@@ -265,6 +281,10 @@ def test_store_console_for_one_operator(browser: Any, served: dict[str, Any]) ->
             page.wait_for_url(re.compile(r"/console/users$"))
             assert "alice" in page.inner_text("#users") and "tenant acme" in page.inner_text("header")
             shot(page, "store-console")
+            page.goto(f"{base}/console/user?id=alice")
+            with page.expect_download():
+                page.click("text=Download the user's judge")
+            assert _audit(served["db"])[0] == ("export", "alice", "console operator")
             page.close()
             assert token not in "".join(said[1:])   # the token is printed once, in the address
         finally:

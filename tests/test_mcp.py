@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -25,12 +26,18 @@ from mcp.client.stdio import StdioServerParameters  # noqa: E402
 
 from helpers import stub_answer  # noqa: E402
 from personae.service.mcp import TOOLS  # noqa: E402
-from personae.testing import create_token, serve_api, stub_server  # noqa: E402
+from personae.testing import create_token, serve_api, stub_server, tokens  # noqa: E402
 
 SECRET_KEY = "zq7Rkeyfor_the_mcp_stub_31337"
 
 
 _answer = stub_answer
+
+
+def _env(tmp_path: Path) -> dict[str, str]:
+    """The stdio server's environment: no keys of ours; the sources under test (PYTHONPATH) kept."""
+    kept = {"PYTHONPATH": os.environ["PYTHONPATH"]} if os.environ.get("PYTHONPATH") else {}
+    return {"DSPY_CACHEDIR": str(tmp_path / "cache"), "PATH": "/usr/bin:/bin", **kept}
 
 
 @pytest.fixture
@@ -94,17 +101,35 @@ async def _session_checks(client: Client) -> None:
     assert gone.is_error and "not_found" in _text(gone)
 
 
+def _audit(db: Path, tenant: str) -> list[Any]:
+    from personae.store import PersonaStore
+
+    with PersonaStore(db, background=False) as store:
+        return store.for_tenant(tenant).audit()
+
+
 def test_over_stdio_with_the_sdks_client(tmp_path: Path, lm) -> None:
     personae = str(Path(sys.executable).parent / "personae")
     params = StdioServerParameters(command=personae, args=["mcp", "--store", str(tmp_path / "s.db"),
                                                           *_model_args(lm.api_base)],
-                                   env={"DSPY_CACHEDIR": str(tmp_path / "cache"), "PATH": "/usr/bin:/bin"})
+                                   env=_env(tmp_path))
 
     async def main() -> None:
         async with Client(params) as client:
             await _session_checks(client)
 
     asyncio.run(main())
+    [forgotten] = _audit(tmp_path / "s.db", "default")
+    assert (forgotten.action, forgotten.user_id, forgotten.actor) == ("forget", "u1", "mcp (stdio)")
+
+
+def test_every_tool_needs_its_store_methods_scope() -> None:
+    from personae.store import API_SCOPES
+
+    assert {spec.name: spec.scope for spec in TOOLS} == {
+        "record_choice": "write", "get_persona": "read", "judge_drafts": "read", "rank_drafts": "read",
+        "system_prompt": "read", "persona_history": "read", "forget_user": "admin"}
+    assert all(spec.scope == API_SCOPES[spec.method] for spec in TOOLS)
 
 
 @contextlib.asynccontextmanager
@@ -120,7 +145,8 @@ async def _http_client(url: str, token: str | None) -> AsyncIterator[Client]:
 
 def test_over_http_on_the_service_behind_its_tokens(tmp_path: Path, lm) -> None:
     db = tmp_path / "s.db"
-    acme, other = create_token(db, "acme"), create_token(db, "other")
+    acme, other = create_token(db, "acme", "--scope", "admin"), create_token(db, "other")   # admin does it all
+    reader, writer = create_token(db, "acme", "--scope", "read"), create_token(db, "acme", "--scope", "write")
     with serve_api(db, _model_args(lm.api_base)) as service:
         url = f"{service.url}/mcp/"
 
@@ -131,8 +157,25 @@ def test_over_http_on_the_service_behind_its_tokens(tmp_path: Path, lm) -> None:
             async with _http_client(url, other) as client:   # another tenant sees none of acme's users
                 hidden = await client.call_tool("get_persona", {"user_id": "u1"})
                 assert hidden.is_error and "not_found" in _text(hidden)
+            async with _http_client(url, reader) as client:   # read alone: no recording, no forgetting
+                assert _data(await client.call_tool("get_persona", {"user_id": "u1"}))["pairs_seen"] == 1
+                denied = await client.call_tool("record_choice", _choice(3))
+                assert denied.is_error and _text(denied) == \
+                    "forbidden: the bearer token lacks the 'write' scope record_choice needs"
+                denied = await client.call_tool("forget_user", {"user_id": "u1"})
+                assert denied.is_error and _text(denied).startswith("forbidden: ") and "'admin'" in _text(denied)
+            async with _http_client(url, writer) as client:   # write alone: recording, and no reading
+                assert _data(await client.call_tool("record_choice", _choice(3)))["added"] == ["evt-3"]
+                denied = await client.call_tool("get_persona", {"user_id": "u1"})
+                assert denied.is_error and _text(denied).startswith("forbidden: ") and "'read'" in _text(denied)
+                assert (await client.call_tool("forget_user", {"user_id": "u1"})).is_error
 
         asyncio.run(main())
+        [forgotten] = _audit(db, "acme")   # the forget of the session checks, by the admin token, in its request
+        [admin_id] = [line.split()[0] for line in tokens(db, "list", "--tenant", "acme").splitlines()
+                      if line.split()[3] == "admin"]
+        assert (forgotten.action, forgotten.actor) == ("forget", f"token {admin_id}") and forgotten.request_id
+        assert "question" not in repr(forgotten) and acme not in repr(forgotten)
         import httpx
 
         # no token: refused before any MCP, as /v1 refuses
@@ -164,7 +207,7 @@ def test_a_react_agent_records_choices_and_reads_the_persona(tmp_path: Path, lm)
     personae = str(Path(sys.executable).parent / "personae")
     params = StdioServerParameters(command=personae, args=["mcp", "--store", str(tmp_path / "s.db"),
                                                           *_model_args(lm.api_base)],
-                                   env={"DSPY_CACHEDIR": str(tmp_path / "cache"), "PATH": "/usr/bin:/bin"})
+                                   env=_env(tmp_path))
 
     async def main() -> Any:
         async with Client(params) as client:

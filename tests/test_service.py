@@ -87,7 +87,7 @@ def test_every_route_through_the_client(tmp_path, lm) -> None:
     token = create_token(db, "acme")
     with serve_api(db, llm_args(lm)) as service, PersonaeClient(service.url, token=token) as client:
         assert client.health() == {"status": "ok", "detail": {}}
-        assert client.health(ready=True)["detail"] == {"schema": "0002", "judge": "llm"}
+        assert client.health(ready=True)["detail"] == {"schema": "0003", "judge": "llm"}
         assert not client.exists("u1") and client.users() == []
         with pytest.raises(UnknownUserError):
             client.persona("u1")
@@ -389,3 +389,118 @@ def test_the_client_retries_a_restarting_service(tmp_path, lm) -> None:
         assert "access-control-allow-origin" not in other.headers
     client.close()
     assert result and result[0].pairs_seen == 1
+
+
+MARKER = "zz-private-marker-5512"
+
+
+def _token_ids(db) -> dict[tuple[str, ...], str]:
+    from personae.store import PersonaStore
+
+    with PersonaStore(db, background=False) as store:
+        return {t.scopes: t.id for t in store.tokens.list()}
+
+
+def test_every_route_needs_its_scope_and_forgets_and_exports_are_audited(tmp_path, lm) -> None:
+    from personae.store import PersonaStore
+
+    db = tmp_path / "s.db"
+    admin, reader = create_token(db, "acme", "--scope", "admin"), create_token(db, "acme", "--scope", "read")
+    writer = create_token(db, "acme", "--scope", "write")
+    ids = _token_ids(db)
+    with serve_api(db, llm_args(lm)) as service, httpx.Client(base_url=service.url, timeout=60) as http:
+        def call(token: str, method: str, path: str, body: dict | None = None) -> httpx.Response:
+            return http.request(method, path, json=body, headers={"Authorization": f"Bearer {token}"})
+
+        def refused(answer: httpx.Response, scope: str) -> None:
+            assert answer.status_code == 403, answer.text
+            error = answer.json()["error"]
+            assert error["type"] == "forbidden" and f"'{scope}' scope" in error["message"], error
+            assert error["request_id"] == answer.headers["x-request-id"]
+
+        batch = {"preferences": [{**api_pair(i), "prompt": f"{MARKER} question {i}"} for i in range(4)]}
+        refused(call(reader, "POST", "/v1/users/u1/preferences", batch), "write")
+        added = call(writer, "POST", "/v1/users/u1/preferences", batch)
+        assert added.status_code == 202, added.text   # write alone may add...
+        job_id = added.json()["job_id"]
+        refused(call(writer, "GET", f"/v1/jobs/{job_id}"), "read")   # ...but not read
+        with PersonaeClient(service.url, token=reader) as client:
+            assert client.wait_job(job_id, timeout=60).status == "done"
+        reads = [("GET", "/v1/users", None), ("GET", "/v1/users/u1/preferences", None),
+                 ("GET", "/v1/users/u1/persona", None), ("GET", "/v1/users/u1/persona/history", None),
+                 ("GET", "/v1/users/u1/generation-prompt", None), ("GET", f"/v1/jobs/{job_id}", None),
+                 ("POST", "/v1/users/u1/judge", {"context": "q", "a": "x", "b": "y"}),
+                 ("POST", "/v1/users/u1/rank", {"context": "q", "candidates": ["x", "y"]})]
+        for method, path, body in reads:
+            assert call(reader, method, path, body).status_code == 200, path
+            assert call(admin, method, path, body).status_code == 200, path   # admin does all read does
+            refused(call(writer, method, path, body), "read")
+        assert call(admin, "POST", "/v1/users/u1/preferences", batch).status_code == 200   # and all write does
+        for token in (reader, writer):
+            refused(call(token, "GET", "/v1/users/u1/export"), "admin")
+            refused(call(token, "DELETE", "/v1/users/u1"), "admin")
+        with PersonaeClient(service.url, token=reader) as client, pytest.raises(ServiceError) as caught:
+            client.forget("u1")
+        assert (caught.value.status, caught.value.kind) == (403, "forbidden") and "'admin'" in caught.value.message
+
+        exported = call(admin, "GET", "/v1/users/u1/export")
+        assert exported.status_code == 200 and exported.json()["user_id"] == "u1"
+        forgotten = call(admin, "DELETE", "/v1/users/u1")
+        assert forgotten.status_code == 200 and forgotten.json()["removed"]["preferences"] == 4
+    with PersonaStore(db, background=False) as store:
+        entries = store.for_tenant("acme").audit()
+    # one row each, newest first, as the admin token (its id, never the secret) in the request that did it
+    assert [(e.action, e.user_id, e.actor, e.request_id) for e in entries] == [
+        ("forget", "u1", f"token {ids[('admin',)]}", forgotten.headers["x-request-id"]),
+        ("export", "u1", f"token {ids[('admin',)]}", exported.headers["x-request-id"])]
+    assert MARKER not in repr(entries) and admin not in repr(entries)
+
+
+def test_private_ops_and_an_expired_token_refused_though_cached(tmp_path, lm) -> None:
+    from personae.store import PersonaStore
+
+    db = tmp_path / "s.db"
+    reader, ops = create_token(db, "acme", "--scope", "read"), create_token(db, "acme", "--scope", "ops")
+    with serve_api(db, llm_args(lm, "--private-ops", "--token-cache", "60")) as service, \
+            httpx.Client(base_url=service.url, timeout=30) as http:
+        def get(path: str, token: str | None = None) -> httpx.Response:
+            return http.get(path, headers={"Authorization": f"Bearer {token}"} if token else {})
+
+        assert get("/healthz").status_code == 200   # liveness stays open
+        for path in ("/metrics", "/readyz"):
+            anonymous = get(path)
+            assert anonymous.status_code == 401 and anonymous.json()["error"]["type"] == "unauthorized", path
+            lacking = get(path, reader)
+            assert lacking.status_code == 403 and "'ops' scope" in lacking.json()["error"]["message"], path
+            assert get(path, ops).status_code == 200, path
+        assert "personae_http_requests_total" in get("/metrics", ops).text
+        assert get("/v1/users", ops).json()["error"]["type"] == "forbidden"   # ops reads no user
+
+        with PersonaStore(db, background=False) as store:   # a token that lives two seconds
+            record, brief = store.tokens.create("acme", "brief", scopes=["ops"], expires_at=time.time() + 2.0)
+        assert get("/metrics", brief).status_code == 200   # looked up now: cached for 60 s...
+        while time.time() < record.expires_at - 0.3:
+            assert get("/readyz", brief).status_code == 200
+            time.sleep(0.1)
+        while time.time() < record.expires_at + 0.05:
+            time.sleep(0.05)
+        late = get("/metrics", brief)   # ...but never past its expiry
+        assert late.status_code == 401 and "expired" in late.json()["error"]["message"]
+        assert get("/metrics", ops).status_code == 200
+
+
+def test_the_schema_names_the_one_scope_of_each_operation() -> None:
+    from personae.service import openapi_schema
+    from personae.store import API_SCOPES
+
+    schema = openapi_schema()
+    needs = {f"{method.upper()} {path}": (op.get("security") or [{}])[0].get("HTTPBearer")
+             for path, ops in schema["paths"].items() for method, op in ops.items()}
+    assert needs.pop("GET /healthz") is None
+    assert needs.pop("GET /metrics") == needs.pop("GET /readyz") == ["ops"]
+    assert all(len(scopes) == 1 for scopes in needs.values()), needs
+    assert needs["DELETE /v1/users/{user_id}"] == [API_SCOPES["forget"]] == ["admin"]
+    assert needs["GET /v1/users/{user_id}/export"] == ["admin"]
+    assert needs["POST /v1/users/{user_id}/preferences"] == ["write"]
+    assert {s[0] for k, s in needs.items() if k not in ("DELETE /v1/users/{user_id}", "GET /v1/users/{user_id}/export",
+                                                         "POST /v1/users/{user_id}/preferences")} == {"read"}

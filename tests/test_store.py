@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import threading
+import time
 from pathlib import Path
 
 import dspy
@@ -16,7 +18,7 @@ from personae.data import PreferenceRecord, Turn
 from personae.errors import ConfigError, DataError, LMCallError
 from personae.lm import ScriptedLM
 from personae.optimizers import PersonalizedJudge
-from personae.store import AsyncPersonaStore, PersonaStore, UnknownUserError, UpdatePolicy
+from personae.store import AsyncPersonaStore, PersonaStore, UnknownUserError, UpdatePolicy, acting_as
 
 SYNC = UpdatePolicy(debounce_s=0.0, poll_s=0.05)
 
@@ -329,13 +331,13 @@ def test_the_schema_is_migrated_by_alembic_from_an_older_revision(tmp_path) -> N
             command.upgrade(config, "0001")
         assert "api_tokens" not in sa.inspect(engine).get_table_names()
         with PersonaStore(path, background=False) as store:
-            assert store.ping() == "0002"
+            assert store.ping() == "0003"
             store.add_preferences("x", [pair(0, "x")])
             assert json.loads(json.dumps(store.persona("x").__dict__))["pairs_seen"] == 1
         with engine.connect() as conn:
-            assert conn.execute(sa.text("select version_num from alembic_version")).scalar() == "0002"
+            assert conn.execute(sa.text("select version_num from alembic_version")).scalar() == "0003"
             assert conn.execute(sa.text("pragma journal_mode")).scalar() == "wal"
-        assert "api_tokens" in sa.inspect(engine).get_table_names()
+        assert {"api_tokens", "audit"} <= set(sa.inspect(engine).get_table_names())
     finally:
         engine.dispose()
 
@@ -361,6 +363,122 @@ def test_tokens_are_stored_hashed_bound_to_a_tenant_and_revocable(target) -> Non
         assert store.tokens.tenant_of(secret) is None and store.tokens.tenant_of(other) == "globex"
         with pytest.raises(ConfigError):
             store.tokens.create("")
+
+
+def test_a_token_made_before_scopes_keeps_every_scope_it_had(target) -> None:
+    """A store at revision 0002 (tokens without scopes or expiry), with a token in it, migrates to
+    0003: the token still works, now holding read, write and admin, and never expires."""
+    from importlib.resources import files
+
+    from alembic import command
+    from alembic.config import Config
+
+    url = target if "postgresql" in target else f"sqlite:///{target}"
+    config = Config()
+    config.set_main_option("script_location", str(files("personae.store") / "migrations"))
+    engine = sa.create_engine(url)
+    secret = "pst_" + "made-by-release-two" * 2
+    try:
+        with engine.begin() as conn:
+            config.attributes["connection"] = conn
+            command.upgrade(config, "0002")
+            conn.execute(sa.text("insert into api_tokens (id, tenant, name, token_hash, created_at) "
+                                 "values ('old1', 'acme', 'ci', :h, 1.0)"),
+                         {"h": hashlib.sha256(secret.encode()).hexdigest()})
+        assert "audit" not in sa.inspect(engine).get_table_names()
+    finally:
+        engine.dispose()
+    with PersonaStore(target, background=False) as store:
+        assert store.ping() == "0003"
+        grant = store.tokens.grant_of(secret)
+        assert grant is not None and (grant.id, grant.tenant, grant.scopes, grant.expires_at) == \
+            ("old1", "acme", ("read", "write", "admin"), None)
+        assert all(grant.allows(scope) for scope in ("read", "write", "admin")) and not grant.allows("ops")
+        [listed] = store.tokens.list()
+        assert (listed.name, listed.scopes, listed.expires_at, listed.revoked_at) == \
+            ("ci", ("read", "write", "admin"), None, None)
+        acme = store.for_tenant(grant.tenant)   # what the service does with it: the tenant's view
+        acme.add_preferences("u1", [pair(0)])
+        with acting_as(f"token {grant.id}"):
+            assert acme.forget("u1")["preferences"] == 1
+        assert [(e.action, e.actor) for e in acme.audit()] == [("forget", "token old1")]
+
+
+def test_token_scopes_and_an_expiry_that_the_cache_never_outlives(target) -> None:
+    from personae.store._tokens import grants
+
+    with PersonaStore(target, background=False) as store:
+        store.tokens.cache_s = 60.0   # far longer than the token lives
+        record, secret = store.tokens.create("acme", "reader", scopes=["read"], expires_at=time.time() + 1.0)
+        assert record.scopes == ("read",) and record.expires_at is not None
+        grant = store.tokens.grant_of(secret)
+        assert grant is not None and grant.id == record.id and grant.allows("read")
+        assert not grant.allows("write") and not grant.allows("admin") and not grant.allows("ops")
+        assert store.tokens.cached_grant(secret) == (True, grant)   # cached now...
+        deadline = time.monotonic() + 10
+        while store.tokens.grant_of(secret) is not None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert store.tokens.grant_of(secret) is None and store.tokens.tenant_of(secret) is None   # ...not past expiry
+        assert time.time() >= record.expires_at
+        [listed] = store.tokens.list("acme")
+        assert listed.scopes == ("read",) and listed.expires_at == pytest.approx(record.expires_at)
+
+        _, full = store.tokens.create("acme", scopes="admin,write")   # a comma list, in any order
+        assert store.tokens.grant_of(full).scopes == ("write", "admin")
+        assert store.tokens.create("acme")[0].scopes == ("read", "write", "admin")   # the default: as before scopes
+        for bad in (["root"], [], "read,,nope"):
+            with pytest.raises(ConfigError, match="scope"):
+                store.tokens.create("acme", scopes=bad)
+        with pytest.raises(ConfigError, match="future"):
+            store.tokens.create("acme", expires_at=time.time() - 1)
+    assert grants(["admin"], "read") and grants(["admin"], "write") and not grants(["admin"], "ops")
+    assert not grants(["write"], "read") and grants(["ops"], "ops") and not grants(["read"], "write")
+
+
+MARKER = "zz-private-marker-7781"
+
+
+def test_exports_and_forgets_are_audited_without_user_text(target, tmp_path) -> None:
+    script = Script()
+    with PersonaStore(target, lm=script.lm, policy=SYNC, background=False, tenant="acme") as acme:
+        other = acme.for_tenant("globex")
+        acme.add_preferences("u1", [pair(i, prompt=f"{MARKER} question {i}") for i in range(5)])
+        other.add_preferences("u1", [pair(0)])
+        acme.process_jobs()
+        acme.export("u1", tmp_path)   # plain Python: the actor is "python"
+        with acting_as("cli"):
+            acme.forget("u1")
+        with pytest.raises(UnknownUserError), acting_as("cli"):
+            acme.forget("u1")         # nothing forgotten: nothing audited
+        entries = acme.audit()
+        assert [(e.action, e.user_id, e.actor, e.tenant, e.request_id) for e in entries] == \
+            [("forget", "u1", "cli", "acme", None), ("export", "u1", "python", "acme", None)]   # newest first
+        assert entries[0].at >= entries[1].at and entries[0].id > entries[1].id
+        assert MARKER not in json.dumps([e.__dict__ for e in entries])
+        assert acme.audit(limit=1) == entries[:1] and other.audit() == []   # one tenant's log
+        with acting_as("token abc", request_id="req-1"):
+            asyncio.run(AsyncPersonaStore(other).forget("u1"))   # a worker thread keeps the actor
+        assert [(e.actor, e.request_id) for e in other.audit()] == [("token abc", "req-1")]
+        with pytest.raises(ConfigError):
+            acme.audit(limit=0)
+
+
+def test_a_forget_and_its_audit_row_are_one_transaction(tmp_path, monkeypatch) -> None:
+    from personae.store import _audit
+
+    with PersonaStore(tmp_path / "s.db", background=False) as store:
+        store.add_preferences("u1", [pair(0)])
+
+        def fail(*args: object) -> None:
+            raise RuntimeError("the audit log is unwritable")
+
+        monkeypatch.setattr(_audit, "write", fail)
+        with pytest.raises(RuntimeError):
+            store.forget("u1")
+        assert store.preferences("u1")   # not forgotten without its audit row
+        monkeypatch.undo()
+        store.forget("u1")
+        assert not store.exists("u1") and [e.action for e in store.audit()] == ["forget"]
 
 
 def test_store_files_stay_beside_the_path(tmp_path: Path) -> None:

@@ -7,7 +7,7 @@ import inspect
 import pytest
 
 from personae.client import AsyncPersonaeClient, PersonaeClient
-from personae.store import API_METHODS, AsyncPersonaStore, AsyncStoreAPI, PersonaStore, StoreAPI
+from personae.store import API_METHODS, API_SCOPES, AsyncPersonaStore, AsyncStoreAPI, PersonaStore, StoreAPI
 
 
 def _shape(function: object) -> list[tuple[str, object]]:
@@ -18,6 +18,14 @@ def _shape(function: object) -> list[tuple[str, object]]:
 def test_the_declaration_lists_the_api() -> None:
     assert API_METHODS[:3] == ("add_preferences", "preferences", "users") and "judge" in API_METHODS
     assert len(API_METHODS) == 14
+
+
+def test_every_declared_method_needs_one_scope_declared_beside_it() -> None:
+    assert list(API_SCOPES) == list(API_METHODS)   # every method, in declaration order, and no other
+    assert set(API_SCOPES.values()) == {"read", "write", "admin"}   # ops is for /metrics and /readyz only
+    assert API_SCOPES["add_preferences"] == "write"
+    assert {m for m, s in API_SCOPES.items() if s == "admin"} == {"export", "forget", "fitted_judge"}
+    assert API_SCOPES["judge"] == API_SCOPES["rank"] == "read"   # judging changes nothing
 
 
 @pytest.mark.parametrize("name", API_METHODS)
@@ -67,4 +75,10 @@ def test_one_error_table_takes_an_error_to_http_and_back() -> None:
         if isinstance(exc, DataError):
             assert (back.record, back.field) == (3, "chosen")
     assert service_error(ValueError("a bug")) is None  # answered as internal, never mapped
+    from personae.errors import ServiceError
+
+    refused = ServiceError(403, "forbidden", "the bearer token lacks the 'admin' scope this needs")
+    assert ERROR_KINDS["forbidden"].status == 403 and not ERROR_KINDS["forbidden"].retry
+    back = store_error(refused, call="DELETE /v1/users/u1", user_id="u1")   # as unauthorized: the answer itself
+    assert isinstance(back, ServiceError) and (back.status, back.kind) == (403, "forbidden")
     assert service_error(DataError("unreadable", source="persona version 2 of u1")) is None

@@ -85,3 +85,51 @@ def test_tokens_under_store_and_serve_api_are_one_command(db: Path, capsys) -> N
     assert main(["serve-api", "tokens", "list", "--store", str(db)]) == 0
     listed = capsys.readouterr().out
     assert "acme" in listed and "live" in listed and secret not in listed
+
+
+def test_exports_and_forgets_from_the_cli_are_audited_as_cli(db: Path, tmp_path: Path, capsys) -> None:
+    assert store(db, capsys, "audit", "--json")[1].strip() == "[]"
+    assert store(db, capsys, "export", "ana", "--out", str(tmp_path))[0] == 0
+    assert store(db, capsys, "forget", "ana", "--yes")[0] == 0
+    code, out, _ = store(db, capsys, "audit", "--json")
+    rows = json.loads(out)
+    assert code == 0 and [(r["action"], r["user_id"], r["actor"], r["tenant"], r["request_id"]) for r in rows] == \
+        [("forget", "ana", "cli", "acme", None), ("export", "ana", "cli", "acme", None)]
+    assert "question" not in out and "answer" not in out   # ids and times, never the user's text
+    assert json.loads(store(db, capsys, "audit", "--limit", "1", "--json")[1]) == rows[:1]
+    assert "at: 20" in store(db, capsys, "audit")[1]   # times as dates on a terminal
+
+
+def test_tokens_take_scopes_and_an_expiry(db: Path, capsys) -> None:
+    from personae.store import PersonaStore
+
+    def tokens(*argv: str) -> tuple[int, str, str]:
+        code = main(["store", "tokens", *argv, "--store", str(db)])
+        out, err = capsys.readouterr()
+        return code, out, err
+
+    code, out, _ = tokens("create", "--tenant", "acme", "--scope", "read", "--scope", "ops", "--expires", "30d")
+    assert code == 0 and "scopes read,ops" in out and "expires 20" in out
+    assert tokens("create", "--tenant", "acme", "--scope", "write,admin", "--name", "ci")[0] == 0
+    assert "scopes read,write,admin, expires never" in tokens("create", "--tenant", "acme")[1]   # the default
+    listed = tokens("list", "--tenant", "acme")[1].splitlines()
+    assert [line.split()[2:4] for line in listed] == [["live", "read,ops"], ["live", "write,admin"],
+                                                      ["live", "read,write,admin"]]
+    assert "expires never  ci" in listed[1]
+    with PersonaStore(db, background=False) as opened:
+        first = opened.tokens.list("acme")[0]
+    assert first.expires_at is not None and 29.9 < (first.expires_at - first.created_at) / 86400 < 30.1
+    for bad, said in ((["--scope", "root"], "unknown token scope 'root'"), (["--expires", "soon"], "--expires takes"),
+                      (["--expires", "2001-01-01"], "in the past"), (["--expires", "0s"], "a moment")):
+        code, _, err = tokens("create", "--tenant", "acme", *bad)
+        assert code == 2 and said in err, err
+
+
+def test_expiry_spans_and_dates() -> None:
+    from personae.cli._common import parse_expiry
+
+    now = 1_800_000_000.0
+    assert [parse_expiry(t, now=now) - now for t in ("90s", "15m", "12h", "30d", "1.5h")] == \
+        [90, 900, 43200, 2592000, 5400]
+    assert parse_expiry("2027-02-01", now=now) == 1801440000.0   # a date: its midnight UTC
+    assert parse_expiry("2027-02-01T01:00:00+01:00", now=now) == 1801440000.0

@@ -193,7 +193,8 @@ class ErrorKind:
 
 ERROR_KINDS: dict[str, ErrorKind] = {k.kind: k for k in (
     ErrorKind("invalid_request", 422, "a malformed request (the field is named), or one the judge's model refused"),
-    ErrorKind("unauthorized", 401, "no bearer token, or an unknown or revoked one"),
+    ErrorKind("unauthorized", 401, "no bearer token, or an unknown, revoked or expired one"),
+    ErrorKind("forbidden", 403, "the token lacks the scope this needs (the message names it)"),
     ErrorKind("not_found", 404, "no such user or job in this token's tenant"),
     ErrorKind("no_route", 404, "no such route"),
     ErrorKind("method_not_allowed", 405, "the route takes another method"),

@@ -395,6 +395,7 @@ class ServiceSettings:
     :mod:`personae.service._admission`). ``token_cache_s``: how long a
     token lookup is trusted (a revoked token stops working within it). ``secrets``: strings (an LM key)
     that must never appear in a response or log line, besides the environment's keys and tokens.
+    ``private_ops``: ``/metrics`` and ``/readyz`` answer only a token holding the ``ops`` scope.
     """
 
     auth: bool = field(default=True, metadata={
@@ -430,6 +431,8 @@ class ServiceSettings:
         "help": "the path prefix a proxy serves the API under (e.g. /personae)"})
     console: bool = field(default=True, metadata={
         "help": "serve the store console at /console (sign-in with a tenant token); --no-console: API only"})
+    private_ops: bool = field(default=False, metadata={
+        "help": "/metrics and /readyz only for a bearer token with the ops scope (/healthz stays open)"})
 
 
 @dataclass
@@ -474,6 +477,14 @@ class TokenOptions:
 
     tenant: str | None = field(default=None, metadata={"help": "the tenant the token may see (list: only its)"})
     name: str = field(default="", metadata={"help": "a label for the token (who or what uses it)"})
+    scopes: list[str] = field(default_factory=list, metadata={
+        "flag": "--scope", "metavar": "SCOPE",
+        "help": "what the token may do: read, write, admin (export, forget, the console; also all read and write "
+                "do), ops (/metrics and /readyz under --private-ops); repeatable or a comma list (default: "
+                "read,write,admin, all a tenant's token could do before scopes)"})
+    expires: str | None = field(default=None, metadata={
+        "help": "when the token stops working: after 90s, 15m, 12h or 30d, or at an ISO date or time (UTC unless "
+                "it names a zone) (default: never; revoke it instead)"})
     token_id: str = field(default="", metadata={"positional": True, "help": "the id of the token to revoke"})
 
 

@@ -55,7 +55,8 @@ export class LMCallError extends PersonaeError {}
 /** The user has no persona yet (an export before the first fit). */
 export class NoPersonaError extends PersonaeError {}
 
-/** Any other refusal of the service (a bad token, a body too large, a server that stays away). */
+/** Any other refusal of the service (a bad token; one without the scope the call needs, kind "forbidden"; a body
+ * too large; a server that stays away). */
 export class ServiceError extends PersonaeError {}
 
 export interface ClientOptions {

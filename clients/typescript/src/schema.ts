@@ -9,7 +9,7 @@ export interface paths {
         };
         /**
          * Healthz
-         * @description The process answers.
+         * @description The process answers (liveness: always open, even with ``--private-ops``).
          */
         get: operations["healthz_healthz_get"];
         put?: never;
@@ -29,7 +29,8 @@ export interface paths {
         };
         /**
          * Metrics Text
-         * @description Prometheus metrics: requests and latencies by route, LM calls and tokens, update jobs.
+         * @description Prometheus metrics: requests and latencies by route, LM calls and tokens, update jobs (with
+         *     ``--private-ops``: to a token with the ``ops`` scope).
          */
         get: operations["metrics_text_metrics_get"];
         put?: never;
@@ -49,7 +50,8 @@ export interface paths {
         };
         /**
          * Readyz
-         * @description The store's database answers with a current schema, and a judge is loaded.
+         * @description The store's database answers with a current schema, and a judge is loaded (with ``--private-ops``:
+         *     to a token with the ``ops`` scope).
          */
         get: operations["readyz_readyz_get"];
         put?: never;
@@ -325,7 +327,7 @@ export interface components {
             retry_after?: number | null;
             /**
              * Type
-             * @description the kind of error: invalid_request (422): a malformed request (the field is named), or one the judge's model refused; unauthorized (401): no bearer token, or an unknown or revoked one; not_found (404): no such user or job in this token's tenant; no_route (404): no such route; method_not_allowed (405): the route takes another method; timeout (408): the request body did not arrive in time; conflict (409): the user has no persona version yet (or not the one asked for); payload_too_large (413): the body is larger than the service takes; rate_limited (429): the token's tenant sent more requests a second, or has more in flight, than the service takes; internal (500): a bug; the server log has the details under the request id; lm_bad_answer (502): the judge's model gave no usable answer; lm_unavailable (503): the judge's model did not answer, or is misconfigured; store_unavailable (503): the persona store's database is busy, unreachable or not ready; overloaded (503): the judge is at capacity and its queue full, or the request waited too long
+             * @description the kind of error: invalid_request (422): a malformed request (the field is named), or one the judge's model refused; unauthorized (401): no bearer token, or an unknown, revoked or expired one; forbidden (403): the token lacks the scope this needs (the message names it); not_found (404): no such user or job in this token's tenant; no_route (404): no such route; method_not_allowed (405): the route takes another method; timeout (408): the request body did not arrive in time; conflict (409): the user has no persona version yet (or not the one asked for); payload_too_large (413): the body is larger than the service takes; rate_limited (429): the token's tenant sent more requests a second, or has more in flight, than the service takes; internal (500): a bug; the server log has the details under the request id; lm_bad_answer (502): the judge's model gave no usable answer; lm_unavailable (503): the judge's model did not answer, or is misconfigured; store_unavailable (503): the persona store's database is busy, unreachable or not ready; overloaded (503): the judge is at capacity and its queue full, or the request waited too long
              */
             type: string;
         };
@@ -651,8 +653,17 @@ export interface operations {
                     "application/json": components["schemas"]["Health"];
                 };
             };
-            /** @description no bearer token, or an unknown or revoked one */
+            /** @description no bearer token, or an unknown, revoked or expired one */
             401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the token lacks the scope this needs (the message names it) */
+            403: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -707,8 +718,17 @@ export interface operations {
                     "text/plain": string;
                 };
             };
-            /** @description no bearer token, or an unknown or revoked one */
+            /** @description with --private-ops: no token, or an unknown, revoked or expired one */
             401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description with --private-ops: the token lacks the ops scope */
+            403: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -763,8 +783,17 @@ export interface operations {
                     "application/json": components["schemas"]["Health"];
                 };
             };
-            /** @description no bearer token, or an unknown or revoked one */
+            /** @description with --private-ops: no token, or an unknown, revoked or expired one */
             401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description with --private-ops: the token lacks the ops scope */
+            403: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -821,8 +850,17 @@ export interface operations {
                     "application/json": components["schemas"]["Job"];
                 };
             };
-            /** @description no bearer token, or an unknown or revoked one */
+            /** @description no bearer token, or an unknown, revoked or expired one */
             401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the token lacks the scope this needs (the message names it) */
+            403: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -898,8 +936,17 @@ export interface operations {
                     "application/json": components["schemas"]["UserList"];
                 };
             };
-            /** @description no bearer token, or an unknown or revoked one */
+            /** @description no bearer token, or an unknown, revoked or expired one */
             401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the token lacks the scope this needs (the message names it) */
+            403: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -966,8 +1013,17 @@ export interface operations {
                     "application/json": components["schemas"]["Forgotten"];
                 };
             };
-            /** @description no bearer token, or an unknown or revoked one */
+            /** @description no bearer token, or an unknown, revoked or expired one */
             401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the token lacks the scope this needs (the message names it) */
+            403: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -1047,8 +1103,17 @@ export interface operations {
                     };
                 };
             };
-            /** @description no bearer token, or an unknown or revoked one */
+            /** @description no bearer token, or an unknown, revoked or expired one */
             401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the token lacks the scope this needs (the message names it) */
+            403: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -1133,8 +1198,17 @@ export interface operations {
                     "application/json": components["schemas"]["GenerationPrompt"];
                 };
             };
-            /** @description no bearer token, or an unknown or revoked one */
+            /** @description no bearer token, or an unknown, revoked or expired one */
             401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the token lacks the scope this needs (the message names it) */
+            403: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -1214,8 +1288,17 @@ export interface operations {
                     "application/json": components["schemas"]["Verdict"];
                 };
             };
-            /** @description no bearer token, or an unknown or revoked one */
+            /** @description no bearer token, or an unknown, revoked or expired one */
             401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the token lacks the scope this needs (the message names it) */
+            403: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -1300,8 +1383,17 @@ export interface operations {
                     "application/json": components["schemas"]["PersonaState"];
                 };
             };
-            /** @description no bearer token, or an unknown or revoked one */
+            /** @description no bearer token, or an unknown, revoked or expired one */
             401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the token lacks the scope this needs (the message names it) */
+            403: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -1377,8 +1469,17 @@ export interface operations {
                     "application/json": components["schemas"]["HistoryOut"];
                 };
             };
-            /** @description no bearer token, or an unknown or revoked one */
+            /** @description no bearer token, or an unknown, revoked or expired one */
             401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the token lacks the scope this needs (the message names it) */
+            403: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -1454,8 +1555,17 @@ export interface operations {
                     "application/json": components["schemas"]["PreferenceList"];
                 };
             };
-            /** @description no bearer token, or an unknown or revoked one */
+            /** @description no bearer token, or an unknown, revoked or expired one */
             401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the token lacks the scope this needs (the message names it) */
+            403: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -1544,8 +1654,17 @@ export interface operations {
                     "application/json": components["schemas"]["AddResult"];
                 };
             };
-            /** @description no bearer token, or an unknown or revoked one */
+            /** @description no bearer token, or an unknown, revoked or expired one */
             401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the token lacks the scope this needs (the message names it) */
+            403: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -1616,8 +1735,17 @@ export interface operations {
                     "application/json": components["schemas"]["Ranking"];
                 };
             };
-            /** @description no bearer token, or an unknown or revoked one */
+            /** @description no bearer token, or an unknown, revoked or expired one */
             401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the token lacks the scope this needs (the message names it) */
+            403: {
                 headers: {
                     [name: string]: unknown;
                 };

@@ -224,9 +224,9 @@ def register_tokens(sub: Any) -> None:
 
     tokens = sub.add_parser("tokens", help="create, list and revoke the service's bearer tokens")
     verbs = tokens.add_subparsers(dest="verb", metavar="VERB", required=True)
-    create = verbs.add_parser("create", help="a new token bound to a tenant (shown once)")
-    add_config_options(create, TokenOptions, only=("tenant", "name"), required=("tenant",))
-    listing = verbs.add_parser("list", help="the tokens (ids, tenants, names; never the secrets)")
+    create = verbs.add_parser("create", help="a new token bound to a tenant, with its scopes and expiry (shown once)")
+    add_config_options(create, TokenOptions, only=("tenant", "name", "scopes", "expires"), required=("tenant",))
+    listing = verbs.add_parser("list", help="the tokens (ids, tenants, scopes, expiry, names; never the secrets)")
     add_config_options(listing, TokenOptions, only=("tenant",))
     revoke = verbs.add_parser("revoke", help="revoke a token by its id (effective within 5 s)")
     add_config_options(revoke, TokenOptions, only=("token_id",))
@@ -238,19 +238,65 @@ def register_tokens(sub: Any) -> None:
         verb.set_defaults(run=run_tokens)
 
 
+_SPANS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_expiry(text: str, *, now: float | None = None) -> float:
+    """``--expires``: seconds since the epoch from a span (``90s``, ``15m``, ``12h``, ``30d``) or an
+    ISO date or time (UTC unless it names a zone); :class:`ConfigError` for anything else."""
+    import re
+    import time
+    from datetime import datetime, timezone
+
+    from personae.errors import ConfigError
+
+    now = time.time() if now is None else now
+    span = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smhd])\s*", text.lower())
+    if span:
+        seconds = float(span.group(1)) * _SPANS[span.group(2)]
+        if seconds <= 0:
+            raise ConfigError(f"--expires {text!r}: a token must live a moment at least")
+        return now + seconds
+    try:
+        at = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise ConfigError(f"--expires takes a span (90s, 15m, 12h, 30d) or an ISO date or time "
+                          f"(2027-01-31, 2027-01-31T18:00:00+01:00), not {text!r}") from None
+    moment = (at if at.tzinfo is not None else at.replace(tzinfo=timezone.utc)).timestamp()
+    if moment <= now:
+        raise ConfigError(f"--expires {text!r} is in the past")
+    return moment
+
+
+def _when(seconds: float | None) -> str:
+    from datetime import datetime, timezone
+
+    return "never" if seconds is None else datetime.fromtimestamp(seconds, timezone.utc).isoformat(timespec="seconds")
+
+
 def run_tokens(args: argparse.Namespace) -> int:
     """Create, list or revoke a token; the secret is printed once, at creation."""
-    from personae.store import PersonaStore
+    import time
 
+    from personae.store import PersonaStore
+    from personae.store._tokens import DEFAULT_SCOPES, scopes_of
+
+    if args.verb == "create":   # options are checked before the store is opened
+        scopes = scopes_of(args.scopes) if args.scopes else DEFAULT_SCOPES
+        expires_at = parse_expiry(args.expires) if args.expires else None
     with PersonaStore(args.store, background=False) as store:
         if args.verb == "create":
-            record, secret = store.tokens.create(args.tenant, args.name)
-            print(f"token {record.id} for tenant {record.tenant!r} in {store.database}; it is shown only now:")
+            record, secret = store.tokens.create(args.tenant, args.name, scopes=scopes, expires_at=expires_at)
+            print(f"token {record.id} for tenant {record.tenant!r} in {store.database}, scopes "
+                  f"{','.join(record.scopes)}, expires {_when(record.expires_at)}; it is shown only now:")
             print(secret)
         elif args.verb == "list":
+            now = time.time()
             for token in store.tokens.list(args.tenant):
-                state = "revoked" if token.revoked_at is not None else "live"
-                print(f"{token.id}  {token.tenant}  {state}  {token.name}")
+                state = "revoked" if token.revoked_at is not None else \
+                    "expired" if token.expires_at is not None and token.expires_at <= now else "live"
+                print(f"{token.id}  {token.tenant}  {state}  {','.join(token.scopes)}  "
+                      f"expires {_when(token.expires_at)}  {token.name}".rstrip())
         elif not store.tokens.revoke(args.token_id):
             print(f"personae: error: no live token {args.token_id!r}", file=sys.stderr)
             return 2

@@ -35,6 +35,7 @@ def register(sub: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     """Serve until the client closes stdin; returns 0."""
     from personae.service import create_mcp, open_store
+    from personae.service.mcp import Caller
 
     options = config_from_args(McpOptions, args)
 
@@ -44,7 +45,8 @@ def run(args: argparse.Namespace) -> int:
     with open_store(options.store, options.judge, lm_for, writer=args.model, logprobs=options.logprobs,
                     device=options.device, debounce=options.debounce) as store:
         view = store.for_tenant(options.tenant)
-        server = create_mcp(lambda: view, secrets=tuple(s for s in (args.api_key,) if s))
+        caller = Caller(view, actor="mcp (stdio)")   # the operator's own process: every scope; audited as such
+        server = create_mcp(lambda: view, secrets=tuple(s for s in (args.api_key,) if s), caller_for=lambda: caller)
         print(f"personae mcp: {store.database}, tenant {options.tenant!r}, on stdio", file=sys.stderr, flush=True)
         server.run("stdio")
     return 0

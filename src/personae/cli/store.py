@@ -2,7 +2,8 @@
 
 The verbs are declared once in :data:`VERBS` (the arguments each takes, the store call it
 makes); the parser and the output come from that table. Text for a terminal by default,
-``--json`` for scripts. ``personae store tokens`` manages the service's bearer tokens.
+``--json`` for scripts. Exports and forgets are audited as ``cli`` (``personae store audit``
+lists the log). ``personae store tokens`` manages the service's bearer tokens.
 """
 
 from __future__ import annotations
@@ -69,6 +70,8 @@ VERBS: tuple[Verb, ...] = (
          ("user_id", "yes", "erase_now"), _forget),
     Verb("jobs", "update jobs, newest first: pending, running, done, and failed with their reasons",
          ("status", "limit"), lambda store, a: store.jobs(status=a.status, limit=a.limit)),
+    Verb("audit", "the audit log, newest first: every export and forget, by whom (token id, console, cli...) "
+         "and when", ("limit",), lambda store, a: store.audit(limit=a.limit)),
 )
 """The verbs of ``personae store``, declared once."""
 
@@ -78,7 +81,8 @@ def register(sub: Any) -> None:
     parser = sub.add_parser("store", help="the persona store for its operator: users, personas, jobs, tokens",
                             description="Read and manage a persona store (an SQLite file or a PostgreSQL URL) "
                                         "without the service: its users, their personas and history, exports "
-                                        "and imports of fitted judges, forgetting a user, update jobs, tokens.")
+                                        "and imports of fitted judges, forgetting a user, update jobs, the audit "
+                                        "log, tokens.")
     verbs = parser.add_subparsers(dest="verb", metavar="VERB", required=True)
     defaults = {"store": os.environ.get("PERSONAE_STORE", "personae.db")}
     for verb in VERBS:
@@ -106,11 +110,11 @@ def register(sub: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     """Answer the verb from the store and print it; exit status 0 (2 for what the store refuses)."""
     from personae.errors import ConfigError
-    from personae.store import PersonaStore
+    from personae.store import PersonaStore, acting_as
 
     if "://" not in args.store and not Path(args.store).exists():   # reading a mistyped path would create it
         raise ConfigError(f"no store at {args.store}: give an existing SQLite file or a postgresql:// URL")
-    with PersonaStore(args.store, background=False) as root:
+    with PersonaStore(args.store, background=False) as root, acting_as("cli"):
         answer = args.call(root.for_tenant(args.tenant), args)
     print(json.dumps(_plain(answer), indent=1) if args.json else _text(_plain(answer)))
     return 0
@@ -154,11 +158,11 @@ def _plain(value: Any) -> Any:
 
 
 def _scalar(key: str, value: Any) -> str:
-    """A value for a terminal: ``-`` for none, times (``*_at``, seconds since the epoch) as UTC
-    dates, other fractions to four decimals."""
+    """A value for a terminal: ``-`` for none, times (``at``, ``*_at``: seconds since the epoch) as
+    UTC dates, other fractions to four decimals."""
     if value is None or value == "":
         return "-"
-    if isinstance(value, float) and key.endswith("_at"):
+    if isinstance(value, float) and (key == "at" or key.endswith("_at")):
         return datetime.fromtimestamp(value, timezone.utc).isoformat(timespec="seconds")
     if isinstance(value, float):
         return f"{value:.4g}"

@@ -31,10 +31,10 @@ from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, MutableMapping
 from contextlib import AsyncExitStack, asynccontextmanager, contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any
 
 from personae.errors import ConfigError, ServiceError
-from personae.service.deps import Tenant
+from personae.service.deps import token_tenant
 from personae.specs import ServiceSettings
 
 try:
@@ -281,13 +281,16 @@ def _admission(request: Request) -> Admission:
     return admission
 
 
-async def _tenant_admitted(request: Request, tenant: Tenant) -> AsyncIterator[None]:
-    with _admission(request).tenant(tenant.tenant):
+TokenTenant = Annotated[str, Depends(token_tenant)]
+
+
+async def _tenant_admitted(request: Request, tenant: TokenTenant) -> AsyncIterator[None]:
+    with _admission(request).tenant(tenant):
         yield
 
 
-async def _judge_slot(request: Request, tenant: Tenant) -> AsyncIterator[None]:
-    async with _admission(request).judging(tenant.tenant, _disconnect(request.receive)):
+async def _judge_slot(request: Request, tenant: TokenTenant) -> AsyncIterator[None]:
+    async with _admission(request).judging(tenant, _disconnect(request.receive)):
         yield
 
 

@@ -233,9 +233,9 @@ def create_app(store: PersonaStore, *, settings: ServiceSettings | None = None,
     metrics = _Metrics(store, meter, admission)
     store.tokens.cache_s = settings.token_cache_s
 
-    from personae.service.mcp import McpGate, create_mcp, current_store
+    from personae.service.mcp import McpGate, create_mcp, current_caller, current_store
 
-    mcp = create_mcp(current_store, secrets=secrets)
+    mcp = create_mcp(current_store, secrets=secrets, caller_for=current_caller)
     mcp_app = mcp.streamable_http_app(streamable_http_path="/", stateless_http=True, json_response=True)
 
     @contextlib.asynccontextmanager
@@ -250,7 +250,8 @@ def create_app(store: PersonaStore, *, settings: ServiceSettings | None = None,
                   description="Personas and personalized judges for an application's users, kept current from "
                               "their pairwise preferences. The same store is an MCP server at /mcp.",
                   lifespan=lifespan,
-                  responses=documented("unauthorized", "payload_too_large", "invalid_request", "store_unavailable",
+                  responses=documented("unauthorized", "forbidden", "payload_too_large", "invalid_request",
+                                       "store_unavailable",
                                        store_unavailable="the store's database is unavailable"))
     app.state.service = ServiceState(store, settings, meter, own_meter, secrets)
     app.state.admission = admission

@@ -5,9 +5,11 @@ routes' own request model, so an MCP call is validated as a REST body is) and it
 :func:`create_mcp` builds an ``MCPServer`` (the official ``mcp`` SDK) from that table over any
 store view: ``personae mcp --store URL`` serves it on stdio (what desktop agents and IDEs
 launch), and ``personae serve-api`` mounts it at ``/mcp`` (streamable HTTP) behind the same
-bearer tokens and tenants as ``/v1``. A tool that fails answers a tool error that starts with
-its kind (``not_found: ...``, ``invalid_request: ...``, ``lm_unavailable: ...``), never a
-crashed session; no key or token is in any answer.
+bearer tokens and tenants as ``/v1``: each tool needs the scope its store method needs
+(:data:`personae.store.API_SCOPES`), and a forget is audited as the token's. A tool that
+fails answers a tool error that starts with its kind (``not_found: ...``, ``forbidden: ...``,
+``invalid_request: ...``, ``lm_unavailable: ...``), never a crashed session; no key or token
+is in any answer.
 
 Besides the tools: a resource per user's persona (``persona://{user_id}``) and a prompt,
 ``write_for_user``, that asks for a response written for the user.
@@ -15,6 +17,7 @@ Besides the tools: a resource per user's persona (``persona://{user_id}``) and a
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import inspect
 import json
@@ -39,6 +42,8 @@ from personae.service._models import (
     RankRequest,
     prompt_text,
 )
+from personae.store import API_SCOPES, acting_as
+from personae.store._tokens import SCOPES, grants
 
 try:
     from mcp.server.mcpserver import MCPServer
@@ -46,12 +51,27 @@ try:
 except ImportError as exc:  # pragma: no cover - the extra is named in the error
     raise MissingExtraError("service", "the MCP server") from exc
 
-__all__ = ["TOOLS", "McpGate", "ToolSpec", "create_mcp", "current_store"]
+__all__ = ["TOOLS", "Caller", "McpGate", "ToolSpec", "create_mcp", "current_caller", "current_store"]
 
 logger = logging.getLogger(__name__)
 
 StoreFor = Callable[[], Any]
 """Gives the store view of the caller (its tenant's), for each call."""
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Who calls a tool: the store view of its token's tenant, the scopes the token holds, and who
+    it is in the audit log (``token <id>``, never the secret), in which request."""
+
+    store: Any
+    scopes: tuple[str, ...] = SCOPES
+    actor: str = "mcp"
+    request_id: str | None = None
+
+
+CallerFor = Callable[[], "Caller | None"]
+"""Gives the caller of each call (None: the process's own operator, who may do everything)."""
 
 UserIdArg = Annotated[str, Field(pattern=USER_ID_PATTERN, max_length=128,
                                  description="the user's id in your application (letters, digits, ._:@+=-)")]
@@ -60,13 +80,19 @@ UserIdArg = Annotated[str, Field(pattern=USER_ID_PATTERN, max_length=128,
 @dataclass(frozen=True)
 class ToolSpec:
     """One tool: ``name`` and ``description`` as the agent reads them, the ``body`` model its
-    inputs are validated with (None: the user id alone), and the store ``call`` it makes."""
+    inputs are validated with (None: the user id alone), the declared store ``method`` it serves
+    (its :attr:`scope` comes from :data:`~personae.store.API_SCOPES`), and the store ``call`` it makes."""
 
     name: str
     description: str
     body: type[BaseModel] | None
+    method: str
     call: Callable[[Any, str, Any], Any]
-    writes: bool = False
+
+    @property
+    def scope(self) -> str:
+        """The token scope the tool needs: its store method's."""
+        return API_SCOPES[self.method]
 
 
 TOOLS: tuple[ToolSpec, ...] = (
@@ -75,37 +101,37 @@ TOOLS: tuple[ToolSpec, ...] = (
         "Record that the user chose one draft over another for a prompt. Call it whenever the user "
         "picks, prefers or keeps one of two responses. Give an `id` (your event id) so a retry is not "
         "stored twice. The user's persona updates from these choices in the background.",
-        PreferenceIn, lambda store, user, body: store.add_preferences(user, [body.to_record()]), writes=True),
+        PreferenceIn, "add_preferences", lambda store, user, body: store.add_preferences(user, [body.to_record()])),
     ToolSpec(
         "get_persona",
         "The user's current persona: a short description of what they prefer, its version, how many "
         "choices it has seen, and how well it predicted their recent choices (prequential accuracy, "
         "with its confidence). Read it before writing for the user.",
-        None, lambda store, user, body: store.persona(user)),
+        None, "persona", lambda store, user, body: store.persona(user)),
     ToolSpec(
         "judge_drafts",
         "Which of two drafts this user would prefer, 'A' or 'B', with the probability and the reasoning. "
         "Use it to choose between two candidate responses before showing one.",
-        JudgeRequest, lambda store, user, body: store.judge(user, prompt_text(body.prompt), body.response_a,
-                                                            body.response_b, abstain_below=body.abstain_below)),
+        JudgeRequest, "judge", lambda store, user, body: store.judge(
+            user, prompt_text(body.prompt), body.response_a, body.response_b, abstain_below=body.abstain_below)),
     ToolSpec(
         "rank_drafts",
         "Order several drafts for this user, best first (best-of-n for this user).",
-        RankRequest, lambda store, user, body: store.rank(user, prompt_text(body.prompt), body.candidates)),
+        RankRequest, "rank", lambda store, user, body: store.rank(user, prompt_text(body.prompt), body.candidates)),
     ToolSpec(
         "system_prompt",
         "A system prompt (chat messages) for writing responses this user prefers, from their persona.",
-        None, lambda store, user, body: _generation_prompt(store, user)),
+        None, "generation_messages", lambda store, user, body: _generation_prompt(store, user)),
     ToolSpec(
         "persona_history",
         "Every persona version of the user, oldest first: how each was made (first fit, revision, refit), "
         "on how many choices, and how well it predicted the choices after it.",
-        None, lambda store, user, body: HistoryOut(store.history(user))),
+        None, "history", lambda store, user, body: HistoryOut(store.history(user))),
     ToolSpec(
         "forget_user",
         "Remove everything stored about the user: their choices, personas, judgments and jobs. Only when "
         "the user asks to be forgotten; it cannot be undone.",
-        None, lambda store, user, body: Forgotten(user, store.forget(user)), writes=True),
+        None, "forget", lambda store, user, body: Forgotten(user, store.forget(user))),
 )
 """The tools, declared once: :func:`create_mcp` generates each from its entry."""
 
@@ -132,12 +158,27 @@ def _signature(spec: ToolSpec) -> inspect.Signature:
     return inspect.Signature(params, return_annotation=dict[str, Any])
 
 
-def _tool(spec: ToolSpec, store_for: StoreFor, secrets: tuple[str, ...]) -> Callable[..., dict[str, Any]]:
+def _forbidden(caller: Caller | None, scope: str, what: str) -> ToolError | None:
+    """The tool error for a caller whose token lacks ``scope`` (None: it may)."""
+    if caller is None or grants(caller.scopes, scope):
+        return None
+    return ToolError(f"forbidden: the bearer token lacks the {scope!r} scope {what} needs")
+
+
+def _tool(spec: ToolSpec, store_for: StoreFor, caller_for: CallerFor,
+          secrets: tuple[str, ...]) -> Callable[..., dict[str, Any]]:
     def run(**arguments: Any) -> dict[str, Any]:
         user_id = arguments.pop("user_id")
+        caller = caller_for()
+        refused = _forbidden(caller, spec.scope, spec.name)
+        if refused is not None:
+            raise refused
+        acting = acting_as(caller.actor, request_id=caller.request_id) if caller is not None \
+            else contextlib.nullcontext()
         try:
             body = spec.body.model_validate(arguments) if spec.body is not None else None
-            answer: dict[str, Any] = _plain(spec.call(store_for(), user_id, body))
+            with acting:
+                answer: dict[str, Any] = _plain(spec.call(store_for(), user_id, body))
             return answer
         except ValidationError as exc:
             fields = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
@@ -194,16 +235,20 @@ async def _kinds_first(ctx: Any, call_next: Any) -> Any:
     return result
 
 
-def create_mcp(store_for: StoreFor, *, secrets: tuple[str, ...] = (), name: str = "personae") -> MCPServer:
+def create_mcp(store_for: StoreFor, *, secrets: tuple[str, ...] = (), name: str = "personae",
+               caller_for: CallerFor | None = None) -> MCPServer:
     """An MCP server over the store view ``store_for()`` gives for each call: every tool of
-    :data:`TOOLS`, the ``persona://{user_id}`` resource and the ``write_for_user`` prompt."""
+    :data:`TOOLS`, the ``persona://{user_id}`` resource and the ``write_for_user`` prompt.
+    ``caller_for()`` says who calls (:class:`Caller`: a tool its token's scopes do not allow
+    answers ``forbidden: ...``); without it every call is allowed (``personae mcp`` on stdio)."""
+    callers: CallerFor = caller_for or (lambda: None)
     from personae import __version__
 
     server = MCPServer(name, version=__version__, middleware=[_kinds_first], instructions=(
         "personae learns what each user prefers from the choices they make between two drafts, and keeps a "
         "persona per user. Record each choice with record_choice; read get_persona or system_prompt before "
         "writing for a user; use judge_drafts or rank_drafts to pick the draft the user would prefer."))
-    tools = {spec.name: _tool(spec, store_for, secrets) for spec in TOOLS}
+    tools = {spec.name: _tool(spec, store_for, callers, secrets) for spec in TOOLS}
     for spec in TOOLS:
         server.add_tool(tools[spec.name], name=spec.name, description=spec.description)
     read_persona = tools["get_persona"]
@@ -216,6 +261,9 @@ def create_mcp(store_for: StoreFor, *, secrets: tuple[str, ...] = (), name: str 
     @server.prompt(name="write_for_user",
                    description="Write a response to a request, for one user's taste.")
     def write_for_user(user_id: str, request: str) -> str:
+        refused = _forbidden(callers(), API_SCOPES["persona"], "write_for_user")
+        if refused is not None:
+            raise refused
         try:
             state = store_for().persona(user_id)
             persona = state.persona or "(no persona yet: write plainly)"
@@ -227,20 +275,26 @@ def create_mcp(store_for: StoreFor, *, secrets: tuple[str, ...] = (), name: str 
     return server
 
 
-_CALLER: contextvars.ContextVar[Any] = contextvars.ContextVar("personae_mcp_caller", default=None)
+_CALLER: contextvars.ContextVar[Caller | None] = contextvars.ContextVar("personae_mcp_caller", default=None)
+
+
+def current_caller() -> Caller | None:
+    """The caller of ``/mcp`` (set by :class:`McpGate`)."""
+    return _CALLER.get()
 
 
 def current_store() -> Any:
     """The store view of the caller of ``/mcp``: its token's tenant (set by :class:`McpGate`)."""
-    view = _CALLER.get()
-    if view is None:  # pragma: no cover - the gate always sets it
+    caller = _CALLER.get()
+    if caller is None:  # pragma: no cover - the gate always sets it
         raise PersonaeError("no caller: /mcp is reached through its gate only")
-    return view
+    return caller.store
 
 
 class McpGate:
-    """``/mcp`` behind the service's bearer tokens: a request without a known token gets 401 (as
-    ``/v1`` does), one with a token reaches the MCP app seeing its tenant's store view alone."""
+    """``/mcp`` behind the service's bearer tokens: a request without a live token gets 401 (as
+    ``/v1`` does), one with a token reaches the MCP app as a :class:`Caller`: its tenant's store
+    view alone, and its scopes (each tool checks its own)."""
 
     def __init__(self, app: Any, state: Any) -> None:
         self.app, self.state = app, state
@@ -250,33 +304,34 @@ class McpGate:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        tenant = await self._tenant(dict(scope.get("headers") or []).get(b"authorization", b"").decode("latin-1"))
-        if tenant is None:
+        found = await self._grant(dict(scope.get("headers") or []).get(b"authorization", b"").decode("latin-1"))
+        if found is None:
             body = json.dumps({"error": {"type": "unauthorized",
                                          "message": "a known bearer token is required in the Authorization header"}})
             await send({"type": "http.response.start", "status": 401,
                         "headers": [(b"content-type", b"application/json"), (b"www-authenticate", b"Bearer")]})
             await send({"type": "http.response.body", "body": body.encode()})
             return
+        tenant, scopes, actor = found
         view = self.state.views.get(tenant)
         if view is None:
             view = self.state.views[tenant] = self.state.store.for_tenant(tenant)
-        token = _CALLER.set(view)
+        request_id = (scope.get("state") or {}).get("request_id")
+        token = _CALLER.set(Caller(view, scopes, actor, request_id))
         try:
             await self.app(scope, receive, send)
         finally:
             _CALLER.reset(token)
 
-    async def _tenant(self, authorization: str) -> str | None:
+    async def _grant(self, authorization: str) -> tuple[str, tuple[str, ...], str] | None:
+        """The tenant, scopes and audit name of the request's token (None: no live token)."""
         if not self.state.settings.auth:
-            return "default"
+            return "default", SCOPES, "anonymous (--no-auth)"
         scheme, _, secret = authorization.partition(" ")
         if scheme.lower() != "bearer" or not secret.strip():
             return None
-        known, found = self.state.store.tokens.cached(secret.strip())
-        if not known:
-            import anyio.to_thread
+        from personae.service.deps import token_grant
 
-            found = await anyio.to_thread.run_sync(self.state.store.tokens.tenant_of, secret.strip())
-        return found  # type: ignore[no-any-return]
+        grant = await token_grant(self.state.store.tokens, secret.strip())
+        return None if grant is None else (grant.tenant, grant.scopes, f"token {grant.id}")
 

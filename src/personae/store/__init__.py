@@ -11,7 +11,8 @@ arrived (prequential accuracy), then fit, revise or refit the persona by
 """
 
 from personae.errors import UnknownUserError
-from personae.store._api import API_METHODS, AsyncStoreAPI, StoreAPI
+from personae.store._api import API_METHODS, API_SCOPES, AsyncStoreAPI, StoreAPI
+from personae.store._audit import AuditEntry, acting_as
 from personae.store._backends import JudgeBackend, LLMJudgeBackend, RewardModelBackend
 from personae.store._jobs import Job
 from personae.store._policy import UpdatePolicy
@@ -26,14 +27,17 @@ from personae.store._store import (
     UserSummary,
     content_hash,
 )
-from personae.store._tokens import AccessToken, AccessTokens
+from personae.store._tokens import SCOPES, AccessToken, AccessTokens, TokenGrant
 
 __all__ = [
     "API_METHODS",
+    "API_SCOPES",
     "AsyncStoreAPI",
     "StoreAPI",
+    "SCOPES",
     "AccessToken",
     "AccessTokens",
+    "AuditEntry",
     "AddResult",
     "AsyncPersonaStore",
     "Job",
@@ -47,6 +51,8 @@ __all__ = [
     "RewardModelBackend",
     "UnknownUserError",
     "UpdatePolicy",
+    "TokenGrant",
     "UserSummary",
+    "acting_as",
     "content_hash",
 ]

@@ -6,6 +6,8 @@ over HTTP. :class:`AsyncStoreAPI` is the same API awaited
 (:class:`~personae.store.AsyncPersonaStore`, :class:`~personae.client.AsyncPersonaeClient`). mypy
 checks that all four satisfy them (:func:`_satisfied`), and a test that the two declarations
 list the same methods with the same parameters; the service serves this API and no more.
+:data:`API_SCOPES` says, beside the declaration, which token scope each method needs over the
+service (its routes and MCP tools take their requirement from it).
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ if TYPE_CHECKING:
     from personae.store._jobs import Job
     from personae.store._store import AddResult, AsyncPersonaStore, PersonaState, PersonaStore, PersonaVersion, Ranking
 
-__all__ = ["API_METHODS", "AsyncStoreAPI", "StoreAPI"]
+__all__ = ["API_METHODS", "API_SCOPES", "AsyncStoreAPI", "StoreAPI"]
 
 
 class StoreAPI(Protocol):
@@ -154,6 +156,25 @@ class AsyncStoreAPI(Protocol):
 API_METHODS: tuple[str, ...] = tuple(name for name, value in vars(StoreAPI).items()
                                      if inspect.isfunction(value) and not name.startswith("_"))
 """The declared methods' names, in declaration order."""
+
+API_SCOPES: dict[str, str] = {
+    "add_preferences": "write",
+    "preferences": "read",
+    "users": "read",
+    "exists": "read",
+    "persona": "read",
+    "history": "read",
+    "fitted_judge": "admin",        # the judge itself: what export hands out (over HTTP, the export route)
+    "export": "admin",
+    "forget": "admin",
+    "judge": "read",                # judging changes nothing
+    "rank": "read",
+    "generation_messages": "read",
+    "job": "read",
+    "wait_job": "read",
+}
+"""The token scope each declared method needs over the service (``read``, ``write``, ``admin``;
+a token holding ``admin`` may also do what ``read`` and ``write`` allow)."""
 
 
 def _satisfied(store: PersonaStore, client: PersonaeClient, async_store: AsyncPersonaStore,

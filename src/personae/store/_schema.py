@@ -12,7 +12,11 @@ Every row is namespaced by ``tenant`` and ``user_id``. Times are seconds since t
   when it arrived, before anything learned from it (one ``personae.runs.Judgment`` row each).
 - ``jobs``: update jobs; at most one pending per user (a burst of adds moves its due time).
 - ``api_tokens``: the bearer tokens of the HTTP service, each bound to one tenant, stored as
-  the SHA-256 of the token (a token is 256 random bits, so a fast hash is enough).
+  the SHA-256 of the token (a token is 256 random bits, so a fast hash is enough), with the
+  scopes it holds (``read,write,admin``; ``ops``) and when it expires (None: never).
+- ``audit``: one row per export or forget of a user: who did it (``token <id>``, ``cli``,
+  ``python``, ...), when, and the request id when there was one. Never any user text, so a
+  forget leaves its own row behind.
 """
 
 from __future__ import annotations
@@ -21,7 +25,8 @@ import sqlalchemy as sa
 
 from personae.errors import ConfigError
 
-__all__ = ["MAX_ID_CHARS", "METADATA", "api_tokens", "check_id", "jobs", "judgments", "personas", "preferences"]
+__all__ = ["MAX_ID_CHARS", "METADATA", "api_tokens", "audit", "check_id", "jobs", "judgments", "personas",
+           "preferences"]
 
 METADATA = sa.MetaData()
 
@@ -116,4 +121,18 @@ api_tokens = sa.Table(
     sa.Column("token_hash", sa.String(64), nullable=False, unique=True),
     sa.Column("created_at", sa.Float, nullable=False),
     sa.Column("revoked_at", sa.Float, nullable=True),
+    sa.Column("scopes", sa.String(64), nullable=False, server_default="read,write,admin"),
+    sa.Column("expires_at", sa.Float, nullable=True),
+)
+
+audit = sa.Table(
+    "audit", METADATA,
+    sa.Column("id", _ID, primary_key=True, autoincrement=True),
+    sa.Column("tenant", _TENANT, nullable=False),
+    sa.Column("user_id", _USER, nullable=False),
+    sa.Column("action", sa.String(16), nullable=False),     # export | forget
+    sa.Column("actor", sa.String(128), nullable=False),     # token <id> | console token <id> | cli | python ...
+    sa.Column("at", sa.Float, nullable=False),
+    sa.Column("request_id", sa.String(64), nullable=True),
+    sa.Index("ix_audit_tenant", "tenant", "id"),
 )

@@ -25,6 +25,8 @@ from personae.evaluation import wilson_interval
 from personae.programs import PersonalizedJudge, Verdict, judge_path
 from personae.runs import describe_error, failure_kind
 from personae.signatures import generation_system_prompt
+from personae.store import _audit
+from personae.store._audit import AuditEntry
 from personae.store._backends import JudgeBackend, LLMJudgeBackend
 from personae.store._db import Database
 from personae.store._jobs import Job, JobQueue, UpdateWorker
@@ -547,6 +549,8 @@ class PersonaStore:
         if path is not None:
             target = Path(path)
             judge.save(judge_path(target, user_id) if target.is_dir() or not target.suffix else target)
+        with self._core.db.write() as conn:   # audited once the judge is out (see acting_as)
+            _audit.write(conn, self.tenant, user_id, "export")
         return judge
 
     def import_judges(self, source: str | os.PathLike[str] | Iterable[PersonalizedJudge], *,
@@ -592,7 +596,8 @@ class PersonaStore:
         On SQLite the user's text is gone from the database's files when this returns (deleted
         rows are overwritten, and the WAL is copied in and truncated). On PostgreSQL the rows'
         space is freed when autovacuum next visits the tables and overwritten when it is reused;
-        :meth:`erase` rewrites the tables at once."""
+        :meth:`erase` rewrites the tables at once. The audit log keeps that it happened (who,
+        when; no text of the user's), written in the same transaction as the delete."""
         removed = {}
         db = self._core.db
         with db.write() as conn:
@@ -600,6 +605,8 @@ class PersonaStore:
                 result = conn.execute(table.delete().where(table.c.tenant == self.tenant,
                                                            table.c.user_id == user_id))
                 removed[table.name] = int(result.rowcount)
+            if any(removed.values()):
+                _audit.write(conn, self.tenant, user_id, "forget")
         with self._core.lock:   # no judge of the user stays decoded in memory
             self._core.fitted.clear()
         if db.sqlite:
@@ -615,6 +622,15 @@ class PersonaStore:
         an operator's call, ``personae store forget --erase-now``). PostgreSQL's WAL segments and
         any backups keep old rows until they are recycled or expire."""
         self._core.db.erase()
+
+    def audit(self, limit: int = 100) -> list[AuditEntry]:
+        """This tenant's audit log, newest first (at most ``limit`` rows): every export and forget,
+        who did it (``token <id>``, ``console token <id>``, ``cli``, ``python``...), when, and the
+        service's request id. An operator read, not part of the declared API."""
+        if not isinstance(limit, int) or limit < 1:
+            raise ConfigError(f"limit must be a positive integer, got {limit!r}")
+        with self._core.db.read() as conn:
+            return _audit.read(conn, self.tenant, limit)
 
     # -- judging ------------------------------------------------------------------------------
     def _judging(self, user_id: str) -> tuple[JudgeBackend, PersonalizedJudge | None, int | None,
@@ -824,6 +840,11 @@ class AsyncPersonaStore:
     async def erase(self) -> None:
         """Runs :meth:`personae.store.PersonaStore.erase` in a worker thread."""
         await asyncio.to_thread(self.sync.erase)
+
+    async def audit(self, limit: int = 100) -> list[AuditEntry]:
+        """Runs :meth:`personae.store.PersonaStore.audit` in a worker thread: this tenant's audit log,
+        newest first."""
+        return await asyncio.to_thread(self.sync.audit, limit)
 
     async def users(self, *, limit: int | None = None, after: str | None = None) -> list[str]:
         """Runs :meth:`personae.store.PersonaStore.users` in a worker thread: the tenant's users in id

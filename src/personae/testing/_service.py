@@ -67,9 +67,10 @@ def tokens(store: str | Path, *args: str, env: dict[str, str] | None = None) -> 
     return done.stdout
 
 
-def create_token(store: str | Path, tenant: str) -> str:
-    """A new bearer token of ``tenant`` on the store at ``store`` (``personae serve-api tokens create``)."""
-    return tokens(store, "create", "--tenant", tenant).strip().splitlines()[-1]
+def create_token(store: str | Path, tenant: str, *options: str) -> str:
+    """A new bearer token of ``tenant`` on the store at ``store`` (``personae serve-api tokens create``,
+    with ``options`` such as ``--scope read`` or ``--expires 1h``)."""
+    return tokens(store, "create", "--tenant", tenant, *options).strip().splitlines()[-1]
 
 
 @contextmanager

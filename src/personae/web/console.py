@@ -2,8 +2,10 @@
 each change, prequential accuracy over time, jobs, a judging playground, export and forget.
 
 Pages are rendered on the server (Jinja2, every value escaped) and work without JavaScript
-except the charts. Sign-in takes a tenant's token (``personae serve-api``) or the token that
-``personae store console`` makes for its run and prints; the session lives in the server's
+except the charts. Sign-in takes a tenant's token holding the ``admin`` scope (``personae
+serve-api``: the console exports and forgets) or the token that ``personae store console``
+makes for its run and prints; exports and forgets are audited as the session's
+(``console token <id>``, ``console operator``); the session lives in the server's
 memory behind an HttpOnly, SameSite=Strict cookie, and every form that changes something
 carries the session's CSRF token and must come from this site.
 
@@ -24,7 +26,7 @@ from typing import Any, TypeVar
 from personae.errors import NoPersonaError, PersonaeError, UnknownUserError
 from personae.evaluation import wilson_interval
 from personae.runs import describe_error
-from personae.store import PersonaStore
+from personae.store import PersonaStore, acting_as
 from personae.web._pages import chart, page, word_diff
 
 try:
@@ -36,7 +38,7 @@ except ImportError as exc:  # pragma: no cover - the extra is named in the error
 
     raise MissingExtraError("service", "the store console") from exc
 
-__all__ = ["COOKIE", "ConsoleAccess", "Sessions", "console_router"]
+__all__ = ["COOKIE", "ConsoleAccess", "Sessions", "SignIn", "console_router"]
 
 logger = logging.getLogger("personae.console")
 
@@ -49,14 +51,15 @@ T = TypeVar("T")
 @dataclass
 class Session:
     """A signed-in browser: its tenant, its CSRF token, the token it signed in with (checked again
-    on every request, so a revoked token ends the session), when it expires, and a message for
-    its next page."""
+    on every request, so a revoked or expired token ends the session), when it expires, who it is
+    in the audit log, and a message for its next page."""
 
     id: str
     tenant: str
     csrf: str
     token: str | None
     expires: float
+    actor: str = "console"
     flash: str | None = None
 
 
@@ -69,10 +72,11 @@ class Sessions:
         self._items: dict[str, Session] = {}
         self._lock = threading.Lock()
 
-    def open(self, tenant: str, token: str | None) -> Session:
-        """A new session for ``tenant``."""
+    def open(self, tenant: str, token: str | None, actor: str = "console") -> Session:
+        """A new session for ``tenant``, audited as ``actor``."""
         now = time.time()
-        session = Session(secrets.token_urlsafe(32), tenant, secrets.token_urlsafe(32), token, now + self.ttl_s)
+        session = Session(secrets.token_urlsafe(32), tenant, secrets.token_urlsafe(32), token, now + self.ttl_s,
+                          actor)
         with self._lock:
             if len(self._items) >= self.limit:   # drop the expired, then the oldest
                 for key in [k for k, s in self._items.items() if s.expires < now] or list(self._items)[:1]:
@@ -97,12 +101,23 @@ class Sessions:
             self._items.pop(session_id, None)
 
 
+@dataclass(frozen=True)
+class SignIn:
+    """What a sign-in token opens: its ``tenant``, who the session is in the audit log
+    (``actor``), and whether the token may use the console at all (``allowed``: a tenant token
+    needs the ``admin`` scope, for the console exports and forgets)."""
+
+    tenant: str
+    actor: str
+    allowed: bool = True
+
+
 @dataclass
 class ConsoleAccess:
-    """Who may sign in. ``tenant_of`` maps a token to its tenant (None: refused); with ``open_tenant``
-    no token is asked for (a single-tenant service on loopback without tokens)."""
+    """Who may sign in. ``check`` reads a token (None: unknown, refused); with ``open_tenant`` no
+    token is asked for (a single-tenant service on loopback without tokens)."""
 
-    tenant_of: Callable[[str], str | None] | None = None
+    check: Callable[[str], SignIn | None] | None = None
     open_tenant: str | None = None
     what: str = "a tenant token"
     sessions: Sessions = field(default_factory=Sessions)
@@ -110,24 +125,26 @@ class ConsoleAccess:
 
     @classmethod
     def tokens(cls, store: PersonaStore) -> "ConsoleAccess":
-        """Sign-in with any token of the store's tenants (``personae serve-api tokens create``),
-        typed into the sign-in form (never taken from an address, where logs and history keep it)."""
+        """Sign-in with a token of the store's tenants that holds the ``admin`` scope (``personae
+        serve-api tokens create``), typed into the sign-in form (never taken from an address, where
+        logs and history keep it)."""
         tokens = store.tokens
 
-        def tenant_of(token: str) -> str | None:
-            known, tenant = tokens.cached(token)   # a recent answer costs no database lookup
-            return tenant if known else tokens.tenant_of(token)
+        def check(token: str) -> SignIn | None:
+            grant = tokens.grant_of(token)   # a recent answer costs no database lookup
+            return None if grant is None else SignIn(grant.tenant, f"console token {grant.id}", grant.allows("admin"))
 
-        return cls(tenant_of=tenant_of, what="a tenant token (personae serve-api tokens create)")
+        return cls(check=check, what="a tenant token with the admin scope (personae serve-api tokens create)")
 
     @classmethod
     def operator(cls, token: str, tenant: str) -> "ConsoleAccess":
         """Sign-in with the token made for one ``personae store console`` run, into one tenant;
         the address it prints carries the token (``/console/login?token=``)."""
-        def tenant_of(given: str) -> str | None:
-            return tenant if hmac.compare_digest(given.encode(), token.encode()) else None
+        def check(given: str) -> SignIn | None:
+            return SignIn(tenant, "console operator") if hmac.compare_digest(given.encode(), token.encode()) \
+                else None
 
-        return cls(tenant_of=tenant_of, what="the token personae store console printed", link_sign_in=True)
+        return cls(check=check, what="the token personae store console printed", link_sign_in=True)
 
     @classmethod
     def open(cls, tenant: str = "default") -> "ConsoleAccess":
@@ -162,8 +179,8 @@ def console_router(store: PersonaStore, access: ConsoleAccess,
     def base(request: Request) -> str:
         return f"{request.scope.get('root_path', '')}/console"
 
-    def sign_in(request: Request, tenant: str, token: str | None, to: str) -> Response:
-        session = access.sessions.open(tenant, token)
+    def sign_in(request: Request, tenant: str, token: str | None, to: str, actor: str) -> Response:
+        session = access.sessions.open(tenant, token, actor)
         response = RedirectResponse(to, status_code=303)
         secure = request.url.scheme == "https" or request.headers.get("x-forwarded-proto") == "https"
         response.set_cookie(COOKIE, session.id, httponly=True, samesite="strict", path=base(request),
@@ -174,16 +191,17 @@ def console_router(store: PersonaStore, access: ConsoleAccess,
     async def session_of(request: Request) -> Session:
         """The request's session, else a redirect to the sign-in page."""
         session = access.sessions.get(request.cookies.get(COOKIE))
-        if session is not None and session.token is not None and access.tenant_of is not None:
-            token, check = session.token, access.tenant_of
-            if await anyio.to_thread.run_sync(lambda: check(token)) != session.tenant:   # revoked meanwhile
+        if session is not None and session.token is not None and access.check is not None:
+            token, check = session.token, access.check
+            found = await anyio.to_thread.run_sync(lambda: check(token))
+            if found is None or found.tenant != session.tenant or not found.allowed:   # revoked or expired meanwhile
                 access.sessions.close(session.id)
                 session = None
         if session is None:
             if access.open_tenant is not None:   # a form posted without a session goes nowhere: start over
                 to = str(request.url.path) + (f"?{request.url.query}" if request.url.query else "") \
                     if request.method == "GET" else f"{base(request)}/users"
-                raise _Refused(sign_in(request, access.open_tenant, None, to))
+                raise _Refused(sign_in(request, access.open_tenant, None, to, "console (no sign-in)"))
             raise _Refused(RedirectResponse(f"{base(request)}/login", status_code=303))
         return session
 
@@ -215,6 +233,14 @@ def console_router(store: PersonaStore, access: ConsoleAccess,
     async def call(function: Callable[[], T]) -> T:
         return await anyio.to_thread.run_sync(function)
 
+    async def act(session: Session, function: Callable[[], T]) -> T:
+        """``function`` in a worker thread, its exports and forgets audited as the session's."""
+        def run() -> T:
+            with acting_as(session.actor):
+                return function()
+
+        return await anyio.to_thread.run_sync(run)
+
     def guarded(handler: Callable[..., Any]) -> Callable[..., Any]:
         async def run(request: Request) -> Response:
             try:
@@ -237,20 +263,25 @@ def console_router(store: PersonaStore, access: ConsoleAccess,
 
     async def login_page(request: Request) -> Response:
         if access.open_tenant is not None:
-            return sign_in(request, access.open_tenant, None, f"{base(request)}/users")
+            return sign_in(request, access.open_tenant, None, f"{base(request)}/users", "console (no sign-in)")
         token = request.query_params.get("token")
         if token and access.link_sign_in:   # the address personae store console prints
             return await _check_token(request, token)
         return page("login.html", base=base(request), session=None, what=access.what, error=None)
 
     async def _check_token(request: Request, token: str) -> Response:
-        check = access.tenant_of
-        tenant = None if check is None else await call(lambda: check(token.strip()))
-        if tenant is None:
-            logger.info("console: a sign-in was refused (unknown or revoked token)")
+        check = access.check
+        found = None if check is None else await call(lambda: check(token.strip()))
+        if found is None:
+            logger.info("console: a sign-in was refused (unknown, revoked or expired token)")
             return page("login.html", status_code=401, base=base(request), session=None, what=access.what,
-                        error="That token is unknown or revoked.")
-        return sign_in(request, tenant, token.strip(), f"{base(request)}/users")
+                        error="That token is unknown, revoked or expired.")
+        if not found.allowed:
+            logger.info("console: a sign-in was refused (%s lacks the admin scope)", found.actor)
+            return page("login.html", status_code=403, base=base(request), session=None, what=access.what,
+                        error="That token lacks the admin scope the console needs (the console can export and "
+                              "forget users). Sign in with a token created with --scope admin.")
+        return sign_in(request, found.tenant, token.strip(), f"{base(request)}/users", found.actor)
 
     async def login(request: Request) -> Response:
         form = await form_of(request, None)
@@ -334,7 +365,7 @@ def console_router(store: PersonaStore, access: ConsoleAccess,
         user_id = request.query_params.get("id") or ""
         tenant = view(session.tenant)
         try:
-            judge = await call(lambda: tenant.export(user_id))
+            judge = await act(session, lambda: tenant.export(user_id))
         except NoPersonaError as exc:
             return _message(request, 409, "Nothing to export yet", str(exc))
         body = json.dumps(judge.to_dict(), ensure_ascii=False, indent=1)
@@ -352,7 +383,7 @@ def console_router(store: PersonaStore, access: ConsoleAccess,
         if form.get("confirm", "") != user_id:
             return await user(request, user_id, error="To forget this user, type the user id exactly.", status=422)
         tenant = view(session.tenant)
-        removed = await call(lambda: tenant.forget(user_id))
+        removed = await act(session, lambda: tenant.forget(user_id))
         logger.info("console: tenant %s forgot a user (%s)", session.tenant,
                     ", ".join(f"{n} {table}" for table, n in removed.items()))
         session.flash = f"Forgot {user_id}: " + ", ".join(f"{n} {table}" for table, n in removed.items()) \

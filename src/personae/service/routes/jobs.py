@@ -10,8 +10,8 @@ from fastapi import APIRouter, Path, Request
 
 from personae.errors import ServiceError
 from personae.runs import redact
-from personae.service.deps import Tenant, documented, service_state
-from personae.store import Job
+from personae.service.deps import documented, serves, service_state
+from personae.store import Job, PersonaStore
 
 __all__ = ["router"]
 
@@ -20,7 +20,8 @@ router = APIRouter(tags=["jobs"])
 
 @router.get("/v1/jobs/{job_id}", response_model=Job,
             responses=documented("not_found", not_found="no such job in this tenant"))
-def job(job_id: Annotated[str, Path(pattern=r"^[0-9a-f]{32}$")], tenant: Tenant, request: Request) -> Job:
+def job(job_id: Annotated[str, Path(pattern=r"^[0-9a-f]{32}$")], tenant: Annotated[PersonaStore, serves("job")],
+        request: Request) -> Job:
     """An update job: pending, running, done (with what it did) or failed (with why)."""
     found = tenant.job(job_id)
     if found is None:
