@@ -842,7 +842,7 @@ def test_operator_reads_page_search_and_show_the_evidence(target) -> None:
 
 # -- what forget, crashes and races leave ---------------------------------------------------------
 
-MARKER = "quokka-7f3e-forget-me"
+ERASE_MARKER = "quokka-7f3e-forget-me"
 
 
 def _files_holding(folder: Path, needle: bytes) -> list[str]:
@@ -852,11 +852,11 @@ def _files_holding(folder: Path, needle: bytes) -> list[str]:
 def test_forget_erases_the_users_text_from_the_database_files(target, tmp_path, request) -> None:
     """Rows gone is not enough: no byte of the forgotten user's text stays in the SQLite file or its
     WAL; on PostgreSQL, ``erase`` leaves none in the tables' data files."""
-    marker = MARKER.encode()
+    marker = ERASE_MARKER.encode()
     with PersonaStore(target, lm=Script().lm, policy=SYNC, background=False) as store:
         store.add_preferences("keep", [pair(i, "keep") for i in range(3)])
-        store.add_preferences("gone", [record(i, user="gone", prompt=f"{MARKER} question {i}",
-                                              chosen=f"ok {MARKER}", rejected=f"a longer {MARKER} {i}")
+        store.add_preferences("gone", [record(i, user="gone", prompt=f"{ERASE_MARKER} question {i}",
+                                              chosen=f"ok {ERASE_MARKER}", rejected=f"a longer {ERASE_MARKER} {i}")
                                        for i in range(5)])
         store.process_jobs()
         assert store.persona("gone").version == 1
@@ -865,7 +865,8 @@ def test_forget_erases_the_users_text_from_the_database_files(target, tmp_path, 
             engine = sa.create_engine(target.replace("postgresql://", "postgresql+psycopg://", 1))
             with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
                 conn.exec_driver_sql("CHECKPOINT")   # the rows reach the data files
-                folder = server.base / "data" / "base"
+                oid = conn.exec_driver_sql("select oid from pg_database where datname = current_database()").scalar()
+                folder = server.base / "data" / "base" / str(oid)   # this test's database alone
                 assert _files_holding(folder, marker), "the text never reached the files: the test proves nothing"
                 store.forget("gone")
                 store.erase()
