@@ -2,8 +2,9 @@
 
 For each database (SQLite, then PostgreSQL), the service runs under a supervisor this script
 controls, on one port. ``--clients`` threads (16 by default), each a ``PersonaeClient`` with its
-retries, add preferences with client ids (``c3-17``: client 3's 17th pair) to users of their own
-and ask for judgments, for ``--seconds``. Meanwhile the supervisor SIGKILLs ``serve-api`` at
+retries, add preferences with client ids (``c3-17``: client 3's 17th pair) to ``--users`` users
+of their own (8) and ask for judgments, pausing ``--think`` seconds on average between calls
+(0.4), for ``--seconds``; the service runs four update workers. Meanwhile the supervisor SIGKILLs ``serve-api`` at
 random moments (``--kills`` times) and starts it again at once; on PostgreSQL it also restarts
 the database server (``--pg-restarts`` times, alternating a fast shutdown and an immediate one,
 which is a crash as far as the database knows: it recovers from its WAL). The LM behind the
@@ -99,6 +100,8 @@ def main() -> int:
     parser.add_argument("--databases", default="sqlite,postgresql")
     parser.add_argument("--seconds", type=float, default=60.0)
     parser.add_argument("--clients", type=int, default=16)
+    parser.add_argument("--users", type=int, default=8, help="users of each client")
+    parser.add_argument("--think", type=float, default=0.4, help="mean seconds a client pauses between calls")
     parser.add_argument("--kills", type=int, default=10)
     parser.add_argument("--pg-restarts", type=int, default=3)
     parser.add_argument("--lm-fault-rate", type=float, default=0.2)
@@ -109,7 +112,8 @@ def main() -> int:
     if args.smoke:
         args.seconds, args.clients, args.kills, args.pg_restarts, args.durability_adds = 12.0, 4, 2, 1, 50
     logging.getLogger("httpx").setLevel(logging.WARNING)
-    plan = ChaosPlan(seconds=args.seconds, clients=args.clients, kills=args.kills, db_restarts=args.pg_restarts,
+    plan = ChaosPlan(seconds=args.seconds, clients=args.clients, users=args.users, think_s=args.think,
+                     kills=args.kills, db_restarts=args.pg_restarts,
                      lm_fault_rate=args.lm_fault_rate, seed=args.seed)
     outcomes = []
     with tempfile.TemporaryDirectory() as name:

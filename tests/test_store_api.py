@@ -82,3 +82,44 @@ def test_one_error_table_takes_an_error_to_http_and_back() -> None:
     back = store_error(refused, call="DELETE /v1/users/u1", user_id="u1")   # as unauthorized: the answer itself
     assert isinstance(back, ServiceError) and (back.status, back.kind) == (403, "forbidden")
     assert service_error(DataError("unreadable", source="persona version 2 of u1")) is None
+
+
+def test_the_client_sends_again_when_the_connection_is_reset_before_the_answer() -> None:
+    """A service killed mid-request resets the connection (ECONNRESET, httpx.ReadError): every
+    route is idempotent, so the client sends the request again instead of raising."""
+    import socket
+    import struct
+    import threading
+
+    from personae.client import PersonaeClient
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(4)
+    seen: list[bytes] = []
+
+    def serve() -> None:
+        for attempt in range(2):
+            conn, _ = listener.accept()
+            data = b""
+            while b"\r\n\r\n" not in data:
+                data += conn.recv(65536)
+            seen.append(data.split(b"\r\n", 1)[0])
+            if attempt == 0:   # reset: SO_LINGER 0 makes close() send RST
+                conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            else:
+                body = b'{"users": ["u1"], "next_after": null}'
+                conn.sendall(b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: "
+                             + str(len(body)).encode() + b"\r\nconnection: close\r\n\r\n" + body)
+            conn.close()
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        with PersonaeClient(f"http://127.0.0.1:{listener.getsockname()[1]}", token="pst_x", retries=2,
+                            max_wait=0.1, timeout=10) as client:
+            assert client.users() == ["u1"]
+        assert len(seen) == 2 and seen[0] == seen[1] and seen[0].startswith(b"GET /v1/users")
+    finally:
+        thread.join(10)
+        listener.close()

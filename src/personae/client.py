@@ -46,7 +46,9 @@ T = TypeVar("T")
 _RETRIED_STATUS = frozenset({504} | {kind.status for kind in ERROR_KINDS.values() if kind.retry})
 # failures before the request reached the service, or a connection it dropped: safe to send again.
 # A read timeout is not among them: the service may still be judging, and a resend would pay twice.
-_RETRIED_TRANSPORT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, httpx.RemoteProtocolError)
+_RETRIED_TRANSPORT = (httpx.NetworkError, httpx.ConnectTimeout, httpx.PoolTimeout, httpx.RemoteProtocolError)
+"""Sent again: the connection was refused, reset or closed before the answer (every route is
+idempotent). A read timeout is not: the service took the request and did not answer in time."""
 
 
 @cache

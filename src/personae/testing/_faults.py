@@ -120,13 +120,13 @@ class FaultServer:
                     body = json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)) or b"{}")
                 except ValueError:
                     body = {}
-                if not isinstance(body, dict) or not isinstance(body.get("messages"), list):
-                    self.send_error(400, "not a chat completion request")  # e.g. a client killed mid-send
-                    return
                 try:
+                    if not isinstance(body, dict) or not isinstance(body.get("messages"), list):
+                        self.send_error(400, "not a chat completion request")  # e.g. a client killed mid-send
+                        return
                     owner._respond(self, body)
                 except (BrokenPipeError, ConnectionResetError):
-                    pass  # the client gave up (a timeout): nothing to answer
+                    pass  # the client gave up (a timeout) or was killed: nothing to answer
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
         self.server.daemon_threads = True

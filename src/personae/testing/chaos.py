@@ -41,11 +41,15 @@ RECOVERY_TARGET_S = 5.0
 
 @dataclass(frozen=True)
 class ChaosPlan:
-    """What a run does: for how long, with how many clients, how many kills of the service and
-    restarts of PostgreSQL, what fraction of LM requests fail, and the seed of every choice."""
+    """What a run does: for how long, with how many clients (each with ``users`` users of its own,
+    pausing ``think_s`` on average between calls, as an application's users would), how many
+    kills of the service and restarts of PostgreSQL, what fraction of LM requests fail, and the
+    seed of every choice."""
 
     seconds: float = 60.0
     clients: int = 16
+    users: int = 8
+    think_s: float = 0.4
     kills: int = 10
     db_restarts: int = 3
     lm_fault_rate: float = 0.2
@@ -187,18 +191,21 @@ def _pair(client: int, n: int) -> dict[str, Any]:
                                                                       "with several digressions."}
 
 
-def run_client(k: int, url: str, token: str, history: History, end: float, give_up: float, seed: int,
+def run_client(k: int, url: str, token: str, history: History, end: float, give_up: float, plan: ChaosPlan,
                log: ClientLog) -> None:
-    rng = random.Random(seed * 1000 + k)
+    """Client ``k``'s loop until ``end``: add (70%, once it has a user: an add is retried until
+    acknowledged, up to ``give_up``) or judge, with a pause between calls."""
+    rng = random.Random(plan.seed * 1000 + k)
     client = PersonaeClient(url, token=token, retries=6, max_wait=2.0, timeout=CLIENT_TIMEOUT_S,
                             transport=Recording(history))
     n = 0
     known: list[str] = []   # users with an acknowledged pair: judging them is never "no such user"
     try:
         while time.monotonic() < end:
-            user = f"c{k}-u{rng.randrange(3)}"
+            time.sleep(rng.uniform(0, 2 * plan.think_s))
+            user = f"c{k}-u{rng.randrange(plan.users)}"
             if not known or rng.random() < 0.7:
-                batch = [_pair(k, n + i) for i in range(rng.randint(1, 3))]
+                batch = [_pair(k, n + i) for i in range(rng.randint(1, 2))]
                 n += len(batch)
                 ids = {p["id"] for p in batch}
                 log.sent |= ids
@@ -275,7 +282,7 @@ def chaos_run(database: str, plan: ChaosPlan, folder: Path) -> Outcome:
         with fault_server(faults, lifetime_s=plan.seconds + 900) as lm:
             token = create_token(url, "acme")
             argv = [*CLI, "serve-api", "--store", url, "--judge", "openai/chaos", "--api-base", lm.api_base,
-                    "--api-key", "test", "--no-cache", "--timeout", "5", "--debounce", "0.5", "--update-workers", "2",
+                    "--api-key", "test", "--no-cache", "--timeout", "5", "--debounce", "0.5", "--update-workers", "4",
                     "--lease", "3", "--retry-after", "1", "--no-console"]
             supervisor = Supervisor(argv, _free_port(), folder / f"serve-api-{database}.log")
             supervisor.start()
@@ -285,7 +292,7 @@ def chaos_run(database: str, plan: ChaosPlan, folder: Path) -> Outcome:
             end = start + plan.seconds
             logs = [ClientLog() for _ in range(plan.clients)]
             threads = [threading.Thread(target=run_client, args=(k, supervisor.url, token, history, end,
-                                                                   end + 120, plan.seed, logs[k]), daemon=True)
+                                                                   end + 120, plan, logs[k]), daemon=True)
                        for k in range(plan.clients)]
             for thread in threads:
                 thread.start()
@@ -316,7 +323,7 @@ def chaos_run(database: str, plan: ChaosPlan, folder: Path) -> Outcome:
             outcome.attempts = history.attempts
             settle = time.monotonic()
             with PersonaStore(url, background=False) as store:
-                while time.monotonic() - settle < 180:
+                while time.monotonic() - settle < 300:
                     counts = store.job_counts()
                     if counts["pending"] == 0 and counts["running"] == 0:
                         break
