@@ -24,9 +24,9 @@ request's wait near half a judgment: what the target on admitted latency needs.
 Printed beside the targets: admitted (200) p50 and p99 latency (target: p99 within 2x of the
 unloaded p99), time to shed (503) p50, p99 and max (target: p99 < 50 ms; the max of a
 thousand refusals on two shared cores is one scheduling hiccup of the client or the server,
-printed beside it), the polite tenant's share of the
-completed judgments (target >= 45%: it offers more than its fair half, so it should get about
-half), and every answer by tenant and status.
+printed beside it), the polite tenant's judgments a second over the judge's capacity (target
+>= 45%: it offers more than its fair half, so it should keep about half) and its share of the
+completed judgments, and every answer by tenant and status.
 
     python benchmarks/overload.py              # about 50 s
     python benchmarks/overload.py --seconds 5  # a quick look
@@ -172,12 +172,13 @@ async def _measure(url: str, pid: int, tokens: dict[str, str], args: argparse.Na
     (v50, v99), v_max = _ms(in_server), max(in_server) * 1000 if in_server else float("nan")
     done = Counter(a.tenant for a in answers if a.status == 200)
     share = done["polite"] / sum(done.values()) if done else 0.0
+    kept = done["polite"] / wall / capacity   # the polite tenant's judgments a second, of the capacity
     statuses = {tenant: Counter(a.status for a in answers if a.tenant == tenant) for tenant in TENANTS}
     other = sum(n for c in statuses.values() for s, n in c.items() if s not in (200, 503))
     checks = [
         ("admitted p99 within 2x of unloaded p99", a99 <= 2 * u99),
         ("time to shed < 50 ms (p50 and p99; the max is printed)", s99 < 50),
-        ("polite tenant >= 45% of completed judgments", share >= 0.45),
+        ("polite tenant keeps >= 45% of the judge's capacity", kept >= 0.45),
         ("every answer 200 or 503", other == 0),
     ]
     rows: list[list[object]] = [
@@ -191,7 +192,8 @@ async def _measure(url: str, pid: int, tokens: dict[str, str], args: argparse.Na
          "(Server-Timing app;dur)"],
         ["completed judgments/s (greedy + polite)",
          f"{done['greedy'] / wall:.1f} + {done['polite'] / wall:.1f}", f"about {capacity:.1f} in all"],
-        ["polite share of completed judgments", f"{share:.1%}", ">= 45%"],
+        ["polite judgments/s over the capacity", f"{kept:.1%}", ">= 45%"],
+        ["polite share of completed judgments", f"{share:.1%}", "(about half: fair)"],
         *[[f"answers of {tenant} by status", ", ".join(f"{s}: {n}" for s, n in sorted(statuses[tenant].items())),
            "200 or 503 only"] for tenant in TENANTS],
     ]
