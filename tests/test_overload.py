@@ -388,3 +388,26 @@ def test_a_polite_tenant_gets_its_share_beside_a_greedy_one(tmp_path, lm) -> Non
     share = done["polite"] / (done["polite"] + done["greedy"])
     assert done["polite"] + done["greedy"] >= 20, done
     assert share >= 0.45, (share, done)   # first come, first served would give it 3 of 13
+
+
+def test_an_mcp_judgment_that_waits_for_a_slot_is_answered_once_it_has_one(tmp_path, lm) -> None:
+    """The waiter's watch for a disconnect reads the client's channel, never the body the MCP
+    server is about to read: a judging tool call that queued is served, not left hanging."""
+    db = tmp_path / "s.db"
+    tokens = _store(db, "acme")
+    lm.delay_s = 1.0
+    with serve_api(db, _args(lm, "--threads", "2", "--judge-queue", "2", "--judge-queue-timeout", "8")) as service:
+        calls = Calls()
+        calls.start("rest", "POST", f"{service.url}/v1/users/u1/judge", tokens["acme"], json=JUDGE)
+        time.sleep(0.3)   # the REST judgment holds the one slot: the tool call waits for it
+        started = time.perf_counter()
+        tool = httpx.post(f"{service.url}/mcp/", timeout=10, headers={
+            "Authorization": f"Bearer {tokens['acme']}", "Accept": "application/json, text/event-stream"},
+            json={"jsonrpc": "2.0", "id": 7, "method": "tools/call",
+                  "params": {"name": "judge_drafts", "arguments": {"user_id": "u1", **JUDGE}}})
+        waited = time.perf_counter() - started
+        calls.join()
+        assert tool.status_code == 200 and not tool.json()["result"].get("isError"), tool.text
+        assert 0.5 < waited < 5.0   # it waited for the slot, then was judged (1 s), not left to time out
+        assert calls.answers["rest"][0] == 200
+        assert _metric(service.url, "personae_judge_in_flight") == 0

@@ -317,10 +317,11 @@ class McpAdmission:
         async with AsyncExitStack() as admitted:   # what the request holds, given back when it is answered
             try:
                 admitted.enter_context(self.admission.tenant(tenant))
-                body, receive = await _buffered(receive)
+                original = receive
+                body, receive = await _buffered(original)
                 call = _judge_call(body)
-                if call is not None:
-                    await admitted.enter_async_context(self.admission.judging(tenant, _disconnect(receive)))
+                if call is not None:   # the watcher reads the client's own channel; the app gets the replay
+                    await admitted.enter_async_context(self.admission.judging(tenant, _disconnect(original)))
             except Shed as exc:   # the tools' own way to fail: a tool error that starts with its kind
                 text = f"{exc.kind}: {exc.message}; retry after {exc.retry_after} s"
                 await _answer(send, 200, {"jsonrpc": "2.0", "id": call, "result": {
