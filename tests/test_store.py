@@ -411,6 +411,8 @@ def test_token_scopes_and_an_expiry_that_the_cache_never_outlives(target) -> Non
         store.tokens.cache_s = 60.0   # far longer than the token lives
         record, secret = store.tokens.create("acme", "reader", scopes=["read"], expires_at=time.time() + 1.0)
         assert record.scopes == ("read",) and record.expires_at is not None
+        with pytest.raises(ConfigError, match="at most 100 years"):   # far dates break, and mean no expiry
+            store.tokens.create("acme", expires_at=time.time() + 200 * 365 * 86400)
         grant = store.tokens.grant_of(secret)
         assert grant is not None and grant.id == record.id and grant.allows("read")
         assert not grant.allows("write") and not grant.allows("admin") and not grant.allows("ops")
@@ -1029,3 +1031,28 @@ def test_a_busy_answer_sqlite_gives_without_waiting_is_waited_out(tmp_path) -> N
         assert calls["n"] > 3
         with pytest.raises(sqlite3.OperationalError, match="no such table"):   # other errors at once
             _db._waiting_out_busy(lambda: (_ for _ in ()).throw(sqlite3.OperationalError("no such table: x")), "t")
+
+
+def test_a_forget_whose_erasure_readers_hold_off_says_so_and_a_retry_finishes_it(tmp_path, monkeypatch) -> None:
+    """A reader holding an old snapshot keeps the WAL: forget then fails as busy (the service's 503,
+    which clients retry) after the rows went; forgetting again, once the reader is done, erases."""
+    import sqlite3
+
+    from personae.store import _db
+
+    path = tmp_path / "held.db"
+    with PersonaStore(path, background=False) as store:
+        store.add_preferences("gone", [record(i, user="gone", prompt=f"{ERASE_MARKER} {i}") for i in range(3)])
+        reader = sqlite3.connect(path, isolation_level=None)
+        reader.execute("BEGIN")
+        assert reader.execute("select count(*) from preferences").fetchone()[0] == 3   # a snapshot, held
+        monkeypatch.setattr(_db, "BUSY_TIMEOUT_S", 1.5)
+        with pytest.raises(sa.exc.OperationalError, match="readers kept the WAL"):
+            store.forget("gone")
+        assert not store.exists("gone")               # the rows went, in their own transaction
+        store.add_preferences("other", [pair(1, "other")])   # writers were not held off meanwhile
+        reader.execute("COMMIT")
+        reader.close()
+        with pytest.raises(UnknownUserError):
+            store.forget("gone")                      # nothing left to forget, and the erasure is done
+        assert _files_holding(tmp_path, ERASE_MARKER.encode()) == []

@@ -123,3 +123,42 @@ def test_the_client_sends_again_when_the_connection_is_reset_before_the_answer()
     finally:
         thread.join(10)
         listener.close()
+
+
+def test_a_forget_answered_503_then_404_was_done_by_the_first_attempt() -> None:
+    """forget's first attempt removed the user but answered 503 (its erasure was held off); the
+    retry finds no user: the client reports the forget done instead of raising UnknownUserError."""
+    import socket
+    import threading
+
+    from personae.client import PersonaeClient
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(4)
+    answers = [(503, b'{"error": {"type": "store_unavailable", "message": "busy", "retry_after": 1}}',
+                b"retry-after: 0\r\n"),
+               (404, b'{"error": {"type": "not_found", "message": "no user \'u1\'"}}', b"")]
+    seen: list[bytes] = []
+
+    def serve() -> None:
+        for status, body, extra in answers:
+            conn, _ = listener.accept()
+            data = b""
+            while b"\r\n\r\n" not in data:
+                data += conn.recv(65536)
+            seen.append(data.split(b"\r\n", 1)[0])
+            conn.sendall(b"HTTP/1.1 %d X\r\ncontent-type: application/json\r\ncontent-length: %d\r\n%b"
+                         b"connection: close\r\n\r\n%b" % (status, len(body), extra, body))
+            conn.close()
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        with PersonaeClient(f"http://127.0.0.1:{listener.getsockname()[1]}", token="pst_x", retries=2,
+                            max_wait=0.1, timeout=10) as client:
+            assert client.forget("u1") == {}
+        assert seen == [b"DELETE /v1/users/u1 HTTP/1.1"] * 2
+    finally:
+        thread.join(10)
+        listener.close()

@@ -147,12 +147,13 @@ def _exchange(call: _Call, retries: int, max_wait: float,
         if outcome is None:
             raise TypeError("the request core was sent nothing for a request")
         if outcome.status_code in _RETRIED_STATUS and attempt < retries:
+            resent = True
             yield _wait(outcome, attempt, max_wait)
             continue
         if outcome.is_success:
             return call.parse(outcome.json())
         if resent and call.method == "DELETE" and outcome.status_code == 404:
-            return call.parse({"removed": {}})   # the first attempt did it; its answer was lost
+            return call.parse({"removed": {}})   # an earlier attempt did it; its answer was lost or an error
         return _raise_for(call, outcome)
     raise AssertionError("unreachable")  # the loop returns or raises
 

@@ -43,6 +43,7 @@ logger = logging.getLogger(__name__)
 MIGRATIONS = Path(__file__).parent / "migrations"
 _MIGRATION_LOCK = 0x70657273  # the advisory lock key of migrations on PostgreSQL
 BUSY_TIMEOUT_S = 60.0
+ERASE_WAIT_S = 1.0   # how long one truncating checkpoint waits for readers before writers go on
 DURABILITY = ("normal", "full")
 """The durability settings of an SQLite store: ``synchronous=NORMAL`` or ``synchronous=FULL``."""
 T = TypeVar("T")
@@ -176,7 +177,13 @@ class Database:
                 with self._writer.connect() as conn:
                     raw = conn.connection.dbapi_connection
                     assert raw is not None
-                    row = raw.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+                    # waiting for readers, a truncating checkpoint holds off every writer: briefly, then
+                    # it lets them through and tries again
+                    raw.execute(f"PRAGMA busy_timeout={int(ERASE_WAIT_S * 1000)}")
+                    try:
+                        row = raw.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+                    finally:
+                        raw.execute(f"PRAGMA busy_timeout={int(BUSY_TIMEOUT_S * 1000)}")
                     return int(row[0]), int(row[1]), int(row[2])
 
             deadline = time.monotonic() + BUSY_TIMEOUT_S
@@ -187,7 +194,7 @@ class Database:
                 if time.monotonic() > deadline:   # a reader held an old snapshot all along
                     raise sa.exc.OperationalError("PRAGMA wal_checkpoint(TRUNCATE)", {},
                                                   RuntimeError("database is busy: readers kept the WAL"))
-                time.sleep(0.05)
+                time.sleep(0.2)
         from personae.store._schema import METADATA
 
         with self._writer.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:

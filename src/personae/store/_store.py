@@ -609,8 +609,13 @@ class PersonaStore:
                 _audit.write(conn, self.tenant, user_id, "forget")
         with self._core.lock:   # no judge of the user stays decoded in memory
             self._core.fitted.clear()
-        if db.sqlite:
-            db.erase()   # also when nothing went: a retry after a busy erasure finishes it
+        if db.sqlite:   # also when nothing went: a retry after a busy erasure (503) finishes it
+            try:
+                db.erase()
+            except sa.exc.OperationalError:
+                logger.error("forgot %s/%s, but readers kept the WAL busy: its text stays in the WAL until the "
+                             "next checkpoint; forget again to erase it now", self.tenant, user_id)
+                raise
         if not any(removed.values()):
             raise UnknownUserError(user_id, self.tenant)
         return removed

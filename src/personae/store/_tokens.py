@@ -30,6 +30,7 @@ from personae.store._schema import api_tokens, check_id
 __all__ = ["DEFAULT_SCOPES", "SCOPES", "AccessToken", "AccessTokens", "TokenGrant", "grants", "scopes_of"]
 
 PREFIX = "pst_"
+MAX_LIFETIME_S = 100 * 365.25 * 86400   # further is no expiry at all, and past year 9999 dates break
 MAX_TOKEN_CHARS = 128
 SCOPES: tuple[str, ...] = ("read", "write", "admin", "ops")
 """Every scope a token may hold, in the order they are listed."""
@@ -114,6 +115,8 @@ class AccessTokens:
         now = time.time()
         if expires_at is not None and not expires_at > now:
             raise ConfigError("a token's expiry must be in the future")
+        if expires_at is not None and expires_at > now + MAX_LIFETIME_S:
+            raise ConfigError("a token's expiry is at most 100 years away (leave it out: the token lives until revoked)")
         secret = PREFIX + secrets.token_urlsafe(32)
         record = AccessToken(secrets.token_hex(6), tenant, name, now, None, held, expires_at)
         with self.db.write() as conn:
