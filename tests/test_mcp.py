@@ -23,6 +23,7 @@ mcp = pytest.importorskip("mcp")
 
 from mcp.client.client import Client  # noqa: E402
 from mcp.client.stdio import StdioServerParameters  # noqa: E402
+from mcp.shared.exceptions import MCPError  # noqa: E402
 
 from helpers import stub_answer  # noqa: E402
 from personae.service.mcp import TOOLS  # noqa: E402
@@ -169,6 +170,10 @@ def test_over_http_on_the_service_behind_its_tokens(tmp_path: Path, lm) -> None:
                 denied = await client.call_tool("get_persona", {"user_id": "u1"})
                 assert denied.is_error and _text(denied).startswith("forbidden: ") and "'read'" in _text(denied)
                 assert (await client.call_tool("forget_user", {"user_id": "u1"})).is_error
+                for read in (client.read_resource("persona://u1"),   # a resource and a prompt say why too
+                             client.get_prompt("write_for_user", {"user_id": "u1", "request": "Plan a day."})):
+                    with pytest.raises(MCPError, match="forbidden: the bearer token lacks the 'read' scope"):
+                        await read
 
         asyncio.run(main())
         [forgotten] = _audit(db, "acme")   # the forget of the session checks, by the admin token, in its request

@@ -411,3 +411,22 @@ def test_an_mcp_judgment_that_waits_for_a_slot_is_answered_once_it_has_one(tmp_p
         assert 0.5 < waited < 5.0   # it waited for the slot, then was judged (1 s), not left to time out
         assert calls.answers["rest"][0] == 200
         assert _metric(service.url, "personae_judge_in_flight") == 0
+
+
+def test_a_token_that_may_not_judge_is_refused_at_once_not_after_waiting_in_line(tmp_path, lm) -> None:
+    db = tmp_path / "s.db"
+    tokens = _store(db, "acme")
+    with PersonaStore(db, background=False) as root:
+        writer = root.tokens.create("acme", "ingest", scopes=["write"])[1]
+    lm.delay_s = 2.0
+    with serve_api(db, _args(lm, "--threads", "2", "--judge-queue", "2", "--judge-queue-timeout", "8")) as service:
+        calls = Calls()
+        url = f"{service.url}/v1/users/u1/judge"
+        calls.start("busy", "POST", url, tokens["acme"], json=JUDGE)
+        time.sleep(0.3)   # the one slot is taken for 2 s
+        started = time.perf_counter()
+        refused = httpx.post(url, json=JUDGE, headers={"Authorization": f"Bearer {writer}"}, timeout=10)
+        assert refused.status_code == 403 and refused.json()["error"]["type"] == "forbidden"
+        assert time.perf_counter() - started < 0.5
+        calls.join()
+        assert calls.answers["busy"][0] == 200

@@ -430,7 +430,8 @@ class ServiceSettings:
     root_path: str = field(default="", metadata={
         "help": "the path prefix a proxy serves the API under (e.g. /personae)"})
     console: bool = field(default=True, metadata={
-        "help": "serve the store console at /console (sign-in with a tenant token); --no-console: API only"})
+        "help": "serve the store console at /console (sign-in with a tenant token holding the admin scope); "
+                "--no-console: API only"})
     private_ops: bool = field(default=False, metadata={
         "help": "/metrics and /readyz only for a bearer token with the ops scope (/healthz stays open)"})
 
@@ -465,8 +466,8 @@ class ServeApiOptions:
                 "taken up again this long after (default: 60)"})
     durability: str | None = field(default=None, metadata={
         "choices": ("normal", "full"),
-        "help": "SQLite: 'normal' (default) keeps acknowledged writes through a crash of the process, 'full' "
-                "through a power cut too (a disk sync per write); PostgreSQL's is the server's"})
+        "help": "SQLite: 'normal' keeps acknowledged writes through a crash of the process, 'full' through a power "
+                "cut too (a disk sync per write) (default: normal on SQLite; PostgreSQL's is the server's setting)"})
     access_log: bool = field(default=False, metadata={"help": "log every request line"})
     service: ServiceSettings = field(default_factory=ServiceSettings, metadata={"group": "service"})
 

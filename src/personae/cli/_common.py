@@ -228,7 +228,8 @@ def register_tokens(sub: Any) -> None:
     add_config_options(create, TokenOptions, only=("tenant", "name", "scopes", "expires"), required=("tenant",))
     listing = verbs.add_parser("list", help="the tokens (ids, tenants, scopes, expiry, names; never the secrets)")
     add_config_options(listing, TokenOptions, only=("tenant",))
-    revoke = verbs.add_parser("revoke", help="revoke a token by its id (effective within 5 s)")
+    revoke = verbs.add_parser("revoke", help="revoke a token by its id (effective within serve-api's "
+                                             "--token-cache seconds, 5 by default)")
     add_config_options(revoke, TokenOptions, only=("token_id",))
     for verb in (create, listing, revoke):
         add_config_options(verb, StoreAdminOptions, only=("store",),

@@ -32,8 +32,8 @@ def register(sub: Any) -> None:
         description="Serve a persona store over HTTP on uvicorn: /v1 routes to add preferences, read personas, "
                     "judge and rank for a user; /healthz, /readyz, /metrics; the schema at /openapi.json. Every "
                     "request needs a bearer token bound to a tenant (create one with 'personae serve-api tokens "
-                    "create --tenant T'). The store console is at /console (sign in with such a token). Needs the "
-                    "service extra: pip install 'personae[service]'.",
+                    "create --tenant T'). The store console is at /console (sign in with a token holding the "
+                    "admin scope). Needs the service extra: pip install 'personae[service]'.",
     )
     add_config_options(parser, ServeApiOptions, defaults=_store_default(), shown=_STORE_SHOWN)
     add_model_options(parser, default_model=None,

@@ -34,8 +34,9 @@ from dataclasses import dataclass
 from typing import Annotated, Any
 
 from personae.errors import ConfigError, ServiceError
-from personae.service.deps import token_tenant
+from personae.service.deps import serves, token_tenant
 from personae.specs import ServiceSettings
+from personae.store import PersonaStore
 
 try:
     import anyio
@@ -289,8 +290,10 @@ async def _tenant_admitted(request: Request, tenant: TokenTenant) -> AsyncIterat
         yield
 
 
-async def _judge_slot(request: Request, tenant: TokenTenant) -> AsyncIterator[None]:
-    async with _admission(request).judging(tenant, _disconnect(request.receive)):
+async def _judge_slot(request: Request, tenant: Annotated[PersonaStore, serves("judge")]) -> AsyncIterator[None]:
+    # after the scope check (the same dependency as the route's, solved once): a token that may
+    # not judge is refused at once, never after waiting in line
+    async with _admission(request).judging(tenant.tenant, _disconnect(request.receive)):
         yield
 
 

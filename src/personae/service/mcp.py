@@ -48,12 +48,16 @@ from personae.store._tokens import SCOPES, grants
 try:
     from mcp.server.mcpserver import MCPServer
     from mcp.server.mcpserver.exceptions import ToolError
+    from mcp.shared.exceptions import MCPError
 except ImportError as exc:  # pragma: no cover - the extra is named in the error
     raise MissingExtraError("service", "the MCP server") from exc
 
 __all__ = ["TOOLS", "Caller", "McpGate", "ToolSpec", "create_mcp", "current_caller", "current_store"]
 
 logger = logging.getLogger(__name__)
+
+FORBIDDEN_CODE = -32003
+"""The JSON-RPC error code of a resource or prompt the caller's token may not read (a server error)."""
 
 StoreFor = Callable[[], Any]
 """Gives the store view of the caller (its tenant's), for each call."""
@@ -165,6 +169,14 @@ def _forbidden(caller: Caller | None, scope: str, what: str) -> ToolError | None
     return ToolError(f"forbidden: the bearer token lacks the {scope!r} scope {what} needs")
 
 
+def _refuse_unless(caller: Caller | None, scope: str, what: str) -> None:
+    """For a resource or a prompt: a JSON-RPC error that says ``forbidden: ...`` (the SDK would
+    turn any other exception into a bare "error rendering" and a traceback in the log)."""
+    refused = _forbidden(caller, scope, what)
+    if refused is not None:
+        raise MCPError(FORBIDDEN_CODE, str(refused))
+
+
 def _tool(spec: ToolSpec, store_for: StoreFor, caller_for: CallerFor,
           secrets: tuple[str, ...]) -> Callable[..., dict[str, Any]]:
     def run(**arguments: Any) -> dict[str, Any]:
@@ -256,14 +268,13 @@ def create_mcp(store_for: StoreFor, *, secrets: tuple[str, ...] = (), name: str 
     @server.resource("persona://{user_id}", name="persona", mime_type="application/json",
                      description="The user's current persona, as get_persona returns it.")
     def persona_resource(user_id: str) -> str:
+        _refuse_unless(callers(), API_SCOPES["persona"], "the persona resource")
         return json.dumps(read_persona(user_id=user_id))
 
     @server.prompt(name="write_for_user",
                    description="Write a response to a request, for one user's taste.")
     def write_for_user(user_id: str, request: str) -> str:
-        refused = _forbidden(callers(), API_SCOPES["persona"], "write_for_user")
-        if refused is not None:
-            raise refused
+        _refuse_unless(callers(), API_SCOPES["persona"], "write_for_user")
         try:
             state = store_for().persona(user_id)
             persona = state.persona or "(no persona yet: write plainly)"

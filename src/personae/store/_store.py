@@ -210,6 +210,7 @@ class _Core:
         self.updater = Updater(self.db, self.backend, self.lm, policy, self.queue) if self.backend is not None \
             else None
         self.fitted: dict[tuple[int, float], PersonalizedJudge] = {}  # by persona row id and its time
+        self.forgotten = 0   # forgets so far: a judge decoded before one is not cached after it
         self.lock = threading.Lock()
         self.worker: UpdateWorker | None = None
         if background and self.updater is not None:
@@ -238,13 +239,15 @@ class _Core:
         key = (int(row.id), float(row.created_at))
         with self.lock:
             found = self.fitted.get(key)
+            generation = self.forgotten
         if found is None:
             data = conn.execute(sa.select(personas.c.judge).where(personas.c.id == row.id)).scalar_one()
             found = PersonalizedJudge.from_dict(data, source=f"persona version {row.version} of {row.user_id}")
             with self.lock:
                 if len(self.fitted) > 10000:
                     self.fitted.clear()
-                self.fitted[key] = found
+                if generation == self.forgotten:   # no forget since it was read: the judge may be kept
+                    self.fitted[key] = found
         return found
 
     def close(self) -> None:
@@ -609,6 +612,7 @@ class PersonaStore:
                 _audit.write(conn, self.tenant, user_id, "forget")
         with self._core.lock:   # no judge of the user stays decoded in memory
             self._core.fitted.clear()
+            self._core.forgotten += 1
         if db.sqlite:   # also when nothing went: a retry after a busy erasure (503) finishes it
             try:
                 db.erase()

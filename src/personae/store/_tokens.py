@@ -116,7 +116,8 @@ class AccessTokens:
         if expires_at is not None and not expires_at > now:
             raise ConfigError("a token's expiry must be in the future")
         if expires_at is not None and expires_at > now + MAX_LIFETIME_S:
-            raise ConfigError("a token's expiry is at most 100 years away (leave it out: the token lives until revoked)")
+            raise ConfigError("a token's expiry is at most 100 years away (leave it out: the token lives until "
+                              "revoked)")
         secret = PREFIX + secrets.token_urlsafe(32)
         record = AccessToken(secrets.token_hex(6), tenant, name, now, None, held, expires_at)
         with self.db.write() as conn:

@@ -278,6 +278,7 @@ def chaos_run(database: str, plan: ChaosPlan, folder: Path) -> Outcome:
         url = str(folder / "chaos.db")
     outcome = Outcome(database, plan.seconds)
     faults = Faults(rate=plan.lm_fault_rate, slow_s=2.0, seed=plan.seed)
+    supervisor: Supervisor | None = None
     try:
         with fault_server(faults, lifetime_s=plan.seconds + 900) as lm:
             token = create_token(url, "acme")
@@ -339,6 +340,8 @@ def chaos_run(database: str, plan: ChaosPlan, folder: Path) -> Outcome:
                         outcome.failure_kinds[job.kind or "?"] += 1
                         outcome.failed_without_reason += not (job.error or "").strip()
     finally:
+        if supervisor is not None:   # never left running, whatever went wrong
+            supervisor.stop()
         if postgres is not None:
             postgres.stop()
     return outcome

@@ -12,6 +12,7 @@ carries the session's CSRF token and must come from this site.
 No ``from __future__ import annotations`` here: FastAPI reads annotations at definition time.
 """
 
+import contextlib
 import hmac
 import json
 import logging
@@ -347,13 +348,18 @@ def console_router(store: PersonaStore, access: ConsoleAccess,
             return await user(request, user_id, playground=state, error="Give a prompt and at least two drafts.",
                               status=422)
         tenant = view(session.tenant)
+        # in the service, the playground's judgments wait for a judge slot like the API's (its
+        # admission: rate, requests in flight, the fair queue); the console alone has none
+        admission = getattr(request.app.state, "admission", None)
         try:
-            if state["mode"] == "rank":
-                ranking = await call(lambda: tenant.rank(user_id, prompt, drafts))
-                state["ranking"] = ranking
-            else:
-                verdict = await call(lambda: tenant.judge(user_id, prompt, drafts[0], drafts[1]))
-                state["verdict"] = verdict
+            async with contextlib.AsyncExitStack() as admitted:
+                if admission is not None:
+                    admitted.enter_context(admission.tenant(session.tenant))
+                    await admitted.enter_async_context(admission.judging(session.tenant))
+                if state["mode"] == "rank":
+                    state["ranking"] = await call(lambda: tenant.rank(user_id, prompt, drafts))
+                else:
+                    state["verdict"] = await call(lambda: tenant.judge(user_id, prompt, drafts[0], drafts[1]))
         except UnknownUserError:
             raise
         except PersonaeError as exc:   # the judge's model failed: said on the page, nothing crashes
