@@ -19,7 +19,7 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 $(VENV)/.dev: $(VENV)/.installed
-	$(PIP) install -q -e '.[dev,retrieval,distill,postgres,service,ray]'
+	$(PIP) install -q -e '.[dev,retrieval,distill,onnx,postgres,service,ray]'
 	touch $@
 
 install: $(VENV)/.installed

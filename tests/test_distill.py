@@ -735,3 +735,42 @@ def test_a_persona_store_judges_and_ranks_with_the_reward_model(tiny_bert: Path,
         assert (remote.preferred, remote.version) == ("B", 1)
         assert remote.probability == pytest.approx(detailed.probability, abs=1e-5)
         assert client.rank("detailed", prompt, [SHORT, LONG, SHORT]).best == 1
+
+
+def test_an_onnx_export_scores_as_torch_does_and_a_stale_one_is_refused(tiny_bert: Path, tmp_path: Path) -> None:
+    """fp32 on ONNX Runtime matches torch within float noise; int8 keeps the ranking of a fixed
+    set of pairs; an export older than the model's weights is refused with its reason."""
+    pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnxscript")
+    from personae.distill import PersonalizedRewardModel, RewardModelConfig, export_onnx, train_reward_model
+    from personae.errors import DataError
+
+    config = RewardModelConfig(model=str(tiny_bert), freeze_layers=0, epochs=4, batch_size=8, learning_rate=3e-3,
+                               max_length=48,
+                               persona_tokens=8, context_tokens=12, device="cpu")
+    train_reward_model(_records(), config, out=tmp_path / "rm")
+    with pytest.raises(DataError, match="no ONNX export"):
+        PersonalizedRewardModel.load(tmp_path / "rm", runtime="onnx")
+    from personae.cli.main import main
+
+    assert main(["distill", "export", str(tmp_path / "rm"), "--onnx", "--int8"]) == 0   # the command line's way
+    out = tmp_path / "rm" / "onnx"
+    assert {p.name for p in out.iterdir()} == {"model.onnx", "model.int8.onnx", "stamp.json"}
+    torch_rm = PersonalizedRewardModel.load(tmp_path / "rm", device="cpu")
+    fp32 = PersonalizedRewardModel.load(tmp_path / "rm", runtime="onnx")
+    int8 = PersonalizedRewardModel.load(tmp_path / "rm", runtime="onnx-int8")
+    items = [(persona, f"how do i boil egg number {n}", response)
+             for n in range(6) for persona in (BRIEF, DETAILED) for response in (SHORT, LONG, "ok")]
+    reference = torch_rm.score_batch(items, batch_size=5)   # mixed lengths, several batches
+    assert fp32.score_batch(items, batch_size=5) == pytest.approx(reference, abs=1e-4)
+    quantized = int8.score_batch(items, batch_size=5)
+    pairs = [(i, i + 1) for i in range(0, len(items) - 1, 3)]
+    agree = sum((reference[a] > reference[b]) == (quantized[a] > quantized[b]) for a, b in pairs)
+    assert agree == len(pairs), (reference, quantized)
+    assert export_onnx(tmp_path / "rm") == out   # exported again without int8: the stamp has none
+    with pytest.raises(DataError, match="no int8 model"):
+        PersonalizedRewardModel.load(tmp_path / "rm", runtime="onnx-int8")
+    weights = tmp_path / "rm" / "model.safetensors"
+    weights.write_bytes(weights.read_bytes() + b" ")   # the model changed after its export
+    with pytest.raises(DataError, match="other weights"):
+        PersonalizedRewardModel.load(tmp_path / "rm", runtime="onnx")

@@ -522,6 +522,19 @@ class StoreConsoleOptions:
 
 
 @dataclass
+class ExportOptions:
+    """``personae distill export``: a saved reward model to another runtime's format."""
+
+    path: str = field(default="", metadata={
+        "positional": True, "metavar": "RM_DIR", "help": "a reward model folder (personae distill reward-model)"})
+    onnx: bool = field(default=False, metadata={
+        "help": "write RM_DIR/onnx/model.onnx for ONNX Runtime (pip install 'personae[distill,onnx]')"})
+    int8: bool = field(default=False, metadata={
+        "help": "also write model.int8.onnx: weights quantized to int8 (dynamic quantization)"})
+    opset: int = field(default=18, metadata={"help": "the ONNX opset"})
+
+
+@dataclass
 class ViewOptions:
     """``personae view``."""
 

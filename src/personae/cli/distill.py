@@ -2,6 +2,7 @@
 
 ``personae distill reward-model``  a persona-conditioned reward model (TRL RewardTrainer)
 ``personae distill tailor``        a persona-tailored generator (SFT then DPO with LoRA)
+``personae distill export``        a saved reward model for ONNX Runtime
 
 The options come from the config dataclasses of :mod:`personae.distill` (their ``help``
 metadata), so each option is documented in one place.
@@ -54,6 +55,29 @@ def register(sub: Any) -> None:
     add_config_options(tailor, TailorConfig, title="model and training")
     add_config_options(tailor, TailorScript, title="data and output")
     tailor.set_defaults(run=run_tailor)
+
+    from personae.specs import ExportOptions
+
+    export = commands.add_parser(
+        "export", help="a saved reward model for ONNX Runtime (--onnx, --int8)",
+        description="Export a reward model folder to ONNX (RM_DIR/onnx/, stamped with the weights it came from), "
+                    "fp32 and with --int8 also int8; score it with --runtime onnx or onnx-int8.")
+    add_config_options(export, ExportOptions)
+    export.set_defaults(run=run_export)
+
+
+def run_export(args: argparse.Namespace) -> int:
+    """Write the export and say where; exit status 0 (2 without a format)."""
+    from personae.distill import export_onnx
+    from personae.errors import ConfigError
+    from personae.specs import ExportOptions
+
+    options = config_from_args(ExportOptions, args)
+    if not options.onnx:
+        raise ConfigError("name the format to export to: --onnx")
+    out = export_onnx(options.path, int8=options.int8, opset=options.opset)
+    print(f"wrote {', '.join(sorted(p.name for p in out.iterdir()))} to {out}")
+    return 0
 
 
 def _print_log(entry: dict[str, Any]) -> None:

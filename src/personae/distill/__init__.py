@@ -46,6 +46,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:  # real types for type checkers; at run time names load on first use
     from personae.distill._encoding import InputTemplate
     from personae.distill._extra import DEFAULT_REWARD_BACKBONE, require_distill
+    from personae.distill._onnx import RUNTIMES, export_onnx
     from personae.distill._personas import FLIPPED_SUFFIX, PersonaResolver, flip_pairs
     from personae.distill._protocol import (
         SIDES,
@@ -86,6 +87,8 @@ _EXPORTS: dict[str, str] = {
     "RewardModelConfig": "personae.distill._reward",
     "RewardTraining": "personae.distill._reward",
     "RewardVerdict": "personae.distill._reward_model",
+    "RUNTIMES": "personae.distill._onnx",
+    "export_onnx": "personae.distill._onnx",
     "config_values": "personae.distill._reward",
     "fit_length_weight": "personae.distill._reward",
     "persona_function": "personae.distill._reward",
@@ -119,6 +122,7 @@ __all__ = [
     "PersonalizedRewardModel",
     "RewardModelConfig",
     "RewardTraining",
+    "RUNTIMES",
     "RewardVerdict",
     "SIDES",
     "TailorConfig",
@@ -129,6 +133,7 @@ __all__ = [
     "config_values",
     "evaluate_scorers",
     "evaluate_sides",
+    "export_onnx",
     "fit_length_weight",
     "flip_pairs",
     "length_scorer",

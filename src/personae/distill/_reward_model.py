@@ -110,21 +110,39 @@ class PersonalizedRewardModel:
     """
 
     def __init__(self, model: Any, tokenizer: Any, info: RewardModelInfo, *, device: str = "cpu",
-                 batch_size: int = 32) -> None:
-        self.model = model
+                 batch_size: int = 32, runtime: str = "torch") -> None:
+        self.model = model   # a torch model, or an onnxruntime session (``runtime`` onnx, onnx-int8)
         self.tokenizer = tokenizer
         self.info = info
         self.device = device
         self.batch_size = batch_size
+        self.runtime = runtime
         self.encoder = InputEncoder(tokenizer, info.template)
 
     # -- loading and saving -----------------------------------------------------------
     @classmethod
     def load(cls, path: str | os.PathLike[str], *, device: str = "auto", threads: int | None = None,
-             batch_size: int = 32) -> PersonalizedRewardModel:
-        """Load a folder written by :meth:`save` (or ``personae distill reward-model``)."""
-        require_distill("loading a reward model", ("torch", "transformers"))
+             batch_size: int = 32, runtime: str = "torch") -> PersonalizedRewardModel:
+        """Load a folder written by :meth:`save` (or ``personae distill reward-model``).
+
+        ``runtime``: ``torch`` (the saved model), or ``onnx`` / ``onnx-int8`` (its export by
+        :func:`~personae.distill.export_onnx`, on ONNX Runtime's CPU provider; no torch needed)."""
+        from personae.distill._onnx import RUNTIMES, onnx_session
+
+        if runtime not in RUNTIMES:
+            from personae.errors import ConfigError
+
+            raise ConfigError(f"runtime is one of {', '.join(RUNTIMES)}, not {runtime!r}")
         folder = Path(path)
+        if runtime != "torch":
+            info = RewardModelInfo.read(folder)
+            session = onnx_session(folder, int8=runtime == "onnx-int8", threads=threads)
+            set_offline()
+            from transformers import AutoTokenizer
+
+            return cls(session, AutoTokenizer.from_pretrained(str(folder)), info, device="cpu",
+                       batch_size=batch_size, runtime=runtime)
+        require_distill("loading a reward model", ("torch", "transformers"))
         info = RewardModelInfo.read(folder)
         set_offline()
         set_threads(threads)
@@ -139,6 +157,10 @@ class PersonalizedRewardModel:
 
     def save(self, path: str | os.PathLike[str]) -> Path:
         """Write the model, its tokenizer and ``personae_reward.json`` to ``path``."""
+        if self.runtime != "torch":
+            from personae.errors import ConfigError
+
+            raise ConfigError("an ONNX-loaded reward model is saved by its torch folder; load it with runtime='torch'")
         folder = Path(path)
         folder.mkdir(parents=True, exist_ok=True)
         self.model.save_pretrained(str(folder))
@@ -188,6 +210,9 @@ class PersonalizedRewardModel:
         items = list(items)
         encoded = self.encoder.encode_many(items)
         logits = [0.0] * len(encoded)
+        if self.runtime != "torch":
+            self._score_onnx(encoded, logits, batch_size or self.batch_size)
+            return self._with_length(logits, items)
         was_training = self.model.training
         self.model.eval()
         try:
@@ -199,9 +224,30 @@ class PersonalizedRewardModel:
                         logits[i] = float(value)
         finally:
             self.model.train(was_training)
+        return self._with_length(logits, items)
+
+    def _with_length(self, logits: list[float], items: list[tuple[str, str, str]]) -> list[float]:
         weight = self.info.length_weight
         return [logit + weight * log_length(item[2]) if weight else logit
                 for logit, item in zip(logits, items, strict=True)]
+
+    def _score_onnx(self, encoded: Sequence[Sequence[int]], logits: list[float], size: int) -> None:
+        """The same batches as torch's (sorted by length, padded per batch), run by ONNX Runtime."""
+        import numpy as np
+
+        pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
+        order = sorted(range(len(encoded)), key=lambda i: len(encoded[i]))
+        for start in range(0, len(order), size):
+            chunk = order[start:start + size]
+            width = max(len(encoded[i]) for i in chunk)
+            ids = np.full((len(chunk), width), pad_id, dtype=np.int64)
+            mask = np.zeros((len(chunk), width), dtype=np.int64)
+            for row, i in enumerate(chunk):
+                ids[row, : len(encoded[i])] = encoded[i]
+                mask[row, : len(encoded[i])] = 1
+            out = self.model.run(["logits"], {"input_ids": ids, "attention_mask": mask})[0]
+            for i, value in zip(chunk, out.reshape(len(chunk), -1)[:, 0].tolist(), strict=True):
+                logits[i] = float(value)
 
     def compare(self, persona: str, context: str, a: str, b: str) -> RewardVerdict:
         """Which of ``a`` and ``b`` the user described by ``persona`` would prefer."""
