@@ -767,6 +767,11 @@ def test_an_onnx_export_scores_as_torch_does_and_a_stale_one_is_refused(tiny_ber
     pairs = [(i, i + 1) for i in range(0, len(items) - 1, 3)]
     agree = sum((reference[a] > reference[b]) == (quantized[a] > quantized[b]) for a, b in pairs)
     assert agree == len(pairs), (reference, quantized)
+    from personae.store import RewardModelBackend
+
+    backend = RewardModelBackend(tmp_path / "rm", runtime="onnx", threads=1)   # what serve-api --runtime onnx runs
+    assert backend.scores(None, "how do i boil egg number 1", [SHORT, LONG]) == pytest.approx(
+        torch_rm.score_batch([("", "how do i boil egg number 1", r) for r in (SHORT, LONG)]), abs=1e-4)
     assert export_onnx(tmp_path / "rm") == out   # exported again without int8: the stamp has none
     with pytest.raises(DataError, match="no int8 model"):
         PersonalizedRewardModel.load(tmp_path / "rm", runtime="onnx-int8")

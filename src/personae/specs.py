@@ -447,9 +447,13 @@ class ServeApiOptions:
     logprobs: bool = field(default=False, metadata={
         "help": "with an LLM judge, read probabilities from token log-probabilities"})
     device: str = field(default="auto", metadata={"help": "reward-model device: auto, cpu, cuda"})
+    runtime: str = field(default="torch", metadata={
+        "choices": ("torch", "onnx", "onnx-int8"),
+        "help": "reward model: torch, or its ONNX export on ONNX Runtime (personae distill export DIR --onnx "
+                "[--int8]; pip install 'personae[onnx]')"})
     torch_threads: int | None = field(default=None, metadata={
-        "help": "reward model: CPU threads for torch (default: torch's, all cores; fewer leave cores to the HTTP "
-                "work)"})
+        "help": "reward model: CPU threads for its runtime (default: the runtime's, all cores; fewer leave cores "
+                "to the HTTP work)"})
     max_batch: int = field(default=8, metadata={
         "help": "reward model: most responses scored in one forward pass when requests arrive together (larger "
                 "answers more per second on a GPU, each answer later)"})

@@ -65,7 +65,7 @@ def run(args: argparse.Namespace) -> int:
     store = open_store(options.store, options.judge, lm_for, writer=args.model, logprobs=options.logprobs,
                        device=options.device, max_batch=options.max_batch, threads=options.torch_threads,
                        debounce=options.debounce, update_workers=options.update_workers,
-                       durability=options.durability, lease=options.lease)
+                       durability=options.durability, lease=options.lease, runtime=options.runtime)
     writer = args.model or ("local" if options.judge.startswith(REWARD_MODEL_PREFIX) else options.judge)
     settings = dataclasses.replace(options.service, secrets=tuple(s for s in (args.api_key,) if s))
     with store:

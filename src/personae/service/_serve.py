@@ -21,21 +21,23 @@ REWARD_MODEL_PREFIX = "reward-model:"
 
 
 def judge_backend(spec: str, build_lm: Callable[[str], Any], *, logprobs: bool = False,
-                  device: str = "auto", max_batch: int = 8, threads: int | None = None) -> JudgeBackend:
+                  device: str = "auto", max_batch: int = 8, threads: int | None = None,
+                  runtime: str = "torch") -> JudgeBackend:
     """``reward-model:DIR`` is a :class:`RewardModelBackend` on that folder; anything else is a
     model string for ``build_lm`` judged by an :class:`LLMJudgeBackend`."""
     if spec.startswith(REWARD_MODEL_PREFIX):
         folder = spec[len(REWARD_MODEL_PREFIX):]
         if not folder:
             raise ConfigError("--judge reward-model: needs the model's folder, e.g. reward-model:runs/rm")
-        return RewardModelBackend(folder, device=device, max_batch=max_batch, threads=threads)
+        return RewardModelBackend(folder, device=device, max_batch=max_batch, threads=threads, runtime=runtime)
     return LLMJudgeBackend(build_lm(spec), logprobs=logprobs)
 
 
 def open_store(url: str, judge: str, build_lm: Callable[[str], Any], *, writer: str | None = None,
                logprobs: bool = False, device: str = "auto", max_batch: int = 8, threads: int | None = None,
                debounce: float | None = None, update_workers: int | None = None,
-               durability: str | None = None, lease: float | None = None) -> PersonaStore:
+               durability: str | None = None, lease: float | None = None,
+               runtime: str = "torch") -> PersonaStore:
     """The persona store a serving command describes: its database ``url``, its ``judge`` (see
     :func:`judge_backend`), and the LM that writes personas: ``writer`` (``none``: no persona
     writing; default: the judge's own LM, or ``local`` beside a reward model); ``durability``
@@ -44,7 +46,8 @@ def open_store(url: str, judge: str, build_lm: Callable[[str], Any], *, writer: 
 
     from personae.store import UpdatePolicy
 
-    backend = judge_backend(judge, build_lm, logprobs=logprobs, device=device, max_batch=max_batch, threads=threads)
+    backend = judge_backend(judge, build_lm, logprobs=logprobs, device=device, max_batch=max_batch, threads=threads,
+                            runtime=runtime)
     writer = writer or ("local" if judge.startswith(REWARD_MODEL_PREFIX) else None)
     persona_lm = None if writer == "none" else (build_lm(writer) if writer else backend.lm)
     policy = UpdatePolicy()

@@ -185,17 +185,18 @@ class RewardModelBackend:
     lm: dspy.BaseLM | None = None
 
     def __init__(self, model: PersonalizedRewardModel | str | Any, *, device: str = "auto",
-                 max_batch: int = 8, threads: int | None = None) -> None:
-        if threads is not None:   # torch's CPU threads for the model (default: all cores)
-            if threads < 1:
-                raise ConfigError(f"threads must be at least 1, got {threads}")
+                 max_batch: int = 8, threads: int | None = None, runtime: str = "torch") -> None:
+        if threads is not None and threads < 1:
+            raise ConfigError(f"threads must be at least 1, got {threads}")
+        if threads is not None and runtime == "torch":   # torch's CPU threads for the model (default: all cores)
             import torch
 
             torch.set_num_threads(threads)
         if isinstance(model, str) or hasattr(model, "__fspath__"):
             from personae.distill import PersonalizedRewardModel
 
-            model = PersonalizedRewardModel.load(model, device=device)
+            # ``runtime``: torch, or the model's ONNX export (onnx, onnx-int8), its threads ``threads``
+            model = PersonalizedRewardModel.load(model, device=device, runtime=runtime, threads=threads)
         if not hasattr(model, "score_batch"):
             raise ConfigError("a reward-model backend needs a PersonalizedRewardModel or its folder")
         self.model = model
