@@ -768,6 +768,9 @@ def test_the_reward_model_backend_combines_concurrent_calls_into_batches() -> No
     for i, verdict in results.items():
         if i not in failed:   # each call got its own scores back: A is longer once i + 1 > 40 - i
             assert verdict.preferred == ("A" if i + 1 >= 40 - i else "B"), i
+    model.passes.clear()   # a draft given twice is scored once, and both get its reward
+    assert backend.scores(None, "q", ["ab", "abc", "ab", "ab"]) == [2.0, 3.0, 2.0, 2.0] and model.passes == [2]
+    assert backend.compare(None, [], "q", "same", "same").probability == 0.5 and model.passes == [2, 1]
 
 
 def test_redact_removes_registered_environment_and_key_shaped_secrets(monkeypatch) -> None:

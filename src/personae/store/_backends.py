@@ -206,6 +206,12 @@ class RewardModelBackend:
         self._thread: threading.Thread | None = None
 
     def _rewards(self, persona: str, prompt: str, responses: Sequence[str]) -> list[float]:
+        """The reward of each response, each distinct one scored once (a rank's repeated drafts, a
+        pair of equal responses)."""
+        distinct = list(dict.fromkeys(responses))
+        if len(distinct) < len(responses):
+            by_response = dict(zip(distinct, self._rewards(persona, prompt, distinct), strict=True))
+            return [by_response[r] for r in responses]
         mine = _Scoring([(persona, prompt, r) for r in responses])
         with self._ready:
             if self._thread is None:
