@@ -48,7 +48,7 @@ def local_ray(num_cpus: int = 2) -> Iterator[Any]:
     import ray
 
     worker_environment()
-    ray.init(num_cpus=num_cpus, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
+    ray.init(address="local", num_cpus=num_cpus, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
     try:
         yield ray
     finally:

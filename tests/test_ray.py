@@ -262,3 +262,27 @@ def test_a_datasets_source_is_cut_into_shards_of_rows(ray_local, tmp_path, capsy
     table = pads.dataset(str(out), format="parquet").to_table().to_pylist()
     assert sorted(r["record_id"] for r in table) == sorted(f"d{i}" for i in range(25))
     assert all(r["chosen_persona"] and r["persona_error"] is None for r in table)
+
+
+def test_a_run_without_an_address_starts_its_own_ray_not_one_ray_remembers(tmp_path) -> None:
+    """Ray's temp folder can name a cluster that is long gone (a ``ray start`` of an earlier
+    session, a test cluster never shut down): a run given no address starts its own Ray for
+    the run instead of joining, or failing on, that one."""
+    import tempfile
+
+    ray_tmp = Path(tempfile.mkdtemp(prefix="r", dir="/tmp"))  # short: Ray's sockets live under it
+    try:
+        (ray_tmp / "ray").mkdir()
+        (ray_tmp / "ray" / "ray_current_cluster").write_text("127.0.0.1:1")
+        script = ("from personae.runs import RayExecutor\n"
+                  "with RayExecutor(1, workers=1, init_options={'num_cpus': 1}) as ex:\n"
+                  "    print(len(ex.start()))\n")
+        env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
+        done = subprocess.run([sys.executable, "-c", script], env={**env, "RAY_TMPDIR": str(ray_tmp)},
+                              capture_output=True, text=True, timeout=180)
+        assert done.returncode == 0, done.stderr[-2000:]
+        assert done.stdout.strip().splitlines()[-1] == "1"
+    finally:
+        import shutil
+
+        shutil.rmtree(ray_tmp, ignore_errors=True)

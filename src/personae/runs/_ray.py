@@ -183,8 +183,9 @@ class RayExecutor:
         concurrency: items in flight at once, over all workers.
         workers: Ray actors to start (default: the cluster's CPUs, at most ``concurrency``).
         address: the Ray cluster to join (``ray://host:10001``, ``host:6379`` or ``auto``);
-            ``None`` joins the Ray this process already started, or starts a local one
-            for the run (shut down by :meth:`close`).
+            ``None`` joins the Ray this process already started, else the one ``RAY_ADDRESS``
+            names, else starts a local one for the run (shut down by :meth:`close`), never a
+            cluster Ray merely remembers from an earlier ``ray start``.
         max_worker_deaths: worker deaths one ``map`` survives before it gives up.
         chunk: items a call to a worker carries (default: one by one while the items are few
             or take seconds each, else up to 8): a result comes back with its chunk.
@@ -224,8 +225,10 @@ class RayExecutor:
         if not ray.is_initialized():
             options: dict[str, Any] = {"include_dashboard": False, "logging_level": logging.WARNING,
                                        "log_to_driver": False, **self.init_options}
-            if self.address:
-                options["address"] = self.address
+            # Without an address, Ray would join whatever cluster its temp folder last
+            # recorded (a stale one left by an earlier ``ray start`` included); ``local``
+            # starts this run's own, as documented. ``RAY_ADDRESS`` still names one.
+            options["address"] = self.address or os.environ.get("RAY_ADDRESS") or "local"
             logger.info("starting Ray%s", f" at {self.address}" if self.address else " on this machine")
             ray.init(**options)
             self._started_ray = True
