@@ -815,3 +815,34 @@ def test_an_onnx_export_scores_as_torch_does_and_a_stale_one_is_refused(tiny_ber
     weights.write_bytes(weights.read_bytes() + b" ")   # the model changed after its export
     with pytest.raises(DataError, match="other weights"):
         PersonalizedRewardModel.load(tmp_path / "rm", runtime="onnx")
+
+
+@_THIRD_PARTY[0]
+@_THIRD_PARTY[1]
+def test_the_command_evaluates_on_the_runtime_a_service_would_load(tiny_bert: Path, tmp_path: Path,
+                                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    """``distill reward-model --evaluate --runtime onnx-int8`` exports the saved model and scores its test
+    pairs on ONNX Runtime: the run says so and its verdicts are torch's on this model."""
+    pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnxscript")
+    from personae.cli.main import main
+    from personae.evaluation import read_run_log
+
+    rows = [{"user_id": user, "user_profile": persona, "prompt": r.prompt, "chosen": r.chosen, "rejected": r.rejected}
+            for user, persona in (("brief", BRIEF), ("detailed", DETAILED))
+            for r in (_pair(i, user, persona) for i in range(10))]
+    data = tmp_path / "pairs.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    common = ["distill", "reward-model", str(data), "--model", str(tiny_bert), "--evaluate", "--max-steps", "12",
+              "--batch-size", "8", "--learning-rate", "3e-3", "--max-length", "48", "--persona-tokens", "8",
+              "--context-tokens", "12", "--freeze-layers", "0", "--device", "cpu", "--threads", "1"]
+    runs = {}
+    for runtime in ("torch", "onnx-int8"):
+        assert main([*common, "--out", str(tmp_path / runtime), "--runtime", runtime]) == 0
+        runs[runtime] = read_run_log(tmp_path / runtime / "run.json")
+    assert runs["onnx-int8"].config.extra["runtime"] == "onnx-int8" and runs["torch"].config.extra["runtime"] == "torch"
+    assert (tmp_path / "onnx-int8" / "onnx" / "model.int8.onnx").exists()
+    assert not (tmp_path / "torch" / "onnx").exists()
+    verdicts = {k: [(j.record_id, j.first, j.preferred) for j in run.judgments if j.method == "reward model"]
+                for k, run in runs.items()}
+    assert verdicts["onnx-int8"] == verdicts["torch"] and len(verdicts["torch"]) == 12

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
+from personae.distill import RUNTIMES
 from personae.errors import ConfigError
 
 __all__ = ["DEFAULT_MODEL", "ENGINES", "LOCAL_ALIASES", "DataSpec", "DemoOptions", "EvalPersonasOptions",
@@ -436,6 +437,12 @@ class ServiceSettings:
         "help": "/metrics and /readyz only for a bearer token with the ops scope (/healthz stays open)"})
 
 
+RUNTIME_OPTION = {
+    "choices": RUNTIMES,
+    "help": "reward model: torch, or its ONNX export on ONNX Runtime (personae distill export DIR --onnx "
+            "[--int8]; pip install 'personae[onnx]')"}
+
+
 @dataclass
 class ServeApiOptions:
     """``personae serve-api``: the store, the judge, where to listen, and how updates run."""
@@ -447,10 +454,7 @@ class ServeApiOptions:
     logprobs: bool = field(default=False, metadata={
         "help": "with an LLM judge, read probabilities from token log-probabilities"})
     device: str = field(default="auto", metadata={"help": "reward-model device: auto, cpu, cuda"})
-    runtime: str = field(default="torch", metadata={
-        "choices": ("torch", "onnx", "onnx-int8"),
-        "help": "reward model: torch, or its ONNX export on ONNX Runtime (personae distill export DIR --onnx "
-                "[--int8]; pip install 'personae[onnx]')"})
+    runtime: str = field(default="torch", metadata=RUNTIME_OPTION)
     torch_threads: int | None = field(default=None, metadata={
         "help": "reward model: CPU threads for its runtime (default: the runtime's, all cores; fewer leave cores "
                 "to the HTTP work)"})
@@ -505,6 +509,7 @@ class McpOptions:
     logprobs: bool = field(default=False, metadata={
         "help": "with an LLM judge, read probabilities from token log-probabilities"})
     device: str = field(default="auto", metadata={"help": "reward-model device: auto, cpu, cuda"})
+    runtime: str = field(default="torch", metadata=RUNTIME_OPTION)
     debounce: float | None = field(default=None, metadata={
         "help": "seconds after a user's last preference before its update runs (default: 2)"})
 

@@ -43,7 +43,7 @@ def run(args: argparse.Namespace) -> int:
         return build_lm(argparse.Namespace(**{**vars(args), "model": model}))
 
     with open_store(options.store, options.judge, lm_for, writer=args.model, logprobs=options.logprobs,
-                    device=options.device, debounce=options.debounce) as store:
+                    device=options.device, debounce=options.debounce, runtime=options.runtime) as store:
         view = store.for_tenant(options.tenant)
         caller = Caller(view, actor="mcp (stdio)")   # the operator's own process: every scope; audited as such
         server = create_mcp(lambda: view, secrets=tuple(s for s in (args.api_key,) if s), caller_for=lambda: caller)

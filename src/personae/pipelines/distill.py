@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from personae.data import PreferenceRecord
+from personae.distill import RUNTIMES
 from personae.errors import ConfigError, DataError
 
 if TYPE_CHECKING:
@@ -36,6 +37,11 @@ class RewardModelScript:
                 "the run's two 'users' being the chosen and the rejected side"})
     fractions: str = field(default="0.5,0.2,0.3", metadata={"help": "train,val,test shares of each user's prompts"})
     min_pairs: int = field(default=0, metadata={"help": "use only users with at least this many pairs"})
+    runtime: str = field(default="torch", metadata={
+        "choices": RUNTIMES,
+        "help": "with --evaluate: score the test pairs on this runtime: torch, or the saved model exported to ONNX "
+                "(OUT/onnx/, int8 too for onnx-int8) and run by ONNX Runtime (pip install 'personae[onnx]'), the "
+                "model a service would load"})
 
 
 @dataclass
@@ -88,12 +94,18 @@ def distill_reward_model(data: Sequence[PreferenceRecord], config: RewardModelCo
     check_prompt_split(splits)
     train = [r for split in splits.values() for r in split.train + split.val]
     training = train_reward_model(train, config, out=script.out, on_log=on_log)
+    model = training.model
+    if script.runtime != "torch":  # the export a service would load, scored on ONNX Runtime
+        from personae.distill import PersonalizedRewardModel, export_onnx
+
+        export_onnx(script.out, int8=script.runtime == "onnx-int8")
+        model = PersonalizedRewardModel.load(script.out, runtime=script.runtime, threads=config.threads)
     extra = {"reward_model": config_values(config), "train_pairs": training.pairs,
-             "train_seconds": round(training.seconds, 2)}
+             "train_seconds": round(training.seconds, 2), "runtime": script.runtime}
     if config.flip_persona is None:
         personas = persona_function(training.model)
         scorers = {"longer response": length_scorer,
-                   "reward model": lambda records: training.model.score_records(records, personas)}
+                   "reward model": lambda records: model.score_records(records, personas)}
         run = evaluate_scorers(splits, scorers, fractions=fractions, seed=config.seed, model=config.model,
                                source=source, extra=extra)
     else:  # both sides of each test pair, each under its own persona (flip_pairs puts it in the metadata)
@@ -101,7 +113,7 @@ def distill_reward_model(data: Sequence[PreferenceRecord], config: RewardModelCo
             return str(record.metadata["persona"])
 
         scorers = {"longer response": length_scorer,
-                   "reward model": lambda records: training.model.score_records(records, side_persona)}
+                   "reward model": lambda records: model.score_records(records, side_persona)}
         run = evaluate_sides([r for split in splits.values() for r in split.test], scorers,
                              persona=persona_function(training.model), flip=PersonaResolver(config.flip_persona),
                              seed=config.seed, model=config.model, source=source, extra=extra)
