@@ -68,7 +68,7 @@ def compact_profile(text: str) -> str:
     return re.sub(r"\s+", " ", re.sub(r"\b[Tt]he person(?:'s| is)\s+", "", text)).strip()
 
 
-def _persona_map(users: list[Any], judges: str | None, compact: bool) -> tuple[dict[str, str], int]:
+def persona_map(users: list[Any], judges: str | None, compact: bool) -> tuple[dict[str, str], int]:
     """Each user's persona: the fitted judge's when there is one, else the profile text."""
     from personae.optimizers import PersonalizedJudge, judge_path
 
@@ -114,7 +114,7 @@ def main(bench: BenchmarkConfig, model_config: Any) -> int:
         print(f"plus {len(extra)} pairs of {len(small)} users with fewer than {bench.min_pairs} pairs "
               "(no test prompt among them)", flush=True)
         train += extra
-    personas, inferred = _persona_map(list(histories.values()), bench.judges, bench.compact_profiles)
+    personas, inferred = persona_map(list(histories.values()), bench.judges, bench.compact_profiles)
     print(f"personas: {inferred} inferred (SynthesizeMe), the others the profile text", flush=True)
 
     def persona_of(record: Any) -> str:

@@ -41,6 +41,7 @@ reward model judges one request at a time (one model, one lock): about 70 ms a j
     python benchmarks/service.py --parts judge,add    # a few minutes
     python benchmarks/service.py --smoke              # every part, tiny: checks the script
     python benchmarks/service.py --parts mcp          # MCP against REST (a minute without a reward model)
+    python benchmarks/service.py --parts judge --runtime onnx-int8   # the reward model on its int8 export
 
 Targets: with the reward-model backend at concurrency 16, HTTP judge throughput is at least
 70% of in-process, and the HTTP judge p99 at most 50 ms plus the backend's own time: each HTTP
@@ -105,7 +106,7 @@ class Workload:
         return replace(self.records[i % len(self.records)], record_id=f"{key}-{i}")
 
 
-def _workload(args: argparse.Namespace) -> Workload:
+def workload(args: argparse.Namespace) -> Workload:
     from personae.data import load_preferences
 
     pairs_n = 64
@@ -263,7 +264,7 @@ def _rows(target: Any, calls: list[str], work: Workload, args: argparse.Namespac
     target.judge(*work.judge_args(0))
     out: dict[tuple[str, int], Figures] = {}
     for call in calls:
-        for concurrency in CONCURRENCY:
+        for concurrency in args.concurrency:
             fn = _caller(call, target, work, f"{side}-c{concurrency}")
             figures = out[call, concurrency] = _load(fn, _count(args, concurrency), concurrency, errors)
             beyond = "" if figures.over_p99 != figures.over_p99 else \
@@ -276,7 +277,7 @@ def _rows(target: Any, calls: list[str], work: Workload, args: argparse.Namespac
 def _compare(name: str, call: str, http: dict[tuple[str, int], Figures],
              local: dict[tuple[str, int], Figures]) -> list[list[object]]:
     rows: list[list[object]] = []
-    for concurrency in CONCURRENCY:
+    for concurrency in sorted({c for _, c in http}):
         h, p = http[call, concurrency], local[call, concurrency]
         rows.append([name, concurrency, f"{h.p50:.1f}", f"{h.p99:.1f}", f"{h.rate:,.1f}", f"{p.p50:.1f}",
                      f"{p.p99:.1f}", f"{p.rate:,.1f}", f"{h.rate / p.rate:.2f}" if p.rate else "n/a",
@@ -295,6 +296,23 @@ def _verdict(text: str, ok: bool, detail: str) -> bool:
 
 
 # -- 1. and 2. judge and add_preferences, over HTTP and in-process -------------------------------------
+def _reward_flags(args: argparse.Namespace) -> list[str]:
+    """``serve-api`` flags of a reward-model server: the model, its batching, threads and runtime."""
+    return ["--judge", f"reward-model:{args.reward_model}", "--max-batch", str(args.max_batch),
+            *(["--torch-threads", str(args.torch_threads)] if args.torch_threads else []),
+            "--runtime", args.runtime, *QUIET, *DEBOUNCED]
+
+
+def judge_over_http(args: argparse.Namespace, root: Path, work: Workload) -> dict[int, Figures]:
+    """The reward model's judge rows through ``serve-api`` alone, by thread count (the rows
+    ``benchmarks/scoring.py`` sets side by side for each runtime)."""
+    errors: Counter[str] = Counter()
+    with _served(root, f"reward-model-{args.runtime}", _reward_flags(args), work) as (_, client):
+        rows = _rows(client, ["judge"], work, args, f"HTTP {args.runtime}", errors)
+    _errors(errors)
+    return {concurrency: figures for (_, concurrency), figures in rows.items()}
+
+
 def part_calls(args: argparse.Namespace, root: Path, work: Workload, parts: set[str]) -> bool:
     import dspy
 
@@ -309,13 +327,10 @@ def part_calls(args: argparse.Namespace, root: Path, work: Workload, parts: set[
     add_rows: list[list[object]] = []
     reward: dict[str, dict[tuple[str, int], Figures]] = {}
     judged: list[dict[tuple[str, int], Figures]] = []   # every side's judge rows, for the failure count
-    batching = ["--max-batch", str(args.max_batch),
-                *(["--torch-threads", str(args.torch_threads)] if args.torch_threads else [])]
-    with _served(root, "reward-model", ["--judge", f"reward-model:{args.reward_model}", *batching, *QUIET,
-                                        *DEBOUNCED], work) as (_, client):
+    with _served(root, "reward-model", _reward_flags(args), work) as (_, client):
         reward["http"] = _rows(client, calls, work, args, "HTTP", errors)
     with _in_process(root, "reward-model", RewardModelBackend(args.reward_model, max_batch=args.max_batch,
-                                                            threads=args.torch_threads),
+                                                            threads=args.torch_threads, runtime=args.runtime),
                      work) as store:
         reward["local"] = _rows(store, calls, work, args, "in-process", errors)
     if "judge" in calls:
@@ -536,7 +551,8 @@ def part_memory(args: argparse.Namespace, root: Path, work: Workload) -> bool:
     return held
 
 
-def main(argv: list[str] | None = None) -> int:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """The benchmark's options (``--smoke`` applied)."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", default=str(DATA))
     parser.add_argument("--parts", default="judge,add,memory")
@@ -544,6 +560,11 @@ def main(argv: list[str] | None = None) -> int:
                         help="the reward model's torch CPU threads, on both sides (default torch's: all cores)")
     parser.add_argument("--max-batch", type=int, default=8,
                         help="the reward model's largest combined batch, on both sides (default 8, the backend's)")
+    parser.add_argument("--runtime", default="torch", choices=("torch", "onnx", "onnx-int8"),
+                        help="the reward model's runtime, on both sides (onnx, onnx-int8: its export by "
+                             "'personae distill export DIR --onnx --int8')")
+    parser.add_argument("--concurrency", default="1,16,64",
+                        help="threads of the judge and add rows (comma list; default 1,16,64)")
     parser.add_argument("--reward-model", default=str(ROOT / "runs" / "store_bench" / "reward_model"),
                         help="a PersonalizedRewardModel folder (default runs/store_bench/reward_model)")
     parser.add_argument("--requests", type=int, default=400,
@@ -555,13 +576,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default=None, help="folder for the databases (default: a temporary one)")
     parser.add_argument("--smoke", action="store_true", help="every part at a tiny size")
     args = parser.parse_args(argv)
+    args.concurrency = tuple(int(c) for c in args.concurrency.split(","))
     if args.smoke:
         args.requests, args.requests_memory, args.users = 16, 100, 4
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
     parts = set(args.parts.split(","))
     if parts - {"mcp"} and not (Path(args.reward_model) / "personae_reward.json").exists():
         raise SystemExit(f"{args.reward_model}: no reward model (train one with benchmarks/store.py or "
                          "'personae distill reward-model')")
-    work = _workload(args)
+    work = workload(args)
     held = []
     with tempfile.TemporaryDirectory(prefix="service-bench-") as tmp:
         if args.out:  # kept: a fresh folder in it for this run's databases

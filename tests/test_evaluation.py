@@ -201,6 +201,18 @@ def test_judgments_in_the_ledger_are_reused(tmp_path) -> None:
     assert (again.log.counts.resumed, again.log.counts.succeeded, again.log.counts.failed) == (6, 6, 0)
 
 
+def test_a_paired_difference_interval_resamples_both_methods_together() -> None:
+    """Outcomes ``a - b`` of two methods on the same pairs: the interval of their difference."""
+    a = [i % 10 < 7 for i in range(200)]
+    b = [i % 10 < 6 for i in range(200)]        # right wherever a is, but on one pair in ten less
+    low, high = bootstrap_ci([float(x) - float(y) for x, y in zip(a, b)], rng=random.Random(0),
+                             clusters=[i // 2 for i in range(200)])
+    assert 0.0 < low <= 0.1 <= high < 0.2
+    assert bootstrap_ci([float(x) - float(x) for x in a], rng=random.Random(0)) == (0.0, 0.0)
+    # unpaired, the same two accuracies could not be told apart
+    assert bootstrap_ci(a, rng=random.Random(0))[0] < bootstrap_ci(b, rng=random.Random(0))[1]
+
+
 def test_bootstrap_interval_contains_the_estimate_and_narrows_with_more_data() -> None:
     small = [i % 10 < 6 for i in range(50)]
     large = small * 40

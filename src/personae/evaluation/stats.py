@@ -20,14 +20,15 @@ __all__ = ["MethodStats", "bootstrap_ci", "method_stats", "wilson_interval"]
 
 
 def bootstrap_ci(
-    outcomes: Sequence[bool],
+    outcomes: Sequence[bool] | Sequence[float],
     *,
     confidence: float = 0.95,
     resamples: int = 2000,
     rng: random.Random,
     clusters: Sequence[Hashable] | None = None,
 ) -> tuple[float, float]:
-    """A percentile bootstrap interval for the mean of ``outcomes`` (the accuracy).
+    """A percentile bootstrap interval for the mean of ``outcomes`` (the accuracy; with outcomes
+    ``float(a) - float(b)`` of two methods on the same items, their paired difference).
 
     Each resample draws, with replacement, as many units as there are: single outcomes, or,
     when ``clusters`` gives each outcome a cluster key (e.g. ``(user_id, record_id)``), whole
@@ -46,15 +47,15 @@ def bootstrap_ci(
     import numpy as np
 
     if clusters is None:
-        correct = np.fromiter((bool(o) for o in outcomes), dtype=np.int64, count=len(outcomes))
+        correct = np.fromiter((float(o) for o in outcomes), dtype=np.float64, count=len(outcomes))
         sizes = np.ones(len(outcomes), dtype=np.int64)
     else:
-        groups: dict[Hashable, list[int]] = {}
+        groups: dict[Hashable, list[float]] = {}
         for key, outcome in zip(clusters, outcomes, strict=True):
-            group = groups.setdefault(key, [0, 0])
-            group[0] += bool(outcome)
+            group = groups.setdefault(key, [0.0, 0])
+            group[0] += float(outcome)
             group[1] += 1
-        correct = np.array([g[0] for g in groups.values()], dtype=np.int64)
+        correct = np.array([g[0] for g in groups.values()], dtype=np.float64)
         sizes = np.array([g[1] for g in groups.values()], dtype=np.int64)
     generator = np.random.default_rng(rng.getrandbits(64))
     units = len(correct)
