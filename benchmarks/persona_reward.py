@@ -58,6 +58,8 @@ batches (the limit of any scoring code); the ratio is bare time / scoring time.
 
     python benchmarks/persona_reward.py            # both domains (about 100 minutes on 2 cores)
     python benchmarks/persona_reward.py --smoke    # 40 pairs, 4 steps per model: the pipeline in minutes
+    python benchmarks/persona_reward.py --persona-only --layers 3 --out runs/persona_reward_l3   # a shallower model
+    python benchmarks/persona_reward.py --cross-domain --no-together   # transfer between the two domains
 
 Targets, on the test files: gold persona >= 75% averaged over the two sides and >= 65% on the
 rejected side; no persona <= 55% on the average (50% by construction: a sanity check of the
@@ -97,6 +99,11 @@ class BenchmarkConfig:
     persona_only: bool = field(default=False, metadata={
         "help": "train and score only the gold-persona model (its rows and controls, no model without persona): "
                 "enough to compare settings such as --layers"})
+    cross_domain: bool = field(default=False, metadata={
+        "help": "the transfer rows instead: a gold-persona model trained on each domain alone, scored on its own and "
+                "on the other domain's files, before and after a short fine-tune (init_from) on --target-pairs "
+                "pairs of the other domain's training files, beside a model trained on those pairs alone"})
+    target_pairs: int = field(default=300, metadata={"help": "cross-domain: target-domain pairs of the fine-tune"})
     smoke: bool = field(default=False, metadata={"help": "40 training pairs, 4 steps: a quick check of the pipeline"})
     out: str = field(default=str(ROOT / "runs" / "persona_reward"), metadata={"help": "folder for results"})
 
@@ -209,12 +216,13 @@ def _figures(run: Any, methods: list[str]) -> dict[str, dict[str, Any]]:
 
 
 def _print_table(title: str, table: dict[str, dict[str, Any]]) -> None:
+    width = max(22, *(len(method) for method in table))
     print(f"\n{title}")
-    print(f"{'method':<22} {'chosen side':>22} {'rejected side':>22} {'average of the sides':>22}")
+    print(f"{'method':<{width}} {'chosen side':>22} {'rejected side':>22} {'average of the sides':>22}")
     for method, sides in table.items():
         cells = [f"{sides[s]['accuracy']:6.1%} [{sides[s]['ci'][0]:5.1%}, {sides[s]['ci'][1]:5.1%}]"
                  for s in ("chosen", "rejected", "both")]
-        print(f"{method:<22} {cells[0]:>22} {cells[1]:>22} {cells[2]:>22}")
+        print(f"{method:<{width}} {cells[0]:>22} {cells[1]:>22} {cells[2]:>22}")
 
 
 def _load_domain(bench: BenchmarkConfig, domain: str) -> tuple[list[Any], dict[str, list[Any]]]:
@@ -367,6 +375,55 @@ def run_together(bench: BenchmarkConfig, model_config: Any, domains: list[str]) 
             for domain, (_, evaluated) in loaded.items()}
 
 
+def run_cross_domain(bench: BenchmarkConfig, model_config: Any, domains: list[str]) -> dict[str, Any]:
+    """Does persona-following carry to a domain the model never saw? Each pair of domains both ways."""
+    import random
+
+    from personae.distill import PersonaResolver, evaluate_sides
+    from personae.evaluation import write_report, write_run_log
+
+    gold_only = replace(bench, persona_only=True)
+    loaded = {domain: _load_domain(bench, domain) for domain in domains}
+    out = Path(bench.out) / "cross"
+    alone = {d: train_models(gold_only, model_config, loaded[d][0], out / f"{d}_alone")["gold persona"]
+             for d in domains}
+    results: dict[str, Any] = {}
+    for target in domains:
+        train, evaluated = loaded[target]
+        few = train[:]
+        random.Random(model_config.seed).shuffle(few)
+        few = few[: bench.target_pairs]
+        scorers: dict[str, Any] = {f"in-domain ({target} alone)": alone[target]}
+        for source in (d for d in domains if d != target):
+            _check_disjoint(loaded[source][0], {f"{target}__{k}": v for k, v in evaluated.items()})
+            tuned = replace(model_config, init_from=str(alone[source].path))
+            scorers[f"{source} alone"] = alone[source]
+            scorers[f"{source} + {len(few)} {target} pairs"] = train_models(
+                gold_only, tuned, few, out / f"{source}_then_{target}_{len(few)}")["gold persona"]
+        scorers[f"{len(few)} {target} pairs alone"] = train_models(
+            gold_only, model_config, few, out / f"{target}_{len(few)}_only")["gold persona"]
+        methods: dict[str, Any] = {}
+        for name, training in scorers.items():
+            cached = CachedScorer(training.model)
+            methods[name] = lambda records, cached=cached: cached(records, _side_persona("persona"))
+            if name != f"in-domain ({target} alone)":
+                methods[f"{name}, personas swapped"] = \
+                    lambda records, cached=cached: cached(records, _side_persona("other_persona"))
+        results[target] = {}
+        for file, records in evaluated.items():
+            run = evaluate_sides(records, methods, persona=PersonaResolver(GOLD), flip=PersonaResolver(FLIP),
+                                 seed=model_config.seed, model=model_config.model, source=f"{target}__{file}",
+                                 extra={"benchmark": vars(bench), "cross_domain": True,
+                                        "train_seconds": {k: round(t.seconds, 1) for k, t in scorers.items()}})
+            write_run_log(run, out / target / file / "run.json")
+            write_report(run, out / target / file)
+            table = _figures(run, list(methods))
+            results[target][file] = {"pairs": len(records), "table": table}
+            _print_table(f"{target} {file}: {len(records)} pairs, each on both sides (95% intervals); "
+                         "models trained on one domain", table)
+    return results
+
+
 def targets(domain: str, result: dict[str, Any], *, file: str = "test") -> list[tuple[str, str, bool]]:
     """(what, measured, met) for each target, on ``file``."""
     figures = result["files"].get(file)
@@ -395,6 +452,14 @@ def main(bench: BenchmarkConfig, model_config: Any) -> int:
 
     out = Path(bench.out)
     domains = [d.strip() for d in bench.domains.split(",") if d.strip()]
+    if bench.cross_domain:
+        cross = run_cross_domain(bench, model_config, domains)
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "cross_domain.json").write_text(json.dumps({"benchmark": vars(bench), "reward_model":
+                                                           config_values(model_config), "domains": cross},
+                                                          indent=2), encoding="utf-8")
+        print(f"summary: {out / 'cross_domain.json'}; run logs and reports: {out}/cross/DOMAIN/FILE/")
+        return 0
     results = (run_together(bench, model_config, domains) if bench.together
                else {domain: run_domain(bench, model_config, domain) for domain in domains})
     checks = [check for domain, result in results.items() for check in targets(domain, result)]
