@@ -21,7 +21,11 @@ being the six-layer reference; ``--prism`` lists PRISM persona models trained by
    on the PRISM dev pairs (each user's validation prompts, the split of ``reward_model.py``), each
    with its difference to the same model on torch fp32 and to the six-layer torch fp32 model,
    with 95% paired bootstrap intervals (the pairs resampled, both sides of a pair together).
-3. **service** (``--parts service``): ``benchmarks/service.py``'s judge rows through
+3. **budgets** (``--parts budgets``): where the tokens of the tailoring test inputs are (each
+   field's median length, and how often the trained template cuts it), and the six-layer model
+   scored with shorter budgets than it was trained with, its accuracy and speed beside the
+   trained template's.
+4. **service** (``--parts service``): ``benchmarks/service.py``'s judge rows through
    ``personae serve-api`` for the first and the last tailoring model on each runtime, at 1 and 16
    threads: judgments a second, p50 and p99, and p50 beyond the store's own time.
 
@@ -180,6 +184,12 @@ def _difference(a: list[bool], b: list[bool], clusters: list[str], seed: int) ->
     return sum(values) / len(values), low, high
 
 
+def _points(difference: tuple[float, float, float]) -> str:
+    """A difference of accuracies and its interval, in points."""
+    mean, low, high = (100 * v for v in difference)
+    return f"{mean:+.1f} [{low:+.1f}, {high:+.1f}]"
+
+
 def _prism_dev(args: argparse.Namespace) -> tuple[list[Any], Any]:
     """The PRISM dev pairs (users with at least 10 pairs, each user's validation prompts) and the
     persona of each pair's user, as ``reward_model.py`` gives it."""
@@ -221,8 +231,7 @@ def part_accuracy(tailoring: list[Model], prism: list[Model], args: argparse.Nam
                 same = _difference(mine, outcomes[model.name, "torch"], clusters, args.seed)
                 ref = _difference(mine, outcomes[six, "torch"], clusters, args.seed)
                 rows.append([label, model.name, LABEL[runtime], len(items), f"{sum(mine) / len(mine):.1%}",
-                             f"{same[0] * 100:+.1f} [{same[1] * 100:+.1f}, {same[2] * 100:+.1f}]",
-                             f"{ref[0] * 100:+.1f} [{ref[1] * 100:+.1f}, {ref[2] * 100:+.1f}]"])
+                             _points(same), _points(ref)])
         print(f"  {label}: done", flush=True)
     print("\n## 2. accuracy (points; 95% paired bootstrap intervals over pairs)\n")
     print(table(["pairs of", "model", "runtime", "sides", "accuracy", "vs the same model on torch",
@@ -230,7 +239,73 @@ def part_accuracy(tailoring: list[Model], prism: list[Model], args: argparse.Nam
     return {label: {f"{m}|{r}": sum(v) / len(v) for (m, r), v in by.items()} for label, by in found.items()}
 
 
-# -- 3. the service ---------------------------------------------------------------------------------
+# -- 3. token budgets --------------------------------------------------------------------------------
+def _lengths(rm: Any, sides: list[Any]) -> dict[str, float]:
+    """Where the tokens are: each field's median length uncut, and the share of inputs the trained
+    template cuts (persona, request, response)."""
+    template = rm.info.template
+    budgets = {s.field: s.max_tokens for s in template.segments}
+    counts: dict[str, list[int]] = {"persona": [], "context": [], "response": []}
+    for side in sides:
+        texts = {"persona": str(side.metadata["persona"]), "context": side.prompt, "response": side.chosen}
+        for name, text in texts.items():
+            counts[name].append(len(rm.tokenizer(text, add_special_tokens=False)["input_ids"]))
+    fixed = [min(p, budgets["persona"] or p) + min(c, budgets["context"] or c)
+             for p, c in zip(counts["persona"], counts["context"], strict=True)]
+    room = [template.max_length - 8 - f for f in fixed]   # labels, separators and special tokens: about 8
+    return {"persona median": statistics.median(counts["persona"]),
+            "request median": statistics.median(counts["context"]),
+            "response median": statistics.median(counts["response"]),
+            "persona cut": sum(p > (budgets["persona"] or p) for p in counts["persona"]) / len(sides),
+            "request cut": sum(c > (budgets["context"] or c) for c in counts["context"]) / len(sides),
+            "response cut": sum(r > k for r, k in zip(counts["response"], room, strict=True)) / len(sides)}
+
+
+def part_budgets(model: Model, args: argparse.Namespace) -> dict[str, Any]:
+    """The trained template's budgets against shorter ones at scoring time, on one model (torch)."""
+    from personae.distill import default_template
+
+    rm = _load(model, "torch", args.threads)
+    trained = rm.info.template
+    budgets = {s.field: s.max_tokens for s in trained.segments}
+    variants = [(trained.max_length, budgets["persona"], budgets["context"])]
+    for text in args.budgets.split(";"):
+        if text.strip():
+            length, persona, context = (int(v) for v in text.split(","))
+            variants.append((length, persona, context))
+    sides = {domain: _sides(domain)[: args.limit] for domain in DOMAINS}
+    where = {domain: _lengths(rm, found) for domain, found in sides.items()}
+    print(f"\n## 3. where the tokens are ({model.name}; medians uncut, shares cut by the trained template "
+          f"{trained.max_length}/{budgets['persona']}/{budgets['context']})\n")
+    print(table(["test file", *next(iter(where.values()))],
+                [[d, *(f"{v:.0f}" if "median" in k else f"{v:.0%}" for k, v in w.items())] for d, w in where.items()]))
+    outcomes: dict[tuple[int, int, int], dict[str, list[bool]]] = {}
+    rates: dict[tuple[int, int, int], float] = {}
+    for variant in variants:
+        length, persona, context = variant
+        rm.use_template(default_template(max_length=length, persona_tokens=persona, context_tokens=context))
+        outcomes[variant] = {d: _outcomes(rm, found, lambda r: str(r.metadata["persona"]))
+                             for d, found in sides.items()}
+        items = [(str(x.metadata["persona"]), x.prompt, x.chosen) for found in sides.values() for x in found][:256]
+        start = time.perf_counter()
+        rm.score_batch(items, batch_size=32)
+        rates[variant] = len(items) / (time.perf_counter() - start)
+    rows = []
+    for variant, by_domain in outcomes.items():
+        row: list[object] = ["/".join(str(v) for v in variant), f"{rates[variant]:.1f}"]
+        for domain, mine in by_domain.items():
+            clusters = [r.record_id.split("~")[0] for r in sides[domain]]
+            diff = _difference(mine, outcomes[variants[0]][domain], clusters, args.seed)
+            row += [f"{sum(mine) / len(mine):.1%}", _points(diff)]
+        rows.append(row)
+    print("\n   scored with other budgets than it was trained with (max length/persona/request tokens), torch\n")
+    print(table(["budgets", "responses /s (batch 32)",
+                 *[c for d in DOMAINS for c in (f"{d} test", f"{d} vs trained budgets")]], rows))
+    return {"tokens": where, "variants": {"/".join(map(str, v)): {d: sum(o) / len(o) for d, o in by.items()}
+                                          for v, by in outcomes.items()}}
+
+
+# -- 4. the service ---------------------------------------------------------------------------------
 def part_service(models: list[Model], args: argparse.Namespace) -> dict[str, Any]:
     import tempfile
 
@@ -251,7 +326,7 @@ def part_service(models: list[Model], args: argparse.Namespace) -> dict[str, Any
                                                                  "beyond_store_p50_ms": f.over_p50}
                 rows.append([model.name, LABEL[runtime], threads, f"{f.rate:,.1f}", f"{f.p50:.1f}", f"{f.p99:.1f}",
                              f"{f.over_p50:.1f}", f.failed])
-    print("\n## 3. the service: judgments through personae serve-api (benchmarks/service.py rows)\n")
+    print("\n## 4. the service: judgments through personae serve-api (benchmarks/service.py rows)\n")
     print(table(["model", "runtime", "threads", "judgments /s", "p50 ms", "p99 ms", "p50 beyond the store ms",
                  "failed"], rows))
     return figures
@@ -263,7 +338,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="comma list of persona-tailoring models, the six-layer reference first")
     parser.add_argument("--prism", default="", help="comma list of PRISM dev models (reward_model.py --dev)")
     parser.add_argument("--prism-data", default=str(PRISM))
-    parser.add_argument("--parts", default="speed,accuracy,service")
+    parser.add_argument("--parts", default="speed,accuracy,service,budgets")
+    parser.add_argument("--budgets", default="192,64,32;128,64,32;256,32,32;256,64,16",
+                        help="budgets part: scoring-time templates MAX,PERSONA,REQUEST tokens, ';'-separated")
     parser.add_argument("--batch-sizes", default="1,8,32")
     parser.add_argument("--items", type=int, default=512, help="sides scored by each speed row")
     parser.add_argument("--items-batch1", type=int, default=128, help="sides scored by each row at batch 1")
@@ -294,6 +371,8 @@ def main(argv: list[str] | None = None) -> int:
         results["speed"] = part_speed(tailoring, items, args)
     if "accuracy" in parts:
         results["accuracy"] = part_accuracy(tailoring, prism, args)
+    if "budgets" in parts:
+        results["budgets"] = part_budgets(tailoring[0], args)
     if "service" in parts:
         results["service"] = part_service(tailoring, args)
     out = Path(args.out)

@@ -44,7 +44,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # real types for type checkers; at run time names load on first use
-    from personae.distill._encoding import InputTemplate
+    from personae.distill._encoding import InputTemplate, default_template
     from personae.distill._extra import DEFAULT_REWARD_BACKBONE, require_distill
     from personae.distill._onnx import RUNTIMES, export_onnx
     from personae.distill._personas import FLIPPED_SUFFIX, PersonaResolver, flip_pairs
@@ -80,6 +80,7 @@ _EXPORTS: dict[str, str] = {
     # reward model
     "DEFAULT_REWARD_BACKBONE": "personae.distill._extra",
     "InputTemplate": "personae.distill._encoding",
+    "default_template": "personae.distill._encoding",
     "FLIPPED_SUFFIX": "personae.distill._personas",
     "PersonaResolver": "personae.distill._personas",
     "flip_pairs": "personae.distill._personas",
@@ -128,6 +129,7 @@ __all__ = [
     "TailorConfig",
     "TailorTraining",
     "TailoredGenerator",
+    "default_template",
     "TailoringExample",
     "check_prompt_split",
     "config_values",

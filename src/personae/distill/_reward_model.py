@@ -168,6 +168,12 @@ class PersonalizedRewardModel:
         self.info.write(folder)
         return folder
 
+    def use_template(self, template: InputTemplate) -> None:
+        """Encode inputs with ``template`` from now on: to score with other token budgets than the
+        model was trained with (what the budgets cost or save). :meth:`save` writes it."""
+        self.info.template = template
+        self.encoder = InputEncoder(self.tokenizer, template)
+
     @property
     def uses_persona(self) -> bool:
         return self.info.template.uses_persona
