@@ -777,7 +777,6 @@ def test_an_onnx_export_scores_as_torch_does_and_a_stale_one_is_refused(tiny_ber
     """fp32 on ONNX Runtime matches torch within float noise; int8 keeps the ranking of a fixed
     set of pairs; an export older than the model's weights is refused with its reason."""
     pytest.importorskip("onnxruntime")
-    pytest.importorskip("onnxscript")
     from personae.distill import PersonalizedRewardModel, RewardModelConfig, export_onnx, train_reward_model
     from personae.errors import DataError
 
@@ -811,6 +810,12 @@ def test_an_onnx_export_scores_as_torch_does_and_a_stale_one_is_refused(tiny_ber
     assert export_onnx(tmp_path / "rm") == out   # exported again without int8: the stamp has none
     with pytest.raises(DataError, match="no int8 model"):
         PersonalizedRewardModel.load(tmp_path / "rm", runtime="onnx-int8")
+    stamp_path = out / "stamp.json"
+    stamp = json.loads(stamp_path.read_text())
+    stamp_path.write_text(json.dumps({**stamp, "version": 1}))   # an export by an older personae
+    with pytest.raises(DataError, match="another format.*personae distill export"):
+        PersonalizedRewardModel.load(tmp_path / "rm", runtime="onnx")
+    stamp_path.write_text(json.dumps(stamp))
     weights = tmp_path / "rm" / "model.safetensors"
     weights.write_bytes(weights.read_bytes() + b" ")   # the model changed after its export
     with pytest.raises(DataError, match="other weights"):
@@ -824,7 +829,6 @@ def test_the_command_evaluates_on_the_runtime_a_service_would_load(tiny_bert: Pa
     """``distill reward-model --evaluate --runtime onnx-int8`` exports the saved model and scores its test
     pairs on ONNX Runtime: the run says so and its verdicts are torch's on this model."""
     pytest.importorskip("onnxruntime")
-    pytest.importorskip("onnxscript")
     from personae.cli.main import main
     from personae.evaluation import read_run_log
 

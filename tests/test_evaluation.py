@@ -205,7 +205,7 @@ def test_a_paired_difference_interval_resamples_both_methods_together() -> None:
     """Outcomes ``a - b`` of two methods on the same pairs: the interval of their difference."""
     a = [i % 10 < 7 for i in range(200)]
     b = [i % 10 < 6 for i in range(200)]        # right wherever a is, but on one pair in ten less
-    low, high = bootstrap_ci([float(x) - float(y) for x, y in zip(a, b)], rng=random.Random(0),
+    low, high = bootstrap_ci([float(x) - float(y) for x, y in zip(a, b, strict=True)], rng=random.Random(0),
                              clusters=[i // 2 for i in range(200)])
     assert 0.0 < low <= 0.1 <= high < 0.2
     assert bootstrap_ci([float(x) - float(x) for x in a], rng=random.Random(0)) == (0.0, 0.0)

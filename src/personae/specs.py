@@ -540,7 +540,7 @@ class ExportOptions:
         "help": "write RM_DIR/onnx/model.onnx for ONNX Runtime (pip install 'personae[distill,onnx]')"})
     int8: bool = field(default=False, metadata={
         "help": "also write model.int8.onnx: weights quantized to int8 (dynamic quantization)"})
-    opset: int = field(default=18, metadata={"help": "the ONNX opset"})
+    opset: int = field(default=17, metadata={"help": "the ONNX opset"})
 
 
 @dataclass
