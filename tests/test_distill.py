@@ -791,6 +791,11 @@ def test_an_onnx_export_scores_as_torch_does_and_a_stale_one_is_refused(tiny_ber
     assert main(["distill", "export", str(tmp_path / "rm"), "--onnx", "--int8"]) == 0   # the command line's way
     out = tmp_path / "rm" / "onnx"
     assert {p.name for p in out.iterdir()} == {"model.onnx", "model.int8.onnx", "stamp.json"}
+    import onnx
+
+    quantized_in = {n.name.split("/")[3] for n in onnx.load(str(out / "model.int8.onnx")).graph.node
+                    if n.op_type == "MatMulInteger" and "/layer." in n.name}
+    assert quantized_in == {"layer.1"}   # the first layer, fed the raw embeddings, stays fp32
     torch_rm = PersonalizedRewardModel.load(tmp_path / "rm", device="cpu")
     fp32 = PersonalizedRewardModel.load(tmp_path / "rm", runtime="onnx")
     int8 = PersonalizedRewardModel.load(tmp_path / "rm", runtime="onnx-int8")
