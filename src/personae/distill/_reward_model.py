@@ -187,24 +187,31 @@ class PersonalizedRewardModel:
         """The reward of one response."""
         return self.score_batch([(persona, context, response)])[0]
 
-    def padded_batches(self, encoded: Sequence[Sequence[int]], *,
-                       batch_size: int | None = None) -> Iterator[tuple[list[int], Any, Any]]:
-        """``(indices, input_ids, attention_mask)`` batches of token-id rows, sorted by length and padded per
-        batch, the tensors on the model's device: the batches :meth:`score_batch` runs."""
-        import torch
+    def _length_batches(self, encoded: Sequence[Sequence[int]], size: int) -> Iterator[tuple[list[int], Any, Any]]:
+        """``(indices, input_ids, attention_mask)`` numpy batches of token-id rows, sorted by length and
+        padded per batch: what both runtimes run."""
+        import numpy as np
 
-        size = batch_size or self.batch_size
         pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
         order = sorted(range(len(encoded)), key=lambda i: len(encoded[i]))
         for start in range(0, len(order), size):
             chunk = order[start:start + size]
             width = max(len(encoded[i]) for i in chunk)
-            ids = torch.full((len(chunk), width), pad_id, dtype=torch.long)
-            mask = torch.zeros((len(chunk), width), dtype=torch.long)
+            ids = np.full((len(chunk), width), pad_id, dtype=np.int64)
+            mask = np.zeros((len(chunk), width), dtype=np.int64)
             for row, i in enumerate(chunk):
-                ids[row, : len(encoded[i])] = torch.tensor(encoded[i], dtype=torch.long)
+                ids[row, : len(encoded[i])] = encoded[i]
                 mask[row, : len(encoded[i])] = 1
-            yield chunk, ids.to(self.device), mask.to(self.device)
+            yield chunk, ids, mask
+
+    def padded_batches(self, encoded: Sequence[Sequence[int]], *,
+                       batch_size: int | None = None) -> Iterator[tuple[list[int], Any, Any]]:
+        """``(indices, input_ids, attention_mask)`` batches of token-id rows, sorted by length and
+        padded per batch, the tensors on the model's device: the batches :meth:`score_batch` runs."""
+        import torch
+
+        for chunk, ids, mask in self._length_batches(encoded, batch_size or self.batch_size):
+            yield chunk, torch.from_numpy(ids).to(self.device), torch.from_numpy(mask).to(self.device)
 
     def score_batch(self, items: Iterable[tuple[str, str, str]], *, batch_size: int | None = None) -> list[float]:
         """Rewards of many ``(persona, context, response)`` triples, in order.
@@ -239,18 +246,7 @@ class PersonalizedRewardModel:
 
     def _score_onnx(self, encoded: Sequence[Sequence[int]], logits: list[float], size: int) -> None:
         """The same batches as torch's (sorted by length, padded per batch), run by ONNX Runtime."""
-        import numpy as np
-
-        pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
-        order = sorted(range(len(encoded)), key=lambda i: len(encoded[i]))
-        for start in range(0, len(order), size):
-            chunk = order[start:start + size]
-            width = max(len(encoded[i]) for i in chunk)
-            ids = np.full((len(chunk), width), pad_id, dtype=np.int64)
-            mask = np.zeros((len(chunk), width), dtype=np.int64)
-            for row, i in enumerate(chunk):
-                ids[row, : len(encoded[i])] = encoded[i]
-                mask[row, : len(encoded[i])] = 1
+        for chunk, ids, mask in self._length_batches(encoded, size):
             out = self.model.run(["logits"], {"input_ids": ids, "attention_mask": mask})[0]
             for i, value in zip(chunk, out.reshape(len(chunk), -1)[:, 0].tolist(), strict=True):
                 logits[i] = float(value)
