@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 import inspect
+import socket
+import struct
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 import pytest
 
@@ -84,81 +89,63 @@ def test_one_error_table_takes_an_error_to_http_and_back() -> None:
     assert service_error(DataError("unreadable", source="persona version 2 of u1")) is None
 
 
-def test_the_client_sends_again_when_the_connection_is_reset_before_the_answer() -> None:
-    """A service killed mid-request resets the connection (ECONNRESET, httpx.ReadError): every
-    route is idempotent, so the client sends the request again instead of raising."""
-    import socket
-    import struct
-    import threading
-
-    from personae.client import PersonaeClient
-
+@contextmanager
+def _scripted_http(answers: list[Callable[[socket.socket], None]]) -> Iterator[tuple[str, list[bytes]]]:
+    """A server on 127.0.0.1 that takes one connection per answer, records its request line and
+    lets the answer write (or reset) the reply; yields its URL and the request lines seen."""
     listener = socket.socket()
     listener.bind(("127.0.0.1", 0))
     listener.listen(4)
     seen: list[bytes] = []
 
     def serve() -> None:
-        for attempt in range(2):
+        for answer in answers:
             conn, _ = listener.accept()
             data = b""
             while b"\r\n\r\n" not in data:
                 data += conn.recv(65536)
             seen.append(data.split(b"\r\n", 1)[0])
-            if attempt == 0:   # reset: SO_LINGER 0 makes close() send RST
-                conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-            else:
-                body = b'{"users": ["u1"], "next_after": null}'
-                conn.sendall(b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: "
-                             + str(len(body)).encode() + b"\r\nconnection: close\r\n\r\n" + body)
+            answer(conn)
             conn.close()
 
     thread = threading.Thread(target=serve, daemon=True)
     thread.start()
     try:
-        with PersonaeClient(f"http://127.0.0.1:{listener.getsockname()[1]}", token="pst_x", retries=2,
-                            max_wait=0.1, timeout=10) as client:
-            assert client.users() == ["u1"]
-        assert len(seen) == 2 and seen[0] == seen[1] and seen[0].startswith(b"GET /v1/users")
+        yield f"http://127.0.0.1:{listener.getsockname()[1]}", seen
     finally:
         thread.join(10)
         listener.close()
+
+
+def _reply(status: int, body: bytes, extra: bytes = b"") -> Callable[[socket.socket], None]:
+    return lambda conn: conn.sendall(b"HTTP/1.1 %d X\r\ncontent-type: application/json\r\ncontent-length: %d\r\n%b"
+                                     b"connection: close\r\n\r\n%b" % (status, len(body), extra, body))
+
+
+def _reset(conn: socket.socket) -> None:
+    conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))   # close() then sends RST
+
+
+def test_the_client_sends_again_when_the_connection_is_reset_before_the_answer() -> None:
+    """A service killed mid-request resets the connection (ECONNRESET, httpx.ReadError): every
+    route is idempotent, so the client sends the request again instead of raising."""
+    from personae.client import PersonaeClient
+
+    with _scripted_http([_reset, _reply(200, b'{"users": ["u1"], "next_after": null}')]) as (url, seen):
+        with PersonaeClient(url, token="pst_x", retries=2, max_wait=0.1, timeout=10) as client:
+            assert client.users() == ["u1"]
+    assert len(seen) == 2 and seen[0] == seen[1] and seen[0].startswith(b"GET /v1/users")
 
 
 def test_a_forget_answered_503_then_404_was_done_by_the_first_attempt() -> None:
     """forget's first attempt removed the user but answered 503 (its erasure was held off); the
     retry finds no user: the client reports the forget done instead of raising UnknownUserError."""
-    import socket
-    import threading
-
     from personae.client import PersonaeClient
 
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    listener.listen(4)
-    answers = [(503, b'{"error": {"type": "store_unavailable", "message": "busy", "retry_after": 1}}',
-                b"retry-after: 0\r\n"),
-               (404, b'{"error": {"type": "not_found", "message": "no user \'u1\'"}}', b"")]
-    seen: list[bytes] = []
-
-    def serve() -> None:
-        for status, body, extra in answers:
-            conn, _ = listener.accept()
-            data = b""
-            while b"\r\n\r\n" not in data:
-                data += conn.recv(65536)
-            seen.append(data.split(b"\r\n", 1)[0])
-            conn.sendall(b"HTTP/1.1 %d X\r\ncontent-type: application/json\r\ncontent-length: %d\r\n%b"
-                         b"connection: close\r\n\r\n%b" % (status, len(body), extra, body))
-            conn.close()
-
-    thread = threading.Thread(target=serve, daemon=True)
-    thread.start()
-    try:
-        with PersonaeClient(f"http://127.0.0.1:{listener.getsockname()[1]}", token="pst_x", retries=2,
-                            max_wait=0.1, timeout=10) as client:
+    answers = [_reply(503, b'{"error": {"type": "store_unavailable", "message": "busy", "retry_after": 1}}',
+                      b"retry-after: 0\r\n"),
+               _reply(404, b'{"error": {"type": "not_found", "message": "no user \'u1\'"}}')]
+    with _scripted_http(answers) as (url, seen):
+        with PersonaeClient(url, token="pst_x", retries=2, max_wait=0.1, timeout=10) as client:
             assert client.forget("u1") == {}
-        assert seen == [b"DELETE /v1/users/u1 HTTP/1.1"] * 2
-    finally:
-        thread.join(10)
-        listener.close()
+    assert seen == [b"DELETE /v1/users/u1 HTTP/1.1"] * 2
