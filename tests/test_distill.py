@@ -611,6 +611,9 @@ def test_reward_model_command_with_flipped_personas(tiny_bert: Path, tmp_path: P
     figures = side_figures(log, "reward model")
     assert figures["chosen"].pairs == figures["rejected"].pairs == 6
     assert figures["both"].accuracy == 1.0
+    assert log.config.fractions == (0.5, 0.2, 0.3)  # the split the test pairs came from, not (0, 0, 1)
+    report = (out / "report.md").read_text(encoding="utf-8")
+    assert "split by prompt: train 0.5 / val 0.2 / test 0.3" in report and "- runtime: torch" in report
 
 
 @_THIRD_PARTY[0]

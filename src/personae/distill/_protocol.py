@@ -150,6 +150,7 @@ def evaluate_sides(
     *,
     persona: Callable[[PreferenceRecord], str],
     flip: Callable[[PreferenceRecord], str],
+    fractions: tuple[float, float, float] = (0.0, 0.0, 1.0),
     seed: int = 0,
     confidence: float = 0.95,
     resamples: int = 2000,
@@ -165,6 +166,8 @@ def evaluate_sides(
     without a ``flip`` persona, or with the same persona on both sides, is scored on its chosen
     side only. Record ids must be distinct and non-empty (they match a pair's two sides). The
     log's users are :data:`SIDES`; :func:`side_figures` reads the figures per side and on both.
+    ``fractions`` is the split the records are the test part of, for the run log (the default: pairs
+    held out as given, no split).
     """
     ids = Counter(r.record_id for r in records)
     repeated = next((rid for rid, n in ids.items() if n > 1 or not rid), None)
@@ -175,7 +178,7 @@ def evaluate_sides(
     splits = {label: UserSplit([], [], [r for r in sides if r.metadata["side"] == side])
               for side, label in SIDES.items()}
     return evaluate_scorers({label: split for label, split in splits.items() if split.test}, scorers,
-                            fractions=(0.0, 0.0, 1.0), seed=seed, confidence=confidence, resamples=resamples,
+                            fractions=fractions, seed=seed, confidence=confidence, resamples=resamples,
                             model=model, source=source, extra=extra)
 
 

@@ -100,8 +100,11 @@ def _markdown(log: EvaluationLog) -> str:
         "",
         f"- model: `{c.model}`",
         f"- data: `{c.data_source or '(in memory)'}`, {c.users} users",
-        f"- split by prompt: train {c.fractions[0]:g} / val {c.fractions[1]:g} / test {c.fractions[2]:g}; "
-        "every test pair judged in both orders by every method",
+        (f"- split by prompt: train {c.fractions[0]:g} / val {c.fractions[1]:g} / test {c.fractions[2]:g}; "
+         if c.fractions[:2] != (0, 0) else "- held-out pairs as given (no split); ")
+        + "every test pair judged in both orders by every method",
+        *(f"- {key.replace('_', ' ')}: {value}" for key, value in c.extra.items()
+          if isinstance(value, (str, int, float, bool)) and len(str(value)) <= 80),
         f"- seed {c.seed}, concurrency {c.concurrency}, max attempts {c.max_attempts}",
         f"- started {_when(log.started)}, finished {_when(log.finished)} ({log.status})",
         f"- versions: {versions}",

@@ -116,7 +116,7 @@ def distill_reward_model(data: Sequence[PreferenceRecord], config: RewardModelCo
                    "reward model": lambda records: model.score_records(records, side_persona)}
         run = evaluate_sides([r for split in splits.values() for r in split.test], scorers,
                              persona=persona_function(training.model), flip=PersonaResolver(config.flip_persona),
-                             seed=config.seed, model=config.model, source=source, extra=extra)
+                             fractions=fractions, seed=config.seed, model=config.model, source=source, extra=extra)
     write_run_log(run, Path(script.out) / "run.json")
     write_report(run, script.out)
     return RewardModelResult(training, run, splits)
