@@ -225,3 +225,17 @@ def test_the_command_lines_defaults_are_the_python_apis() -> None:
     parsed = build_parser().parse_args(["evaluate", "data.jsonl", "--out", "o"])
     for name in (f.name for f in dataclasses.fields(EvaluateOptions)):
         assert getattr(parsed, name) == getattr(EvaluateOptions(out="o"), name)
+
+
+def test_a_settings_error_names_the_options_to_change(tmp_path, capsys) -> None:
+    data = tmp_path / "pairs.jsonl"
+    data.write_text(json.dumps({"prompt": "q", "chosen": "a", "rejected": "b"}) + "\n", encoding="utf-8")
+    assert main(["distill", "reward-model", str(data), "--layers", "2", "--freeze-layers", "3"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("personae: error: freeze_layers=3 leaves none of the 2 kept layers trainable")
+    assert err.endswith("(options: --freeze-layers, --layers)")
+    assert main(["distill", "reward-model", str(data), "--persona", "none", "--paired-batches"]) == 2
+    assert "(options: --[no-]paired-batches, --flip-persona)" in capsys.readouterr().err
+    # bad input (not a setting) stays as it was
+    assert main(["judge", str(tmp_path / "missing.jsonl"), "--persona", "none"]) == 2
+    assert "options:" not in capsys.readouterr().err

@@ -67,14 +67,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         warnings.filterwarnings("ignore", message=r"Item '\w+' on TypedDict class .* `ReadOnly` qualifier",
                                 category=UserWarning)
     prepare_environment(args)
-    from personae.errors import LMCallError, PersonaeError
+    from personae.cli.options import flags_named
+    from personae.errors import ConfigError, LMCallError, PersonaeError
 
     try:
         return int(args.run(args) or 0)
     except LMCallError as exc:  # an item that had to succeed kept failing at the LM
         print(f"personae: error: {_one_line(exc)}", file=sys.stderr)
         return 1
-    except PersonaeError as exc:  # bad input or configuration
+    except ConfigError as exc:  # settings: name the options too
+        print(f"personae: error: {flags_named(_one_line(exc), args)}", file=sys.stderr)
+        return 2
+    except PersonaeError as exc:  # bad input
         print(f"personae: error: {_one_line(exc)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

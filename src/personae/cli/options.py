@@ -10,12 +10,16 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import re
 import types
 import typing
 from collections.abc import Mapping
 from typing import Any, TypeVar
 
-__all__ = ["add_config_options", "config_from_args", "quiet_libraries"]
+__all__ = ["add_config_options", "config_from_args", "flags_named", "quiet_libraries"]
+
+FLAGS_DEST = "_option_flags"
+"""Where the parsed arguments keep each setting's option (field name -> flag), for error messages."""
 
 C = TypeVar("C")
 
@@ -102,6 +106,7 @@ def add_config_options(parser: argparse.ArgumentParser | Any, cls: type, *, skip
                                nargs="+" if listed else None)
             continue
         flag = meta.get("flag", "--" + f.name.replace("_", "-"))
+        _remember_flag(parser, f.name, flag if kind is not bool else "--[no-]" + flag.removeprefix("--"))
         if kind is bool:
             group.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction, default=default,
                                help=f"{help_text} (default: {'on' if default else 'off'})")
@@ -122,6 +127,25 @@ def add_config_options(parser: argparse.ArgumentParser | Any, cls: type, *, skip
         else:
             help_text = f"{help_text} (default: {text})"
         group.add_argument(flag, default=default, help=help_text, **options)
+
+
+def _remember_flag(parser: Any, name: str, flag: str) -> None:
+    flags = dict(parser.get_default(FLAGS_DEST) or {})
+    flags[name] = flag
+    parser.set_defaults(**{FLAGS_DEST: flags})
+
+
+def flags_named(message: str, args: argparse.Namespace) -> str:
+    """``message`` with the command-line options of the settings it names, when it names any.
+
+    Configuration errors name settings as the Python API spells them (``freeze_layers=3``); on the
+    command line the same setting is ``--freeze-layers``. A setting counts as named when it is
+    spelt with an underscore, or followed by ``=``, or opens the message.
+    """
+    flags: dict[str, str] = getattr(args, FLAGS_DEST, None) or {}
+    named = [flags[word] for word in dict.fromkeys(re.findall(r"\b[a-z][a-z0-9_]*\b", message))
+             if word in flags and ("_" in word or f"{word}=" in message or message.startswith(word + " "))]
+    return f"{message} (options: {', '.join(named)})" if named else message
 
 
 def _field_names(cls: type) -> list[str]:
