@@ -23,11 +23,16 @@ being the six-layer reference; ``--prism`` lists PRISM persona models trained by
    with 95% paired bootstrap intervals (the pairs resampled, both sides of a pair together).
 3. **budgets** (``--parts budgets``): where the tokens of the tailoring test inputs are (each
    field's median length, and how often the trained template cuts it), and the six-layer model
-   scored with shorter budgets than it was trained with, its accuracy and speed beside the
-   trained template's.
+   (``--budget-models DOMAIN=DIR,...``: a model per domain, such as those ``persona_reward.py
+   --cross-domain`` trains on each domain alone) scored with shorter budgets than it was trained
+   with, its accuracy and speed beside the trained template's.
 4. **service** (``--parts service``): ``benchmarks/service.py``'s judge rows through
-   ``personae serve-api`` for the first and the last tailoring model on each runtime, at 1 and 16
-   threads: judgments a second, p50 and p99, and p50 beyond the store's own time.
+   ``personae serve-api`` on each runtime, at 1 and 16 threads, for the PRISM models when given
+   (the service's workload is PRISM pairs), else the first and the last tailoring model:
+   judgments a second, p50 and p99, and p50 beyond the store's own time.
+
+Speed does not depend on the weights, so with ``--prism`` models alone (``--tailoring ''``) the
+speed table uses them; the accuracy part then scores PRISM dev only.
 
     python benchmarks/scoring.py                                # all three parts (about 15 minutes)
     python benchmarks/scoring.py --parts speed --items 128      # the speed table alone
@@ -209,7 +214,7 @@ def _prism_dev(args: argparse.Namespace) -> tuple[list[Any], Any]:
 
 def part_accuracy(tailoring: list[Model], prism: list[Model], args: argparse.Namespace) -> dict[str, Any]:
     sets: dict[str, tuple[list[Model], list[Any], Any, list[str]]] = {}
-    for domain in DOMAINS:
+    for domain in DOMAINS if tailoring else ():
         sides = _sides(domain)[: args.limit]
         sets[f"{domain} test"] = (tailoring, sides, lambda r: str(r.metadata["persona"]),
                                   [r.record_id.split("~")[0] for r in sides])
@@ -235,7 +240,7 @@ def part_accuracy(tailoring: list[Model], prism: list[Model], args: argparse.Nam
         print(f"  {label}: done", flush=True)
     print("\n## 2. accuracy (points; 95% paired bootstrap intervals over pairs)\n")
     print(table(["pairs of", "model", "runtime", "sides", "accuracy", "vs the same model on torch",
-                 f"vs {tailoring[0].name} torch fp32"], rows))
+                 "vs the first model of the set on torch fp32"], rows))
     return {label: {f"{m}|{r}": sum(v) / len(v) for (m, r), v in by.items()} for label, by in found.items()}
 
 
@@ -261,11 +266,13 @@ def _lengths(rm: Any, sides: list[Any]) -> dict[str, float]:
             "response cut": sum(r > k for r, k in zip(counts["response"], room, strict=True)) / len(sides)}
 
 
-def part_budgets(model: Model, args: argparse.Namespace) -> dict[str, Any]:
-    """The trained template's budgets against shorter ones at scoring time, on one model (torch)."""
+def part_budgets(models: dict[str, Model], args: argparse.Namespace) -> dict[str, Any]:
+    """The trained template's budgets against shorter ones at scoring time (torch): each domain's
+    test file scored by its model in ``models`` (one model for both, or one trained on each)."""
     from personae.distill import default_template
 
-    rm = _load(model, "torch", args.threads)
+    loaded = {domain: _load(model, "torch", args.threads) for domain, model in models.items()}
+    rm = loaded[DOMAINS[0]]
     trained = rm.info.template
     budgets = {s.field: s.max_tokens for s in trained.segments}
     variants = [(trained.max_length, budgets["persona"], budgets["context"])]
@@ -274,17 +281,21 @@ def part_budgets(model: Model, args: argparse.Namespace) -> dict[str, Any]:
             length, persona, context = (int(v) for v in text.split(","))
             variants.append((length, persona, context))
     sides = {domain: _sides(domain)[: args.limit] for domain in DOMAINS}
-    where = {domain: _lengths(rm, found) for domain, found in sides.items()}
-    print(f"\n## 3. where the tokens are ({model.name}; medians uncut, shares cut by the trained template "
+    where = {domain: _lengths(loaded[domain], found) for domain, found in sides.items()}
+    names = sorted({f"{m.name} ({m.folder})" for m in models.values()})
+    print(f"\n## 3. where the tokens are ({'; '.join(names)}; medians uncut, shares cut by the trained template "
           f"{trained.max_length}/{budgets['persona']}/{budgets['context']})\n")
+    if any(m.info.template != trained for m in loaded.values()):
+        raise SystemExit("budgets: the domains' models were trained with different templates")
     print(table(["test file", *next(iter(where.values()))],
                 [[d, *(f"{v:.0f}" if "median" in k else f"{v:.0%}" for k, v in w.items())] for d, w in where.items()]))
     outcomes: dict[tuple[int, int, int], dict[str, list[bool]]] = {}
     rates: dict[tuple[int, int, int], float] = {}
     for variant in variants:
         length, persona, context = variant
-        rm.use_template(default_template(max_length=length, persona_tokens=persona, context_tokens=context))
-        outcomes[variant] = {d: _outcomes(rm, found, lambda r: str(r.metadata["persona"]))
+        for model in loaded.values():
+            model.use_template(default_template(max_length=length, persona_tokens=persona, context_tokens=context))
+        outcomes[variant] = {d: _outcomes(loaded[d], found, lambda r: str(r.metadata["persona"]))
                              for d, found in sides.items()}
         items = [(str(x.metadata["persona"]), x.prompt, x.chosen) for found in sides.values() for x in found][:256]
         start = time.perf_counter()
@@ -341,6 +352,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--parts", default="speed,accuracy,service,budgets")
     parser.add_argument("--budgets", default="192,64,32;128,64,32;256,32,32;256,64,16",
                         help="budgets part: scoring-time templates MAX,PERSONA,REQUEST tokens, ';'-separated")
+    parser.add_argument("--budget-models", default="",
+                        help="budgets part: DOMAIN=DIR,... a model per domain (default: the first tailoring model)")
     parser.add_argument("--batch-sizes", default="1,8,32")
     parser.add_argument("--items", type=int, default=512, help="sides scored by each speed row")
     parser.add_argument("--items-batch1", type=int, default=128, help="sides scored by each row at batch 1")
@@ -363,18 +376,22 @@ def main(argv: list[str] | None = None) -> int:
         _exported(model)
     print("models: " + ", ".join(f"{m.name} ({m.folder})" for m in tailoring + prism), flush=True)
     results: dict[str, Any] = {"arguments": vars(args)}
-    if "speed" in parts:
+    if not tailoring and not prism:
+        parser.error("give --tailoring or --prism models")
+    if "speed" in parts:  # speed does not depend on the weights: the PRISM models serve when no other is given
         sides = [s for domain in DOMAINS for s in _sides(domain)]
         random.Random(args.seed).shuffle(sides)
         items = [(str(s.metadata["persona"]), s.prompt, response) for s in sides[: args.items // 2]
                  for response in (s.chosen, s.rejected)]
-        results["speed"] = part_speed(tailoring, items, args)
+        results["speed"] = part_speed(tailoring or prism, items, args)
     if "accuracy" in parts:
         results["accuracy"] = part_accuracy(tailoring, prism, args)
     if "budgets" in parts:
-        results["budgets"] = part_budgets(tailoring[0], args)
-    if "service" in parts:
-        results["service"] = part_service(tailoring, args)
+        chosen = dict(item.split("=", 1) for item in args.budget_models.split(",") if item)
+        by_domain = {d: _model(chosen[d]) if d in chosen else tailoring[0] for d in DOMAINS}
+        results["budgets"] = part_budgets(by_domain, args)
+    if "service" in parts:  # the service's workload is PRISM pairs: their model serves it when given
+        results["service"] = part_service(prism or tailoring, args)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "scoring.json").write_text(json.dumps(results, indent=2, default=str), encoding="utf-8")
