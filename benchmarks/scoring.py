@@ -343,6 +343,39 @@ def part_service(models: list[Model], args: argparse.Namespace) -> dict[str, Any
     return figures
 
 
+# -- the targets ------------------------------------------------------------------------------------
+def print_targets(speed: dict[str, float], accuracy: dict[str, dict[str, float]], sizes: list[int]) -> None:
+    """The issue's first two targets, read off this run's speed and accuracy tables."""
+    models = list(dict.fromkeys(key.split("|")[0] for key in speed))
+    six = models[0]
+    print(f"\n## targets (accuracy on: {', '.join(accuracy) or 'nothing measured'})\n")
+    for model in models:
+        gaps = [100 * (by[f"{model}|onnx-int8"] - by[f"{model}|torch"]) for by in accuracy.values()
+                if f"{model}|torch" in by]
+        for batch in sizes:
+            ratio = speed[f"{model}|onnx-int8|{batch}"] / speed[f"{model}|bare|{batch}"]
+            met = ratio >= 1.4 and bool(gaps) and all(abs(round(g, 6)) <= 0.5 for g in gaps)
+            print(f"  {'met' if met else 'NOT met':<8} {model}, batch {batch}: ONNX int8 >= 1.4x its bare torch pass "
+                  f"({ratio:.2f}x) within 0.5 points of its torch accuracy ("
+                  + (", ".join(f"{g:+.1f}" for g in gaps) or "not measured") + ")")
+    for batch in sizes:
+        close = []
+        for model in models:
+            for runtime in RUNTIMES:
+                drops = [100 * (by[f"{model}|{runtime}"] - by[f"{six}|torch"]) for by in accuracy.values()
+                         if f"{model}|{runtime}" in by and f"{six}|torch" in by]
+                if drops and len(drops) == len(accuracy) and all(round(d, 6) >= -1.0 for d in drops):
+                    close.append((speed[f"{model}|{runtime}|{batch}"] / speed[f"{six}|bare|{batch}"], model, runtime,
+                                  drops))
+        if not close:
+            print(f"  NOT met  batch {batch}: no configuration within 1 point of {six} torch on every set")
+            continue
+        ratio, model, runtime, drops = max(close)
+        print(f"  {'met' if ratio >= 2.5 else 'NOT met':<8} batch {batch}: the fastest configuration within 1 point of "
+              f"{six} torch ({model}, {LABEL[runtime]}: " + ", ".join(f"{d:+.1f}" for d in drops)
+              + f") >= 2.5x the bare {six} pass ({ratio:.2f}x)")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--tailoring", default=str(ROOT / "runs" / "persona_reward" / "together" / "gold_persona"),
@@ -392,6 +425,8 @@ def main(argv: list[str] | None = None) -> int:
         results["budgets"] = part_budgets(by_domain, args)
     if "service" in parts:  # the service's workload is PRISM pairs: their model serves it when given
         results["service"] = part_service(prism or tailoring, args)
+    if "speed" in results and "accuracy" in results:
+        print_targets(results["speed"], results["accuracy"], [int(b) for b in args.batch_sizes.split(",")])
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "scoring.json").write_text(json.dumps(results, indent=2, default=str), encoding="utf-8")
