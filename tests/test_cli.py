@@ -232,10 +232,21 @@ def test_a_settings_error_names_the_options_to_change(tmp_path, capsys) -> None:
     data.write_text(json.dumps({"prompt": "q", "chosen": "a", "rejected": "b"}) + "\n", encoding="utf-8")
     assert main(["distill", "reward-model", str(data), "--layers", "2", "--freeze-layers", "3"]) == 2
     err = capsys.readouterr().err.strip()
-    assert err.startswith("personae: error: freeze_layers=3 leaves none of the 2 kept layers trainable")
+    assert err.startswith("personae: error: freeze_layers=3 must be below layers=2: no kept layer would train")
     assert err.endswith("(options: --freeze-layers, --layers)")
     assert main(["distill", "reward-model", str(data), "--persona", "none", "--paired-batches"]) == 2
     assert "(options: --[no-]paired-batches, --flip-persona)" in capsys.readouterr().err
+    from argparse import Namespace
+
+    from personae.cli.options import FLAGS_DEST, flags_named
+
+    flags = {"layers": "--layers", "freeze_layers": "--freeze-layers", "api_base": "--api-base"}
+    args = Namespace(**{FLAGS_DEST: flags})
+    assert flags_named("freeze_layers=2 leaves none of the 2 layers trainable", args).endswith(
+        "(options: --freeze-layers)")   # "layers" here is a word, not the setting
+    assert flags_named("layers must be at least 1", args).endswith("(options: --layers)")
+    message = "the judge's model (--judge-model, --judge-api-base): api_base is not a URL"
+    assert flags_named(message, args) == message   # it names its options already
     # bad input (not a setting) stays as it was
     assert main(["judge", str(tmp_path / "missing.jsonl"), "--persona", "none"]) == 2
     assert "options:" not in capsys.readouterr().err

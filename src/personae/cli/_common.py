@@ -213,8 +213,11 @@ def judge_lm_from_args(args: argparse.Namespace) -> Any:
             raise ConfigError("--judge-api-base and --judge-api-key need --judge-model")
         return None
     spec = run_spec(args).lm
-    return spec.build(model=args.judge_model, api_base=args.judge_api_base, api_key=args.judge_api_key,
-                      engine="auto")
+    try:
+        return spec.build(model=args.judge_model, api_base=args.judge_api_base, api_key=args.judge_api_key,
+                          engine="auto")
+    except ConfigError as exc:  # its settings are the judge's options here, not --api-base and --api-key
+        raise ConfigError(f"the judge's model (--judge-model, --judge-api-base, --judge-api-key): {exc}") from exc
 
 
 def register_tokens(sub: Any) -> None:

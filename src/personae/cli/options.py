@@ -140,12 +140,19 @@ def flags_named(message: str, args: argparse.Namespace) -> str:
 
     Configuration errors name settings as the Python API spells them (``freeze_layers=3``); on the
     command line the same setting is ``--freeze-layers``. A setting counts as named when it is
-    spelt with an underscore, or followed by ``=``, or opens the message.
+    spelt with an underscore, or followed by ``=``, or opens the message. A message that already
+    names options (``--judge-model``) is left as it is.
     """
     flags: dict[str, str] = getattr(args, FLAGS_DEST, None) or {}
-    named = [flags[word] for word in dict.fromkeys(re.findall(r"\b[a-z][a-z0-9_]*\b", message))
-             if word in flags and ("_" in word or f"{word}=" in message or message.startswith(word + " "))]
-    return f"{message} (options: {', '.join(named)})" if named else message
+    if re.search(r"(?<![\w-])--[a-z]", message):
+        return message
+
+    def named(word: str) -> bool:
+        return ("_" in word or message.startswith(word + " ")
+                or re.search(rf"(?<![\w.]){re.escape(word)}\s*=", message) is not None)
+
+    found = [flags[w] for w in dict.fromkeys(re.findall(r"\b[a-z][a-z0-9_]*\b", message)) if w in flags and named(w)]
+    return f"{message} (options: {', '.join(found)})" if found else message
 
 
 def _field_names(cls: type) -> list[str]:

@@ -119,8 +119,8 @@ class RewardModelConfig:
             raise ConfigError("layers and init_from exclude each other: a saved model keeps the layers it was "
                               "trained with")
         if self.layers is not None and self.freeze_layers >= self.layers:
-            raise ConfigError(f"freeze_layers={self.freeze_layers} leaves none of the {self.layers} kept layers "
-                              "trainable")
+            raise ConfigError(f"freeze_layers={self.freeze_layers} must be below layers={self.layers}: no kept layer "
+                              "would train")
         if not 0 <= self.warmup_ratio < 1:
             raise ConfigError(f"warmup_ratio must be in [0, 1), got {self.warmup_ratio}")
 

@@ -92,6 +92,10 @@ def user_table(run: Any, *, markdown: bool = True) -> str:
     return _table(header, rows, markdown=markdown)
 
 
+REPORTED_SETTINGS = ("runtime", "train_pairs", "train_seconds")
+"""Settings of a run's ``extra`` that its report states, when the run has them."""
+
+
 def _markdown(log: EvaluationLog) -> str:
     c = log.config
     versions = ", ".join(f"{name} {version}" for name, version in log.versions.items() if version)
@@ -103,8 +107,7 @@ def _markdown(log: EvaluationLog) -> str:
         (f"- split by prompt: train {c.fractions[0]:g} / val {c.fractions[1]:g} / test {c.fractions[2]:g}; "
          if c.fractions[:2] != (0, 0) else "- held-out pairs as given (no split); ")
         + "every test pair judged in both orders by every method",
-        *(f"- {key.replace('_', ' ')}: {value}" for key, value in c.extra.items()
-          if isinstance(value, (str, int, float, bool)) and len(str(value)) <= 80),
+        *(f"- {key.replace('_', ' ')}: {c.extra[key]}" for key in REPORTED_SETTINGS if key in c.extra),
         f"- seed {c.seed}, concurrency {c.concurrency}, max attempts {c.max_attempts}",
         f"- started {_when(log.started)}, finished {_when(log.finished)} ({log.status})",
         f"- versions: {versions}",
