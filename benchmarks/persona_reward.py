@@ -59,7 +59,7 @@ batches (the limit of any scoring code); the ratio is bare time / scoring time.
     python benchmarks/persona_reward.py            # both domains (about 100 minutes on 2 cores)
     python benchmarks/persona_reward.py --smoke    # 40 pairs, 4 steps per model: the pipeline in minutes
     python benchmarks/persona_reward.py --persona-only --layers 3 --out runs/persona_reward_l3   # a shallower model
-    python benchmarks/persona_reward.py --cross-domain   # transfer: a model per domain, scored on the other
+    python benchmarks/persona_reward.py --cross-domain --eval-files test   # transfer (80 minutes on 2 cores)
 
 Targets, on the test files: gold persona >= 75% averaged over the two sides and >= 65% on the
 rejected side; no persona <= 55% on the average (50% by construction: a sanity check of the
