@@ -116,9 +116,14 @@ def _sides(domain: str) -> list[Any]:
     return flip_pairs(records, PersonaResolver(GOLD), PersonaResolver(FLIP))
 
 
-def _budgets(template: Any) -> str:
+def _budgets(template: Any) -> dict[str, int | None]:
+    """Each field's token budget in ``template`` (persona, context, response)."""
+    return {s.field: s.max_tokens for s in template.segments}
+
+
+def _budgets_text(template: Any) -> str:
     """MAX/PERSONA/REQUEST tokens of a template."""
-    budgets = {s.field: s.max_tokens for s in template.segments}
+    budgets = _budgets(template)
     return f"{template.max_length}/{budgets.get('persona')}/{budgets.get('context')}"
 
 
@@ -141,8 +146,10 @@ def part_speed(models: list[Model], items: list[tuple[str, str, str]], args: arg
     torch.set_num_threads(args.threads)
     sizes = [int(b) for b in args.batch_sizes.split(",")]
     rates: dict[tuple[str, str, int], float] = {}
+    templates: set[str] = set()   # each model's MAX/PERSONA/REQUEST budgets, for the table's title
     for model in models:
         loaded = {runtime: _load(model, runtime, args.threads) for runtime in RUNTIMES}
+        templates.add(_budgets_text(loaded["torch"].info.template))
         for rm in loaded.values():
             rm.score_batch(items[:8])   # warm-up: first-call allocations
         for batch in sizes:
@@ -165,10 +172,9 @@ def part_speed(models: list[Model], items: list[tuple[str, str, str]], args: arg
                 row += [f"{rate:.1f}", f"{rate / rates[reference, 'bare', batch]:.2f}x"]
             rows.append(row)
     header = ["model", "runtime"] + [c for b in sizes for c in (f"batch {b} /s", f"batch {b} vs bare {reference}")]
-    templates = sorted({_budgets(_load(m, "torch", 1).info.template) for m in models})
     print(f"\n## 1. responses scored a second ({len(items)} gold-persona sides of the tailoring test files, "
           f"{args.items_batch1} at batch 1; {args.threads} threads; median of {args.repeats}; the models' "
-          f"templates, max length/persona/request tokens: {', '.join(templates)})\n")
+          f"templates, max length/persona/request tokens: {', '.join(sorted(templates))})\n")
     print(table(header, rows))
     return {f"{m}|{n}|{b}": round(r, 2) for (m, n, b), r in rates.items()}
 
@@ -257,7 +263,7 @@ def _lengths(rm: Any, sides: list[Any]) -> dict[str, float]:
     """Where the tokens are: each field's median length uncut, and the share of inputs the trained
     template cuts (persona, request, response)."""
     template = rm.info.template
-    budgets = {s.field: s.max_tokens for s in template.segments}
+    budgets = _budgets(template)
     counts: dict[str, list[int]] = {"persona": [], "context": [], "response": []}
     for side in sides:
         texts = {"persona": str(side.metadata["persona"]), "context": side.prompt, "response": side.chosen}
@@ -284,7 +290,7 @@ def part_budgets(models: dict[str, Model], args: argparse.Namespace) -> dict[str
     trained = rm.info.template
     if any(m.info.template != trained for m in loaded.values()):
         raise SystemExit("budgets: the domains' models were trained with different templates")
-    budgets = {s.field: s.max_tokens for s in trained.segments}
+    budgets = _budgets(trained)
     variants = [(trained.max_length, budgets["persona"], budgets["context"])]
     for text in args.budgets.split(";"):
         if text.strip():
