@@ -31,6 +31,10 @@ being the six-layer reference; ``--prism`` lists PRISM persona models trained by
    (the service's workload is PRISM pairs), else the first and the last tailoring model:
    judgments a second, p50 and p99, and p50 beyond the store's own time.
 
+A model given as ``DIR@TOKENS`` is also scored with its inputs cut to that many tokens (the
+persona's and the request's budgets kept): a shorter input as a configuration of its own, in the
+speed and accuracy tables (the service serves each model as it was saved).
+
 Speed does not depend on the weights, so with ``--prism`` models alone (``--tailoring ''``) the
 speed table uses them; the accuracy part then scores PRISM dev only.
 
@@ -72,20 +76,25 @@ LABEL = {"bare": "bare torch fp32", "torch": "personae torch", "onnx": "ONNX fp3
 
 @dataclass
 class Model:
-    """A saved reward model and what the tables call it."""
+    """A saved reward model and what the tables call it; ``cap`` scores its inputs cut to at most that
+    many tokens instead of the length it was trained with (``DIR@TOKENS``)."""
 
     folder: Path
     layers: int
+    cap: int | None = None
 
     @property
     def name(self) -> str:
-        return f"{self.layers} layers"
+        return f"{self.layers} layers" + (f" @{self.cap}" if self.cap else "")
 
 
-def _model(folder: str) -> Model:
+def _model(spec: str) -> Model:
+    folder, _, cap = spec.partition("@")
     path = Path(folder)
     config = json.loads((path / "config.json").read_text(encoding="utf-8"))
-    return Model(path, int(config["num_hidden_layers"]))
+    if cap and not cap.isdigit():
+        raise SystemExit(f"{spec}: DIR@TOKENS takes a whole number of tokens after the @")
+    return Model(path, int(config["num_hidden_layers"]), int(cap) if cap else None)
 
 
 def _exported(model: Model) -> None:
@@ -101,9 +110,14 @@ def _exported(model: Model) -> None:
 
 
 def _load(model: Model, runtime: str, threads: int) -> Any:
+    from dataclasses import replace
+
     from personae.distill import PersonalizedRewardModel
 
-    return PersonalizedRewardModel.load(model.folder, runtime=runtime, device="cpu", threads=threads)
+    rm = PersonalizedRewardModel.load(model.folder, runtime=runtime, device="cpu", threads=threads)
+    if model.cap and model.cap < rm.info.template.max_length:
+        rm.use_template(replace(rm.info.template, max_length=model.cap))
+    return rm
 
 
 def _sides(domain: str) -> list[Any]:
@@ -337,6 +351,7 @@ def part_service(models: list[Model], args: argparse.Namespace) -> dict[str, Any
     import service
 
     rows, figures = [], {}
+    models = [m for m in models if not m.cap]   # the service scores with the template the model was saved with
     for model in (models[0], models[-1]) if len(models) > 1 else models:
         for runtime in RUNTIMES:
             options = service.parse_args(["--parts", "judge", "--reward-model", str(model.folder), "--runtime",
@@ -425,7 +440,7 @@ def main(argv: list[str] | None = None) -> int:
     tailoring = [_model(f) for f in args.tailoring.split(",") if f]
     prism = sorted((_model(f) for f in args.prism.split(",") if f), key=lambda m: -m.layers)  # deepest first
     if len({m.name for m in tailoring}) < len(tailoring) or len({m.name for m in prism}) < len(prism):
-        parser.error("one model per depth in each list: the tables name models by their depth")
+        parser.error("one model per depth and cap in each list: the tables name models by them")
     for model in tailoring + prism:
         _exported(model)
     print("models: " + ", ".join(f"{m.name} ({m.folder})" for m in tailoring + prism), flush=True)

@@ -317,6 +317,8 @@ def test_reward_model_learns_the_persona_and_reloads(tiny_bert: Path, tmp_path: 
 def test_a_shallower_model_trains_and_a_saved_one_trains_on(tiny_bert: Path, tmp_path: Path) -> None:
     """``layers`` keeps the backbone's lowest layers (saved with that depth); ``init_from`` continues
     from a saved model, its head and all, instead of starting from the backbone."""
+    import torch
+
     from personae.distill import PersonalizedRewardModel, RewardModelConfig, train_reward_model
     from personae.errors import ConfigError
 
@@ -340,8 +342,19 @@ def test_a_shallower_model_trains_and_a_saved_one_trains_on(tiny_bert: Path, tmp
     with pytest.raises(ConfigError, match="trained with personas; this one trains without"):
         train_reward_model(_records(), RewardModelConfig(**settings, persona="none", max_steps=1,
                                                          init_from=str(tmp_path / "one")))
-    with pytest.raises(ConfigError, match="exclude each other"):
-        train_reward_model(_records(), RewardModelConfig(**settings, layers=1, init_from=str(tmp_path / "one")))
+    # a trained model cut shallower: its lowest layer and its head carry over, then train on
+    train_reward_model(_records(), RewardModelConfig(epochs=16, **settings), out=tmp_path / "two")
+    two = PersonalizedRewardModel.load(tmp_path / "two", device="cpu")
+    cut = train_reward_model(_records(), RewardModelConfig(**{**settings, "learning_rate": 1e-6}, max_steps=1,
+                                                           layers=1, init_from=str(tmp_path / "two")),
+                             out=tmp_path / "cut")
+    assert json.loads((tmp_path / "cut" / "config.json").read_text())["num_hidden_layers"] == 1
+    kept, source = cut.model.model.state_dict(), two.model.state_dict()
+    assert not any(".layer.1." in name for name in kept)
+    for name in ("bert.encoder.layer.0.attention.self.query.weight", "classifier.weight"):
+        assert torch.allclose(kept[name], source[name], atol=1e-4), name
+    with pytest.raises(ConfigError, match="the backbone has 1 layers"):
+        train_reward_model(_records(), RewardModelConfig(**settings, layers=2, init_from=str(tmp_path / "one")))
     with pytest.raises(ConfigError, match="the backbone has 2 layers"):
         train_reward_model(_records(), RewardModelConfig(**settings, layers=3))
     args = _parser().parse_args(["distill", "reward-model", "pairs.jsonl", "--layers", "3", "--init-from", "m"])

@@ -60,7 +60,8 @@ class RewardModelConfig:
                 "folder, or a hub id (needs HF_HUB_OFFLINE=0)"})
     layers: int | None = field(default=None, metadata={
         "help": "keep only the backbone's first K transformer layers (none: all of them): a shallower model that "
-                "scores and trains in about K/N of the time, trained the same way"})
+                "scores and trains in about K/N of the time, trained the same way; with init_from, the saved "
+                "model's first K layers and its head, fine-tuned (a trained model cut shallower)"})
     init_from: str | None = field(default=None, metadata={
         "help": "continue training from a saved personae reward model folder (its backbone and head) instead of "
                 "the backbone: a model trained on other domains fine-tuned on this one"})
@@ -115,9 +116,6 @@ class RewardModelConfig:
             raise ConfigError("batch_size must be >= 1, max_length >= 8, epochs > 0 and freeze_layers >= 0")
         if self.layers is not None and self.layers < 1:
             raise ConfigError(f"layers must be at least 1, got {self.layers}")
-        if self.layers is not None and self.init_from is not None:
-            raise ConfigError("layers and init_from exclude each other: a saved model keeps the layers it was "
-                              "trained with")
         if self.layers is not None and self.freeze_layers >= self.layers:
             raise ConfigError(f"freeze_layers={self.freeze_layers} must be below layers={self.layers}: no kept layer "
                               "would train")
@@ -313,8 +311,8 @@ def train_reward_model(
         tokenizer, model, base_model = _load_trained(config.init_from, uses_persona=resolver.uses_persona)
     else:
         tokenizer, model = load_backbone(config.model)
-        if config.layers is not None:
-            keep_first_layers(model, config.layers)
+    if config.layers is not None:
+        keep_first_layers(model, config.layers)
     template = default_template(max_length=config.max_length, persona_tokens=config.persona_tokens,
                                 context_tokens=config.context_tokens, use_persona=resolver.uses_persona)
     encoder = InputEncoder(tokenizer, template)
