@@ -59,6 +59,8 @@ batches (the limit of any scoring code); the ratio is bare time / scoring time.
     python benchmarks/persona_reward.py            # both domains (about 100 minutes on 2 cores)
     python benchmarks/persona_reward.py --smoke    # 40 pairs, 4 steps per model: the pipeline in minutes
     python benchmarks/persona_reward.py --persona-only --layers 3 --out runs/persona_reward_l3   # a shallower model
+    python benchmarks/persona_reward.py --persona-only --layers 4 --epochs 1 --out runs/persona_reward_l4cut
+        --init-from runs/persona_reward/together/gold_persona   # (one line) the six-layer model cut to four
     python benchmarks/persona_reward.py --cross-domain --eval-files test   # transfer (80 minutes on 2 cores)
 
 Targets, on the test files: gold persona >= 75% averaged over the two sides and >= 65% on the
