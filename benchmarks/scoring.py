@@ -56,7 +56,7 @@ import random
 import statistics
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -110,8 +110,6 @@ def _exported(model: Model) -> None:
 
 
 def _load(model: Model, runtime: str, threads: int) -> Any:
-    from dataclasses import replace
-
     from personae.distill import PersonalizedRewardModel
 
     rm = PersonalizedRewardModel.load(model.folder, runtime=runtime, device="cpu", threads=threads)
