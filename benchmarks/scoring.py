@@ -31,14 +31,15 @@ being the six-layer reference; ``--prism`` lists PRISM persona models trained by
    (the service's workload is PRISM pairs), else the first and the last tailoring model:
    judgments a second, p50 and p99, and p50 beyond the store's own time.
 
-A model given as ``DIR@TOKENS`` is also scored with its inputs cut to that many tokens (the
-persona's and the request's budgets kept): a shorter input as a configuration of its own, in the
-speed and accuracy tables (the service serves each model as it was saved).
+A model given as ``DIR@TOKENS`` (in ``--tailoring`` or ``--prism``) is scored with its inputs cut
+to that many tokens (the persona's and the request's budgets kept): a shorter input as a
+configuration of its own, in the speed and accuracy tables; list ``DIR`` too for the uncut rows,
+as in ``--tailoring rm6,rm6@192,rm4`` (the service serves each model as it was saved).
 
 Speed does not depend on the weights, so with ``--prism`` models alone (``--tailoring ''``) the
 speed table uses them; the accuracy part then scores PRISM dev only.
 
-    python benchmarks/scoring.py                                # all three parts (about 15 minutes)
+    python benchmarks/scoring.py                                # all four parts (about 15 minutes)
     python benchmarks/scoring.py --parts speed --items 128      # the speed table alone
     python benchmarks/scoring.py --smoke --tailoring A,B        # every part, tiny: checks the script
 

@@ -60,8 +60,8 @@ class RewardModelConfig:
                 "folder, or a hub id (needs HF_HUB_OFFLINE=0)"})
     layers: int | None = field(default=None, metadata={
         "help": "keep only the backbone's first K transformer layers (none: all of them): a shallower model that "
-                "scores and trains in about K/N of the time, trained the same way; with init_from, the saved "
-                "model's first K layers and its head, fine-tuned (a trained model cut shallower)"})
+                "scores in about K/N of the time (training saves less), trained the same way; with --init-from, the "
+                "saved model's first K layers and its head, trained on (a trained model cut shallower)"})
     init_from: str | None = field(default=None, metadata={
         "help": "continue training from a saved personae reward model folder (its backbone and head) instead of "
                 "the backbone: a model trained on other domains fine-tuned on this one"})
