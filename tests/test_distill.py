@@ -809,9 +809,12 @@ def test_an_onnx_export_scores_as_torch_does_and_a_stale_one_is_refused(tiny_ber
     assert {p.name for p in out.iterdir()} == {"model.onnx", "model.int8.onnx", "stamp.json"}
     import onnx
 
-    quantized_in = {n.name.split("/")[3] for n in onnx.load(str(out / "model.int8.onnx")).graph.node
-                    if n.op_type == "MatMulInteger" and "/layer." in n.name}
-    assert quantized_in == {"layer.1"}   # the first layer, fed the raw embeddings, stays fp32
+    quantized = {n.name for n in onnx.load(str(out / "model.int8.onnx")).graph.node if n.op_type == "MatMulInteger"}
+    # the first layer, fed the raw embeddings, stays fp32; the last runs its queries, output and
+    # feed-forward on the first token alone, in fp32 too: int8 is left with its keys and values
+    assert {name.split("/")[1] for name in quantized} == {"layers.1"}
+    assert sorted(name.split("/")[2] for name in quantized) == ["key", "value"]
+    assert json.loads((out / "stamp.json").read_text())["last_layer"] == "first token"
     torch_rm = PersonalizedRewardModel.load(tmp_path / "rm", device="cpu")
     fp32 = PersonalizedRewardModel.load(tmp_path / "rm", runtime="onnx")
     int8 = PersonalizedRewardModel.load(tmp_path / "rm", runtime="onnx-int8")
