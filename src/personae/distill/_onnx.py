@@ -125,7 +125,8 @@ def _first_token_bert(model: Any) -> Any:
     bert: Any = getattr(model, "bert", None)
     config = model.config
     if (type(model).__name__ != "BertForSequenceClassification" or bert is None or bert.pooler is None
-            or getattr(config, "position_embedding_type", "absolute") != "absolute" or config.is_decoder):
+            or getattr(config, "position_embedding_type", "absolute") != "absolute" or config.is_decoder
+            or getattr(config, "pruned_heads", None)):   # pruned heads: layers of different widths
         return None
 
     heads = int(config.num_attention_heads)
