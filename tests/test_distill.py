@@ -822,6 +822,17 @@ def test_an_onnx_export_scores_as_torch_does_and_a_stale_one_is_refused(tiny_ber
              for n in range(6) for persona in (BRIEF, DETAILED) for response in (SHORT, LONG, "ok")]
     reference = torch_rm.score_batch(items, batch_size=5)   # mixed lengths, several batches
     assert fp32.score_batch(items, batch_size=5) == pytest.approx(reference, abs=1e-4)
+    session, shapes = fp32.model, []
+
+    class Spy:   # records what each ONNX Runtime call is given
+        def run(self, names: Any, feed: dict[str, Any]) -> Any:
+            shapes.append(feed["input_ids"].shape)
+            return session.run(names, feed)
+
+    fp32.model, fp32.onnx_batch_tokens = Spy(), 40   # slices of at most 40 tokens: rows of the slice's own width
+    assert fp32.score_batch(items, batch_size=12) == pytest.approx(reference, abs=1e-4)
+    assert sum(rows for rows, _ in shapes) == len(items) and len(shapes) > 3
+    assert all(rows * width <= 40 or rows == 1 for rows, width in shapes), shapes
     quantized = int8.score_batch(items, batch_size=5)
     pairs = [(i, i + 1) for i in range(0, len(items) - 1, 3)]
     agree = sum((reference[a] > reference[b]) == (quantized[a] > quantized[b]) for a, b in pairs)

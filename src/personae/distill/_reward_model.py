@@ -109,6 +109,12 @@ class PersonalizedRewardModel:
     without ignores the persona it is given.
     """
 
+    onnx_batch_tokens = 2048
+    """On ONNX Runtime, each batch runs in slices of at most this many tokens (rows times the
+    slice's own width): on two AVX2 cores, int8 scored 256 tailoring test sides at batch 32 at
+    92.2 responses/s whole and 101.3 in slices of 2048 tokens (97.1 at 1024, 92.3 at 4096), as fast
+    as at batch 8 (103.2). Torch runs each batch whole. ``0`` runs whole batches on ONNX too."""
+
     def __init__(self, model: Any, tokenizer: Any, info: RewardModelInfo, *, device: str = "cpu",
                  batch_size: int = 32, runtime: str = "torch") -> None:
         self.model = model   # a torch model, or an onnxruntime session (``runtime`` onnx, onnx-int8)
@@ -245,11 +251,17 @@ class PersonalizedRewardModel:
                 for logit, item in zip(logits, items, strict=True)]
 
     def _score_onnx(self, encoded: Sequence[Sequence[int]], logits: list[float], size: int) -> None:
-        """The same batches as torch's (sorted by length, padded per batch), run by ONNX Runtime."""
+        """The same batches as torch's (sorted by length, padded per batch), run by ONNX Runtime in
+        slices of at most :attr:`onnx_batch_tokens` tokens."""
         for chunk, ids, mask in self._length_batches(encoded, size):
-            out = self.model.run(["logits"], {"input_ids": ids, "attention_mask": mask})[0]
-            for i, value in zip(chunk, out.reshape(len(chunk), -1)[:, 0].tolist(), strict=True):
-                logits[i] = float(value)
+            step = max(1, self.onnx_batch_tokens // ids.shape[1]) if self.onnx_batch_tokens else len(chunk)
+            for start in range(0, len(chunk), step):
+                rows = chunk[start:start + step]
+                width = int(mask[start:start + step].sum(axis=1).max())   # rows sorted by length: the slice's own
+                out = self.model.run(["logits"], {"input_ids": ids[start:start + step, :width],
+                                                  "attention_mask": mask[start:start + step, :width]})[0]
+                for i, value in zip(rows, out.reshape(len(rows), -1)[:, 0].tolist(), strict=True):
+                    logits[i] = float(value)
 
     def compare(self, persona: str, context: str, a: str, b: str) -> RewardVerdict:
         """Which of ``a`` and ``b`` the user described by ``persona`` would prefer."""
