@@ -193,22 +193,28 @@ class PersonalizedRewardModel:
         """The reward of one response."""
         return self.score_batch([(persona, context, response)])[0]
 
-    def _length_batches(self, encoded: Sequence[Sequence[int]], size: int) -> Iterator[tuple[list[int], Any, Any]]:
+    def _length_batches(self, encoded: Sequence[Sequence[int]], size: int,
+                        max_tokens: int = 0) -> Iterator[tuple[list[int], Any, Any]]:
         """``(indices, input_ids, attention_mask)`` numpy batches of token-id rows, sorted by length and
-        padded per batch: what both runtimes run."""
+        padded per batch: what both runtimes run. With ``max_tokens``, each batch of ``size`` rows
+        comes in slices of at most that many tokens (rows times the batch's longest row), each
+        padded to its own longest row."""
         import numpy as np
 
         pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
         order = sorted(range(len(encoded)), key=lambda i: len(encoded[i]))
         for start in range(0, len(order), size):
-            chunk = order[start:start + size]
-            width = max(len(encoded[i]) for i in chunk)
-            ids = np.full((len(chunk), width), pad_id, dtype=np.int64)
-            mask = np.zeros((len(chunk), width), dtype=np.int64)
-            for row, i in enumerate(chunk):
-                ids[row, : len(encoded[i])] = encoded[i]
-                mask[row, : len(encoded[i])] = 1
-            yield chunk, ids, mask
+            batch = order[start:start + size]
+            step = max(1, max_tokens // max(len(encoded[i]) for i in batch)) if max_tokens else len(batch)
+            for first in range(0, len(batch), step):
+                chunk = batch[first:first + step]
+                width = max(len(encoded[i]) for i in chunk)
+                ids = np.full((len(chunk), width), pad_id, dtype=np.int64)
+                mask = np.zeros((len(chunk), width), dtype=np.int64)
+                for row, i in enumerate(chunk):
+                    ids[row, : len(encoded[i])] = encoded[i]
+                    mask[row, : len(encoded[i])] = 1
+                yield chunk, ids, mask
 
     def padded_batches(self, encoded: Sequence[Sequence[int]], *,
                        batch_size: int | None = None) -> Iterator[tuple[list[int], Any, Any]]:
@@ -253,15 +259,10 @@ class PersonalizedRewardModel:
     def _score_onnx(self, encoded: Sequence[Sequence[int]], logits: list[float], size: int) -> None:
         """The same batches as torch's (sorted by length, padded per batch), run by ONNX Runtime in
         slices of at most :attr:`onnx_batch_tokens` tokens."""
-        for chunk, ids, mask in self._length_batches(encoded, size):
-            step = max(1, self.onnx_batch_tokens // ids.shape[1]) if self.onnx_batch_tokens else len(chunk)
-            for start in range(0, len(chunk), step):
-                rows = chunk[start:start + step]
-                width = int(mask[start:start + step].sum(axis=1).max())   # rows sorted by length: the slice's own
-                out = self.model.run(["logits"], {"input_ids": ids[start:start + step, :width],
-                                                  "attention_mask": mask[start:start + step, :width]})[0]
-                for i, value in zip(rows, out.reshape(len(rows), -1)[:, 0].tolist(), strict=True):
-                    logits[i] = float(value)
+        for chunk, ids, mask in self._length_batches(encoded, size, self.onnx_batch_tokens):
+            out = self.model.run(["logits"], {"input_ids": ids, "attention_mask": mask})[0]
+            for i, value in zip(chunk, out.reshape(len(chunk), -1)[:, 0].tolist(), strict=True):
+                logits[i] = float(value)
 
     def compare(self, persona: str, context: str, a: str, b: str) -> RewardVerdict:
         """Which of ``a`` and ``b`` the user described by ``persona`` would prefer."""
