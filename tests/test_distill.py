@@ -815,6 +815,8 @@ def test_an_onnx_export_scores_as_torch_does_and_a_stale_one_is_refused(tiny_ber
     assert {name.split("/")[1] for name in quantized} == {"layers.1"}
     assert sorted(name.split("/")[2] for name in quantized) == ["key", "value"]
     assert json.loads((out / "stamp.json").read_text())["last_layer"] == "first token"
+    exported = {n.op_type for n in onnx.load(str(out / "model.onnx")).graph.node}
+    assert "IsNaN" not in exported, exported   # eager attention: the mask added to the scores, no NaN guard
     torch_rm = PersonalizedRewardModel.load(tmp_path / "rm", device="cpu")
     fp32 = PersonalizedRewardModel.load(tmp_path / "rm", runtime="onnx")
     int8 = PersonalizedRewardModel.load(tmp_path / "rm", runtime="onnx-int8")
